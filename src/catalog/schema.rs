@@ -1,0 +1,516 @@
+//! The catalog's data model: the serde structs that every catalog TOML file deserializes into.
+//!
+//! This file is compiled twice: into the binary, and into `build.rs` through `#[path]`, so the
+//! build validates the embedded catalog with exactly the code the binary runs. It must therefore
+//! depend on nothing but `serde`, `toml` and `std`.
+//!
+//! Every struct denies unknown keys. Most fields carry `#[serde(default)]` so that an overlay file
+//! (`--catalog DIR`) may patch a single field of an existing entity; whether a *merged* entity is
+//! complete is checked by `validate.rs`, which knows the required keys of each entity.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One catalog file as written on disk. A file may hold any subset of these sections; files in a
+/// folder `catalog/<provider>/` belong to that provider.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderMeta>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<Region>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialField>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<Template>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<Api>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<Rate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<Bootstrap>,
+}
+
+/// `[provider]`: who the provider is and how it bills.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderMeta {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// `cloud`, `bare-metal` or `mixed`.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub homepage: String,
+    /// ISO 4217 code of the provider's billing currency (`USD`, `EUR`).
+    #[serde(default)]
+    pub currency: String,
+    /// `YYYY-MM-DD` of the price list the templates carry.
+    #[serde(default)]
+    pub prices_as_of: String,
+    #[serde(default)]
+    pub prices_source: String,
+    #[serde(default)]
+    pub status: Lifecycle,
+    /// Region slug used when a deploy names none.
+    #[serde(default)]
+    pub default_region: String,
+    /// Hours after which a month is billed at the monthly price (672 for a 28-day cap, 730 …).
+    #[serde(default)]
+    pub monthly_cap_hours: f64,
+    /// Allowed range of `price_monthly / price_hourly`; defaults to 600..745.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_ratio: Option<[f64; 2]>,
+    /// Largest user-data payload the provider accepts, in bytes (before any base64).
+    #[serde(default)]
+    pub user_data_max_bytes: u64,
+    /// What `--ssh-key` means here: `key-id` (a key stored at the provider), `public-key` (the
+    /// key text itself) or `none` (the provider injects account keys itself).
+    #[serde(default)]
+    pub ssh_key: String,
+    /// Default OS image for deploys that name none, and the images users may pick by alias.
+    #[serde(default)]
+    pub default_image: String,
+}
+
+/// Lifecycle of a provider: `active`, `deprecated` or `retired`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    #[serde(default)]
+    pub state: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub date: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// What to use instead, shown when a retired provider refuses a create.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub suggestion: String,
+}
+
+/// `[[regions]]`: a place a provider runs servers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// User-facing slug (`atlanta`, `nyc3`, `par1`).
+    #[serde(default)]
+    pub id: String,
+    /// The provider's own identifier where it differs (`ATL2`, `fr-par-1`); empty = same as `id`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_id: String,
+    #[serde(default)]
+    pub city: String,
+    /// ISO 3166-1 alpha-2.
+    #[serde(default)]
+    pub country: String,
+    /// `north-america`, `south-america`, `europe`, `asia`, `oceania`, `africa`.
+    #[serde(default)]
+    pub continent: String,
+}
+
+/// `[[credentials]]`: one field of a provider account.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialField {
+    /// Field name as used in `credentials.toml` and as the flag `--<name>` (with `_` → `-`).
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Secrets are redacted everywhere and never reach a template.
+    #[serde(default)]
+    pub secret: bool,
+    #[serde(default)]
+    pub required: bool,
+    /// Environment variables read, first match wins (the provider's official CLI/Terraform names).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `true` for the field that `--api-key` fills.
+    #[serde(default)]
+    pub api_key: bool,
+}
+
+/// `[[templates]]`: a server shape at a price.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// Globally unique id (`hive-large`).
+    #[serde(default)]
+    pub id: String,
+    /// Owning provider; defaults to the folder the file sits in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider: String,
+    /// The provider's plan id (`s-4vcpu-8gb`, `c5.xlarge`, `GP1-XS`).
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub cpu: u32,
+    #[serde(default)]
+    pub memory_gb: f64,
+    #[serde(default)]
+    pub storage_gb: f64,
+    #[serde(default)]
+    pub bandwidth_tb: f64,
+    /// Native currency of the provider.
+    #[serde(default)]
+    pub price_hourly: f64,
+    #[serde(default)]
+    pub price_monthly: f64,
+    /// Region slug → hourly price where it differs from `price_hourly`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub region_prices: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<Gpu>,
+    /// `x86_64` or `arm64`.
+    #[serde(default)]
+    pub arch: String,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Which API variant creates this template (e.g. a bare-metal plan uses other endpoints than
+    /// a VM): names a key of `api.variants`; empty = the provider's main operations.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_variant: String,
+}
+
+/// A template's GPU.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Gpu {
+    /// Canonical model name, e.g. `NVIDIA RTX 4090`, `NVIDIA H100`, `NVIDIA Tesla P100`.
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub count: u32,
+    #[serde(default)]
+    pub vram_gb: f64,
+}
+
+/// `[[rates]]`: a dated exchange rate to USD.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    #[serde(default)]
+    pub currency: String,
+    /// USD per one unit of `currency`.
+    #[serde(default)]
+    pub usd: f64,
+    #[serde(default)]
+    pub as_of: String,
+    #[serde(default)]
+    pub source: String,
+}
+
+/// `[bootstrap]`: the default xNode user-data, a minijinja template.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    #[serde(default)]
+    pub user_data: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API description: everything the generic driver needs to talk to one provider.
+// ---------------------------------------------------------------------------------------------
+
+/// `[api]`: how to reach and speak to a provider's API.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    /// Base URL, a minijinja template (`https://ec2.{{ region }}.amazonaws.com`); `region` is the
+    /// region's API id. The endpoint override replaces its scheme, host and port.
+    #[serde(default)]
+    pub base_url: String,
+    /// `true` when the API is per region (URL or path carry the region): listing visits every
+    /// region, and a node is addressed as `REGION/ID`.
+    #[serde(default)]
+    pub regional: bool,
+    /// Extra environment variables that override the endpoint (after `CAPSULE_ENDPOINT_<ID>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint_env: Vec<String>,
+    /// Response format: `json` (default) or `xml`.
+    #[serde(default)]
+    pub format: String,
+    /// XML element names whose children are always a list (`item`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xml_list_elements: Vec<String>,
+    /// Headers sent on every request (values are templates).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
+    pub errors: ErrorShape,
+    /// Raw status value → common state (`pending`, `running`, `stopped`, `deleting`, `deleted`,
+    /// `error`). Matching ignores case, `-` and `_`.
+    #[serde(default)]
+    pub status: BTreeMap<String, Vec<String>>,
+    /// How to read a node out of a node object.
+    #[serde(default)]
+    pub node: NodeFields,
+    /// How capsule marks the nodes it creates.
+    #[serde(default)]
+    pub tagging: Tagging,
+    /// The operations; keys: `create`, `list`, `get`, `start`, `stop`, `delete`, `verify`, and any
+    /// helper operation named by a step (`poweron`, `action`, …).
+    #[serde(default)]
+    pub operations: BTreeMap<String, Operation>,
+    /// Alternative operation sets chosen by a template's `api_variant`; each entry overrides the
+    /// named operations only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, BTreeMap<String, Operation>>,
+    /// Retry and pacing hints.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[api.auth]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// `bearer`, `header` or `sigv4`.
+    #[serde(default)]
+    pub scheme: String,
+    /// Credential field holding the token (bearer, header).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub field: String,
+    /// Header name for `header`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub header: String,
+    /// sigv4: service name in the credential scope (`ec2`, `sts`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service: String,
+    /// sigv4: credential fields for the access key id, the secret and the optional session token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub access_key_field: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_key_field: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session_token_field: String,
+}
+
+/// `[api.errors]`: where an error response keeps its message and code.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorShape {
+    /// Pointers tried in order for the human message.
+    #[serde(default)]
+    pub message: Vec<String>,
+    /// Pointers tried in order for a machine code.
+    #[serde(default)]
+    pub code: Vec<String>,
+    /// Error codes that mean "this node does not exist" whatever the HTTP status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_found_codes: Vec<String>,
+    /// Error codes that mean "throttled, retry later" whatever the HTTP status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttle_codes: Vec<String>,
+}
+
+/// `[api.node]`: field locations inside one node object (pointers relative to the node).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFields {
+    #[serde(default)]
+    pub id: Field,
+    #[serde(default)]
+    pub name: Field,
+    #[serde(default)]
+    pub status: Field,
+    #[serde(default)]
+    pub ipv4: Field,
+    #[serde(default)]
+    pub created_at: Field,
+    #[serde(default)]
+    pub plan: Field,
+    #[serde(default)]
+    pub region: Field,
+    /// Where the deploy id can be read back (a tag list, a label, a token).
+    #[serde(default)]
+    pub deploy_id: Field,
+}
+
+/// A value to read from a JSON/XML tree: a plain pointer string, or a pick from a list.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Field {
+    /// `/droplet/status`. Empty = not available.
+    Pointer(String),
+    /// The first element of `list` whose sub-fields equal `where`, then `value` inside it.
+    Pick(Pick),
+}
+
+impl Default for Field {
+    fn default() -> Self {
+        Field::Pointer(String::new())
+    }
+}
+
+/// `{ list = "/networks/v4", where = { "/type" = "public" }, value = "/ip_address" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pick {
+    pub list: String,
+    /// Pointer (relative to the element) → required value (compared as text; `"true"` matches a
+    /// JSON `true`; a value starting with `!` means "not equal"; `~prefix` means "starts with").
+    #[serde(default, rename = "where")]
+    pub filter: BTreeMap<String, String>,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `[api.tagging]`: how the deploy id is attached and found again.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tagging {
+    /// The tag value template put on every node capsule creates; the default is
+    /// `capsule-{{ deploy_id }}`. Available to templates as `tag`.
+    #[serde(default)]
+    pub tag: String,
+    /// The tag marking "created by capsule" (all capsule nodes share it); available as
+    /// `managed_tag`. Default `capsule`.
+    #[serde(default)]
+    pub managed_tag: String,
+    /// `true` when the list operation filters by tag on the server; otherwise capsule filters
+    /// the listed nodes itself by reading `node.deploy_id`.
+    #[serde(default)]
+    pub server_side_filter: bool,
+}
+
+/// `[api.limits]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Seconds between status polls while waiting.
+    #[serde(default)]
+    pub poll_seconds: f64,
+    /// Response header that says how many seconds until the rate-limit window resets, used
+    /// when a 429 carries no `Retry-After`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reset_header: String,
+}
+
+/// One HTTP call (plus the steps around it).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operation {
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`.
+    #[serde(default)]
+    pub method: String,
+    /// Path template appended to the base URL (`/v2/droplets/{{ id }}`); every value is
+    /// percent-encoded as a path segment.
+    #[serde(default)]
+    pub path: String,
+    /// Query parameters (values are templates; an empty rendered value drops the parameter).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Body template. Every `{{ value }}` is JSON-encoded automatically, so the template is JSON
+    /// with holes: `{"name": {{ name }}, "tags": {{ [managed_tag, tag] }}}`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// `json` (default), `form` (the JSON body flattened AWS-Query style:
+    /// `TagSpecification.1.Tag.1.Key=…`, form-urlencoded) or `text` (the rendered template sent
+    /// as is with `content_type`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub encoding: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content_type: String,
+    /// Accepted HTTP statuses; empty = any 2xx.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<u16>,
+    /// Pointer to the node object in the response (create, get), or to the node list (list).
+    /// A `*` segment flattens arrays: `/reservationSet/item/*/instancesSet/item`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node: String,
+    /// List only: pagination.
+    #[serde(default)]
+    pub paging: Paging,
+    /// Operations run before this one (`stop` before `delete`), each with its own wait.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<Step>,
+    /// Operations run after this one succeeded (`poweron` after `create`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Step>,
+    /// An async action object returned by this call, to poll until done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionPoll>,
+}
+
+/// A step before/after an operation.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Name of the operation to run.
+    #[serde(default)]
+    pub operation: String,
+    /// Common state to wait for after the step (`stopped`); empty = do not wait.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub wait_for: String,
+    /// Skip the step when the node is already in one of these common states.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unless: Vec<String>,
+    /// A failure of this step does not fail the operation.
+    #[serde(default)]
+    pub optional: bool,
+    /// Extra template variables for the step (`{ power = "poweroff" }`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+}
+
+/// An async action object to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionPoll {
+    /// Pointer to the action id in the operation's response.
+    #[serde(default)]
+    pub id: String,
+    /// Operation that fetches the action (available variable: `action_id`).
+    #[serde(default)]
+    pub operation: String,
+    /// Pointer to the action's status in the fetch response.
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub done: Vec<String>,
+    #[serde(default)]
+    pub failed: Vec<String>,
+}
+
+/// `[api.operations.list.paging]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    /// `none` (default), `page` (page numbers until `total_pages`/`total`/a short page),
+    /// `next_link` (a full URL at `next`), `cursor` (a token at `next` sent back as
+    /// `cursor_param`), `token` (NextToken style, same as cursor but in the body for form APIs).
+    #[serde(default)]
+    pub style: String,
+    /// Query parameter carrying the page number (page style).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub page_param: String,
+    /// Query parameter carrying the page size, and the size to ask for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub size_param: String,
+    #[serde(default)]
+    pub size: u32,
+    /// Pointer to the next link / cursor / token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub next: String,
+    /// Parameter that carries the cursor/token back.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cursor_param: String,
+    /// Pointer to the number of pages (page style).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub total_pages: String,
+    /// Pointer to the total item count, or a response header name prefixed with `header:`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub total: String,
+}

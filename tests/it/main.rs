@@ -1,0 +1,3 @@
+//! capsule's integration tests: one test target, one module per area.
+
+mod support;

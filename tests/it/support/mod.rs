@@ -1,0 +1,145 @@
+//! Test support: a builder that runs the `capsule` binary in its own temporary `CAPSULE_HOME`
+//! and checks status, stdout and stderr in one call.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A `capsule` invocation under construction.
+pub struct Capsule {
+    home: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<Vec<u8>>,
+    cwd: Option<PathBuf>,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A fresh invocation with an empty temporary `CAPSULE_HOME`.
+pub fn capsule() -> Capsule {
+    Capsule {
+        home: tempfile::tempdir().expect("temp home"),
+        args: Vec::new(),
+        env: Vec::new(),
+        stdin: None,
+        cwd: None,
+    }
+}
+
+impl Capsule {
+    /// Reuse this invocation's home for another run (state carries over).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args = args.into_iter().map(|a| a.as_ref().to_string()).collect();
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<str>) -> Self {
+        self.env.push((key.to_string(), value.as_ref().to_string()));
+        self
+    }
+
+    pub fn stdin(mut self, input: impl AsRef<[u8]>) -> Self {
+        self.stdin = Some(input.as_ref().to_vec());
+        self
+    }
+
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Run with the current arguments; the builder stays usable for further runs in the same home.
+    pub fn run(&self) -> Output {
+        self.run_args(&self.args)
+    }
+
+    /// Run other arguments in the same home and environment.
+    pub fn run_args<S: AsRef<str>>(&self, args: &[S]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_capsule"));
+        cmd.args(args.iter().map(|a| a.as_ref()));
+        // A clean environment: nothing from the developer's shell leaks in.
+        cmd.env_clear();
+        cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd.env("CAPSULE_HOME", self.home.path());
+        cmd.env("HOME", self.home.path());
+        cmd.env("NO_COLOR", "1");
+        cmd.env("CAPSULE_POLL_INTERVAL_MS", "20");
+        cmd.env("CAPSULE_BACKOFF_MS", "5");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped());
+        cmd.stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn capsule");
+        if let Some(input) = &self.stdin {
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(input).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait capsule");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Run and require exit code 0; returns the output.
+    #[track_caller]
+    pub fn ok(&self) -> Output {
+        self.code(0)
+    }
+
+    /// Run and require an exit code; returns the output.
+    #[track_caller]
+    pub fn code(&self, code: i32) -> Output {
+        let out = self.run();
+        assert_eq!(
+            out.code, code,
+            "capsule {:?} exited {} (wanted {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.args, out.code, out.stdout, out.stderr
+        );
+        out
+    }
+}
+
+impl Output {
+    /// stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}:\n{}", self.stdout);
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        self
+    }
+}
