@@ -33,7 +33,7 @@ pub struct FileDoc {
 }
 
 /// `[provider]`: who the provider is and how it bills.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderMeta {
     #[serde(default)]
@@ -71,9 +71,38 @@ pub struct ProviderMeta {
     /// key text itself) or `none` (the provider injects account keys itself).
     #[serde(default)]
     pub ssh_key: String,
-    /// Default OS image for deploys that name none, and the images users may pick by alias.
+    /// Default OS image for deploys that name none.
     #[serde(default)]
     pub default_image: String,
+    /// Whether a powered-off node is still billed (most providers: yes).
+    #[serde(default = "default_true")]
+    pub billed_when_stopped: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ProviderMeta {
+    fn default() -> Self {
+        ProviderMeta {
+            id: String::new(),
+            name: String::new(),
+            kind: String::new(),
+            homepage: String::new(),
+            currency: String::new(),
+            prices_as_of: String::new(),
+            prices_source: String::new(),
+            status: Lifecycle::default(),
+            default_region: String::new(),
+            monthly_cap_hours: 0.0,
+            monthly_ratio: None,
+            user_data_max_bytes: 0,
+            ssh_key: String::new(),
+            default_image: String::new(),
+            billed_when_stopped: true,
+        }
+    }
 }
 
 /// Lifecycle of a provider: `active`, `deprecated` or `retired`.

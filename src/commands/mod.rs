@@ -1,0 +1,57 @@
+//! Orchestration: one file per command group. Commands gather data from `catalog`, `select`,
+//! `driver` and `state`, and hand it to `render`; they choose no exit code themselves except by
+//! returning `ExitCode` for partial failures.
+
+pub mod catalog;
+pub mod cost;
+pub mod history;
+pub mod inventory;
+pub mod nodes;
+pub mod provider;
+pub mod sync;
+
+use crate::cli::{Cli, Command, TopCommand};
+use crate::context::Ctx;
+use std::process::ExitCode;
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let om = match cli.command {
+        TopCommand::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "capsule", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        TopCommand::Openmesh(om) => om,
+    };
+    // Validating a directory must not require the effective catalog to load.
+    if let Command::Catalog(crate::cli::CatalogCommand::Validate { dir }) = &om.command {
+        return catalog::validate_dir(dir, om.global.output);
+    }
+    let ctx = Ctx::new(&om.global)?;
+    match om.command {
+        Command::Providers => catalog::providers(&ctx),
+        Command::Provider(cmd) => provider::run(&ctx, cmd),
+        Command::Templates(filter) => catalog::templates(&ctx, &filter),
+        Command::Template(crate::cli::TemplateCommand::Show { id }) => catalog::template_show(&ctx, &id),
+        Command::Regions(args) => catalog::regions(&ctx, &args),
+        Command::Compare(args) => catalog::compare(&ctx, &args.ids),
+        Command::Catalog(cmd) => catalog::catalog_command(&ctx, cmd),
+        Command::Deploy(args) => nodes::deploy(&ctx, &args),
+        Command::List(args) => nodes::list(&ctx, &args),
+        Command::Status(args) => nodes::status(&ctx, &args),
+        Command::Start(args) => nodes::power(&ctx, &args, nodes::Power::Start),
+        Command::Stop(args) => nodes::power(&ctx, &args, nodes::Power::Stop),
+        Command::Delete(args) => nodes::delete(&ctx, &args),
+        Command::Inventory(args) => inventory::run(&ctx, args),
+        Command::History(args) => history::run(&ctx, args),
+        Command::Cost(args) => cost::run(&ctx, &args),
+        Command::Sync(args) => sync::run(&ctx, &args),
+    }
+}
+
+/// Standard output, locked, for a command's results.
+pub fn stdout() -> std::io::StdoutLock<'static> {
+    std::io::stdout().lock()
+}

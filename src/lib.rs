@@ -1,0 +1,16 @@
+//! capsule: see every provider's server templates side by side, deploy the cheapest that fits,
+//! and keep a record of every node.
+//!
+//! Flow: `cli` (clap) → `context` (catalog, output style) → `catalog` / `select` / `driver` /
+//! `state` (plain data, no printing) → `commands` (orchestration) → `render` (tables, JSON, CSV)
+//! → `error` (exit codes).
+
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod credentials;
+pub mod driver;
+pub mod error;
+pub mod render;
+pub mod secret;

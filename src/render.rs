@@ -1,0 +1,243 @@
+//! Rendering: the only place that formats tables, JSON, CSV and colour.
+//!
+//! Commands hand over rows as JSON objects (the documented JSON schema), plus the columns a
+//! table or CSV shows. JSON output is the rows themselves, pretty-printed; CSV writes the
+//! columns' raw values; tables format values for people.
+
+use crate::cli::OutputFormat;
+use colored::Colorize;
+use serde_json::Value;
+use std::io::{self, Write};
+
+/// How a column's value reads in a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// A USD amount, small amounts with more digits (`$0.0089`, `$48.00`).
+    Usd,
+    /// A number, trailing zeros trimmed.
+    Num,
+    /// A list, joined with `, ` (`;` in CSV).
+    List,
+}
+
+/// One column of a listing.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub header: &'static str,
+    /// Key in the row object; nested keys with `.` (`gpu.model`).
+    pub key: &'static str,
+    pub kind: Kind,
+}
+
+pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column {
+    Column { header, key, kind }
+}
+
+/// Output settings a renderer needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub format: OutputFormat,
+    pub color: bool,
+}
+
+/// Rows marked with `"_highlight": true` are drawn in colour in tables (and the key is removed
+/// from JSON and CSV).
+pub fn listing(out: &mut dyn Write, style: Style, columns: &[Column], rows: &[Value]) -> io::Result<()> {
+    match style.format {
+        OutputFormat::Json => {
+            let clean: Vec<Value> = rows.iter().map(strip_private).collect();
+            serde_json::to_writer_pretty(&mut *out, &clean)?;
+            writeln!(out)
+        }
+        OutputFormat::Csv => write_csv(out, columns, rows),
+        OutputFormat::Table => write_table(out, style.color, columns, rows),
+    }
+}
+
+/// A single object: JSON as is, otherwise a two-column key/value table (or CSV).
+pub fn detail(out: &mut dyn Write, style: Style, pairs: &[(String, String)], json: &Value) -> io::Result<()> {
+    match style.format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &strip_private(json))?;
+            writeln!(out)
+        }
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(["field", "value"]).map_err(csv_io)?;
+            for (k, v) in pairs {
+                w.write_record([k, v]).map_err(csv_io)?;
+            }
+            w.flush()
+        }
+        OutputFormat::Table => {
+            let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+            for (k, v) in pairs {
+                let key = format!("{k:width$}");
+                let key = if style.color { key.bold().to_string() } else { key };
+                writeln!(out, "{key}  {v}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn strip_private(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter().filter(|(k, _)| !k.starts_with('_')).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The value at a dotted key.
+pub fn lookup<'a>(row: &'a Value, key: &str) -> &'a Value {
+    let mut cur = row;
+    for part in key.split('.') {
+        cur = cur.get(part).unwrap_or(&Value::Null);
+    }
+    cur
+}
+
+fn write_csv(out: &mut dyn Write, columns: &[Column], rows: &[Value]) -> io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(columns.iter().map(|c| c.key)).map_err(csv_io)?;
+    for row in rows {
+        w.write_record(columns.iter().map(|c| raw_text(lookup(row, c.key), ";"))).map_err(csv_io)?;
+    }
+    w.flush()
+}
+
+fn csv_io(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// Plain text of a value: strings as is, null empty, lists joined.
+pub fn raw_text(v: &Value, sep: &str) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(|i| raw_text(i, sep)).collect::<Vec<_>>().join(sep),
+        Value::Object(map) => {
+            // A GPU-like object reads as "count× model".
+            if let (Some(model), Some(count)) = (map.get("model"), map.get("count")) {
+                format!("{}× {}", count, raw_text(model, sep))
+            } else {
+                v.to_string()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `$0.0089` below ten cents, `$1.500` below ten dollars, `$48.00` above.
+pub fn usd(amount: f64) -> String {
+    if amount == 0.0 {
+        "$0".to_string()
+    } else if amount.abs() < 0.1 {
+        format!("${amount:.4}")
+    } else if amount.abs() < 10.0 {
+        format!("${amount:.3}")
+    } else {
+        format!("${amount:.2}")
+    }
+}
+
+/// A number without trailing zeros (`8`, `0.5`).
+pub fn num(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+fn cell_text(v: &Value, kind: Kind) -> String {
+    match (kind, v) {
+        (_, Value::Null) => "-".to_string(),
+        (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
+        (Kind::Num, Value::Number(n)) => num(n.as_f64().unwrap_or(0.0)),
+        (Kind::List, Value::Array(a)) if a.is_empty() => "-".to_string(),
+        (_, v) => raw_text(v, ", "),
+    }
+}
+
+fn write_table(out: &mut dyn Write, color: bool, columns: &[Column], rows: &[Value]) -> io::Result<()> {
+    use prettytable::{format, Cell, Row, Table};
+    let mut table = Table::new();
+    let fmt = format::FormatBuilder::new().column_separator(' ').borders(' ').padding(0, 1).build();
+    table.set_format(fmt);
+    table.set_titles(Row::new(
+        columns
+            .iter()
+            .map(|c| {
+                let h = c.header.to_uppercase();
+                Cell::new(&if color { h.bold().to_string() } else { h })
+            })
+            .collect(),
+    ));
+    for row in rows {
+        let highlight = color && row.get("_highlight").and_then(Value::as_bool).unwrap_or(false);
+        table.add_row(Row::new(
+            columns
+                .iter()
+                .map(|c| {
+                    let text = cell_text(lookup(row, c.key), c.kind);
+                    let text = if highlight { text.green().bold().to_string() } else { text };
+                    let cell = Cell::new(&text);
+                    if matches!(c.kind, Kind::Usd | Kind::Num) {
+                        cell.style_spec("r")
+                    } else {
+                        cell
+                    }
+                })
+                .collect(),
+        ));
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    table.print(out).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const COLS: &[Column] = &[col("id", "id", Kind::Text), col("$/h", "price", Kind::Usd), col("tags", "tags", Kind::List)];
+
+    fn render(format: OutputFormat, rows: &[Value]) -> String {
+        let mut buf = Vec::new();
+        listing(&mut buf, Style { format, color: false }, COLS, rows).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn csv_quotes_and_joins() {
+        let rows = [json!({"id": "a,b", "price": 0.5, "tags": ["x", "y"]})];
+        assert_eq!(render(OutputFormat::Csv, &rows), "id,price,tags\n\"a,b\",0.5,x;y\n");
+    }
+
+    #[test]
+    fn json_drops_private_keys() {
+        let rows = [json!({"id": "a", "_highlight": true})];
+        assert_eq!(render(OutputFormat::Json, &rows), "[\n  {\n    \"id\": \"a\"\n  }\n]\n");
+    }
+
+    #[test]
+    fn table_formats_money() {
+        let out = render(OutputFormat::Table, &[json!({"id": "a", "price": 0.00893, "tags": []})]);
+        assert!(out.contains("$0.0089"), "{out}");
+        assert!(out.contains("ID"), "{out}");
+    }
+
+    #[test]
+    fn usd_precision() {
+        assert_eq!(usd(0.00893), "$0.0089");
+        assert_eq!(usd(1.5), "$1.500");
+        assert_eq!(usd(48.0), "$48.00");
+    }
+}
