@@ -14,3 +14,4 @@ pub mod driver;
 pub mod error;
 pub mod render;
 pub mod secret;
+pub mod select;

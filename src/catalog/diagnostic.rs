@@ -1,0 +1,242 @@
+//! Located catalog errors: `catalog/aws/templates.toml:12:9: message — did you mean 'x'?`
+//! followed by the offending line and carets.
+//!
+//! Shared with `build.rs` (through `#[path]`): `std` and `toml_edit` only.
+
+use std::fmt;
+use std::ops::Range;
+
+/// One catalog file: its display path and its text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path as shown in messages (`catalog/aws/api.toml`, `/tmp/over/prices.toml`).
+    pub path: String,
+    pub text: String,
+    /// Folder name when the file sits in a provider folder.
+    pub folder: Option<String>,
+    /// 0 = embedded catalog, 1 = the `--catalog` overlay.
+    pub layer: u8,
+}
+
+/// An error at a place in a catalog file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub path: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+    /// The source line and the span under it, for the snippet.
+    pub snippet: Option<(String, usize, usize)>,
+}
+
+impl Diagnostic {
+    /// A diagnostic at a byte span of a file.
+    pub fn at(file: &SourceFile, span: Option<Range<usize>>, message: impl Into<String>) -> Diagnostic {
+        let span = span.unwrap_or(0..0);
+        let (line, col) = line_col(&file.text, span.start);
+        let line_text = file.text.lines().nth(line - 1).unwrap_or("").to_string();
+        let width = {
+            let end = span.end.min(file.text.len());
+            let piece = file.text.get(span.start..end).unwrap_or("");
+            let first = piece.lines().next().unwrap_or("");
+            first.chars().count().max(1)
+        };
+        Diagnostic {
+            path: file.path.clone(),
+            line,
+            col,
+            message: message.into(),
+            snippet: if file.text.is_empty() { None } else { Some((line_text, col, width)) },
+        }
+    }
+
+    /// The one-line form: `path:line:col: message`.
+    pub fn headline(&self) -> String {
+        format!("{}:{}:{}: {}", self.path, self.line, self.col, self.message)
+    }
+
+    /// The headline plus the source line with carets under the span.
+    pub fn render(&self) -> String {
+        let mut out = self.headline();
+        if let Some((text, col, width)) = &self.snippet {
+            let gutter = self.line.to_string();
+            let pad = " ".repeat(gutter.len());
+            let lead: String =
+                text.chars().take(col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let width = (*width).min(text.chars().count().saturating_sub(col - 1).max(1));
+            out.push_str(&format!("\n{pad} |\n{gutter} | {text}\n{pad} | {lead}{}", "^".repeat(width)));
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.headline())
+    }
+}
+
+/// Several diagnostics: the error type of catalog loading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(&d.render())?;
+        }
+        if n > 1 {
+            write!(f, "\n{n} errors in the catalog")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// A step in a key path inside a TOML document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// The byte span of the value at `path` in a TOML document (or of the deepest prefix found).
+/// With `key_span`, the span of the last key instead of its value.
+pub fn locate(text: &str, path: &[Seg], key_span: bool) -> Option<Range<usize>> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut best: Option<Range<usize>> = None;
+    for (i, seg) in path.iter().enumerate() {
+        let last = i + 1 == path.len();
+        match seg {
+            Seg::Key(k) => {
+                let table = item.as_table_like()?;
+                let (key, next) = match table.get_key_value(k) {
+                    Some(kv) => kv,
+                    None => return best,
+                };
+                if last && key_span {
+                    return key.span().or(best);
+                }
+                item = next;
+                best = item_span(item).or_else(|| key.span()).or(best);
+            }
+            Seg::Index(n) => {
+                let next = match item {
+                    toml_edit::Item::ArrayOfTables(a) => a.get(*n).map(|t| (t.span(), t)),
+                    _ => None,
+                };
+                if let Some((span, table)) = next {
+                    best = span.or(best);
+                    // Continue inside the table.
+                    return locate_in_table(table, &path[i + 1..], key_span).or(best);
+                }
+                if let Some(arr) = item.as_array() {
+                    match arr.get(*n) {
+                        Some(v) => {
+                            best = v.span().or(best);
+                            if last {
+                                return best;
+                            }
+                            return best;
+                        }
+                        None => return best,
+                    }
+                }
+                return best;
+            }
+        }
+    }
+    best
+}
+
+fn locate_in_table(table: &toml_edit::Table, path: &[Seg], key_span: bool) -> Option<Range<usize>> {
+    let mut best = table.span();
+    let mut cur: &dyn toml_edit::TableLike = table;
+    for (i, seg) in path.iter().enumerate() {
+        let last = i + 1 == path.len();
+        let Seg::Key(k) = seg else {
+            return best;
+        };
+        let Some((key, item)) = cur.get_key_value(k) else {
+            return best;
+        };
+        if last && key_span {
+            return key.span().or(best);
+        }
+        best = item_span(item).or_else(|| key.span()).or(best);
+        if last {
+            return best;
+        }
+        match item.as_table_like() {
+            Some(t) => cur = t,
+            None => {
+                if let (Some(Seg::Index(n)), Some(arr)) = (path.get(i + 1), item.as_array()) {
+                    return arr.get(*n).and_then(|v| v.span()).or(best);
+                }
+                return best;
+            }
+        }
+    }
+    best
+}
+
+fn item_span(item: &toml_edit::Item) -> Option<Range<usize>> {
+    match item {
+        toml_edit::Item::Value(v) => v.span(),
+        toml_edit::Item::Table(t) => t.span(),
+        toml_edit::Item::ArrayOfTables(a) => a.span(),
+        toml_edit::Item::None => None,
+    }
+}
+
+/// The closest candidate to `word`, for "did you mean" hints.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let w = word.to_lowercase();
+    let limit = w.chars().count().max(3) / 3 + 1;
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = distance(&w, &c.to_lowercase());
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,449 @@
+//! Catalog loading: parse every file strictly, merge the layers, build the typed catalog and
+//! validate it, with every error located at `file:line:col`.
+//!
+//! Merge rules (documented in the README):
+//! - Files in a folder `<provider>/` belong to that provider; a file elsewhere may name its
+//!   provider with `[provider] id = …` (or a template with `provider = …`).
+//! - Entities are keyed: a provider by `id`, a region by `id` within its provider, a credential
+//!   field by `name`, a template by its global `id`, a rate by `currency`; `[api]` and
+//!   `[bootstrap]` are single tables.
+//! - A later layer (`--catalog DIR` over the embedded catalog) patches an entity with the same
+//!   key: tables merge key by key, any other value (a number, a string, a list) replaces the old
+//!   one. A new key adds an entity. Within one layer a key may be defined only once.
+//!
+//! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `toml`, `toml_edit`, `minijinja`.
+
+use super::diagnostic::{closest, locate, Diagnostic, Diagnostics, Seg, SourceFile};
+use super::model::{Catalog, ProviderEntry};
+use super::schema::{Api, Bootstrap, CredentialField, FileDoc, ProviderMeta, Rate, Region, Template};
+use super::validate::{validate, Entity, Problem};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+/// Where an entity (or a patch of it) was written: a file and the key path of its table.
+#[derive(Debug, Clone)]
+struct Origin {
+    file: usize,
+    path: Vec<Seg>,
+    /// Top-level keys this origin set.
+    keys: Vec<String>,
+}
+
+/// One keyed entity under construction.
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    table: toml::Table,
+    origins: Vec<Origin>,
+}
+
+#[derive(Default)]
+struct Merge {
+    providers: BTreeMap<String, Acc>,
+    regions: BTreeMap<(String, String), Acc>,
+    region_order: Vec<(String, String)>,
+    credentials: BTreeMap<(String, String), Acc>,
+    credential_order: Vec<(String, String)>,
+    templates: BTreeMap<String, Acc>,
+    template_order: Vec<String>,
+    apis: BTreeMap<String, Acc>,
+    rates: BTreeMap<String, Acc>,
+    bootstrap: Option<Acc>,
+    diags: Vec<Diagnostic>,
+}
+
+/// Load a catalog from files given in layer order (embedded first, overlay last).
+pub fn load_files(files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
+    let mut m = Merge::default();
+    for (i, file) in files.iter().enumerate() {
+        m.add_file(files, i, file);
+    }
+    if !m.diags.is_empty() {
+        return Err(Diagnostics(m.diags));
+    }
+    m.build(files)
+}
+
+fn toml_error(file: &SourceFile, err: &toml::de::Error) -> Diagnostic {
+    let raw = err.message().trim().to_string();
+    let message = humanize_serde(&raw);
+    // An unknown field: point at the key itself.
+    Diagnostic::at(file, err.span(), message)
+}
+
+/// Turn serde/toml wording into one clear sentence.
+fn humanize_serde(raw: &str) -> String {
+    if let Some(rest) = raw.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or("");
+        let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).filter(|s| !s.is_empty()).collect();
+        return match closest(field, expected.iter().copied()) {
+            Some(s) => format!("unknown key '{field}' — did you mean '{s}'?"),
+            None if expected.is_empty() => format!("unknown key '{field}'"),
+            None => format!("unknown key '{field}' — expected one of: {}", expected.join(", ")),
+        };
+    }
+    if let Some(rest) = raw.strip_prefix("invalid type: ") {
+        return format!("wrong type: {rest}");
+    }
+    raw.to_string()
+}
+
+impl Merge {
+    fn add_file(&mut self, files: &[SourceFile], idx: usize, file: &SourceFile) {
+        // Strict typed parse first: unknown keys and wrong types, located exactly.
+        let doc: FileDoc = match toml::from_str(&file.text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.diags.push(toml_error(file, &e));
+                return;
+            }
+        };
+        let table: toml::Table = match toml::from_str(&file.text) {
+            Ok(t) => t,
+            Err(e) => {
+                self.diags.push(toml_error(file, &e));
+                return;
+            }
+        };
+        let declared = doc.provider.as_ref().map(|p| p.id.clone()).filter(|id| !id.is_empty());
+        if let (Some(folder), Some(id)) = (&file.folder, &declared) {
+            if folder != id {
+                let span = locate(&file.text, &[key("provider"), key("id")], false);
+                self.diags.push(Diagnostic::at(
+                    file,
+                    span,
+                    format!("provider id '{id}' does not match its folder '{folder}' — rename one of them"),
+                ));
+                return;
+            }
+        }
+        let owner = declared.clone().or_else(|| file.folder.clone());
+
+        if let Some(toml::Value::Table(t)) = table.get("provider") {
+            match &owner {
+                Some(id) => {
+                    let mut t = t.clone();
+                    t.entry("id").or_insert_with(|| toml::Value::String(id.clone()));
+                    self.put(files, Kind::Provider, id.clone(), t, idx, vec![key("provider")]);
+                }
+                None => self.need_owner(file, "provider"),
+            }
+        }
+        for (section, kind) in [("regions", Kind::Region), ("credentials", Kind::Credential)] {
+            let Some(toml::Value::Array(items)) = table.get(section) else { continue };
+            let Some(prov) = &owner else {
+                self.need_owner(file, section);
+                continue;
+            };
+            let id_key = if kind == Kind::Credential { "name" } else { "id" };
+            for (n, item) in items.iter().enumerate() {
+                let Some(t) = item.as_table() else { continue };
+                let id = t.get(id_key).and_then(toml::Value::as_str).unwrap_or("").to_string();
+                if id.is_empty() {
+                    let span = locate(&file.text, &[key(section), Seg::Index(n)], false);
+                    self.diags.push(Diagnostic::at(file, span, format!("[[{section}]] entry has no {id_key}")));
+                    continue;
+                }
+                self.put(files, kind, format!("{prov}\u{0}{id}"), t.clone(), idx, vec![key(section), Seg::Index(n)]);
+            }
+        }
+        if let Some(toml::Value::Array(items)) = table.get("templates") {
+            for (n, item) in items.iter().enumerate() {
+                let Some(t) = item.as_table() else { continue };
+                let id = t.get("id").and_then(toml::Value::as_str).unwrap_or("").to_string();
+                let path = vec![key("templates"), Seg::Index(n)];
+                if id.is_empty() {
+                    let span = locate(&file.text, &path, false);
+                    self.diags.push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
+                    continue;
+                }
+                let mut t = t.clone();
+                if !self.templates.contains_key(&id) && !t.contains_key("provider") {
+                    match &owner {
+                        Some(p) => {
+                            t.insert("provider".into(), toml::Value::String(p.clone()));
+                        }
+                        None => {
+                            let span = locate(&file.text, &path, false);
+                            self.diags.push(Diagnostic::at(
+                                file,
+                                span,
+                                format!("template '{id}' has no provider — set provider = \"…\" or put the file in the provider's folder"),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                self.put(files, Kind::Template, id, t, idx, path);
+            }
+        }
+        if let Some(toml::Value::Table(t)) = table.get("api") {
+            match &owner {
+                Some(p) => self.put(files, Kind::Api, p.clone(), t.clone(), idx, vec![key("api")]),
+                None => self.need_owner(file, "api"),
+            }
+        }
+        if let Some(toml::Value::Array(items)) = table.get("rates") {
+            for (n, item) in items.iter().enumerate() {
+                let Some(t) = item.as_table() else { continue };
+                let cur = t.get("currency").and_then(toml::Value::as_str).unwrap_or("").to_uppercase();
+                self.put(files, Kind::Rate, cur, t.clone(), idx, vec![key("rates"), Seg::Index(n)]);
+            }
+        }
+        if let Some(toml::Value::Table(t)) = table.get("bootstrap") {
+            self.put(files, Kind::Bootstrap, String::new(), t.clone(), idx, vec![key("bootstrap")]);
+        }
+    }
+
+    fn need_owner(&mut self, file: &SourceFile, section: &str) {
+        let span = locate(&file.text, &[key(section)], true);
+        self.diags.push(Diagnostic::at(
+            file,
+            span,
+            format!("[{section}] needs a provider — put the file in catalog/<provider>/ or add [provider] id = \"…\""),
+        ));
+    }
+
+    fn put(&mut self, files: &[SourceFile], kind: Kind, id: String, table: toml::Table, file: usize, path: Vec<Seg>) {
+        let origin = Origin { file, path, keys: table.keys().cloned().collect() };
+        let layer = files[file].layer;
+        let slot = match kind {
+            Kind::Provider => self.providers.get_mut(&id),
+            Kind::Region => self.regions.get_mut(&split(&id)),
+            Kind::Credential => self.credentials.get_mut(&split(&id)),
+            Kind::Template => self.templates.get_mut(&id),
+            Kind::Api => self.apis.get_mut(&id),
+            Kind::Rate => self.rates.get_mut(&id),
+            Kind::Bootstrap => self.bootstrap.as_mut(),
+        };
+        if let Some(acc) = slot {
+            // Keyed entities may be defined once per layer; [provider], [api] and [bootstrap]
+            // may be spread over several files of the same provider.
+            let keyed = matches!(kind, Kind::Region | Kind::Credential | Kind::Template | Kind::Rate);
+            if keyed {
+                if let Some(prev) = acc.origins.iter().find(|o| files[o.file].layer == layer) {
+                    let f = &files[origin.file];
+                    let span = locate(&f.text, &origin.path, false);
+                    let shown = id.split('\u{0}').next_back().unwrap_or(&id).to_string();
+                    let prev_file = &files[prev.file];
+                    let (line, _) = span_line(prev_file, &prev.path);
+                    self.diags.push(Diagnostic::at(
+                        f,
+                        span,
+                        format!(
+                            "duplicate {} id '{shown}' — already defined at {}:{line}",
+                            kind.noun(),
+                            prev_file.path
+                        ),
+                    ));
+                    return;
+                }
+            }
+            deep_merge(&mut acc.table, table);
+            acc.origins.push(origin);
+            return;
+        }
+        let acc = Acc { table, origins: vec![origin] };
+        match kind {
+            Kind::Provider => {
+                self.providers.insert(id, acc);
+            }
+            Kind::Region => {
+                let k = split(&id);
+                self.region_order.push(k.clone());
+                self.regions.insert(k, acc);
+            }
+            Kind::Credential => {
+                let k = split(&id);
+                self.credential_order.push(k.clone());
+                self.credentials.insert(k, acc);
+            }
+            Kind::Template => {
+                self.template_order.push(id.clone());
+                self.templates.insert(id, acc);
+            }
+            Kind::Api => {
+                self.apis.insert(id, acc);
+            }
+            Kind::Rate => {
+                self.rates.insert(id, acc);
+            }
+            Kind::Bootstrap => self.bootstrap = Some(acc),
+        }
+    }
+
+    fn build(self, files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
+        let mut diags = Vec::new();
+        let mut origins: BTreeMap<Entity, Vec<Origin>> = BTreeMap::new();
+        let mut catalog = Catalog::default();
+
+        for (id, acc) in &self.providers {
+            let meta: ProviderMeta = typed(files, acc, &mut diags).unwrap_or_default();
+            origins.insert(Entity::Provider(id.clone()), acc.origins.clone());
+            let mut entry = ProviderEntry { meta, ..Default::default() };
+            if let Some(api) = self.apis.get(id) {
+                entry.api = typed::<Api>(files, api, &mut diags).unwrap_or_default();
+                origins.insert(Entity::Api(id.clone()), api.origins.clone());
+            }
+            catalog.providers.push(entry);
+        }
+        for (prov, api) in &self.apis {
+            if !self.providers.contains_key(prov) {
+                diags.push(missing_provider(files, &api.origins, prov));
+            }
+        }
+        for k in &self.region_order {
+            let acc = &self.regions[k];
+            match catalog.providers.iter_mut().find(|p| p.meta.id == k.0) {
+                Some(p) => {
+                    if let Some(r) = typed::<Region>(files, acc, &mut diags) {
+                        p.regions.push(r);
+                    }
+                    origins.insert(Entity::Region(k.0.clone(), k.1.clone()), acc.origins.clone());
+                }
+                None => diags.push(missing_provider(files, &acc.origins, &k.0)),
+            }
+        }
+        for k in &self.credential_order {
+            let acc = &self.credentials[k];
+            match catalog.providers.iter_mut().find(|p| p.meta.id == k.0) {
+                Some(p) => {
+                    if let Some(c) = typed::<CredentialField>(files, acc, &mut diags) {
+                        p.credentials.push(c);
+                    }
+                    origins.insert(Entity::Credential(k.0.clone(), k.1.clone()), acc.origins.clone());
+                }
+                None => diags.push(missing_provider(files, &acc.origins, &k.0)),
+            }
+        }
+        for id in &self.template_order {
+            let acc = &self.templates[id];
+            if let Some(t) = typed::<Template>(files, acc, &mut diags) {
+                catalog.templates.push(t);
+            }
+            origins.insert(Entity::Template(id.clone()), acc.origins.clone());
+        }
+        for (cur, acc) in &self.rates {
+            if let Some(r) = typed::<Rate>(files, acc, &mut diags) {
+                catalog.rates.push(r);
+            }
+            origins.insert(Entity::Rate(cur.clone()), acc.origins.clone());
+        }
+        if let Some(acc) = &self.bootstrap {
+            catalog.bootstrap = typed::<Bootstrap>(files, acc, &mut diags).unwrap_or_default();
+            origins.insert(Entity::Bootstrap, acc.origins.clone());
+        }
+        if !diags.is_empty() {
+            return Err(Diagnostics(diags));
+        }
+
+        let problems = validate(&catalog);
+        if !problems.is_empty() {
+            let diags = problems.into_iter().map(|p| place(files, &origins, p)).collect();
+            return Err(Diagnostics(diags));
+        }
+        catalog.templates.sort_by(|a, b| {
+            a.provider.cmp(&b.provider).then(a.price_hourly.total_cmp(&b.price_hourly)).then(a.id.cmp(&b.id))
+        });
+        Ok(catalog)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Provider,
+    Region,
+    Credential,
+    Template,
+    Api,
+    Rate,
+    Bootstrap,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Provider => "provider",
+            Kind::Region => "region",
+            Kind::Credential => "credential",
+            Kind::Template => "template",
+            Kind::Api => "api",
+            Kind::Rate => "rate",
+            Kind::Bootstrap => "bootstrap",
+        }
+    }
+}
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_string())
+}
+
+fn split(id: &str) -> (String, String) {
+    let mut it = id.splitn(2, '\u{0}');
+    (it.next().unwrap_or("").to_string(), it.next().unwrap_or("").to_string())
+}
+
+fn span_line(file: &SourceFile, path: &[Seg]) -> (usize, usize) {
+    let span = locate(&file.text, path, false).unwrap_or(0..0);
+    super::diagnostic::line_col(&file.text, span.start)
+}
+
+/// Tables merge key by key; anything else replaces.
+fn deep_merge(base: &mut toml::Table, patch: toml::Table) {
+    for (k, v) in patch {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(p)) => deep_merge(b, p),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn typed<T: DeserializeOwned>(files: &[SourceFile], acc: &Acc, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    match toml::Value::Table(acc.table.clone()).try_into::<T>() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let o = acc.origins.last()?;
+            let f = &files[o.file];
+            diags.push(Diagnostic::at(f, locate(&f.text, &o.path, false), humanize_serde(e.message().trim())));
+            None
+        }
+    }
+}
+
+fn missing_provider(files: &[SourceFile], origins: &[Origin], prov: &str) -> Diagnostic {
+    let o = &origins[0];
+    let f = &files[o.file];
+    Diagnostic::at(
+        f,
+        locate(&f.text, &o.path, true),
+        format!("no [provider] section defines '{prov}' — add provider.toml with [provider] id = \"{prov}\""),
+    )
+}
+
+/// Turn a validation problem into a located diagnostic: the latest origin that set the field.
+fn place(files: &[SourceFile], origins: &BTreeMap<Entity, Vec<Origin>>, p: Problem) -> Diagnostic {
+    let Some(list) = origins.get(&p.entity) else {
+        // Only happens for catalog-wide problems; point at the first file.
+        return match files.first() {
+            Some(f) => Diagnostic::at(f, None, p.message),
+            None => Diagnostic { path: "catalog".into(), line: 1, col: 1, message: p.message, snippet: None },
+        };
+    };
+    let first_key = match p.field.first() {
+        Some(Seg::Key(k)) => Some(k.as_str()),
+        _ => None,
+    };
+    let origin = first_key
+        .and_then(|k| list.iter().rev().find(|o| o.keys.iter().any(|x| x == k)))
+        .unwrap_or_else(|| list.last().expect("an entity has an origin"));
+    let f = &files[origin.file];
+    let mut path = origin.path.clone();
+    path.extend(p.field.iter().cloned());
+    let span = if first_key.is_some() && origin.keys.iter().any(|k| Some(k.as_str()) == first_key) {
+        locate(&f.text, &path, p.on_key)
+    } else {
+        locate(&f.text, &origin.path, false)
+    };
+    Diagnostic::at(f, span, p.message)
+}

@@ -1,0 +1,156 @@
+//! The catalog: all provider knowledge, embedded at build time and optionally layered with a
+//! `--catalog DIR` overlay.
+//!
+//! `build.rs` validates `catalog/` with the same loader (`load.rs`, `validate.rs`) and writes
+//! the merged result as JSON, so a plain start-up deserializes one pre-digested document and
+//! parses no TOML. With an overlay, the embedded TOML files and the overlay's are merged and
+//! validated afresh.
+
+pub mod diagnostic;
+pub mod load;
+pub mod model;
+pub mod schema;
+pub mod validate;
+
+pub use model::*;
+
+use crate::error::bad_input;
+use diagnostic::{Diagnostics, SourceFile};
+use include_dir::{include_dir, Dir};
+use std::path::{Path, PathBuf};
+
+static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/catalog");
+static DIGESTED: &str = include_str!(concat!(env!("OUT_DIR"), "/catalog.json"));
+
+/// The effective catalog: embedded, with `overlay` layered over it when given.
+pub fn load(overlay: Option<&Path>) -> anyhow::Result<Catalog> {
+    match overlay {
+        None => embedded(),
+        Some(dir) => {
+            let mut files = embedded_files();
+            files.extend(dir_files(dir, 1)?);
+            load::load_files(&files).map_err(catalog_error)
+        }
+    }
+}
+
+/// The embedded catalog, from the build's pre-digested JSON.
+pub fn embedded() -> anyhow::Result<Catalog> {
+    Ok(serde_json::from_str(DIGESTED)?)
+}
+
+/// The embedded catalog's TOML files, in a stable order.
+pub fn embedded_files() -> Vec<SourceFile> {
+    let mut out = Vec::new();
+    collect_embedded(&EMBEDDED, &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+fn collect_embedded(dir: &Dir<'static>, out: &mut Vec<SourceFile>) {
+    for f in dir.files() {
+        if f.path().extension().is_some_and(|e| e == "toml") {
+            let rel = f.path();
+            out.push(SourceFile {
+                path: format!("catalog/{}", rel.display()),
+                text: f.contents_utf8().unwrap_or_default().to_string(),
+                folder: folder_of(rel),
+                layer: 0,
+            });
+        }
+    }
+    for d in dir.dirs() {
+        collect_embedded(d, out);
+    }
+}
+
+/// The provider folder of a path relative to a catalog root (`aws/api.toml` → `aws`).
+pub fn folder_of(rel: &Path) -> Option<String> {
+    let mut comps = rel.components();
+    let first = comps.next()?;
+    comps.next()?;
+    Some(first.as_os_str().to_string_lossy().into_owned())
+}
+
+/// Every `*.toml` under a directory, as layer `layer`.
+pub fn dir_files(dir: &Path, layer: u8) -> anyhow::Result<Vec<SourceFile>> {
+    if !dir.is_dir() {
+        return Err(bad_input(format!(
+            "catalog directory {} does not exist — pass a directory of .toml files to --catalog",
+            dir.display()
+        )));
+    }
+    let mut paths = Vec::new();
+    walk(dir, &mut paths).map_err(|e| bad_input(format!("cannot read catalog directory {}: {e}", dir.display())))?;
+    paths.sort();
+    let mut out = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(&p)
+            .map_err(|e| bad_input(format!("cannot read catalog file {}: {e}", p.display())))?;
+        let rel = p.strip_prefix(dir).unwrap_or(&p);
+        out.push(SourceFile { path: p.display().to_string(), text, folder: folder_of(rel), layer });
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Catalog diagnostics are bad input (exit 2).
+pub fn catalog_error(d: Diagnostics) -> anyhow::Error {
+    anyhow::Error::new(crate::error::BadInput(d.to_string()))
+}
+
+/// Load `dir` over the embedded catalog without using it (for `catalog validate`).
+pub fn validate_dir(dir: &Path) -> anyhow::Result<Catalog> {
+    load(Some(dir))
+}
+
+/// Write a catalog out as TOML files that load and validate to the same catalog.
+pub fn export(catalog: &Catalog, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    use schema::FileDoc;
+    let mut written = Vec::new();
+    let mut write = |rel: PathBuf, doc: &FileDoc, header: &str| -> anyhow::Result<()> {
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let body = toml::to_string(doc)?;
+        std::fs::write(&path, format!("{header}\n{body}"))?;
+        written.push(path);
+        Ok(())
+    };
+    let header = "# Exported by `capsule openmesh catalog export`.";
+    for p in &catalog.providers {
+        let id = &p.meta.id;
+        write(
+            PathBuf::from(id).join("provider.toml"),
+            &FileDoc {
+                provider: Some(p.meta.clone()),
+                regions: p.regions.clone(),
+                credentials: p.credentials.clone(),
+                ..Default::default()
+            },
+            header,
+        )?;
+        let templates: Vec<_> = catalog.templates.iter().filter(|t| &t.provider == id).cloned().collect();
+        write(PathBuf::from(id).join("templates.toml"), &FileDoc { templates, ..Default::default() }, header)?;
+        write(PathBuf::from(id).join("api.toml"), &FileDoc { api: Some(p.api.clone()), ..Default::default() }, header)?;
+    }
+    write(PathBuf::from("rates.toml"), &FileDoc { rates: catalog.rates.clone(), ..Default::default() }, header)?;
+    write(
+        PathBuf::from("bootstrap.toml"),
+        &FileDoc { bootstrap: Some(catalog.bootstrap.clone()), ..Default::default() },
+        header,
+    )?;
+    Ok(written)
+}

@@ -1,0 +1,569 @@
+//! The read-only catalog commands: `providers`, `templates`, `template show`, `regions`,
+//! `compare`, and `catalog validate|export|generate`.
+
+use super::stdout;
+use crate::catalog::schema::{FileDoc, Template};
+use crate::catalog::{self, validate::CONTINENTS, Catalog, ProviderEntry};
+use crate::cli::{CatalogCommand, OutputFormat, RegionsArgs, SortKey, TemplateFilter};
+use crate::context::Ctx;
+use crate::error::{bad_input, unknown};
+use crate::render::{self, col, usd, Column, Kind, Style};
+use crate::select::{self, GpuWant, Offer, Query};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `unknown provider 'x' — did you mean 'y'?` unless every id is known.
+pub fn check_providers(catalog: &Catalog, ids: &[String]) -> anyhow::Result<()> {
+    for id in ids {
+        if catalog.provider(id).is_none() {
+            return Err(unknown(
+                "provider",
+                id,
+                catalog.providers.iter().map(|p| p.meta.id.as_str()),
+                "capsule openmesh providers",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An unknown region or continent slug is an error with a suggestion.
+pub fn check_place(catalog: &Catalog, region: Option<&str>, continent: Option<&str>) -> anyhow::Result<()> {
+    if let Some(r) = region {
+        if !catalog.providers.iter().any(|p| p.region(r).is_some()) {
+            let all: BTreeSet<&str> = catalog.providers.iter().flat_map(|p| p.regions.iter().map(|r| r.id.as_str())).collect();
+            return Err(unknown("region", r, all.iter().copied(), "capsule openmesh regions"));
+        }
+    }
+    if let Some(c) = continent {
+        if !CONTINENTS.iter().any(|x| x.eq_ignore_ascii_case(c)) {
+            return Err(unknown("continent", c, CONTINENTS.iter().copied(), "capsule openmesh regions"));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// providers
+
+const PROVIDER_COLUMNS: &[Column] = &[
+    col("id", "id", Kind::Text),
+    col("name", "name", Kind::Text),
+    col("kind", "kind", Kind::Text),
+    col("status", "status", Kind::Text),
+    col("templates", "templates", Kind::Num),
+    col("regions", "regions", Kind::Num),
+    col("$/h from", "price_hourly_min_usd", Kind::Usd),
+    col("$/h to", "price_hourly_max_usd", Kind::Usd),
+    col("$/mo from", "price_monthly_min_usd", Kind::Usd),
+    col("$/mo to", "price_monthly_max_usd", Kind::Usd),
+    col("gpus", "gpu_models", Kind::List),
+    col("prices as of", "prices_as_of", Kind::Text),
+    col("configured", "configured", Kind::Text),
+];
+
+pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let rows: Vec<Value> = ctx.catalog.providers.iter().map(|p| provider_row(ctx, p)).collect();
+    render::listing(&mut stdout(), ctx.style, PROVIDER_COLUMNS, &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
+    let cat = &ctx.catalog;
+    let rate = cat.usd_rate(p.currency()).unwrap_or(1.0);
+    let ts: Vec<&Template> = cat.templates_of(p.id()).collect();
+    let range = |f: fn(&Template) -> f64| -> (Value, Value) {
+        let vals: Vec<f64> = ts.iter().map(|t| f(t)).collect();
+        if vals.is_empty() {
+            return (Value::Null, Value::Null);
+        }
+        let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (json!(lo), json!(hi))
+    };
+    let (h_lo, h_hi) = range(|t| t.price_hourly);
+    let (m_lo, m_hi) = range(|t| t.price_monthly);
+    let usd_of = |v: &Value| v.as_f64().map(|x| json!(round(x * rate, 5))).unwrap_or(Value::Null);
+    let gpus: BTreeSet<&str> = ts.iter().filter_map(|t| t.gpu.as_ref().map(|g| g.model.as_str())).collect();
+    let status = &p.meta.status;
+    json!({
+        "id": p.id(),
+        "name": p.meta.name,
+        "kind": p.meta.kind,
+        "status": status.state,
+        "status_date": nonempty(&status.date),
+        "status_reason": nonempty(&status.reason),
+        "templates": ts.len(),
+        "regions": p.regions.len(),
+        "currency": p.currency(),
+        "price_hourly_min": h_lo,
+        "price_hourly_max": h_hi,
+        "price_monthly_min": m_lo,
+        "price_monthly_max": m_hi,
+        "price_hourly_min_usd": usd_of(&h_lo),
+        "price_hourly_max_usd": usd_of(&h_hi),
+        "price_monthly_min_usd": usd_of(&m_lo),
+        "price_monthly_max_usd": usd_of(&m_hi),
+        "gpu_models": gpus,
+        "prices_as_of": p.meta.prices_as_of,
+        "homepage": p.meta.homepage,
+        "configured": crate::credentials::configured(&ctx.home, p).unwrap_or("no"),
+    })
+}
+
+fn nonempty(s: &str) -> Value {
+    if s.is_empty() {
+        Value::Null
+    } else {
+        json!(s)
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
+// ---------------------------------------------------------------------------------------------
+// templates
+
+const TEMPLATE_TABLE: &[Column] = &[
+    col("id", "id", Kind::Text),
+    col("provider", "provider", Kind::Text),
+    col("plan", "plan", Kind::Text),
+    col("cpu", "cpu", Kind::Num),
+    col("mem gb", "memory_gb", Kind::Num),
+    col("disk gb", "storage_gb", Kind::Num),
+    col("bw tb", "bandwidth_tb", Kind::Num),
+    col("$/hour", "price_hourly_usd", Kind::Usd),
+    col("$/month", "price_monthly_usd", Kind::Usd),
+    col("gpu", "gpu", Kind::Text),
+    col("arch", "arch", Kind::Text),
+    col("regions", "_region_count", Kind::Num),
+];
+
+const TEMPLATE_CSV: &[Column] = &[
+    col("id", "id", Kind::Text),
+    col("provider", "provider", Kind::Text),
+    col("plan", "plan", Kind::Text),
+    col("name", "name", Kind::Text),
+    col("cpu", "cpu", Kind::Num),
+    col("memory_gb", "memory_gb", Kind::Num),
+    col("storage_gb", "storage_gb", Kind::Num),
+    col("bandwidth_tb", "bandwidth_tb", Kind::Num),
+    col("price_hourly", "price_hourly", Kind::Num),
+    col("price_monthly", "price_monthly", Kind::Num),
+    col("currency", "currency", Kind::Text),
+    col("price_hourly_usd", "price_hourly_usd", Kind::Num),
+    col("price_monthly_usd", "price_monthly_usd", Kind::Num),
+    col("gpu_model", "gpu.model", Kind::Text),
+    col("gpu_count", "gpu.count", Kind::Num),
+    col("gpu_vram_gb", "gpu.vram_gb", Kind::Num),
+    col("arch", "arch", Kind::Text),
+    col("regions", "regions", Kind::List),
+    col("features", "features", Kind::List),
+];
+
+/// The query a `templates` filter means.
+pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Query> {
+    check_providers(catalog, &f.providers)?;
+    check_place(catalog, f.region.as_deref(), f.continent.as_deref())?;
+    let gpu = match (&f.gpu_model, f.gpu) {
+        (Some(m), _) => Some(GpuWant::parse(m).map_err(bad_input)?),
+        (None, true) => Some(GpuWant { model: String::new(), count: 1 }),
+        (None, false) => None,
+    };
+    for (name, v) in [("--min-memory", f.min_memory), ("--min-storage", f.min_storage), ("--max-price", f.max_price), ("--max-monthly", f.max_monthly)] {
+        if v.is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
+            return Err(bad_input(format!("{name} must be a positive number")));
+        }
+    }
+    if let Some(a) = &f.arch {
+        if !["x86_64", "arm64", "amd64", "aarch64"].contains(&a.to_ascii_lowercase().as_str()) {
+            return Err(bad_input(format!("unknown architecture '{a}' — use x86_64 or arm64")));
+        }
+    }
+    Ok(Query {
+        providers: f.providers.clone(),
+        region: f.region.clone(),
+        continent: f.continent.clone(),
+        min_cpu: f.min_cpu,
+        min_memory: f.min_memory,
+        min_storage: f.min_storage,
+        gpu,
+        max_hourly_usd: f.max_price,
+        max_monthly_usd: f.max_monthly,
+        arch: f.arch.clone(),
+        ..Query::default()
+    })
+}
+
+/// Templates matching a filter, each with its cheapest matching offer, sorted.
+pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) -> Vec<Offer<'a>> {
+    let mut best: Vec<Offer<'a>> = Vec::new();
+    let mut offers: Vec<Offer<'a>> = select::all_offers(catalog).into_iter().filter(|o| q.check(o).is_none()).collect();
+    select::rank(&mut offers);
+    let mut seen = BTreeSet::new();
+    for o in offers {
+        if seen.insert(o.template.id.as_str()) {
+            best.push(o);
+        }
+    }
+    let by_price = |a: &Offer, b: &Offer| a.hourly_usd.total_cmp(&b.hourly_usd).then_with(|| a.template.id.cmp(&b.template.id));
+    match sort {
+        SortKey::Price => best.sort_by(by_price),
+        SortKey::Cpu => best.sort_by(|a, b| a.template.cpu.cmp(&b.template.cpu).then_with(|| by_price(a, b))),
+        SortKey::Memory => {
+            best.sort_by(|a, b| a.template.memory_gb.total_cmp(&b.template.memory_gb).then_with(|| by_price(a, b)))
+        }
+        SortKey::PricePerCpu => best.sort_by(|a, b| {
+            (a.hourly_usd / f64::from(a.template.cpu.max(1)))
+                .total_cmp(&(b.hourly_usd / f64::from(b.template.cpu.max(1))))
+                .then_with(|| by_price(a, b))
+        }),
+    }
+    best
+}
+
+pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
+    let q = filter_query(&ctx.catalog, f)?;
+    let mut found = matching_templates(&ctx.catalog, &q, f.sort);
+    if let Some(n) = f.limit {
+        found.truncate(n);
+    }
+    let rows: Vec<Value> = found.iter().map(template_row).collect();
+    let cols = if ctx.format() == OutputFormat::Csv { TEMPLATE_CSV } else { TEMPLATE_TABLE };
+    render::listing(&mut stdout(), ctx.style, cols, &rows)?;
+    if rows.is_empty() && ctx.format() == OutputFormat::Table {
+        eprintln!("capsule: no template matches these filters");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The documented JSON of a template, priced by one offer.
+pub fn template_row(o: &Offer<'_>) -> Value {
+    let t = o.template;
+    json!({
+        "id": t.id,
+        "provider": t.provider,
+        "plan": t.plan,
+        "name": t.name,
+        "cpu": t.cpu,
+        "memory_gb": t.memory_gb,
+        "storage_gb": t.storage_gb,
+        "bandwidth_tb": t.bandwidth_tb,
+        "price_hourly": o.hourly,
+        "price_monthly": o.monthly,
+        "currency": o.provider.currency(),
+        "price_hourly_usd": round(o.hourly_usd, 5),
+        "price_monthly_usd": round(o.monthly_usd, 2),
+        "gpu": t.gpu.as_ref().map(|g| json!({"model": g.model, "count": g.count, "vram_gb": g.vram_gb})),
+        "arch": t.arch,
+        "regions": t.regions,
+        "features": t.features,
+        "_region_count": t.regions.len(),
+    })
+}
+
+fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Template> {
+    catalog.template(id).ok_or_else(|| {
+        unknown("template", id, catalog.templates.iter().map(|t| t.id.as_str()), "capsule openmesh templates")
+    })
+}
+
+/// The base offer of a template: its price without a regional difference.
+fn base_offer<'a>(catalog: &'a Catalog, t: &'a Template) -> Option<Offer<'a>> {
+    let mut offers: Vec<Offer<'a>> = select::all_offers(catalog).into_iter().filter(|o| o.template.id == t.id).collect();
+    select::rank(&mut offers);
+    offers.into_iter().next()
+}
+
+pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
+    let t = find_template(&ctx.catalog, id)?;
+    let o = base_offer(&ctx.catalog, t).ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?;
+    let mut row = template_row(&o);
+    let p = o.provider;
+    let rate = ctx.catalog.usd_rate(p.currency()).unwrap_or(1.0);
+    let regional: Vec<Value> = t
+        .regions
+        .iter()
+        .filter_map(|slug| p.region(slug))
+        .map(|r| {
+            json!({"region": r.id, "city": r.city, "country": r.country, "price_hourly": t.hourly_in(&r.id), "price_hourly_usd": round(t.hourly_in(&r.id) * rate, 5)})
+        })
+        .collect();
+    row["region_prices"] = json!(regional);
+    row["prices_as_of"] = json!(p.meta.prices_as_of);
+    row["provider_status"] = json!(p.meta.status.state);
+    row.as_object_mut().map(|m| m.remove("_region_count"));
+    let native = |v: f64| format!("{v} {}", p.currency());
+    let mut pairs = vec![
+        ("id".to_string(), t.id.clone()),
+        ("name".into(), t.name.clone()),
+        ("provider".into(), format!("{} ({})", p.meta.name, p.id())),
+        ("plan".into(), t.plan.clone()),
+        ("cpu".into(), t.cpu.to_string()),
+        ("memory".into(), format!("{} GB", render::num(t.memory_gb))),
+        ("storage".into(), format!("{} GB", render::num(t.storage_gb))),
+        ("bandwidth".into(), format!("{} TB", render::num(t.bandwidth_tb))),
+        ("price".into(), format!("{}/h, {}/month", usd(o.hourly_usd), usd(o.monthly_usd))),
+    ];
+    if !p.currency().eq_ignore_ascii_case("USD") {
+        pairs.push(("native price".into(), format!("{}/h, {}/month", native(t.price_hourly), native(t.price_monthly))));
+    }
+    pairs.push(("gpu".into(), t.gpu.as_ref().map_or("-".into(), |g| format!("{}× {} ({} GB)", g.count, g.model, render::num(g.vram_gb)))));
+    pairs.push(("arch".into(), t.arch.clone()));
+    let regions: Vec<String> = t
+        .regions
+        .iter()
+        .map(|r| if t.region_prices.contains_key(r) { format!("{r} ({}/h)", usd(t.hourly_in(r) * rate)) } else { r.clone() })
+        .collect();
+    pairs.push(("regions".into(), regions.join(", ")));
+    pairs.push(("features".into(), t.features.join(", ")));
+    pairs.push(("prices as of".into(), p.meta.prices_as_of.clone()));
+    if p.is_retired() {
+        pairs.push(("provider status".into(), format!("retired {} — {}", p.meta.status.date, p.meta.status.reason)));
+    }
+    render::detail(&mut stdout(), ctx.style, &pairs, &row)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// regions
+
+const REGION_COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("region", "id", Kind::Text),
+    col("api id", "api_id", Kind::Text),
+    col("city", "city", Kind::Text),
+    col("country", "country", Kind::Text),
+    col("continent", "continent", Kind::Text),
+    col("templates", "templates", Kind::Num),
+];
+
+pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
+    check_providers(&ctx.catalog, &args.providers)?;
+    check_place(&ctx.catalog, None, args.continent.as_deref())?;
+    let mut rows = Vec::new();
+    for p in &ctx.catalog.providers {
+        if !args.providers.is_empty() && !args.providers.iter().any(|x| x.eq_ignore_ascii_case(p.id())) {
+            continue;
+        }
+        for r in &p.regions {
+            if args.continent.as_ref().is_some_and(|c| !r.continent.eq_ignore_ascii_case(c)) {
+                continue;
+            }
+            let n = ctx.catalog.templates_of(p.id()).filter(|t| t.regions.contains(&r.id)).count();
+            rows.push(json!({
+                "provider": p.id(),
+                "id": r.id,
+                "api_id": if r.api_id.is_empty() { &r.id } else { &r.api_id },
+                "city": r.city,
+                "country": r.country,
+                "continent": r.continent,
+                "templates": n,
+            }));
+        }
+    }
+    render::listing(&mut stdout(), ctx.style, REGION_COLUMNS, &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// compare
+
+pub fn compare(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
+    let mut offers = Vec::new();
+    let mut seen = BTreeSet::new();
+    for id in ids {
+        let t = find_template(&ctx.catalog, id)?;
+        if !seen.insert(t.id.clone()) {
+            continue;
+        }
+        offers.push(base_offer(&ctx.catalog, t).ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?);
+    }
+    let cheapest = offers
+        .iter()
+        .min_by(|a, b| a.hourly_usd.total_cmp(&b.hourly_usd).then_with(|| a.template.id.cmp(&b.template.id)))
+        .map(|o| o.template.id.clone());
+    let rows: Vec<Value> = offers
+        .iter()
+        .map(|o| {
+            let mut row = template_row(o);
+            let c = Some(&o.template.id) == cheapest.as_ref();
+            row["cheapest"] = json!(c);
+            row["price_per_cpu_usd"] = json!(round(o.hourly_usd / f64::from(o.template.cpu.max(1)), 5));
+            row["price_per_gb_usd"] = json!(round(o.hourly_usd / o.template.memory_gb.max(0.001), 5));
+            row["_highlight"] = json!(c);
+            row.as_object_mut().map(|m| m.remove("_region_count"));
+            row
+        })
+        .collect();
+    match ctx.format() {
+        OutputFormat::Table => compare_table(ctx.style, &rows)?,
+        _ => {
+            let mut cols = TEMPLATE_CSV.to_vec();
+            cols.push(col("price_per_cpu_usd", "price_per_cpu_usd", Kind::Num));
+            cols.push(col("cheapest", "cheapest", Kind::Text));
+            render::listing(&mut stdout(), ctx.style, &cols, &rows)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Templates as columns, attributes as rows; the cheapest column marked.
+fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
+    use colored::Colorize;
+    use std::io::Write;
+    let attrs: &[(&str, &str, Kind)] = &[
+        ("provider", "provider", Kind::Text),
+        ("plan", "plan", Kind::Text),
+        ("cpu", "cpu", Kind::Num),
+        ("memory gb", "memory_gb", Kind::Num),
+        ("storage gb", "storage_gb", Kind::Num),
+        ("bandwidth tb", "bandwidth_tb", Kind::Num),
+        ("$/hour", "price_hourly_usd", Kind::Usd),
+        ("$/month", "price_monthly_usd", Kind::Usd),
+        ("$/cpu/hour", "price_per_cpu_usd", Kind::Usd),
+        ("gpu", "gpu", Kind::Text),
+        ("arch", "arch", Kind::Text),
+        ("regions", "regions", Kind::List),
+    ];
+    let mut grid: Vec<Vec<String>> = Vec::new();
+    let mut header = vec![String::new()];
+    for r in rows {
+        let id = r["id"].as_str().unwrap_or("").to_string();
+        let cheap = r["cheapest"].as_bool().unwrap_or(false);
+        header.push(if cheap { format!("{id} (cheapest)") } else { id });
+    }
+    grid.push(header);
+    for (label, key, kind) in attrs {
+        let mut line = vec![label.to_string()];
+        for r in rows {
+            let v = render::lookup(r, key);
+            line.push(match (kind, v) {
+                (_, Value::Null) => "-".into(),
+                (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
+                (Kind::Num, Value::Number(n)) => render::num(n.as_f64().unwrap_or(0.0)),
+                (Kind::List, Value::Array(a)) => format!("{} regions", a.len()),
+                (_, v) => render::raw_text(v, ", "),
+            });
+        }
+        grid.push(line);
+    }
+    let widths: Vec<usize> = (0..grid[0].len()).map(|c| grid.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = stdout();
+    for (i, line) in grid.iter().enumerate() {
+        let mut text = String::new();
+        for (c, cell) in line.iter().enumerate() {
+            let padded = format!("{cell:w$}", w = widths[c]);
+            let cheap = c > 0 && rows[c - 1]["cheapest"].as_bool().unwrap_or(false);
+            let styled = if style.color && i == 0 {
+                padded.bold().to_string()
+            } else if style.color && cheap {
+                padded.green().to_string()
+            } else {
+                padded
+            };
+            text.push_str(&styled);
+            if c + 1 < line.len() {
+                text.push_str("  ");
+            }
+        }
+        writeln!(out, "{}", text.trim_end())?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// catalog validate | export | generate
+
+pub fn validate_dir(dir: &Path, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let cat = catalog::validate_dir(dir)?;
+    let summary = json!({
+        "valid": true,
+        "directory": dir.display().to_string(),
+        "providers": cat.providers.len(),
+        "templates": cat.templates.len(),
+    });
+    let mut out = stdout();
+    if format == OutputFormat::Json {
+        serde_json::to_writer_pretty(&mut out, &summary)?;
+        use std::io::Write;
+        writeln!(out)?;
+    } else {
+        use std::io::Write;
+        writeln!(
+            out,
+            "{} is valid: {} providers, {} templates (layered over the embedded catalog)",
+            dir.display(),
+            cat.providers.len(),
+            cat.templates.len()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    match cmd {
+        CatalogCommand::Validate { dir } => validate_dir(&dir, ctx.format()),
+        CatalogCommand::Export { dir } => {
+            let files = catalog::export(&ctx.catalog, &dir)?;
+            let mut out = stdout();
+            writeln!(out, "wrote {} files to {}", files.len(), dir.display())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        CatalogCommand::Generate { dir, templates } => {
+            generate(&ctx.catalog, &dir, templates)?;
+            writeln!(stdout(), "wrote a synthetic provider with {templates} templates to {}", dir.display())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A synthetic provider `synthetic` with `n` templates, modelled on the first embedded provider
+/// (benchmarks load, validate, filter and rank it).
+pub fn generate(catalog: &Catalog, dir: &Path, n: usize) -> anyhow::Result<()> {
+    let model = catalog.providers.first().ok_or_else(|| anyhow::anyhow!("the catalog has no provider"))?;
+    let folder = dir.join("synthetic");
+    std::fs::create_dir_all(&folder)?;
+    let mut meta = model.meta.clone();
+    meta.id = "synthetic".into();
+    meta.name = "Synthetic".into();
+    meta.currency = "USD".into();
+    meta.monthly_ratio = None;
+    let doc = FileDoc {
+        provider: Some(meta),
+        regions: model.regions.clone(),
+        credentials: model.credentials.clone(),
+        api: Some(model.api.clone()),
+        ..Default::default()
+    };
+    std::fs::write(folder.join("provider.toml"), toml::to_string(&doc)?)?;
+    let regions: Vec<String> = model.regions.iter().map(|r| r.id.clone()).collect();
+    let mut text = String::with_capacity(n * 300);
+    // A small linear congruential generator keeps the output deterministic.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        seed >> 33
+    };
+    for i in 0..n {
+        let cpu = 1u64 << (next() % 7);
+        let mem = cpu * (1 + next() % 8);
+        let hourly = (cpu as f64) * 0.004 + (mem as f64) * 0.002 + (next() % 1000) as f64 / 100_000.0;
+        let monthly = hourly * 720.0;
+        let r1 = &regions[(next() as usize) % regions.len()];
+        let r2 = &regions[(next() as usize) % regions.len()];
+        let regs = if r1 == r2 { format!("\"{r1}\"") } else { format!("\"{r1}\", \"{r2}\"") };
+        text.push_str(&format!(
+            "[[templates]]\nid = \"syn-{i}\"\nplan = \"syn-plan-{i}\"\nname = \"Synthetic {i}\"\ncpu = {cpu}\nmemory_gb = {mem}\nstorage_gb = {}\nbandwidth_tb = 1\nprice_hourly = {hourly:.6}\nprice_monthly = {monthly:.4}\narch = \"x86_64\"\nregions = [{regs}]\nfeatures = [\"ssd\"]\n\n",
+            mem * 10
+        ));
+    }
+    std::fs::write(folder.join("templates.toml"), text)?;
+    Ok(())
+}

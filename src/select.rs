@@ -1,0 +1,222 @@
+//! Filtering and ranking of templates and offers (template × region). Pure: no I/O.
+//!
+//! An offer's price is the regional price where the provider declares one, converted to USD
+//! with the catalog's dated rate; ranking is by USD hourly price, ties broken by monthly price,
+//! then provider id, then template id, then region.
+
+use crate::catalog::schema::{Region, Template};
+use crate::catalog::{Catalog, ProviderEntry};
+
+/// What a user asks for. Empty fields constrain nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub providers: Vec<String>,
+    pub exclude_providers: Vec<String>,
+    pub region: Option<String>,
+    pub continent: Option<String>,
+    pub country: Option<String>,
+    pub min_cpu: Option<u32>,
+    pub min_memory: Option<f64>,
+    pub min_storage: Option<f64>,
+    /// Require a GPU; with a model substring and a minimum count.
+    pub gpu: Option<GpuWant>,
+    pub max_hourly_usd: Option<f64>,
+    pub max_monthly_usd: Option<f64>,
+    pub arch: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuWant {
+    /// Lower-case model substring with spaces and dashes removed (`rtx4090`, `h100`); empty = any.
+    pub model: String,
+    pub count: u32,
+}
+
+impl GpuWant {
+    /// `""` (any), `h100`, `rtx4090:2`, `:2`.
+    pub fn parse(text: &str) -> Result<GpuWant, String> {
+        let (model, count) = match text.rsplit_once(':') {
+            Some((m, c)) => {
+                let n: u32 = c
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("GPU count '{c}' in --gpu {text} is not a positive number"))?;
+                (m, n)
+            }
+            None => (text, 1),
+        };
+        Ok(GpuWant { model: squash(model), count })
+    }
+
+    pub fn matches(&self, t: &Template) -> bool {
+        match &t.gpu {
+            Some(g) => g.count >= self.count && (self.model.is_empty() || squash(&g.model).contains(&self.model)),
+            None => false,
+        }
+    }
+}
+
+/// Lower-case, without spaces, dashes or underscores: `NVIDIA RTX 4090` → `nvidiartx4090`.
+pub fn squash(s: &str) -> String {
+    s.chars().filter(|c| !matches!(c, ' ' | '-' | '_')).flat_map(char::to_lowercase).collect()
+}
+
+/// One template in one region, priced.
+#[derive(Debug, Clone)]
+pub struct Offer<'a> {
+    pub provider: &'a ProviderEntry,
+    pub template: &'a Template,
+    pub region: &'a Region,
+    pub hourly: f64,
+    pub monthly: f64,
+    pub hourly_usd: f64,
+    pub monthly_usd: f64,
+}
+
+/// The constraint that rejected an offer, in the order they are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reject {
+    Provider,
+    Region,
+    Arch,
+    Cpu,
+    Memory,
+    Storage,
+    Gpu,
+    Budget,
+    Monthly,
+}
+
+impl Reject {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reject::Provider => "provider",
+            Reject::Region => "region / continent / country",
+            Reject::Arch => "architecture",
+            Reject::Cpu => "--min-cpu",
+            Reject::Memory => "--min-memory",
+            Reject::Storage => "--min-storage",
+            Reject::Gpu => "--gpu",
+            Reject::Budget => "--budget (USD/h)",
+            Reject::Monthly => "--max-monthly",
+        }
+    }
+}
+
+/// Every template × region offer of the catalog, priced in USD.
+pub fn all_offers(catalog: &Catalog) -> Vec<Offer<'_>> {
+    let mut out = Vec::new();
+    for t in &catalog.templates {
+        let Some(p) = catalog.provider(&t.provider) else { continue };
+        let rate = catalog.usd_rate(p.currency()).unwrap_or(1.0);
+        for slug in &t.regions {
+            let Some(region) = p.region(slug) else { continue };
+            let hourly = t.hourly_in(slug);
+            let monthly = t.monthly_in(slug);
+            out.push(Offer {
+                provider: p,
+                template: t,
+                region,
+                hourly,
+                monthly,
+                hourly_usd: hourly * rate,
+                monthly_usd: monthly * rate,
+            });
+        }
+    }
+    out
+}
+
+impl Query {
+    /// The first constraint an offer fails, or `None` when it fits.
+    pub fn check(&self, o: &Offer<'_>) -> Option<Reject> {
+        let pid = o.provider.id();
+        if (!self.providers.is_empty() && !self.providers.iter().any(|p| p.eq_ignore_ascii_case(pid)))
+            || self.exclude_providers.iter().any(|p| p.eq_ignore_ascii_case(pid))
+        {
+            return Some(Reject::Provider);
+        }
+        if let Some(r) = &self.region {
+            let matches = o.region.id.eq_ignore_ascii_case(r) || o.region.api_id.eq_ignore_ascii_case(r);
+            if !matches {
+                return Some(Reject::Region);
+            }
+        }
+        if self.continent.as_ref().is_some_and(|c| !o.region.continent.eq_ignore_ascii_case(c))
+            || self.country.as_ref().is_some_and(|c| !o.region.country.eq_ignore_ascii_case(c))
+        {
+            return Some(Reject::Region);
+        }
+        let t = o.template;
+        if self.arch.as_ref().is_some_and(|a| !arch_eq(a, &t.arch)) {
+            return Some(Reject::Arch);
+        }
+        if self.min_cpu.is_some_and(|n| t.cpu < n) {
+            return Some(Reject::Cpu);
+        }
+        if self.min_memory.is_some_and(|m| t.memory_gb + 1e-9 < m) {
+            return Some(Reject::Memory);
+        }
+        if self.min_storage.is_some_and(|s| t.storage_gb + 1e-9 < s) {
+            return Some(Reject::Storage);
+        }
+        if self.gpu.as_ref().is_some_and(|g| !g.matches(t)) {
+            return Some(Reject::Gpu);
+        }
+        if self.max_hourly_usd.is_some_and(|b| o.hourly_usd > b + 1e-12) {
+            return Some(Reject::Budget);
+        }
+        if self.max_monthly_usd.is_some_and(|b| o.monthly_usd > b + 1e-9) {
+            return Some(Reject::Monthly);
+        }
+        None
+    }
+}
+
+/// `amd64` and `x86_64` are one architecture, as are `aarch64` and `arm64`.
+pub fn arch_eq(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> String {
+        match s.to_ascii_lowercase().as_str() {
+            "amd64" | "x86-64" | "x64" => "x86_64".into(),
+            "aarch64" | "arm" => "arm64".into(),
+            other => other.to_string(),
+        }
+    }
+    norm(a) == norm(b)
+}
+
+/// The deterministic offer order: USD hourly, USD monthly, provider, template, region.
+pub fn rank(offers: &mut [Offer<'_>]) {
+    offers.sort_by(|a, b| {
+        a.hourly_usd
+            .total_cmp(&b.hourly_usd)
+            .then(a.monthly_usd.total_cmp(&b.monthly_usd))
+            .then_with(|| a.provider.id().cmp(b.provider.id()))
+            .then_with(|| a.template.id.cmp(&b.template.id))
+            .then_with(|| a.region.id.cmp(&b.region.id))
+    });
+}
+
+/// Feasible offers, ranked, and how many offers each constraint rejected.
+pub fn plan<'a>(catalog: &'a Catalog, q: &Query) -> (Vec<Offer<'a>>, Vec<(Reject, usize)>) {
+    let mut fits = Vec::new();
+    let mut rejected: std::collections::BTreeMap<Reject, usize> = Default::default();
+    for o in all_offers(catalog) {
+        match q.check(&o) {
+            None => fits.push(o),
+            Some(r) => *rejected.entry(r).or_default() += 1,
+        }
+    }
+    rank(&mut fits);
+    (fits, rejected.into_iter().collect())
+}
+
+/// The cheapest offer that fails only on price: what the user would get by paying more.
+pub fn nearest_miss<'a>(catalog: &'a Catalog, q: &Query) -> Option<Offer<'a>> {
+    let relaxed = Query { max_hourly_usd: None, max_monthly_usd: None, ..q.clone() };
+    let (mut fits, _) = plan(catalog, &relaxed);
+    rank(&mut fits);
+    fits.into_iter().next()
+}
