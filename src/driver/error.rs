@@ -1,0 +1,143 @@
+//! `DriverError`: what went wrong talking to a provider, as one sentence.
+//!
+//! The message is the provider's own (read through `api.errors` pointers), never a secret: every
+//! message passes through [`scrub`] with the account's secret values before it is stored.
+
+use std::fmt;
+
+/// What kind of failure a [`DriverError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 401/403: the credentials are wrong or lack a permission.
+    Auth,
+    /// 404 or a not-found error code.
+    NotFound,
+    /// 429 or a throttle error code (after the retries ran out).
+    Throttled,
+    /// Any other error answer of the API.
+    Api,
+    /// No answer: connection refused, reset, DNS.
+    Network,
+    /// The request or a wait ran out of time.
+    Timeout,
+    /// The driver refuses the operation (retired provider, invalid request).
+    Refused,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Auth => "auth",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Api => "api",
+            ErrorKind::Network => "network",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Refused => "refused",
+        }
+    }
+}
+
+/// An error from a provider call: `digitalocean: Unable to authenticate you (HTTP 401) — check …`.
+#[derive(Debug, Clone)]
+pub struct DriverError {
+    pub kind: ErrorKind,
+    /// HTTP status of the answer, when there was one.
+    pub status: Option<u16>,
+    /// The provider's message (or a description of the transport failure).
+    pub message: String,
+    /// The provider's machine error code, when it sent one.
+    pub code: Option<String>,
+    /// Provider id.
+    pub provider: String,
+    /// What to do about it, appended after ` — `.
+    pub hint: Option<String>,
+    /// Create only: the server may have acted (timeout, 5xx, reset after sending).
+    pub(crate) in_doubt: bool,
+}
+
+impl DriverError {
+    pub fn new(provider: &str, kind: ErrorKind, message: impl Into<String>) -> DriverError {
+        DriverError {
+            kind,
+            status: None,
+            message: message.into(),
+            code: None,
+            provider: provider.to_string(),
+            hint: None,
+            in_doubt: false,
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> DriverError {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> DriverError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Whether a later retry may succeed (throttling, network, timeouts, server errors).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Throttled | ErrorKind::Network | ErrorKind::Timeout
+        ) || self.status.is_some_and(|s| s >= 500)
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let msg = self.message.trim().trim_end_matches('.');
+        write!(f, "{}: {}", self.provider, msg)?;
+        match (self.status, &self.code) {
+            (Some(s), Some(c)) if !msg.contains(c.as_str()) => write!(f, " (HTTP {s}, {c})")?,
+            (Some(s), _) => write!(f, " (HTTP {s})")?,
+            (None, Some(c)) if !msg.contains(c.as_str()) => write!(f, " ({c})")?,
+            _ => {}
+        }
+        if let Some(h) = &self.hint {
+            write!(f, " — {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+/// Replace every occurrence of a secret value in `text` with `(redacted)`.
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if s.len() >= 4 && out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "(redacted)");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sentence_with_status_and_hint() {
+        let e = DriverError::new("acme", ErrorKind::Auth, "Unable to authenticate you.")
+            .with_status(401)
+            .with_hint("check the token with `capsule openmesh provider verify acme`");
+        assert_eq!(
+            e.to_string(),
+            "acme: Unable to authenticate you (HTTP 401) — check the token with `capsule openmesh provider verify acme`"
+        );
+    }
+
+    #[test]
+    fn scrub_removes_secrets() {
+        assert_eq!(
+            scrub("bad token abcdef123", &["abcdef123".into()]),
+            "bad token (redacted)"
+        );
+    }
+}

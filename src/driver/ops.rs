@@ -1,0 +1,885 @@
+//! The operations: create (with its idempotent retry), list (regions × variants, paging),
+//! find_by_tag, get, start, stop, delete, steps around them, async action polling and waits.
+
+use super::error::{DriverError, ErrorKind};
+use super::http::{backoff, Body, Mode, Prepared, Resp};
+use super::tree;
+use super::{Driver, Node, NodeRef, NodeState, RenderedRequest};
+use crate::catalog::schema::{ActionPoll, Step};
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// Longest wait for a step's `wait_for` or an action to finish.
+const STEP_WAIT: Duration = Duration::from_secs(20 * 60);
+/// Guard against endless pagination.
+const MAX_PAGES: usize = 1000;
+
+/// The first node object a pointer reaches (the whole answer for an empty pointer).
+fn first_node<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.is_empty() {
+        return if value.is_null() { None } else { Some(value) };
+    }
+    tree::elements(value, pointer)
+        .into_iter()
+        .find(|v| v.is_object())
+}
+
+fn set(ctx: &mut Value, key: &str, value: impl Into<Value>) {
+    if let Value::Object(m) = ctx {
+        m.insert(key.to_string(), value.into());
+    }
+}
+
+impl Driver {
+    fn no_op(&self, name: &str, variant: &str) -> DriverError {
+        let v = if variant.is_empty() {
+            String::new()
+        } else {
+            format!(" (variant '{variant}')")
+        };
+        DriverError::new(
+            &self.inner.id,
+            ErrorKind::Refused,
+            format!("the catalog describes no `{name}` operation{v}"),
+        )
+    }
+
+    fn default_region(&self) -> Option<String> {
+        let p = &self.inner.provider;
+        if !p.meta.default_region.is_empty() {
+            Some(p.meta.default_region.clone())
+        } else {
+            p.regions.first().map(|r| r.id.clone())
+        }
+    }
+
+    fn refuse_retired(&self) -> Result<(), DriverError> {
+        let p = &self.inner.provider;
+        if !p.is_retired() {
+            return Ok(());
+        }
+        let st = &p.meta.status;
+        let mut msg = if st.date.is_empty() {
+            "this provider is retired and accepts no new servers".to_string()
+        } else {
+            format!(
+                "this provider was retired on {} and accepts no new servers",
+                st.date
+            )
+        };
+        if !st.reason.is_empty() {
+            msg = format!("{msg} ({})", st.reason);
+        }
+        let mut e = DriverError::new(&self.inner.id, ErrorKind::Refused, msg);
+        if !st.suggestion.is_empty() {
+            e.hint = Some(st.suggestion.clone());
+        }
+        Err(e)
+    }
+
+    /// The template context of a create.
+    fn create_ctx(&self, req: &super::CreateRequest) -> Result<Value, DriverError> {
+        let p = &self.inner.provider;
+        let region = if req.region.is_empty() {
+            self.default_region().unwrap_or_default()
+        } else {
+            req.region.clone()
+        };
+        let mut m: Map<String, Value> = self.base_ctx(Some(&region));
+        m.insert("name".into(), req.name.clone().into());
+        m.insert("hostname".into(), req.name.clone().into());
+        m.insert("plan".into(), req.plan.clone().into());
+        m.insert("template".into(), req.template.clone().into());
+        let image = req
+            .image
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| p.meta.default_image.clone());
+        m.insert("image".into(), image.into());
+        m.insert("ssh_keys".into(), req.ssh_keys.clone().into());
+        m.insert(
+            "user_data".into(),
+            req.user_data.clone().map_or(Value::Null, Value::String),
+        );
+        m.insert(
+            "user_data_b64".into(),
+            req.user_data.as_ref().map_or(Value::Null, |u| {
+                base64::engine::general_purpose::STANDARD
+                    .encode(u.as_bytes())
+                    .into()
+            }),
+        );
+        m.insert("deploy_id".into(), req.deploy_id.clone().into());
+        let mut ctx = Value::Object(m);
+        let tpl = &p.api.tagging.tag;
+        let tpl = if tpl.is_empty() {
+            "capsule-{{ deploy_id }}"
+        } else {
+            tpl.as_str()
+        };
+        let tag = self.inner.renderer.plain(tpl, &ctx).map_err(|e| {
+            DriverError::new(
+                &self.inner.id,
+                ErrorKind::Refused,
+                format!("the catalog's tag template does not render: {e}"),
+            )
+        })?;
+        set(&mut ctx, "tag", tag);
+        Ok(ctx)
+    }
+
+    fn rendered(&self, p: &Prepared) -> RenderedRequest {
+        let mut headers = p.headers.clone();
+        headers.extend(self.inner.auth.redacted_headers());
+        RenderedRequest {
+            method: p.method.to_string(),
+            url: p.url.to_string(),
+            headers,
+            body: p.body.as_ref().map(Body::encode),
+        }
+    }
+
+    /// The requests a create would send (the create itself and the steps around it), with auth
+    /// headers shown as `(redacted)`; the node id of `after` steps is shown as `{id}`. No network.
+    pub fn render_create(
+        &self,
+        req: &super::CreateRequest,
+    ) -> anyhow::Result<Vec<RenderedRequest>> {
+        self.refuse_retired()?;
+        let variant = req.api_variant.as_str();
+        let ctx = self.create_ctx(req)?;
+        let op = self
+            .op(variant, "create")
+            .ok_or_else(|| self.no_op("create", variant))?;
+        let mut out = Vec::new();
+        let step_req = |step: &Step, ctx: &Value| -> Result<RenderedRequest, DriverError> {
+            let sop = self
+                .op(variant, &step.operation)
+                .ok_or_else(|| self.no_op(&step.operation, variant))?;
+            let mut c = ctx.clone();
+            for (k, v) in &step.vars {
+                set(&mut c, k, v.clone());
+            }
+            let mut r = self.rendered(&self.prepare(&step.operation, sop, &c)?);
+            r.url = r.url.replace("%7Bid%7D", "{id}");
+            Ok(r)
+        };
+        for step in &op.before {
+            out.push(step_req(step, &ctx)?);
+        }
+        out.push(self.rendered(&self.prepare("create", op, &ctx)?));
+        let mut after_ctx = ctx.clone();
+        set(&mut after_ctx, "id", "{id}");
+        for step in &op.after {
+            out.push(step_req(step, &after_ctx)?);
+        }
+        Ok(out)
+    }
+
+    /// Create a node, then run the create's `after` steps. Never blindly retried: when the
+    /// server may have acted, the node is looked up by its tag first.
+    pub async fn create(&self, req: &super::CreateRequest) -> Result<Node, DriverError> {
+        self.refuse_retired()?;
+        let variant = req.api_variant.clone();
+        let ctx = self.create_ctx(req)?;
+        let tag = ctx["tag"].as_str().unwrap_or_default().to_string();
+        let region_slug = ctx["region_slug"].as_str().unwrap_or_default().to_string();
+        let op = self
+            .op(&variant, "create")
+            .ok_or_else(|| self.no_op("create", &variant))?
+            .clone();
+        self.run_steps(&op.before, &variant, &ctx, None).await?;
+        let prep = self.prepare("create", &op, &ctx)?;
+        let max = self.inner.opts.max_attempts.max(1);
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            match self.send(&prep, Mode::Create).await {
+                Ok(r) => break r,
+                Err(e) if e.in_doubt => {
+                    self.log(
+                        1,
+                        &format!("create may have reached the server ({e}); looking up tag {tag}"),
+                    );
+                    tokio::time::sleep(backoff(self.inner.opts.backoff_base, attempt)).await;
+                    match self.find_by_tag(&tag, Some(&region_slug)).await {
+                        Ok(Some(node)) => {
+                            let mut c = ctx.clone();
+                            set(&mut c, "id", node.id.clone());
+                            self.after_create(&op.after, &variant, &c, &node).await?;
+                            return Ok(node);
+                        }
+                        Ok(None) if attempt < max => continue,
+                        _ => {
+                            let mut e = e;
+                            e.in_doubt = false;
+                            e.hint = Some(format!(
+                                "the server may still create it: look for tag '{tag}' with `capsule openmesh list` before deploying again"
+                            ));
+                            return Err(e);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let Some(obj) = first_node(&resp.value, &op.node) else {
+            return Err(DriverError::new(
+                &self.inner.id,
+                ErrorKind::Api,
+                "the create answer holds no node",
+            )
+            .with_status(resp.status));
+        };
+        let mut node = self.node_from(obj, &variant, Some(&region_slug));
+        if node.id.is_empty() {
+            return Err(DriverError::new(
+                &self.inner.id,
+                ErrorKind::Api,
+                "the create answer holds no node id",
+            )
+            .with_status(resp.status));
+        }
+        if node.name.is_empty() {
+            node.name = req.name.clone();
+        }
+        if node.plan.is_empty() {
+            node.plan = req.plan.clone();
+        }
+        if node.region.is_empty() {
+            node.region = region_slug.clone();
+        }
+        if node.tag.is_none() && !tag.is_empty() {
+            node.tag = Some(tag.clone());
+        }
+        if node.state == NodeState::Unknown && node.raw_status.is_empty() {
+            node.state = NodeState::Pending;
+        }
+        let mut c = ctx.clone();
+        set(&mut c, "id", node.id.clone());
+        if let Some(a) = &op.action {
+            self.poll_action(&variant, a, &c, &resp)
+                .await
+                .map_err(|e| self.after_failed(&node, "create", e))?;
+        }
+        self.after_create(&op.after, &variant, &c, &node).await?;
+        Ok(node)
+    }
+
+    async fn after_create(
+        &self,
+        steps: &[Step],
+        variant: &str,
+        ctx: &Value,
+        node: &Node,
+    ) -> Result<(), DriverError> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let nref = node.node_ref();
+        self.run_steps(steps, variant, ctx, Some(&nref))
+            .await
+            .map_err(|e| self.after_failed(node, "a step after create", e))
+    }
+
+    fn after_failed(&self, node: &Node, what: &str, mut e: DriverError) -> DriverError {
+        e.message = format!("created node {} but {what} failed: {}", node.id, e.message);
+        e
+    }
+
+    /// Look a node up by its deploy tag (in one region when the API is regional and a region is
+    /// given). Deleted nodes are ignored.
+    pub async fn find_by_tag(
+        &self,
+        tag: &str,
+        region: Option<&str>,
+    ) -> Result<Option<Node>, DriverError> {
+        let api = &self.inner.provider.api;
+        let region = if api.regional {
+            region.filter(|r| !r.is_empty())
+        } else {
+            None
+        };
+        let nodes = self.list_nodes(tag, Some(tag), region).await?;
+        let can_read_tag = tree::field_set(&api.node.deploy_id);
+        Ok(nodes.into_iter().find(|n| {
+            n.state != NodeState::Deleted
+                && if can_read_tag {
+                    n.tag.as_deref() == Some(tag)
+                } else {
+                    api.tagging.server_side_filter
+                }
+        }))
+    }
+
+    /// Every node: all regions (regional APIs) and every variant's list. `all = false` keeps the
+    /// nodes capsule created (the managed tag, filtered by the server or by reading the tag).
+    pub async fn list(&self, all: bool) -> Result<Vec<Node>, DriverError> {
+        let api = &self.inner.provider.api;
+        let list_tag = if all {
+            String::new()
+        } else {
+            self.managed_tag()
+        };
+        let nodes = self.list_nodes(&list_tag, None, None).await?;
+        if all || api.tagging.server_side_filter || !tree::field_set(&api.node.deploy_id) {
+            return Ok(nodes);
+        }
+        Ok(nodes.into_iter().filter(|n| n.tag.is_some()).collect())
+    }
+
+    async fn list_nodes(
+        &self,
+        list_tag: &str,
+        tag: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Vec<Node>, DriverError> {
+        let p = &self.inner.provider;
+        let mut variants: Vec<String> = Vec::new();
+        if p.api.operations.contains_key("list") {
+            variants.push(String::new());
+        }
+        variants.extend(
+            p.api
+                .variants
+                .iter()
+                .filter(|(_, ops)| ops.contains_key("list"))
+                .map(|(n, _)| n.clone()),
+        );
+        if variants.is_empty() {
+            return Err(self.no_op("list", ""));
+        }
+        let regions: Vec<Option<String>> = if p.api.regional {
+            match region {
+                Some(r) => vec![Some(r.to_string())],
+                None => p.regions.iter().map(|r| Some(r.id.clone())).collect(),
+            }
+        } else {
+            vec![None]
+        };
+        let mut set = tokio::task::JoinSet::new();
+        let mut index = 0usize;
+        for v in &variants {
+            for r in &regions {
+                let d = self.clone();
+                let (v, r, lt, t) = (
+                    v.clone(),
+                    r.clone(),
+                    list_tag.to_string(),
+                    tag.map(str::to_string),
+                );
+                set.spawn(async move {
+                    (
+                        index,
+                        d.list_pages(&v, r.as_deref(), &lt, t.as_deref()).await,
+                    )
+                });
+                index += 1;
+            }
+        }
+        let mut parts: Vec<(usize, Vec<Node>)> = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((i, Ok(nodes))) => parts.push((i, nodes)),
+                Ok((_, Err(e))) => {
+                    set.abort_all();
+                    return Err(e);
+                }
+                Err(e) => {
+                    set.abort_all();
+                    return Err(DriverError::new(
+                        &self.inner.id,
+                        ErrorKind::Api,
+                        format!("listing failed: {e}"),
+                    ));
+                }
+            }
+        }
+        parts.sort_by_key(|(i, _)| *i);
+        let mut seen = HashSet::new();
+        Ok(parts
+            .into_iter()
+            .flat_map(|(_, n)| n)
+            .filter(|n| seen.insert((n.region.clone(), n.id.clone())))
+            .collect())
+    }
+
+    /// One list operation with its pagination.
+    async fn list_pages(
+        &self,
+        variant: &str,
+        region: Option<&str>,
+        list_tag: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<Node>, DriverError> {
+        let op = self
+            .op(variant, "list")
+            .ok_or_else(|| self.no_op("list", variant))?;
+        let mut ctx = Value::Object(self.base_ctx(region));
+        set(&mut ctx, "list_tag", list_tag);
+        set(&mut ctx, "tag", tag.unwrap_or(list_tag));
+        let mut prep = self.prepare("list", op, &ctx)?;
+        let pg = &op.paging;
+        let style = pg.style.as_str();
+        if !pg.size_param.is_empty() && pg.size > 0 {
+            match style {
+                "token" if prep.body.is_some() => {
+                    if let Some(b) = prep.body.as_mut() {
+                        b.set_param(&pg.size_param, pg.size.to_string().into());
+                    }
+                }
+                "" | "none" => {}
+                _ => prep.set_query(&pg.size_param, &pg.size.to_string()),
+            }
+        }
+        let mut out = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut page: u64 = 1;
+        for _ in 0..MAX_PAGES {
+            if style == "page" && !pg.page_param.is_empty() {
+                prep.set_query(&pg.page_param, &page.to_string());
+            }
+            let resp = self.send(&prep, Mode::Safe).await?;
+            let items = tree::elements(&resp.value, &op.node);
+            let n = items.len();
+            out.extend(
+                items
+                    .into_iter()
+                    .filter(|v| v.is_object())
+                    .map(|v| self.node_from(v, variant, region)),
+            );
+            match style {
+                "page" => {
+                    if pg.page_param.is_empty() || n == 0 {
+                        break;
+                    }
+                    if !pg.total_pages.is_empty() {
+                        if let Some(tp) = tree::text_at(&resp.value, &pg.total_pages)
+                            .and_then(|t| t.parse::<u64>().ok())
+                        {
+                            if page >= tp {
+                                break;
+                            }
+                            page += 1;
+                            continue;
+                        }
+                    }
+                    if let Some(total) = total_of(&resp, &pg.total) {
+                        if out.len() as u64 >= total {
+                            break;
+                        }
+                    } else if pg.size > 0 && (n as u64) < u64::from(pg.size) {
+                        break;
+                    }
+                    page += 1;
+                }
+                "next_link" => {
+                    let Some(next) =
+                        tree::text_at(&resp.value, &pg.next).filter(|s| !s.trim().is_empty())
+                    else {
+                        break;
+                    };
+                    if !seen.insert(next.clone()) {
+                        break;
+                    }
+                    let Ok(mut url) = prep.url.join(next.trim()) else {
+                        break;
+                    };
+                    if let Some(ep) = &self.inner.endpoint {
+                        super::http::apply_override(&mut url, ep);
+                    }
+                    prep.url = url;
+                }
+                "cursor" | "token" => {
+                    let Some(token) =
+                        tree::text_at(&resp.value, &pg.next).filter(|s| !s.is_empty())
+                    else {
+                        break;
+                    };
+                    if !seen.insert(token.clone()) {
+                        break;
+                    }
+                    let param = if pg.cursor_param.is_empty() {
+                        "cursor"
+                    } else {
+                        pg.cursor_param.as_str()
+                    };
+                    match (style, prep.body.as_mut()) {
+                        ("token", Some(b)) => b.set_param(param, token.into()),
+                        _ => prep.set_query(param, &token),
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn node_ctx(&self, node: &NodeRef) -> Value {
+        let mut m = self.base_ctx(node.region.as_deref());
+        m.insert("id".into(), node.id.clone().into());
+        Value::Object(m)
+    }
+
+    fn deleted(&self, node: &NodeRef) -> Node {
+        Node {
+            provider: self.inner.id.clone(),
+            id: node.id.clone(),
+            name: String::new(),
+            region: node.region.clone().unwrap_or_default(),
+            plan: String::new(),
+            state: NodeState::Deleted,
+            raw_status: String::new(),
+            ipv4: None,
+            created_at: None,
+            tag: None,
+            variant: node.variant.clone(),
+        }
+    }
+
+    /// The node's current state; a node the API no longer knows comes back as `Deleted`.
+    pub async fn get(&self, node: &NodeRef) -> Result<Node, DriverError> {
+        let p = &self.inner.provider;
+        if p.api.regional && node.region.as_deref().is_none_or(str::is_empty) {
+            for r in &p.regions {
+                let mut n = node.clone();
+                n.region = Some(r.id.clone());
+                let found = self.get_in(&n).await?;
+                if found.state != NodeState::Deleted {
+                    return Ok(found);
+                }
+            }
+            return Ok(self.deleted(node));
+        }
+        self.get_in(node).await
+    }
+
+    async fn get_in(&self, node: &NodeRef) -> Result<Node, DriverError> {
+        let op = self
+            .op(&node.variant, "get")
+            .ok_or_else(|| self.no_op("get", &node.variant))?;
+        let ctx = self.node_ctx(node);
+        match self.call_plain(&node.variant, "get", &ctx).await {
+            Ok(resp) => match first_node(&resp.value, &op.node) {
+                Some(v) => {
+                    let mut n = self.node_from(v, &node.variant, node.region.as_deref());
+                    if n.id.is_empty() {
+                        n.id = node.id.clone();
+                    }
+                    Ok(n)
+                }
+                None => Ok(self.deleted(node)),
+            },
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(self.deleted(node)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fill in the region of a regional node that has none (by finding it).
+    async fn resolve_ref(&self, node: &NodeRef) -> Result<NodeRef, DriverError> {
+        if !self.inner.provider.api.regional
+            || node.region.as_deref().is_some_and(|r| !r.is_empty())
+        {
+            return Ok(node.clone());
+        }
+        let found = self.get(node).await?;
+        if found.state == NodeState::Deleted {
+            return Err(DriverError::new(
+                &self.inner.id,
+                ErrorKind::NotFound,
+                format!("node {} was not found in any region", node.id),
+            ));
+        }
+        Ok(found.node_ref())
+    }
+
+    /// Power on.
+    pub async fn start(&self, node: &NodeRef) -> Result<(), DriverError> {
+        self.lifecycle(node, "start").await
+    }
+
+    /// Power off.
+    pub async fn stop(&self, node: &NodeRef) -> Result<(), DriverError> {
+        self.lifecycle(node, "stop").await
+    }
+
+    /// Delete (after the `before` steps, e.g. power off and wait). A node already gone is fine.
+    pub async fn delete(&self, node: &NodeRef) -> Result<(), DriverError> {
+        match self.lifecycle(node, "delete").await {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    async fn lifecycle(&self, node: &NodeRef, name: &str) -> Result<(), DriverError> {
+        let node = self.resolve_ref(node).await?;
+        let variant = node.variant.as_str();
+        let op = self
+            .op(variant, name)
+            .ok_or_else(|| self.no_op(name, variant))?
+            .clone();
+        let ctx = self.node_ctx(&node);
+        self.run_steps(&op.before, variant, &ctx, Some(&node))
+            .await?;
+        self.call(variant, name, &ctx).await?;
+        self.run_steps(&op.after, variant, &ctx, Some(&node)).await
+    }
+
+    /// Poll until the node is in `want` (and has a public IPv4 when asked).
+    pub async fn wait_for(
+        &self,
+        node: &NodeRef,
+        want: NodeState,
+        need_ipv4: bool,
+        timeout: Duration,
+    ) -> Result<Node, DriverError> {
+        let deadline = Instant::now() + timeout;
+        let interval = self.poll_interval();
+        let mut nref = node.clone();
+        let mut last = String::from("unknown");
+        let mut seen_alive = false;
+        loop {
+            match self.get(&nref).await {
+                Ok(n) => {
+                    if nref.region.is_none() && !n.region.is_empty() {
+                        nref.region = Some(n.region.clone());
+                    }
+                    if n.state == want && (!need_ipv4 || n.ipv4.is_some()) {
+                        return Ok(n);
+                    }
+                    if n.state == NodeState::Error && want != NodeState::Error {
+                        return Err(DriverError::new(
+                            &self.inner.id,
+                            ErrorKind::Api,
+                            format!("node {} entered the error state ({})", n.id, n.raw_status),
+                        ));
+                    }
+                    if n.state == NodeState::Deleted && seen_alive && want != NodeState::Deleted {
+                        return Err(DriverError::new(
+                            &self.inner.id,
+                            ErrorKind::NotFound,
+                            format!("node {} was deleted", n.id),
+                        ));
+                    }
+                    if n.state != NodeState::Deleted {
+                        seen_alive = true;
+                    }
+                    last = if n.raw_status.is_empty() {
+                        n.state.to_string()
+                    } else {
+                        format!("{} ({})", n.state, n.raw_status)
+                    };
+                }
+                Err(e) if e.is_transient() => last = format!("{last}; last error: {e}"),
+                Err(e) => return Err(e),
+            }
+            if Instant::now() + interval > deadline {
+                let what = if need_ipv4 {
+                    format!("{want} with a public IPv4")
+                } else {
+                    want.to_string()
+                };
+                return Err(DriverError::new(
+                    &self.inner.id,
+                    ErrorKind::Timeout,
+                    format!(
+                        "node {} did not reach {what} within {} s (last: {last})",
+                        node.id,
+                        timeout.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// Prepare and send one operation (no action polling, no steps).
+    async fn call_plain(
+        &self,
+        variant: &str,
+        name: &str,
+        ctx: &Value,
+    ) -> Result<Resp, DriverError> {
+        let op = self
+            .op(variant, name)
+            .ok_or_else(|| self.no_op(name, variant))?;
+        let prep = self.prepare(name, op, ctx)?;
+        self.send(&prep, Mode::Safe).await
+    }
+
+    /// One operation and the async action it returns, if the catalog says so.
+    async fn call(&self, variant: &str, name: &str, ctx: &Value) -> Result<Resp, DriverError> {
+        let resp = self.call_plain(variant, name, ctx).await?;
+        if let Some(a) = self.op(variant, name).and_then(|o| o.action.as_ref()) {
+            self.poll_action(variant, a, ctx, &resp).await?;
+        }
+        Ok(resp)
+    }
+
+    async fn poll_action(
+        &self,
+        variant: &str,
+        action: &ActionPoll,
+        ctx: &Value,
+        resp: &Resp,
+    ) -> Result<(), DriverError> {
+        let Some(aid) = tree::text_at(&resp.value, &action.id).filter(|s| !s.is_empty()) else {
+            return Ok(());
+        };
+        let is_in = |list: &[String], s: &str| list.iter().any(|x| x.eq_ignore_ascii_case(s));
+        let check = |v: &Value| -> Option<Result<(), DriverError>> {
+            let st = tree::text_at(v, &action.status)?;
+            if is_in(&action.done, &st) {
+                Some(Ok(()))
+            } else if is_in(&action.failed, &st) {
+                Some(Err(DriverError::new(
+                    &self.inner.id,
+                    ErrorKind::Api,
+                    format!("action {aid} ended as '{st}'"),
+                )))
+            } else {
+                None
+            }
+        };
+        if let Some(r) = check(&resp.value) {
+            return r;
+        }
+        if action.operation.is_empty() {
+            return Ok(());
+        }
+        let mut c = ctx.clone();
+        set(&mut c, "action_id", aid.clone());
+        let deadline = Instant::now() + STEP_WAIT;
+        let interval = self.poll_interval();
+        loop {
+            tokio::time::sleep(interval).await;
+            let r = self.call_plain(variant, &action.operation, &c).await?;
+            if let Some(r) = check(&r.value) {
+                return r;
+            }
+            if Instant::now() + interval > deadline {
+                return Err(DriverError::new(
+                    &self.inner.id,
+                    ErrorKind::Timeout,
+                    format!(
+                        "action {aid} did not finish within {} s",
+                        STEP_WAIT.as_secs()
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Run `before`/`after` steps. A step is skipped when the node is in one of its `unless`
+    /// states (or gone); an `optional` step's failure is logged and ignored.
+    async fn run_steps(
+        &self,
+        steps: &[Step],
+        variant: &str,
+        ctx: &Value,
+        node: Option<&NodeRef>,
+    ) -> Result<(), DriverError> {
+        for step in steps {
+            let result: Result<(), DriverError> = async {
+                if let Some(n) = node {
+                    if !step.unless.is_empty() {
+                        let cur = self.get(n).await?;
+                        if cur.state == NodeState::Deleted
+                            || step
+                                .unless
+                                .iter()
+                                .any(|u| u.parse::<NodeState>().is_ok_and(|s| s == cur.state))
+                        {
+                            return Ok(());
+                        }
+                    }
+                }
+                let mut c = ctx.clone();
+                for (k, v) in &step.vars {
+                    set(&mut c, k, v.clone());
+                }
+                match self.call(variant, &step.operation, &c).await {
+                    Err(e) if e.kind == ErrorKind::NotFound && node.is_some() => return Ok(()),
+                    Err(e) => return Err(e),
+                    Ok(_) => {}
+                }
+                if !step.wait_for.is_empty() {
+                    if let Some(n) = node {
+                        let want: NodeState = step.wait_for.parse().map_err(|e: String| {
+                            DriverError::new(
+                                &self.inner.id,
+                                ErrorKind::Refused,
+                                format!("step `{}`: {e}", step.operation),
+                            )
+                        })?;
+                        self.wait_for(n, want, false, STEP_WAIT).await?;
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            match result {
+                Err(e) if step.optional => self.log(
+                    1,
+                    &format!("optional step `{}` failed: {e}", step.operation),
+                ),
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the credentials with the `verify` operation (or one list call when there is none).
+    pub async fn verify(&self) -> Result<(), DriverError> {
+        let region = self.default_region();
+        if self.op("", "verify").is_some() {
+            let ctx = Value::Object(self.base_ctx(region.as_deref()));
+            self.call_plain("", "verify", &ctx).await.map(|_| ())
+        } else {
+            let variant = if self.op("", "list").is_some() {
+                String::new()
+            } else {
+                self.inner
+                    .provider
+                    .api
+                    .variants
+                    .keys()
+                    .next()
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let r = if self.inner.provider.api.regional {
+                region
+            } else {
+                None
+            };
+            let op = self
+                .op(&variant, "list")
+                .ok_or_else(|| self.no_op("verify", ""))?;
+            let mut ctx = Value::Object(self.base_ctx(r.as_deref()));
+            set(&mut ctx, "list_tag", "");
+            set(&mut ctx, "tag", "");
+            let prep = self.prepare("list", op, &ctx)?;
+            self.send(&prep, Mode::Safe).await.map(|_| ())
+        }
+    }
+}
+
+/// The total item count from a pointer or a `header:Name`.
+fn total_of(resp: &Resp, spec: &str) -> Option<u64> {
+    if spec.is_empty() {
+        return None;
+    }
+    let text = match spec.strip_prefix("header:") {
+        Some(h) => resp
+            .headers
+            .get(h.trim())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        None => tree::text_at(&resp.value, spec),
+    }?;
+    text.trim().parse().ok()
+}

@@ -1,0 +1,1 @@
+//! Driver tests against a local HTTP server.

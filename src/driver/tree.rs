@@ -1,0 +1,424 @@
+//! Reading answers: XML → JSON conversion, JSON pointers with `*`, [`Field`] / [`Pick`]
+//! evaluation and status mapping. Pure functions over `serde_json::Value`; no I/O.
+
+use crate::catalog::schema::{Field, Pick};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Convert an XML document to JSON: `{ root: … }`. An element becomes an object keyed by the local
+/// names (namespaces dropped) of its children; a text-only element becomes a string; repeated
+/// children become an array; an element whose name is in `list_elements` is always inside an
+/// array. Attributes are ignored.
+pub fn xml_to_json(xml: &str, list_elements: &[String]) -> Result<Value, String> {
+    use quick_xml::events::Event;
+    use quick_xml::Reader;
+
+    struct Open {
+        name: String,
+        children: Vec<(String, Value)>,
+        text: String,
+    }
+
+    fn close(open: Open, list_elements: &[String]) -> (String, Value) {
+        if open.children.is_empty() {
+            return (open.name, Value::String(open.text));
+        }
+        let mut map: Map<String, Value> = Map::new();
+        for (name, v) in open.children {
+            let always_list = list_elements.iter().any(|l| l == &name);
+            match map.get_mut(&name) {
+                // A child value is never an array itself, so an array here was made by an earlier
+                // repetition (or because the name is always a list).
+                Some(Value::Array(a)) => a.push(v),
+                Some(existing) => {
+                    let prev = existing.take();
+                    *existing = Value::Array(vec![prev, v]);
+                }
+                None => {
+                    if always_list {
+                        map.insert(name, Value::Array(vec![v]));
+                    } else {
+                        map.insert(name, v);
+                    }
+                }
+            }
+        }
+        (open.name, Value::Object(map))
+    }
+
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().trim_text(false);
+    let mut stack: Vec<Open> = Vec::new();
+    let mut root: Option<(String, Value)> = None;
+    loop {
+        let ev = reader
+            .read_event()
+            .map_err(|e| format!("invalid XML: {e}"))?;
+        match ev {
+            Event::Start(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                stack.push(Open {
+                    name,
+                    children: Vec::new(),
+                    text: String::new(),
+                });
+            }
+            Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let item = close(
+                    Open {
+                        name,
+                        children: Vec::new(),
+                        text: String::new(),
+                    },
+                    list_elements,
+                );
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(item),
+                    None => root = Some(item),
+                }
+            }
+            Event::End(_) => {
+                let open = stack.pop().ok_or("invalid XML: unbalanced end tag")?;
+                let item = close(open, list_elements);
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(item),
+                    None => root = Some(item),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    let s = t.unescape().map_err(|e| format!("invalid XML: {e}"))?;
+                    top.text.push_str(&s);
+                }
+            }
+            Event::CData(c) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&String::from_utf8_lossy(&c.into_inner()));
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err("invalid XML: unclosed element".into());
+    }
+    let (name, value) = root.ok_or("invalid XML: no root element")?;
+    let mut m = Map::new();
+    m.insert(name, value);
+    Ok(Value::Object(m))
+}
+
+fn unescape_segment(s: &str) -> String {
+    s.replace("~1", "/").replace("~0", "~")
+}
+
+/// Every value a pointer reaches. `""` is the value itself; a `*` segment steps into every
+/// element of an array (a non-array passes through unchanged).
+pub fn resolve_all<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
+    let mut cur: Vec<&Value> = vec![root];
+    if pointer.is_empty() {
+        return cur;
+    }
+    let path = pointer.strip_prefix('/').unwrap_or(pointer);
+    for raw in path.split('/') {
+        let mut next = Vec::new();
+        for v in cur {
+            if raw == "*" {
+                match v {
+                    Value::Array(a) => next.extend(a.iter()),
+                    Value::Null => {}
+                    other => next.push(other),
+                }
+                continue;
+            }
+            let seg = unescape_segment(raw);
+            match v {
+                Value::Object(m) => {
+                    if let Some(x) = m.get(&seg) {
+                        next.push(x);
+                    }
+                }
+                Value::Array(a) => {
+                    if let Ok(i) = seg.parse::<usize>() {
+                        if let Some(x) = a.get(i) {
+                            next.push(x);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        cur = next;
+        if cur.is_empty() {
+            break;
+        }
+    }
+    cur
+}
+
+/// All elements a list pointer reaches: arrays are flattened one level, objects are elements.
+pub fn elements<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    for v in resolve_all(root, pointer) {
+        match v {
+            Value::Array(a) => out.extend(a.iter()),
+            Value::Null => {}
+            Value::String(s) if s.is_empty() => {} // an empty XML list element
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A scalar as text: strings as is, numbers and booleans printed; null, objects and arrays none.
+pub fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The text at a pointer, if any.
+pub fn text_at(root: &Value, pointer: &str) -> Option<String> {
+    resolve_all(root, pointer).into_iter().find_map(text)
+}
+
+fn filter_matches(element: &Value, filter: &BTreeMap<String, String>) -> bool {
+    filter.iter().all(|(ptr, want)| {
+        let got = text_at(element, ptr);
+        if let Some(neg) = want.strip_prefix('!') {
+            got.as_deref() != Some(neg)
+        } else if let Some(prefix) = want.strip_prefix('~') {
+            got.is_some_and(|g| g.starts_with(prefix))
+        } else {
+            got.as_deref() == Some(want.as_str())
+        }
+    })
+}
+
+/// Evaluate a [`Pick`]: the first element of `list` matching `where`, then `value` inside it.
+pub fn pick(root: &Value, p: &Pick) -> Option<String> {
+    elements(root, &p.list)
+        .into_iter()
+        .filter(|e| filter_matches(e, &p.filter))
+        .find_map(|e| text_at(e, &p.value).filter(|s| !s.is_empty()))
+}
+
+/// Evaluate a [`Field`]; an empty pointer and an empty result are `None`.
+pub fn field(root: &Value, f: &Field) -> Option<String> {
+    match f {
+        Field::Pointer(p) if p.is_empty() => None,
+        Field::Pointer(p) => text_at(root, p).filter(|s| !s.is_empty()),
+        Field::Pick(p) => pick(root, p),
+    }
+}
+
+/// `true` when a field is configured (not an empty pointer).
+pub fn field_set(f: &Field) -> bool {
+    !matches!(f, Field::Pointer(p) if p.is_empty())
+}
+
+fn norm(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Map a raw status through `api.status` (state name → raw values); matching ignores case, `-`
+/// and `_`. Returns the common state name, or `None` when the raw value is not listed.
+pub fn map_status<'a>(table: &'a BTreeMap<String, Vec<String>>, raw: &str) -> Option<&'a str> {
+    let n = norm(raw);
+    table
+        .iter()
+        .find(|(_, raws)| raws.iter().any(|r| norm(r) == n))
+        .map(|(state, _)| state.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DESCRIBE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+    <requestId>8f7724cf-496f-496e-8fe3-example</requestId>
+    <reservationSet>
+        <item>
+            <reservationId>r-1234567890abcdef0</reservationId>
+            <ownerId>123456789012</ownerId>
+            <groupSet/>
+            <instancesSet>
+                <item>
+                    <instanceId>i-1234567890abcdef0</instanceId>
+                    <imageId>ami-bff32ccc</imageId>
+                    <instanceState>
+                        <code>16</code>
+                        <name>running</name>
+                    </instanceState>
+                    <instanceType>t3.micro</instanceType>
+                    <launchTime>2018-05-08T16:46:19.000Z</launchTime>
+                    <placement><availabilityZone>us-east-1a</availabilityZone></placement>
+                    <ipAddress>54.194.252.215</ipAddress>
+                    <tagSet>
+                        <item><key>Name</key><value>node-1</value></item>
+                        <item><key>capsule-id</key><value>capsule-7f3a</value></item>
+                    </tagSet>
+                </item>
+            </instancesSet>
+        </item>
+        <item>
+            <reservationId>r-2</reservationId>
+            <instancesSet>
+                <item>
+                    <instanceId>i-2</instanceId>
+                    <instanceState><code>80</code><name>stopped</name></instanceState>
+                    <tagSet><item><key>Name</key><value>a &amp; b</value></item></tagSet>
+                </item>
+            </instancesSet>
+        </item>
+    </reservationSet>
+    <nextToken/>
+</DescribeInstancesResponse>"#;
+
+    fn list() -> Vec<String> {
+        vec!["item".into()]
+    }
+
+    #[test]
+    fn xml_describe_instances() {
+        let v = xml_to_json(DESCRIBE, &list()).unwrap();
+        let nodes = elements(
+            &v,
+            "/DescribeInstancesResponse/reservationSet/item/*/instancesSet/item",
+        );
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(
+            text_at(nodes[0], "/instanceId").unwrap(),
+            "i-1234567890abcdef0"
+        );
+        assert_eq!(text_at(nodes[0], "/instanceState/name").unwrap(), "running");
+        assert_eq!(text_at(nodes[1], "/instanceState/name").unwrap(), "stopped");
+        assert_eq!(text_at(nodes[1], "/tagSet/item/0/value").unwrap(), "a & b");
+        assert_eq!(
+            text_at(&v, "/DescribeInstancesResponse/nextToken").unwrap(),
+            ""
+        );
+        assert_eq!(
+            text_at(
+                &v,
+                "/DescribeInstancesResponse/reservationSet/item/0/groupSet"
+            )
+            .unwrap(),
+            ""
+        );
+        let p = Pick {
+            list: "/tagSet/item".into(),
+            filter: [("/key".to_string(), "capsule-id".to_string())].into(),
+            value: "/value".into(),
+        };
+        assert_eq!(pick(nodes[0], &p).unwrap(), "capsule-7f3a");
+        assert_eq!(pick(nodes[1], &p), None);
+    }
+
+    #[test]
+    fn xml_error_body_and_repeats() {
+        let e = "<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID 'i-1' does not exist</Message></Error></Errors><RequestID>ea96</RequestID></Response>";
+        let v = xml_to_json(e, &list()).unwrap();
+        assert_eq!(
+            text_at(&v, "/Response/Errors/Error/Code").unwrap(),
+            "InvalidInstanceID.NotFound"
+        );
+        let r = xml_to_json("<a><b>1</b><b>2</b><c>3</c></a>", &[]).unwrap();
+        assert_eq!(r, json!({"a": {"b": ["1", "2"], "c": "3"}}));
+        assert!(xml_to_json("<a><b></a>", &[]).is_err());
+    }
+
+    #[test]
+    fn pointer_star_flattens() {
+        let v = json!({"r": [{"i": [{"id": 1}, {"id": 2}]}, {"i": [{"id": 3}]}], "n": null});
+        let ids: Vec<_> = elements(&v, "/r/*/i")
+            .iter()
+            .filter_map(|e| text_at(e, "/id"))
+            .collect();
+        assert_eq!(ids, ["1", "2", "3"]);
+        assert_eq!(text_at(&v, "/r/1/i/0/id").unwrap(), "3");
+        assert_eq!(text_at(&v, "/n"), None);
+        assert!(resolve_all(&v, "/missing/x").is_empty());
+        let esc = json!({"a/b": {"~": "x"}});
+        assert_eq!(text_at(&esc, "/a~1b/~0").unwrap(), "x");
+    }
+
+    #[test]
+    fn pick_with_filters() {
+        let v = json!({
+            "networks": {"v4": [
+                {"type": "private", "ip_address": "10.0.0.2", "public": false},
+                {"type": "public", "ip_address": "203.0.113.7", "public": true}
+            ]},
+            "tags": ["capsule", "capsule-abc"]
+        });
+        let p = |list: &str, w: &[(&str, &str)], val: &str| Pick {
+            list: list.into(),
+            filter: w
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            value: val.into(),
+        };
+        assert_eq!(
+            pick(
+                &v,
+                &p("/networks/v4", &[("/type", "public")], "/ip_address")
+            )
+            .unwrap(),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            pick(
+                &v,
+                &p("/networks/v4", &[("/public", "true")], "/ip_address")
+            )
+            .unwrap(),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            pick(
+                &v,
+                &p("/networks/v4", &[("/type", "!public")], "/ip_address")
+            )
+            .unwrap(),
+            "10.0.0.2"
+        );
+        assert_eq!(
+            pick(&v, &p("/tags", &[("", "~capsule-")], "")).unwrap(),
+            "capsule-abc"
+        );
+        assert_eq!(pick(&v, &p("/tags", &[("", "nope")], "")), None);
+        assert_eq!(
+            field(&v, &Field::Pointer("/tags/0".into())).unwrap(),
+            "capsule"
+        );
+        assert_eq!(field(&v, &Field::Pointer(String::new())), None);
+    }
+
+    #[test]
+    fn status_mapping_ignores_case_dash_underscore() {
+        let t: BTreeMap<String, Vec<String>> = [
+            (
+                "running".to_string(),
+                vec!["active".to_string(), "IN_USE".to_string()],
+            ),
+            ("deleting".to_string(), vec!["shutting-down".to_string()]),
+        ]
+        .into();
+        assert_eq!(map_status(&t, "Active"), Some("running"));
+        assert_eq!(map_status(&t, "in-use"), Some("running"));
+        assert_eq!(map_status(&t, "SHUTTING_DOWN"), Some("deleting"));
+        assert_eq!(map_status(&t, "weird"), None);
+    }
+}
