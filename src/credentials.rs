@@ -1,10 +1,46 @@
-//! Provider credentials: resolved values for one provider account.
+//! Provider credentials: resolution and the credentials file.
 //!
-//! Resolution (flag > environment > `$CAPSULE_HOME/credentials.toml`) and the file store live
-//! here too; the driver only sees a resolved [`Credentials`].
+//! Owns `$CAPSULE_HOME/credentials.toml` and the rule that picks each credential field's value:
+//! flag > environment (the catalog's variable names, first non-empty wins) > file. The driver
+//! only ever sees a resolved [`Credentials`].
+//!
+//! The file holds one table per provider id, one string per catalog field:
+//!
+//! ```toml
+//! [digitalocean]
+//! token = "dop_v1_…"
+//!
+//! [scaleway]
+//! secret_key = "…"
+//! project_id = "…"
+//! ```
+//!
+//! It is written atomically (a temp file in the same directory, fsync, rename) under a lock
+//! file, with mode 0600 in a 0700 directory; a file that group or others can read is refused
+//! with the `chmod` that fixes it. Comments and tables capsule does not know are kept.
+//!
+//! Nothing here prints, and no error message holds a credential value: a broken file is named
+//! by line and column only, never quoted.
 
+use crate::catalog::schema::CredentialField;
+use crate::catalog::ProviderEntry;
+use crate::error::bad_input;
 use crate::secret::Secret;
+use anyhow::Context as _;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// File name of the credentials file inside `$CAPSULE_HOME`.
+pub const FILE_NAME: &str = "credentials.toml";
+
+const HEADER: &str = "\
+# capsule credentials: one table per provider id, one value per credential field.
+# Keep this file private (mode 0600). Written by `capsule openmesh provider configure|remove`.
+";
 
 /// Resolved credential fields of one provider, by catalog field name.
 #[derive(Debug, Clone, Default)]
@@ -35,7 +71,742 @@ impl Credentials {
     pub fn public_fields(&self) -> BTreeMap<String, String> {
         self.public
             .iter()
-            .filter_map(|n| self.values.get(n).map(|v| (n.clone(), v.expose().to_string())))
+            .filter_map(|n| {
+                self.values
+                    .get(n)
+                    .map(|v| (n.clone(), v.expose().to_string()))
+            })
             .collect()
+    }
+
+    /// Values of the secret fields, for scrubbing them out of messages.
+    pub fn secrets(&self) -> impl Iterator<Item = &Secret> + '_ {
+        self.values
+            .iter()
+            .filter(|(n, v)| !v.is_empty() && !self.public.contains(n))
+            .map(|(_, v)| v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.values().all(Secret::is_empty)
+    }
+}
+
+/// Where a field's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag (or stdin, or a prompt) of this invocation.
+    Flag,
+    /// This environment variable.
+    Env(String),
+    /// `credentials.toml`.
+    File,
+    Missing,
+}
+
+impl Source {
+    /// `flag`, `env`, `file` or `missing`: the stable name in JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Flag => "flag",
+            Source::Env(_) => "env",
+            Source::File => "file",
+            Source::Missing => "missing",
+        }
+    }
+
+    pub fn env_var(&self) -> Option<&str> {
+        match self {
+            Source::Env(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Env(var) => write!(f, "env {var}"),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+/// One credential field with its resolved value.
+#[derive(Debug, Clone)]
+pub struct ResolvedField {
+    pub field: CredentialField,
+    pub value: Option<Secret>,
+    pub source: Source,
+}
+
+impl ResolvedField {
+    /// What users may see of the value: the value of a non-secret field, the `hint()` of a
+    /// secret, `None` when missing.
+    pub fn shown(&self) -> Option<String> {
+        let v = self.value.as_ref()?;
+        Some(if self.field.secret {
+            v.hint()
+        } else {
+            v.expose().to_string()
+        })
+    }
+
+    /// The `configure` flag that sets this field (`--api-key`, `--project-id`).
+    pub fn flag(&self) -> String {
+        flag_of(&self.field)
+    }
+}
+
+/// All credential fields of one provider, resolved.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub provider: String,
+    /// The credentials file consulted (it may not exist).
+    pub file: PathBuf,
+    /// In catalog order.
+    pub fields: Vec<ResolvedField>,
+}
+
+impl Resolved {
+    pub fn field(&self, name: &str) -> Option<&ResolvedField> {
+        self.fields.iter().find(|f| f.field.name == name)
+    }
+
+    /// The values, for the driver.
+    pub fn credentials(&self) -> Credentials {
+        let mut creds = Credentials::new();
+        for f in &self.fields {
+            if let Some(v) = &f.value {
+                creds.set(&f.field.name, v.clone(), f.field.secret);
+            }
+        }
+        creds
+    }
+
+    /// Required fields that have no value.
+    pub fn missing(&self) -> Vec<&ResolvedField> {
+        self.fields
+            .iter()
+            .filter(|f| f.field.required && f.value.is_none())
+            .collect()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.missing().is_empty()
+    }
+
+    /// `no` (a required field is missing), `env` (complete, and a required field comes from the
+    /// environment) or `file`. A provider without required fields counts as configured once any
+    /// field has a value.
+    pub fn configured(&self) -> &'static str {
+        if !self.is_complete() {
+            return "no";
+        }
+        let required: Vec<&ResolvedField> =
+            self.fields.iter().filter(|f| f.field.required).collect();
+        let considered: Vec<&ResolvedField> = if required.is_empty() {
+            self.fields.iter().filter(|f| f.value.is_some()).collect()
+        } else {
+            required
+        };
+        if considered.is_empty() {
+            "no"
+        } else if considered
+            .iter()
+            .any(|f| matches!(f.source, Source::Env(_)))
+        {
+            "env"
+        } else {
+            "file"
+        }
+    }
+
+    /// The error for incomplete credentials (`None` when complete): names each missing field,
+    /// the flag that sets it and the environment variable that would supply it. Exit code 2.
+    pub fn missing_error(&self) -> Option<anyhow::Error> {
+        let missing = self.missing();
+        if missing.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = missing.iter().map(|f| f.field.name.as_str()).collect();
+        let fixes: Vec<String> = missing.iter().map(|f| how_to_set(&f.field)).collect();
+        Some(bad_input(format!(
+            "{} has no {} — pass {} to `capsule openmesh provider configure {}`",
+            self.provider,
+            join_and(&names),
+            join_and(&fixes),
+            self.provider
+        )))
+    }
+}
+
+/// `--project-id ID (or set SCW_DEFAULT_PROJECT_ID)`.
+fn how_to_set(field: &CredentialField) -> String {
+    let flag = flag_of(field);
+    let metavar = if field.api_key { "KEY" } else { "VALUE" };
+    match field.env.first() {
+        Some(var) => format!("{flag} {metavar} (or set {var})"),
+        None => format!("{flag} {metavar}"),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub(crate) fn join_and<S: AsRef<str>>(items: &[S]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_string(),
+        [rest @ .., last] => {
+            format!(
+                "{} and {}",
+                rest.iter()
+                    .map(|s| s.as_ref())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                last.as_ref()
+            )
+        }
+    }
+}
+
+/// The `configure` flag of a field: `--api-key` for the provider's main secret, else
+/// `--<name>` with `_` → `-`.
+pub fn flag_of(field: &CredentialField) -> String {
+    if field.api_key {
+        "--api-key".to_string()
+    } else {
+        field_flag(&field.name)
+    }
+}
+
+/// `--<name>` with `_` → `-`, for any field (the api-key field answers to it too).
+pub fn field_flag(name: &str) -> String {
+    format!("--{}", name.replace('_', "-"))
+}
+
+/// Path of the credentials file under `home`.
+pub fn path(home: &Path) -> PathBuf {
+    home.join(FILE_NAME)
+}
+
+/// Resolve every credential field of `provider`: `flags` (field name → value) > environment >
+/// file. Errors only for an unreadable, unsafe or malformed credentials file.
+pub fn resolve(
+    home: &Path,
+    provider: &ProviderEntry,
+    flags: &BTreeMap<String, String>,
+) -> anyhow::Result<Resolved> {
+    let file = path(home);
+    let stored = read(&file)?
+        .map(|doc| provider_values(&doc, &file, provider.id()))
+        .transpose()?
+        .unwrap_or_default();
+    let fields = provider
+        .credentials
+        .iter()
+        .map(|field| {
+            let (value, source) = pick(field, flags, &stored);
+            ResolvedField {
+                field: field.clone(),
+                value: value.map(Secret::new),
+                source,
+            }
+        })
+        .collect();
+    Ok(Resolved {
+        provider: provider.id().to_string(),
+        file,
+        fields,
+    })
+}
+
+fn pick(
+    field: &CredentialField,
+    flags: &BTreeMap<String, String>,
+    stored: &BTreeMap<String, String>,
+) -> (Option<String>, Source) {
+    if let Some(v) = flags.get(&field.name).filter(|v| !v.is_empty()) {
+        return (Some(v.clone()), Source::Flag);
+    }
+    for var in &field.env {
+        if let Some(v) = std::env::var_os(var)
+            .and_then(|v| v.into_string().ok())
+            .filter(|v| !v.is_empty())
+        {
+            return (Some(v), Source::Env(var.clone()));
+        }
+    }
+    if let Some(v) = stored.get(&field.name).filter(|v| !v.is_empty()) {
+        return (Some(v.clone()), Source::File);
+    }
+    (None, Source::Missing)
+}
+
+/// Environment and file values of `provider`'s fields (no flags). Missing fields are simply
+/// absent; errors only for a bad credentials file.
+pub fn load(home: &Path, provider: &ProviderEntry) -> anyhow::Result<Credentials> {
+    Ok(resolve(home, provider, &BTreeMap::new())?.credentials())
+}
+
+/// Like [`load`], but every required field must have a value; the error names the missing
+/// fields and how to set them (exit 2).
+pub fn require(home: &Path, provider: &ProviderEntry) -> anyhow::Result<Credentials> {
+    let resolved = resolve(home, provider, &BTreeMap::new())?;
+    match resolved.missing_error() {
+        Some(e) => Err(e),
+        None => Ok(resolved.credentials()),
+    }
+}
+
+/// `no`, `file` or `env`: see [`Resolved::configured`].
+pub fn configured(home: &Path, provider: &ProviderEntry) -> anyhow::Result<&'static str> {
+    Ok(resolve(home, provider, &BTreeMap::new())?.configured())
+}
+
+/// Store `values` (field name → value) in `provider_id`'s table, keeping its other fields and
+/// every other table. Returns the file written.
+pub fn save(
+    home: &Path,
+    provider_id: &str,
+    values: &BTreeMap<String, String>,
+) -> anyhow::Result<PathBuf> {
+    update(home, |doc, file| {
+        let table = provider_table_mut(doc, file, provider_id)?;
+        for (k, v) in values {
+            table.insert(k, toml_edit::value(v.as_str()));
+        }
+        Ok(())
+    })?;
+    Ok(path(home))
+}
+
+/// Remove `provider_id`'s table. `Ok(false)` when there was none (nothing is written then).
+pub fn remove(home: &Path, provider_id: &str) -> anyhow::Result<bool> {
+    let file = path(home);
+    match read(&file)? {
+        Some(doc) if doc.contains_key(provider_id) => {}
+        _ => return Ok(false),
+    }
+    let mut removed = false;
+    update(home, |doc, _| {
+        removed = doc.remove(provider_id).is_some();
+        Ok(())
+    })?;
+    Ok(removed)
+}
+
+/// Provider ids that have a table in the file (known to the catalog or not).
+pub fn stored_providers(home: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(read(&path(home))?
+        .map(|doc| doc.iter().map(|(k, _)| k.to_string()).collect())
+        .unwrap_or_default())
+}
+
+// ---- reading -------------------------------------------------------------------------------
+
+/// The parsed file, `None` when it does not exist. Refuses a file others can read.
+fn read(file: &Path) -> anyhow::Result<Option<toml_edit::DocumentMut>> {
+    let meta = match fs::metadata(file) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read credentials file {}", file.display()))
+        }
+    };
+    check_private(file, &meta)?;
+    if !meta.is_file() {
+        return Err(bad_input(format!(
+            "credentials file {} is not a regular file — move it away and configure again",
+            file.display()
+        )));
+    }
+    let text = fs::read_to_string(file)
+        .with_context(|| format!("cannot read credentials file {}", file.display()))?;
+    let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        // Never the parser's message: it quotes the offending line, which may hold a key.
+        let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
+        bad_input(format!(
+            "credentials file {} is not valid TOML (line {line}, column {col}) — fix that line, or remove the file and configure again",
+            file.display()
+        ))
+    })?;
+    Ok(Some(doc))
+}
+
+#[cfg(unix)]
+fn check_private(file: &Path, meta: &fs::Metadata) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(bad_input(format!(
+            "credentials file {f} is readable by others (mode {mode:04o}) — run: chmod 600 {f}",
+            f = file.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_file: &Path, _meta: &fs::Metadata) -> anyhow::Result<()> {
+    Ok(())
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// `provider_id`'s values as strings (numbers and booleans are accepted as their text).
+fn provider_values(
+    doc: &toml_edit::DocumentMut,
+    file: &Path,
+    provider_id: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let Some(item) = doc.get(provider_id) else {
+        return Ok(BTreeMap::new());
+    };
+    let table = item
+        .as_table_like()
+        .ok_or_else(|| not_a_table(file, provider_id))?;
+    let mut out = BTreeMap::new();
+    for (key, item) in table.iter() {
+        let text = match item.as_value() {
+            Some(toml_edit::Value::String(s)) => s.value().clone(),
+            Some(toml_edit::Value::Integer(i)) => i.value().to_string(),
+            Some(toml_edit::Value::Float(f)) => f.value().to_string(),
+            Some(toml_edit::Value::Boolean(b)) => b.value().to_string(),
+            _ => {
+                return Err(bad_input(format!(
+                    "credentials file {}: `{provider_id}.{key}` must be a string — fix it, or run `capsule openmesh provider configure {provider_id}` again",
+                    file.display()
+                )))
+            }
+        };
+        out.insert(key.to_string(), text);
+    }
+    Ok(out)
+}
+
+fn not_a_table(file: &Path, provider_id: &str) -> anyhow::Error {
+    bad_input(format!(
+        "credentials file {}: `{provider_id}` must be a table ([{provider_id}]) — fix it, or run `capsule openmesh provider remove {provider_id}`",
+        file.display()
+    ))
+}
+
+fn provider_table_mut<'a>(
+    doc: &'a mut toml_edit::DocumentMut,
+    file: &Path,
+    provider_id: &str,
+) -> anyhow::Result<&'a mut dyn toml_edit::TableLike> {
+    if !doc.contains_key(provider_id) {
+        doc.insert(provider_id, toml_edit::Item::Table(toml_edit::Table::new()));
+    }
+    doc.get_mut(provider_id)
+        .and_then(|i| i.as_table_like_mut())
+        .ok_or_else(|| not_a_table(file, provider_id))
+}
+
+// ---- writing -------------------------------------------------------------------------------
+
+/// Read-modify-write under the lock, then replace the file atomically.
+fn update(
+    home: &Path,
+    change: impl FnOnce(&mut toml_edit::DocumentMut, &Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    ensure_private_dir(home)?;
+    let file = path(home);
+    let _lock = Lock::acquire(&file)?;
+    clean_stale_temps(home);
+    let mut doc = read(&file)?.unwrap_or_default();
+    change(&mut doc, &file)?;
+    let mut text = doc.to_string();
+    if !text.starts_with(HEADER) {
+        text = format!("{HEADER}\n{}", text.trim_start_matches('\n'));
+    }
+    write_atomic(home, &file, text.as_bytes())
+}
+
+/// Create `home` with mode 0700, or tighten it to 0700.
+fn ensure_private_dir(home: &Path) -> anyhow::Result<()> {
+    let fix = || {
+        format!(
+            "cannot create {} — create it yourself with: mkdir -m 700 -p {}",
+            home.display(),
+            home.display()
+        )
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if !home.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(home)
+                .with_context(fix)?;
+        }
+        let meta = fs::metadata(home).with_context(fix)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(home, fs::Permissions::from_mode(0o700)).with_context(|| {
+                format!(
+                    "{} is open to others and cannot be tightened — run: chmod 700 {}",
+                    home.display(),
+                    home.display()
+                )
+            })?;
+        }
+    }
+    #[cfg(not(unix))]
+    fs::create_dir_all(home).with_context(fix)?;
+    Ok(())
+}
+
+/// Prefix and suffix of temp files: `.credentials.toml.<pid>.tmp`.
+const TEMP_PREFIX: &str = ".credentials.toml.";
+const TEMP_SUFFIX: &str = ".tmp";
+
+fn write_atomic(home: &Path, file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temp = home.join(format!("{TEMP_PREFIX}{}{TEMP_SUFFIX}", std::process::id()));
+    let cannot = || format!("cannot write credentials file {}", file.display());
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let result = (|| -> anyhow::Result<()> {
+        let mut out = options.open(&temp).with_context(cannot)?;
+        set_private(&temp).with_context(cannot)?;
+        out.write_all(bytes).with_context(cannot)?;
+        out.sync_all().with_context(cannot)?;
+        drop(out);
+        crash_point("credentials-before-rename");
+        fs::rename(&temp, file).with_context(cannot)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result?;
+    // Make the rename itself durable.
+    if let Ok(dir) = fs::File::open(home) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// 0600 whatever the umask (and for a temp file left by a crash that is being reused).
+fn set_private(p: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = p;
+    Ok(())
+}
+
+/// Test hook: `CAPSULE_TEST_CRASH=<point>` aborts the process at that point, to prove that a
+/// crash between write and rename leaves the old file intact.
+#[doc(hidden)]
+pub fn crash_point(point: &str) {
+    if std::env::var_os("CAPSULE_TEST_CRASH").is_some_and(|v| v == point) {
+        std::process::abort();
+    }
+}
+
+/// Remove temp files left by a crashed writer. Runs under the lock, so no live writer owns one.
+fn clean_stale_temps(home: &Path) {
+    let Ok(entries) = fs::read_dir(home) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// `credentials.toml.lock`, created exclusively; holds the owner's pid. A lock whose process is
+/// gone, or older than [`Lock::STALE`], is taken over.
+struct Lock {
+    path: PathBuf,
+}
+
+impl Lock {
+    const STALE: Duration = Duration::from_secs(30);
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn acquire(file: &Path) -> anyhow::Result<Lock> {
+        let mut name = file.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let path = file.with_file_name(name);
+        let deadline = Instant::now() + Lock::WAIT;
+        loop {
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            match options.open(&path) {
+                Ok(mut f) => {
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(Lock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if Lock::is_stale(&path) {
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(anyhow::anyhow!(
+                            "credentials file {} is locked by another capsule — wait for it to finish, or remove {} if none is running",
+                            file.display(),
+                            path.display()
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot lock credentials file {}", file.display())
+                    });
+                }
+            }
+        }
+    }
+
+    fn is_stale(path: &Path) -> bool {
+        let pid: Option<u32> = fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        if let Some(pid) = pid {
+            if Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists() {
+                return true;
+            }
+        }
+        fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Lock::STALE)
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(
+        name: &str,
+        secret: bool,
+        required: bool,
+        env: &[&str],
+        api_key: bool,
+    ) -> CredentialField {
+        CredentialField {
+            name: name.into(),
+            description: String::new(),
+            secret,
+            required,
+            env: env.iter().map(|s| s.to_string()).collect(),
+            api_key,
+        }
+    }
+
+    fn provider() -> ProviderEntry {
+        let mut p = ProviderEntry::default();
+        p.meta.id = "acme".into();
+        p.credentials = vec![
+            field(
+                "token",
+                true,
+                true,
+                &["CAPSULE_UNIT_ACME_TOKEN_UNSET"],
+                true,
+            ),
+            field("project_id", false, true, &[], false),
+            field("region", false, false, &[], false),
+        ];
+        p
+    }
+
+    #[test]
+    fn save_resolve_remove_round_trip() {
+        let home = tempfile::tempdir().unwrap();
+        let home = home.path().join("h");
+        let p = provider();
+        assert_eq!(configured(&home, &p).unwrap(), "no");
+        let mut v = BTreeMap::new();
+        v.insert("token".to_string(), "tok-1234567890abcdef".to_string());
+        v.insert("project_id".to_string(), "proj-1".to_string());
+        save(&home, "acme", &v).unwrap();
+        let r = resolve(&home, &p, &BTreeMap::new()).unwrap();
+        assert_eq!(r.configured(), "file");
+        assert_eq!(
+            r.field("token").unwrap().shown().unwrap(),
+            "tok-…(redacted)"
+        );
+        assert_eq!(r.field("project_id").unwrap().shown().unwrap(), "proj-1");
+        assert_eq!(
+            r.credentials()
+                .public_fields()
+                .get("project_id")
+                .map(String::as_str),
+            Some("proj-1")
+        );
+        let mut flags = BTreeMap::new();
+        flags.insert("project_id".to_string(), "proj-2".to_string());
+        let r = resolve(&home, &p, &flags).unwrap();
+        assert_eq!(r.field("project_id").unwrap().source, Source::Flag);
+        assert!(remove(&home, "acme").unwrap());
+        assert!(!remove(&home, "acme").unwrap());
+        assert_eq!(configured(&home, &p).unwrap(), "no");
+    }
+
+    #[test]
+    fn missing_error_names_flag_and_env() {
+        let home = tempfile::tempdir().unwrap();
+        let err = require(home.path(), &provider()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "acme has no token and project_id — pass --api-key KEY (or set CAPSULE_UNIT_ACME_TOKEN_UNSET) and \
+             --project-id VALUE to `capsule openmesh provider configure acme`"
+        );
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_file() {
+        let home = tempfile::tempdir().unwrap();
+        let file = path(home.path());
+        fs::write(&file, "[acme]\ntoken = \"supersecretvalue\n").unwrap();
+        set_private(&file).unwrap();
+        let err = resolve(home.path(), &provider(), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("supersecret"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn joins() {
+        assert_eq!(join_and(&["a"]), "a");
+        assert_eq!(join_and(&["a", "b", "c"]), "a, b and c");
     }
 }

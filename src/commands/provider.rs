@@ -1,8 +1,839 @@
-//! `provider configure|show|verify|remove` (being written).
-use crate::cli::ProviderCommand;
-use crate::context::Ctx;
-use std::process::ExitCode;
+//! `provider configure|show|verify|remove`: provider accounts.
+//!
+//! Reading and writing the credentials file is `credentials`'s job, calling the provider is the
+//! driver's; this file parses the provider's field flags, prompts on a terminal, and hands rows to
+//! `render`. No credential value is ever printed: secrets appear as `Secret::hint()` at most,
+//! and no error message repeats what the user typed where it could be a key.
 
-pub fn run(_ctx: &Ctx, _cmd: ProviderCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`provider` subcommands are not implemented in this build")
+use crate::catalog::schema::CredentialField;
+use crate::catalog::ProviderEntry;
+use crate::cli::{ConfigureArgs, OutputFormat, ProviderCommand};
+use crate::commands::stdout;
+use crate::context::Ctx;
+use crate::credentials::{self, field_flag, flag_of, join_and, Credentials, Resolved};
+use crate::driver::{Driver, DriverError, DriverOptions, ErrorKind};
+use crate::error::{bad_input, suggest};
+use crate::render::{self, col, Column, Kind};
+use anyhow::Context as _;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::task::Poll;
+use std::time::Duration;
+
+pub fn run(ctx: &Ctx, cmd: ProviderCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ProviderCommand::Configure(args) => configure(ctx, &args),
+        ProviderCommand::Show { name } => show(ctx, &name),
+        ProviderCommand::Verify { names } => verify(ctx, &names),
+        ProviderCommand::Remove { name } => remove(ctx, &name),
+    }
+}
+
+// ---- lookups and safe echoes ----------------------------------------------------------------
+
+/// The provider `name`, or "unknown provider … did you mean …" (exit 2).
+fn provider<'a>(ctx: &'a Ctx, name: &str) -> anyhow::Result<&'a ProviderEntry> {
+    if let Some(p) = ctx.catalog.provider(name) {
+        return Ok(p);
+    }
+    let ids: Vec<&str> = ctx.catalog.providers.iter().map(|p| p.id()).collect();
+    Err(match shown(name) {
+        Some(word) => crate::error::unknown(
+            "provider",
+            word,
+            ids.iter().copied(),
+            "capsule openmesh providers",
+        ),
+        None => bad_input(format!(
+            "unknown provider (the name is not shown: it looks like a key) — valid: {}",
+            ids.join(", ")
+        )),
+    })
+}
+
+/// User input that may be repeated in a message: short, lower-case word-like text. Anything
+/// else could be a key pasted in the wrong place and is not echoed.
+fn shown(word: &str) -> Option<&str> {
+    let ok = !word.is_empty()
+        && word.chars().count() <= 24
+        && word
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && !word.chars().all(|c| c.is_ascii_digit());
+    ok.then_some(word)
+}
+
+fn valid_flags(p: &ProviderEntry) -> String {
+    let mut flags: Vec<String> = p.credentials.iter().map(flag_of).collect();
+    flags.extend(["--api-key-stdin", "--set FIELD=VALUE", "--verify"].map(String::from));
+    flags.join(", ")
+}
+
+// ---- configure -------------------------------------------------------------------------------
+
+/// What the command line gives for `configure`, after the trailing field flags are parsed.
+#[derive(Default)]
+struct Given {
+    /// Field name → value.
+    values: BTreeMap<String, String>,
+    api_key_stdin: bool,
+    verify: bool,
+}
+
+impl Given {
+    fn put(
+        &mut self,
+        p: &ProviderEntry,
+        field: &CredentialField,
+        value: String,
+    ) -> anyhow::Result<()> {
+        let flag = flag_of(field);
+        if value.is_empty() {
+            return Err(bad_input(format!(
+                "{flag} is empty — give the {} of {}",
+                field.name,
+                p.id()
+            )));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(bad_input(format!(
+                "the value of {flag} holds a line break or control character — pass the value alone"
+            )));
+        }
+        if self.values.insert(field.name.clone(), value).is_some() {
+            return Err(bad_input(format!(
+                "{} of {} is given twice — give {flag} once",
+                field.name,
+                p.id()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn api_key_field(p: &ProviderEntry) -> anyhow::Result<&CredentialField> {
+    p.credentials.iter().find(|f| f.api_key).ok_or_else(|| {
+        bad_input(format!(
+            "{} has no --api-key field — give its fields instead: {}",
+            p.id(),
+            valid_flags(p)
+        ))
+    })
+}
+
+fn field_by_flag<'a>(p: &'a ProviderEntry, name: &str) -> Option<&'a CredentialField> {
+    let wanted = name.replace('_', "-");
+    p.credentials
+        .iter()
+        .find(|f| f.name.replace('_', "-") == wanted)
+}
+
+fn unknown_field(p: &ProviderEntry, flag_name: &str) -> anyhow::Error {
+    let flags: Vec<String> = p.credentials.iter().map(|f| field_flag(&f.name)).collect();
+    let typed = format!("--{flag_name}");
+    match shown(flag_name) {
+        Some(_) => match suggest(&typed, flags.iter().map(String::as_str)) {
+            Some(s) => bad_input(format!(
+                "{} has no field flag '{typed}' — did you mean '{s}'?",
+                p.id()
+            )),
+            None => bad_input(format!(
+                "{} has no field flag '{typed}' — valid: {}",
+                p.id(),
+                valid_flags(p)
+            )),
+        },
+        None => bad_input(format!(
+            "{} has no such field flag (not shown: it looks like a key) — valid: {}",
+            p.id(),
+            valid_flags(p)
+        )),
+    }
+}
+
+/// Global options that clap cannot see once the field flags began.
+const GLOBALS: &[&str] = &[
+    "-v",
+    "-vv",
+    "-vvv",
+    "--verbose",
+    "-y",
+    "--yes",
+    "-o",
+    "--output",
+    "--color",
+    "--catalog",
+    "--connect-timeout",
+    "--request-timeout",
+];
+
+/// Parse `--api-key`, `--set`, `--verify` and the provider's `--<field> VALUE` flags.
+fn parse_given(p: &ProviderEntry, args: &ConfigureArgs) -> anyhow::Result<Given> {
+    let mut given = Given {
+        api_key_stdin: args.api_key_stdin,
+        verify: args.verify,
+        ..Given::default()
+    };
+    if let Some(key) = &args.api_key {
+        given.put(p, api_key_field(p)?, key.clone())?;
+    }
+    for pair in &args.set {
+        set_pair(p, &mut given, pair)?;
+    }
+    let mut it = args.extra.iter();
+    while let Some(tok) = it.next() {
+        if tok == "--" {
+            continue;
+        }
+        let Some(rest) = tok
+            .strip_prefix("--")
+            .filter(|_| !GLOBALS.contains(&tok.split('=').next().unwrap_or("")))
+        else {
+            let head = tok.split('=').next().unwrap_or("");
+            if GLOBALS.contains(&head) {
+                return Err(bad_input(format!(
+                    "put {head} before the provider's field flags, e.g. `capsule openmesh provider configure {head} {} …`",
+                    p.id()
+                )));
+            }
+            return Err(bad_input(format!(
+                "unexpected argument after {} (not shown: it may be a key) — give fields as --field VALUE; valid: {}",
+                p.id(),
+                valid_flags(p)
+            )));
+        };
+        let (name, inline) = match rest.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (rest, None),
+        };
+        let mut value = |flag: &str| -> anyhow::Result<String> {
+            match inline.clone().or_else(|| it.next().cloned()) {
+                Some(v) => Ok(v),
+                None => Err(bad_input(format!(
+                    "{flag} needs a value, e.g. `{flag} VALUE`"
+                ))),
+            }
+        };
+        match name {
+            "api-key" => {
+                let v = value("--api-key")?;
+                given.put(p, api_key_field(p)?, v)?;
+            }
+            "api-key-stdin" | "verify" if inline.is_some() => {
+                return Err(bad_input(format!(
+                    "--{name} takes no value — write just --{name}"
+                )));
+            }
+            "api-key-stdin" => given.api_key_stdin = true,
+            "verify" => given.verify = true,
+            "set" => {
+                let v = value("--set")?;
+                set_pair(p, &mut given, &v)?;
+            }
+            other => {
+                let field = field_by_flag(p, other).ok_or_else(|| unknown_field(p, other))?;
+                let v = value(&field_flag(&field.name))?;
+                given.put(p, field, v)?;
+            }
+        }
+    }
+    Ok(given)
+}
+
+fn set_pair(p: &ProviderEntry, given: &mut Given, pair: &str) -> anyhow::Result<()> {
+    let Some((name, value)) = pair.split_once('=') else {
+        return Err(bad_input(format!(
+            "--set takes FIELD=VALUE (the argument is not shown: it may be a key) — valid fields: {}",
+            p.credentials.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let field = field_by_flag(p, name.trim()).ok_or_else(|| unknown_field(p, name.trim()))?;
+    given.put(p, field, value.to_string())
+}
+
+fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
+    let p = provider(ctx, &args.name)?;
+    let mut given = parse_given(p, args)?;
+    // The current state first: a bad credentials file is refused before anyone types a key.
+    let current = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
+
+    if given.api_key_stdin {
+        let field = api_key_field(p)?;
+        if given.values.contains_key(&field.name) {
+            return Err(bad_input(
+                "--api-key-stdin and --api-key both give the key — use one",
+            ));
+        }
+        let key = read_stdin_key(p, field)?;
+        given.put(p, field, key)?;
+    }
+
+    let nothing_given = given.values.is_empty();
+    let mut missing: Vec<&CredentialField> = Vec::new();
+    for field in &p.credentials {
+        if given.values.contains_key(&field.name) {
+            continue;
+        }
+        let have = current
+            .field(&field.name)
+            .and_then(|f| f.value.as_ref())
+            .is_some();
+        if ctx.interactive && (nothing_given || (field.required && !have)) {
+            if let Some(v) = prompt(p, field, &current)? {
+                given.put(p, field, v)?;
+            } else if field.required && !have {
+                missing.push(field);
+            }
+        } else if field.required && !have {
+            missing.push(field);
+        }
+    }
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
+        let fixes: Vec<String> = missing
+            .iter()
+            .map(|f| {
+                let flag = if f.api_key {
+                    "--api-key KEY (or --api-key-stdin)".to_string()
+                } else {
+                    format!("{} VALUE", flag_of(f))
+                };
+                match f.env.first() {
+                    Some(var) => format!("{flag}, or set {var}"),
+                    None => flag,
+                }
+            })
+            .collect();
+        return Err(bad_input(format!(
+            "{} needs {}: pass {}",
+            p.id(),
+            join_and(&names),
+            fixes.join("; ")
+        )));
+    }
+    if given.values.is_empty() {
+        return Err(bad_input(format!(
+            "nothing to store for {} — pass the fields to set, e.g. `capsule openmesh provider configure {} {}`",
+            p.id(),
+            p.id(),
+            p.credentials.iter().find(|f| f.api_key).map_or_else(|| valid_flags(p), |_| "--api-key KEY".to_string())
+        )));
+    }
+
+    let resolved = credentials::resolve(&ctx.home, p, &given.values)?;
+    let mut verified = false;
+    if given.verify {
+        if let Some(e) = resolved.missing_error() {
+            return Err(e);
+        }
+        let rt = ctx.runtime()?;
+        let outcome = rt.block_on(verify_one(p, resolved.credentials(), driver_options(ctx)?));
+        if let Err(failure) = outcome {
+            return Err(anyhow::anyhow!(
+                "{}; nothing was saved",
+                failure.sentence(p, &resolved)
+            ));
+        }
+        verified = true;
+    }
+
+    let file = credentials::save(&ctx.home, p.id(), &given.values)?;
+    let stored: Vec<&str> = given.values.keys().map(String::as_str).collect();
+    // Environment variables still win over what was just stored: say so.
+    let overridden: Vec<String> = p
+        .credentials
+        .iter()
+        .filter(|f| given.values.contains_key(&f.name))
+        .filter_map(|f| {
+            f.env
+                .iter()
+                .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+                .map(|var| format!("{var} is set and overrides the stored {}", f.name))
+        })
+        .collect();
+    let after = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
+    let message = format!(
+        "saved {} of {} to {}{}",
+        join_and(&stored),
+        p.id(),
+        file.display(),
+        if verified { " (verified)" } else { "" }
+    );
+    let pairs = vec![
+        ("provider".to_string(), p.id().to_string()),
+        ("stored".to_string(), stored.join(", ")),
+        ("file".to_string(), file.display().to_string()),
+        (
+            "verified".to_string(),
+            if verified { "yes" } else { "not checked" }.to_string(),
+        ),
+        ("configured".to_string(), after.configured().to_string()),
+    ];
+    let doc = json!({
+        "provider": p.id(),
+        "stored": stored,
+        "file": file.display().to_string(),
+        "verified": verified,
+        "configured": after.configured(),
+        "notes": overridden,
+    });
+    let mut out = stdout();
+    if ctx.format() == OutputFormat::Table {
+        writeln!(out, "{message}")?;
+        if let Some(e) = after.missing_error() {
+            writeln!(out, "still missing: {e}")?;
+        }
+    } else {
+        render::detail(&mut out, ctx.style, &pairs, &doc)?;
+    }
+    for note in &overridden {
+        eprintln!("note: {note}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--api-key-stdin`: the whole of stdin, trimmed; without echo when stdin is a terminal.
+fn read_stdin_key(p: &ProviderEntry, field: &CredentialField) -> anyhow::Result<String> {
+    use is_terminal::IsTerminal;
+    let text = if std::io::stdin().is_terminal() {
+        eprint!(
+            "{} {} (input hidden): ",
+            p.meta.name_or_id(),
+            field.name.replace('_', " ")
+        );
+        rpassword::read_password().context("cannot read the key from the terminal")?
+    } else {
+        let mut buf = String::new();
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .context("cannot read the key from stdin")?;
+        buf
+    };
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(bad_input(format!(
+            "--api-key-stdin read nothing — pipe the key in, e.g. `printf %s \"$KEY\" | capsule openmesh provider configure {} --api-key-stdin`",
+            p.id()
+        )));
+    }
+    if key.contains('\n') {
+        return Err(bad_input(
+            "--api-key-stdin read more than one line — pipe in the key alone",
+        ));
+    }
+    Ok(key.to_string())
+}
+
+/// Ask for one field on the terminal: secrets without echo. `None` = Enter (keep / skip).
+fn prompt(
+    p: &ProviderEntry,
+    field: &CredentialField,
+    current: &Resolved,
+) -> anyhow::Result<Option<String>> {
+    let cur = current.field(&field.name);
+    let keep = match cur.and_then(|f| f.shown().map(|s| (s, &f.source))) {
+        Some((s, source)) => format!(" [{s} from {source}; Enter keeps it]"),
+        None if field.required => String::new(),
+        None => " [optional; Enter skips]".to_string(),
+    };
+    let what = if field.description.is_empty() {
+        field.name.replace('_', " ")
+    } else {
+        format!("{} ({})", field.name.replace('_', " "), field.description)
+    };
+    let label = format!("{} {what}{keep}: ", p.meta.name_or_id());
+    let answer = if field.secret {
+        rpassword::prompt_password(&label).context("cannot read from the terminal")?
+    } else {
+        eprint!("{label}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read from the terminal")?;
+        line
+    };
+    let answer = answer.trim().to_string();
+    Ok((!answer.is_empty()).then_some(answer))
+}
+
+trait NameOrId {
+    fn name_or_id(&self) -> &str;
+}
+
+impl NameOrId for crate::catalog::schema::ProviderMeta {
+    fn name_or_id(&self) -> &str {
+        if self.name.is_empty() {
+            &self.id
+        } else {
+            &self.name
+        }
+    }
+}
+
+// ---- show ------------------------------------------------------------------------------------
+
+const SHOW_COLUMNS: &[Column] = &[
+    col("field", "name", Kind::Text),
+    col("source", "source_text", Kind::Text),
+    col("value", "value", Kind::Text),
+    col("required", "required_text", Kind::Text),
+    col("flag", "flag", Kind::Text),
+];
+
+fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
+    let p = provider(ctx, name)?;
+    let r = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
+    let rows: Vec<Value> = r
+        .fields
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.field.name,
+                "description": f.field.description,
+                "secret": f.field.secret,
+                "required": f.field.required,
+                "required_text": if f.field.required { "yes" } else { "no" },
+                "source": f.source.kind(),
+                "env_var": f.source.env_var(),
+                "source_text": f.source.to_string(),
+                "value": f.shown(),
+                "flag": f.flag(),
+                "env": f.field.env,
+            })
+        })
+        .collect();
+    let mut out = stdout();
+    match ctx.format() {
+        OutputFormat::Json => {
+            let fields: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if let Some(m) = r.as_object_mut() {
+                        m.remove("required_text");
+                        m.remove("source_text");
+                    }
+                    r
+                })
+                .collect();
+            let doc = json!({
+                "provider": p.id(),
+                "configured": r.configured(),
+                "file": r.file.display().to_string(),
+                "fields": fields,
+            });
+            render::detail(&mut out, ctx.style, &[], &doc)?;
+        }
+        OutputFormat::Csv => render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?,
+        OutputFormat::Table => {
+            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?;
+            match r.missing_error() {
+                Some(e) => writeln!(out, "\nnot usable: {e}")?,
+                None if r.configured() == "no" => writeln!(out, "\nnot configured")?,
+                None => writeln!(
+                    out,
+                    "\nconfigured ({}); check it with `capsule openmesh provider verify {}`",
+                    r.configured(),
+                    p.id()
+                )?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- verify ----------------------------------------------------------------------------------
+
+/// Why a verification did not pass.
+enum Failure {
+    /// `Driver::new` refused (a missing field, a bad endpoint override).
+    Setup(anyhow::Error),
+    Provider(DriverError),
+}
+
+impl Failure {
+    /// One sentence: the provider's message and the fix.
+    fn sentence(&self, p: &ProviderEntry, r: &Resolved) -> String {
+        match self {
+            Failure::Setup(e) => e.to_string(),
+            Failure::Provider(e) if e.hint.is_some() => e.to_string(),
+            Failure::Provider(e) => format!("{e} — {}", fix_for(e.kind, p, r)),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Failure::Setup(_) => "setup",
+            Failure::Provider(e) => e.kind.as_str(),
+        }
+    }
+}
+
+/// What to do about a failed verification.
+fn fix_for(kind: ErrorKind, p: &ProviderEntry, r: &Resolved) -> String {
+    let id = p.id();
+    match kind {
+        ErrorKind::Auth => {
+            let from_env: Vec<&str> = r.fields.iter().filter_map(|f| f.source.env_var()).collect();
+            if from_env.is_empty() {
+                format!("check the key, then run `capsule openmesh provider configure {id} --api-key …` again")
+            } else {
+                format!(
+                    "check {} (it overrides the credentials file)",
+                    join_and(&from_env)
+                )
+            }
+        }
+        ErrorKind::Network => format!(
+            "check the network connection, and {} if it is set",
+            crate::driver::endpoint_env_name(id)
+        ),
+        ErrorKind::Timeout => {
+            "the provider did not answer in time — retry, or raise --request-timeout".to_string()
+        }
+        ErrorKind::Throttled => {
+            "the provider is rate limiting this account — wait a minute and retry".to_string()
+        }
+        _ => format!("retry later; `capsule openmesh -v provider verify {id}` shows the request"),
+    }
+}
+
+/// Driver settings from the global options; the test suite shortens the pauses through
+/// `CAPSULE_BACKOFF_MS` and `CAPSULE_POLL_INTERVAL_MS`.
+fn driver_options(ctx: &Ctx) -> anyhow::Result<DriverOptions> {
+    let mut opts = DriverOptions {
+        connect_timeout: ctx.connect_timeout,
+        timeout: ctx.request_timeout,
+        verbose: ctx.verbose,
+        ..DriverOptions::default()
+    };
+    if let Some(ms) = env_millis("CAPSULE_BACKOFF_MS")? {
+        opts.backoff_base = ms;
+    }
+    if let Some(ms) = env_millis("CAPSULE_POLL_INTERVAL_MS")? {
+        opts.poll_interval = Some(ms);
+    }
+    Ok(opts)
+}
+
+fn env_millis(var: &str) -> anyhow::Result<Option<Duration>> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .map_err(|_| {
+                bad_input(format!(
+                    "{var} must be a whole number of milliseconds, e.g. {var}=200"
+                ))
+            }),
+        _ => Ok(None),
+    }
+}
+
+async fn verify_one(
+    p: &ProviderEntry,
+    creds: Credentials,
+    opts: DriverOptions,
+) -> Result<(), Failure> {
+    let driver = Driver::new(p, creds, opts).map_err(Failure::Setup)?;
+    driver.verify().await.map_err(Failure::Provider)
+}
+
+const VERIFY_COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("status", "status", Kind::Text),
+    col("credentials", "configured", Kind::Text),
+    col("detail", "message", Kind::Text),
+];
+
+fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
+    // Which providers, with their resolution: named ones, or every provider.
+    let mut chosen: Vec<&ProviderEntry> = Vec::new();
+    for name in names {
+        let p = provider(ctx, name)?;
+        if !chosen.iter().any(|c| c.id() == p.id()) {
+            chosen.push(p);
+        }
+    }
+    let explicit = !names.is_empty();
+    if !explicit {
+        chosen = ctx.catalog.providers.iter().collect();
+    }
+    let mut resolved: Vec<(&ProviderEntry, Resolved)> = Vec::new();
+    for p in chosen {
+        resolved.push((p, credentials::resolve(&ctx.home, p, &BTreeMap::new())?));
+    }
+    let opts = driver_options(ctx)?;
+    let to_check: Vec<&(&ProviderEntry, Resolved)> = resolved
+        .iter()
+        .filter(|(_, r)| r.configured() != "no")
+        .collect();
+    let outcomes: Vec<Result<(), Failure>> = if to_check.is_empty() {
+        Vec::new()
+    } else {
+        let rt = ctx.runtime()?;
+        let futures: Vec<_> = to_check
+            .iter()
+            .map(|(p, r)| verify_one(p, r.credentials(), opts.clone()))
+            .collect();
+        rt.block_on(join_all(futures))
+    };
+    let mut outcomes = outcomes.into_iter();
+
+    let mut rows = Vec::new();
+    let mut failed = 0usize;
+    for (p, r) in &resolved {
+        let configured = r.configured();
+        let (status, kind, message) = if configured == "no" {
+            let msg = match r.missing_error() {
+                Some(e) => e.to_string(),
+                None => format!("run `capsule openmesh provider configure {}`", p.id()),
+            };
+            if explicit {
+                failed += 1;
+                ("missing", Some("missing"), Some(msg))
+            } else {
+                ("not configured", None, Some(msg))
+            }
+        } else {
+            match outcomes.next() {
+                Some(Ok(())) => ("ok", None, None),
+                Some(Err(f)) => {
+                    failed += 1;
+                    ("failed", Some(f.kind()), Some(f.sentence(p, r)))
+                }
+                None => ("failed", Some("internal"), Some("no result".to_string())),
+            }
+        };
+        rows.push(json!({
+            "provider": p.id(),
+            "status": status,
+            "configured": configured,
+            "error": kind,
+            "message": message,
+        }));
+    }
+    let mut out = stdout();
+    render::listing(&mut out, ctx.style, VERIFY_COLUMNS, &rows)?;
+    if !explicit
+        && resolved.iter().all(|(_, r)| r.configured() == "no")
+        && ctx.format() == OutputFormat::Table
+    {
+        writeln!(out, "\nno provider has credentials yet — run `capsule openmesh provider configure NAME --api-key KEY`")?;
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Poll every future on the current task until all are done (the verifications run at once;
+/// their outputs come back in order).
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, slot) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+// ---- remove ----------------------------------------------------------------------------------
+
+fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
+    // A table of a provider the catalog no longer has can still be removed.
+    let stored = credentials::stored_providers(&ctx.home)?;
+    let (id, p) = match ctx.catalog.provider(name) {
+        Some(p) => (p.id().to_string(), Some(p)),
+        None => match stored.iter().find(|s| s.as_str() == name) {
+            Some(s) => (s.clone(), None),
+            None => {
+                return Err(provider(ctx, name)
+                    .err()
+                    .unwrap_or_else(|| bad_input("unknown provider")))
+            }
+        },
+    };
+    let removed = credentials::remove(&ctx.home, &id)?;
+    let file = credentials::path(&ctx.home);
+    let mut out = stdout();
+    if removed {
+        writeln!(
+            out,
+            "removed the credentials of {id} from {}",
+            file.display()
+        )?;
+    } else {
+        writeln!(out, "{id} has no stored credentials — nothing to remove")?;
+    }
+    // The environment may still supply them.
+    if let Some(p) = p {
+        let r = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
+        let vars: Vec<&str> = r.fields.iter().filter_map(|f| f.source.env_var()).collect();
+        if !vars.is_empty() {
+            eprintln!(
+                "note: {} still {} credentials for {id} — unset {} to remove them",
+                join_and(&vars),
+                if vars.len() == 1 {
+                    "supplies"
+                } else {
+                    "supply"
+                },
+                if vars.len() == 1 { "it" } else { "them" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_word_like_input_is_echoed() {
+        assert_eq!(shown("digitalocen"), Some("digitalocen"));
+        assert_eq!(shown("project-idd"), Some("project-idd"));
+        assert_eq!(shown("dop_v1_0123456789abcdef0123456789abcdef"), None);
+        assert_eq!(shown("ABCDEFGHIJKLMNOP"), None);
+        assert_eq!(shown("12345"), None);
+    }
+
+    #[test]
+    fn join_all_keeps_order() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let futs: Vec<_> = [30u64, 10, 20]
+            .into_iter()
+            .map(|ms| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                ms
+            })
+            .collect();
+        assert_eq!(rt.block_on(join_all(futs)), vec![30, 10, 20]);
+    }
 }
