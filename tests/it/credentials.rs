@@ -1,0 +1,825 @@
+//! Credentials: the file (modes, refusal, atomic replace), precedence, the three ways to give a
+//! key, `provider show|verify|remove`, and a grep over everything a full scenario leaves behind
+//! for the secrets it used.
+//!
+//! Verification runs against a tiny local who-am-I server answering like DigitalOcean's
+//! `GET /v2/account` (bearer token; 401 `{"id":"unauthorized","message":…}`; 429 with
+//! `Retry-After`).
+
+use crate::support::{capsule, Capsule, Output};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Test keys: distinctive, so that a grep for them (or a 5-character prefix) finds only leaks.
+const GOOD: &str = "qX7wGOODtoken0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8";
+const BAD: &str = "zR4kBADtoken9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+const PIPED: &str = "pJ2mPIPEDtoken1122334455667788990011223344";
+
+fn om(args: &[&str]) -> Vec<String> {
+    std::iter::once("openmesh")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect()
+}
+
+fn file_of(c: &Capsule) -> PathBuf {
+    c.home().join("credentials.toml")
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+fn chmod(p: &Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+}
+
+#[track_caller]
+fn code(c: &Capsule, args: &[&str], want: i32) -> Output {
+    let out = c.run_args(&om(args));
+    assert_eq!(
+        out.code, want,
+        "capsule {args:?} exited {} (wanted {want})\n--- stdout\n{}\n--- stderr\n{}",
+        out.code, out.stdout, out.stderr
+    );
+    out
+}
+
+/// `provider show digitalocean -o json`'s token field.
+fn token_field(c: &Capsule) -> serde_json::Value {
+    let doc = code(c, &["provider", "show", "digitalocean", "-o", "json"], 0).json();
+    doc["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "token")
+        .unwrap()
+        .clone()
+}
+
+// ---- a who-am-I server ----------------------------------------------------------------------
+
+struct Whoami {
+    url: String,
+    hits: Arc<AtomicUsize>,
+}
+
+/// Serves `GET /v2/account`: 429 for the first `throttled` requests, then 200 for `Bearer good`
+/// and 401 otherwise.
+fn whoami(good: &str, throttled: usize) -> Whoami {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
+    let port = server.server_addr().to_ip().expect("ip").port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let want = format!("Bearer {good}");
+    std::thread::spawn(move || {
+        for req in server.incoming_requests() {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let auth = req
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Authorization"))
+                .map(|h| h.value.as_str().to_string())
+                .unwrap_or_default();
+            let (status, body) = if req.method() != &tiny_http::Method::Get
+                || req.url() != "/v2/account"
+            {
+                (
+                    404,
+                    r#"{"id":"not_found","message":"The resource you were accessing could not be found."}"#,
+                )
+            } else if n < throttled {
+                (
+                    429,
+                    r#"{"id":"too_many_requests","message":"API Rate limit exceeded."}"#,
+                )
+            } else if auth == want {
+                (
+                    200,
+                    r#"{"account":{"uuid":"b6fc48a1","email":"ops@example.com","status":"active","droplet_limit":25}}"#,
+                )
+            } else {
+                (
+                    401,
+                    r#"{"id":"unauthorized","message":"Unable to authenticate you"}"#,
+                )
+            };
+            let json = tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+            let mut resp = tiny_http::Response::from_string(body)
+                .with_status_code(status)
+                .with_header(json);
+            if status == 429 {
+                resp = resp.with_header(tiny_http::Header::from_bytes("Retry-After", "0").unwrap());
+            }
+            let _ = req.respond(resp);
+        }
+    });
+    Whoami {
+        url: format!("http://127.0.0.1:{port}"),
+        hits,
+    }
+}
+
+impl Whoami {
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+// ---- the file --------------------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn configure_writes_0600_file_in_0700_directory() {
+    let base = tempfile::tempdir().unwrap();
+    let home = base.path().join("fresh").join("home");
+    let c = capsule().env("CAPSULE_HOME", home.to_str().unwrap());
+    let out = code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let file = home.join("credentials.toml");
+    assert!(
+        out.stdout.contains(&file.display().to_string()),
+        "names the file: {}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(GOOD) && !out.stderr.contains(GOOD));
+    assert_eq!(mode(&home), 0o700, "home directory");
+    assert_eq!(mode(&file), 0o600, "credentials file");
+    let text = fs::read_to_string(&file).unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    assert_eq!(doc["digitalocean"]["token"].as_str(), Some(GOOD));
+}
+
+#[cfg(unix)]
+#[test]
+fn an_open_home_directory_is_tightened() {
+    let c = capsule();
+    chmod(c.home(), 0o755);
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    assert_eq!(mode(c.home()), 0o700);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_others_can_read_is_refused_with_the_fix() {
+    let c = capsule();
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let file = file_of(&c);
+    chmod(&file, 0o644);
+    let want = format!(
+        "capsule: credentials file {f} is readable by others (mode 0644) — run: chmod 600 {f}\n",
+        f = file.display()
+    );
+    for args in [
+        &["provider", "show", "digitalocean"][..],
+        &["provider", "configure", "digitalocean", "--api-key", BAD],
+        &["provider", "verify"],
+        &["provider", "remove", "digitalocean"],
+    ] {
+        let out = code(&c, args, 2);
+        assert_eq!(out.stderr, want, "{args:?}");
+    }
+    // Nothing was changed by the refused configure.
+    chmod(&file, 0o600);
+    assert!(fs::read_to_string(&file).unwrap().contains(GOOD));
+    assert_eq!(token_field(&c)["source"], "file");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_crash_between_write_and_rename_keeps_the_old_file() {
+    let c = capsule();
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let before = fs::read(file_of(&c)).unwrap();
+
+    // Abort after the new content is written and synced to the temp file, before the rename.
+    let crashing = capsule()
+        .env("CAPSULE_HOME", c.home().to_str().unwrap())
+        .env("CAPSULE_TEST_CRASH", "credentials-before-rename");
+    let out = crashing.run_args(&om(&[
+        "provider",
+        "configure",
+        "digitalocean",
+        "--api-key",
+        BAD,
+    ]));
+    assert_ne!(out.code, 0, "the hook aborts the process");
+    assert_eq!(
+        fs::read(file_of(&c)).unwrap(),
+        before,
+        "the old file is intact"
+    );
+    let leftovers: Vec<PathBuf> = fs::read_dir(c.home())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "the crash left its temp file: {leftovers:?}"
+    );
+    assert_eq!(mode(&leftovers[0]), 0o600, "even the temp file is private");
+
+    // The old credentials still resolve; the next write cleans up and takes over the lock.
+    assert_eq!(
+        token_field(&c)["value"],
+        format!("{}…(redacted)", &GOOD[..4])
+    );
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", PIPED],
+        0,
+    );
+    let names: Vec<String> = fs::read_dir(c.home())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["credentials.toml".to_string()],
+        "no temp or lock file is left"
+    );
+    assert!(fs::read_to_string(file_of(&c)).unwrap().contains(PIPED));
+}
+
+#[test]
+fn a_broken_file_is_located_but_never_quoted() {
+    let c = capsule();
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let file = file_of(&c);
+    let text = fs::read_to_string(&file)
+        .unwrap()
+        .replace(&format!("\"{GOOD}\""), &format!("\"{GOOD}"));
+    fs::write(&file, text).unwrap();
+    let out = code(&c, &["provider", "show", "digitalocean"], 2);
+    assert!(
+        out.stderr.contains("is not valid TOML (line"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&GOOD[..5]), "{}", out.stderr);
+}
+
+#[test]
+fn other_tables_and_comments_survive_a_rewrite() {
+    let c = capsule();
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let file = file_of(&c);
+    let mut text = fs::read_to_string(&file).unwrap();
+    text.push_str("\n# my old account\n[retired-cloud]\ntoken = \"kept\"\n");
+    fs::write(&file, text).unwrap();
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", PIPED],
+        0,
+    );
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("# my old account") && text.contains("[retired-cloud]"),
+        "{text}"
+    );
+    assert!(text.contains(PIPED) && !text.contains(GOOD), "{text}");
+}
+
+// ---- precedence and input --------------------------------------------------------------------
+
+#[test]
+fn precedence_env_over_file_first_nonempty_env_wins() {
+    let c = capsule();
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let f = token_field(&c);
+    assert_eq!(
+        (f["source"].as_str(), f["env_var"].as_str()),
+        (Some("file"), None)
+    );
+    assert_eq!(f["value"], "qX7w…(redacted)");
+
+    let env = capsule()
+        .env("CAPSULE_HOME", c.home().to_str().unwrap())
+        .env("DIGITALOCEAN_TOKEN", "")
+        .env("DIGITALOCEAN_ACCESS_TOKEN", BAD);
+    let f = token_field(&env);
+    assert_eq!(
+        (f["source"].as_str(), f["env_var"].as_str()),
+        (Some("env"), Some("DIGITALOCEAN_ACCESS_TOKEN"))
+    );
+    assert_eq!(f["value"], "zR4k…(redacted)");
+
+    let both = capsule()
+        .env("CAPSULE_HOME", c.home().to_str().unwrap())
+        .env("DIGITALOCEAN_TOKEN", PIPED)
+        .env("DIGITALOCEAN_ACCESS_TOKEN", BAD);
+    assert_eq!(token_field(&both)["env_var"], "DIGITALOCEAN_TOKEN");
+    let doc = code(
+        &both,
+        &["provider", "show", "digitalocean", "-o", "json"],
+        0,
+    )
+    .json();
+    assert_eq!(doc["configured"], "env");
+}
+
+#[test]
+fn precedence_flag_over_env_when_verifying_before_saving() {
+    let api = whoami(GOOD, 0);
+    // The environment holds a bad key; the flag's good key must be the one sent.
+    let c = capsule()
+        .env("CAPSULE_ENDPOINT_DIGITALOCEAN", &api.url)
+        .env("DIGITALOCEAN_TOKEN", BAD);
+    let out = code(
+        &c,
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            GOOD,
+            "--verify",
+        ],
+        0,
+    );
+    assert!(
+        out.stderr
+            .contains("DIGITALOCEAN_TOKEN is set and overrides the stored token"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(api.hits(), 1);
+    assert!(fs::read_to_string(file_of(&c)).unwrap().contains(GOOD));
+}
+
+#[test]
+fn api_key_from_stdin() {
+    let c = capsule().stdin(format!("{PIPED}\n"));
+    let out = code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key-stdin"],
+        0,
+    );
+    assert!(!out.stdout.contains(PIPED));
+    let doc: toml::Table = fs::read_to_string(file_of(&c)).unwrap().parse().unwrap();
+    assert_eq!(
+        doc["digitalocean"]["token"].as_str(),
+        Some(PIPED),
+        "trailing newline trimmed"
+    );
+
+    let empty = capsule().stdin("\n");
+    let out = code(
+        &empty,
+        &["provider", "configure", "digitalocean", "--api-key-stdin"],
+        2,
+    );
+    assert!(
+        out.stderr.contains("--api-key-stdin read nothing"),
+        "{}",
+        out.stderr
+    );
+    assert!(!file_of(&empty).exists());
+}
+
+#[test]
+fn field_flags_and_set_are_parsed_against_the_catalog() {
+    let c = capsule();
+    // The api-key field answers to its own name too, in both spellings.
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--token", GOOD],
+        0,
+    );
+    code(
+        &c,
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--set",
+            &format!("token={PIPED}"),
+        ],
+        0,
+    );
+    assert!(fs::read_to_string(file_of(&c)).unwrap().contains(PIPED));
+    let out = code(
+        &c,
+        &["provider", "configure", "digitalocean", "--tokn", BAD],
+        2,
+    );
+    assert_eq!(
+        out.stderr,
+        "capsule: digitalocean has no field flag '--tokn' — did you mean '--token'?\n"
+    );
+    let out = code(
+        &c,
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--region-name",
+            "x",
+        ],
+        2,
+    );
+    assert!(out.stderr.contains("valid: --api-key"), "{}", out.stderr);
+    let out = code(
+        &c,
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            GOOD,
+            "--token",
+            BAD,
+        ],
+        2,
+    );
+    assert!(out.stderr.contains("given twice"), "{}", out.stderr);
+    assert!(!out.stderr.contains(&BAD[..5]) && !out.stderr.contains(&GOOD[..5]));
+}
+
+#[test]
+fn a_missing_field_off_a_terminal_names_the_flag_and_the_variable() {
+    let c = capsule();
+    let out = code(&c, &["provider", "configure", "digitalocean"], 2);
+    assert_eq!(
+        out.stderr,
+        "capsule: digitalocean needs token: pass --api-key KEY (or --api-key-stdin), or set DIGITALOCEAN_TOKEN\n"
+    );
+    assert!(!file_of(&c).exists());
+}
+
+#[test]
+fn unknown_provider_gets_a_suggestion_and_keys_are_not_echoed() {
+    let c = capsule();
+    let out = code(
+        &c,
+        &["provider", "configure", "digitalocen", "--api-key", GOOD],
+        2,
+    );
+    assert_eq!(
+        out.stderr,
+        "capsule: unknown provider 'digitalocen' — did you mean 'digitalocean'?\n"
+    );
+    code(&c, &["provider", "show", "digitaloc"], 2).stderr_has("did you mean 'digitalocean'?");
+    // A key typed where the provider name goes is not repeated back.
+    let out = code(&c, &["provider", "show", GOOD], 2);
+    assert!(!out.stderr.contains(&GOOD[..5]), "{}", out.stderr);
+    // Nor a key given without its flag.
+    let out = code(
+        &c,
+        &["provider", "configure", "digitalocean", "--verify", GOOD],
+        2,
+    );
+    assert!(out.stderr.contains("not shown"), "{}", out.stderr);
+    assert!(!out.stderr.contains(&GOOD[..5]), "{}", out.stderr);
+}
+
+// ---- remove ----------------------------------------------------------------------------------
+
+#[test]
+fn remove_deletes_the_table_and_is_a_no_op_when_absent() {
+    let c = capsule();
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let out = code(&c, &["provider", "remove", "digitalocean"], 0);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "removed the credentials of digitalocean from {}\n",
+            file_of(&c).display()
+        )
+    );
+    let text = fs::read_to_string(file_of(&c)).unwrap();
+    assert!(
+        !text.contains("[digitalocean]") && !text.contains(GOOD),
+        "{text}"
+    );
+    assert_eq!(token_field(&c)["source"], "missing");
+    let out = code(&c, &["provider", "remove", "digitalocean"], 0);
+    assert_eq!(
+        out.stdout,
+        "digitalocean has no stored credentials — nothing to remove\n"
+    );
+    code(&c, &["provider", "remove", "digitalocen"], 2).stderr_has("did you mean 'digitalocean'?");
+}
+
+// ---- verify ----------------------------------------------------------------------------------
+
+fn verify_row(out: &Output, provider: &str) -> serde_json::Value {
+    out.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["provider"] == provider)
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn verify_good_key() {
+    let api = whoami(GOOD, 0);
+    let c = capsule().env("CAPSULE_ENDPOINT_DIGITALOCEAN", &api.url);
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let out = code(&c, &["provider", "verify", "digitalocean"], 0);
+    assert!(
+        out.stdout.contains("digitalocean") && out.stdout.contains("ok"),
+        "{}",
+        out.stdout
+    );
+    let out = code(&c, &["provider", "verify", "-o", "json"], 0);
+    let row = verify_row(&out, "digitalocean");
+    assert_eq!(
+        (row["status"].as_str(), row["configured"].as_str()),
+        (Some("ok"), Some("file"))
+    );
+    // Every other provider is listed as not configured, and not called.
+    assert!(out
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["provider"] != "digitalocean")
+        .all(|r| r["status"] == "not configured"));
+    assert_eq!(api.hits(), 2);
+}
+
+#[test]
+fn verify_bad_key_shows_the_providers_message_and_the_fix() {
+    let api = whoami(GOOD, 0);
+    let c = capsule().env("CAPSULE_ENDPOINT_DIGITALOCEAN", &api.url);
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", BAD],
+        0,
+    );
+    let out = code(&c, &["provider", "verify", "-o", "json"], 1);
+    let row = verify_row(&out, "digitalocean");
+    assert_eq!(
+        (row["status"].as_str(), row["error"].as_str()),
+        (Some("failed"), Some("auth"))
+    );
+    let msg = row["message"].as_str().unwrap();
+    assert!(msg.contains("Unable to authenticate you"), "{msg}");
+    assert!(msg.contains(" — "), "a fix follows the message: {msg}");
+    let table = code(&c, &["provider", "verify"], 1);
+    assert!(
+        table.stdout.contains("failed") && table.stdout.contains("Unable to authenticate you"),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn verify_unreachable_endpoint() {
+    let c = capsule()
+        .env("CAPSULE_ENDPOINT_DIGITALOCEAN", "http://127.0.0.1:1")
+        .env("DIGITALOCEAN_TOKEN", GOOD);
+    let out = code(&c, &["provider", "verify", "digitalocean", "-o", "json"], 1);
+    let row = verify_row(&out, "digitalocean");
+    assert_eq!(
+        (row["status"].as_str(), row["configured"].as_str()),
+        (Some("failed"), Some("env"))
+    );
+    assert_eq!(row["error"], "network");
+    assert!(!out.stdout.contains(&GOOD[..5]) && !out.stderr.contains(&GOOD[..5]));
+}
+
+#[test]
+fn verify_retries_after_429() {
+    let api = whoami(GOOD, 1);
+    let c = capsule()
+        .env("CAPSULE_ENDPOINT_DIGITALOCEAN", &api.url)
+        .env("DIGITALOCEAN_TOKEN", GOOD);
+    let out = code(&c, &["provider", "verify", "digitalocean", "-o", "json"], 0);
+    assert_eq!(verify_row(&out, "digitalocean")["status"], "ok");
+    assert_eq!(api.hits(), 2, "one 429, then the answer");
+}
+
+#[test]
+fn verify_named_but_unconfigured_fails() {
+    let c = capsule();
+    let out = code(&c, &["provider", "verify", "digitalocean", "-o", "json"], 1);
+    let row = verify_row(&out, "digitalocean");
+    assert_eq!(row["status"], "missing");
+    assert!(
+        row["message"]
+            .as_str()
+            .unwrap()
+            .contains("DIGITALOCEAN_TOKEN"),
+        "{row}"
+    );
+    // With no names and nothing configured there is nothing to fail.
+    code(&c, &["provider", "verify"], 0).stdout_has("no provider has credentials yet");
+}
+
+#[test]
+fn configure_verify_failure_saves_nothing() {
+    let api = whoami(GOOD, 0);
+    let c = capsule().env("CAPSULE_ENDPOINT_DIGITALOCEAN", &api.url);
+    let out = code(
+        &c,
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            BAD,
+            "--verify",
+        ],
+        1,
+    );
+    assert!(
+        out.stderr.contains("Unable to authenticate you")
+            && out.stderr.contains("nothing was saved"),
+        "{}",
+        out.stderr
+    );
+    assert!(!file_of(&c).exists());
+    code(
+        &c,
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            GOOD,
+            "--verify",
+        ],
+        0,
+    )
+    .stdout_has("(verified)");
+}
+
+// ---- no leaks --------------------------------------------------------------------------------
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_full_scenario_leaks_no_secret() {
+    let api = whoami(GOOD, 1);
+    let c = capsule().env("CAPSULE_ENDPOINT_DIGITALOCEAN", &api.url);
+    let piped = capsule()
+        .env("CAPSULE_HOME", c.home().to_str().unwrap())
+        .env("CAPSULE_ENDPOINT_DIGITALOCEAN", &api.url)
+        .stdin(format!("{PIPED}\n"));
+    let with_env = capsule()
+        .env("CAPSULE_HOME", c.home().to_str().unwrap())
+        .env("CAPSULE_ENDPOINT_DIGITALOCEAN", &api.url)
+        .env("DIGITALOCEAN_TOKEN", BAD);
+    let mut outputs: Vec<Output> = Vec::new();
+    let mut run = |who: &Capsule, args: &[&str]| outputs.push(who.run_args(&om(args)));
+    run(
+        &c,
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            BAD,
+            "--verify",
+        ],
+    );
+    run(
+        &c,
+        &[
+            "-vv",
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            BAD,
+            "--verify",
+        ],
+    );
+    run(
+        &piped,
+        &["provider", "configure", "digitalocean", "--api-key-stdin"],
+    );
+    run(
+        &c,
+        &[
+            "-vv",
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            GOOD,
+            "--verify",
+        ],
+    );
+    for format in ["table", "json", "csv"] {
+        run(&c, &["provider", "show", "digitalocean", "-o", format]);
+        run(
+            &with_env,
+            &["provider", "show", "digitalocean", "-o", format],
+        );
+        run(&c, &["-vv", "provider", "verify", "-o", format]);
+        run(
+            &with_env,
+            &["-vv", "provider", "verify", "digitalocean", "-o", format],
+        );
+    }
+    run(&c, &["-v", "provider", "verify"]);
+    run(
+        &c,
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--token",
+            GOOD,
+            "--bogus",
+            BAD,
+        ],
+    );
+    run(&c, &["provider", "configure", "digitalocean", BAD]);
+    run(&c, &["provider", "show", GOOD]);
+    run(&c, &["providers"]);
+    run(&c, &["provider", "remove", "digitalocean"]);
+    assert!(api.hits() >= 4, "the scenario reached the server");
+    assert!(
+        outputs.iter().any(|o| o.stderr.contains("/v2/account")),
+        "-v logged the requests"
+    );
+
+    for secret in [GOOD, BAD, PIPED] {
+        let prefix = &secret[..5];
+        for (i, o) in outputs.iter().enumerate() {
+            assert!(
+                !o.stdout.contains(prefix),
+                "run {i} stdout holds {prefix}…:\n{}",
+                o.stdout
+            );
+            assert!(
+                !o.stderr.contains(prefix),
+                "run {i} stderr holds {prefix}…:\n{}",
+                o.stderr
+            );
+        }
+        for f in files_under(c.home()) {
+            if f.file_name().is_some_and(|n| n == "credentials.toml") {
+                continue;
+            }
+            let bytes = fs::read(&f).unwrap();
+            assert!(
+                !bytes.windows(5).any(|w| w == prefix.as_bytes()),
+                "{} holds {prefix}…",
+                f.display()
+            );
+        }
+    }
+}
