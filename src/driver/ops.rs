@@ -290,28 +290,29 @@ impl Driver {
     }
 
     /// Look a node up by its deploy tag (in one region when the API is regional and a region is
-    /// given). Deleted nodes are ignored.
+    /// given): lists the capsule nodes (`list_tag` = the managed tag, `tag` = this tag, so a
+    /// catalog may filter on either) and matches `node.deploy_id` against `tag`. Deleted nodes
+    /// are ignored.
     pub async fn find_by_tag(
         &self,
         tag: &str,
         region: Option<&str>,
     ) -> Result<Option<Node>, DriverError> {
         let api = &self.inner.provider.api;
+        if !tree::field_set(&api.node.deploy_id) {
+            return Ok(None);
+        }
         let region = if api.regional {
             region.filter(|r| !r.is_empty())
         } else {
             None
         };
-        let nodes = self.list_nodes(tag, Some(tag), region).await?;
-        let can_read_tag = tree::field_set(&api.node.deploy_id);
-        Ok(nodes.into_iter().find(|n| {
-            n.state != NodeState::Deleted
-                && if can_read_tag {
-                    n.tag.as_deref() == Some(tag)
-                } else {
-                    api.tagging.server_side_filter
-                }
-        }))
+        let nodes = self
+            .list_nodes(&self.managed_tag(), Some(tag), region)
+            .await?;
+        Ok(nodes
+            .into_iter()
+            .find(|n| n.state != NodeState::Deleted && n.tag.as_deref() == Some(tag)))
     }
 
     /// Every node: all regions (regional APIs) and every variant's list. `all = false` keeps the
@@ -419,7 +420,7 @@ impl Driver {
             .ok_or_else(|| self.no_op("list", variant))?;
         let mut ctx = Value::Object(self.base_ctx(region));
         set(&mut ctx, "list_tag", list_tag);
-        set(&mut ctx, "tag", tag.unwrap_or(list_tag));
+        set(&mut ctx, "tag", tag.unwrap_or(""));
         let mut prep = self.prepare("list", op, &ctx)?;
         let pg = &op.paging;
         let style = pg.style.as_str();

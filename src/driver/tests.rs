@@ -154,7 +154,7 @@ node = "/droplet"
 [api.operations.list]
 method = "GET"
 path = "/v2/droplets"
-query = { tag_name = "{{ list_tag }}" }
+query = { tag_name = "{{ tag or list_tag }}" }
 node = "/droplets"
 paging = { style = "next_link", size_param = "per_page", size = 2, next = "/links/pages/next" }
 
@@ -758,4 +758,144 @@ async fn xml_form_sigv4_regional_api() {
     assert!(lists
         .iter()
         .all(|s| s.body.contains("MaxResults=5") && s.body.contains("Filter.1.Name=tag-key")));
+}
+
+const PAGE_API: &str = r#"
+[provider]
+id = "@ID@"
+name = "Paged"
+default_region = "r1"
+
+[[credentials]]
+name = "api_key"
+secret = true
+required = true
+
+[[regions]]
+id = "r1"
+
+[api]
+base_url = "https://paged.invalid/api/v2"
+
+[api.auth]
+scheme = "header"
+field = "api_key"
+header = "X-API-KEY"
+
+[api.status]
+running = ["ON"]
+stopped = ["OFF"]
+
+[api.node]
+id = "/deviceId"
+status = "/powerStatus"
+deploy_id = { list = "/tags", where = { "" = "~capsule-" }, value = "" }
+
+[api.operations.list]
+method = "GET"
+path = "/compute/"
+headers = { X-Filter = '{% if list_tag %}{"tags": {{ list_tag | tojson }}}{% endif %}' }
+node = "/data"
+paging = { style = "page", page_param = "page", size_param = "page_size", size = 2, total = "header:X-Total-Count" }
+
+[api.operations.get]
+method = "GET"
+path = "/compute/{{ id }}"
+
+[api.variants.metal.list]
+method = "GET"
+path = "/metal/"
+node = "/items"
+paging = { style = "cursor", next = "/next", cursor_param = "after" }
+
+[api.variants.metal.get]
+method = "GET"
+path = "/metal/{{ id }}"
+"#;
+
+#[tokio::test]
+async fn page_and_cursor_paging_across_variants() {
+    let dev = |id: u64, tag: &str| serde_json::json!({"deviceId": id, "powerStatus": "ON", "tags": [tag]});
+    let m = mock(move |s, _| {
+        assert_eq!(s.header("x-api-key"), Some("key-123456789"));
+        let total = ("X-Total-Count", "3".to_string());
+        match s.url.as_str() {
+            u if u.starts_with("/api/v2/compute/?") && u.contains("&page=1") => (
+                200,
+                vec![total],
+                serde_json::json!({"data": [dev(1, "capsule-a"), dev(2, "other")]}).to_string(),
+            ),
+            u if u.starts_with("/api/v2/compute/?") && u.contains("&page=2") => (
+                200,
+                vec![total],
+                serde_json::json!({"data": [dev(3, "capsule-c")]}).to_string(),
+            ),
+            "/api/v2/metal/" => json(
+                200,
+                serde_json::json!({"items": [dev(10, "capsule-m")], "next": "t1"}),
+            ),
+            "/api/v2/metal/?after=t1" => json(
+                200,
+                serde_json::json!({"items": [dev(11, "x")], "next": "t1"}),
+            ),
+            "/api/v2/metal/11" => json(
+                200,
+                serde_json::json!({"deviceId": 11, "powerStatus": "OFF"}),
+            ),
+            _ => json(404, serde_json::json!({})),
+        }
+    });
+    let mut c = Credentials::new();
+    c.set("api_key", Secret::new("key-123456789"), true);
+    let id = "paged";
+    std::env::set_var(endpoint_env_name(id), &m.url);
+    let d = Driver::new(&provider(PAGE_API, id), c, opts()).unwrap();
+
+    let all = d.list(true).await.unwrap();
+    let ids: Vec<(&str, &str)> = all
+        .iter()
+        .map(|n| (n.id.as_str(), n.variant.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("1", ""),
+            ("2", ""),
+            ("3", ""),
+            ("10", "metal"),
+            ("11", "metal")
+        ]
+    );
+    // Client-side filter by the deploy tag (no server-side filter declared).
+    let mine = d.list(false).await.unwrap();
+    let mine: Vec<&str> = mine.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(mine, ["1", "3", "10"]);
+    let found = d.find_by_tag("capsule-m", None).await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.variant.as_str()), ("10", "metal"));
+    assert!(d.find_by_tag("capsule-zzz", None).await.unwrap().is_none());
+
+    let r = NodeRef {
+        provider: id.into(),
+        id: "11".into(),
+        region: None,
+        variant: "metal".into(),
+    };
+    assert_eq!(d.get(&r).await.unwrap().state, NodeState::Stopped);
+
+    let seen = m.seen();
+    let first = seen.iter().find(|s| s.url.contains("/compute/?")).unwrap();
+    assert!(
+        first.header("x-filter").is_none(),
+        "empty header dropped with all=true"
+    );
+    assert!(seen
+        .iter()
+        .any(|s| s.header("x-filter") == Some(r#"{"tags": "capsule"}"#)));
+    assert_eq!(
+        seen.iter()
+            .filter(|s| s.url.starts_with("/api/v2/metal/?after=t1"))
+            .count(),
+        4,
+        "one list each, a repeated cursor stops paging"
+    );
 }
