@@ -3,8 +3,9 @@
 //! It owns the effective catalog, the output style, the home directory and the terminal facts.
 //! It does no work of its own beyond loading the catalog.
 
-use crate::catalog::{self, Catalog};
+use crate::catalog::{self, Catalog, ProviderEntry};
 use crate::cli::{ColorChoice, Global, OutputFormat};
+use crate::driver::{Driver, DriverOptions};
 use crate::render::Style;
 use is_terminal::IsTerminal;
 use std::path::PathBuf;
@@ -37,7 +38,10 @@ impl Ctx {
         Ok(Ctx {
             home: home_dir(),
             catalog,
-            style: Style { format: global.output, color },
+            style: Style {
+                format: global.output,
+                color,
+            },
             verbose: global.verbose,
             yes: global.yes,
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
@@ -50,9 +54,49 @@ impl Ctx {
         self.style.format
     }
 
+    /// Driver settings from the global options; the test suite shortens the pauses through
+    /// `CAPSULE_BACKOFF_MS` and `CAPSULE_POLL_INTERVAL_MS`.
+    pub fn driver_options(&self) -> anyhow::Result<DriverOptions> {
+        let mut opts = DriverOptions {
+            connect_timeout: self.connect_timeout,
+            timeout: self.request_timeout,
+            verbose: self.verbose,
+            ..DriverOptions::default()
+        };
+        if let Some(d) = env_millis("CAPSULE_BACKOFF_MS")? {
+            opts.backoff_base = d;
+        }
+        if let Some(d) = env_millis("CAPSULE_POLL_INTERVAL_MS")? {
+            opts.poll_interval = Some(d);
+        }
+        Ok(opts)
+    }
+
+    /// The provider's catalog entry, or an "unknown provider" error with a suggestion.
+    pub fn provider(&self, id: &str) -> anyhow::Result<&ProviderEntry> {
+        self.catalog.provider(id).ok_or_else(|| {
+            crate::error::unknown(
+                "provider",
+                id,
+                self.catalog.providers.iter().map(|p| p.meta.id.as_str()),
+                "capsule openmesh providers",
+            )
+        })
+    }
+
+    /// A driver for a provider with its resolved credentials (flag-less: environment, then file).
+    pub fn driver(&self, provider_id: &str) -> anyhow::Result<Driver> {
+        let provider = self.provider(provider_id)?;
+        let creds = crate::credentials::load(&self.home, provider)?;
+        Driver::new(provider, creds, self.driver_options()?)
+    }
+
     /// A tokio runtime for commands that talk to providers.
     pub fn runtime(&self) -> anyhow::Result<tokio::runtime::Runtime> {
-        Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+        Ok(tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?)
     }
 }
 
@@ -64,12 +108,29 @@ fn secs(v: f64, default: f64) -> Duration {
     }
 }
 
+fn env_millis(var: &str) -> anyhow::Result<Option<Duration>> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .map_err(|_| {
+                crate::error::bad_input(format!(
+                    "{var} must be a whole number of milliseconds, e.g. {var}=200"
+                ))
+            }),
+        _ => Ok(None),
+    }
+}
+
 /// `$CAPSULE_HOME`, else `~/.capsule`.
 pub fn home_dir() -> PathBuf {
     if let Some(h) = std::env::var_os("CAPSULE_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let base = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     base.join(".capsule")
 }
 
@@ -78,7 +139,9 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
     let n: f64 = num.trim().parse().map_err(|_| {
-        crate::error::bad_input(format!("'{text}' is not a duration — write it like 90s, 10m, 2h or 30d"))
+        crate::error::bad_input(format!(
+            "'{text}' is not a duration — write it like 90s, 10m, 2h or 30d"
+        ))
     })?;
     let mult = match unit {
         "" | "s" => 1.0,
@@ -93,7 +156,9 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         }
     };
     if !(n.is_finite() && n >= 0.0) {
-        return Err(crate::error::bad_input(format!("'{text}' is not a positive duration")));
+        return Err(crate::error::bad_input(format!(
+            "'{text}' is not a positive duration"
+        )));
     }
     Ok(Duration::from_secs_f64(n * mult))
 }
@@ -106,7 +171,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5y").is_err());
     }

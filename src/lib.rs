@@ -15,3 +15,4 @@ pub mod error;
 pub mod render;
 pub mod secret;
 pub mod select;
+pub mod state;

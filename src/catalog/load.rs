@@ -15,7 +15,9 @@
 
 use super::diagnostic::{closest, locate, Diagnostic, Diagnostics, Seg, SourceFile};
 use super::model::{Catalog, ProviderEntry};
-use super::schema::{Api, Bootstrap, CredentialField, FileDoc, ProviderMeta, Rate, Region, Template};
+use super::schema::{
+    Api, Bootstrap, CredentialField, FileDoc, ProviderMeta, Rate, Region, Template,
+};
 use super::validate::{validate, Entity, Problem};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -74,11 +76,19 @@ fn toml_error(file: &SourceFile, err: &toml::de::Error) -> Diagnostic {
 fn humanize_serde(raw: &str) -> String {
     if let Some(rest) = raw.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or("");
-        let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).filter(|s| !s.is_empty()).collect();
+        let expected: Vec<&str> = rest
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| !s.is_empty())
+            .collect();
         return match closest(field, expected.iter().copied()) {
             Some(s) => format!("unknown key '{field}' — did you mean '{s}'?"),
             None if expected.is_empty() => format!("unknown key '{field}'"),
-            None => format!("unknown key '{field}' — expected one of: {}", expected.join(", ")),
+            None => format!(
+                "unknown key '{field}' — expected one of: {}",
+                expected.join(", ")
+            ),
         };
     }
     if let Some(rest) = raw.strip_prefix("invalid type: ") {
@@ -104,7 +114,11 @@ impl Merge {
                 return;
             }
         };
-        let declared = doc.provider.as_ref().map(|p| p.id.clone()).filter(|id| !id.is_empty());
+        let declared = doc
+            .provider
+            .as_ref()
+            .map(|p| p.id.clone())
+            .filter(|id| !id.is_empty());
         if let (Some(folder), Some(id)) = (&file.folder, &declared) {
             if folder != id {
                 let span = locate(&file.text, &[key("provider"), key("id")], false);
@@ -122,38 +136,72 @@ impl Merge {
             match &owner {
                 Some(id) => {
                     let mut t = t.clone();
-                    t.entry("id").or_insert_with(|| toml::Value::String(id.clone()));
-                    self.put(files, Kind::Provider, id.clone(), t, idx, vec![key("provider")]);
+                    t.entry("id")
+                        .or_insert_with(|| toml::Value::String(id.clone()));
+                    self.put(
+                        files,
+                        Kind::Provider,
+                        id.clone(),
+                        t,
+                        idx,
+                        vec![key("provider")],
+                    );
                 }
                 None => self.need_owner(file, "provider"),
             }
         }
         for (section, kind) in [("regions", Kind::Region), ("credentials", Kind::Credential)] {
-            let Some(toml::Value::Array(items)) = table.get(section) else { continue };
+            let Some(toml::Value::Array(items)) = table.get(section) else {
+                continue;
+            };
             let Some(prov) = &owner else {
                 self.need_owner(file, section);
                 continue;
             };
-            let id_key = if kind == Kind::Credential { "name" } else { "id" };
+            let id_key = if kind == Kind::Credential {
+                "name"
+            } else {
+                "id"
+            };
             for (n, item) in items.iter().enumerate() {
                 let Some(t) = item.as_table() else { continue };
-                let id = t.get(id_key).and_then(toml::Value::as_str).unwrap_or("").to_string();
+                let id = t
+                    .get(id_key)
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 if id.is_empty() {
                     let span = locate(&file.text, &[key(section), Seg::Index(n)], false);
-                    self.diags.push(Diagnostic::at(file, span, format!("[[{section}]] entry has no {id_key}")));
+                    self.diags.push(Diagnostic::at(
+                        file,
+                        span,
+                        format!("[[{section}]] entry has no {id_key}"),
+                    ));
                     continue;
                 }
-                self.put(files, kind, format!("{prov}\u{0}{id}"), t.clone(), idx, vec![key(section), Seg::Index(n)]);
+                self.put(
+                    files,
+                    kind,
+                    format!("{prov}\u{0}{id}"),
+                    t.clone(),
+                    idx,
+                    vec![key(section), Seg::Index(n)],
+                );
             }
         }
         if let Some(toml::Value::Array(items)) = table.get("templates") {
             for (n, item) in items.iter().enumerate() {
                 let Some(t) = item.as_table() else { continue };
-                let id = t.get("id").and_then(toml::Value::as_str).unwrap_or("").to_string();
+                let id = t
+                    .get("id")
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 let path = vec![key("templates"), Seg::Index(n)];
                 if id.is_empty() {
                     let span = locate(&file.text, &path, false);
-                    self.diags.push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
+                    self.diags
+                        .push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
                     continue;
                 }
                 let mut t = t.clone();
@@ -178,19 +226,44 @@ impl Merge {
         }
         if let Some(toml::Value::Table(t)) = table.get("api") {
             match &owner {
-                Some(p) => self.put(files, Kind::Api, p.clone(), t.clone(), idx, vec![key("api")]),
+                Some(p) => self.put(
+                    files,
+                    Kind::Api,
+                    p.clone(),
+                    t.clone(),
+                    idx,
+                    vec![key("api")],
+                ),
                 None => self.need_owner(file, "api"),
             }
         }
         if let Some(toml::Value::Array(items)) = table.get("rates") {
             for (n, item) in items.iter().enumerate() {
                 let Some(t) = item.as_table() else { continue };
-                let cur = t.get("currency").and_then(toml::Value::as_str).unwrap_or("").to_uppercase();
-                self.put(files, Kind::Rate, cur, t.clone(), idx, vec![key("rates"), Seg::Index(n)]);
+                let cur = t
+                    .get("currency")
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or("")
+                    .to_uppercase();
+                self.put(
+                    files,
+                    Kind::Rate,
+                    cur,
+                    t.clone(),
+                    idx,
+                    vec![key("rates"), Seg::Index(n)],
+                );
             }
         }
         if let Some(toml::Value::Table(t)) = table.get("bootstrap") {
-            self.put(files, Kind::Bootstrap, String::new(), t.clone(), idx, vec![key("bootstrap")]);
+            self.put(
+                files,
+                Kind::Bootstrap,
+                String::new(),
+                t.clone(),
+                idx,
+                vec![key("bootstrap")],
+            );
         }
     }
 
@@ -203,8 +276,20 @@ impl Merge {
         ));
     }
 
-    fn put(&mut self, files: &[SourceFile], kind: Kind, id: String, table: toml::Table, file: usize, path: Vec<Seg>) {
-        let origin = Origin { file, path, keys: table.keys().cloned().collect() };
+    fn put(
+        &mut self,
+        files: &[SourceFile],
+        kind: Kind,
+        id: String,
+        table: toml::Table,
+        file: usize,
+        path: Vec<Seg>,
+    ) {
+        let origin = Origin {
+            file,
+            path,
+            keys: table.keys().cloned().collect(),
+        };
         let layer = files[file].layer;
         let slot = match kind {
             Kind::Provider => self.providers.get_mut(&id),
@@ -218,7 +303,10 @@ impl Merge {
         if let Some(acc) = slot {
             // Keyed entities may be defined once per layer; [provider], [api] and [bootstrap]
             // may be spread over several files of the same provider.
-            let keyed = matches!(kind, Kind::Region | Kind::Credential | Kind::Template | Kind::Rate);
+            let keyed = matches!(
+                kind,
+                Kind::Region | Kind::Credential | Kind::Template | Kind::Rate
+            );
             if keyed {
                 if let Some(prev) = acc.origins.iter().find(|o| files[o.file].layer == layer) {
                     let f = &files[origin.file];
@@ -242,7 +330,10 @@ impl Merge {
             acc.origins.push(origin);
             return;
         }
-        let acc = Acc { table, origins: vec![origin] };
+        let acc = Acc {
+            table,
+            origins: vec![origin],
+        };
         match kind {
             Kind::Provider => {
                 self.providers.insert(id, acc);
@@ -279,7 +370,10 @@ impl Merge {
         for (id, acc) in &self.providers {
             let meta: ProviderMeta = typed(files, acc, &mut diags).unwrap_or_default();
             origins.insert(Entity::Provider(id.clone()), acc.origins.clone());
-            let mut entry = ProviderEntry { meta, ..Default::default() };
+            let mut entry = ProviderEntry {
+                meta,
+                ..Default::default()
+            };
             if let Some(api) = self.apis.get(id) {
                 entry.api = typed::<Api>(files, api, &mut diags).unwrap_or_default();
                 origins.insert(Entity::Api(id.clone()), api.origins.clone());
@@ -298,7 +392,10 @@ impl Merge {
                     if let Some(r) = typed::<Region>(files, acc, &mut diags) {
                         p.regions.push(r);
                     }
-                    origins.insert(Entity::Region(k.0.clone(), k.1.clone()), acc.origins.clone());
+                    origins.insert(
+                        Entity::Region(k.0.clone(), k.1.clone()),
+                        acc.origins.clone(),
+                    );
                 }
                 None => diags.push(missing_provider(files, &acc.origins, &k.0)),
             }
@@ -310,7 +407,10 @@ impl Merge {
                     if let Some(c) = typed::<CredentialField>(files, acc, &mut diags) {
                         p.credentials.push(c);
                     }
-                    origins.insert(Entity::Credential(k.0.clone(), k.1.clone()), acc.origins.clone());
+                    origins.insert(
+                        Entity::Credential(k.0.clone(), k.1.clone()),
+                        acc.origins.clone(),
+                    );
                 }
                 None => diags.push(missing_provider(files, &acc.origins, &k.0)),
             }
@@ -338,11 +438,17 @@ impl Merge {
 
         let problems = validate(&catalog);
         if !problems.is_empty() {
-            let diags = problems.into_iter().map(|p| place(files, &origins, p)).collect();
+            let diags = problems
+                .into_iter()
+                .map(|p| place(files, &origins, p))
+                .collect();
             return Err(Diagnostics(diags));
         }
         catalog.templates.sort_by(|a, b| {
-            a.provider.cmp(&b.provider).then(a.price_hourly.total_cmp(&b.price_hourly)).then(a.id.cmp(&b.id))
+            a.provider
+                .cmp(&b.provider)
+                .then(a.price_hourly.total_cmp(&b.price_hourly))
+                .then(a.id.cmp(&b.id))
         });
         Ok(catalog)
     }
@@ -379,7 +485,10 @@ fn key(k: &str) -> Seg {
 
 fn split(id: &str) -> (String, String) {
     let mut it = id.splitn(2, '\u{0}');
-    (it.next().unwrap_or("").to_string(), it.next().unwrap_or("").to_string())
+    (
+        it.next().unwrap_or("").to_string(),
+        it.next().unwrap_or("").to_string(),
+    )
 }
 
 fn span_line(file: &SourceFile, path: &[Seg]) -> (usize, usize) {
@@ -399,13 +508,21 @@ fn deep_merge(base: &mut toml::Table, patch: toml::Table) {
     }
 }
 
-fn typed<T: DeserializeOwned>(files: &[SourceFile], acc: &Acc, diags: &mut Vec<Diagnostic>) -> Option<T> {
+fn typed<T: DeserializeOwned>(
+    files: &[SourceFile],
+    acc: &Acc,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
     match toml::Value::Table(acc.table.clone()).try_into::<T>() {
         Ok(v) => Some(v),
         Err(e) => {
             let o = acc.origins.last()?;
             let f = &files[o.file];
-            diags.push(Diagnostic::at(f, locate(&f.text, &o.path, false), humanize_serde(e.message().trim())));
+            diags.push(Diagnostic::at(
+                f,
+                locate(&f.text, &o.path, false),
+                humanize_serde(e.message().trim()),
+            ));
             None
         }
     }
@@ -423,11 +540,23 @@ fn missing_provider(files: &[SourceFile], origins: &[Origin], prov: &str) -> Dia
 
 /// Turn a validation problem into a located diagnostic: the latest origin that set the field.
 fn place(files: &[SourceFile], origins: &BTreeMap<Entity, Vec<Origin>>, p: Problem) -> Diagnostic {
-    let Some(list) = origins.get(&p.entity) else {
+    // An entity without a file of its own (a provider with no [api]) is reported at its provider.
+    let owner = match &p.entity {
+        Entity::Api(id) | Entity::Region(id, _) | Entity::Credential(id, _) => Some(Entity::Provider(id.clone())),
+        _ => None,
+    };
+    let list = origins.get(&p.entity).or_else(|| owner.as_ref().and_then(|o| origins.get(o)));
+    let Some(list) = list else {
         // Only happens for catalog-wide problems; point at the first file.
         return match files.first() {
             Some(f) => Diagnostic::at(f, None, p.message),
-            None => Diagnostic { path: "catalog".into(), line: 1, col: 1, message: p.message, snippet: None },
+            None => Diagnostic {
+                path: "catalog".into(),
+                line: 1,
+                col: 1,
+                message: p.message,
+                snippet: None,
+            },
         };
     };
     let first_key = match p.field.first() {

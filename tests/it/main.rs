@@ -1,4 +1,5 @@
 //! capsule's integration tests: one test target, one module per area.
 
+mod catalog;
 mod credentials;
 mod support;

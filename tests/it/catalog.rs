@@ -1,0 +1,467 @@
+//! The catalog: embedded invariants, the read-only commands, overlays, and the golden errors of
+//! broken overlay directories (`golden/catalog/<case>/overlay` → `<case>/stderr`, exit 2).
+
+use crate::support::capsule;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn templates_json() -> Vec<Value> {
+    let out = capsule().args(["openmesh", "templates", "-o", "json"]).ok();
+    out.json().as_array().expect("array").clone()
+}
+
+#[test]
+fn embedded_catalog_has_the_seed_counts() {
+    let ts = templates_json();
+    assert_eq!(ts.len(), 31, "31 templates");
+    let mut by_provider: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &ts {
+        *by_provider
+            .entry(t["provider"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let want: BTreeMap<String, usize> = [
+        ("aws", 4),
+        ("digitalocean", 4),
+        ("equinix-metal", 3),
+        ("hivelocity", 4),
+        ("linode", 6),
+        ("scaleway", 6),
+        ("vultr", 4),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(by_provider, want);
+    let ids: BTreeSet<&str> = ts.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 31, "ids are unique");
+    assert!(ids.contains("hive-large"), "the seed's hive-large exists");
+}
+
+#[test]
+fn templates_json_has_the_documented_fields() {
+    for t in templates_json() {
+        for key in [
+            "id",
+            "provider",
+            "plan",
+            "name",
+            "cpu",
+            "memory_gb",
+            "storage_gb",
+            "bandwidth_tb",
+            "price_hourly",
+            "price_monthly",
+            "currency",
+            "gpu",
+            "regions",
+            "features",
+            "arch",
+        ] {
+            assert!(t.get(key).is_some(), "template {} lacks {key}", t["id"]);
+        }
+        assert!(
+            !t.as_object().unwrap().contains_key("_region_count"),
+            "private keys stay out of JSON"
+        );
+        let gpu = &t["gpu"];
+        assert!(
+            gpu.is_null()
+                || (gpu["model"].is_string()
+                    && gpu["count"].is_u64()
+                    && gpu["vram_gb"].is_number())
+        );
+    }
+}
+
+#[test]
+fn five_gpu_templates() {
+    let out = capsule()
+        .args(["openmesh", "templates", "--gpu", "-o", "json"])
+        .ok();
+    let ts = out.json();
+    let ts = ts.as_array().unwrap();
+    assert_eq!(ts.len(), 5, "{ts:#?}");
+    assert!(ts.iter().all(|t| t["gpu"]["model"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("NVIDIA"))));
+}
+
+#[test]
+fn template_regions_exist_in_their_provider() {
+    let regions = capsule()
+        .args(["openmesh", "regions", "-o", "json"])
+        .ok()
+        .json();
+    let known: BTreeSet<(String, String)> = regions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["provider"].as_str().unwrap().to_string(),
+                r["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for t in templates_json() {
+        for r in t["regions"].as_array().unwrap() {
+            let key = (
+                t["provider"].as_str().unwrap().to_string(),
+                r.as_str().unwrap().to_string(),
+            );
+            assert!(
+                known.contains(&key),
+                "{key:?} of {} is not a region",
+                t["id"]
+            );
+        }
+    }
+}
+
+#[test]
+fn providers_lists_seven_with_equinix_retired() {
+    let out = capsule()
+        .args(["openmesh", "providers", "-o", "json"])
+        .ok()
+        .json();
+    let ps = out.as_array().unwrap();
+    assert_eq!(ps.len(), 7);
+    for p in ps {
+        for key in [
+            "id",
+            "name",
+            "kind",
+            "status",
+            "templates",
+            "regions",
+            "prices_as_of",
+            "configured",
+        ] {
+            assert!(p.get(key).is_some(), "provider {} lacks {key}", p["id"]);
+        }
+    }
+    let eq = ps.iter().find(|p| p["id"] == "equinix-metal").unwrap();
+    assert_eq!(eq["status"], "retired");
+    assert_eq!(eq["status_date"], "2026-06-30");
+}
+
+#[test]
+fn filters_and_sorting() {
+    let out = capsule()
+        .args([
+            "openmesh",
+            "templates",
+            "--min-cpu",
+            "4",
+            "--min-memory",
+            "8",
+            "--max-price",
+            "0.2",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    let ts = out.as_array().unwrap();
+    assert!(!ts.is_empty());
+    let mut last = 0.0;
+    for t in ts {
+        assert!(t["cpu"].as_u64().unwrap() >= 4);
+        assert!(t["memory_gb"].as_f64().unwrap() >= 8.0);
+        let p = t["price_hourly_usd"].as_f64().unwrap();
+        assert!(p <= 0.2 && p >= last, "sorted by price");
+        last = p;
+    }
+    let one = capsule()
+        .args([
+            "openmesh",
+            "templates",
+            "--provider",
+            "linode",
+            "--limit",
+            "2",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(one.as_array().unwrap().len(), 2);
+    assert!(one
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["provider"] == "linode"));
+    let eu = capsule()
+        .args([
+            "openmesh",
+            "templates",
+            "--continent",
+            "europe",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert!(eu
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["provider"] == "scaleway"));
+    assert!(
+        eu.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["provider"] != "hivelocity"),
+        "hivelocity is US-only"
+    );
+    let arm = capsule()
+        .args(["openmesh", "templates", "--arch", "arm64", "-o", "json"])
+        .ok()
+        .json();
+    assert!(arm.as_array().unwrap().iter().all(|t| t["arch"] == "arm64"));
+}
+
+#[test]
+fn csv_output_has_a_header_and_a_row_per_template() {
+    let out = capsule().args(["openmesh", "templates", "-o", "csv"]).ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("id,provider,plan,name,cpu,memory_gb"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len(), 32);
+}
+
+#[test]
+fn unknown_ids_suggest_and_exit_2() {
+    capsule()
+        .args(["openmesh", "template", "show", "hive-larg"])
+        .code(2)
+        .stderr_has("unknown template 'hive-larg' — did you mean 'hive-large'?");
+    capsule()
+        .args(["openmesh", "templates", "--provider", "hivelocty"])
+        .code(2)
+        .stderr_has("did you mean 'hivelocity'?");
+    capsule()
+        .args(["openmesh", "templates", "--region", "atlnta"])
+        .code(2)
+        .stderr_has("did you mean 'atlanta'?");
+    capsule()
+        .args(["openmesh", "compare", "do-small", "nope-nope-nope"])
+        .code(2)
+        .stderr_has("unknown template 'nope-nope-nope'");
+}
+
+#[test]
+fn template_show_and_compare() {
+    let t = capsule()
+        .args(["openmesh", "template", "show", "hive-large", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(t["id"], "hive-large");
+    assert_eq!(t["provider"], "hivelocity");
+    let out = capsule()
+        .args([
+            "openmesh",
+            "compare",
+            "do-large",
+            "hive-large",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    let rows = out.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let cheapest: Vec<&Value> = rows.iter().filter(|r| r["cheapest"] == true).collect();
+    assert_eq!(cheapest.len(), 1);
+    assert_eq!(cheapest[0]["id"], "do-large");
+    let table = capsule()
+        .args(["openmesh", "compare", "do-large", "hive-large"])
+        .ok();
+    table.stdout_has("do-large (cheapest)");
+}
+
+#[test]
+fn a_three_line_overlay_changes_one_price() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("price.toml"),
+        "[[templates]]\nid = \"do-small\"\nprice_hourly = 0.009\n",
+    )
+    .unwrap();
+    let out = capsule()
+        .args([
+            "openmesh",
+            "template",
+            "show",
+            "do-small",
+            "-o",
+            "json",
+            "--catalog",
+            dir.path().to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["price_hourly"], 0.009);
+    assert_eq!(out["cpu"], 1, "the rest of the template is kept");
+    // The same overlay through the environment.
+    let out = capsule()
+        .args(["openmesh", "template", "show", "do-small", "-o", "json"])
+        .env("CAPSULE_CATALOG", dir.path().to_str().unwrap())
+        .ok()
+        .json();
+    assert_eq!(out["price_hourly"], 0.009);
+}
+
+#[test]
+fn an_overlay_adds_a_template_and_a_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("digitalocean");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("extra.toml"),
+        "[[templates]]\nid = \"do-tiny\"\nplan = \"s-1vcpu-512mb-10gb\"\nname = \"Basic 512 MB\"\ncpu = 1\nmemory_gb = 0.5\nstorage_gb = 10\nbandwidth_tb = 0.5\nprice_hourly = 0.00595\nprice_monthly = 4.0\narch = \"x86_64\"\nregions = [\"nyc1\"]\n",
+    )
+    .unwrap();
+    // A new provider: a copy of an existing one under another name, via export.
+    let export = tempfile::tempdir().unwrap();
+    capsule()
+        .args([
+            "openmesh",
+            "catalog",
+            "export",
+            export.path().to_str().unwrap(),
+        ])
+        .ok();
+    let newp = dir.path().join("acme");
+    std::fs::create_dir_all(&newp).unwrap();
+    let prov = std::fs::read_to_string(export.path().join("digitalocean/provider.toml")).unwrap();
+    std::fs::write(
+        newp.join("provider.toml"),
+        prov.replace("id = \"digitalocean\"", "id = \"acme\"")
+            .replace("name = \"DigitalOcean\"", "name = \"Acme Cloud\""),
+    )
+    .unwrap();
+    std::fs::copy(
+        export.path().join("digitalocean/api.toml"),
+        newp.join("api.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        newp.join("templates.toml"),
+        "[[templates]]\nid = \"acme-1\"\nplan = \"a1\"\nname = \"Acme 1\"\ncpu = 2\nmemory_gb = 2\nstorage_gb = 20\nbandwidth_tb = 1\nprice_hourly = 0.002\nprice_monthly = 1.4\narch = \"x86_64\"\nregions = [\"nyc1\"]\n",
+    )
+    .unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let ts = capsule()
+        .args(["openmesh", "templates", "-o", "json", "--catalog", cat])
+        .ok()
+        .json();
+    let ids: Vec<&str> = ts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 33);
+    assert_eq!(ids[0], "acme-1", "the cheapest first");
+    assert!(ids.contains(&"do-tiny"));
+    let ps = capsule()
+        .args(["openmesh", "providers", "-o", "json", "--catalog", cat])
+        .ok()
+        .json();
+    assert_eq!(ps.as_array().unwrap().len(), 8);
+    capsule()
+        .args(["openmesh", "catalog", "validate", cat])
+        .ok()
+        .stdout_has("8 providers, 33 templates");
+}
+
+#[test]
+fn export_writes_a_catalog_that_validates_to_the_same_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    capsule().args(["openmesh", "catalog", "export", d]).ok();
+    capsule()
+        .args(["openmesh", "catalog", "validate", d])
+        .ok()
+        .stdout_has("7 providers, 31 templates");
+    let a = capsule()
+        .args(["openmesh", "templates", "-o", "json"])
+        .ok()
+        .stdout;
+    let b = capsule()
+        .args(["openmesh", "templates", "-o", "json", "--catalog", d])
+        .ok()
+        .stdout;
+    assert_eq!(
+        a, b,
+        "an exported catalog layered over the embedded one changes nothing"
+    );
+}
+
+#[test]
+fn missing_catalog_directory_is_bad_input() {
+    capsule()
+        .args([
+            "openmesh",
+            "templates",
+            "--catalog",
+            "/nonexistent/capsule-catalog",
+        ])
+        .code(2)
+        .stderr_has("does not exist");
+}
+
+fn golden_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/catalog")
+}
+
+/// Each broken overlay fails with exactly its recorded message (set UPDATE_GOLDEN=1 to rewrite).
+#[test]
+fn broken_overlays_fail_with_located_errors() {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(golden_root())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 12, "at least 12 broken catalogs");
+    let mut failures = Vec::new();
+    for case in cases {
+        let out = capsule()
+            .args(["openmesh", "templates", "--catalog", "overlay"])
+            .cwd(&case)
+            .run();
+        let expected_path = case.join("stderr");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&expected_path, &out.stderr).unwrap();
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if out.code != 2 || out.stderr != expected || !out.stdout.is_empty() {
+            failures.push(format!(
+                "{}: exit {} (want 2)\n--- got stderr\n{}--- want stderr\n{}",
+                case.display(),
+                out.code,
+                out.stderr,
+                expected
+            ));
+        }
+        // `catalog validate` reports the same error.
+        let v = capsule()
+            .args(["openmesh", "catalog", "validate", "overlay"])
+            .cwd(&case)
+            .run();
+        if v.code != 2 || v.stderr != expected {
+            failures.push(format!(
+                "{}: `catalog validate` differs:\n{}",
+                case.display(),
+                v.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
