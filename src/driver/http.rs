@@ -95,8 +95,8 @@ pub(crate) struct Resp {
 }
 
 enum Failure {
-    /// The connection was never made: nothing reached the server.
-    Connect(String),
+    /// The connection was never made (refused, DNS, connect timeout): nothing reached the server.
+    Connect { timeout: bool, message: String },
     /// Sent (or maybe sent) but no usable answer.
     Transport { timeout: bool, message: String },
 }
@@ -351,7 +351,7 @@ impl Driver {
                 }
                 Err(f) => {
                     let (connect, timeout, message) = match f {
-                        Failure::Connect(m) => (true, false, m),
+                        Failure::Connect { timeout, message } => (true, timeout, message),
                         Failure::Transport { timeout, message } => (false, timeout, message),
                     };
                     let retry = mode == Mode::Safe || connect;
@@ -430,8 +430,11 @@ impl Driver {
                     1,
                     &format!("{} {} → {message} ({ms} ms)", prep.method, prep.url),
                 );
-                return Err(if e.is_connect() && !e.is_timeout() {
-                    Failure::Connect(message)
+                return Err(if e.is_connect() {
+                    Failure::Connect {
+                        timeout: e.is_timeout(),
+                        message,
+                    }
                 } else {
                     Failure::Transport {
                         timeout: e.is_timeout(),

@@ -899,3 +899,21 @@ async fn page_and_cursor_paging_across_variants() {
         "one list each, a repeated cursor stops paging"
     );
 }
+
+#[tokio::test]
+async fn connection_refused_is_a_network_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let id = "acme-refused";
+    std::env::set_var(endpoint_env_name(id), format!("http://127.0.0.1:{port}"));
+    let d = Driver::new(&provider(JSON_API, id), creds(), opts()).unwrap();
+    let e = d.create(&request("x")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Network);
+    assert!(!e.in_doubt);
+    assert!(
+        e.to_string().starts_with("acme-refused: could not connect"),
+        "{e}"
+    );
+}
