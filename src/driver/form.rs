@@ -66,7 +66,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn flattens_aws_query_style() {
+    fn flattens_query_style() {
         let body = json!({
             "Action": "RunInstances",
             "MinCount": 1,

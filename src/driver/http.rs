@@ -601,7 +601,7 @@ mod tests {
             "http://127.0.0.1:4010/v2/droplets?page=2&per_page=200"
         );
         let ep = Url::parse("https://mock.internal").unwrap();
-        let mut u = Url::parse("https://ec2.us-east-1.example.com:8443/").unwrap();
+        let mut u = Url::parse("https://compute.us-east-1.example.com:8443/").unwrap();
         apply_override(&mut u, &ep);
         assert_eq!(u.as_str(), "https://mock.internal/");
     }

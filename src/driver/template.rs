@@ -144,9 +144,9 @@ mod tests {
         let r = Renderer::new();
         let ctx = json!({"region": "us-east-1", "t": null, "account": {"project_id": "p1"}});
         assert_eq!(
-            r.plain("https://ec2.{{ region }}.amazonaws.com", &ctx)
+            r.plain("https://compute.{{ region }}.example.com", &ctx)
                 .unwrap(),
-            "https://ec2.us-east-1.amazonaws.com"
+            "https://compute.us-east-1.example.com"
         );
         assert_eq!(r.plain("{{ t }}", &ctx).unwrap(), "");
         assert_eq!(r.plain("{{ account.project_id }}", &ctx).unwrap(), "p1");

@@ -561,7 +561,7 @@ xml_list_elements = ["item"]
 
 [api.auth]
 scheme = "sigv4"
-service = "ec2"
+service = "compute"
 access_key_field = "access_key_id"
 secret_key_field = "secret_access_key"
 
@@ -625,7 +625,7 @@ fn describe(instances: &str, next: &str) -> Reply {
         200,
         vec![("Content-Type", "text/xml".into())],
         format!(
-            "<?xml version=\"1.0\"?><DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\
+            "<?xml version=\"1.0\"?><DescribeInstancesResponse xmlns=\"http://compute.example.com/doc/2016-11-15/\">\
              <requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet>{instances}</instancesSet></item></reservationSet>\
              <nextToken>{next}</nextToken></DescribeInstancesResponse>"
         ),
@@ -636,7 +636,7 @@ fn describe(instances: &str, next: &str) -> Reply {
 async fn xml_form_sigv4_regional_api() {
     let m = mock(|s, _| {
         let auth = s.header("authorization").unwrap_or_default().to_string();
-        let region = if auth.contains("/us-west-2/ec2/aws4_request") {
+        let region = if auth.contains("/us-west-2/compute/aws4_request") {
             "us-west-2"
         } else {
             "us-east-1"
@@ -749,7 +749,7 @@ async fn xml_form_sigv4_regional_api() {
     assert!(create
         .header("authorization")
         .unwrap()
-        .contains("/us-east-1/ec2/aws4_request"));
+        .contains("/us-east-1/compute/aws4_request"));
     let lists: Vec<&Seen> = seen
         .iter()
         .filter(|s| s.body.contains("DescribeInstances") && !s.body.contains("InstanceId"))

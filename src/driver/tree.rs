@@ -245,7 +245,7 @@ mod tests {
     use serde_json::json;
 
     const DESCRIBE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+<DescribeInstancesResponse xmlns="http://compute.example.com/doc/2016-11-15/">
     <requestId>8f7724cf-496f-496e-8fe3-example</requestId>
     <reservationSet>
         <item>
