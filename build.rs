@@ -30,17 +30,24 @@ fn main() {
     for p in &paths {
         println!("cargo:rerun-if-changed={}", p.display());
         let rel = p.strip_prefix(&root).expect("inside catalog/");
-        let text = std::fs::read_to_string(p).unwrap_or_else(|e| fail(&format!("catalog/{}: {e}", rel.display())));
+        let text = std::fs::read_to_string(p)
+            .unwrap_or_else(|e| fail(&format!("catalog/{}: {e}", rel.display())));
         let mut comps = rel.components();
         let folder = match (comps.next(), comps.next()) {
             (Some(first), Some(_)) => Some(first.as_os_str().to_string_lossy().into_owned()),
             _ => None,
         };
-        files.push(SourceFile { path: format!("catalog/{}", rel.display()), text, folder, layer: 0 });
+        files.push(SourceFile {
+            path: format!("catalog/{}", rel.display()),
+            text,
+            folder,
+            layer: 0,
+        });
     }
     match catalog::load::load_files(&files) {
         Ok(cat) => {
-            let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("catalog.json");
+            let out =
+                PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("catalog.json");
             let json = serde_json::to_string(&cat).expect("catalog serializes");
             std::fs::write(out, json).expect("write catalog.json");
         }
@@ -55,7 +62,9 @@ fn main() {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

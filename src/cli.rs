@@ -122,17 +122,11 @@ pub enum ProviderCommand {
     /// e.g. `--project-id ID`).
     Configure(ConfigureArgs),
     /// Show where each credential field comes from (secrets redacted).
-    Show {
-        name: String,
-    },
+    Show { name: String },
     /// Check credentials against each provider's API (default: every configured provider).
-    Verify {
-        names: Vec<String>,
-    },
+    Verify { names: Vec<String> },
     /// Remove a provider's stored credentials.
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -54,7 +54,9 @@ pub fn unknown<'a>(
 ) -> anyhow::Error {
     match suggest(word, candidates) {
         Some(s) => bad_input(format!("unknown {what} '{word}' — did you mean '{s}'?")),
-        None => bad_input(format!("unknown {what} '{word}' — run `{list_cmd}` to see them all")),
+        None => bad_input(format!(
+            "unknown {what} '{word}' — run `{list_cmd}` to see them all"
+        )),
     }
 }
 
@@ -80,7 +82,10 @@ mod tests {
 
     #[test]
     fn suggests_close_words_only() {
-        assert_eq!(suggest("hive-larg", ["hive-large", "hive-small"]), Some("hive-large"));
+        assert_eq!(
+            suggest("hive-larg", ["hive-large", "hive-small"]),
+            Some("hive-large")
+        );
         assert_eq!(suggest("zzzzzz", ["hive-large"]), None);
     }
 

@@ -43,7 +43,12 @@ pub struct Style {
 
 /// Rows marked with `"_highlight": true` are drawn in colour in tables (and the key is removed
 /// from JSON and CSV).
-pub fn listing(out: &mut dyn Write, style: Style, columns: &[Column], rows: &[Value]) -> io::Result<()> {
+pub fn listing(
+    out: &mut dyn Write,
+    style: Style,
+    columns: &[Column],
+    rows: &[Value],
+) -> io::Result<()> {
     match style.format {
         OutputFormat::Json => {
             let clean: Vec<Value> = rows.iter().map(strip_private).collect();
@@ -56,7 +61,12 @@ pub fn listing(out: &mut dyn Write, style: Style, columns: &[Column], rows: &[Va
 }
 
 /// A single object: JSON as is, otherwise a two-column key/value table (or CSV).
-pub fn detail(out: &mut dyn Write, style: Style, pairs: &[(String, String)], json: &Value) -> io::Result<()> {
+pub fn detail(
+    out: &mut dyn Write,
+    style: Style,
+    pairs: &[(String, String)],
+    json: &Value,
+) -> io::Result<()> {
     match style.format {
         OutputFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, &strip_private(json))?;
@@ -71,10 +81,18 @@ pub fn detail(out: &mut dyn Write, style: Style, pairs: &[(String, String)], jso
             w.flush()
         }
         OutputFormat::Table => {
-            let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+            let width = pairs
+                .iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0);
             for (k, v) in pairs {
                 let key = format!("{k:width$}");
-                let key = if style.color { key.bold().to_string() } else { key };
+                let key = if style.color {
+                    key.bold().to_string()
+                } else {
+                    key
+                };
                 writeln!(out, "{key}  {v}")?;
             }
             Ok(())
@@ -85,7 +103,10 @@ pub fn detail(out: &mut dyn Write, style: Style, pairs: &[(String, String)], jso
 fn strip_private(v: &Value) -> Value {
     match v {
         Value::Object(map) => Value::Object(
-            map.iter().filter(|(k, _)| !k.starts_with('_')).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            map.iter()
+                .filter(|(k, _)| !k.starts_with('_'))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         ),
         other => other.clone(),
     }
@@ -102,9 +123,11 @@ pub fn lookup<'a>(row: &'a Value, key: &str) -> &'a Value {
 
 fn write_csv(out: &mut dyn Write, columns: &[Column], rows: &[Value]) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(columns.iter().map(|c| c.key)).map_err(csv_io)?;
+    w.write_record(columns.iter().map(|c| c.key))
+        .map_err(csv_io)?;
     for row in rows {
-        w.write_record(columns.iter().map(|c| raw_text(lookup(row, c.key), ";"))).map_err(csv_io)?;
+        w.write_record(columns.iter().map(|c| raw_text(lookup(row, c.key), ";")))
+            .map_err(csv_io)?;
     }
     w.flush()
 }
@@ -121,7 +144,11 @@ pub fn raw_text(v: &Value, sep: &str) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(|i| raw_text(i, sep)).collect::<Vec<_>>().join(sep),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| raw_text(i, sep))
+            .collect::<Vec<_>>()
+            .join(sep),
         Value::Object(map) => {
             // A GPU-like object reads as "count× model".
             if let (Some(model), Some(count)) = (map.get("model"), map.get("count")) {
@@ -164,10 +191,19 @@ fn cell_text(v: &Value, kind: Kind) -> String {
     }
 }
 
-fn write_table(out: &mut dyn Write, color: bool, columns: &[Column], rows: &[Value]) -> io::Result<()> {
+fn write_table(
+    out: &mut dyn Write,
+    color: bool,
+    columns: &[Column],
+    rows: &[Value],
+) -> io::Result<()> {
     use prettytable::{format, Cell, Row, Table};
     let mut table = Table::new();
-    let fmt = format::FormatBuilder::new().column_separator(' ').borders(' ').padding(0, 1).build();
+    let fmt = format::FormatBuilder::new()
+        .column_separator(' ')
+        .borders(' ')
+        .padding(0, 1)
+        .build();
     table.set_format(fmt);
     table.set_titles(Row::new(
         columns
@@ -179,13 +215,21 @@ fn write_table(out: &mut dyn Write, color: bool, columns: &[Column], rows: &[Val
             .collect(),
     ));
     for row in rows {
-        let highlight = color && row.get("_highlight").and_then(Value::as_bool).unwrap_or(false);
+        let highlight = color
+            && row
+                .get("_highlight")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
         table.add_row(Row::new(
             columns
                 .iter()
                 .map(|c| {
                     let text = cell_text(lookup(row, c.key), c.kind);
-                    let text = if highlight { text.green().bold().to_string() } else { text };
+                    let text = if highlight {
+                        text.green().bold().to_string()
+                    } else {
+                        text
+                    };
                     let cell = Cell::new(&text);
                     if matches!(c.kind, Kind::Usd | Kind::Num) {
                         cell.style_spec("r")
@@ -207,29 +251,51 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const COLS: &[Column] = &[col("id", "id", Kind::Text), col("$/h", "price", Kind::Usd), col("tags", "tags", Kind::List)];
+    const COLS: &[Column] = &[
+        col("id", "id", Kind::Text),
+        col("$/h", "price", Kind::Usd),
+        col("tags", "tags", Kind::List),
+    ];
 
     fn render(format: OutputFormat, rows: &[Value]) -> String {
         let mut buf = Vec::new();
-        listing(&mut buf, Style { format, color: false }, COLS, rows).unwrap();
+        listing(
+            &mut buf,
+            Style {
+                format,
+                color: false,
+            },
+            COLS,
+            rows,
+        )
+        .unwrap();
         String::from_utf8(buf).unwrap()
     }
 
     #[test]
     fn csv_quotes_and_joins() {
         let rows = [json!({"id": "a,b", "price": 0.5, "tags": ["x", "y"]})];
-        assert_eq!(render(OutputFormat::Csv, &rows), "id,price,tags\n\"a,b\",0.5,x;y\n");
+        assert_eq!(
+            render(OutputFormat::Csv, &rows),
+            "id,price,tags\n\"a,b\",0.5,x;y\n"
+        );
     }
 
     #[test]
     fn json_drops_private_keys() {
         let rows = [json!({"id": "a", "_highlight": true})];
-        assert_eq!(render(OutputFormat::Json, &rows), "[\n  {\n    \"id\": \"a\"\n  }\n]\n");
+        assert_eq!(
+            render(OutputFormat::Json, &rows),
+            "[\n  {\n    \"id\": \"a\"\n  }\n]\n"
+        );
     }
 
     #[test]
     fn table_formats_money() {
-        let out = render(OutputFormat::Table, &[json!({"id": "a", "price": 0.00893, "tags": []})]);
+        let out = render(
+            OutputFormat::Table,
+            &[json!({"id": "a", "price": 0.00893, "tags": []})],
+        );
         assert!(out.contains("$0.0089"), "{out}");
         assert!(out.contains("ID"), "{out}");
     }

@@ -37,22 +37,25 @@ impl GpuWant {
     pub fn parse(text: &str) -> Result<GpuWant, String> {
         let (model, count) = match text.rsplit_once(':') {
             Some((m, c)) => {
-                let n: u32 = c
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("GPU count '{c}' in --gpu {text} is not a positive number"))?;
+                let n: u32 = c.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("GPU count '{c}' in --gpu {text} is not a positive number")
+                })?;
                 (m, n)
             }
             None => (text, 1),
         };
-        Ok(GpuWant { model: squash(model), count })
+        Ok(GpuWant {
+            model: squash(model),
+            count,
+        })
     }
 
     pub fn matches(&self, t: &Template) -> bool {
         match &t.gpu {
-            Some(g) => g.count >= self.count && (self.model.is_empty() || squash(&g.model).contains(&self.model)),
+            Some(g) => {
+                g.count >= self.count
+                    && (self.model.is_empty() || squash(&g.model).contains(&self.model))
+            }
             None => false,
         }
     }
@@ -60,7 +63,10 @@ impl GpuWant {
 
 /// Lower-case, without spaces, dashes or underscores: `NVIDIA RTX 4090` → `nvidiartx4090`.
 pub fn squash(s: &str) -> String {
-    s.chars().filter(|c| !matches!(c, ' ' | '-' | '_')).flat_map(char::to_lowercase).collect()
+    s.chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '_'))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// One template in one region, priced.
@@ -109,10 +115,14 @@ impl Reject {
 pub fn all_offers(catalog: &Catalog) -> Vec<Offer<'_>> {
     let mut out = Vec::new();
     for t in &catalog.templates {
-        let Some(p) = catalog.provider(&t.provider) else { continue };
+        let Some(p) = catalog.provider(&t.provider) else {
+            continue;
+        };
         let rate = catalog.usd_rate(p.currency()).unwrap_or(1.0);
         for slug in &t.regions {
-            let Some(region) = p.region(slug) else { continue };
+            let Some(region) = p.region(slug) else {
+                continue;
+            };
             let hourly = t.hourly_in(slug);
             let monthly = t.monthly_in(slug);
             out.push(Offer {
@@ -133,19 +143,30 @@ impl Query {
     /// The first constraint an offer fails, or `None` when it fits.
     pub fn check(&self, o: &Offer<'_>) -> Option<Reject> {
         let pid = o.provider.id();
-        if (!self.providers.is_empty() && !self.providers.iter().any(|p| p.eq_ignore_ascii_case(pid)))
-            || self.exclude_providers.iter().any(|p| p.eq_ignore_ascii_case(pid))
+        if (!self.providers.is_empty()
+            && !self.providers.iter().any(|p| p.eq_ignore_ascii_case(pid)))
+            || self
+                .exclude_providers
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(pid))
         {
             return Some(Reject::Provider);
         }
         if let Some(r) = &self.region {
-            let matches = o.region.id.eq_ignore_ascii_case(r) || o.region.api_id.eq_ignore_ascii_case(r);
+            let matches =
+                o.region.id.eq_ignore_ascii_case(r) || o.region.api_id.eq_ignore_ascii_case(r);
             if !matches {
                 return Some(Reject::Region);
             }
         }
-        if self.continent.as_ref().is_some_and(|c| !o.region.continent.eq_ignore_ascii_case(c))
-            || self.country.as_ref().is_some_and(|c| !o.region.country.eq_ignore_ascii_case(c))
+        if self
+            .continent
+            .as_ref()
+            .is_some_and(|c| !o.region.continent.eq_ignore_ascii_case(c))
+            || self
+                .country
+                .as_ref()
+                .is_some_and(|c| !o.region.country.eq_ignore_ascii_case(c))
         {
             return Some(Reject::Region);
         }
@@ -165,10 +186,16 @@ impl Query {
         if self.gpu.as_ref().is_some_and(|g| !g.matches(t)) {
             return Some(Reject::Gpu);
         }
-        if self.max_hourly_usd.is_some_and(|b| o.hourly_usd > b + 1e-12) {
+        if self
+            .max_hourly_usd
+            .is_some_and(|b| o.hourly_usd > b + 1e-12)
+        {
             return Some(Reject::Budget);
         }
-        if self.max_monthly_usd.is_some_and(|b| o.monthly_usd > b + 1e-9) {
+        if self
+            .max_monthly_usd
+            .is_some_and(|b| o.monthly_usd > b + 1e-9)
+        {
             return Some(Reject::Monthly);
         }
         None
@@ -215,7 +242,11 @@ pub fn plan<'a>(catalog: &'a Catalog, q: &Query) -> (Vec<Offer<'a>>, Vec<(Reject
 
 /// The cheapest offer that fails only on price: what the user would get by paying more.
 pub fn nearest_miss<'a>(catalog: &'a Catalog, q: &Query) -> Option<Offer<'a>> {
-    let relaxed = Query { max_hourly_usd: None, max_monthly_usd: None, ..q.clone() };
+    let relaxed = Query {
+        max_hourly_usd: None,
+        max_monthly_usd: None,
+        ..q.clone()
+    };
     let (mut fits, _) = plan(catalog, &relaxed);
     rank(&mut fits);
     fits.into_iter().next()

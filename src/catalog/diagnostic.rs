@@ -31,7 +31,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic at a byte span of a file.
-    pub fn at(file: &SourceFile, span: Option<Range<usize>>, message: impl Into<String>) -> Diagnostic {
+    pub fn at(
+        file: &SourceFile,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let span = span.unwrap_or(0..0);
         let (line, col) = line_col(&file.text, span.start);
         let line_text = file.text.lines().nth(line - 1).unwrap_or("").to_string();
@@ -46,7 +50,11 @@ impl Diagnostic {
             line,
             col,
             message: message.into(),
-            snippet: if file.text.is_empty() { None } else { Some((line_text, col, width)) },
+            snippet: if file.text.is_empty() {
+                None
+            } else {
+                Some((line_text, col, width))
+            },
         }
     }
 
@@ -61,10 +69,16 @@ impl Diagnostic {
         if let Some((text, col, width)) = &self.snippet {
             let gutter = self.line.to_string();
             let pad = " ".repeat(gutter.len());
-            let lead: String =
-                text.chars().take(col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let lead: String = text
+                .chars()
+                .take(col.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
             let width = (*width).min(text.chars().count().saturating_sub(col - 1).max(1));
-            out.push_str(&format!("\n{pad} |\n{gutter} | {text}\n{pad} | {lead}{}", "^".repeat(width)));
+            out.push_str(&format!(
+                "\n{pad} |\n{gutter} | {text}\n{pad} | {lead}{}",
+                "^".repeat(width)
+            ));
         }
         out
     }

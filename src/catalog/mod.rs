@@ -81,14 +81,24 @@ pub fn dir_files(dir: &Path, layer: u8) -> anyhow::Result<Vec<SourceFile>> {
         )));
     }
     let mut paths = Vec::new();
-    walk(dir, &mut paths).map_err(|e| bad_input(format!("cannot read catalog directory {}: {e}", dir.display())))?;
+    walk(dir, &mut paths).map_err(|e| {
+        bad_input(format!(
+            "cannot read catalog directory {}: {e}",
+            dir.display()
+        ))
+    })?;
     paths.sort();
     let mut out = Vec::new();
     for p in paths {
         let text = std::fs::read_to_string(&p)
             .map_err(|e| bad_input(format!("cannot read catalog file {}: {e}", p.display())))?;
         let rel = p.strip_prefix(dir).unwrap_or(&p);
-        out.push(SourceFile { path: p.display().to_string(), text, folder: folder_of(rel), layer });
+        out.push(SourceFile {
+            path: p.display().to_string(),
+            text,
+            folder: folder_of(rel),
+            layer,
+        });
     }
     Ok(out)
 }
@@ -142,14 +152,43 @@ pub fn export(catalog: &Catalog, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             },
             header,
         )?;
-        let templates: Vec<_> = catalog.templates.iter().filter(|t| &t.provider == id).cloned().collect();
-        write(PathBuf::from(id).join("templates.toml"), &FileDoc { templates, ..Default::default() }, header)?;
-        write(PathBuf::from(id).join("api.toml"), &FileDoc { api: Some(p.api.clone()), ..Default::default() }, header)?;
+        let templates: Vec<_> = catalog
+            .templates
+            .iter()
+            .filter(|t| &t.provider == id)
+            .cloned()
+            .collect();
+        write(
+            PathBuf::from(id).join("templates.toml"),
+            &FileDoc {
+                templates,
+                ..Default::default()
+            },
+            header,
+        )?;
+        write(
+            PathBuf::from(id).join("api.toml"),
+            &FileDoc {
+                api: Some(p.api.clone()),
+                ..Default::default()
+            },
+            header,
+        )?;
     }
-    write(PathBuf::from("rates.toml"), &FileDoc { rates: catalog.rates.clone(), ..Default::default() }, header)?;
+    write(
+        PathBuf::from("rates.toml"),
+        &FileDoc {
+            rates: catalog.rates.clone(),
+            ..Default::default()
+        },
+        header,
+    )?;
     write(
         PathBuf::from("bootstrap.toml"),
-        &FileDoc { bootstrap: Some(catalog.bootstrap.clone()), ..Default::default() },
+        &FileDoc {
+            bootstrap: Some(catalog.bootstrap.clone()),
+            ..Default::default()
+        },
         header,
     )?;
     Ok(written)

@@ -27,15 +27,24 @@ pub struct ProviderEntry {
 
 impl Catalog {
     pub fn provider(&self, id: &str) -> Option<&ProviderEntry> {
-        self.providers.iter().find(|p| p.meta.id.eq_ignore_ascii_case(id))
+        self.providers
+            .iter()
+            .find(|p| p.meta.id.eq_ignore_ascii_case(id))
     }
 
     pub fn template(&self, id: &str) -> Option<&Template> {
-        self.templates.iter().find(|t| t.id.eq_ignore_ascii_case(id))
+        self.templates
+            .iter()
+            .find(|t| t.id.eq_ignore_ascii_case(id))
     }
 
-    pub fn templates_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Template> + 'a {
-        self.templates.iter().filter(move |t| t.provider == provider)
+    pub fn templates_of<'a>(
+        &'a self,
+        provider: &'a str,
+    ) -> impl Iterator<Item = &'a Template> + 'a {
+        self.templates
+            .iter()
+            .filter(move |t| t.provider == provider)
     }
 
     /// USD per unit of `currency` (1.0 for USD); `None` when no rate is known.
@@ -43,7 +52,10 @@ impl Catalog {
         if currency.eq_ignore_ascii_case("USD") {
             return Some(1.0);
         }
-        self.rates.iter().find(|r| r.currency.eq_ignore_ascii_case(currency)).map(|r| r.usd)
+        self.rates
+            .iter()
+            .find(|r| r.currency.eq_ignore_ascii_case(currency))
+            .map(|r| r.usd)
     }
 }
 
@@ -53,7 +65,10 @@ impl ProviderEntry {
     }
 
     pub fn region(&self, slug: &str) -> Option<&Region> {
-        self.regions.iter().find(|r| r.id.eq_ignore_ascii_case(slug) || (!r.api_id.is_empty() && r.api_id.eq_ignore_ascii_case(slug)))
+        self.regions.iter().find(|r| {
+            r.id.eq_ignore_ascii_case(slug)
+                || (!r.api_id.is_empty() && r.api_id.eq_ignore_ascii_case(slug))
+        })
     }
 
     /// The provider's own id for a region slug (the slug itself when none is declared).
@@ -85,7 +100,10 @@ impl ProviderEntry {
 impl Template {
     /// Hourly price in the provider's currency for a region (regional price when declared).
     pub fn hourly_in(&self, region: &str) -> f64 {
-        self.region_prices.get(region).copied().unwrap_or(self.price_hourly)
+        self.region_prices
+            .get(region)
+            .copied()
+            .unwrap_or(self.price_hourly)
     }
 
     /// Monthly price for a region: scaled by the regional hourly price when it differs.

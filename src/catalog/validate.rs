@@ -31,17 +31,27 @@ pub struct Problem {
 }
 
 /// Common node states that status mappings and waits may name.
-pub const STATES: &[&str] = &["pending", "running", "stopped", "deleting", "deleted", "error"];
+pub const STATES: &[&str] = &[
+    "pending", "running", "stopped", "deleting", "deleted", "error",
+];
 pub const KINDS: &[&str] = &["cloud", "bare-metal", "mixed"];
 pub const LIFECYCLES: &[&str] = &["active", "deprecated", "retired"];
-pub const CONTINENTS: &[&str] = &["north-america", "south-america", "europe", "asia", "oceania", "africa"];
+pub const CONTINENTS: &[&str] = &[
+    "north-america",
+    "south-america",
+    "europe",
+    "asia",
+    "oceania",
+    "africa",
+];
 pub const ARCHES: &[&str] = &["x86_64", "arm64"];
 pub const SSH_KEY_MODES: &[&str] = &["key-id", "public-key", "none"];
 pub const AUTH_SCHEMES: &[&str] = &["bearer", "header", "sigv4"];
 pub const PAGING_STYLES: &[&str] = &["", "none", "page", "next_link", "cursor", "token"];
 pub const ENCODINGS: &[&str] = &["", "json", "form", "text"];
 pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
-pub const REQUIRED_OPERATIONS: &[&str] = &["create", "list", "get", "start", "stop", "delete", "verify"];
+pub const REQUIRED_OPERATIONS: &[&str] =
+    &["create", "list", "get", "start", "stop", "delete", "verify"];
 const DEFAULT_RATIO: [f64; 2] = [600.0, 745.0];
 
 struct Checker {
@@ -50,11 +60,20 @@ struct Checker {
 
 impl Checker {
     fn push(&mut self, entity: &Entity, field: &[&str], message: String) {
-        self.push_path(entity, field.iter().map(|k| Seg::Key((*k).to_string())).collect(), message);
+        self.push_path(
+            entity,
+            field.iter().map(|k| Seg::Key((*k).to_string())).collect(),
+            message,
+        );
     }
 
     fn push_path(&mut self, entity: &Entity, field: Vec<Seg>, message: String) {
-        self.out.push(Problem { entity: entity.clone(), field, message, on_key: false });
+        self.out.push(Problem {
+            entity: entity.clone(),
+            field,
+            message,
+            on_key: false,
+        });
     }
 
     fn required(&mut self, entity: &Entity, what: &str, field: &str, value: &str) {
@@ -68,14 +87,25 @@ impl Checker {
         }
     }
 
-    fn one_of(&mut self, entity: &Entity, field: &[&str], what: &str, value: &str, allowed: &[&str]) {
+    fn one_of(
+        &mut self,
+        entity: &Entity,
+        field: &[&str],
+        what: &str,
+        value: &str,
+        allowed: &[&str],
+    ) {
         if !allowed.contains(&value) {
             let shown: Vec<&str> = allowed.iter().copied().filter(|a| !a.is_empty()).collect();
             let hint = match closest(value, shown.iter().copied()) {
                 Some(s) => format!(" — did you mean '{s}'?"),
                 None => format!(" — use one of: {}", shown.join(", ")),
             };
-            self.push(entity, field, format!("{what} '{value}' is not valid{hint}"));
+            self.push(
+                entity,
+                field,
+                format!("{what} '{value}' is not valid{hint}"),
+            );
         }
     }
 }
@@ -89,23 +119,39 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
     let mut seen = BTreeSet::new();
     for t in &catalog.templates {
         if !seen.insert(t.id.to_lowercase()) {
-            c.push(&Entity::Template(t.id.clone()), &["id"], format!("duplicate template id '{}'", t.id));
+            c.push(
+                &Entity::Template(t.id.clone()),
+                &["id"],
+                format!("duplicate template id '{}'", t.id),
+            );
         }
         check_template(&mut c, catalog, t);
     }
     for r in &catalog.rates {
         let e = Entity::Rate(r.currency.to_uppercase());
         if r.currency.len() != 3 || !r.currency.chars().all(|ch| ch.is_ascii_uppercase()) {
-            c.push(&e, &["currency"], format!("currency '{}' is not an ISO 4217 code like EUR", r.currency));
+            c.push(
+                &e,
+                &["currency"],
+                format!("currency '{}' is not an ISO 4217 code like EUR", r.currency),
+            );
         }
         if !(r.usd.is_finite() && r.usd > 0.0 && r.usd < 10_000.0) {
-            c.push(&e, &["usd"], format!("exchange rate {} is not a positive number of USD", r.usd));
+            c.push(
+                &e,
+                &["usd"],
+                format!("exchange rate {} is not a positive number of USD", r.usd),
+            );
         }
         check_date(&mut c, &e, &["as_of"], &r.as_of);
     }
     if !catalog.bootstrap.user_data.is_empty() {
         if let Err(msg) = compile(&catalog.bootstrap.user_data) {
-            c.push(&Entity::Bootstrap, &["user_data"], format!("the bootstrap template does not compile: {msg}"));
+            c.push(
+                &Entity::Bootstrap,
+                &["user_data"],
+                format!("the bootstrap template does not compile: {msg}"),
+            );
         }
     }
     c.out
@@ -119,10 +165,23 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
     c.required(&e, &what, "currency", &m.currency);
     c.required(&e, &what, "prices_as_of", &m.prices_as_of);
     c.one_of(&e, &["kind"], "kind", &m.kind, KINDS);
-    c.one_of(&e, &["status", "state"], "lifecycle state", &m.status.state, LIFECYCLES);
+    c.one_of(
+        &e,
+        &["status", "state"],
+        "lifecycle state",
+        &m.status.state,
+        LIFECYCLES,
+    );
     if m.status.state != "active" && !m.status.state.is_empty() {
         if m.status.date.is_empty() || m.status.reason.is_empty() {
-            c.push(&e, &["status"], format!("a {} provider needs status.date and status.reason", m.status.state));
+            c.push(
+                &e,
+                &["status"],
+                format!(
+                    "a {} provider needs status.date and status.reason",
+                    m.status.state
+                ),
+            );
         } else {
             check_date(c, &e, &["status", "date"], &m.status.date);
         }
@@ -131,17 +190,32 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
         check_date(c, &e, &["prices_as_of"], &m.prices_as_of);
     }
     if !m.currency.is_empty() && catalog.usd_rate(&m.currency).is_none() {
-        c.push(&e, &["currency"], format!("no exchange rate for '{}' — add [[rates]] currency = \"{}\"", m.currency, m.currency));
+        c.push(
+            &e,
+            &["currency"],
+            format!(
+                "no exchange rate for '{}' — add [[rates]] currency = \"{}\"",
+                m.currency, m.currency
+            ),
+        );
     }
     if !m.ssh_key.is_empty() {
         c.one_of(&e, &["ssh_key"], "ssh_key mode", &m.ssh_key, SSH_KEY_MODES);
     }
     if !(0.0..=745.0).contains(&m.monthly_cap_hours) {
-        c.push(&e, &["monthly_cap_hours"], format!("monthly_cap_hours {} is outside 0–745", m.monthly_cap_hours));
+        c.push(
+            &e,
+            &["monthly_cap_hours"],
+            format!("monthly_cap_hours {} is outside 0–745", m.monthly_cap_hours),
+        );
     }
     if let Some([lo, hi]) = m.monthly_ratio {
         if !(lo > 0.0 && lo <= hi && hi <= 1000.0) {
-            c.push(&e, &["monthly_ratio"], format!("monthly_ratio [{lo}, {hi}] must be two increasing positive numbers"));
+            c.push(
+                &e,
+                &["monthly_ratio"],
+                format!("monthly_ratio [{lo}, {hi}] must be two increasing positive numbers"),
+            );
         }
     }
     let slugs: Vec<&str> = p.regions.iter().map(|r| r.id.as_str()).collect();
@@ -149,14 +223,22 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
         c.push(&e, &[], format!("provider '{}' has no [[regions]]", m.id));
     }
     if !m.default_region.is_empty() && p.region(&m.default_region).is_none() {
-        c.push(&e, &["default_region"], unknown_msg("region", &m.default_region, &slugs));
+        c.push(
+            &e,
+            &["default_region"],
+            unknown_msg("region", &m.default_region, &slugs),
+        );
     }
     for r in &p.regions {
         let re = Entity::Region(m.id.clone(), r.id.clone());
         c.required(&re, &format!("region '{}'", r.id), "city", &r.city);
         c.one_of(&re, &["continent"], "continent", &r.continent, CONTINENTS);
         if r.country.len() != 2 || !r.country.chars().all(|ch| ch.is_ascii_uppercase()) {
-            c.push(&re, &["country"], format!("country '{}' is not an ISO 3166 code like US", r.country));
+            c.push(
+                &re,
+                &["country"],
+                format!("country '{}' is not an ISO 3166 code like US", r.country),
+            );
         }
     }
     let keys = p.credentials.iter().filter(|f| f.api_key).count();
@@ -165,12 +247,28 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
     }
     for f in &p.credentials {
         let fe = Entity::Credential(m.id.clone(), f.name.clone());
-        if !f.name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_') {
-            c.push(&fe, &["name"], format!("credential field '{}' must be lower_snake_case", f.name));
+        if !f
+            .name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            c.push(
+                &fe,
+                &["name"],
+                format!("credential field '{}' must be lower_snake_case", f.name),
+            );
         }
         for var in &f.env {
-            if var.is_empty() || !var.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_') {
-                c.push(&fe, &["env"], format!("environment variable '{var}' must be UPPER_SNAKE_CASE"));
+            if var.is_empty()
+                || !var
+                    .chars()
+                    .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+            {
+                c.push(
+                    &fe,
+                    &["env"],
+                    format!("environment variable '{var}' must be UPPER_SNAKE_CASE"),
+                );
             }
         }
     }
@@ -182,14 +280,24 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
     let e = Entity::Api(p.meta.id.clone());
     let fields: Vec<&str> = p.credentials.iter().map(|f| f.name.as_str()).collect();
     if api.base_url.is_empty() {
-        c.push(&e, &[], format!("provider '{}' has no [api] base_url", p.meta.id));
+        c.push(
+            &e,
+            &[],
+            format!("provider '{}' has no [api] base_url", p.meta.id),
+        );
         return;
     }
     template_ok(c, &e, &["base_url"], &api.base_url);
     if !api.format.is_empty() {
         c.one_of(&e, &["format"], "format", &api.format, &["json", "xml"]);
     }
-    c.one_of(&e, &["auth", "scheme"], "auth scheme", &api.auth.scheme, AUTH_SCHEMES);
+    c.one_of(
+        &e,
+        &["auth", "scheme"],
+        "auth scheme",
+        &api.auth.scheme,
+        AUTH_SCHEMES,
+    );
     let auth_fields: Vec<(&str, &str)> = match api.auth.scheme.as_str() {
         "bearer" => vec![("field", &api.auth.field)],
         "header" => vec![("field", &api.auth.field), ("header", &api.auth.header)],
@@ -202,29 +310,55 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
     };
     for (k, v) in auth_fields {
         if v.is_empty() {
-            c.push(&e, &["auth"], format!("auth scheme '{}' needs auth.{k}", api.auth.scheme));
+            c.push(
+                &e,
+                &["auth"],
+                format!("auth scheme '{}' needs auth.{k}", api.auth.scheme),
+            );
         } else if k.ends_with("field") && !fields.contains(&v) {
-            c.push(&e, &["auth", k], unknown_msg("credential field", v, &fields));
+            c.push(
+                &e,
+                &["auth", k],
+                unknown_msg("credential field", v, &fields),
+            );
         }
     }
-    if !api.auth.session_token_field.is_empty() && !fields.contains(&api.auth.session_token_field.as_str()) {
-        c.push(&e, &["auth", "session_token_field"], unknown_msg("credential field", &api.auth.session_token_field, &fields));
+    if !api.auth.session_token_field.is_empty()
+        && !fields.contains(&api.auth.session_token_field.as_str())
+    {
+        c.push(
+            &e,
+            &["auth", "session_token_field"],
+            unknown_msg("credential field", &api.auth.session_token_field, &fields),
+        );
     }
     for (state, raws) in &api.status {
         if !STATES.contains(&state.as_str()) {
             c.one_of(&e, &["status", state], "state", state, STATES);
         }
         if raws.is_empty() {
-            c.push(&e, &["status", state], format!("status.{state} lists no raw values"));
+            c.push(
+                &e,
+                &["status", state],
+                format!("status.{state} lists no raw values"),
+            );
         }
     }
     if api.node.id == Field::default() {
         c.push(&e, &["node"], "api.node needs an id pointer".to_string());
     }
-    for (name, f) in [("id", &api.node.id), ("status", &api.node.status), ("ipv4", &api.node.ipv4)] {
+    for (name, f) in [
+        ("id", &api.node.id),
+        ("status", &api.node.status),
+        ("ipv4", &api.node.ipv4),
+    ] {
         if let Field::Pointer(p) = f {
             if !p.is_empty() && !p.starts_with('/') {
-                c.push(&e, &["node", name], format!("pointer '{p}' must start with '/'"));
+                c.push(
+                    &e,
+                    &["node", name],
+                    format!("pointer '{p}' must start with '/'"),
+                );
             }
         }
     }
@@ -237,7 +371,11 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
     let names: Vec<&str> = api.operations.keys().map(String::as_str).collect();
     for req in REQUIRED_OPERATIONS {
         if !api.operations.contains_key(*req) {
-            c.push(&e, &["operations"], format!("provider '{}' has no operation '{req}'", p.meta.id));
+            c.push(
+                &e,
+                &["operations"],
+                format!("provider '{}' has no operation '{req}'", p.meta.id),
+            );
         }
     }
     for (name, op) in &api.operations {
@@ -246,7 +384,11 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
     for (variant, ops) in &api.variants {
         for (name, op) in ops {
             if !api.operations.contains_key(name) {
-                c.push(&e, &["variants", variant, name], unknown_msg("operation", name, &names));
+                c.push(
+                    &e,
+                    &["variants", variant, name],
+                    unknown_msg("operation", name, &names),
+                );
             }
             check_operation(c, &e, &["variants", variant, name], op, &names);
         }
@@ -262,12 +404,20 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
     let path = |k: &'static str| sub(at, k);
     c.one_of(e, &path("method"), "method", &op.method, METHODS);
     if !op.path.starts_with('/') {
-        c.push(e, &path("path"), format!("path '{}' must start with '/'", op.path));
+        c.push(
+            e,
+            &path("path"),
+            format!("path '{}' must start with '/'", op.path),
+        );
     }
     template_ok(c, e, &path("path"), &op.path);
     for (k, v) in op.query.iter().chain(op.headers.iter()) {
         let mut p = at.to_vec();
-        p.push(if op.query.contains_key(k) { "query" } else { "headers" });
+        p.push(if op.query.contains_key(k) {
+            "query"
+        } else {
+            "headers"
+        });
         p.push(k);
         template_ok(c, e, &p, v);
     }
@@ -280,13 +430,31 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
             c.push(e, &path("expect"), format!("HTTP status {s} is not valid"));
         }
     }
-    c.one_of(e, &path("paging"), "paging style", &op.paging.style, PAGING_STYLES);
+    c.one_of(
+        e,
+        &path("paging"),
+        "paging style",
+        &op.paging.style,
+        PAGING_STYLES,
+    );
     for step in op.before.iter().chain(op.after.iter()) {
         if !names.contains(&step.operation.as_str()) {
-            c.push(e, &path(if op.before.iter().any(|s| s.operation == step.operation) { "before" } else { "after" }), unknown_msg("operation", &step.operation, names));
+            c.push(
+                e,
+                &path(if op.before.iter().any(|s| s.operation == step.operation) {
+                    "before"
+                } else {
+                    "after"
+                }),
+                unknown_msg("operation", &step.operation, names),
+            );
         }
         if !step.wait_for.is_empty() && !STATES.contains(&step.wait_for.as_str()) {
-            c.push(e, &path("after"), unknown_msg("state", &step.wait_for, STATES));
+            c.push(
+                e,
+                &path("after"),
+                unknown_msg("state", &step.wait_for, STATES),
+            );
         }
         for s in &step.unless {
             if !STATES.contains(&s.as_str()) {
@@ -296,7 +464,11 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
     }
     if let Some(a) = &op.action {
         if !names.contains(&a.operation.as_str()) {
-            c.push(e, &path("action"), unknown_msg("operation", &a.operation, names));
+            c.push(
+                e,
+                &path("action"),
+                unknown_msg("operation", &a.operation, names),
+            );
         }
     }
 }
@@ -305,33 +477,76 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
     let e = Entity::Template(t.id.clone());
     let what = format!("template '{}'", t.id);
     let Some(p) = catalog.provider(&t.provider) else {
-        let ids: Vec<&str> = catalog.providers.iter().map(|p| p.meta.id.as_str()).collect();
-        c.push(&e, &["provider"], unknown_msg("provider", &t.provider, &ids));
+        let ids: Vec<&str> = catalog
+            .providers
+            .iter()
+            .map(|p| p.meta.id.as_str())
+            .collect();
+        c.push(
+            &e,
+            &["provider"],
+            unknown_msg("provider", &t.provider, &ids),
+        );
         return;
     };
-    if !t.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '.') {
-        c.push(&e, &["id"], format!("template id '{}' must be lower-case letters, digits, '-' or '.'", t.id));
+    if !t
+        .id
+        .chars()
+        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '.')
+    {
+        c.push(
+            &e,
+            &["id"],
+            format!(
+                "template id '{}' must be lower-case letters, digits, '-' or '.'",
+                t.id
+            ),
+        );
     }
     c.required(&e, &what, "plan", &t.plan);
     c.required(&e, &what, "name", &t.name);
     if t.cpu == 0 || t.cpu > 1024 {
-        c.push(&e, &["cpu"], format!("cpu {} must be between 1 and 1024", t.cpu));
+        c.push(
+            &e,
+            &["cpu"],
+            format!("cpu {} must be between 1 and 1024", t.cpu),
+        );
     }
     if !(t.memory_gb > 0.0 && t.memory_gb <= 32768.0) {
-        c.push(&e, &["memory_gb"], format!("memory_gb {} must be between 0 and 32768", t.memory_gb));
+        c.push(
+            &e,
+            &["memory_gb"],
+            format!("memory_gb {} must be between 0 and 32768", t.memory_gb),
+        );
     }
     if !(t.storage_gb >= 0.0 && t.storage_gb <= 1_000_000.0) {
-        c.push(&e, &["storage_gb"], format!("storage_gb {} must be zero or positive", t.storage_gb));
+        c.push(
+            &e,
+            &["storage_gb"],
+            format!("storage_gb {} must be zero or positive", t.storage_gb),
+        );
     }
     if !(t.bandwidth_tb >= 0.0 && t.bandwidth_tb <= 100_000.0) {
-        c.push(&e, &["bandwidth_tb"], format!("bandwidth_tb {} must be zero or positive", t.bandwidth_tb));
+        c.push(
+            &e,
+            &["bandwidth_tb"],
+            format!("bandwidth_tb {} must be zero or positive", t.bandwidth_tb),
+        );
     }
     let price_ok = t.price_hourly.is_finite() && t.price_hourly > 0.0 && t.price_hourly < 10_000.0;
     if !price_ok {
-        c.push(&e, &["price_hourly"], format!("price_hourly {} must be a positive price", t.price_hourly));
+        c.push(
+            &e,
+            &["price_hourly"],
+            format!("price_hourly {} must be a positive price", t.price_hourly),
+        );
     }
     if !(t.price_monthly.is_finite() && t.price_monthly > 0.0) {
-        c.push(&e, &["price_monthly"], format!("price_monthly {} must be a positive price", t.price_monthly));
+        c.push(
+            &e,
+            &["price_monthly"],
+            format!("price_monthly {} must be a positive price", t.price_monthly),
+        );
     } else if price_ok {
         let [lo, hi] = p.meta.monthly_ratio.unwrap_or(DEFAULT_RATIO);
         let ratio = t.price_monthly / t.price_hourly;
@@ -349,45 +564,85 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
     c.one_of(&e, &["arch"], "arch", &t.arch, ARCHES);
     let slugs: Vec<&str> = p.regions.iter().map(|r| r.id.as_str()).collect();
     if t.regions.is_empty() {
-        c.push(&e, &["regions"], format!("template '{}' lists no regions", t.id));
+        c.push(
+            &e,
+            &["regions"],
+            format!("template '{}' lists no regions", t.id),
+        );
     }
     let mut seen = BTreeSet::new();
     for (i, r) in t.regions.iter().enumerate() {
         if !slugs.contains(&r.as_str()) {
-            c.push_path(&e, vec![Seg::Key("regions".into()), Seg::Index(i)], unknown_msg(&format!("{} region", p.meta.id), r, &slugs));
+            c.push_path(
+                &e,
+                vec![Seg::Key("regions".into()), Seg::Index(i)],
+                unknown_msg(&format!("{} region", p.meta.id), r, &slugs),
+            );
         } else if !seen.insert(r) {
-            c.push_path(&e, vec![Seg::Key("regions".into()), Seg::Index(i)], format!("region '{r}' is listed twice"));
+            c.push_path(
+                &e,
+                vec![Seg::Key("regions".into()), Seg::Index(i)],
+                format!("region '{r}' is listed twice"),
+            );
         }
     }
     for (r, price) in &t.region_prices {
         if !slugs.contains(&r.as_str()) {
-            c.push(&e, &["region_prices", r], unknown_msg(&format!("{} region", p.meta.id), r, &slugs));
+            c.push(
+                &e,
+                &["region_prices", r],
+                unknown_msg(&format!("{} region", p.meta.id), r, &slugs),
+            );
         }
         if !(price.is_finite() && *price > 0.0) {
-            c.push(&e, &["region_prices", r], format!("regional price {price} must be positive"));
+            c.push(
+                &e,
+                &["region_prices", r],
+                format!("regional price {price} must be positive"),
+            );
         }
     }
     let says_gpu = t.features.iter().any(|f| f.eq_ignore_ascii_case("gpu"));
     match &t.gpu {
         Some(g) => {
             if g.model.trim().is_empty() {
-                c.push(&e, &["gpu", "model"], format!("GPU of template '{}' has no model", t.id));
+                c.push(
+                    &e,
+                    &["gpu", "model"],
+                    format!("GPU of template '{}' has no model", t.id),
+                );
             }
             if g.count == 0 || g.count > 64 {
-                c.push(&e, &["gpu", "count"], format!("GPU count {} must be between 1 and 64", g.count));
+                c.push(
+                    &e,
+                    &["gpu", "count"],
+                    format!("GPU count {} must be between 1 and 64", g.count),
+                );
             }
             if !(g.vram_gb > 0.0 && g.vram_gb <= 1024.0) {
-                c.push(&e, &["gpu", "vram_gb"], format!("GPU vram_gb {} must be between 0 and 1024", g.vram_gb));
+                c.push(
+                    &e,
+                    &["gpu", "vram_gb"],
+                    format!("GPU vram_gb {} must be between 0 and 1024", g.vram_gb),
+                );
             }
         }
         None if says_gpu => {
-            c.push(&e, &["features"], format!("template '{}' has the gpu feature but no [gpu] model", t.id));
+            c.push(
+                &e,
+                &["features"],
+                format!("template '{}' has the gpu feature but no [gpu] model", t.id),
+            );
         }
         None => {}
     }
     if !t.api_variant.is_empty() && !p.api.variants.contains_key(&t.api_variant) {
         let names: Vec<&str> = p.api.variants.keys().map(String::as_str).collect();
-        c.push(&e, &["api_variant"], unknown_msg("api variant", &t.api_variant, &names));
+        c.push(
+            &e,
+            &["api_variant"],
+            unknown_msg("api variant", &t.api_variant, &names),
+        );
     }
 }
 
@@ -397,7 +652,9 @@ fn check_date(c: &mut Checker, e: &Entity, field: &[&str], date: &str) {
         && parts[0].len() == 4
         && parts[1].len() == 2
         && parts[2].len() == 2
-        && parts.iter().all(|p| p.chars().all(|ch| ch.is_ascii_digit()))
+        && parts
+            .iter()
+            .all(|p| p.chars().all(|ch| ch.is_ascii_digit()))
         && (1..=12).contains(&parts[1].parse::<u32>().unwrap_or(0))
         && (1..=31).contains(&parts[2].parse::<u32>().unwrap_or(0));
     if !ok {
@@ -409,7 +666,10 @@ fn unknown_msg(what: &str, word: &str, candidates: &[&str]) -> String {
     match closest(word, candidates.iter().copied()) {
         Some(s) => format!("unknown {what} '{word}' — did you mean '{s}'?"),
         None if candidates.is_empty() => format!("unknown {what} '{word}'"),
-        None => format!("unknown {what} '{word}' — expected one of: {}", candidates.join(", ")),
+        None => format!(
+            "unknown {what} '{word}' — expected one of: {}",
+            candidates.join(", ")
+        ),
     }
 }
 
@@ -424,7 +684,10 @@ pub fn compile(source: &str) -> Result<(), String> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
     env.template_from_str(source).map(|_| ()).map_err(|e| {
-        let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+        let detail = e
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.kind().to_string());
         match e.line() {
             Some(l) if source.contains('\n') => format!("{detail} (template line {l})"),
             _ => detail,

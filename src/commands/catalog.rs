@@ -30,16 +30,34 @@ pub fn check_providers(catalog: &Catalog, ids: &[String]) -> anyhow::Result<()> 
 }
 
 /// An unknown region or continent slug is an error with a suggestion.
-pub fn check_place(catalog: &Catalog, region: Option<&str>, continent: Option<&str>) -> anyhow::Result<()> {
+pub fn check_place(
+    catalog: &Catalog,
+    region: Option<&str>,
+    continent: Option<&str>,
+) -> anyhow::Result<()> {
     if let Some(r) = region {
         if !catalog.providers.iter().any(|p| p.region(r).is_some()) {
-            let all: BTreeSet<&str> = catalog.providers.iter().flat_map(|p| p.regions.iter().map(|r| r.id.as_str())).collect();
-            return Err(unknown("region", r, all.iter().copied(), "capsule openmesh regions"));
+            let all: BTreeSet<&str> = catalog
+                .providers
+                .iter()
+                .flat_map(|p| p.regions.iter().map(|r| r.id.as_str()))
+                .collect();
+            return Err(unknown(
+                "region",
+                r,
+                all.iter().copied(),
+                "capsule openmesh regions",
+            ));
         }
     }
     if let Some(c) = continent {
         if !CONTINENTS.iter().any(|x| x.eq_ignore_ascii_case(c)) {
-            return Err(unknown("continent", c, CONTINENTS.iter().copied(), "capsule openmesh regions"));
+            return Err(unknown(
+                "continent",
+                c,
+                CONTINENTS.iter().copied(),
+                "capsule openmesh regions",
+            ));
         }
     }
     Ok(())
@@ -65,7 +83,12 @@ const PROVIDER_COLUMNS: &[Column] = &[
 ];
 
 pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let rows: Vec<Value> = ctx.catalog.providers.iter().map(|p| provider_row(ctx, p)).collect();
+    let rows: Vec<Value> = ctx
+        .catalog
+        .providers
+        .iter()
+        .map(|p| provider_row(ctx, p))
+        .collect();
     render::listing(&mut stdout(), ctx.style, PROVIDER_COLUMNS, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -85,8 +108,15 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
     };
     let (h_lo, h_hi) = range(|t| t.price_hourly);
     let (m_lo, m_hi) = range(|t| t.price_monthly);
-    let usd_of = |v: &Value| v.as_f64().map(|x| json!(round(x * rate, 5))).unwrap_or(Value::Null);
-    let gpus: BTreeSet<&str> = ts.iter().filter_map(|t| t.gpu.as_ref().map(|g| g.model.as_str())).collect();
+    let usd_of = |v: &Value| {
+        v.as_f64()
+            .map(|x| json!(round(x * rate, 5)))
+            .unwrap_or(Value::Null)
+    };
+    let gpus: BTreeSet<&str> = ts
+        .iter()
+        .filter_map(|t| t.gpu.as_ref().map(|g| g.model.as_str()))
+        .collect();
     let status = &p.meta.status;
     json!({
         "id": p.id(),
@@ -172,17 +202,27 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
     check_place(catalog, f.region.as_deref(), f.continent.as_deref())?;
     let gpu = match (&f.gpu_model, f.gpu) {
         (Some(m), _) => Some(GpuWant::parse(m).map_err(bad_input)?),
-        (None, true) => Some(GpuWant { model: String::new(), count: 1 }),
+        (None, true) => Some(GpuWant {
+            model: String::new(),
+            count: 1,
+        }),
         (None, false) => None,
     };
-    for (name, v) in [("--min-memory", f.min_memory), ("--min-storage", f.min_storage), ("--max-price", f.max_price), ("--max-monthly", f.max_monthly)] {
+    for (name, v) in [
+        ("--min-memory", f.min_memory),
+        ("--min-storage", f.min_storage),
+        ("--max-price", f.max_price),
+        ("--max-monthly", f.max_monthly),
+    ] {
         if v.is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
             return Err(bad_input(format!("{name} must be a positive number")));
         }
     }
     if let Some(a) = &f.arch {
         if !["x86_64", "arm64", "amd64", "aarch64"].contains(&a.to_ascii_lowercase().as_str()) {
-            return Err(bad_input(format!("unknown architecture '{a}' — use x86_64 or arm64")));
+            return Err(bad_input(format!(
+                "unknown architecture '{a}' — use x86_64 or arm64"
+            )));
         }
     }
     Ok(Query {
@@ -203,7 +243,10 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
 /// Templates matching a filter, each with its cheapest matching offer, sorted.
 pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) -> Vec<Offer<'a>> {
     let mut best: Vec<Offer<'a>> = Vec::new();
-    let mut offers: Vec<Offer<'a>> = select::all_offers(catalog).into_iter().filter(|o| q.check(o).is_none()).collect();
+    let mut offers: Vec<Offer<'a>> = select::all_offers(catalog)
+        .into_iter()
+        .filter(|o| q.check(o).is_none())
+        .collect();
     select::rank(&mut offers);
     let mut seen = BTreeSet::new();
     for o in offers {
@@ -211,13 +254,25 @@ pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) ->
             best.push(o);
         }
     }
-    let by_price = |a: &Offer, b: &Offer| a.hourly_usd.total_cmp(&b.hourly_usd).then_with(|| a.template.id.cmp(&b.template.id));
+    let by_price = |a: &Offer, b: &Offer| {
+        a.hourly_usd
+            .total_cmp(&b.hourly_usd)
+            .then_with(|| a.template.id.cmp(&b.template.id))
+    };
     match sort {
         SortKey::Price => best.sort_by(by_price),
-        SortKey::Cpu => best.sort_by(|a, b| a.template.cpu.cmp(&b.template.cpu).then_with(|| by_price(a, b))),
-        SortKey::Memory => {
-            best.sort_by(|a, b| a.template.memory_gb.total_cmp(&b.template.memory_gb).then_with(|| by_price(a, b)))
-        }
+        SortKey::Cpu => best.sort_by(|a, b| {
+            a.template
+                .cpu
+                .cmp(&b.template.cpu)
+                .then_with(|| by_price(a, b))
+        }),
+        SortKey::Memory => best.sort_by(|a, b| {
+            a.template
+                .memory_gb
+                .total_cmp(&b.template.memory_gb)
+                .then_with(|| by_price(a, b))
+        }),
         SortKey::PricePerCpu => best.sort_by(|a, b| {
             (a.hourly_usd / f64::from(a.template.cpu.max(1)))
                 .total_cmp(&(b.hourly_usd / f64::from(b.template.cpu.max(1))))
@@ -234,7 +289,11 @@ pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
         found.truncate(n);
     }
     let rows: Vec<Value> = found.iter().map(template_row).collect();
-    let cols = if ctx.format() == OutputFormat::Csv { TEMPLATE_CSV } else { TEMPLATE_TABLE };
+    let cols = if ctx.format() == OutputFormat::Csv {
+        TEMPLATE_CSV
+    } else {
+        TEMPLATE_TABLE
+    };
     render::listing(&mut stdout(), ctx.style, cols, &rows)?;
     if rows.is_empty() && ctx.format() == OutputFormat::Table {
         eprintln!("capsule: no template matches these filters");
@@ -269,20 +328,29 @@ pub fn template_row(o: &Offer<'_>) -> Value {
 
 fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Template> {
     catalog.template(id).ok_or_else(|| {
-        unknown("template", id, catalog.templates.iter().map(|t| t.id.as_str()), "capsule openmesh templates")
+        unknown(
+            "template",
+            id,
+            catalog.templates.iter().map(|t| t.id.as_str()),
+            "capsule openmesh templates",
+        )
     })
 }
 
 /// The base offer of a template: its price without a regional difference.
 fn base_offer<'a>(catalog: &'a Catalog, t: &'a Template) -> Option<Offer<'a>> {
-    let mut offers: Vec<Offer<'a>> = select::all_offers(catalog).into_iter().filter(|o| o.template.id == t.id).collect();
+    let mut offers: Vec<Offer<'a>> = select::all_offers(catalog)
+        .into_iter()
+        .filter(|o| o.template.id == t.id)
+        .collect();
     select::rank(&mut offers);
     offers.into_iter().next()
 }
 
 pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
     let t = find_template(&ctx.catalog, id)?;
-    let o = base_offer(&ctx.catalog, t).ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?;
+    let o = base_offer(&ctx.catalog, t)
+        .ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?;
     let mut row = template_row(&o);
     let p = o.provider;
     let rate = ctx.catalog.usd_rate(p.currency()).unwrap_or(1.0);
@@ -306,25 +374,55 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
         ("plan".into(), t.plan.clone()),
         ("cpu".into(), t.cpu.to_string()),
         ("memory".into(), format!("{} GB", render::num(t.memory_gb))),
-        ("storage".into(), format!("{} GB", render::num(t.storage_gb))),
-        ("bandwidth".into(), format!("{} TB", render::num(t.bandwidth_tb))),
-        ("price".into(), format!("{}/h, {}/month", usd(o.hourly_usd), usd(o.monthly_usd))),
+        (
+            "storage".into(),
+            format!("{} GB", render::num(t.storage_gb)),
+        ),
+        (
+            "bandwidth".into(),
+            format!("{} TB", render::num(t.bandwidth_tb)),
+        ),
+        (
+            "price".into(),
+            format!("{}/h, {}/month", usd(o.hourly_usd), usd(o.monthly_usd)),
+        ),
     ];
     if !p.currency().eq_ignore_ascii_case("USD") {
-        pairs.push(("native price".into(), format!("{}/h, {}/month", native(t.price_hourly), native(t.price_monthly))));
+        pairs.push((
+            "native price".into(),
+            format!(
+                "{}/h, {}/month",
+                native(t.price_hourly),
+                native(t.price_monthly)
+            ),
+        ));
     }
-    pairs.push(("gpu".into(), t.gpu.as_ref().map_or("-".into(), |g| format!("{}× {} ({} GB)", g.count, g.model, render::num(g.vram_gb)))));
+    pairs.push((
+        "gpu".into(),
+        t.gpu.as_ref().map_or("-".into(), |g| {
+            format!("{}× {} ({} GB)", g.count, g.model, render::num(g.vram_gb))
+        }),
+    ));
     pairs.push(("arch".into(), t.arch.clone()));
     let regions: Vec<String> = t
         .regions
         .iter()
-        .map(|r| if t.region_prices.contains_key(r) { format!("{r} ({}/h)", usd(t.hourly_in(r) * rate)) } else { r.clone() })
+        .map(|r| {
+            if t.region_prices.contains_key(r) {
+                format!("{r} ({}/h)", usd(t.hourly_in(r) * rate))
+            } else {
+                r.clone()
+            }
+        })
         .collect();
     pairs.push(("regions".into(), regions.join(", ")));
     pairs.push(("features".into(), t.features.join(", ")));
     pairs.push(("prices as of".into(), p.meta.prices_as_of.clone()));
     if p.is_retired() {
-        pairs.push(("provider status".into(), format!("retired {} — {}", p.meta.status.date, p.meta.status.reason)));
+        pairs.push((
+            "provider status".into(),
+            format!("retired {} — {}", p.meta.status.date, p.meta.status.reason),
+        ));
     }
     render::detail(&mut stdout(), ctx.style, &pairs, &row)?;
     Ok(ExitCode::SUCCESS)
@@ -348,14 +446,27 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
     check_place(&ctx.catalog, None, args.continent.as_deref())?;
     let mut rows = Vec::new();
     for p in &ctx.catalog.providers {
-        if !args.providers.is_empty() && !args.providers.iter().any(|x| x.eq_ignore_ascii_case(p.id())) {
+        if !args.providers.is_empty()
+            && !args
+                .providers
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(p.id()))
+        {
             continue;
         }
         for r in &p.regions {
-            if args.continent.as_ref().is_some_and(|c| !r.continent.eq_ignore_ascii_case(c)) {
+            if args
+                .continent
+                .as_ref()
+                .is_some_and(|c| !r.continent.eq_ignore_ascii_case(c))
+            {
                 continue;
             }
-            let n = ctx.catalog.templates_of(p.id()).filter(|t| t.regions.contains(&r.id)).count();
+            let n = ctx
+                .catalog
+                .templates_of(p.id())
+                .filter(|t| t.regions.contains(&r.id))
+                .count();
             rows.push(json!({
                 "provider": p.id(),
                 "id": r.id,
@@ -382,11 +493,18 @@ pub fn compare(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
         if !seen.insert(t.id.clone()) {
             continue;
         }
-        offers.push(base_offer(&ctx.catalog, t).ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?);
+        offers.push(
+            base_offer(&ctx.catalog, t)
+                .ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?,
+        );
     }
     let cheapest = offers
         .iter()
-        .min_by(|a, b| a.hourly_usd.total_cmp(&b.hourly_usd).then_with(|| a.template.id.cmp(&b.template.id)))
+        .min_by(|a, b| {
+            a.hourly_usd
+                .total_cmp(&b.hourly_usd)
+                .then_with(|| a.template.id.cmp(&b.template.id))
+        })
         .map(|o| o.template.id.clone());
     let rows: Vec<Value> = offers
         .iter()
@@ -394,8 +512,10 @@ pub fn compare(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
             let mut row = template_row(o);
             let c = Some(&o.template.id) == cheapest.as_ref();
             row["cheapest"] = json!(c);
-            row["price_per_cpu_usd"] = json!(round(o.hourly_usd / f64::from(o.template.cpu.max(1)), 5));
-            row["price_per_gb_usd"] = json!(round(o.hourly_usd / o.template.memory_gb.max(0.001), 5));
+            row["price_per_cpu_usd"] =
+                json!(round(o.hourly_usd / f64::from(o.template.cpu.max(1)), 5));
+            row["price_per_gb_usd"] =
+                json!(round(o.hourly_usd / o.template.memory_gb.max(0.001), 5));
             row["_highlight"] = json!(c);
             row.as_object_mut().map(|m| m.remove("_region_count"));
             row
@@ -436,7 +556,11 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
     for r in rows {
         let id = r["id"].as_str().unwrap_or("").to_string();
         let cheap = r["cheapest"].as_bool().unwrap_or(false);
-        header.push(if cheap { format!("{id} (cheapest)") } else { id });
+        header.push(if cheap {
+            format!("{id} (cheapest)")
+        } else {
+            id
+        });
     }
     grid.push(header);
     for (label, key, kind) in attrs {
@@ -453,7 +577,9 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
         }
         grid.push(line);
     }
-    let widths: Vec<usize> = (0..grid[0].len()).map(|c| grid.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..grid[0].len())
+        .map(|c| grid.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = stdout();
     for (i, line) in grid.iter().enumerate() {
         let mut text = String::new();
@@ -518,7 +644,11 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
         }
         CatalogCommand::Generate { dir, templates } => {
             generate(&ctx.catalog, &dir, templates)?;
-            writeln!(stdout(), "wrote a synthetic provider with {templates} templates to {}", dir.display())?;
+            writeln!(
+                stdout(),
+                "wrote a synthetic provider with {templates} templates to {}",
+                dir.display()
+            )?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -527,7 +657,10 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
 /// A synthetic provider `synthetic` with `n` templates, modelled on the first embedded provider
 /// (benchmarks load, validate, filter and rank it).
 pub fn generate(catalog: &Catalog, dir: &Path, n: usize) -> anyhow::Result<()> {
-    let model = catalog.providers.first().ok_or_else(|| anyhow::anyhow!("the catalog has no provider"))?;
+    let model = catalog
+        .providers
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the catalog has no provider"))?;
     let folder = dir.join("synthetic");
     std::fs::create_dir_all(&folder)?;
     let mut meta = model.meta.clone();
@@ -548,17 +681,24 @@ pub fn generate(catalog: &Catalog, dir: &Path, n: usize) -> anyhow::Result<()> {
     // A small linear congruential generator keeps the output deterministic.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = || {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         seed >> 33
     };
     for i in 0..n {
         let cpu = 1u64 << (next() % 7);
         let mem = cpu * (1 + next() % 8);
-        let hourly = (cpu as f64) * 0.004 + (mem as f64) * 0.002 + (next() % 1000) as f64 / 100_000.0;
+        let hourly =
+            (cpu as f64) * 0.004 + (mem as f64) * 0.002 + (next() % 1000) as f64 / 100_000.0;
         let monthly = hourly * 720.0;
         let r1 = &regions[(next() as usize) % regions.len()];
         let r2 = &regions[(next() as usize) % regions.len()];
-        let regs = if r1 == r2 { format!("\"{r1}\"") } else { format!("\"{r1}\", \"{r2}\"") };
+        let regs = if r1 == r2 {
+            format!("\"{r1}\"")
+        } else {
+            format!("\"{r1}\", \"{r2}\"")
+        };
         text.push_str(&format!(
             "[[templates]]\nid = \"syn-{i}\"\nplan = \"syn-plan-{i}\"\nname = \"Synthetic {i}\"\ncpu = {cpu}\nmemory_gb = {mem}\nstorage_gb = {}\nbandwidth_tb = 1\nprice_hourly = {hourly:.6}\nprice_monthly = {monthly:.4}\narch = \"x86_64\"\nregions = [{regs}]\nfeatures = [\"ssd\"]\n\n",
             mem * 10

@@ -34,7 +34,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Providers => catalog::providers(&ctx),
         Command::Provider(cmd) => provider::run(&ctx, cmd),
         Command::Templates(filter) => catalog::templates(&ctx, &filter),
-        Command::Template(crate::cli::TemplateCommand::Show { id }) => catalog::template_show(&ctx, &id),
+        Command::Template(crate::cli::TemplateCommand::Show { id }) => {
+            catalog::template_show(&ctx, &id)
+        }
         Command::Regions(args) => catalog::regions(&ctx, &args),
         Command::Compare(args) => catalog::compare(&ctx, &args.ids),
         Command::Catalog(cmd) => catalog::catalog_command(&ctx, cmd),

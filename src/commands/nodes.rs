@@ -521,7 +521,7 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(Str
             continue;
         }
         if p.is_retired() {
-            skipped.push((id, format!("retired {} ({})", p.meta.status.date, p.meta.status.reason)));
+            skipped.push((id, format!("retired {} ({})", p.meta.status.date, p.meta.status.reason.trim_end_matches('.'))));
             continue;
         }
         let configured = crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no");
@@ -563,9 +563,33 @@ fn smart_plan<'a>(ctx: &'a Ctx, args: &DeployArgs) -> anyhow::Result<(Vec<Offer<
     if skipped_offers > 0 {
         exp.rejected.push(("skipped providers".to_string(), skipped_offers));
     }
-    // Candidates: the best region of each template, after the choice.
+    // Candidates: the best region of each template, after the choice; among equally cheap
+    // regions of a template, the provider's default region.
     let mut seen = BTreeSet::new();
-    let distinct: Vec<&Offer<'a>> = fits.iter().filter(|o| seen.insert(o.template.id.clone())).collect();
+    let distinct: Vec<&Offer<'a>> = fits
+        .iter()
+        .filter(|o| seen.insert(o.template.id.clone()))
+        .map(|best| {
+            fits.iter()
+                .find(|o| {
+                    o.template.id == best.template.id
+                        && o.region.id == o.provider.meta.default_region
+                        && o.hourly_usd <= best.hourly_usd + 1e-12
+                })
+                .unwrap_or(best)
+        })
+        .collect();
+    let fits: Vec<Offer<'a>> = {
+        // Put the chosen offer first so placements follow the explanation.
+        let mut v = fits.clone();
+        if let Some(first) = distinct.first() {
+            if let Some(i) = v.iter().position(|o| o.template.id == first.template.id && o.region.id == first.region.id) {
+                let chosen = v.remove(i);
+                v.insert(0, chosen);
+            }
+        }
+        v
+    };
     if let Some(first) = distinct.first() {
         exp.choice = Some(offer_json(first));
         exp.candidates = distinct.iter().skip(1).take(5).map(|o| offer_json(o)).collect();
@@ -815,12 +839,7 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
     let mut placements = Vec::new();
     for (name, i) in names.iter().zip(picks) {
         let o = &offers[i];
-        let region = if args.region.is_some() || args.spread.is_some() || args.continent.is_some() || args.country.is_some() {
-            o.region.id.clone()
-        } else {
-            pick_region(ctx, o.provider, o.template, args)?
-        };
-        placements.push(placement_of(ctx, name, o.provider, o.template, &region));
+        placements.push(placement_of(ctx, name, o.provider, o.template, &o.region.id));
     }
     Ok(Plan { placements, explanation: Some(exp) })
 }
@@ -899,7 +918,12 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         if p.is_retired() {
             let s = &p.meta.status;
             let hint = if s.suggestion.is_empty() { String::new() } else { format!(" — {}", s.suggestion) };
-            return Err(bad_input(format!("{} was retired on {} ({}); it accepts no new servers{hint}", p.id(), s.date, s.reason)));
+            return Err(bad_input(format!(
+                "{} was retired on {} ({}); it accepts no new servers{hint}",
+                p.id(),
+                s.date,
+                s.reason.trim_end_matches('.')
+            )));
         }
     }
     if args.dry_run {
