@@ -1,0 +1,200 @@
+//! The state store: the local record of every node capsule deployed, its status history and
+//! the events of every lifecycle action. It knows nothing of HTTP, providers' APIs or the
+//! catalog; callers hand it plain data (prices, billing rules, live node lists).
+//!
+//! [`Store`] is the interface the commands use; [`SqliteStore`] implements it over
+//! `$CAPSULE_HOME/state.db`, and a shared backend (PostgreSQL) would be a second implementation
+//! chosen in [`open`], with no command changed.
+//!
+//! # Recording a lifecycle (for `deploy`, `start`, `stop`, `delete`, `status`)
+//!
+//! ```text
+//! deploy:  store.record_intent(&NewNode { deploy_id, group_id, name, … prices })   // BEFORE create
+//!          match driver.create(…) {
+//!              Ok(node)               => store.record_created(&deploy_id, &Created { … }),
+//!              Err(e) if e.in_doubt() => store.record_failed(&deploy_id, &msg, Failure::InDoubt),
+//!              Err(_)                 => store.record_failed(&deploy_id, &msg, Failure::Rejected),
+//!          }
+//! stop:    store.record_action(Some(&deploy_id), Action::Stop, Outcome::Started, "")   // before
+//!          … driver.stop(…) …
+//!          store.record_status(&deploy_id, Action::Stop, NodeStatus::Stopped, raw, None) // after
+//!          (or record_action(…, Outcome::Failed, &msg) when the call failed)
+//! delete:  as stop, ending in NodeStatus::Deleted (which also frees the name).
+//! status:  store.record_status(&deploy_id, Action::Status, status, raw, ipv4)
+//!          — writes a transition and an event only when something changed.
+//! ```
+//!
+//! A `kill -9` between intent and outcome leaves the node in `creating` (or the action's
+//! `started` event) and `sync` settles it from the provider's list by the deploy tag.
+//!
+//! Nodes are found with [`Store::resolve`] (`PROVIDER:ID`, a name, or a deploy id). No method
+//! takes a secret and none may ever be given one: messages are the provider's scrubbed text.
+
+pub mod cost;
+pub mod model;
+pub mod reconcile;
+pub mod schema;
+pub mod seed;
+pub mod sqlite;
+pub mod stats;
+pub mod time;
+pub mod transfer;
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+use std::path::Path;
+
+/// The file name of the SQLite store inside `CAPSULE_HOME`.
+pub const DB_FILE: &str = "state.db";
+
+/// The storage interface. Every write is one transaction; two processes writing at once both
+/// succeed (the later waits for the earlier) and lose nothing.
+pub trait Store {
+    /// Where the store lives, for messages (`/home/me/.capsule/state.db`).
+    fn describe(&self) -> String;
+
+    // ------------------------------------------------------------------ lifecycle writes
+
+    /// Record a deploy BEFORE its create call: the node in `creating` and a `deploy started`
+    /// event, in one transaction. Fails (exit 2) when a live node already has the name or the
+    /// deploy id is already recorded.
+    fn record_intent(&self, node: &NewNode) -> anyhow::Result<NodeRecord>;
+
+    /// Record the provider's answer to the create call: provider id, status, IP, creation time;
+    /// a `deploy ok` event.
+    fn record_created(&self, deploy_id: &str, created: &Created) -> anyhow::Result<NodeRecord>;
+
+    /// Record a failed create: status `error` and a `deploy failed` event with `message`.
+    /// [`Failure::Rejected`] (the provider provably created nothing) also takes the node out of
+    /// the live set so its name is free; [`Failure::InDoubt`] leaves it live for `sync`.
+    fn record_failed(&self, deploy_id: &str, message: &str, failure: Failure) -> anyhow::Result<NodeRecord>;
+
+    /// Record a fresh look at a node. Changes to status (a new timeline entry; `deleted` takes it
+    /// out of the live set), IP, plan or provider id are written with one `action ok` event
+    /// naming them, prefixed by `message` when not empty; nothing changed, nothing written
+    /// (a changed raw status alone is updated silently).
+    fn record_observation(&self, deploy_id: &str, obs: &Observation, action: Action, message: &str) -> anyhow::Result<StatusChange>;
+
+    /// Shorthand for [`Store::record_observation`] with a status, raw status and optional IPv4
+    /// (`None` leaves the recorded address as is).
+    fn record_status(
+        &self,
+        deploy_id: &str,
+        action: Action,
+        status: NodeStatus,
+        raw_status: &str,
+        ipv4: Option<&str>,
+    ) -> anyhow::Result<StatusChange> {
+        let obs = Observation {
+            status: Some(status),
+            raw_status: Some(raw_status.to_string()),
+            ipv4: ipv4.map(|ip| Some(ip.to_string())),
+            ..Observation::default()
+        };
+        self.record_observation(deploy_id, &obs, action, "")
+    }
+
+    /// Add an event (`stop started`, `delete failed: …`). `deploy_id` must be recorded when
+    /// given; `None` is for events about no recorded node.
+    fn record_action(&self, deploy_id: Option<&str>, action: Action, outcome: Outcome, message: &str) -> anyhow::Result<()>;
+
+    /// Record a node found at the provider (tagged by capsule) that the store lacks
+    /// (`sync --adopt`): intent and creation in one transaction, billed from its creation time.
+    fn adopt(&self, node: &NewNode, created: &Created) -> anyhow::Result<NodeRecord>;
+
+    /// Mark a node the provider no longer has as deleted (`sync --forget`).
+    fn forget(&self, deploy_id: &str, message: &str) -> anyhow::Result<StatusChange> {
+        let obs = Observation { status: Some(NodeStatus::Deleted), ..Observation::default() };
+        self.record_observation(deploy_id, &obs, Action::Forget, message)
+    }
+
+    /// Insert or update (by deploy id) many nodes in ONE transaction. Rows that would give two
+    /// live nodes one name are returned in `conflicts`, and then nothing is written; nothing is
+    /// written either with `dry_run`. New nodes get a timeline from their timestamps.
+    fn import_nodes(&self, rows: &[NodeRecord], dry_run: bool) -> anyhow::Result<ImportReport>;
+
+    /// Remove events older than `before` (RFC 3339 UTC), except those of live nodes.
+    fn clean_events(&self, before: &str, dry_run: bool) -> anyhow::Result<CleanReport>;
+
+    // ------------------------------------------------------------------ reads
+
+    fn node_by_deploy_id(&self, deploy_id: &str) -> anyhow::Result<Option<NodeRecord>>;
+
+    /// The live node with this name, else the most recently deleted one.
+    fn node_by_name(&self, name: &str) -> anyhow::Result<Option<NodeRecord>>;
+
+    /// The node with this provider id (live first).
+    fn node_by_provider_id(&self, provider: &str, provider_id: &str) -> anyhow::Result<Option<NodeRecord>>;
+
+    /// The nodes of a fleet (`deploy --resume GROUP`), in deploy order.
+    fn nodes_in_group(&self, group_id: &str) -> anyhow::Result<Vec<NodeRecord>>;
+
+    /// Stream nodes in export order (recorded time, then deploy id); memory stays flat.
+    fn for_each_node(&self, filter: &NodeFilter, f: &mut dyn FnMut(NodeRecord) -> anyhow::Result<()>) -> anyhow::Result<()>;
+
+    /// Stream nodes with their status timelines (oldest transition first), for cost reports.
+    fn for_each_timeline(
+        &self,
+        filter: &NodeFilter,
+        f: &mut dyn FnMut(&NodeRecord, &[Transition]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
+
+    /// One node's status timeline.
+    fn timeline(&self, deploy_id: &str) -> anyhow::Result<Vec<Transition>>;
+
+    /// History, oldest first (the newest `limit` of the matching events).
+    fn events(&self, filter: &EventFilter) -> anyhow::Result<Vec<Event>>;
+
+    /// Nodes matching a filter, in export order.
+    fn list_nodes(&self, filter: &NodeFilter) -> anyhow::Result<Vec<NodeRecord>> {
+        let mut out = Vec::new();
+        self.for_each_node(filter, &mut |n| {
+            out.push(n);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The node a user means: `PROVIDER:ID` (or `PROVIDER:REGION/ID`), a name (live first), or a
+    /// deploy id.
+    fn resolve(&self, text: &str) -> anyhow::Result<Option<NodeRecord>> {
+        let text = text.trim();
+        if let Some((provider, id)) = text.split_once(':') {
+            if let Some(n) = self.node_by_provider_id(provider, id)? {
+                return Ok(Some(n));
+            }
+            if let Some((_, bare)) = id.rsplit_once('/') {
+                if let Some(n) = self.node_by_provider_id(provider, bare)? {
+                    return Ok(Some(n));
+                }
+            }
+        }
+        if let Some(n) = self.node_by_name(text)? {
+            return Ok(Some(n));
+        }
+        self.node_by_deploy_id(text)
+    }
+}
+
+/// Open the store of a capsule home (`$CAPSULE_HOME/state.db`), creating and migrating it.
+pub fn open(home: &Path) -> anyhow::Result<Box<dyn Store>> {
+    Ok(Box::new(SqliteStore::open(&home.join(DB_FILE))?))
+}
+
+/// A fresh deploy id: 12 lowercase hex digits (random), short enough for provider tag limits.
+pub fn new_deploy_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// The provider-side tag that marks a node with its deploy id.
+pub fn deploy_tag(deploy_id: &str) -> String {
+    format!("capsule-{deploy_id}")
+}
+
+/// The deploy id a capsule tag carries (`capsule-ab12` → `ab12`; a tag without the prefix is
+/// taken as the deploy id itself).
+pub fn deploy_id_from_tag(tag: &str) -> Option<&str> {
+    let tag = tag.trim();
+    Some(tag.strip_prefix("capsule-").unwrap_or(tag)).filter(|d| !d.is_empty())
+}

@@ -1,0 +1,389 @@
+//! The records the store keeps: nodes, their status transitions and events.
+//!
+//! Plain data with a stable serde shape (the JSON of `inventory`, `history` and `inventory
+//! export`). No storage code and no secrets: nothing in here may ever hold a credential.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A node's status as capsule records it.
+///
+/// `Creating` is capsule's own: the intent is recorded and the provider has not answered the
+/// create call yet. The others mirror the driver's normalised states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    Creating,
+    Pending,
+    Running,
+    Stopped,
+    Deleting,
+    Deleted,
+    Error,
+}
+
+impl NodeStatus {
+    pub const ALL: [NodeStatus; 7] = [
+        NodeStatus::Creating,
+        NodeStatus::Pending,
+        NodeStatus::Running,
+        NodeStatus::Stopped,
+        NodeStatus::Deleting,
+        NodeStatus::Deleted,
+        NodeStatus::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Creating => "creating",
+            NodeStatus::Pending => "pending",
+            NodeStatus::Running => "running",
+            NodeStatus::Stopped => "stopped",
+            NodeStatus::Deleting => "deleting",
+            NodeStatus::Deleted => "deleted",
+            NodeStatus::Error => "error",
+        }
+    }
+
+    /// The status named by `text` (case-insensitive).
+    pub fn parse(text: &str) -> Option<NodeStatus> {
+        NodeStatus::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+
+    /// Whether the provider bills a node in this status.
+    ///
+    /// Pending, running and deleting nodes exist at the provider and are billed; stopped ones
+    /// only where the provider bills powered-off machines. `creating` (no answer yet), `error`
+    /// and `deleted` are not billed.
+    pub fn is_billable(self, billed_when_stopped: bool) -> bool {
+        match self {
+            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Deleting => true,
+            NodeStatus::Stopped => billed_when_stopped,
+            NodeStatus::Creating | NodeStatus::Deleted | NodeStatus::Error => false,
+        }
+    }
+}
+
+impl fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One node as recorded: identity, what was bought at what price, and its lifecycle times.
+///
+/// Timestamps are RFC 3339 UTC with whole seconds (`2024-05-01T12:00:00Z`). The field order is
+/// the column order of `inventory export`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// capsule's id for this deploy; unique, and the provider-side tag `capsule-<deploy_id>`.
+    pub deploy_id: String,
+    /// The fleet this node was deployed with (`deploy --resume GROUP`); a single deploy's group
+    /// is its own deploy id.
+    pub group_id: String,
+    /// Unique among live (not deleted) nodes.
+    pub name: String,
+    pub provider: String,
+    /// The provider's id; `None` until the create call answered.
+    pub provider_id: Option<String>,
+    pub template: String,
+    pub plan: String,
+    pub region: String,
+    /// The catalog API variant that created it (empty: the provider's main operations).
+    pub api_variant: String,
+    pub status: NodeStatus,
+    /// The provider's own status word, as last seen.
+    pub raw_status: String,
+    pub ipv4: Option<String>,
+    /// Price at deploy time, in `currency`.
+    pub price_hourly: f64,
+    pub price_monthly: f64,
+    pub currency: String,
+    /// `prices_as_of` of the catalog the prices came from.
+    pub prices_as_of: String,
+    /// When capsule first recorded the node (the deploy intent).
+    pub recorded_at: String,
+    /// When the provider created it (its own clock when it says; else when it answered).
+    pub created_at: Option<String>,
+    /// Last transition to running.
+    pub started_at: Option<String>,
+    /// Last transition to stopped.
+    pub stopped_at: Option<String>,
+    /// Set when the node left the live set (deleted, forgotten, or a create that failed cleanly).
+    pub deleted_at: Option<String>,
+    pub updated_at: String,
+}
+
+impl NodeRecord {
+    /// Not deleted: it may cost money and its name is taken.
+    pub fn is_live(&self) -> bool {
+        self.deleted_at.is_none()
+    }
+
+    /// `PROVIDER:ID` when the provider id is known.
+    pub fn provider_ref(&self) -> Option<String> {
+        self.provider_id.as_ref().map(|id| format!("{}:{}", self.provider, id))
+    }
+
+    /// A status timeline rebuilt from the record's timestamps, for nodes that arrive without one
+    /// (imports, stores migrated from v1).
+    ///
+    /// A node the provider never created (no provider id and no creation time) gets no billable
+    /// span. Otherwise it is pending from its creation, running from `started_at`, stopped from
+    /// `stopped_at` and deleted from `deleted_at`, in time order; if that does not end in the
+    /// recorded status, the recorded status follows from `updated_at`.
+    pub fn synthesized_timeline(&self) -> Vec<Transition> {
+        let mut points: Vec<(String, NodeStatus)> = Vec::new();
+        let created = self.provider_id.is_some() || self.created_at.is_some();
+        if !created || self.status == NodeStatus::Creating {
+            points.push((self.recorded_at.clone(), NodeStatus::Creating));
+        } else {
+            points.push((self.created_at.clone().unwrap_or_else(|| self.recorded_at.clone()), NodeStatus::Pending));
+            if let Some(t) = &self.started_at {
+                points.push((t.clone(), NodeStatus::Running));
+            }
+            if let Some(t) = &self.stopped_at {
+                points.push((t.clone(), NodeStatus::Stopped));
+            }
+            if let Some(t) = &self.deleted_at {
+                let end = if self.status == NodeStatus::Error { NodeStatus::Error } else { NodeStatus::Deleted };
+                points.push((t.clone(), end));
+            }
+            // Fixed-width UTC timestamps sort as text; the sort is stable for equal times.
+            points.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let last_time = points.iter().map(|p| p.0.as_str()).max().unwrap_or("").to_string();
+        if points.last().map(|p| p.1) != Some(self.status) {
+            points.push((last_time.max(self.updated_at.clone()), self.status));
+        }
+        let mut out: Vec<Transition> = Vec::with_capacity(points.len());
+        for (since, state) in points {
+            if out.last().map(|t| t.state) != Some(state) {
+                out.push(Transition { state, since });
+            }
+        }
+        out
+    }
+}
+
+/// What `record_intent` needs: everything known before the provider is called.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNode {
+    pub deploy_id: String,
+    /// The fleet's id (`deploy --resume`); pass the deploy id for a single node.
+    pub group_id: String,
+    pub name: String,
+    pub provider: String,
+    pub template: String,
+    pub plan: String,
+    pub region: String,
+    pub api_variant: String,
+    pub price_hourly: f64,
+    pub price_monthly: f64,
+    pub currency: String,
+    pub prices_as_of: String,
+}
+
+/// What the provider answered to a create call (or what `sync --adopt` found).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub provider_id: String,
+    pub status: NodeStatus,
+    pub raw_status: String,
+    pub ipv4: Option<String>,
+    /// The provider's creation time (RFC 3339, any offset); `None` = now.
+    pub created_at: Option<String>,
+}
+
+/// How a create call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The provider answered with a definite refusal (4xx, validation): nothing exists there.
+    /// The node leaves the live set (status `error`, `deleted_at` set) so its name is free.
+    Rejected,
+    /// The provider may have acted (timeout, 5xx, connection reset after sending): the node stays
+    /// live in `error` so that `sync` finds it by its deploy tag and settles it.
+    InDoubt,
+}
+
+/// A fresh look at a node: from `status`, `list` or `sync`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observation {
+    /// `None`: the provider's answer had no usable status (`unknown`); keep the recorded one.
+    pub status: Option<NodeStatus>,
+    pub raw_status: Option<String>,
+    /// `Some(None)` clears the address; `None` leaves it as recorded.
+    pub ipv4: Option<Option<String>>,
+    pub provider_id: Option<String>,
+    pub plan: Option<String>,
+}
+
+/// The result of recording an observation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub node: NodeRecord,
+    /// The status before, when it changed.
+    pub previous: Option<NodeStatus>,
+    /// Names of the fields that changed (`status`, `ipv4`, `plan`, `provider_id`, `raw_status`).
+    pub changed: Vec<&'static str>,
+}
+
+/// What a history event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Deploy,
+    Start,
+    Stop,
+    Reboot,
+    Delete,
+    Status,
+    Sync,
+    Import,
+    Adopt,
+    Forget,
+}
+
+impl Action {
+    pub const ALL: [Action; 10] = [
+        Action::Deploy,
+        Action::Start,
+        Action::Stop,
+        Action::Reboot,
+        Action::Delete,
+        Action::Status,
+        Action::Sync,
+        Action::Import,
+        Action::Adopt,
+        Action::Forget,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deploy => "deploy",
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Reboot => "reboot",
+            Action::Delete => "delete",
+            Action::Status => "status",
+            Action::Sync => "sync",
+            Action::Import => "import",
+            Action::Adopt => "adopt",
+            Action::Forget => "forget",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an action went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Written before the provider call (the intent).
+    Started,
+    Ok,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Started => "started",
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Outcome> {
+        [Outcome::Started, Outcome::Ok, Outcome::Failed].into_iter().find(|o| o.as_str() == text)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One history entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub time: String,
+    /// The node's deploy id; `None` for events about no single node (an import, a sync run).
+    pub deploy_id: Option<String>,
+    /// The node's name, when the node is recorded.
+    pub node: Option<String>,
+    pub provider: Option<String>,
+    pub action: Action,
+    pub outcome: Outcome,
+    /// The node's status after the event, when it is known.
+    pub state: Option<NodeStatus>,
+    pub message: String,
+}
+
+/// One status transition: the node was in `state` from `since` until the next transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    pub state: NodeStatus,
+    pub since: String,
+}
+
+/// Which nodes a listing wants. Empty lists mean "any".
+#[derive(Debug, Clone, Default)]
+pub struct NodeFilter {
+    pub providers: Vec<String>,
+    pub regions: Vec<String>,
+    pub statuses: Vec<NodeStatus>,
+    /// Include nodes that left the live set.
+    pub include_deleted: bool,
+    /// Only names matching this glob.
+    pub name_glob: Option<globset::GlobMatcher>,
+}
+
+impl NodeFilter {
+    /// Whether a node passes the parts of the filter a backend may not evaluate itself (the
+    /// name glob); backends apply the rest in their query.
+    pub fn matches_name(&self, node: &NodeRecord) -> bool {
+        self.name_glob.as_ref().is_none_or(|g| g.is_match(&node.name))
+    }
+}
+
+/// Which events `history` wants.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub deploy_id: Option<String>,
+    /// RFC 3339 UTC; events at or after it.
+    pub since: Option<String>,
+    /// The newest `limit` events (0 = all), returned oldest first.
+    pub limit: usize,
+}
+
+/// What `clean_events` removed (or would remove).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CleanReport {
+    pub removed: u64,
+    /// Old events kept because their node is live.
+    pub kept_live: u64,
+}
+
+/// What an import did (or would do).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Rows the store refused (nothing was written): `(row index, column, message)`.
+    #[serde(skip)]
+    pub conflicts: Vec<(usize, &'static str, String)>,
+}

@@ -1,0 +1,955 @@
+//! The SQLite implementation of [`Store`]: `$CAPSULE_HOME/state.db`.
+//!
+//! WAL mode, so readers never block the writer; a 10 s busy timeout, so a second process waits
+//! for the write lock instead of failing; every write is one IMMEDIATE transaction (the lock is
+//! taken up front, so a read-then-write can never fail half-way with `SQLITE_BUSY`). A `kill -9`
+//! at any moment leaves either the whole transaction or none of it.
+
+use super::model::*;
+use super::schema;
+use super::time;
+use super::Store;
+use crate::error::bad_input;
+use anyhow::{anyhow, Context as _};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a process waits for another one's write transaction.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `nodes` columns, in [`NodeRecord`] field order.
+pub(crate) const NODE_COLUMNS: &str = "deploy_id, group_id, name, provider, provider_id, template, plan, region, \
+     api_variant, status, raw_status, ipv4, price_hourly, price_monthly, currency, prices_as_of, recorded_at, \
+     created_at, started_at, stopped_at, deleted_at, updated_at";
+
+/// A node from a row whose columns from `first` on are [`NODE_COLUMNS`].
+pub(crate) fn node_from_row(r: &Row, first: usize) -> rusqlite::Result<NodeRecord> {
+    let status: String = r.get(first + 9)?;
+    let status = NodeStatus::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(first + 9, rusqlite::types::Type::Text, format!("unknown status '{status}'").into())
+    })?;
+    Ok(NodeRecord {
+        deploy_id: r.get(first)?,
+        group_id: r.get(first + 1)?,
+        name: r.get(first + 2)?,
+        provider: r.get(first + 3)?,
+        provider_id: r.get(first + 4)?,
+        template: r.get(first + 5)?,
+        plan: r.get(first + 6)?,
+        region: r.get(first + 7)?,
+        api_variant: r.get(first + 8)?,
+        status,
+        raw_status: r.get(first + 10)?,
+        ipv4: r.get(first + 11)?,
+        price_hourly: r.get(first + 12)?,
+        price_monthly: r.get(first + 13)?,
+        currency: r.get(first + 14)?,
+        prices_as_of: r.get(first + 15)?,
+        recorded_at: r.get(first + 16)?,
+        created_at: r.get(first + 17)?,
+        started_at: r.get(first + 18)?,
+        stopped_at: r.get(first + 19)?,
+        deleted_at: r.get(first + 20)?,
+        updated_at: r.get(first + 21)?,
+    })
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Open (creating it and its directory, 0700, when missing) and migrate to the latest schema.
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        Self::open_at(path, schema::LATEST)
+    }
+
+    /// Open and migrate only up to `version` (tests of migrations build older stores with it).
+    #[doc(hidden)]
+    pub fn open_at(path: &Path, version: u32) -> anyhow::Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)?;
+        }
+        let shown = path.display().to_string();
+        let fresh = !path.exists();
+        let conn = Connection::open(path).map_err(|e| {
+            anyhow!("cannot open the state store {shown}: {e} — check that CAPSULE_HOME is a writable directory")
+        })?;
+        if fresh {
+            restrict_file(path);
+        }
+        let store = SqliteStore { conn, path: path.to_path_buf() };
+        store.configure()?;
+        schema::migrate(&store.conn, version, &shown)?;
+        Ok(store)
+    }
+
+    /// A private in-memory store (unit tests).
+    pub fn open_in_memory() -> anyhow::Result<SqliteStore> {
+        let store = SqliteStore { conn: Connection::open_in_memory()?, path: PathBuf::from(":memory:") };
+        store.configure()?;
+        schema::migrate(&store.conn, schema::LATEST, ":memory:")?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The raw connection, for tests and the benchmark seeder.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn configure(&self) -> anyhow::Result<()> {
+        let shown = self.path.display();
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Switching to WAL needs a moment's exclusive access; a fresh store opened by several
+        // processes at once can see SQLITE_BUSY here even with the busy timeout, so retry.
+        let mut tries = 0;
+        loop {
+            match self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+                Ok(_) => break,
+                Err(e) if is_busy(&e) && tries < 200 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(anyhow!("cannot open the state store {shown}: {e} — is another program holding it?")),
+            }
+        }
+        self.conn.pragma_update(None, "foreign_keys", true)?;
+        // FULL: a committed transaction survives a power loss, not only a killed process.
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(())
+    }
+
+    /// Run `f` in one IMMEDIATE transaction; an error rolls everything back.
+    fn write<T>(&self, f: impl FnOnce(&Transaction) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(|e| self.lock_error(e))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| self.lock_error(e))?;
+        Ok(out)
+    }
+
+    fn lock_error(&self, e: rusqlite::Error) -> anyhow::Error {
+        if is_busy(&e) {
+            anyhow!(
+                "the state store {} stayed locked by another capsule for {} s — wait for it to finish and try again",
+                self.path.display(),
+                BUSY_TIMEOUT.as_secs()
+            )
+        } else {
+            anyhow!("cannot write the state store {}: {e}", self.path.display())
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir).with_context(|| format!("cannot create {} — check that CAPSULE_HOME is writable", dir.display()))
+}
+
+fn restrict_file(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+// ---------------------------------------------------------------- helpers inside a transaction
+
+fn node_row(tx: &Connection, deploy_id: &str) -> anyhow::Result<Option<(i64, NodeRecord)>> {
+    Ok(tx
+        .query_row(&format!("SELECT id, {NODE_COLUMNS} FROM nodes WHERE deploy_id = ?1"), [deploy_id], |r| {
+            Ok((r.get(0)?, node_from_row(r, 1)?))
+        })
+        .optional()?)
+}
+
+fn require_node(tx: &Connection, deploy_id: &str) -> anyhow::Result<(i64, NodeRecord)> {
+    node_row(tx, deploy_id)?.ok_or_else(|| {
+        bad_input(format!("no node with deploy id '{deploy_id}' is recorded — run `capsule openmesh inventory --all` to see them"))
+    })
+}
+
+/// The deploy id of another live node holding `name`.
+fn live_name_holder(tx: &Connection, name: &str, except_deploy_id: &str) -> anyhow::Result<Option<String>> {
+    Ok(tx
+        .query_row(
+            "SELECT deploy_id FROM nodes WHERE name = ?1 AND deleted_at IS NULL AND deploy_id != ?2",
+            params![name, except_deploy_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn name_taken(name: &str, holder: &str) -> anyhow::Error {
+    bad_input(format!(
+        "a live node is already named '{name}' (deploy id {holder}) — choose another name, or delete or forget that node first"
+    ))
+}
+
+fn add_state(tx: &Connection, node_id: i64, state: NodeStatus, since: &str) -> anyhow::Result<()> {
+    tx.execute("INSERT INTO node_states(node_id, state, since) VALUES (?1, ?2, ?3)", params![node_id, state.as_str(), since])?;
+    Ok(())
+}
+
+fn add_event(
+    tx: &Connection,
+    time: &str,
+    deploy_id: Option<&str>,
+    action: Action,
+    outcome: Outcome,
+    state: Option<NodeStatus>,
+    message: &str,
+) -> anyhow::Result<()> {
+    tx.execute(
+        "INSERT INTO events(time, deploy_id, action, outcome, state, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![time, deploy_id, action.as_str(), outcome.as_str(), state.map(NodeStatus::as_str), message],
+    )?;
+    Ok(())
+}
+
+fn insert_node(tx: &Connection, n: &NodeRecord) -> anyhow::Result<i64> {
+    tx.execute(
+        &format!(
+            "INSERT INTO nodes({NODE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+             ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+        ),
+        params![
+            n.deploy_id,
+            n.group_id,
+            n.name,
+            n.provider,
+            n.provider_id,
+            n.template,
+            n.plan,
+            n.region,
+            n.api_variant,
+            n.status.as_str(),
+            n.raw_status,
+            n.ipv4,
+            n.price_hourly,
+            n.price_monthly,
+            n.currency,
+            n.prices_as_of,
+            n.recorded_at,
+            n.created_at,
+            n.started_at,
+            n.stopped_at,
+            n.deleted_at,
+            n.updated_at
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn update_node(tx: &Connection, id: i64, n: &NodeRecord) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE nodes SET deploy_id = ?2, group_id = ?3, name = ?4, provider = ?5, provider_id = ?6, template = ?7, \
+         plan = ?8, region = ?9, api_variant = ?10, status = ?11, raw_status = ?12, ipv4 = ?13, price_hourly = ?14, \
+         price_monthly = ?15, currency = ?16, prices_as_of = ?17, recorded_at = ?18, created_at = ?19, \
+         started_at = ?20, stopped_at = ?21, deleted_at = ?22, updated_at = ?23 WHERE id = ?1",
+        params![
+            id,
+            n.deploy_id,
+            n.group_id,
+            n.name,
+            n.provider,
+            n.provider_id,
+            n.template,
+            n.plan,
+            n.region,
+            n.api_variant,
+            n.status.as_str(),
+            n.raw_status,
+            n.ipv4,
+            n.price_hourly,
+            n.price_monthly,
+            n.currency,
+            n.prices_as_of,
+            n.recorded_at,
+            n.created_at,
+            n.started_at,
+            n.stopped_at,
+            n.deleted_at,
+            n.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// Move `node` to `status` at `now`, keeping the lifecycle timestamps in step.
+fn set_status(node: &mut NodeRecord, status: NodeStatus, now: &str) {
+    match status {
+        NodeStatus::Running => node.started_at = Some(now.to_string()),
+        NodeStatus::Stopped => node.stopped_at = Some(now.to_string()),
+        NodeStatus::Deleted if node.deleted_at.is_none() => node.deleted_at = Some(now.to_string()),
+        NodeStatus::Deleted => {}
+        // Seen again after being recorded deleted: it is live after all.
+        _ if node.status == NodeStatus::Deleted => node.deleted_at = None,
+        _ => {}
+    }
+    node.status = status;
+}
+
+fn validate_new(n: &NewNode) -> anyhow::Result<()> {
+    for (what, v) in [("deploy id", &n.deploy_id), ("name", &n.name), ("provider", &n.provider)] {
+        if v.trim().is_empty() {
+            return Err(bad_input(format!("a node's {what} cannot be empty — give the node a {what}")));
+        }
+    }
+    if !(n.price_hourly.is_finite() && n.price_hourly >= 0.0 && n.price_monthly.is_finite() && n.price_monthly >= 0.0) {
+        return Err(bad_input(format!(
+            "node '{}' has an invalid price ({} per hour, {} per month) — prices must be zero or positive numbers",
+            n.name, n.price_hourly, n.price_monthly
+        )));
+    }
+    Ok(())
+}
+
+fn new_record(n: &NewNode, now: &str) -> NodeRecord {
+    NodeRecord {
+        deploy_id: n.deploy_id.clone(),
+        group_id: if n.group_id.is_empty() { n.deploy_id.clone() } else { n.group_id.clone() },
+        name: n.name.clone(),
+        provider: n.provider.clone(),
+        provider_id: None,
+        template: n.template.clone(),
+        plan: n.plan.clone(),
+        region: n.region.clone(),
+        api_variant: n.api_variant.clone(),
+        status: NodeStatus::Creating,
+        raw_status: String::new(),
+        ipv4: None,
+        price_hourly: n.price_hourly,
+        price_monthly: n.price_monthly,
+        currency: n.currency.clone(),
+        prices_as_of: n.prices_as_of.clone(),
+        recorded_at: now.to_string(),
+        created_at: None,
+        started_at: None,
+        stopped_at: None,
+        deleted_at: None,
+        updated_at: now.to_string(),
+    }
+}
+
+/// Apply the provider's create answer to a record; returns whether the status changed.
+fn apply_created(node: &mut NodeRecord, c: &Created, now: &str) -> bool {
+    node.provider_id = Some(c.provider_id.clone());
+    node.raw_status = c.raw_status.clone();
+    node.ipv4 = c.ipv4.clone().filter(|ip| !ip.is_empty());
+    node.created_at = Some(c.created_at.as_deref().and_then(time::normalize).unwrap_or_else(|| now.to_string()));
+    node.updated_at = now.to_string();
+    let changed = node.status != c.status;
+    set_status(node, c.status, now);
+    changed
+}
+
+fn describe_change(field: &str, before: Option<&str>, after: Option<&str>) -> String {
+    format!("{field} {} → {}", before.filter(|s| !s.is_empty()).unwrap_or("-"), after.filter(|s| !s.is_empty()).unwrap_or("-"))
+}
+
+fn in_list(column: &str, n: usize, args: &mut Vec<String>, values: impl Iterator<Item = String>) -> String {
+    args.extend(values);
+    let marks = vec!["?"; n].join(", ");
+    format!("{column} IN ({marks})")
+}
+
+/// `WHERE …` for a node filter, and its arguments.
+fn node_where(filter: &NodeFilter) -> (String, Vec<String>) {
+    let mut clauses = Vec::new();
+    let mut args = Vec::new();
+    if !filter.providers.is_empty() {
+        clauses.push(in_list("provider", filter.providers.len(), &mut args, filter.providers.iter().cloned()));
+    }
+    if !filter.regions.is_empty() {
+        clauses.push(in_list("region", filter.regions.len(), &mut args, filter.regions.iter().cloned()));
+    }
+    if !filter.statuses.is_empty() {
+        clauses.push(in_list("status", filter.statuses.len(), &mut args, filter.statuses.iter().map(|s| s.as_str().to_string())));
+    }
+    if !filter.include_deleted {
+        clauses.push("deleted_at IS NULL".to_string());
+    }
+    if clauses.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!("WHERE {}", clauses.join(" AND ")), args)
+    }
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn record_intent(&self, n: &NewNode) -> anyhow::Result<NodeRecord> {
+        validate_new(n)?;
+        self.write(|tx| {
+            if let Some(holder) = live_name_holder(tx, &n.name, &n.deploy_id)? {
+                return Err(name_taken(&n.name, &holder));
+            }
+            if node_row(tx, &n.deploy_id)?.is_some() {
+                return Err(bad_input(format!(
+                    "deploy id '{}' is already recorded — resume that deploy with `deploy --resume`, or use a new id",
+                    n.deploy_id
+                )));
+            }
+            let now = time::now();
+            let node = new_record(n, &now);
+            let id = insert_node(tx, &node)?;
+            add_state(tx, id, NodeStatus::Creating, &now)?;
+            let msg = format!("create {} ({}) in {} as '{}'", n.template, n.plan, n.region, n.name);
+            add_event(tx, &now, Some(&n.deploy_id), Action::Deploy, Outcome::Started, Some(NodeStatus::Creating), &msg)?;
+            Ok(node)
+        })
+    }
+
+    fn record_created(&self, deploy_id: &str, c: &Created) -> anyhow::Result<NodeRecord> {
+        self.write(|tx| {
+            let (id, mut node) = require_node(tx, deploy_id)?;
+            let now = time::now();
+            if apply_created(&mut node, c, &now) {
+                add_state(tx, id, node.status, &now)?;
+            }
+            update_node(tx, id, &node)?;
+            let msg = format!("created {}:{}", node.provider, c.provider_id);
+            add_event(tx, &now, Some(deploy_id), Action::Deploy, Outcome::Ok, Some(node.status), &msg)?;
+            Ok(node)
+        })
+    }
+
+    fn record_failed(&self, deploy_id: &str, message: &str, failure: Failure) -> anyhow::Result<NodeRecord> {
+        self.write(|tx| {
+            let (id, mut node) = require_node(tx, deploy_id)?;
+            let now = time::now();
+            if node.status != NodeStatus::Error {
+                add_state(tx, id, NodeStatus::Error, &now)?;
+            }
+            node.status = NodeStatus::Error;
+            if failure == Failure::Rejected && node.deleted_at.is_none() {
+                node.deleted_at = Some(now.clone());
+            }
+            node.updated_at = now.clone();
+            update_node(tx, id, &node)?;
+            add_event(tx, &now, Some(deploy_id), Action::Deploy, Outcome::Failed, Some(NodeStatus::Error), message)?;
+            Ok(node)
+        })
+    }
+
+    fn record_observation(&self, deploy_id: &str, obs: &Observation, action: Action, message: &str) -> anyhow::Result<StatusChange> {
+        self.write(|tx| {
+            let (id, mut node) = require_node(tx, deploy_id)?;
+            let now = time::now();
+            let before = node.clone();
+            let mut changed: Vec<&'static str> = Vec::new();
+            let mut notes: Vec<String> = Vec::new();
+            let mut previous = None;
+            if let Some(status) = obs.status.filter(|s| *s != node.status) {
+                previous = Some(node.status);
+                set_status(&mut node, status, &now);
+                if before.deleted_at.is_some() && node.deleted_at.is_none() {
+                    if let Some(holder) = live_name_holder(tx, &node.name, deploy_id)? {
+                        return Err(name_taken(&node.name, &holder));
+                    }
+                }
+                add_state(tx, id, status, &now)?;
+                changed.push("status");
+                notes.push(describe_change("status", Some(before.status.as_str()), Some(status.as_str())));
+            }
+            if let Some(ip) = &obs.ipv4 {
+                let ip = ip.clone().filter(|s| !s.is_empty());
+                if ip != node.ipv4 {
+                    notes.push(describe_change("ipv4", node.ipv4.as_deref(), ip.as_deref()));
+                    node.ipv4 = ip;
+                    changed.push("ipv4");
+                }
+            }
+            if let Some(plan) = obs.plan.as_ref().filter(|p| !p.is_empty() && **p != node.plan) {
+                notes.push(describe_change("plan", Some(&node.plan), Some(plan)));
+                node.plan = plan.clone();
+                changed.push("plan");
+            }
+            if let Some(pid) = obs.provider_id.as_ref().filter(|p| !p.is_empty() && node.provider_id.as_ref() != Some(*p)) {
+                notes.push(describe_change("provider id", node.provider_id.as_deref(), Some(pid)));
+                node.provider_id = Some(pid.clone());
+                if node.created_at.is_none() {
+                    node.created_at = Some(now.clone());
+                }
+                changed.push("provider_id");
+            }
+            let raw_changed = obs.raw_status.as_ref().is_some_and(|r| *r != node.raw_status);
+            if raw_changed {
+                node.raw_status = obs.raw_status.clone().unwrap_or_default();
+            }
+            if !changed.is_empty() || raw_changed {
+                node.updated_at = now.clone();
+                update_node(tx, id, &node)?;
+            }
+            if !changed.is_empty() {
+                let mut msg = notes.join("; ");
+                if !message.is_empty() {
+                    msg = format!("{message}: {msg}");
+                }
+                add_event(tx, &now, Some(deploy_id), action, Outcome::Ok, Some(node.status), &msg)?;
+            }
+            if raw_changed {
+                changed.push("raw_status");
+            }
+            Ok(StatusChange { node, previous, changed })
+        })
+    }
+
+    fn record_action(&self, deploy_id: Option<&str>, action: Action, outcome: Outcome, message: &str) -> anyhow::Result<()> {
+        self.write(|tx| {
+            let state = match deploy_id {
+                Some(d) => Some(require_node(tx, d)?.1.status),
+                None => None,
+            };
+            add_event(tx, &time::now(), deploy_id, action, outcome, state, message)
+        })
+    }
+
+    fn adopt(&self, n: &NewNode, c: &Created) -> anyhow::Result<NodeRecord> {
+        validate_new(n)?;
+        self.write(|tx| {
+            if let Some(holder) = live_name_holder(tx, &n.name, &n.deploy_id)? {
+                return Err(name_taken(&n.name, &holder));
+            }
+            if node_row(tx, &n.deploy_id)?.is_some() {
+                return Err(bad_input(format!("deploy id '{}' is already recorded — nothing to adopt", n.deploy_id)));
+            }
+            let now = time::now();
+            let mut node = new_record(n, &now);
+            apply_created(&mut node, c, &now);
+            if node.status == NodeStatus::Running && node.started_at.is_some() {
+                node.started_at = node.created_at.clone();
+            }
+            let id = insert_node(tx, &node)?;
+            // Billed from the provider's creation time: that is when the provider started counting.
+            let since = node.created_at.clone().unwrap_or_else(|| now.clone());
+            add_state(tx, id, node.status, &since)?;
+            let msg = format!("adopted {}:{} found at the provider", node.provider, c.provider_id);
+            add_event(tx, &now, Some(&n.deploy_id), Action::Adopt, Outcome::Ok, Some(node.status), &msg)?;
+            Ok(node)
+        })
+    }
+
+    fn node_by_deploy_id(&self, deploy_id: &str) -> anyhow::Result<Option<NodeRecord>> {
+        Ok(node_row(&self.conn, deploy_id)?.map(|(_, n)| n))
+    }
+
+    fn node_by_name(&self, name: &str) -> anyhow::Result<Option<NodeRecord>> {
+        let live = self
+            .conn
+            .query_row(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE name = ?1 AND deleted_at IS NULL"), [name], |r| {
+                node_from_row(r, 0)
+            })
+            .optional()?;
+        if live.is_some() {
+            return Ok(live);
+        }
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {NODE_COLUMNS} FROM nodes WHERE name = ?1 ORDER BY deleted_at DESC, id DESC LIMIT 1"),
+                [name],
+                |r| node_from_row(r, 0),
+            )
+            .optional()?)
+    }
+
+    fn node_by_provider_id(&self, provider: &str, provider_id: &str) -> anyhow::Result<Option<NodeRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {NODE_COLUMNS} FROM nodes WHERE provider = ?1 AND provider_id = ?2 \
+                     ORDER BY deleted_at IS NOT NULL, id DESC LIMIT 1"
+                ),
+                [provider, provider_id],
+                |r| node_from_row(r, 0),
+            )
+            .optional()?)
+    }
+
+    fn nodes_in_group(&self, group_id: &str) -> anyhow::Result<Vec<NodeRecord>> {
+        let mut st = self.conn.prepare(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE group_id = ?1 ORDER BY id"))?;
+        let rows = st.query_map([group_id], |r| node_from_row(r, 0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn for_each_node(&self, filter: &NodeFilter, f: &mut dyn FnMut(NodeRecord) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let (clause, args) = node_where(filter);
+        let mut st = self.conn.prepare(&format!("SELECT {NODE_COLUMNS} FROM nodes {clause} ORDER BY recorded_at, deploy_id"))?;
+        let mut rows = st.query(params_from_iter(args.iter()))?;
+        while let Some(r) = rows.next()? {
+            let node = node_from_row(r, 0)?;
+            if filter.matches_name(&node) {
+                f(node)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn for_each_timeline(
+        &self,
+        filter: &NodeFilter,
+        f: &mut dyn FnMut(&NodeRecord, &[Transition]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        // One read transaction, so nodes and states are the same snapshot; a merge join of two
+        // ordered scans keeps memory to one node's timeline.
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
+        let (clause, args) = node_where(filter);
+        let mut nodes = tx.prepare(&format!("SELECT id, {NODE_COLUMNS} FROM nodes {clause} ORDER BY id"))?;
+        let mut states = tx.prepare("SELECT node_id, state, since FROM node_states ORDER BY node_id, since, id")?;
+        let mut node_rows = nodes.query(params_from_iter(args.iter()))?;
+        let mut state_rows = states.query([])?;
+        let mut pending: Option<(i64, Transition)> = None;
+        let mut timeline: Vec<Transition> = Vec::new();
+        let read_state = |r: &Row| -> anyhow::Result<(i64, Transition)> {
+            let state: String = r.get(1)?;
+            let state = NodeStatus::parse(&state).ok_or_else(|| anyhow!("the state store holds an unknown status '{state}'"))?;
+            Ok((r.get(0)?, Transition { state, since: r.get(2)? }))
+        };
+        while let Some(r) = node_rows.next()? {
+            let id: i64 = r.get(0)?;
+            let node = node_from_row(r, 1)?;
+            timeline.clear();
+            loop {
+                if pending.is_none() {
+                    match state_rows.next()? {
+                        Some(sr) => pending = Some(read_state(sr)?),
+                        None => break,
+                    }
+                }
+                match pending.take() {
+                    Some((nid, t)) if nid == id => timeline.push(t),
+                    Some((nid, _)) if nid < id => {}
+                    other => {
+                        pending = other;
+                        break;
+                    }
+                }
+            }
+            if filter.matches_name(&node) {
+                f(&node, &timeline)?;
+            }
+        }
+        drop(node_rows);
+        drop(state_rows);
+        drop(nodes);
+        drop(states);
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn timeline(&self, deploy_id: &str) -> anyhow::Result<Vec<Transition>> {
+        let mut st = self.conn.prepare(
+            "SELECT s.state, s.since FROM node_states s JOIN nodes n ON n.id = s.node_id WHERE n.deploy_id = ?1 \
+             ORDER BY s.since, s.id",
+        )?;
+        let mut out = Vec::new();
+        let mut rows = st.query([deploy_id])?;
+        while let Some(r) = rows.next()? {
+            let state: String = r.get(0)?;
+            let state = NodeStatus::parse(&state).ok_or_else(|| anyhow!("the state store holds an unknown status '{state}'"))?;
+            out.push(Transition { state, since: r.get(1)? });
+        }
+        Ok(out)
+    }
+
+    fn events(&self, filter: &EventFilter) -> anyhow::Result<Vec<Event>> {
+        let limit: i64 = if filter.limit == 0 { -1 } else { filter.limit as i64 };
+        let mut st = self.conn.prepare(
+            "SELECT e.id, e.time, e.deploy_id, n.name, n.provider, e.action, e.outcome, e.state, e.message \
+             FROM events e LEFT JOIN nodes n ON n.deploy_id = e.deploy_id \
+             WHERE (?1 IS NULL OR e.deploy_id = ?1) AND (?2 IS NULL OR e.time >= ?2) \
+             ORDER BY e.id DESC LIMIT ?3",
+        )?;
+        let mut out: Vec<Event> = Vec::new();
+        let mut rows = st.query(params![filter.deploy_id, filter.since, limit])?;
+        while let Some(r) = rows.next()? {
+            let action: String = r.get(5)?;
+            let outcome: String = r.get(6)?;
+            let state: Option<String> = r.get(7)?;
+            out.push(Event {
+                id: r.get(0)?,
+                time: r.get(1)?,
+                deploy_id: r.get(2)?,
+                node: r.get(3)?,
+                provider: r.get(4)?,
+                action: Action::parse(&action).ok_or_else(|| anyhow!("the state store holds an unknown action '{action}'"))?,
+                outcome: Outcome::parse(&outcome).ok_or_else(|| anyhow!("the state store holds an unknown outcome '{outcome}'"))?,
+                state: state.as_deref().and_then(NodeStatus::parse),
+                message: r.get(8)?,
+            });
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn clean_events(&self, before: &str, dry_run: bool) -> anyhow::Result<CleanReport> {
+        self.write(|tx| {
+            let live = "SELECT deploy_id FROM nodes WHERE deleted_at IS NULL";
+            let removable: u64 = tx.query_row(
+                &format!("SELECT COUNT(*) FROM events WHERE time < ?1 AND (deploy_id IS NULL OR deploy_id NOT IN ({live}))"),
+                [before],
+                |r| r.get(0),
+            )?;
+            let kept_live: u64 = tx.query_row(
+                &format!("SELECT COUNT(*) FROM events WHERE time < ?1 AND deploy_id IN ({live})"),
+                [before],
+                |r| r.get(0),
+            )?;
+            if !dry_run {
+                tx.execute(
+                    &format!("DELETE FROM events WHERE time < ?1 AND (deploy_id IS NULL OR deploy_id NOT IN ({live}))"),
+                    [before],
+                )?;
+            }
+            Ok(CleanReport { removed: removable, kept_live })
+        })
+    }
+
+    fn import_nodes(&self, rows: &[NodeRecord], dry_run: bool) -> anyhow::Result<ImportReport> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(|e| self.lock_error(e))?;
+        let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
+        let now = time::now();
+        for (i, row) in rows.iter().enumerate() {
+            if row.is_live() {
+                if let Some(holder) = live_name_holder(&tx, &row.name, &row.deploy_id)? {
+                    report.conflicts.push((
+                        i,
+                        "name",
+                        format!("a live node is already named '{}' (deploy id {holder}) — rename one of them", row.name),
+                    ));
+                    continue;
+                }
+            }
+            match node_row(&tx, &row.deploy_id)? {
+                None => {
+                    let id = insert_node(&tx, row)?;
+                    for t in row.synthesized_timeline() {
+                        add_state(&tx, id, t.state, &t.since)?;
+                    }
+                    add_event(&tx, &now, Some(&row.deploy_id), Action::Import, Outcome::Ok, Some(row.status), "imported")?;
+                    report.added += 1;
+                }
+                Some((_, existing)) if existing == *row => report.unchanged += 1,
+                Some((id, existing)) => {
+                    update_node(&tx, id, row)?;
+                    if existing.status != row.status {
+                        add_state(&tx, id, row.status, &now)?;
+                    }
+                    let mut msg = "updated from an import".to_string();
+                    if existing.status != row.status {
+                        msg = format!("{msg}: {}", describe_change("status", Some(existing.status.as_str()), Some(row.status.as_str())));
+                    }
+                    add_event(&tx, &now, Some(&row.deploy_id), Action::Import, Outcome::Ok, Some(row.status), &msg)?;
+                    report.updated += 1;
+                }
+            }
+        }
+        if dry_run || !report.conflicts.is_empty() {
+            tx.rollback()?;
+        } else {
+            tx.commit().map_err(|e| self.lock_error(e))?;
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_node(deploy_id: &str, name: &str) -> NewNode {
+        NewNode {
+            deploy_id: deploy_id.into(),
+            group_id: "fleet-1".into(),
+            name: name.into(),
+            provider: "acme".into(),
+            template: "acme-small".into(),
+            plan: "s-1".into(),
+            region: "r1".into(),
+            api_variant: String::new(),
+            price_hourly: 0.01,
+            price_monthly: 5.0,
+            currency: "USD".into(),
+            prices_as_of: "2024-05-01".into(),
+        }
+    }
+
+    fn created(id: &str) -> Created {
+        Created {
+            provider_id: id.into(),
+            status: NodeStatus::Pending,
+            raw_status: "new".into(),
+            ipv4: None,
+            created_at: None,
+        }
+    }
+
+    #[test]
+    fn a_deploy_is_recorded_before_and_after_the_create() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let n = s.record_intent(&new_node("d1", "web-1")).unwrap();
+        assert_eq!(n.status, NodeStatus::Creating);
+        assert_eq!(s.node_by_name("web-1").unwrap().unwrap().deploy_id, "d1");
+        let n = s.record_created("d1", &created("42")).unwrap();
+        assert_eq!((n.status, n.provider_id.as_deref()), (NodeStatus::Pending, Some("42")));
+        let ch = s.record_status("d1", Action::Status, NodeStatus::Running, "active", Some("203.0.113.9")).unwrap();
+        assert_eq!(ch.previous, Some(NodeStatus::Pending));
+        assert_eq!(ch.changed, ["status", "ipv4", "raw_status"]);
+        // The same look again writes nothing.
+        let ch = s.record_status("d1", Action::Status, NodeStatus::Running, "active", Some("203.0.113.9")).unwrap();
+        assert!(ch.changed.is_empty());
+        let states: Vec<NodeStatus> = s.timeline("d1").unwrap().into_iter().map(|t| t.state).collect();
+        assert_eq!(states, [NodeStatus::Creating, NodeStatus::Pending, NodeStatus::Running]);
+        let ev = s.events(&EventFilter { deploy_id: Some("d1".into()), ..EventFilter::default() }).unwrap();
+        let got: Vec<(Action, Outcome)> = ev.iter().map(|e| (e.action, e.outcome)).collect();
+        assert_eq!(got, [(Action::Deploy, Outcome::Started), (Action::Deploy, Outcome::Ok), (Action::Status, Outcome::Ok)]);
+        assert_eq!(ev[2].message, "status pending → running; ipv4 - → 203.0.113.9");
+        assert_eq!(s.resolve("acme:42").unwrap().unwrap().deploy_id, "d1");
+        assert_eq!(s.resolve("acme:r1/42").unwrap().unwrap().deploy_id, "d1");
+        assert_eq!(s.resolve("d1").unwrap().unwrap().name, "web-1");
+        assert_eq!(s.nodes_in_group("fleet-1").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn names_are_unique_among_live_nodes_only() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        s.record_intent(&new_node("d1", "web")).unwrap();
+        let e = s.record_intent(&new_node("d2", "web")).unwrap_err();
+        assert_eq!(e.to_string(), "a live node is already named 'web' (deploy id d1) — choose another name, or delete or forget that node first");
+        assert_eq!(crate::error::exit_code(&e), 2);
+        s.record_created("d1", &created("1")).unwrap();
+        s.record_status("d1", Action::Delete, NodeStatus::Deleted, "", None).unwrap();
+        s.record_intent(&new_node("d2", "web")).unwrap();
+        assert_eq!(s.node_by_name("web").unwrap().unwrap().deploy_id, "d2");
+        let e = s.record_intent(&new_node("d2", "web2")).unwrap_err();
+        assert!(e.to_string().starts_with("deploy id 'd2' is already recorded"), "{e}");
+    }
+
+    #[test]
+    fn a_rejected_create_frees_the_name_an_in_doubt_one_stays_live() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        s.record_intent(&new_node("d1", "web")).unwrap();
+        let n = s.record_failed("d1", "acme: plan sold out (HTTP 422)", Failure::Rejected).unwrap();
+        assert_eq!(n.status, NodeStatus::Error);
+        assert!(!n.is_live());
+        s.record_intent(&new_node("d2", "web")).unwrap();
+        let n = s.record_failed("d2", "acme: timed out", Failure::InDoubt).unwrap();
+        assert!(n.is_live());
+        let ev = s.events(&EventFilter { deploy_id: Some("d1".into()), ..EventFilter::default() }).unwrap();
+        assert_eq!(ev.last().unwrap().message, "acme: plan sold out (HTTP 422)");
+    }
+
+    #[test]
+    fn clean_keeps_events_of_live_nodes() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        s.record_intent(&new_node("live", "a")).unwrap();
+        s.record_intent(&new_node("gone", "b")).unwrap();
+        s.record_status("gone", Action::Delete, NodeStatus::Deleted, "", None).unwrap();
+        s.record_action(None, Action::Sync, Outcome::Ok, "sync run").unwrap();
+        let future = time::format(time::now_unix() + 10);
+        let dry = s.clean_events(&future, true).unwrap();
+        assert_eq!(dry, CleanReport { removed: 3, kept_live: 1 });
+        assert_eq!(s.events(&EventFilter::default()).unwrap().len(), 4);
+        s.clean_events(&future, false).unwrap();
+        let left = s.events(&EventFilter::default()).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].deploy_id.as_deref(), Some("live"));
+    }
+
+    #[test]
+    fn import_inserts_updates_and_refuses_name_clashes() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let mut n = s.record_intent(&new_node("d1", "web")).unwrap();
+        n.status = NodeStatus::Running;
+        n.provider_id = Some("9".into());
+        let mut other = n.clone();
+        other.deploy_id = "d2".into();
+        other.name = "db".into();
+        let r = s.import_nodes(&[n.clone(), other.clone()], false).unwrap();
+        assert_eq!((r.added, r.updated, r.unchanged), (1, 1, 0));
+        let r = s.import_nodes(&[n.clone(), other.clone()], false).unwrap();
+        assert_eq!((r.added, r.updated, r.unchanged), (0, 0, 2));
+        let mut clash = other.clone();
+        clash.deploy_id = "d3".into();
+        let r = s.import_nodes(&[clash], false).unwrap();
+        assert_eq!(r.conflicts.len(), 1);
+        assert!(s.node_by_deploy_id("d3").unwrap().is_none());
+    }
+
+    #[test]
+    fn migrates_a_v1_store_and_rebuilds_timelines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("home").join("state.db");
+        {
+            let v1 = SqliteStore::open_at(&path, 1).unwrap();
+            assert_eq!(schema::version(v1.connection()).unwrap(), 1);
+            v1.connection()
+                .execute_batch(
+                    "INSERT INTO nodes(deploy_id, name, provider, provider_id, template, plan, region, status, price_hourly, \
+                     price_monthly, currency, recorded_at, created_at, started_at, stopped_at, updated_at) VALUES \
+                     ('old1', 'web', 'acme', '7', 'acme-small', 's-1', 'r1', 'stopped', 0.01, 5.0, 'USD', \
+                      '2024-01-01T00:00:00Z', '2024-01-01T00:01:00Z', '2024-01-01T00:02:00Z', '2024-01-02T00:00:00Z', \
+                      '2024-01-02T00:00:00Z');
+                     INSERT INTO events(time, deploy_id, action, outcome, message) VALUES
+                      ('2024-01-01T00:00:00Z', 'old1', 'deploy', 'ok', 'created');",
+                )
+                .unwrap();
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(schema::version(s.connection()).unwrap(), schema::LATEST);
+        let n = s.node_by_deploy_id("old1").unwrap().unwrap();
+        assert_eq!((n.group_id.as_str(), n.api_variant.as_str()), ("old1", ""));
+        let tl: Vec<(NodeStatus, String)> = s.timeline("old1").unwrap().into_iter().map(|t| (t.state, t.since)).collect();
+        assert_eq!(
+            tl,
+            [
+                (NodeStatus::Pending, "2024-01-01T00:01:00Z".to_string()),
+                (NodeStatus::Running, "2024-01-01T00:02:00Z".to_string()),
+                (NodeStatus::Stopped, "2024-01-02T00:00:00Z".to_string()),
+            ]
+        );
+        assert_eq!(s.events(&EventFilter::default()).unwrap()[0].state, None);
+        // Opening again is a no-op; a newer schema is refused.
+        drop(s);
+        let s = SqliteStore::open(&path).unwrap();
+        s.connection().pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        let e = SqliteStore::open(&path).err().unwrap().to_string();
+        assert!(e.contains("has schema version 99, newer than this capsule understands (2) — upgrade capsule"), "{e}");
+    }
+}

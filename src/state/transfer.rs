@@ -1,0 +1,494 @@
+//! `inventory export` / `inventory import`: the node records as CSV or JSON.
+//!
+//! # Columns
+//! [`COLUMNS`], in this order, one row per node (deleted ones included), ordered by
+//! `recorded_at` then `deploy_id`:
+//!
+//! | column | meaning |
+//! |---|---|
+//! | `deploy_id` | capsule's deploy id (required; the key an import updates by) |
+//! | `group_id` | fleet id (empty: the deploy id) |
+//! | `name` | node name (required; unique among live nodes) |
+//! | `provider` | catalog provider id (required) |
+//! | `provider_id` | the provider's id for the node (empty until created) |
+//! | `template`, `plan`, `region` | catalog template, provider plan, region slug (template and region required) |
+//! | `api_variant` | catalog API variant (usually empty) |
+//! | `status` | creating, pending, running, stopped, deleting, deleted, error (required) |
+//! | `raw_status` | the provider's own status word |
+//! | `ipv4` | public IPv4 address |
+//! | `price_hourly`, `price_monthly` | prices paid, in `currency` (required, ≥ 0) |
+//! | `currency` | ISO 4217 code (required) |
+//! | `prices_as_of` | date of the catalog prices |
+//! | `recorded_at`, `created_at`, `started_at`, `stopped_at`, `deleted_at`, `updated_at` | RFC 3339 times |
+//!
+//! Empty cells are "none". Numbers are written in their shortest exact form and times in UTC
+//! with whole seconds, so export → import → export is byte-identical. JSON is an array with one
+//! object per line, keyed by the same names.
+//!
+//! Import reads everything first and reports every bad cell as `FILE:ROW:COLUMN: message`
+//! (ROW is the line the record starts on; the header is line 1); only a clean file reaches the
+//! store, in one transaction.
+
+use super::model::{NodeFilter, NodeRecord, NodeStatus};
+use super::time;
+use super::Store;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{Read, Write};
+
+/// Export columns, in order.
+pub const COLUMNS: [&str; 22] = [
+    "deploy_id",
+    "group_id",
+    "name",
+    "provider",
+    "provider_id",
+    "template",
+    "plan",
+    "region",
+    "api_variant",
+    "status",
+    "raw_status",
+    "ipv4",
+    "price_hourly",
+    "price_monthly",
+    "currency",
+    "prices_as_of",
+    "recorded_at",
+    "created_at",
+    "started_at",
+    "stopped_at",
+    "deleted_at",
+    "updated_at",
+];
+
+/// Columns an import file must have.
+pub const REQUIRED: [&str; 9] =
+    ["deploy_id", "name", "provider", "template", "region", "status", "price_hourly", "price_monthly", "currency"];
+
+/// File formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+fn text(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
+}
+
+/// A node's cells in [`COLUMNS`] order.
+pub fn cells(n: &NodeRecord) -> [String; 22] {
+    [
+        n.deploy_id.clone(),
+        n.group_id.clone(),
+        n.name.clone(),
+        n.provider.clone(),
+        text(&n.provider_id).to_string(),
+        n.template.clone(),
+        n.plan.clone(),
+        n.region.clone(),
+        n.api_variant.clone(),
+        n.status.as_str().to_string(),
+        n.raw_status.clone(),
+        text(&n.ipv4).to_string(),
+        n.price_hourly.to_string(),
+        n.price_monthly.to_string(),
+        n.currency.clone(),
+        n.prices_as_of.clone(),
+        n.recorded_at.clone(),
+        text(&n.created_at).to_string(),
+        text(&n.started_at).to_string(),
+        text(&n.stopped_at).to_string(),
+        text(&n.deleted_at).to_string(),
+        n.updated_at.clone(),
+    ]
+}
+
+/// Stream the nodes `filter` selects to `out`; returns how many were written.
+pub fn export(store: &dyn Store, filter: &NodeFilter, format: Format, out: &mut dyn Write) -> anyhow::Result<u64> {
+    let mut count = 0u64;
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(COLUMNS)?;
+            store.for_each_node(filter, &mut |n| {
+                w.write_record(cells(&n))?;
+                count += 1;
+                Ok(())
+            })?;
+            w.flush()?;
+        }
+        Format::Json => {
+            let mut w = std::io::BufWriter::new(out);
+            w.write_all(b"[")?;
+            store.for_each_node(filter, &mut |n| {
+                w.write_all(if count == 0 { b"\n" } else { b",\n" })?;
+                serde_json::to_writer(&mut w, &n)?;
+                count += 1;
+                Ok(())
+            })?;
+            w.write_all(if count == 0 { b"]\n" } else { b"\n]\n" })?;
+            w.flush()?;
+        }
+    }
+    Ok(count)
+}
+
+/// A bad cell in an import file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub file: String,
+    /// Line the record starts on (CSV) or object number (JSON); 1 is the CSV header.
+    pub row: u64,
+    /// Column name, or the 1-based field number for fields beyond the header.
+    pub column: String,
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column.is_empty() {
+            write!(f, "{}:{}: {}", self.file, self.row, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.row, self.column, self.message)
+        }
+    }
+}
+
+/// A parsed import: the records, each with the row it came from.
+pub type Parsed = Vec<(u64, NodeRecord)>;
+
+/// Read and check an import file. `providers` are the catalog's provider ids (a provider's case
+/// is normalised to the catalog's). All bad cells are returned, in file order.
+pub fn parse(input: &mut dyn Read, file: &str, format: Format, providers: &[String]) -> Result<Parsed, Vec<RowError>> {
+    let rows = match format {
+        Format::Csv => csv_rows(input, file)?,
+        Format::Json => json_rows(input, file)?,
+    };
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let now = time::now();
+    for (row, cells) in rows {
+        let mut cx = Cx { file, row, errors: &mut errors };
+        if let Some(n) = record(&mut cx, &cells, providers, &now) {
+            if let Some(first) = seen.get(&n.deploy_id) {
+                cx.err("deploy_id", format!("deploy id '{}' appears again (first on row {first}) — list each node once", n.deploy_id));
+            } else {
+                seen.insert(n.deploy_id.clone(), row);
+                out.push((row, n));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Cells of one row by column name (absent columns are absent keys).
+type Cells = HashMap<String, String>;
+
+fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<RowError>> {
+    let err = |row: u64, column: &str, message: String| RowError { file: file.to_string(), row, column: column.to_string(), message };
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+    let mut records = reader.byte_records();
+    let header = match records.next() {
+        None => return Err(vec![err(1, "", "the file is empty — expected a header line naming the columns".into())]),
+        Some(Err(e)) => return Err(vec![csv_error(file, &e)]),
+        Some(Ok(h)) => h,
+    };
+    let mut names: Vec<String> = Vec::new();
+    let mut errors = Vec::new();
+    for (i, raw) in header.iter().enumerate() {
+        let name = String::from_utf8_lossy(raw).trim().trim_start_matches('\u{feff}').to_string();
+        if !COLUMNS.contains(&name.as_str()) {
+            let hint = match crate::error::suggest(&name, COLUMNS) {
+                Some(s) => format!("did you mean '{s}'?"),
+                None => "remove it; `capsule openmesh inventory export` shows the columns".to_string(),
+            };
+            let col = if name.is_empty() { (i + 1).to_string() } else { name.clone() };
+            errors.push(err(1, &col, format!("unknown column — {hint}")));
+        } else if names.contains(&name) {
+            errors.push(err(1, &name, "the column appears twice — keep one".into()));
+        }
+        names.push(name);
+    }
+    for req in REQUIRED {
+        if !names.iter().any(|n| n == req) {
+            errors.push(err(1, req, "missing column — add it to the header; `capsule openmesh inventory export` writes every column".into()));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut rows = Vec::new();
+    for rec in records {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(csv_error(file, &e));
+                break;
+            }
+        };
+        let line = rec.position().map_or(0, |p| p.line());
+        if rec.len() == 1 && rec.get(0).is_some_and(|f| f.is_empty()) {
+            continue; // a blank line
+        }
+        if rec.len() < names.len() {
+            errors.push(err(
+                line,
+                &names[rec.len()],
+                format!("missing value — the row has {} fields, the header {}", rec.len(), names.len()),
+            ));
+            continue;
+        }
+        if rec.len() > names.len() {
+            errors.push(err(
+                line,
+                &(names.len() + 1).to_string(),
+                format!("extra value — the row has {} fields, the header {}", rec.len(), names.len()),
+            ));
+            continue;
+        }
+        let mut cells = Cells::with_capacity(names.len());
+        let mut ok = true;
+        for (name, raw) in names.iter().zip(rec.iter()) {
+            match std::str::from_utf8(raw) {
+                Ok(s) => {
+                    cells.insert(name.clone(), s.to_string());
+                }
+                Err(_) => {
+                    errors.push(err(line, name, "the value is not UTF-8 text — save the file as UTF-8".into()));
+                    ok = false;
+                }
+            }
+        }
+        if ok {
+            rows.push((line, cells));
+        }
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(errors)
+    }
+}
+
+fn csv_error(file: &str, e: &csv::Error) -> RowError {
+    let row = e.position().map_or(0, |p| p.line());
+    let message = match e.kind() {
+        csv::ErrorKind::Io(io) => format!("cannot read the file: {io}"),
+        csv::ErrorKind::Utf8 { .. } => "the file is not UTF-8 text — save it as UTF-8".to_string(),
+        _ => format!("not valid CSV: {e}"),
+    };
+    RowError { file: file.to_string(), row, column: String::new(), message }
+}
+
+fn json_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<RowError>> {
+    let one = |row: u64, column: &str, message: String| vec![RowError { file: file.to_string(), row, column: column.to_string(), message }];
+    let value: Value = serde_json::from_reader(std::io::BufReader::new(input))
+        .map_err(|e| one(e.line() as u64, &e.column().to_string(), format!("not valid JSON: {e}")))?;
+    let Value::Array(items) = value else {
+        return Err(one(1, "", "expected a JSON array of node objects, as `inventory export --format json` writes".into()));
+    };
+    let mut rows = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let row = i as u64 + 1;
+        let Value::Object(map) = item else {
+            errors.extend(one(row, "", "expected a node object".into()));
+            continue;
+        };
+        let mut cells = Cells::new();
+        for (k, v) in map {
+            if !COLUMNS.contains(&k.as_str()) {
+                let hint = crate::error::suggest(&k, COLUMNS).map_or_else(|| "remove it".to_string(), |s| format!("did you mean '{s}'?"));
+                errors.extend(one(row, &k, format!("unknown field — {hint}")));
+                continue;
+            }
+            let s = match v {
+                Value::Null => String::new(),
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => {
+                    errors.extend(one(row, &k, format!("expected a string or a number, found {other}")));
+                    continue;
+                }
+            };
+            cells.insert(k, s);
+        }
+        for req in REQUIRED {
+            if !cells.contains_key(req) {
+                errors.extend(one(row, req, "missing field — every node object needs it".into()));
+            }
+        }
+        rows.push((row, cells));
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Error collection for one row.
+struct Cx<'a> {
+    file: &'a str,
+    row: u64,
+    errors: &'a mut Vec<RowError>,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, column: &str, message: String) {
+        self.errors.push(RowError { file: self.file.to_string(), row: self.row, column: column.to_string(), message });
+    }
+}
+
+fn get<'a>(cells: &'a Cells, column: &str) -> &'a str {
+    cells.get(column).map_or("", String::as_str)
+}
+
+fn opt(cells: &Cells, column: &str) -> Option<String> {
+    Some(get(cells, column)).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn required(cx: &mut Cx, cells: &Cells, column: &str) -> Option<String> {
+    let v = get(cells, column);
+    if v.trim().is_empty() {
+        cx.err(column, "empty — every node needs one".into());
+        None
+    } else {
+        Some(v.to_string())
+    }
+}
+
+fn price(cx: &mut Cx, cells: &Cells, column: &str) -> Option<f64> {
+    let v = get(cells, column).trim();
+    match v.parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Some(p),
+        Ok(_) => {
+            cx.err(column, format!("'{v}' is not a price — write zero or a positive decimal like 0.0125"));
+            None
+        }
+        Err(_) if v.is_empty() => {
+            cx.err(column, "empty — write the price, 0 when free".into());
+            None
+        }
+        Err(_) => {
+            cx.err(column, format!("'{v}' is not a number — write the price as a decimal like 0.0125"));
+            None
+        }
+    }
+}
+
+fn when(cx: &mut Cx, cells: &Cells, column: &str) -> Result<Option<String>, ()> {
+    let v = get(cells, column).trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    match time::normalize(v) {
+        Some(t) => Ok(Some(t)),
+        None => {
+            cx.err(column, format!("'{v}' is not a date and time — write RFC 3339 like 2024-05-01T12:00:00Z"));
+            Err(())
+        }
+    }
+}
+
+fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option<NodeRecord> {
+    let before = cx.errors.len();
+    let deploy_id = required(cx, cells, "deploy_id");
+    let name = required(cx, cells, "name");
+    let provider = required(cx, cells, "provider").and_then(|p| {
+        let found = providers.iter().find(|k| k.eq_ignore_ascii_case(p.trim())).cloned();
+        if found.is_none() {
+            let hint = match crate::error::suggest(&p, providers.iter().map(String::as_str)) {
+                Some(s) => format!("did you mean '{s}'?"),
+                None => "run `capsule openmesh providers` to see them".to_string(),
+            };
+            cx.err("provider", format!("unknown provider '{p}' — {hint}"));
+        }
+        found
+    });
+    let template = required(cx, cells, "template");
+    let region = required(cx, cells, "region");
+    let status = required(cx, cells, "status").and_then(|s| {
+        let parsed = NodeStatus::parse(&s);
+        if parsed.is_none() {
+            let names = NodeStatus::ALL.map(NodeStatus::as_str);
+            let hint = match crate::error::suggest(&s, names) {
+                Some(m) => format!("did you mean '{m}'?"),
+                None => format!("use one of {}", names.join(", ")),
+            };
+            cx.err("status", format!("unknown status '{s}' — {hint}"));
+        }
+        parsed
+    });
+    let ipv4 = opt(cells, "ipv4");
+    if let Some(ip) = &ipv4 {
+        if ip.parse::<std::net::Ipv4Addr>().is_err() {
+            cx.err("ipv4", format!("'{ip}' is not an IPv4 address — write it like 203.0.113.7, or leave it empty"));
+        }
+    }
+    let price_hourly = price(cx, cells, "price_hourly");
+    let price_monthly = price(cx, cells, "price_monthly");
+    let currency = required(cx, cells, "currency").and_then(|c| {
+        let c = c.trim().to_string();
+        if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+            Some(c)
+        } else {
+            cx.err("currency", format!("'{c}' is not a currency code — write an ISO 4217 code like USD or EUR"));
+            None
+        }
+    });
+    let mut times: [Option<String>; 6] = Default::default();
+    for (slot, col) in times.iter_mut().zip(["recorded_at", "created_at", "started_at", "stopped_at", "deleted_at", "updated_at"]) {
+        *slot = when(cx, cells, col).unwrap_or(None);
+    }
+    if cx.errors.len() > before {
+        return None;
+    }
+    let [recorded_at, created_at, started_at, stopped_at, mut deleted_at, updated_at] = times;
+    let (deploy_id, name, provider, template, region, status) = (deploy_id?, name?, provider?, template?, region?, status?);
+    let recorded_at = recorded_at.or_else(|| created_at.clone()).unwrap_or_else(|| now.to_string());
+    let updated_at = updated_at.unwrap_or_else(|| {
+        [&created_at, &started_at, &stopped_at, &deleted_at].into_iter().flatten().fold(recorded_at.clone(), |a, b| a.max(b.clone()))
+    });
+    match (status, &deleted_at) {
+        (NodeStatus::Deleted, None) => deleted_at = Some(updated_at.clone()),
+        (NodeStatus::Deleted | NodeStatus::Error, Some(_)) | (_, None) => {}
+        (s, Some(_)) => {
+            cx.err("deleted_at", format!("set, but the status is {s} — clear deleted_at or set the status to deleted"));
+            return None;
+        }
+    }
+    Some(NodeRecord {
+        group_id: opt(cells, "group_id").unwrap_or_else(|| deploy_id.clone()),
+        deploy_id,
+        name,
+        provider,
+        provider_id: opt(cells, "provider_id"),
+        plan: opt(cells, "plan").unwrap_or_else(|| template.clone()),
+        template,
+        region,
+        api_variant: get(cells, "api_variant").to_string(),
+        status,
+        raw_status: get(cells, "raw_status").to_string(),
+        ipv4,
+        price_hourly: price_hourly?,
+        price_monthly: price_monthly?,
+        currency: currency?,
+        prices_as_of: get(cells, "prices_as_of").to_string(),
+        recorded_at,
+        created_at,
+        started_at,
+        stopped_at,
+        deleted_at,
+        updated_at,
+    })
+}
