@@ -225,30 +225,55 @@ impl Resolved {
     /// The error for incomplete credentials (`None` when complete): names each missing field,
     /// the flag that sets it and the environment variable that would supply it. Exit code 2.
     pub fn missing_error(&self) -> Option<anyhow::Error> {
-        let missing = self.missing();
+        let missing: Vec<&CredentialField> = self.missing().into_iter().map(|f| &f.field).collect();
         if missing.is_empty() {
             return None;
         }
-        let names: Vec<&str> = missing.iter().map(|f| f.field.name.as_str()).collect();
-        let fixes: Vec<String> = missing.iter().map(|f| how_to_set(&f.field)).collect();
-        Some(bad_input(format!(
-            "{} has no {} — pass {} to `capsule openmesh provider configure {}`",
-            self.provider,
-            join_and(&names),
-            join_and(&fixes),
-            self.provider
-        )))
+        Some(bad_input(missing_message(&self.provider, &missing, false)))
     }
 }
 
-/// `--project-id ID (or set SCW_DEFAULT_PROJECT_ID)`.
-fn how_to_set(field: &CredentialField) -> String {
-    let flag = flag_of(field);
-    let metavar = if field.api_key { "KEY" } else { "VALUE" };
-    match field.env.first() {
-        Some(var) => format!("{flag} {metavar} (or set {var})"),
-        None => format!("{flag} {metavar}"),
+/// `scaleway needs secret_key and project_id: pass --api-key KEY and --project-id VALUE to
+/// `capsule openmesh provider configure scaleway`, or set SCW_SECRET_KEY and
+/// SCW_DEFAULT_PROJECT_ID`. `in_configure` leaves out the command (the user is running it).
+pub fn missing_message(
+    provider_id: &str,
+    missing: &[&CredentialField],
+    in_configure: bool,
+) -> String {
+    let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
+    let flags: Vec<String> = missing
+        .iter()
+        .map(|f| {
+            if f.api_key {
+                "--api-key KEY (or --api-key-stdin)".to_string()
+            } else {
+                format!("{} VALUE", flag_of(f))
+            }
+        })
+        .collect();
+    let mut text = format!(
+        "{provider_id} needs {}: pass {}",
+        join_and(&names),
+        join_and(&flags)
+    );
+    if !in_configure {
+        text.push_str(&format!(
+            " to `capsule openmesh provider configure {provider_id}`"
+        ));
     }
+    let with_env: Vec<&&CredentialField> = missing.iter().filter(|f| !f.env.is_empty()).collect();
+    let vars: Vec<&str> = with_env.iter().map(|f| f.env[0].as_str()).collect();
+    if with_env.len() == missing.len() {
+        text.push_str(&format!(", or set {}", join_and(&vars)));
+    } else if !with_env.is_empty() {
+        let each: Vec<String> = with_env
+            .iter()
+            .map(|f| format!("{} for {}", f.env[0], f.name))
+            .collect();
+        text.push_str(&format!(" (or set {})", join_and(&each)));
+    }
+    text
 }
 
 /// `a`, `a and b`, `a, b and c`.
@@ -786,8 +811,15 @@ mod tests {
         let err = require(home.path(), &provider()).unwrap_err().to_string();
         assert_eq!(
             err,
-            "acme has no token and project_id — pass --api-key KEY (or set CAPSULE_UNIT_ACME_TOKEN_UNSET) and \
-             --project-id VALUE to `capsule openmesh provider configure acme`"
+            "acme needs token and project_id: pass --api-key KEY (or --api-key-stdin) and \
+             --project-id VALUE to `capsule openmesh provider configure acme` \
+             (or set CAPSULE_UNIT_ACME_TOKEN_UNSET for token)"
+        );
+        let p = provider();
+        let token = &p.credentials[0];
+        assert_eq!(
+            missing_message("acme", &[token], true),
+            "acme needs token: pass --api-key KEY (or --api-key-stdin), or set CAPSULE_UNIT_ACME_TOKEN_UNSET"
         );
     }
 

@@ -10,7 +10,7 @@ use crate::catalog::ProviderEntry;
 use crate::cli::{ConfigureArgs, OutputFormat, ProviderCommand};
 use crate::commands::stdout;
 use crate::context::Ctx;
-use crate::credentials::{self, field_flag, flag_of, join_and, Credentials, Resolved};
+use crate::credentials::{self, field_flag, flag_of, join_and, Credentials, Resolved, Source};
 use crate::driver::{Driver, DriverError, DriverOptions, ErrorKind};
 use crate::error::{bad_input, suggest};
 use crate::render::{self, col, Column, Kind};
@@ -82,6 +82,9 @@ struct Given {
     values: BTreeMap<String, String>,
     api_key_stdin: bool,
     verify: bool,
+    /// `-v`/`-o` written after the field flags, where clap no longer sees them.
+    verbose: u8,
+    format: Option<OutputFormat>,
 }
 
 impl Given {
@@ -155,21 +158,32 @@ fn unknown_field(p: &ProviderEntry, flag_name: &str) -> anyhow::Error {
     }
 }
 
-/// Global options that clap cannot see once the field flags began.
-const GLOBALS: &[&str] = &[
-    "-v",
-    "-vv",
-    "-vvv",
-    "--verbose",
-    "-y",
-    "--yes",
-    "-o",
-    "--output",
+/// Global options that clap cannot see once the field flags began and that `configure` cannot
+/// honour there.
+const LATE_GLOBALS: &[&str] = &[
     "--color",
     "--catalog",
     "--connect-timeout",
     "--request-timeout",
 ];
+
+/// `-v`, `-vv`, `--verbose` → the count.
+fn verbosity(tok: &str) -> Option<u8> {
+    if tok == "--verbose" {
+        return Some(1);
+    }
+    let vs = tok.strip_prefix('-')?;
+    (!vs.is_empty() && vs.len() < 8 && vs.chars().all(|c| c == 'v')).then_some(vs.len() as u8)
+}
+
+fn output_format(text: &str) -> anyhow::Result<OutputFormat> {
+    match text {
+        "table" => Ok(OutputFormat::Table),
+        "json" => Ok(OutputFormat::Json),
+        "csv" => Ok(OutputFormat::Csv),
+        _ => Err(bad_input("--output takes table, json or csv")),
+    }
+}
 
 /// Parse `--api-key`, `--set`, `--verify` and the provider's `--<field> VALUE` flags.
 fn parse_given(p: &ProviderEntry, args: &ConfigureArgs) -> anyhow::Result<Given> {
@@ -189,17 +203,35 @@ fn parse_given(p: &ProviderEntry, args: &ConfigureArgs) -> anyhow::Result<Given>
         if tok == "--" {
             continue;
         }
-        let Some(rest) = tok
-            .strip_prefix("--")
-            .filter(|_| !GLOBALS.contains(&tok.split('=').next().unwrap_or("")))
-        else {
-            let head = tok.split('=').next().unwrap_or("");
-            if GLOBALS.contains(&head) {
-                return Err(bad_input(format!(
-                    "put {head} before the provider's field flags, e.g. `capsule openmesh provider configure {head} {} …`",
-                    p.id()
-                )));
-            }
+        if let Some(n) = verbosity(tok) {
+            given.verbose = given.verbose.saturating_add(n);
+            continue;
+        }
+        if tok == "-y" || tok == "--yes" {
+            continue;
+        }
+        if tok == "-o" || tok == "--output" {
+            let v = it
+                .next()
+                .ok_or_else(|| bad_input("--output takes table, json or csv"))?;
+            given.format = Some(output_format(v)?);
+            continue;
+        }
+        if let Some(v) = tok
+            .strip_prefix("--output=")
+            .or_else(|| tok.strip_prefix("-o"))
+        {
+            given.format = Some(output_format(v.trim_start_matches('='))?);
+            continue;
+        }
+        let head = tok.split('=').next().unwrap_or("");
+        if LATE_GLOBALS.contains(&head) {
+            return Err(bad_input(format!(
+                "put {head} before the provider name, e.g. `capsule openmesh provider configure {head} … {} --api-key …`",
+                p.id()
+            )));
+        }
+        let Some(rest) = tok.strip_prefix("--") else {
             return Err(bad_input(format!(
                 "unexpected argument after {} (not shown: it may be a key) — give fields as --field VALUE; valid: {}",
                 p.id(),
@@ -293,27 +325,15 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if !missing.is_empty() {
-        let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
-        let fixes: Vec<String> = missing
-            .iter()
-            .map(|f| {
-                let flag = if f.api_key {
-                    "--api-key KEY (or --api-key-stdin)".to_string()
-                } else {
-                    format!("{} VALUE", flag_of(f))
-                };
-                match f.env.first() {
-                    Some(var) => format!("{flag}, or set {var}"),
-                    None => flag,
-                }
-            })
-            .collect();
-        return Err(bad_input(format!(
-            "{} needs {}: pass {}",
+        return Err(bad_input(credentials::missing_message(
             p.id(),
-            join_and(&names),
-            fixes.join("; ")
+            &missing,
+            true,
         )));
+    }
+    if given.values.is_empty() && ctx.interactive {
+        writeln!(stdout(), "nothing changed for {}", p.id())?;
+        return Ok(ExitCode::SUCCESS);
     }
     if given.values.is_empty() {
         return Err(bad_input(format!(
@@ -330,8 +350,10 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = resolved.missing_error() {
             return Err(e);
         }
+        let mut opts = driver_options(ctx)?;
+        opts.verbose = opts.verbose.saturating_add(given.verbose);
         let rt = ctx.runtime()?;
-        let outcome = rt.block_on(verify_one(p, resolved.credentials(), driver_options(ctx)?));
+        let outcome = rt.block_on(verify_one(p, resolved.credentials(), opts));
         if let Err(failure) = outcome {
             return Err(anyhow::anyhow!(
                 "{}; nothing was saved",
@@ -381,14 +403,18 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
         "configured": after.configured(),
         "notes": overridden,
     });
+    let style = render::Style {
+        format: given.format.unwrap_or(ctx.format()),
+        ..ctx.style
+    };
     let mut out = stdout();
-    if ctx.format() == OutputFormat::Table {
+    if style.format == OutputFormat::Table {
         writeln!(out, "{message}")?;
         if let Some(e) = after.missing_error() {
             writeln!(out, "still missing: {e}")?;
         }
     } else {
-        render::detail(&mut out, ctx.style, &pairs, &doc)?;
+        render::detail(&mut out, style, &pairs, &doc)?;
     }
     for note in &overridden {
         eprintln!("note: {note}");
@@ -443,7 +469,7 @@ fn prompt(
     let what = if field.description.is_empty() {
         field.name.replace('_', " ")
     } else {
-        format!("{} ({})", field.name.replace('_', " "), field.description)
+        format!("{} — {}", field.name.replace('_', " "), field.description)
     };
     let label = format!("{} {what}{keep}: ", p.meta.name_or_id());
     let answer = if field.secret {
@@ -479,58 +505,61 @@ impl NameOrId for crate::catalog::schema::ProviderMeta {
 // ---- show ------------------------------------------------------------------------------------
 
 const SHOW_COLUMNS: &[Column] = &[
-    col("field", "name", Kind::Text),
-    col("source", "source_text", Kind::Text),
+    col("field", "field", Kind::Text),
+    col("source", "source", Kind::Text),
     col("value", "value", Kind::Text),
-    col("required", "required_text", Kind::Text),
+    col("required", "required", Kind::Text),
     col("flag", "flag", Kind::Text),
 ];
 
 fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
     let p = provider(ctx, name)?;
     let r = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
+    let mut out = stdout();
+    if ctx.format() == OutputFormat::Json {
+        let fields: Vec<Value> = r
+            .fields
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": f.field.name,
+                    "description": f.field.description,
+                    "secret": f.field.secret,
+                    "required": f.field.required,
+                    "source": f.source.kind(),
+                    "env_var": f.source.env_var(),
+                    "value": f.shown(),
+                    "flag": f.flag(),
+                    "env": f.field.env,
+                })
+            })
+            .collect();
+        let doc = json!({
+            "provider": p.id(),
+            "configured": r.configured(),
+            "file": r.file.display().to_string(),
+            "fields": fields,
+        });
+        render::detail(&mut out, ctx.style, &[], &doc)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let rows: Vec<Value> = r
         .fields
         .iter()
         .map(|f| {
             json!({
-                "name": f.field.name,
-                "description": f.field.description,
-                "secret": f.field.secret,
-                "required": f.field.required,
-                "required_text": if f.field.required { "yes" } else { "no" },
-                "source": f.source.kind(),
-                "env_var": f.source.env_var(),
-                "source_text": f.source.to_string(),
+                "field": f.field.name,
+                "source": f.source.to_string(),
                 "value": f.shown(),
+                "required": if f.field.required { "yes" } else { "no" },
                 "flag": f.flag(),
-                "env": f.field.env,
             })
         })
         .collect();
-    let mut out = stdout();
     match ctx.format() {
-        OutputFormat::Json => {
-            let fields: Vec<Value> = rows
-                .iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    if let Some(m) = r.as_object_mut() {
-                        m.remove("required_text");
-                        m.remove("source_text");
-                    }
-                    r
-                })
-                .collect();
-            let doc = json!({
-                "provider": p.id(),
-                "configured": r.configured(),
-                "file": r.file.display().to_string(),
-                "fields": fields,
-            });
-            render::detail(&mut out, ctx.style, &[], &doc)?;
+        OutputFormat::Json | OutputFormat::Csv => {
+            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?
         }
-        OutputFormat::Csv => render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?,
         OutputFormat::Table => {
             render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?;
             match r.missing_error() {
@@ -562,8 +591,13 @@ impl Failure {
     fn sentence(&self, p: &ProviderEntry, r: &Resolved) -> String {
         match self {
             Failure::Setup(e) => e.to_string(),
-            Failure::Provider(e) if e.hint.is_some() => e.to_string(),
-            Failure::Provider(e) => format!("{e} — {}", fix_for(e.kind, p, r)),
+            // Only here is it known where the key came from: that makes the better fix.
+            Failure::Provider(e) if e.kind == ErrorKind::Auth || e.hint.is_none() => {
+                let mut e = e.clone();
+                e.hint = Some(fix_for(e.kind, p, r));
+                e.to_string()
+            }
+            Failure::Provider(e) => e.to_string(),
         }
     }
 
@@ -580,13 +614,23 @@ fn fix_for(kind: ErrorKind, p: &ProviderEntry, r: &Resolved) -> String {
     let id = p.id();
     match kind {
         ErrorKind::Auth => {
-            let from_env: Vec<&str> = r.fields.iter().filter_map(|f| f.source.env_var()).collect();
-            if from_env.is_empty() {
-                format!("check the key, then run `capsule openmesh provider configure {id} --api-key …` again")
+            let secrets = || {
+                r.fields
+                    .iter()
+                    .filter(|f| f.field.secret && f.value.is_some())
+            };
+            let from_env: Vec<&str> = secrets().filter_map(|f| f.source.env_var()).collect();
+            if !from_env.is_empty() {
+                format!(
+                    "check {} (the environment overrides the credentials file)",
+                    join_and(&from_env)
+                )
+            } else if secrets().any(|f| f.source == Source::Flag) {
+                "check the key you passed, and that it is active and allowed to read the account"
+                    .to_string()
             } else {
                 format!(
-                    "check {} (it overrides the credentials file)",
-                    join_and(&from_env)
+                    "store a valid key with `capsule openmesh provider configure {id} --api-key …`"
                 )
             }
         }
@@ -700,7 +744,7 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
                 failed += 1;
                 ("missing", Some("missing"), Some(msg))
             } else {
-                ("not configured", None, Some(msg))
+                ("not configured", None, Some(not_configured_hint(p, r)))
             }
         } else {
             match outcomes.next() {
@@ -733,6 +777,21 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The short line for a provider nobody configured: which variables would do, or the command.
+fn not_configured_hint(p: &ProviderEntry, r: &Resolved) -> String {
+    let missing = r.missing();
+    let vars: Vec<&str> = missing
+        .iter()
+        .filter_map(|f| f.field.env.first().map(String::as_str))
+        .collect();
+    let cmd = format!("`capsule openmesh provider configure {}`", p.id());
+    if !vars.is_empty() && vars.len() == missing.len() {
+        format!("set {} or run {cmd}", join_and(&vars))
+    } else {
+        format!("run {cmd}")
+    }
 }
 
 /// Poll every future on the current task until all are done (the verifications run at once;

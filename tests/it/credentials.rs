@@ -823,3 +823,239 @@ fn a_full_scenario_leaks_no_secret() {
         }
     }
 }
+
+// ---- concurrency and a provider only the catalog knows ----------------------------------------
+
+/// An overlay catalog with `acme`, a copy of DigitalOcean under another id and other variables.
+fn acme_catalog() -> tempfile::TempDir {
+    let export = tempfile::tempdir().unwrap();
+    code(
+        &capsule(),
+        &["catalog", "export", export.path().to_str().unwrap()],
+        0,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let acme = dir.path().join("acme");
+    fs::create_dir_all(&acme).unwrap();
+    let prov = fs::read_to_string(export.path().join("digitalocean/provider.toml")).unwrap();
+    let prov = prov
+        .replace("id = \"digitalocean\"", "id = \"acme\"")
+        .replace("name = \"DigitalOcean\"", "name = \"Acme Cloud\"")
+        .replace("DIGITALOCEAN_ACCESS_TOKEN", "ACME_LEGACY_TOKEN")
+        .replace("DIGITALOCEAN_TOKEN", "ACME_TOKEN");
+    fs::write(acme.join("provider.toml"), prov).unwrap();
+    let api = fs::read_to_string(export.path().join("digitalocean/api.toml")).unwrap();
+    fs::write(
+        acme.join("api.toml"),
+        api.replace("DIGITALOCEAN_API_URL", "ACME_API_URL"),
+    )
+    .unwrap();
+    fs::write(
+        acme.join("templates.toml"),
+        "[[templates]]\nid = \"acme-1\"\nplan = \"a1\"\nname = \"Acme 1\"\ncpu = 2\nmemory_gb = 2\nstorage_gb = 20\n\
+         bandwidth_tb = 1\nprice_hourly = 0.002\nprice_monthly = 1.4\narch = \"x86_64\"\nregions = [\"nyc1\"]\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// Two who-am-I servers that answer only once both have a request waiting: a sequential
+/// `verify` gets a 400 after 5 s instead.
+fn rendezvous_pair(good: &str) -> (String, String) {
+    use std::sync::{Condvar, Mutex};
+    let state = Arc::new((Mutex::new([false, false]), Condvar::new()));
+    let mut urls = Vec::new();
+    for me in 0..2 {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
+        urls.push(format!(
+            "http://127.0.0.1:{}",
+            server.server_addr().to_ip().unwrap().port()
+        ));
+        let state = state.clone();
+        let want = format!("Bearer {good}");
+        std::thread::spawn(move || {
+            for req in server.incoming_requests() {
+                let (lock, cv) = &*state;
+                let mut arrived = lock.lock().unwrap();
+                arrived[me] = true;
+                cv.notify_all();
+                let (arrived, timeout) = cv
+                    .wait_timeout_while(arrived, std::time::Duration::from_secs(5), |a| {
+                        !(a[0] && a[1])
+                    })
+                    .unwrap();
+                drop(arrived);
+                let auth = req
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Authorization"))
+                    .map(|h| h.value.as_str().to_string());
+                let (status, body) = if timeout.timed_out() {
+                    (
+                        400,
+                        r#"{"id":"not_concurrent","message":"the other provider was not asked at the same time"}"#,
+                    )
+                } else if auth.as_deref() == Some(want.as_str()) {
+                    (200, r#"{"account":{"uuid":"b6fc48a1","status":"active"}}"#)
+                } else {
+                    (
+                        401,
+                        r#"{"id":"unauthorized","message":"Unable to authenticate you"}"#,
+                    )
+                };
+                let _ =
+                    req.respond(tiny_http::Response::from_string(body).with_status_code(status));
+            }
+        });
+    }
+    (urls.remove(0), urls.remove(0))
+}
+
+#[test]
+fn verify_asks_every_provider_at_once() {
+    let cat = acme_catalog();
+    let (do_url, acme_url) = rendezvous_pair(GOOD);
+    let c = capsule()
+        .env("CAPSULE_CATALOG", cat.path().to_str().unwrap())
+        .env("CAPSULE_ENDPOINT_DIGITALOCEAN", &do_url)
+        .env("CAPSULE_ENDPOINT_ACME", &acme_url)
+        .env("ACME_TOKEN", GOOD);
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let out = code(&c, &["provider", "verify", "-o", "json"], 0);
+    assert_eq!(
+        verify_row(&out, "digitalocean")["status"],
+        "ok",
+        "{}",
+        out.stdout
+    );
+    let acme = verify_row(&out, "acme");
+    assert_eq!(
+        (acme["status"].as_str(), acme["configured"].as_str()),
+        (Some("ok"), Some("env"))
+    );
+}
+
+#[test]
+fn a_catalog_only_provider_uses_its_own_variables() {
+    let cat = acme_catalog();
+    let c = capsule()
+        .env("CAPSULE_CATALOG", cat.path().to_str().unwrap())
+        .env("ACME_LEGACY_TOKEN", BAD);
+    let doc = code(&c, &["provider", "show", "acme", "-o", "json"], 0).json();
+    assert_eq!(doc["fields"][0]["env_var"], "ACME_LEGACY_TOKEN");
+    let out = code(
+        &capsule().env("CAPSULE_CATALOG", cat.path().to_str().unwrap()),
+        &["provider", "configure", "acme"],
+        2,
+    );
+    assert!(out.stderr.contains("or set ACME_TOKEN"), "{}", out.stderr);
+}
+
+// ---- prompts on a terminal -------------------------------------------------------------------
+
+/// Run capsule on a pseudo-terminal (util-linux `script`), answering each prompt once it shows.
+/// `None` when `script` is not installed.
+fn on_a_terminal(home: &Path, args: &[&str], answers: &[(&str, &str)]) -> Option<(i32, String)> {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return None;
+    }
+    let mut line = vec![
+        env!("CARGO_BIN_EXE_capsule").to_string(),
+        "openmesh".to_string(),
+    ];
+    line.extend(args.iter().map(|a| a.to_string()));
+    let line: Vec<String> = line
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CAPSULE_HOME", home)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = seen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut from = 0;
+    for (prompt, answer) in answers {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = String::from_utf8_lossy(&seen.lock().unwrap()[from..]).into_owned();
+            if let Some(at) = text.find(prompt) {
+                from += at + prompt.len();
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no prompt {prompt:?} in {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Let the program turn echo off before typing.
+        std::thread::sleep(Duration::from_millis(300));
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = child.wait().expect("wait script");
+    drop(stdin);
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    Some((status.code().unwrap_or(-1), text))
+}
+
+#[test]
+fn a_missing_secret_is_prompted_for_without_echo() {
+    let c = capsule();
+    let Some((code_, text)) = on_a_terminal(
+        c.home(),
+        &["provider", "configure", "digitalocean"],
+        &[("DigitalOcean token", GOOD)],
+    ) else {
+        return;
+    };
+    assert_eq!(code_, 0, "{text}");
+    assert!(!text.contains(&GOOD[..5]), "the key was echoed: {text:?}");
+    assert!(text.contains("saved token of digitalocean"), "{text}");
+    let doc: toml::Table = fs::read_to_string(file_of(&c)).unwrap().parse().unwrap();
+    assert_eq!(doc["digitalocean"]["token"].as_str(), Some(GOOD));
+    // Again: the prompt shows the current key's hint, and Enter keeps it.
+    let (code_, text) = on_a_terminal(
+        c.home(),
+        &["provider", "configure", "digitalocean"],
+        &[("Enter keeps it", "")],
+    )
+    .unwrap();
+    assert_eq!(code_, 0, "{text}");
+    assert!(
+        text.contains("qX7w…(redacted) from file") && text.contains("nothing changed"),
+        "{text}"
+    );
+    assert!(fs::read_to_string(file_of(&c)).unwrap().contains(GOOD));
+}
