@@ -633,10 +633,69 @@ fn smart_plan<'a>(ctx: &'a Ctx, args: &DeployArgs) -> anyhow::Result<(Vec<Offer<
             }
             exp.nearest_miss = Some(msg);
         } else {
-            exp.nearest_miss = Some("Nothing in the catalog meets the hardware constraints; relax --min-cpu, --min-memory, --gpu or the place.".into());
+            exp.nearest_miss = Some(hardware_miss(ctx, &q, &usable));
         }
     }
     Ok((fits, exp))
+}
+
+/// The nearest miss when no offer meets the size constraints: the offer closest to the wanted
+/// size (the sum of have/want per constraint, each capped at 1), cheapest first among equals,
+/// with what it lacks and how far it is over budget.
+fn hardware_miss(ctx: &Ctx, q: &Query, usable: &BTreeSet<String>) -> String {
+    let relaxed = Query { min_cpu: None, min_memory: None, min_storage: None, max_hourly_usd: None, max_monthly_usd: None, ..q.clone() };
+    let (all, _) = select::plan(&ctx.catalog, &relaxed);
+    let usable_first: Vec<&Offer<'_>> = all.iter().filter(|o| usable.contains(o.provider.id())).collect();
+    let pool: Vec<&Offer<'_>> =
+        if usable_first.is_empty() { all.iter().filter(|o| !o.provider.is_retired()).collect() } else { usable_first };
+    let ratio = |have: f64, want: Option<f64>| want.map_or(0.0, |w| (have / w).min(1.0));
+    let score = |o: &Offer<'_>| {
+        ratio(f64::from(o.template.cpu), q.min_cpu.map(f64::from))
+            + ratio(o.template.memory_gb, q.min_memory)
+            + ratio(o.template.storage_gb, q.min_storage)
+    };
+    // `pool` is ranked cheapest first; keep the first of the best score.
+    let best = pool.iter().fold(None::<&&Offer<'_>>, |best, o| match best {
+        Some(b) if score(b) + 1e-12 >= score(o) => Some(b),
+        _ => Some(o),
+    });
+    let Some(m) = best else {
+        return "Nothing in the catalog meets the hardware constraints; relax --min-cpu, --min-memory, --gpu or the place.".into();
+    };
+    let t = m.template;
+    let mut short = Vec::new();
+    if let Some(c) = q.min_cpu.filter(|c| t.cpu < *c) {
+        short.push(format!("{} vCPU of the {c} wanted (--min-cpu)", t.cpu));
+    }
+    if let Some(g) = q.min_memory.filter(|g| t.memory_gb + 1e-9 < *g) {
+        short.push(format!("{} GB memory of the {} wanted (--min-memory)", render::num(t.memory_gb), render::num(g)));
+    }
+    if let Some(g) = q.min_storage.filter(|g| t.storage_gb + 1e-9 < *g) {
+        short.push(format!("{} GB storage of the {} wanted (--min-storage)", render::num(t.storage_gb), render::num(g)));
+    }
+    let mut msg = format!(
+        "Nearest miss: no offer is that large; the closest is {} ({}) in {} at {}/h ({}/month) with {}",
+        t.id,
+        m.provider.id(),
+        m.region.id,
+        usd(m.hourly_usd),
+        usd(m.monthly_usd),
+        short.join(", ")
+    );
+    if let Some(b) = q.max_hourly_usd.filter(|b| m.hourly_usd > *b) {
+        msg.push_str(&format!(", and it is {} over budget", usd(m.hourly_usd - b)));
+    } else if let Some(b) = q.max_monthly_usd.filter(|b| m.monthly_usd > *b) {
+        msg.push_str(&format!(", and it is {} over --max-monthly", usd(m.monthly_usd - b)));
+    }
+    if !usable.contains(m.provider.id()) {
+        msg.push_str(&format!("; {} is not configured", m.provider.id()));
+    }
+    msg.push_str(" — lower the size constraints");
+    if q.max_hourly_usd.is_some() || q.max_monthly_usd.is_some() {
+        msg.push_str(" and raise the budget");
+    }
+    msg.push('.');
+    msg
 }
 
 /// Names for N nodes: `NAME` for one, `NAME-01`… for a fleet.
