@@ -634,10 +634,18 @@ fn fix_for(kind: ErrorKind, p: &ProviderEntry, r: &Resolved) -> String {
                 )
             }
         }
-        ErrorKind::Network => format!(
-            "check the network connection, and {} if it is set",
-            crate::driver::endpoint_env_name(id)
-        ),
+        ErrorKind::Network => {
+            // The URL itself is not repeated: it could carry a user:password part.
+            let vars = std::iter::once(crate::driver::endpoint_env_name(id))
+                .chain(p.api.endpoint_env.iter().cloned());
+            match vars
+                .into_iter()
+                .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+            {
+                Some(var) => format!("check that the endpoint {var} names is up, or unset {var}"),
+                None => "check the network connection (and any proxy settings)".to_string(),
+            }
+        }
         ErrorKind::Timeout => {
             "the provider did not answer in time — retry, or raise --request-timeout".to_string()
         }
@@ -838,14 +846,27 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
     let removed = credentials::remove(&ctx.home, &id)?;
     let file = credentials::path(&ctx.home);
     let mut out = stdout();
-    if removed {
-        writeln!(
-            out,
-            "removed the credentials of {id} from {}",
-            file.display()
-        )?;
+    if ctx.format() == OutputFormat::Table {
+        if removed {
+            writeln!(
+                out,
+                "removed the credentials of {id} from {}",
+                file.display()
+            )?;
+        } else {
+            writeln!(out, "{id} has no stored credentials — nothing to remove")?;
+        }
     } else {
-        writeln!(out, "{id} has no stored credentials — nothing to remove")?;
+        let pairs = vec![
+            ("provider".to_string(), id.clone()),
+            (
+                "removed".to_string(),
+                if removed { "yes" } else { "no" }.to_string(),
+            ),
+            ("file".to_string(), file.display().to_string()),
+        ];
+        let doc = json!({ "provider": id, "removed": removed, "file": file.display().to_string() });
+        render::detail(&mut out, ctx.style, &pairs, &doc)?;
     }
     // The environment may still supply them.
     if let Some(p) = p {

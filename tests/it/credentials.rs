@@ -513,6 +513,37 @@ fn unknown_provider_gets_a_suggestion_and_keys_are_not_echoed() {
 // ---- remove ----------------------------------------------------------------------------------
 
 #[test]
+fn configure_and_remove_speak_json() {
+    let c = capsule();
+    let doc = code(
+        &c,
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            GOOD,
+            "-o",
+            "json",
+        ],
+        0,
+    )
+    .json();
+    assert_eq!(doc["provider"], "digitalocean");
+    assert_eq!(doc["stored"], serde_json::json!(["token"]));
+    assert_eq!(doc["configured"], "file");
+    assert_eq!(doc["verified"], false);
+    assert_eq!(doc["file"], file_of(&c).display().to_string());
+    let doc = code(&c, &["provider", "remove", "digitalocean", "-o", "json"], 0).json();
+    assert_eq!(
+        (doc["removed"].as_bool(), doc["provider"].as_str()),
+        (Some(true), Some("digitalocean"))
+    );
+    let doc = code(&c, &["provider", "remove", "digitalocean", "-o", "json"], 0).json();
+    assert_eq!(doc["removed"], false);
+}
+
+#[test]
 fn remove_deletes_the_table_and_is_a_no_op_when_absent() {
     let c = capsule();
     code(
