@@ -55,15 +55,18 @@ fn provider<'a>(ctx: &'a Ctx, name: &str) -> anyhow::Result<&'a ProviderEntry> {
     })
 }
 
-/// User input that may be repeated in a message: short, lower-case word-like text. Anything
-/// else could be a key pasted in the wrong place and is not echoed.
+/// User input that may be repeated in a message: short word-like text with a lower-case letter
+/// and few digits. Anything else (an `AKIA…` id, a hex or UUID token) could be a key pasted in
+/// the wrong place and is not echoed.
 fn shown(word: &str) -> Option<&str> {
-    let ok = !word.is_empty()
-        && word.chars().count() <= 24
+    let len = word.chars().count();
+    let digits = word.chars().filter(char::is_ascii_digit).count();
+    let ok = (1..=24).contains(&len)
         && word
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && !word.chars().all(|c| c.is_ascii_digit());
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && word.chars().any(|c| c.is_ascii_lowercase())
+        && digits * 3 <= len;
     ok.then_some(word)
 }
 
@@ -354,11 +357,18 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
         opts.verbose = opts.verbose.saturating_add(given.verbose);
         let rt = ctx.runtime()?;
         let outcome = rt.block_on(verify_one(p, resolved.credentials(), opts));
-        if let Err(failure) = outcome {
-            return Err(anyhow::anyhow!(
-                "{}; nothing was saved",
-                failure.sentence(p, &resolved)
-            ));
+        match outcome {
+            Ok(()) => {}
+            // Bad input (an endpoint override, say) keeps its exit code 2.
+            Err(Failure::Setup(e)) => {
+                return Err(e.context(format!("nothing was saved for {}", p.id())))
+            }
+            Err(failure) => {
+                return Err(anyhow::anyhow!(
+                    "{}; nothing was saved",
+                    failure.sentence(p, &resolved)
+                ))
+            }
         }
         verified = true;
     }
@@ -899,6 +909,9 @@ mod tests {
         assert_eq!(shown("dop_v1_0123456789abcdef0123456789abcdef"), None);
         assert_eq!(shown("ABCDEFGHIJKLMNOP"), None);
         assert_eq!(shown("12345"), None);
+        assert_eq!(shown("Vultrr"), Some("Vultrr"));
+        assert_eq!(shown("AKIAIOSFODNN7EXAMPLE"), None);
+        assert_eq!(shown("a1b2c3d4e5f6"), None);
     }
 
     #[test]
