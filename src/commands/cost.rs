@@ -1,8 +1,124 @@
-//! `cost` (being written).
-use crate::cli::CostArgs;
+//! `cost`: what the recorded nodes cost at the prices paid, by provider, region, template or
+//! node, with the current month's projection. The arithmetic is `state::cost`; this file turns
+//! the catalog into billing rules and the report into rows.
+
+use super::stdout;
+use crate::catalog::Catalog;
+use crate::cli::{CostArgs, CostGroup};
 use crate::context::Ctx;
+use crate::error::bad_input;
+use crate::render::{self, col, Column, Kind};
+use crate::state::cost::{self, Billing, BillingRule, GroupBy};
+use crate::state::{self, time, NodeFilter};
+use serde_json::{json, Value};
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Ctx, _args: &CostArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`cost` is not implemented in this build")
+/// Billing rules and USD rates from the catalog.
+pub(crate) fn billing(catalog: &Catalog) -> Billing {
+    let mut b = Billing::new();
+    for p in &catalog.providers {
+        b.set_rule(
+            p.id(),
+            BillingRule {
+                billed_when_stopped: p.meta.billed_when_stopped,
+                monthly_cap_hours: p.meta.monthly_cap_hours,
+            },
+        );
+    }
+    for r in &catalog.rates {
+        if r.usd > 0.0 {
+            b.set_rate(&r.currency, r.usd);
+        }
+    }
+    b
+}
+
+fn columns(by: CostGroup) -> Vec<Column> {
+    let group = match by {
+        CostGroup::Provider => col("provider", "group", Kind::Text),
+        CostGroup::Region => col("region", "group", Kind::Text),
+        CostGroup::Template => col("template", "group", Kind::Text),
+        CostGroup::Node => col("node", "group", Kind::Text),
+    };
+    let second = match by {
+        CostGroup::Provider => None,
+        CostGroup::Node => Some(col("deploy id", "deploy_id", Kind::Text)),
+        _ => Some(col("provider", "provider", Kind::Text)),
+    };
+    let mut cols = vec![group];
+    cols.extend(second);
+    cols.extend([
+        col("nodes", "nodes", Kind::Num),
+        col("hours", "hours", Kind::Num),
+        col("cost", "cost", Kind::Num),
+        col("cur", "currency", Kind::Text),
+        col("cost $", "cost_usd", Kind::Usd),
+        col("month so far $", "month_to_date_usd", Kind::Usd),
+        col("month projected $", "projected_month_usd", Kind::Usd),
+    ]);
+    cols
+}
+
+pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
+    let now = time::now_unix();
+    let since = match &args.since {
+        Some(s) => time::parse_when(s, "--since", now)?,
+        None => 0,
+    };
+    let until = match &args.until {
+        Some(u) => time::parse_when(u, "--until", now)?,
+        None => now,
+    };
+    if until <= since {
+        return Err(bad_input(format!(
+            "--until {} is not after --since {} — give a later --until or an earlier --since",
+            time::format(until),
+            time::format(since)
+        )));
+    }
+    let by = match args.by {
+        CostGroup::Provider => GroupBy::Provider,
+        CostGroup::Region => GroupBy::Region,
+        CostGroup::Template => GroupBy::Template,
+        CostGroup::Node => GroupBy::Node,
+    };
+    let store = state::open(&ctx.home)?;
+    let report = cost::report(
+        store.as_ref(),
+        &billing(&ctx.catalog),
+        &NodeFilter::default(),
+        by,
+        since,
+        until,
+        now,
+    )?;
+    let mut rows: Vec<Value> = report
+        .rows
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+        .collect();
+    // The total row: USD only (native currencies may differ).
+    rows.push(json!({
+        "group": "total",
+        "currency": "USD",
+        "nodes": report.rows.iter().map(|r| r.nodes).sum::<u64>(),
+        "running_now": report.rows.iter().map(|r| r.running_now).sum::<u64>(),
+        "hours": (report.rows.iter().map(|r| r.hours).sum::<f64>() * 1e4).round() / 1e4,
+        "cost": report.total_usd,
+        "cost_usd": report.total_usd,
+        "month_to_date_usd": report.month_to_date_usd,
+        "projected_month_usd": report.projected_month_usd,
+        "_highlight": true,
+    }));
+    render::listing(&mut stdout(), ctx.style, &columns(args.by), &rows)?;
+    for c in &report.missing_rates {
+        eprintln!("note: no USD rate for {c} in the catalog — its cost is shown in {c} only and left out of the USD totals");
+    }
+    if ctx.format() == crate::cli::OutputFormat::Table {
+        eprintln!(
+            "note: {} to {}; the projection is for {} if every node stays as it is now",
+            report.since, report.until, report.month
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,85 @@
-//! `history` (being written).
-use crate::cli::HistoryArgs;
-use crate::context::Ctx;
+//! `history`: the events the lifecycle commands, imports and syncs recorded, and
+//! `history clean`, which drops old events but never those of live nodes.
+
+use super::inventory::find;
+use super::stdout;
+use crate::cli::{HistoryArgs, HistoryCommand};
+use crate::context::{parse_duration, Ctx};
+use crate::render::{self, col, Column, Kind};
+use crate::state::{self, time, EventFilter};
+use serde_json::{json, Value};
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Ctx, _args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`history` is not implemented in this build")
+const COLUMNS: &[Column] = &[
+    col("time", "time", Kind::Text),
+    col("node", "node", Kind::Text),
+    col("provider", "provider", Kind::Text),
+    col("action", "action", Kind::Text),
+    col("outcome", "outcome", Kind::Text),
+    col("state", "state", Kind::Text),
+    col("message", "message", Kind::Text),
+];
+
+pub fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(HistoryCommand::Clean {
+            older_than,
+            dry_run,
+        }) => clean(ctx, &older_than, dry_run),
+        None => list(ctx, &args),
+    }
+}
+
+fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
+    let store = state::open(&ctx.home)?;
+    let deploy_id = match &args.node {
+        Some(n) => Some(find(store.as_ref(), n)?.deploy_id),
+        None => None,
+    };
+    let since = match &args.since {
+        Some(s) => Some(time::format(time::parse_when(
+            s,
+            "--since",
+            time::now_unix(),
+        )?)),
+        None => None,
+    };
+    let events = store.events(&EventFilter {
+        deploy_id,
+        since,
+        limit: args.limit,
+    })?;
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
+        .collect();
+    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
+    if rows.is_empty() && ctx.format() == crate::cli::OutputFormat::Table {
+        eprintln!("capsule: no events match");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn clean(ctx: &Ctx, older_than: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let age = parse_duration(older_than)?;
+    let before = time::format(time::now_unix() - age.as_secs() as i64);
+    let store = state::open(&ctx.home)?;
+    let report = store.clean_events(&before, dry_run)?;
+    let removed_key = if dry_run { "would remove" } else { "removed" };
+    let pairs = vec![
+        ("older than".to_string(), before.clone()),
+        (removed_key.to_string(), report.removed.to_string()),
+        (
+            "kept (live nodes)".to_string(),
+            report.kept_live.to_string(),
+        ),
+    ];
+    let doc = json!({
+        "before": before,
+        "dry_run": dry_run,
+        "removed": report.removed,
+        "kept_live": report.kept_live,
+    });
+    render::detail(&mut stdout(), ctx.style, &pairs, &doc)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,406 @@
-//! `inventory` (being written).
-use crate::cli::InventoryArgs;
+//! `inventory`: the local record of nodes — `list`, `show`, `stats`, `export`, `import`.
+//!
+//! Reads the store and hands rows to `render`; export and import stream through
+//! `state::transfer`, which owns the file format.
+
+use super::cost::billing;
+use super::stdout;
+use crate::cli::{FileFormat, InventoryArgs, InventoryCommand, InventoryFilter};
 use crate::context::Ctx;
+use crate::error::{bad_input, unknown};
+use crate::render::{self, col, Column, Kind};
+use crate::state::cost::Billing;
+use crate::state::transfer::{self, Format, RowError};
+use crate::state::{self, EventFilter, NodeFilter, NodeRecord, NodeStatus, Store};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Ctx, _args: InventoryArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`inventory` is not implemented in this build")
+pub fn run(ctx: &Ctx, args: InventoryArgs) -> anyhow::Result<ExitCode> {
+    let outer = args.filter;
+    match args.command {
+        None => list(ctx, &outer),
+        Some(InventoryCommand::List(f)) => list(ctx, &merge(&outer, &f)),
+        Some(InventoryCommand::Show { node }) => show(ctx, &node),
+        Some(InventoryCommand::Stats(f)) => stats(ctx, &merge(&outer, &f)),
+        Some(InventoryCommand::Export { file, format }) => export(ctx, &outer, &file, format),
+        Some(InventoryCommand::Import {
+            file,
+            format,
+            dry_run,
+        }) => import(ctx, &file, format, dry_run),
+    }
+}
+
+/// Filters given before and after the subcommand (`inventory --provider a list --status running`).
+fn merge(a: &InventoryFilter, b: &InventoryFilter) -> InventoryFilter {
+    InventoryFilter {
+        providers: a.providers.iter().chain(&b.providers).cloned().collect(),
+        region: b.region.clone().or_else(|| a.region.clone()),
+        statuses: a.statuses.iter().chain(&b.statuses).cloned().collect(),
+        name: b.name.clone().or_else(|| a.name.clone()),
+        all: a.all || b.all,
+    }
+}
+
+/// The store filter for the command-line filter: statuses and the name glob are checked here.
+pub(crate) fn node_filter(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<NodeFilter> {
+    let mut statuses = Vec::new();
+    for s in f
+        .statuses
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match NodeStatus::parse(s) {
+            Some(st) => statuses.push(st),
+            None => {
+                return Err(unknown(
+                    "status",
+                    s,
+                    NodeStatus::ALL.map(NodeStatus::as_str),
+                    "capsule openmesh inventory --help",
+                ))
+            }
+        }
+    }
+    let name_glob = match &f.name {
+        None => None,
+        Some(pattern) => Some(
+            globset::Glob::new(pattern)
+                .map_err(|e| {
+                    bad_input(format!(
+                        "--name '{pattern}' is not a valid glob ({}) — write it like 'web-*'",
+                        e.kind()
+                    ))
+                })?
+                .compile_matcher(),
+        ),
+    };
+    // Providers keep the catalog's spelling when the catalog knows them; others (a provider the
+    // catalog dropped) are matched as written.
+    let providers = f
+        .providers
+        .iter()
+        .flat_map(|p| p.split(','))
+        .map(|p| {
+            ctx.catalog
+                .provider(p.trim())
+                .map_or_else(|| p.trim().to_string(), |e| e.id().to_string())
+        })
+        .collect();
+    // Asking for deleted nodes by status implies looking past the live set.
+    let include_deleted = f.all
+        || statuses
+            .iter()
+            .any(|s| matches!(s, NodeStatus::Deleted | NodeStatus::Error));
+    Ok(NodeFilter {
+        providers,
+        regions: f.region.iter().cloned().collect(),
+        statuses,
+        include_deleted,
+        name_glob,
+    })
+}
+
+fn open(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
+    state::open(&ctx.home)
+}
+
+// ------------------------------------------------------------------------------------ list
+
+const LIST_COLUMNS: &[Column] = &[
+    col("name", "name", Kind::Text),
+    col("provider", "provider", Kind::Text),
+    col("region", "region", Kind::Text),
+    col("template", "template", Kind::Text),
+    col("status", "status", Kind::Text),
+    col("ipv4", "ipv4", Kind::Text),
+    col("$/h", "hourly_usd", Kind::Usd),
+    col("$/mo", "monthly_usd", Kind::Usd),
+    col("created", "created_at", Kind::Text),
+    col("deploy id", "deploy_id", Kind::Text),
+];
+
+/// A node as a listing row: every record field plus its run rate in USD.
+pub(crate) fn node_row(node: &NodeRecord, billing: &Billing) -> Value {
+    let mut row = serde_json::to_value(node).unwrap_or(Value::Null);
+    let rate = billing.run_rate_usd(node);
+    row["hourly_usd"] = json!(rate.map(|r| round(r.0, 6)));
+    row["monthly_usd"] = json!(rate.map(|r| round(r.1, 4)));
+    row
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
+    let store = open(ctx)?;
+    let filter = node_filter(ctx, f)?;
+    let billing = billing(&ctx.catalog);
+    let mut rows = Vec::new();
+    store.for_each_node(&filter, &mut |n| {
+        rows.push(node_row(&n, &billing));
+        Ok(())
+    })?;
+    render::listing(&mut stdout(), ctx.style, LIST_COLUMNS, &rows)?;
+    if rows.is_empty() && ctx.format() == crate::cli::OutputFormat::Table {
+        eprintln!("capsule: no recorded node matches — `capsule openmesh inventory --all` includes deleted ones");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------------------------ show
+
+const EVENT_COLUMNS: &[Column] = &[
+    col("time", "time", Kind::Text),
+    col("action", "action", Kind::Text),
+    col("outcome", "outcome", Kind::Text),
+    col("state", "state", Kind::Text),
+    col("message", "message", Kind::Text),
+];
+
+/// The recorded node a user names (`PROVIDER:ID`, a name, or a deploy id), or an error with a
+/// suggestion.
+pub(crate) fn find(store: &dyn Store, text: &str) -> anyhow::Result<NodeRecord> {
+    if let Some(n) = store.resolve(text)? {
+        return Ok(n);
+    }
+    let names: Vec<String> = store
+        .list_nodes(&NodeFilter {
+            include_deleted: true,
+            ..NodeFilter::default()
+        })?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    Err(unknown(
+        "node",
+        text,
+        names.iter().map(String::as_str),
+        "capsule openmesh inventory --all",
+    ))
+}
+
+fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
+    let store = open(ctx)?;
+    let node = find(store.as_ref(), text)?;
+    let events = store.events(&EventFilter {
+        deploy_id: Some(node.deploy_id.clone()),
+        ..EventFilter::default()
+    })?;
+    let timeline = store.timeline(&node.deploy_id)?;
+    let billing = billing(&ctx.catalog);
+    let row = node_row(&node, &billing);
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Value::Object(map) = &row {
+        for (k, v) in map {
+            let text = match (k.as_str(), v) {
+                ("hourly_usd" | "monthly_usd", Value::Number(n)) => {
+                    render::usd(n.as_f64().unwrap_or(0.0))
+                }
+                (_, v) => render::raw_text(v, ", "),
+            };
+            pairs.push((k.clone(), if text.is_empty() { "-".into() } else { text }));
+        }
+    }
+    pairs.push(("tag".into(), state::deploy_tag(&node.deploy_id)));
+    let transitions: Vec<String> = timeline
+        .iter()
+        .map(|t| format!("{} {}", t.since, t.state))
+        .collect();
+    pairs.push(("timeline".into(), transitions.join(", ")));
+    let mut doc = row.clone();
+    doc["tag"] = json!(state::deploy_tag(&node.deploy_id));
+    doc["timeline"] = json!(timeline);
+    doc["events"] = json!(events);
+    let mut out = stdout();
+    render::detail(&mut out, ctx.style, &pairs, &doc)?;
+    if ctx.format() == crate::cli::OutputFormat::Table && !events.is_empty() {
+        writeln!(out)?;
+        let rows: Vec<Value> = events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
+            .collect();
+        render::listing(&mut out, ctx.style, EVENT_COLUMNS, &rows)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------------------------ stats
+
+const STATS_COLUMNS: &[Column] = &[
+    col("by", "by", Kind::Text),
+    col("value", "value", Kind::Text),
+    col("nodes", "nodes", Kind::Num),
+    col("running", "running", Kind::Num),
+    col("stopped", "stopped", Kind::Num),
+    col("billable", "billable", Kind::Num),
+    col("$/h", "hourly_usd", Kind::Usd),
+    col("$/mo", "monthly_usd", Kind::Usd),
+    col("oldest", "oldest", Kind::Text),
+    col("oldest at", "oldest_at", Kind::Text),
+    col("newest", "newest", Kind::Text),
+    col("newest at", "newest_at", Kind::Text),
+];
+
+fn stats(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
+    let store = open(ctx)?;
+    let filter = node_filter(ctx, f)?;
+    let (rows, missing) = state::stats::compute(store.as_ref(), &billing(&ctx.catalog), &filter)?;
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+        .collect();
+    render::listing(&mut stdout(), ctx.style, STATS_COLUMNS, &rows)?;
+    for c in missing {
+        eprintln!(
+            "note: no USD rate for {c} in the catalog — its nodes are left out of the run rate"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------------------------ export / import
+
+fn format_of(f: FileFormat) -> Format {
+    match f {
+        FileFormat::Csv => Format::Csv,
+        FileFormat::Json => Format::Json,
+    }
+}
+
+fn export(
+    ctx: &Ctx,
+    f: &InventoryFilter,
+    file: &str,
+    format: FileFormat,
+) -> anyhow::Result<ExitCode> {
+    let store = open(ctx)?;
+    let mut filter = node_filter(ctx, f)?;
+    // An export is a backup: deleted nodes are part of it.
+    filter.include_deleted = true;
+    if file == "-" {
+        let mut out = std::io::BufWriter::new(stdout());
+        transfer::export(store.as_ref(), &filter, format_of(format), &mut out)?;
+        out.flush()?;
+    } else {
+        // Write beside the target and rename, so a failed export never leaves half a file.
+        let path = Path::new(file);
+        let tmp = path.with_file_name(format!(
+            ".{}.partial",
+            path.file_name()
+                .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned())
+        ));
+        let written = (|| -> anyhow::Result<u64> {
+            let f = std::fs::File::create(&tmp)?;
+            let mut out = std::io::BufWriter::new(f);
+            let n = transfer::export(store.as_ref(), &filter, format_of(format), &mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            Ok(n)
+        })();
+        match written {
+            Ok(n) => eprintln!("capsule: exported {n} nodes to {file}"),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.context(format!(
+                    "cannot write {file} — check the directory exists and is writable"
+                )));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every bad cell, one per line, each `FILE:ROW:COLUMN: message`.
+fn row_errors(errors: &[RowError]) -> anyhow::Error {
+    const SHOWN: usize = 20;
+    let mut lines: Vec<String> = errors.iter().take(SHOWN).map(ToString::to_string).collect();
+    if errors.len() > SHOWN {
+        lines.push(format!("… and {} more", errors.len() - SHOWN));
+    }
+    lines.push("nothing was imported — fix the rows above and import again".into());
+    bad_input(lines.join("\n"))
+}
+
+fn import(
+    ctx: &Ctx,
+    file: &Path,
+    format: Option<FileFormat>,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let label = file.display().to_string();
+    let format = match format {
+        Some(f) => format_of(f),
+        None if file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json")) =>
+        {
+            Format::Json
+        }
+        None => Format::Csv,
+    };
+    let mut input: Box<dyn Read> = if label == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(file)
+                .map_err(|e| bad_input(format!("cannot read {label}: {e} — check the path")))?,
+        )
+    };
+    let providers: Vec<String> = ctx
+        .catalog
+        .providers
+        .iter()
+        .map(|p| p.id().to_string())
+        .collect();
+    let parsed =
+        transfer::parse(&mut input, &label, format, &providers).map_err(|e| row_errors(&e))?;
+    let rows: Vec<NodeRecord> = parsed.iter().map(|(_, n)| n.clone()).collect();
+    let store = open(ctx)?;
+    let report = store.import_nodes(&rows, dry_run)?;
+    if !report.conflicts.is_empty() {
+        let errors: Vec<RowError> = report
+            .conflicts
+            .iter()
+            .map(|(i, column, message)| RowError {
+                file: label.clone(),
+                row: parsed[*i].0,
+                column: column.to_string(),
+                message: message.clone(),
+            })
+            .collect();
+        return Err(row_errors(&errors));
+    }
+    let pairs = vec![
+        ("file".to_string(), label.clone()),
+        ("rows".to_string(), report.rows.to_string()),
+        ("added".to_string(), report.added.to_string()),
+        ("updated".to_string(), report.updated.to_string()),
+        ("unchanged".to_string(), report.unchanged.to_string()),
+        (
+            "dry run".to_string(),
+            if dry_run {
+                "yes — nothing was written"
+            } else {
+                "no"
+            }
+            .to_string(),
+        ),
+    ];
+    let doc = json!({
+        "file": label,
+        "rows": report.rows,
+        "added": report.added,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "dry_run": dry_run,
+    });
+    render::detail(&mut stdout(), ctx.style, &pairs, &doc)?;
+    Ok(ExitCode::SUCCESS)
 }

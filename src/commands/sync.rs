@@ -1,8 +1,218 @@
-//! `sync` (being written).
+//! `sync`: compare the inventory with each provider's live list of capsule-tagged nodes and
+//! report orphans, ghosts and drift; update drift, `--adopt` orphans, `--forget` ghosts.
+//!
+//! The comparison and its application are `state::reconcile`; this file fetches the lists
+//! through the driver, looks adopted nodes' prices up in the catalog, and renders the findings.
+//! Providers without credentials are skipped with a note (a failure when named with
+//! `--provider`); a provider whose list fails is reported and the others are still synced
+//! (exit 1).
+
+use super::stdout;
+use crate::catalog::ProviderEntry;
 use crate::cli::SyncArgs;
 use crate::context::Ctx;
+use crate::driver::Node;
+use crate::render::{self, col, Column, Kind};
+use crate::state::reconcile::{self, Applied, LiveNode};
+use crate::state::{self, Action, NewNode, NodeFilter, NodeStatus, Outcome, Store};
+use serde_json::{json, Value};
 use std::process::ExitCode;
 
-pub fn run(_ctx: &Ctx, _args: &SyncArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`sync` is not implemented in this build")
+const COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("finding", "finding", Kind::Text),
+    col("node", "name", Kind::Text),
+    col("deploy id", "deploy_id", Kind::Text),
+    col("provider id", "provider_id", Kind::Text),
+    col("detail", "detail", Kind::Text),
+    col("action", "action", Kind::Text),
+];
+
+/// The driver's node as sync compares it.
+fn live_node(n: &Node) -> LiveNode {
+    LiveNode {
+        provider: n.provider.clone(),
+        id: n.id.clone(),
+        name: n.name.clone(),
+        region: n.region.clone(),
+        plan: n.plan.clone(),
+        status: NodeStatus::parse(n.state.as_str()),
+        raw_status: n.raw_status.clone(),
+        ipv4: n.ipv4.clone(),
+        created_at: n.created_at.clone(),
+        tag: n.tag.clone(),
+        api_variant: n.variant.clone(),
+    }
+}
+
+/// The record an orphan becomes: its template found by plan in the catalog, priced as the
+/// catalog prices it today (the deploy-time price is not known).
+fn adopt_as(provider: &ProviderEntry, ctx: &Ctx, o: &LiveNode) -> NewNode {
+    let region = provider.region_slug_for_api_id(&o.region).to_string();
+    let template = ctx
+        .catalog
+        .templates_of(provider.id())
+        .find(|t| t.plan.eq_ignore_ascii_case(&o.plan));
+    let deploy_id = o
+        .deploy_id()
+        .map_or_else(|| format!("adopted-{}", o.id), str::to_string);
+    let name = if o.name.trim().is_empty() {
+        format!("{}-{}", provider.id(), o.id)
+    } else {
+        o.name.clone()
+    };
+    NewNode {
+        group_id: deploy_id.clone(),
+        deploy_id,
+        name,
+        provider: provider.id().to_string(),
+        template: template.map_or_else(|| o.plan.clone(), |t| t.id.clone()),
+        plan: o.plan.clone(),
+        region: region.clone(),
+        api_variant: o.api_variant.clone(),
+        price_hourly: template.map_or(0.0, |t| t.hourly_in(&region)),
+        price_monthly: template.map_or(0.0, |t| t.monthly_in(&region)),
+        currency: provider.currency().to_string(),
+        prices_as_of: provider.meta.prices_as_of.clone(),
+    }
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn row(a: &Applied) -> Value {
+    json!({
+        "provider": a.provider,
+        "finding": a.finding,
+        "name": a.name,
+        "deploy_id": a.deploy_id,
+        "provider_id": a.provider_id,
+        "detail": a.detail,
+        "action": a.action,
+    })
+}
+
+fn failure_row(provider: &str, message: &str) -> Value {
+    json!({
+        "provider": provider,
+        "finding": "failed",
+        "name": null,
+        "deploy_id": null,
+        "provider_id": null,
+        "detail": message,
+        "action": "not synced",
+    })
+}
+
+pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
+    let explicit = !args.providers.is_empty();
+    let providers: Vec<&ProviderEntry> = if explicit {
+        args.providers
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(|p| ctx.provider(p.trim()))
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        ctx.catalog.providers.iter().collect()
+    };
+    let store = state::open(&ctx.home)?;
+    let runtime = ctx.runtime()?;
+    let mut rows: Vec<Value> = Vec::new();
+    let mut failed = false;
+    let mut synced = 0;
+    for p in providers {
+        let id = p.id();
+        if crate::credentials::configured(&ctx.home, p)? == "no" {
+            let msg = format!(
+                "no credentials — configure them with `capsule openmesh provider configure {id}`"
+            );
+            if explicit {
+                eprintln!("capsule: {id}: {msg}");
+                rows.push(failure_row(id, &msg));
+                failed = true;
+            } else {
+                eprintln!("note: {id}: skipped, {msg}");
+            }
+            continue;
+        }
+        let listed = ctx
+            .driver(id)
+            .and_then(|d| runtime.block_on(d.list(false)).map_err(anyhow::Error::from));
+        let live = match listed {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                let msg = one_line(&e);
+                eprintln!("capsule: {id}: listing failed: {msg}");
+                rows.push(failure_row(id, &msg));
+                let _ = store.record_action(
+                    None,
+                    Action::Sync,
+                    Outcome::Failed,
+                    &format!("{id}: {msg}"),
+                );
+                failed = true;
+                continue;
+            }
+        };
+        let applied = sync_provider(store.as_ref(), ctx, p, &live, args)?;
+        rows.extend(applied.iter().map(row));
+        synced += 1;
+    }
+    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
+    if synced == 0 && !failed {
+        eprintln!("capsule: no provider has credentials — nothing to sync");
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Reconcile one provider and write the result; prints its summary line to stderr.
+fn sync_provider(
+    store: &dyn Store,
+    ctx: &Ctx,
+    p: &ProviderEntry,
+    live: &[Node],
+    args: &SyncArgs,
+) -> anyhow::Result<Vec<Applied>> {
+    let id = p.id();
+    let live: Vec<LiveNode> = live.iter().map(live_node).collect();
+    let records = store.list_nodes(&NodeFilter {
+        providers: vec![id.to_string()],
+        include_deleted: true,
+        ..NodeFilter::default()
+    })?;
+    let plan = reconcile::reconcile(id, &records, &live);
+    let applied = reconcile::apply(store, &plan, args.adopt, args.forget, &|o| {
+        adopt_as(p, ctx, o)
+    })?;
+    let mut summary = format!(
+        "{id}: {} in sync, {} drifted (updated), {} orphan{}, {} ghost{}",
+        plan.in_sync.len(),
+        plan.drift.len(),
+        plan.orphans.len(),
+        if plan.orphans.len() == 1 { "" } else { "s" },
+        plan.ghosts.len(),
+        if plan.ghosts.len() == 1 { "" } else { "s" },
+    );
+    if !plan.orphans.is_empty() && !args.adopt {
+        summary.push_str("; --adopt records orphans");
+    }
+    if !plan.ghosts.is_empty() && !args.forget {
+        summary.push_str("; --forget marks ghosts deleted");
+    }
+    store.record_action(None, Action::Sync, Outcome::Ok, &summary)?;
+    eprintln!("note: {summary}");
+    Ok(applied)
 }

@@ -35,7 +35,10 @@ pub struct BillingRule {
 
 impl Default for BillingRule {
     fn default() -> Self {
-        BillingRule { billed_when_stopped: true, monthly_cap_hours: 0.0 }
+        BillingRule {
+            billed_when_stopped: true,
+            monthly_cap_hours: 0.0,
+        }
     }
 }
 
@@ -77,8 +80,16 @@ impl Billing {
     /// A node's hourly and monthly run rate in USD (monthly = its capped month).
     pub fn run_rate_usd(&self, node: &NodeRecord) -> Option<(f64, f64)> {
         let rate = self.usd_rate(&node.currency)?;
-        let cap = month_cap(node.price_hourly, node.price_monthly, self.rule(&node.provider).monthly_cap_hours);
-        let monthly = if cap.is_finite() { cap } else { node.price_hourly * 730.0 };
+        let cap = month_cap(
+            node.price_hourly,
+            node.price_monthly,
+            self.rule(&node.provider).monthly_cap_hours,
+        );
+        let monthly = if cap.is_finite() {
+            cap
+        } else {
+            node.price_hourly * 730.0
+        };
         Some((node.price_hourly * rate, monthly * rate))
     }
 }
@@ -86,8 +97,16 @@ impl Billing {
 /// The most a node is charged for one calendar month: see the module docs. `f64::INFINITY`
 /// when there is no cap.
 pub fn month_cap(hourly: f64, monthly: f64, cap_hours: f64) -> f64 {
-    let by_hours = if cap_hours > 0.0 { hourly * cap_hours } else { f64::INFINITY };
-    let by_price = if monthly > 0.0 { monthly } else { f64::INFINITY };
+    let by_hours = if cap_hours > 0.0 {
+        hourly * cap_hours
+    } else {
+        f64::INFINITY
+    };
+    let by_price = if monthly > 0.0 {
+        monthly
+    } else {
+        f64::INFINITY
+    };
     by_hours.min(by_price)
 }
 
@@ -142,11 +161,17 @@ pub fn node_cost(
         out.hours += inside;
         out.cost += charge(before + inside) - charge(*before);
     }
-    let billable_now = timeline.last().is_some_and(|&(s, t)| t <= now && s.is_billable(rule.billed_when_stopped));
+    let billable_now = timeline
+        .last()
+        .is_some_and(|&(s, t)| t <= now && s.is_billable(rule.billed_when_stopped));
     let (ms, me) = time::month_bounds(now);
     let so_far = months.get(&ms).map_or(0.0, |m| m.2);
     out.month_to_date = charge(so_far);
-    out.projected_month = if billable_now { charge(so_far + (me - now) as f64 / 3600.0) } else { out.month_to_date };
+    out.projected_month = if billable_now {
+        charge(so_far + (me - now) as f64 / 3600.0)
+    } else {
+        out.month_to_date
+    };
     out.billable_now = billable_now;
     out
 }
@@ -228,61 +253,91 @@ fn round(v: f64, digits: i32) -> f64 {
 }
 
 /// Cost by `by` over `[since, until)` (Unix seconds), with the current month's projection.
-pub fn report(store: &dyn Store, billing: &Billing, filter: &NodeFilter, by: GroupBy, since: i64, until: i64, now: i64) -> anyhow::Result<CostReport> {
+pub fn report(
+    store: &dyn Store,
+    billing: &Billing,
+    filter: &NodeFilter,
+    by: GroupBy,
+    since: i64,
+    until: i64,
+    now: i64,
+) -> anyhow::Result<CostReport> {
     let mut groups: BTreeMap<(String, String, String), CostRow> = BTreeMap::new();
     let mut points: Vec<(NodeStatus, i64)> = Vec::new();
     let mut filter = filter.clone();
     filter.include_deleted = true;
-    store.for_each_timeline(&filter, &mut |node: &NodeRecord, timeline: &[Transition]| {
-        points.clear();
-        points.extend(timeline.iter().filter_map(|t| time::unix(&t.since).map(|u| (t.state, u))));
-        if points.is_empty() {
-            return Ok(());
-        }
-        let rule = billing.rule(&node.provider);
-        let c = node_cost(&points, node.price_hourly, node.price_monthly, rule, (since, until), now);
-        if c.hours <= 0.0 && c.projected_month <= 0.0 {
-            return Ok(());
-        }
-        let (group, deploy_id, provider) = match by {
-            GroupBy::Provider => (node.provider.clone(), None, None),
-            GroupBy::Region => (node.region.clone(), None, Some(node.provider.clone())),
-            GroupBy::Template => (node.template.clone(), None, Some(node.provider.clone())),
-            GroupBy::Node => (node.name.clone(), Some(node.deploy_id.clone()), Some(node.provider.clone())),
-        };
-        let key = (group.clone(), deploy_id.clone().or(provider.clone()).unwrap_or_default(), node.currency.clone());
-        let row = groups.entry(key).or_insert_with(|| CostRow {
-            group,
-            deploy_id,
-            provider,
-            currency: node.currency.clone(),
-            nodes: 0,
-            running_now: 0,
-            hours: 0.0,
-            cost: 0.0,
-            cost_usd: None,
-            month_to_date_usd: None,
-            projected_month_usd: None,
-        });
-        if c.hours > 0.0 {
-            row.nodes += 1;
-        }
-        if c.billable_now && node.is_live() {
-            row.running_now += 1;
-        }
-        row.hours += c.hours;
-        row.cost += c.cost;
-        let rate = billing.usd_rate(&node.currency);
-        let add = |slot: &mut Option<f64>, v: f64| {
-            if let Some(r) = rate {
-                *slot = Some(slot.unwrap_or(0.0) + v * r);
+    store.for_each_timeline(
+        &filter,
+        &mut |node: &NodeRecord, timeline: &[Transition]| {
+            points.clear();
+            points.extend(
+                timeline
+                    .iter()
+                    .filter_map(|t| time::unix(&t.since).map(|u| (t.state, u))),
+            );
+            if points.is_empty() {
+                return Ok(());
             }
-        };
-        add(&mut row.cost_usd, c.cost);
-        add(&mut row.month_to_date_usd, c.month_to_date);
-        add(&mut row.projected_month_usd, c.projected_month);
-        Ok(())
-    })?;
+            let rule = billing.rule(&node.provider);
+            let c = node_cost(
+                &points,
+                node.price_hourly,
+                node.price_monthly,
+                rule,
+                (since, until),
+                now,
+            );
+            if c.hours <= 0.0 && c.projected_month <= 0.0 {
+                return Ok(());
+            }
+            let (group, deploy_id, provider) = match by {
+                GroupBy::Provider => (node.provider.clone(), None, None),
+                GroupBy::Region => (node.region.clone(), None, Some(node.provider.clone())),
+                GroupBy::Template => (node.template.clone(), None, Some(node.provider.clone())),
+                GroupBy::Node => (
+                    node.name.clone(),
+                    Some(node.deploy_id.clone()),
+                    Some(node.provider.clone()),
+                ),
+            };
+            let key = (
+                group.clone(),
+                deploy_id.clone().or(provider.clone()).unwrap_or_default(),
+                node.currency.clone(),
+            );
+            let row = groups.entry(key).or_insert_with(|| CostRow {
+                group,
+                deploy_id,
+                provider,
+                currency: node.currency.clone(),
+                nodes: 0,
+                running_now: 0,
+                hours: 0.0,
+                cost: 0.0,
+                cost_usd: None,
+                month_to_date_usd: None,
+                projected_month_usd: None,
+            });
+            if c.hours > 0.0 {
+                row.nodes += 1;
+            }
+            if c.billable_now && node.is_live() {
+                row.running_now += 1;
+            }
+            row.hours += c.hours;
+            row.cost += c.cost;
+            let rate = billing.usd_rate(&node.currency);
+            let add = |slot: &mut Option<f64>, v: f64| {
+                if let Some(r) = rate {
+                    *slot = Some(slot.unwrap_or(0.0) + v * r);
+                }
+            };
+            add(&mut row.cost_usd, c.cost);
+            add(&mut row.month_to_date_usd, c.month_to_date);
+            add(&mut row.projected_month_usd, c.projected_month);
+            Ok(())
+        },
+    )?;
     let mut missing: Vec<String> = Vec::new();
     let mut rows: Vec<CostRow> = groups.into_values().collect();
     let (mut total, mut mtd, mut proj) = (0.0, 0.0, 0.0);
@@ -323,7 +378,10 @@ mod tests {
     }
 
     const ALWAYS: (i64, i64) = (i64::MIN, i64::MAX);
-    const RULE: BillingRule = BillingRule { billed_when_stopped: true, monthly_cap_hours: 0.0 };
+    const RULE: BillingRule = BillingRule {
+        billed_when_stopped: true,
+        monthly_cap_hours: 0.0,
+    };
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-9, "{a} != {b}");
@@ -332,7 +390,10 @@ mod tests {
     #[test]
     fn hours_times_price_without_cap() {
         // 10 h running at 0.5/h = 5.00.
-        let tl = [(Running, t("2024-05-01T00:00:00Z")), (Deleted, t("2024-05-01T10:00:00Z"))];
+        let tl = [
+            (Running, t("2024-05-01T00:00:00Z")),
+            (Deleted, t("2024-05-01T10:00:00Z")),
+        ];
         let c = node_cost(&tl, 0.5, 0.0, RULE, ALWAYS, t("2024-06-15T00:00:00Z"));
         close(c.hours, 10.0);
         close(c.cost, 5.0);
@@ -361,7 +422,10 @@ mod tests {
         ];
         let now = t("2024-05-03T00:00:00Z");
         close(node_cost(&tl, 0.25, 0.0, RULE, ALWAYS, now).cost, 2.5);
-        let free = BillingRule { billed_when_stopped: false, monthly_cap_hours: 0.0 };
+        let free = BillingRule {
+            billed_when_stopped: false,
+            monthly_cap_hours: 0.0,
+        };
         close(node_cost(&tl, 0.25, 0.0, free, ALWAYS, now).cost, 1.0);
     }
 
@@ -372,7 +436,10 @@ mod tests {
         //   February: 29 d × 24 = 696 h → 6.96, capped at 5.00
         //   March:     4 d × 24 =  96 h → 0.96
         //   total 8.84 over 1080 h.
-        let tl = [(Running, t("2024-01-20T00:00:00Z")), (Deleted, t("2024-03-05T00:00:00Z"))];
+        let tl = [
+            (Running, t("2024-01-20T00:00:00Z")),
+            (Deleted, t("2024-03-05T00:00:00Z")),
+        ];
         let c = node_cost(&tl, 0.01, 5.0, RULE, ALWAYS, t("2024-04-01T00:00:00Z"));
         close(c.hours, 1080.0);
         close(c.cost, 8.84);
@@ -381,8 +448,14 @@ mod tests {
     #[test]
     fn cap_hours_cap_below_the_monthly_price() {
         // 672-hour cap at 0.01/h: cap = min(6.72, 7.30) = 6.72. All of March 2024 = 744 h → 6.72.
-        let rule = BillingRule { billed_when_stopped: true, monthly_cap_hours: 672.0 };
-        let tl = [(Running, t("2024-03-01T00:00:00Z")), (Deleted, t("2024-04-01T00:00:00Z"))];
+        let rule = BillingRule {
+            billed_when_stopped: true,
+            monthly_cap_hours: 672.0,
+        };
+        let tl = [
+            (Running, t("2024-03-01T00:00:00Z")),
+            (Deleted, t("2024-04-01T00:00:00Z")),
+        ];
         let c = node_cost(&tl, 0.01, 7.30, rule, ALWAYS, t("2024-05-01T00:00:00Z"));
         close(c.cost, 6.72);
         close(month_cap(0.01, 7.30, 672.0), 6.72);
@@ -395,7 +468,10 @@ mod tests {
         // Running all February 2024 (696 h) at 0.01/h with a 5.00 cap: the cap is reached after
         // 500 h, i.e. 2024-02-21T20:00Z. A window from 2024-02-15 gets what accrued after it:
         //   hours before 2024-02-15 = 336 → 3.36; by the end 5.00 → window charge 1.64.
-        let tl = [(Running, t("2024-02-01T00:00:00Z")), (Deleted, t("2024-03-02T00:00:00Z"))];
+        let tl = [
+            (Running, t("2024-02-01T00:00:00Z")),
+            (Deleted, t("2024-03-02T00:00:00Z")),
+        ];
         let now = t("2024-04-01T00:00:00Z");
         let feb1 = t("2024-02-01T00:00:00Z");
         let feb15 = t("2024-02-15T00:00:00Z");
@@ -422,8 +498,14 @@ mod tests {
         close(c.month_to_date, 2.40);
         close(c.projected_month, 5.0);
         // A stopped node where stopping is free: projection = month to date.
-        let tl = [(Running, t("2024-04-01T00:00:00Z")), (Stopped, t("2024-04-02T00:00:00Z"))];
-        let free = BillingRule { billed_when_stopped: false, monthly_cap_hours: 0.0 };
+        let tl = [
+            (Running, t("2024-04-01T00:00:00Z")),
+            (Stopped, t("2024-04-02T00:00:00Z")),
+        ];
+        let free = BillingRule {
+            billed_when_stopped: false,
+            monthly_cap_hours: 0.0,
+        };
         let c = node_cost(&tl, 0.01, 5.0, free, ALWAYS, now);
         close(c.month_to_date, 0.24);
         close(c.projected_month, 0.24);

@@ -68,13 +68,24 @@ pub trait Store {
     /// Record a failed create: status `error` and a `deploy failed` event with `message`.
     /// [`Failure::Rejected`] (the provider provably created nothing) also takes the node out of
     /// the live set so its name is free; [`Failure::InDoubt`] leaves it live for `sync`.
-    fn record_failed(&self, deploy_id: &str, message: &str, failure: Failure) -> anyhow::Result<NodeRecord>;
+    fn record_failed(
+        &self,
+        deploy_id: &str,
+        message: &str,
+        failure: Failure,
+    ) -> anyhow::Result<NodeRecord>;
 
     /// Record a fresh look at a node. Changes to status (a new timeline entry; `deleted` takes it
     /// out of the live set), IP, plan or provider id are written with one `action ok` event
     /// naming them, prefixed by `message` when not empty; nothing changed, nothing written
     /// (a changed raw status alone is updated silently).
-    fn record_observation(&self, deploy_id: &str, obs: &Observation, action: Action, message: &str) -> anyhow::Result<StatusChange>;
+    fn record_observation(
+        &self,
+        deploy_id: &str,
+        obs: &Observation,
+        action: Action,
+        message: &str,
+    ) -> anyhow::Result<StatusChange>;
 
     /// Shorthand for [`Store::record_observation`] with a status, raw status and optional IPv4
     /// (`None` leaves the recorded address as is).
@@ -97,7 +108,13 @@ pub trait Store {
 
     /// Add an event (`stop started`, `delete failed: …`). `deploy_id` must be recorded when
     /// given; `None` is for events about no recorded node.
-    fn record_action(&self, deploy_id: Option<&str>, action: Action, outcome: Outcome, message: &str) -> anyhow::Result<()>;
+    fn record_action(
+        &self,
+        deploy_id: Option<&str>,
+        action: Action,
+        outcome: Outcome,
+        message: &str,
+    ) -> anyhow::Result<()>;
 
     /// Record a node found at the provider (tagged by capsule) that the store lacks
     /// (`sync --adopt`): intent and creation in one transaction, billed from its creation time.
@@ -105,7 +122,10 @@ pub trait Store {
 
     /// Mark a node the provider no longer has as deleted (`sync --forget`).
     fn forget(&self, deploy_id: &str, message: &str) -> anyhow::Result<StatusChange> {
-        let obs = Observation { status: Some(NodeStatus::Deleted), ..Observation::default() };
+        let obs = Observation {
+            status: Some(NodeStatus::Deleted),
+            ..Observation::default()
+        };
         self.record_observation(deploy_id, &obs, Action::Forget, message)
     }
 
@@ -125,13 +145,21 @@ pub trait Store {
     fn node_by_name(&self, name: &str) -> anyhow::Result<Option<NodeRecord>>;
 
     /// The node with this provider id (live first).
-    fn node_by_provider_id(&self, provider: &str, provider_id: &str) -> anyhow::Result<Option<NodeRecord>>;
+    fn node_by_provider_id(
+        &self,
+        provider: &str,
+        provider_id: &str,
+    ) -> anyhow::Result<Option<NodeRecord>>;
 
     /// The nodes of a fleet (`deploy --resume GROUP`), in deploy order.
     fn nodes_in_group(&self, group_id: &str) -> anyhow::Result<Vec<NodeRecord>>;
 
     /// Stream nodes in export order (recorded time, then deploy id); memory stays flat.
-    fn for_each_node(&self, filter: &NodeFilter, f: &mut dyn FnMut(NodeRecord) -> anyhow::Result<()>) -> anyhow::Result<()>;
+    fn for_each_node(
+        &self,
+        filter: &NodeFilter,
+        f: &mut dyn FnMut(NodeRecord) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
 
     /// Stream nodes with their status timelines (oldest transition first), for cost reports.
     fn for_each_timeline(

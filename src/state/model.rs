@@ -47,7 +47,9 @@ impl NodeStatus {
 
     /// The status named by `text` (case-insensitive).
     pub fn parse(text: &str) -> Option<NodeStatus> {
-        NodeStatus::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+        NodeStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
     }
 
     /// Whether the provider bills a node in this status.
@@ -122,7 +124,9 @@ impl NodeRecord {
 
     /// `PROVIDER:ID` when the provider id is known.
     pub fn provider_ref(&self) -> Option<String> {
-        self.provider_id.as_ref().map(|id| format!("{}:{}", self.provider, id))
+        self.provider_id
+            .as_ref()
+            .map(|id| format!("{}:{}", self.provider, id))
     }
 
     /// A status timeline rebuilt from the record's timestamps, for nodes that arrive without one
@@ -138,7 +142,12 @@ impl NodeRecord {
         if !created || self.status == NodeStatus::Creating {
             points.push((self.recorded_at.clone(), NodeStatus::Creating));
         } else {
-            points.push((self.created_at.clone().unwrap_or_else(|| self.recorded_at.clone()), NodeStatus::Pending));
+            points.push((
+                self.created_at
+                    .clone()
+                    .unwrap_or_else(|| self.recorded_at.clone()),
+                NodeStatus::Pending,
+            ));
             if let Some(t) = &self.started_at {
                 points.push((t.clone(), NodeStatus::Running));
             }
@@ -146,22 +155,35 @@ impl NodeRecord {
                 points.push((t.clone(), NodeStatus::Stopped));
             }
             if let Some(t) = &self.deleted_at {
-                let end = if self.status == NodeStatus::Error { NodeStatus::Error } else { NodeStatus::Deleted };
+                let end = if self.status == NodeStatus::Error {
+                    NodeStatus::Error
+                } else {
+                    NodeStatus::Deleted
+                };
                 points.push((t.clone(), end));
             }
             // Fixed-width UTC timestamps sort as text; the sort is stable for equal times.
             points.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        let last_time = points.iter().map(|p| p.0.as_str()).max().unwrap_or("").to_string();
+        let last_time = points
+            .iter()
+            .map(|p| p.0.as_str())
+            .max()
+            .unwrap_or("")
+            .to_string();
         if points.last().map(|p| p.1) != Some(self.status) {
             points.push((last_time.max(self.updated_at.clone()), self.status));
         }
         let mut out: Vec<Transition> = Vec::with_capacity(points.len());
         for (since, state) in points {
-            if out.last().map(|t| t.state) != Some(state) {
-                out.push(Transition { state, since });
+            match out.last_mut() {
+                // Two statuses at one instant: only the later one lasted.
+                Some(last) if last.since == since => last.state = state,
+                Some(last) if last.state == state => {}
+                _ => out.push(Transition { state, since }),
             }
         }
+        out.dedup_by(|b, a| a.state == b.state);
         out
     }
 }
@@ -304,7 +326,9 @@ impl Outcome {
     }
 
     pub fn parse(text: &str) -> Option<Outcome> {
-        [Outcome::Started, Outcome::Ok, Outcome::Failed].into_iter().find(|o| o.as_str() == text)
+        [Outcome::Started, Outcome::Ok, Outcome::Failed]
+            .into_iter()
+            .find(|o| o.as_str() == text)
     }
 }
 
@@ -354,7 +378,9 @@ impl NodeFilter {
     /// Whether a node passes the parts of the filter a backend may not evaluate itself (the
     /// name glob); backends apply the rest in their query.
     pub fn matches_name(&self, node: &NodeRecord) -> bool {
-        self.name_glob.as_ref().is_none_or(|g| g.is_match(&node.name))
+        self.name_glob
+            .as_ref()
+            .is_none_or(|g| g.is_match(&node.name))
     }
 }
 

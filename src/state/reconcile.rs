@@ -69,8 +69,15 @@ pub struct SyncPlan {
 /// list). Live nodes the provider reports as deleted count as absent; untagged live nodes that
 /// no record knows are not capsule's and are ignored.
 pub fn reconcile(provider: &str, records: &[NodeRecord], live: &[LiveNode]) -> SyncPlan {
-    let mut plan = SyncPlan { provider: provider.to_string(), ..SyncPlan::default() };
-    let by_deploy: HashMap<&str, usize> = records.iter().enumerate().map(|(i, r)| (r.deploy_id.as_str(), i)).collect();
+    let mut plan = SyncPlan {
+        provider: provider.to_string(),
+        ..SyncPlan::default()
+    };
+    let by_deploy: HashMap<&str, usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.deploy_id.as_str(), i))
+        .collect();
     let mut by_pid: HashMap<&str, usize> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
         if let Some(pid) = r.provider_id.as_deref() {
@@ -81,8 +88,15 @@ pub fn reconcile(provider: &str, records: &[NodeRecord], live: &[LiveNode]) -> S
         }
     }
     let mut matched: HashSet<usize> = HashSet::new();
-    for node in live.iter().filter(|n| n.status != Some(NodeStatus::Deleted)) {
-        let hit = node.deploy_id().and_then(|d| by_deploy.get(d)).or_else(|| by_pid.get(node.id.as_str())).copied();
+    for node in live
+        .iter()
+        .filter(|n| n.status != Some(NodeStatus::Deleted))
+    {
+        let hit = node
+            .deploy_id()
+            .and_then(|d| by_deploy.get(d))
+            .or_else(|| by_pid.get(node.id.as_str()))
+            .copied();
         match hit {
             Some(i) if matched.insert(i) => {
                 let record = &records[i];
@@ -90,7 +104,11 @@ pub fn reconcile(provider: &str, records: &[NodeRecord], live: &[LiveNode]) -> S
                 if changes.is_empty() {
                     plan.in_sync.push(record.clone());
                 } else {
-                    plan.drift.push(Drift { record: record.clone(), live: node.clone(), changes });
+                    plan.drift.push(Drift {
+                        record: record.clone(),
+                        live: node.clone(),
+                        changes,
+                    });
                 }
             }
             // A second live node claiming a matched record's tag is an orphan of its own.
@@ -113,8 +131,16 @@ pub fn reconcile(provider: &str, records: &[NodeRecord], live: &[LiveNode]) -> S
                 plan: r.plan.clone(),
                 ..LiveNode::default()
             };
-            let changes = vec![FieldChange { field: "status", recorded: Some(r.status.to_string()), live: Some("deleted".into()) }];
-            plan.drift.push(Drift { record: r.clone(), live: gone, changes });
+            let changes = vec![FieldChange {
+                field: "status",
+                recorded: Some(r.status.to_string()),
+                live: Some("deleted".into()),
+            }];
+            plan.drift.push(Drift {
+                record: r.clone(),
+                live: gone,
+                changes,
+            });
         } else {
             plan.ghosts.push(r.clone());
         }
@@ -125,7 +151,11 @@ pub fn reconcile(provider: &str, records: &[NodeRecord], live: &[LiveNode]) -> S
 fn differences(r: &NodeRecord, n: &LiveNode) -> Vec<FieldChange> {
     let mut out = Vec::new();
     let mut diff = |field: &'static str, recorded: Option<&str>, live: Option<&str>| {
-        out.push(FieldChange { field, recorded: recorded.map(str::to_string), live: live.map(str::to_string) });
+        out.push(FieldChange {
+            field,
+            recorded: recorded.map(str::to_string),
+            live: live.map(str::to_string),
+        });
     };
     if let Some(s) = n.status {
         if s != r.status {
@@ -186,10 +216,18 @@ pub fn apply(
         let detail = d
             .changes
             .iter()
-            .map(|c| format!("{} {} → {}", c.field, c.recorded.as_deref().unwrap_or("-"), c.live.as_deref().unwrap_or("-")))
+            .map(|c| {
+                format!(
+                    "{} {} → {}",
+                    c.field,
+                    c.recorded.as_deref().unwrap_or("-"),
+                    c.live.as_deref().unwrap_or("-")
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ");
-        let action = match store.record_observation(&d.record.deploy_id, &obs, Action::Sync, "sync") {
+        let action = match store.record_observation(&d.record.deploy_id, &obs, Action::Sync, "sync")
+        {
             Ok(_) => "updated".to_string(),
             Err(e) => format!("failed: {e}"),
         };
@@ -226,13 +264,17 @@ pub fn apply(
             name: new.name.clone(),
             deploy_id: o.deploy_id().map(str::to_string),
             provider_id: Some(o.id.clone()),
-            detail: format!("tagged by capsule at the provider ({}), not in the inventory", o.status.map_or("unknown", |s| s.as_str())),
+            detail: format!(
+                "tagged by capsule at the provider ({}), not in the inventory",
+                o.status.map_or("unknown", |s| s.as_str())
+            ),
             action,
         });
     }
     let now = time::now_unix();
     for g in &plan.ghosts {
-        let in_flight = g.status == NodeStatus::Creating && time::unix(&g.recorded_at).is_some_and(|t| now - t < IN_FLIGHT_SECS);
+        let in_flight = g.status == NodeStatus::Creating
+            && time::unix(&g.recorded_at).is_some_and(|t| now - t < IN_FLIGHT_SECS);
         let action = if !forget {
             "reported".to_string()
         } else if in_flight {
@@ -282,7 +324,11 @@ mod tests {
             created_at: None,
             started_at: None,
             stopped_at: None,
-            deleted_at: if status == NodeStatus::Deleted { Some("2024-05-02T00:00:00Z".into()) } else { None },
+            deleted_at: if status == NodeStatus::Deleted {
+                Some("2024-05-02T00:00:00Z".into())
+            } else {
+                None
+            },
             updated_at: "2024-05-01T00:00:00Z".into(),
         }
     }
@@ -307,9 +353,9 @@ mod tests {
             rec("a1", Some("100"), Running, Some("10.0.0.1")), // in sync
             rec("b2", Some("200"), Running, Some("10.0.0.2")), // stopped at the provider: drift
             rec("c3", Some("300"), Running, None),             // gone: ghost
-            rec("d4", None, Creating, None),                   // killed before the answer, exists: drift
-            rec("e5", Some("500"), Deleted, None),             // deleted and gone: nothing
-            rec("f6", Some("600"), Deleting, None),            // deletion finished: drift to deleted
+            rec("d4", None, Creating, None), // killed before the answer, exists: drift
+            rec("e5", Some("500"), Deleted, None), // deleted and gone: nothing
+            rec("f6", Some("600"), Deleting, None), // deletion finished: drift to deleted
         ];
         let live = [
             live("100", Some("capsule-a1"), Running, Some("10.0.0.1")),
@@ -320,18 +366,55 @@ mod tests {
             live("900", Some("capsule-yy"), Deleted, None), // deleted at the provider: ignored
         ];
         let plan = reconcile("acme", &records, &live);
-        assert_eq!(plan.in_sync.iter().map(|r| r.deploy_id.as_str()).collect::<Vec<_>>(), ["a1"]);
-        assert_eq!(plan.orphans.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["700"]);
-        assert_eq!(plan.ghosts.iter().map(|r| r.deploy_id.as_str()).collect::<Vec<_>>(), ["c3"]);
-        let drift: Vec<(&str, Vec<&str>)> =
-            plan.drift.iter().map(|d| (d.record.deploy_id.as_str(), d.changes.iter().map(|c| c.field).collect())).collect();
-        assert_eq!(drift, [("b2", vec!["status"]), ("d4", vec!["status", "ipv4", "provider_id"]), ("f6", vec!["status"])]);
+        assert_eq!(
+            plan.in_sync
+                .iter()
+                .map(|r| r.deploy_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a1"]
+        );
+        assert_eq!(
+            plan.orphans
+                .iter()
+                .map(|n| n.id.as_str())
+                .collect::<Vec<_>>(),
+            ["700"]
+        );
+        assert_eq!(
+            plan.ghosts
+                .iter()
+                .map(|r| r.deploy_id.as_str())
+                .collect::<Vec<_>>(),
+            ["c3"]
+        );
+        let drift: Vec<(&str, Vec<&str>)> = plan
+            .drift
+            .iter()
+            .map(|d| {
+                (
+                    d.record.deploy_id.as_str(),
+                    d.changes.iter().map(|c| c.field).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            drift,
+            [
+                ("b2", vec!["status"]),
+                ("d4", vec!["status", "ipv4", "provider_id"]),
+                ("f6", vec!["status"])
+            ]
+        );
     }
 
     #[test]
     fn matches_by_provider_id_when_untagged() {
         let records = [rec("a1", Some("100"), NodeStatus::Running, None)];
-        let plan = reconcile("acme", &records, &[live("100", None, NodeStatus::Running, None)]);
+        let plan = reconcile(
+            "acme",
+            &records,
+            &[live("100", None, NodeStatus::Running, None)],
+        );
         assert_eq!(plan.in_sync.len(), 1);
         assert!(plan.orphans.is_empty() && plan.ghosts.is_empty() && plan.drift.is_empty());
     }

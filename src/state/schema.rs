@@ -77,9 +77,11 @@ CREATE INDEX node_states_node ON node_states(node_id, since, id);
 /// Rebuild a timeline for nodes a v1 store recorded (it kept only their timestamps).
 fn backfill_v2(tx: &Transaction) -> anyhow::Result<()> {
     let mut nodes = tx.prepare(&format!("SELECT id, {NODE_COLUMNS} FROM nodes ORDER BY id"))?;
-    let rows: Vec<(i64, NodeRecord)> =
-        nodes.query_map([], |r| Ok((r.get(0)?, node_from_row(r, 1)?)))?.collect::<Result<_, _>>()?;
-    let mut insert = tx.prepare("INSERT INTO node_states(node_id, state, since) VALUES (?1, ?2, ?3)")?;
+    let rows: Vec<(i64, NodeRecord)> = nodes
+        .query_map([], |r| Ok((r.get(0)?, node_from_row(r, 1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut insert =
+        tx.prepare("INSERT INTO node_states(node_id, state, since) VALUES (?1, ?2, ?3)")?;
     for (id, node) in rows {
         for t in node.synthesized_timeline() {
             insert.execute(rusqlite::params![id, t.state.as_str(), t.since])?;
@@ -94,7 +96,16 @@ struct Step {
     after: Option<fn(&Transaction) -> anyhow::Result<()>>,
 }
 
-const STEPS: [Step; LATEST as usize] = [Step { sql: V1, after: None }, Step { sql: V2, after: Some(backfill_v2) }];
+const STEPS: [Step; LATEST as usize] = [
+    Step {
+        sql: V1,
+        after: None,
+    },
+    Step {
+        sql: V2,
+        after: Some(backfill_v2),
+    },
+];
 
 /// The schema version of an open store.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
@@ -117,12 +128,16 @@ pub fn migrate(conn: &Connection, target: u32, path: &str) -> anyhow::Result<()>
             continue;
         }
         let s = &STEPS[step as usize - 1];
-        tx.execute_batch(s.sql).with_context(|| format!("cannot migrate the state store {path} to version {step}"))?;
+        tx.execute_batch(s.sql)
+            .with_context(|| format!("cannot migrate the state store {path} to version {step}"))?;
         if let Some(after) = s.after {
-            after(&tx).with_context(|| format!("cannot migrate the state store {path} to version {step}"))?;
+            after(&tx).with_context(|| {
+                format!("cannot migrate the state store {path} to version {step}")
+            })?;
         }
         tx.pragma_update(None, "user_version", step)?;
-        tx.commit().with_context(|| format!("cannot migrate the state store {path} to version {step}"))?;
+        tx.commit()
+            .with_context(|| format!("cannot migrate the state store {path} to version {step}"))?;
     }
     Ok(())
 }

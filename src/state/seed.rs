@@ -9,16 +9,35 @@ use rusqlite::params;
 /// events spread over them. About 60 % run, 10 % are stopped, 30 % deleted; each has a
 /// timeline of two to four transitions over the last 200 days. Deterministic.
 #[doc(hidden)]
-pub fn seed(store: &SqliteStore, providers: &[(&str, &str)], nodes: usize, events: usize) -> anyhow::Result<()> {
+pub fn seed(
+    store: &SqliteStore,
+    providers: &[(&str, &str)],
+    nodes: usize,
+    events: usize,
+) -> anyhow::Result<()> {
     let conn = store.connection();
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let regions = ["r-east", "r-west", "r-north", "r-south", "r-central", "r-asia", "r-eu"];
+    let regions = [
+        "r-east",
+        "r-west",
+        "r-north",
+        "r-south",
+        "r-central",
+        "r-asia",
+        "r-eu",
+    ];
     let now = time::now_unix();
     let mut ids: Vec<(String, i64)> = Vec::with_capacity(nodes);
     {
-        let placeholders = (1..=22).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-        let mut node = tx.prepare(&format!("INSERT INTO nodes({NODE_COLUMNS}) VALUES ({placeholders})"))?;
-        let mut state = tx.prepare("INSERT INTO node_states(node_id, state, since) VALUES (?1, ?2, ?3)")?;
+        let placeholders = (1..=22)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut node = tx.prepare(&format!(
+            "INSERT INTO nodes({NODE_COLUMNS}) VALUES ({placeholders})"
+        ))?;
+        let mut state =
+            tx.prepare("INSERT INTO node_states(node_id, state, since) VALUES (?1, ?2, ?3)")?;
         let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move || {
             rng ^= rng << 13;
@@ -36,7 +55,8 @@ pub fn seed(store: &SqliteStore, providers: &[(&str, &str)], nodes: usize, event
             let started = created + 60;
             let kind = next() % 10;
             let stopped = (kind == 6 || kind >= 7).then(|| started + (next() % (5 * 86400)) as i64);
-            let deleted = (kind >= 7).then(|| stopped.unwrap_or(started) + (next() % (5 * 86400)) as i64);
+            let deleted =
+                (kind >= 7).then(|| stopped.unwrap_or(started) + (next() % (5 * 86400)) as i64);
             let status = if deleted.is_some() {
                 "deleted"
             } else if stopped.is_some() {
@@ -58,7 +78,12 @@ pub fn seed(store: &SqliteStore, providers: &[(&str, &str)], nodes: usize, event
                 "",
                 status,
                 status,
-                (status != "deleted").then(|| format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)),
+                (status != "deleted").then(|| format!(
+                    "10.{}.{}.{}",
+                    (i >> 16) & 255,
+                    (i >> 8) & 255,
+                    i & 255
+                )),
                 hourly,
                 monthly,
                 currency,
@@ -93,7 +118,14 @@ pub fn seed(store: &SqliteStore, providers: &[(&str, &str)], nodes: usize, event
             let (deploy_id, created) = &ids[e % ids.len()];
             let t = created + (e / ids.len()) as i64 * 3600;
             let action = actions[(e / ids.len()) % actions.len()];
-            event.execute(params![time::format(t), deploy_id, action, "ok", "running", "seeded"])?;
+            event.execute(params![
+                time::format(t),
+                deploy_id,
+                action,
+                "ok",
+                "running",
+                "seeded"
+            ])?;
         }
     }
     tx.commit()?;

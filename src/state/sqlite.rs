@@ -11,7 +11,9 @@ use super::time;
 use super::Store;
 use crate::error::bad_input;
 use anyhow::{anyhow, Context as _};
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, params_from_iter, Connection, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,7 +29,11 @@ pub(crate) const NODE_COLUMNS: &str = "deploy_id, group_id, name, provider, prov
 pub(crate) fn node_from_row(r: &Row, first: usize) -> rusqlite::Result<NodeRecord> {
     let status: String = r.get(first + 9)?;
     let status = NodeStatus::parse(&status).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(first + 9, rusqlite::types::Type::Text, format!("unknown status '{status}'").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            first + 9,
+            rusqlite::types::Type::Text,
+            format!("unknown status '{status}'").into(),
+        )
     })?;
     Ok(NodeRecord {
         deploy_id: r.get(first)?,
@@ -81,7 +87,10 @@ impl SqliteStore {
         if fresh {
             restrict_file(path);
         }
-        let store = SqliteStore { conn, path: path.to_path_buf() };
+        let store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+        };
         store.configure()?;
         schema::migrate(&store.conn, version, &shown)?;
         Ok(store)
@@ -89,7 +98,10 @@ impl SqliteStore {
 
     /// A private in-memory store (unit tests).
     pub fn open_in_memory() -> anyhow::Result<SqliteStore> {
-        let store = SqliteStore { conn: Connection::open_in_memory()?, path: PathBuf::from(":memory:") };
+        let store = SqliteStore {
+            conn: Connection::open_in_memory()?,
+            path: PathBuf::from(":memory:"),
+        };
         store.configure()?;
         schema::migrate(&store.conn, schema::LATEST, ":memory:")?;
         Ok(store)
@@ -112,13 +124,20 @@ impl SqliteStore {
         // processes at once can see SQLITE_BUSY here even with the busy timeout, so retry.
         let mut tries = 0;
         loop {
-            match self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            match self
+                .conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
+            {
                 Ok(_) => break,
                 Err(e) if is_busy(&e) && tries < 200 => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err(e) => return Err(anyhow!("cannot open the state store {shown}: {e} — is another program holding it?")),
+                Err(e) => {
+                    return Err(anyhow!(
+                        "cannot open the state store {shown}: {e} — is another program holding it?"
+                    ))
+                }
             }
         }
         self.conn.pragma_update(None, "foreign_keys", true)?;
@@ -129,7 +148,8 @@ impl SqliteStore {
 
     /// Run `f` in one IMMEDIATE transaction; an error rolls everything back.
     fn write<T>(&self, f: impl FnOnce(&Transaction) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(|e| self.lock_error(e))?;
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.lock_error(e))?;
         let out = f(&tx)?;
         tx.commit().map_err(|e| self.lock_error(e))?;
         Ok(out)
@@ -149,7 +169,10 @@ impl SqliteStore {
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -163,7 +186,12 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir).with_context(|| format!("cannot create {} — check that CAPSULE_HOME is writable", dir.display()))
+    b.create(dir).with_context(|| {
+        format!(
+            "cannot create {} — check that CAPSULE_HOME is writable",
+            dir.display()
+        )
+    })
 }
 
 fn restrict_file(path: &Path) {
@@ -180,9 +208,11 @@ fn restrict_file(path: &Path) {
 
 fn node_row(tx: &Connection, deploy_id: &str) -> anyhow::Result<Option<(i64, NodeRecord)>> {
     Ok(tx
-        .query_row(&format!("SELECT id, {NODE_COLUMNS} FROM nodes WHERE deploy_id = ?1"), [deploy_id], |r| {
-            Ok((r.get(0)?, node_from_row(r, 1)?))
-        })
+        .query_row(
+            &format!("SELECT id, {NODE_COLUMNS} FROM nodes WHERE deploy_id = ?1"),
+            [deploy_id],
+            |r| Ok((r.get(0)?, node_from_row(r, 1)?)),
+        )
         .optional()?)
 }
 
@@ -193,7 +223,11 @@ fn require_node(tx: &Connection, deploy_id: &str) -> anyhow::Result<(i64, NodeRe
 }
 
 /// The deploy id of another live node holding `name`.
-fn live_name_holder(tx: &Connection, name: &str, except_deploy_id: &str) -> anyhow::Result<Option<String>> {
+fn live_name_holder(
+    tx: &Connection,
+    name: &str,
+    except_deploy_id: &str,
+) -> anyhow::Result<Option<String>> {
     Ok(tx
         .query_row(
             "SELECT deploy_id FROM nodes WHERE name = ?1 AND deleted_at IS NULL AND deploy_id != ?2",
@@ -210,7 +244,10 @@ fn name_taken(name: &str, holder: &str) -> anyhow::Error {
 }
 
 fn add_state(tx: &Connection, node_id: i64, state: NodeStatus, since: &str) -> anyhow::Result<()> {
-    tx.execute("INSERT INTO node_states(node_id, state, since) VALUES (?1, ?2, ?3)", params![node_id, state.as_str(), since])?;
+    tx.execute(
+        "INSERT INTO node_states(node_id, state, since) VALUES (?1, ?2, ?3)",
+        params![node_id, state.as_str(), since],
+    )?;
     Ok(())
 }
 
@@ -314,12 +351,22 @@ fn set_status(node: &mut NodeRecord, status: NodeStatus, now: &str) {
 }
 
 fn validate_new(n: &NewNode) -> anyhow::Result<()> {
-    for (what, v) in [("deploy id", &n.deploy_id), ("name", &n.name), ("provider", &n.provider)] {
+    for (what, v) in [
+        ("deploy id", &n.deploy_id),
+        ("name", &n.name),
+        ("provider", &n.provider),
+    ] {
         if v.trim().is_empty() {
-            return Err(bad_input(format!("a node's {what} cannot be empty — give the node a {what}")));
+            return Err(bad_input(format!(
+                "a node's {what} cannot be empty — give the node a {what}"
+            )));
         }
     }
-    if !(n.price_hourly.is_finite() && n.price_hourly >= 0.0 && n.price_monthly.is_finite() && n.price_monthly >= 0.0) {
+    if !(n.price_hourly.is_finite()
+        && n.price_hourly >= 0.0
+        && n.price_monthly.is_finite()
+        && n.price_monthly >= 0.0)
+    {
         return Err(bad_input(format!(
             "node '{}' has an invalid price ({} per hour, {} per month) — prices must be zero or positive numbers",
             n.name, n.price_hourly, n.price_monthly
@@ -331,7 +378,11 @@ fn validate_new(n: &NewNode) -> anyhow::Result<()> {
 fn new_record(n: &NewNode, now: &str) -> NodeRecord {
     NodeRecord {
         deploy_id: n.deploy_id.clone(),
-        group_id: if n.group_id.is_empty() { n.deploy_id.clone() } else { n.group_id.clone() },
+        group_id: if n.group_id.is_empty() {
+            n.deploy_id.clone()
+        } else {
+            n.group_id.clone()
+        },
         name: n.name.clone(),
         provider: n.provider.clone(),
         provider_id: None,
@@ -360,7 +411,12 @@ fn apply_created(node: &mut NodeRecord, c: &Created, now: &str) -> bool {
     node.provider_id = Some(c.provider_id.clone());
     node.raw_status = c.raw_status.clone();
     node.ipv4 = c.ipv4.clone().filter(|ip| !ip.is_empty());
-    node.created_at = Some(c.created_at.as_deref().and_then(time::normalize).unwrap_or_else(|| now.to_string()));
+    node.created_at = Some(
+        c.created_at
+            .as_deref()
+            .and_then(time::normalize)
+            .unwrap_or_else(|| now.to_string()),
+    );
     node.updated_at = now.to_string();
     let changed = node.status != c.status;
     set_status(node, c.status, now);
@@ -368,10 +424,19 @@ fn apply_created(node: &mut NodeRecord, c: &Created, now: &str) -> bool {
 }
 
 fn describe_change(field: &str, before: Option<&str>, after: Option<&str>) -> String {
-    format!("{field} {} → {}", before.filter(|s| !s.is_empty()).unwrap_or("-"), after.filter(|s| !s.is_empty()).unwrap_or("-"))
+    format!(
+        "{field} {} → {}",
+        before.filter(|s| !s.is_empty()).unwrap_or("-"),
+        after.filter(|s| !s.is_empty()).unwrap_or("-")
+    )
 }
 
-fn in_list(column: &str, n: usize, args: &mut Vec<String>, values: impl Iterator<Item = String>) -> String {
+fn in_list(
+    column: &str,
+    n: usize,
+    args: &mut Vec<String>,
+    values: impl Iterator<Item = String>,
+) -> String {
     args.extend(values);
     let marks = vec!["?"; n].join(", ");
     format!("{column} IN ({marks})")
@@ -382,13 +447,28 @@ fn node_where(filter: &NodeFilter) -> (String, Vec<String>) {
     let mut clauses = Vec::new();
     let mut args = Vec::new();
     if !filter.providers.is_empty() {
-        clauses.push(in_list("provider", filter.providers.len(), &mut args, filter.providers.iter().cloned()));
+        clauses.push(in_list(
+            "provider",
+            filter.providers.len(),
+            &mut args,
+            filter.providers.iter().cloned(),
+        ));
     }
     if !filter.regions.is_empty() {
-        clauses.push(in_list("region", filter.regions.len(), &mut args, filter.regions.iter().cloned()));
+        clauses.push(in_list(
+            "region",
+            filter.regions.len(),
+            &mut args,
+            filter.regions.iter().cloned(),
+        ));
     }
     if !filter.statuses.is_empty() {
-        clauses.push(in_list("status", filter.statuses.len(), &mut args, filter.statuses.iter().map(|s| s.as_str().to_string())));
+        clauses.push(in_list(
+            "status",
+            filter.statuses.len(),
+            &mut args,
+            filter.statuses.iter().map(|s| s.as_str().to_string()),
+        ));
     }
     if !filter.include_deleted {
         clauses.push("deleted_at IS NULL".to_string());
@@ -436,12 +516,25 @@ impl Store for SqliteStore {
             }
             update_node(tx, id, &node)?;
             let msg = format!("created {}:{}", node.provider, c.provider_id);
-            add_event(tx, &now, Some(deploy_id), Action::Deploy, Outcome::Ok, Some(node.status), &msg)?;
+            add_event(
+                tx,
+                &now,
+                Some(deploy_id),
+                Action::Deploy,
+                Outcome::Ok,
+                Some(node.status),
+                &msg,
+            )?;
             Ok(node)
         })
     }
 
-    fn record_failed(&self, deploy_id: &str, message: &str, failure: Failure) -> anyhow::Result<NodeRecord> {
+    fn record_failed(
+        &self,
+        deploy_id: &str,
+        message: &str,
+        failure: Failure,
+    ) -> anyhow::Result<NodeRecord> {
         self.write(|tx| {
             let (id, mut node) = require_node(tx, deploy_id)?;
             let now = time::now();
@@ -454,12 +547,26 @@ impl Store for SqliteStore {
             }
             node.updated_at = now.clone();
             update_node(tx, id, &node)?;
-            add_event(tx, &now, Some(deploy_id), Action::Deploy, Outcome::Failed, Some(NodeStatus::Error), message)?;
+            add_event(
+                tx,
+                &now,
+                Some(deploy_id),
+                Action::Deploy,
+                Outcome::Failed,
+                Some(NodeStatus::Error),
+                message,
+            )?;
             Ok(node)
         })
     }
 
-    fn record_observation(&self, deploy_id: &str, obs: &Observation, action: Action, message: &str) -> anyhow::Result<StatusChange> {
+    fn record_observation(
+        &self,
+        deploy_id: &str,
+        obs: &Observation,
+        action: Action,
+        message: &str,
+    ) -> anyhow::Result<StatusChange> {
         self.write(|tx| {
             let (id, mut node) = require_node(tx, deploy_id)?;
             let now = time::now();
@@ -477,7 +584,11 @@ impl Store for SqliteStore {
                 }
                 add_state(tx, id, status, &now)?;
                 changed.push("status");
-                notes.push(describe_change("status", Some(before.status.as_str()), Some(status.as_str())));
+                notes.push(describe_change(
+                    "status",
+                    Some(before.status.as_str()),
+                    Some(status.as_str()),
+                ));
             }
             if let Some(ip) = &obs.ipv4 {
                 let ip = ip.clone().filter(|s| !s.is_empty());
@@ -487,20 +598,35 @@ impl Store for SqliteStore {
                     changed.push("ipv4");
                 }
             }
-            if let Some(plan) = obs.plan.as_ref().filter(|p| !p.is_empty() && **p != node.plan) {
+            if let Some(plan) = obs
+                .plan
+                .as_ref()
+                .filter(|p| !p.is_empty() && **p != node.plan)
+            {
                 notes.push(describe_change("plan", Some(&node.plan), Some(plan)));
                 node.plan = plan.clone();
                 changed.push("plan");
             }
-            if let Some(pid) = obs.provider_id.as_ref().filter(|p| !p.is_empty() && node.provider_id.as_ref() != Some(*p)) {
-                notes.push(describe_change("provider id", node.provider_id.as_deref(), Some(pid)));
+            if let Some(pid) = obs
+                .provider_id
+                .as_ref()
+                .filter(|p| !p.is_empty() && node.provider_id.as_ref() != Some(*p))
+            {
+                notes.push(describe_change(
+                    "provider id",
+                    node.provider_id.as_deref(),
+                    Some(pid),
+                ));
                 node.provider_id = Some(pid.clone());
                 if node.created_at.is_none() {
                     node.created_at = Some(now.clone());
                 }
                 changed.push("provider_id");
             }
-            let raw_changed = obs.raw_status.as_ref().is_some_and(|r| *r != node.raw_status);
+            let raw_changed = obs
+                .raw_status
+                .as_ref()
+                .is_some_and(|r| *r != node.raw_status);
             if raw_changed {
                 node.raw_status = obs.raw_status.clone().unwrap_or_default();
             }
@@ -513,16 +639,34 @@ impl Store for SqliteStore {
                 if !message.is_empty() {
                     msg = format!("{message}: {msg}");
                 }
-                add_event(tx, &now, Some(deploy_id), action, Outcome::Ok, Some(node.status), &msg)?;
+                add_event(
+                    tx,
+                    &now,
+                    Some(deploy_id),
+                    action,
+                    Outcome::Ok,
+                    Some(node.status),
+                    &msg,
+                )?;
             }
             if raw_changed {
                 changed.push("raw_status");
             }
-            Ok(StatusChange { node, previous, changed })
+            Ok(StatusChange {
+                node,
+                previous,
+                changed,
+            })
         })
     }
 
-    fn record_action(&self, deploy_id: Option<&str>, action: Action, outcome: Outcome, message: &str) -> anyhow::Result<()> {
+    fn record_action(
+        &self,
+        deploy_id: Option<&str>,
+        action: Action,
+        outcome: Outcome,
+        message: &str,
+    ) -> anyhow::Result<()> {
         self.write(|tx| {
             let state = match deploy_id {
                 Some(d) => Some(require_node(tx, d)?.1.status),
@@ -539,7 +683,10 @@ impl Store for SqliteStore {
                 return Err(name_taken(&n.name, &holder));
             }
             if node_row(tx, &n.deploy_id)?.is_some() {
-                return Err(bad_input(format!("deploy id '{}' is already recorded — nothing to adopt", n.deploy_id)));
+                return Err(bad_input(format!(
+                    "deploy id '{}' is already recorded — nothing to adopt",
+                    n.deploy_id
+                )));
             }
             let now = time::now();
             let mut node = new_record(n, &now);
@@ -551,8 +698,19 @@ impl Store for SqliteStore {
             // Billed from the provider's creation time: that is when the provider started counting.
             let since = node.created_at.clone().unwrap_or_else(|| now.clone());
             add_state(tx, id, node.status, &since)?;
-            let msg = format!("adopted {}:{} found at the provider", node.provider, c.provider_id);
-            add_event(tx, &now, Some(&n.deploy_id), Action::Adopt, Outcome::Ok, Some(node.status), &msg)?;
+            let msg = format!(
+                "adopted {}:{} found at the provider",
+                node.provider, c.provider_id
+            );
+            add_event(
+                tx,
+                &now,
+                Some(&n.deploy_id),
+                Action::Adopt,
+                Outcome::Ok,
+                Some(node.status),
+                &msg,
+            )?;
             Ok(node)
         })
     }
@@ -564,9 +722,11 @@ impl Store for SqliteStore {
     fn node_by_name(&self, name: &str) -> anyhow::Result<Option<NodeRecord>> {
         let live = self
             .conn
-            .query_row(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE name = ?1 AND deleted_at IS NULL"), [name], |r| {
-                node_from_row(r, 0)
-            })
+            .query_row(
+                &format!("SELECT {NODE_COLUMNS} FROM nodes WHERE name = ?1 AND deleted_at IS NULL"),
+                [name],
+                |r| node_from_row(r, 0),
+            )
             .optional()?;
         if live.is_some() {
             return Ok(live);
@@ -581,7 +741,11 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
-    fn node_by_provider_id(&self, provider: &str, provider_id: &str) -> anyhow::Result<Option<NodeRecord>> {
+    fn node_by_provider_id(
+        &self,
+        provider: &str,
+        provider_id: &str,
+    ) -> anyhow::Result<Option<NodeRecord>> {
         Ok(self
             .conn
             .query_row(
@@ -596,14 +760,24 @@ impl Store for SqliteStore {
     }
 
     fn nodes_in_group(&self, group_id: &str) -> anyhow::Result<Vec<NodeRecord>> {
-        let mut st = self.conn.prepare(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE group_id = ?1 ORDER BY id"))?;
-        let rows = st.query_map([group_id], |r| node_from_row(r, 0))?.collect::<Result<_, _>>()?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {NODE_COLUMNS} FROM nodes WHERE group_id = ?1 ORDER BY id"
+        ))?;
+        let rows = st
+            .query_map([group_id], |r| node_from_row(r, 0))?
+            .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
-    fn for_each_node(&self, filter: &NodeFilter, f: &mut dyn FnMut(NodeRecord) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    fn for_each_node(
+        &self,
+        filter: &NodeFilter,
+        f: &mut dyn FnMut(NodeRecord) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let (clause, args) = node_where(filter);
-        let mut st = self.conn.prepare(&format!("SELECT {NODE_COLUMNS} FROM nodes {clause} ORDER BY recorded_at, deploy_id"))?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {NODE_COLUMNS} FROM nodes {clause} ORDER BY recorded_at, deploy_id"
+        ))?;
         let mut rows = st.query(params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
             let node = node_from_row(r, 0)?;
@@ -623,16 +797,26 @@ impl Store for SqliteStore {
         // ordered scans keeps memory to one node's timeline.
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
         let (clause, args) = node_where(filter);
-        let mut nodes = tx.prepare(&format!("SELECT id, {NODE_COLUMNS} FROM nodes {clause} ORDER BY id"))?;
-        let mut states = tx.prepare("SELECT node_id, state, since FROM node_states ORDER BY node_id, since, id")?;
+        let mut nodes = tx.prepare(&format!(
+            "SELECT id, {NODE_COLUMNS} FROM nodes {clause} ORDER BY id"
+        ))?;
+        let mut states = tx
+            .prepare("SELECT node_id, state, since FROM node_states ORDER BY node_id, since, id")?;
         let mut node_rows = nodes.query(params_from_iter(args.iter()))?;
         let mut state_rows = states.query([])?;
         let mut pending: Option<(i64, Transition)> = None;
         let mut timeline: Vec<Transition> = Vec::new();
         let read_state = |r: &Row| -> anyhow::Result<(i64, Transition)> {
             let state: String = r.get(1)?;
-            let state = NodeStatus::parse(&state).ok_or_else(|| anyhow!("the state store holds an unknown status '{state}'"))?;
-            Ok((r.get(0)?, Transition { state, since: r.get(2)? }))
+            let state = NodeStatus::parse(&state)
+                .ok_or_else(|| anyhow!("the state store holds an unknown status '{state}'"))?;
+            Ok((
+                r.get(0)?,
+                Transition {
+                    state,
+                    since: r.get(2)?,
+                },
+            ))
         };
         while let Some(r) = node_rows.next()? {
             let id: i64 = r.get(0)?;
@@ -675,14 +859,22 @@ impl Store for SqliteStore {
         let mut rows = st.query([deploy_id])?;
         while let Some(r) = rows.next()? {
             let state: String = r.get(0)?;
-            let state = NodeStatus::parse(&state).ok_or_else(|| anyhow!("the state store holds an unknown status '{state}'"))?;
-            out.push(Transition { state, since: r.get(1)? });
+            let state = NodeStatus::parse(&state)
+                .ok_or_else(|| anyhow!("the state store holds an unknown status '{state}'"))?;
+            out.push(Transition {
+                state,
+                since: r.get(1)?,
+            });
         }
         Ok(out)
     }
 
     fn events(&self, filter: &EventFilter) -> anyhow::Result<Vec<Event>> {
-        let limit: i64 = if filter.limit == 0 { -1 } else { filter.limit as i64 };
+        let limit: i64 = if filter.limit == 0 {
+            -1
+        } else {
+            filter.limit as i64
+        };
         let mut st = self.conn.prepare(
             "SELECT e.id, e.time, e.deploy_id, n.name, n.provider, e.action, e.outcome, e.state, e.message \
              FROM events e LEFT JOIN nodes n ON n.deploy_id = e.deploy_id \
@@ -701,8 +893,11 @@ impl Store for SqliteStore {
                 deploy_id: r.get(2)?,
                 node: r.get(3)?,
                 provider: r.get(4)?,
-                action: Action::parse(&action).ok_or_else(|| anyhow!("the state store holds an unknown action '{action}'"))?,
-                outcome: Outcome::parse(&outcome).ok_or_else(|| anyhow!("the state store holds an unknown outcome '{outcome}'"))?,
+                action: Action::parse(&action)
+                    .ok_or_else(|| anyhow!("the state store holds an unknown action '{action}'"))?,
+                outcome: Outcome::parse(&outcome).ok_or_else(|| {
+                    anyhow!("the state store holds an unknown outcome '{outcome}'")
+                })?,
                 state: state.as_deref().and_then(NodeStatus::parse),
                 message: r.get(8)?,
             });
@@ -735,8 +930,12 @@ impl Store for SqliteStore {
     }
 
     fn import_nodes(&self, rows: &[NodeRecord], dry_run: bool) -> anyhow::Result<ImportReport> {
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(|e| self.lock_error(e))?;
-        let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.lock_error(e))?;
+        let mut report = ImportReport {
+            rows: rows.len(),
+            ..ImportReport::default()
+        };
         let now = time::now();
         for (i, row) in rows.iter().enumerate() {
             if row.is_live() {
@@ -755,7 +954,15 @@ impl Store for SqliteStore {
                     for t in row.synthesized_timeline() {
                         add_state(&tx, id, t.state, &t.since)?;
                     }
-                    add_event(&tx, &now, Some(&row.deploy_id), Action::Import, Outcome::Ok, Some(row.status), "imported")?;
+                    add_event(
+                        &tx,
+                        &now,
+                        Some(&row.deploy_id),
+                        Action::Import,
+                        Outcome::Ok,
+                        Some(row.status),
+                        "imported",
+                    )?;
                     report.added += 1;
                 }
                 Some((_, existing)) if existing == *row => report.unchanged += 1,
@@ -766,9 +973,24 @@ impl Store for SqliteStore {
                     }
                     let mut msg = "updated from an import".to_string();
                     if existing.status != row.status {
-                        msg = format!("{msg}: {}", describe_change("status", Some(existing.status.as_str()), Some(row.status.as_str())));
+                        msg = format!(
+                            "{msg}: {}",
+                            describe_change(
+                                "status",
+                                Some(existing.status.as_str()),
+                                Some(row.status.as_str())
+                            )
+                        );
                     }
-                    add_event(&tx, &now, Some(&row.deploy_id), Action::Import, Outcome::Ok, Some(row.status), &msg)?;
+                    add_event(
+                        &tx,
+                        &now,
+                        Some(&row.deploy_id),
+                        Action::Import,
+                        Outcome::Ok,
+                        Some(row.status),
+                        &msg,
+                    )?;
                     report.updated += 1;
                 }
             }
@@ -820,19 +1042,65 @@ mod tests {
         assert_eq!(n.status, NodeStatus::Creating);
         assert_eq!(s.node_by_name("web-1").unwrap().unwrap().deploy_id, "d1");
         let n = s.record_created("d1", &created("42")).unwrap();
-        assert_eq!((n.status, n.provider_id.as_deref()), (NodeStatus::Pending, Some("42")));
-        let ch = s.record_status("d1", Action::Status, NodeStatus::Running, "active", Some("203.0.113.9")).unwrap();
+        assert_eq!(
+            (n.status, n.provider_id.as_deref()),
+            (NodeStatus::Pending, Some("42"))
+        );
+        let ch = s
+            .record_status(
+                "d1",
+                Action::Status,
+                NodeStatus::Running,
+                "active",
+                Some("203.0.113.9"),
+            )
+            .unwrap();
         assert_eq!(ch.previous, Some(NodeStatus::Pending));
         assert_eq!(ch.changed, ["status", "ipv4", "raw_status"]);
         // The same look again writes nothing.
-        let ch = s.record_status("d1", Action::Status, NodeStatus::Running, "active", Some("203.0.113.9")).unwrap();
+        let ch = s
+            .record_status(
+                "d1",
+                Action::Status,
+                NodeStatus::Running,
+                "active",
+                Some("203.0.113.9"),
+            )
+            .unwrap();
         assert!(ch.changed.is_empty());
-        let states: Vec<NodeStatus> = s.timeline("d1").unwrap().into_iter().map(|t| t.state).collect();
-        assert_eq!(states, [NodeStatus::Creating, NodeStatus::Pending, NodeStatus::Running]);
-        let ev = s.events(&EventFilter { deploy_id: Some("d1".into()), ..EventFilter::default() }).unwrap();
+        let states: Vec<NodeStatus> = s
+            .timeline("d1")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.state)
+            .collect();
+        assert_eq!(
+            states,
+            [
+                NodeStatus::Creating,
+                NodeStatus::Pending,
+                NodeStatus::Running
+            ]
+        );
+        let ev = s
+            .events(&EventFilter {
+                deploy_id: Some("d1".into()),
+                ..EventFilter::default()
+            })
+            .unwrap();
         let got: Vec<(Action, Outcome)> = ev.iter().map(|e| (e.action, e.outcome)).collect();
-        assert_eq!(got, [(Action::Deploy, Outcome::Started), (Action::Deploy, Outcome::Ok), (Action::Status, Outcome::Ok)]);
-        assert_eq!(ev[2].message, "status pending → running; ipv4 - → 203.0.113.9");
+        assert_eq!(
+            got,
+            [
+                (Action::Deploy, Outcome::Started),
+                (Action::Deploy, Outcome::Ok),
+                (Action::Status, Outcome::Ok)
+            ]
+        );
+        assert_eq!(
+            ev[2].message,
+            "status pending → running; ipv4 - → 203.0.113.9"
+        );
         assert_eq!(s.resolve("acme:42").unwrap().unwrap().deploy_id, "d1");
         assert_eq!(s.resolve("acme:r1/42").unwrap().unwrap().deploy_id, "d1");
         assert_eq!(s.resolve("d1").unwrap().unwrap().name, "web-1");
@@ -847,24 +1115,38 @@ mod tests {
         assert_eq!(e.to_string(), "a live node is already named 'web' (deploy id d1) — choose another name, or delete or forget that node first");
         assert_eq!(crate::error::exit_code(&e), 2);
         s.record_created("d1", &created("1")).unwrap();
-        s.record_status("d1", Action::Delete, NodeStatus::Deleted, "", None).unwrap();
+        s.record_status("d1", Action::Delete, NodeStatus::Deleted, "", None)
+            .unwrap();
         s.record_intent(&new_node("d2", "web")).unwrap();
         assert_eq!(s.node_by_name("web").unwrap().unwrap().deploy_id, "d2");
         let e = s.record_intent(&new_node("d2", "web2")).unwrap_err();
-        assert!(e.to_string().starts_with("deploy id 'd2' is already recorded"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("deploy id 'd2' is already recorded"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_rejected_create_frees_the_name_an_in_doubt_one_stays_live() {
         let s = SqliteStore::open_in_memory().unwrap();
         s.record_intent(&new_node("d1", "web")).unwrap();
-        let n = s.record_failed("d1", "acme: plan sold out (HTTP 422)", Failure::Rejected).unwrap();
+        let n = s
+            .record_failed("d1", "acme: plan sold out (HTTP 422)", Failure::Rejected)
+            .unwrap();
         assert_eq!(n.status, NodeStatus::Error);
         assert!(!n.is_live());
         s.record_intent(&new_node("d2", "web")).unwrap();
-        let n = s.record_failed("d2", "acme: timed out", Failure::InDoubt).unwrap();
+        let n = s
+            .record_failed("d2", "acme: timed out", Failure::InDoubt)
+            .unwrap();
         assert!(n.is_live());
-        let ev = s.events(&EventFilter { deploy_id: Some("d1".into()), ..EventFilter::default() }).unwrap();
+        let ev = s
+            .events(&EventFilter {
+                deploy_id: Some("d1".into()),
+                ..EventFilter::default()
+            })
+            .unwrap();
         assert_eq!(ev.last().unwrap().message, "acme: plan sold out (HTTP 422)");
     }
 
@@ -873,11 +1155,19 @@ mod tests {
         let s = SqliteStore::open_in_memory().unwrap();
         s.record_intent(&new_node("live", "a")).unwrap();
         s.record_intent(&new_node("gone", "b")).unwrap();
-        s.record_status("gone", Action::Delete, NodeStatus::Deleted, "", None).unwrap();
-        s.record_action(None, Action::Sync, Outcome::Ok, "sync run").unwrap();
+        s.record_status("gone", Action::Delete, NodeStatus::Deleted, "", None)
+            .unwrap();
+        s.record_action(None, Action::Sync, Outcome::Ok, "sync run")
+            .unwrap();
         let future = time::format(time::now_unix() + 10);
         let dry = s.clean_events(&future, true).unwrap();
-        assert_eq!(dry, CleanReport { removed: 3, kept_live: 1 });
+        assert_eq!(
+            dry,
+            CleanReport {
+                removed: 3,
+                kept_live: 1
+            }
+        );
         assert_eq!(s.events(&EventFilter::default()).unwrap().len(), 4);
         s.clean_events(&future, false).unwrap();
         let left = s.events(&EventFilter::default()).unwrap();
@@ -927,14 +1217,22 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o700);
         }
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(schema::version(s.connection()).unwrap(), schema::LATEST);
         let n = s.node_by_deploy_id("old1").unwrap().unwrap();
         assert_eq!((n.group_id.as_str(), n.api_variant.as_str()), ("old1", ""));
-        let tl: Vec<(NodeStatus, String)> = s.timeline("old1").unwrap().into_iter().map(|t| (t.state, t.since)).collect();
+        let tl: Vec<(NodeStatus, String)> = s
+            .timeline("old1")
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.state, t.since))
+            .collect();
         assert_eq!(
             tl,
             [
@@ -947,9 +1245,16 @@ mod tests {
         // Opening again is a no-op; a newer schema is refused.
         drop(s);
         let s = SqliteStore::open(&path).unwrap();
-        s.connection().pragma_update(None, "user_version", 99).unwrap();
+        s.connection()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         drop(s);
         let e = SqliteStore::open(&path).err().unwrap().to_string();
-        assert!(e.contains("has schema version 99, newer than this capsule understands (2) — upgrade capsule"), "{e}");
+        assert!(
+            e.contains(
+                "has schema version 99, newer than this capsule understands (2) — upgrade capsule"
+            ),
+            "{e}"
+        );
     }
 }

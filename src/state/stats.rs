@@ -74,7 +74,11 @@ impl StatsRow {
 /// The statistics of the nodes `filter` selects: the `all` row first, then each dimension's
 /// groups sorted by value. Also returns the currencies without a USD rate (left out of the run
 /// rate).
-pub fn compute(store: &dyn Store, billing: &Billing, filter: &NodeFilter) -> anyhow::Result<(Vec<StatsRow>, Vec<String>)> {
+pub fn compute(
+    store: &dyn Store,
+    billing: &Billing,
+    filter: &NodeFilter,
+) -> anyhow::Result<(Vec<StatsRow>, Vec<String>)> {
     let mut all = StatsRow::new("all", "all");
     let mut dims: [(&'static str, BTreeMap<String, StatsRow>); 4] = [
         ("provider", BTreeMap::new()),
@@ -84,14 +88,26 @@ pub fn compute(store: &dyn Store, billing: &Billing, filter: &NodeFilter) -> any
     ];
     let mut missing: Vec<String> = Vec::new();
     store.for_each_node(filter, &mut |node| {
-        let born = node.created_at.as_deref().unwrap_or(&node.recorded_at).to_string();
-        let billable = node.is_live() && node.status.is_billable(billing.rule(&node.provider).billed_when_stopped);
+        let born = node
+            .created_at
+            .as_deref()
+            .unwrap_or(&node.recorded_at)
+            .to_string();
+        let billable = node.is_live()
+            && node
+                .status
+                .is_billable(billing.rule(&node.provider).billed_when_stopped);
         let rate = billing.run_rate_usd(&node);
         if billable && rate.is_none() && !missing.contains(&node.currency) {
             missing.push(node.currency.clone());
         }
         all.add(&node, &born, rate, billable);
-        let keys = [node.provider.as_str(), node.region.as_str(), node.status.as_str(), node.template.as_str()];
+        let keys = [
+            node.provider.as_str(),
+            node.region.as_str(),
+            node.status.as_str(),
+            node.template.as_str(),
+        ];
         for ((by, map), key) in dims.iter_mut().zip(keys) {
             if let Some(row) = map.get_mut(key) {
                 row.add(&node, &born, rate, billable);

@@ -21,12 +21,21 @@ pub fn now_unix() -> i64 {
 pub fn format(unix: i64) -> String {
     let t = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let (y, m, d) = (t.year(), u8::from(t.month()), t.day());
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t.hour(), t.minute(), t.second())
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Unix seconds of a stored timestamp (or any RFC 3339 text); `None` when it is not one.
 pub fn unix(text: &str) -> Option<i64> {
-    fast_unix(text).or_else(|| OffsetDateTime::parse(text, &Rfc3339).ok().map(|t| t.unix_timestamp()))
+    fast_unix(text).or_else(|| {
+        OffsetDateTime::parse(text, &Rfc3339)
+            .ok()
+            .map(|t| t.unix_timestamp())
+    })
 }
 
 /// Any RFC 3339 timestamp normalised to the store's format; `None` when it is not one.
@@ -37,7 +46,14 @@ pub fn normalize(text: &str) -> Option<String> {
 /// `YYYY-MM-DDTHH:MM:SSZ` without the general parser.
 fn fast_unix(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
         return None;
     }
     let n = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -50,7 +66,14 @@ fn fast_unix(s: &str) -> Option<i64> {
         }
         Some(v)
     };
-    let (y, mo, d, h, mi, se) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        n(0..4)?,
+        n(5..7)?,
+        n(8..10)?,
+        n(11..13)?,
+        n(14..16)?,
+        n(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
@@ -76,7 +99,11 @@ pub fn month_bounds(unix: i64) -> (i64, i64) {
     let t = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let (y, m) = (i64::from(t.year()), i64::from(u8::from(t.month())));
     let start = days_from_civil(y, m, 1) * 86400;
-    let end = if m == 12 { days_from_civil(y + 1, 1, 1) } else { days_from_civil(y, m + 1, 1) } * 86400;
+    let end = if m == 12 {
+        days_from_civil(y + 1, 1, 1)
+    } else {
+        days_from_civil(y, m + 1, 1)
+    } * 86400;
     (start, end)
 }
 
@@ -88,9 +115,12 @@ pub fn parse_when(text: &str, flag: &str, now: i64) -> anyhow::Result<i64> {
         return Ok(u);
     }
     if let Ok(d) = Date::parse(t, time::macros::format_description!("[year]-[month]-[day]")) {
-        return Ok(PrimitiveDateTime::new(d, Time::MIDNIGHT).assume_offset(UtcOffset::UTC).unix_timestamp());
+        return Ok(PrimitiveDateTime::new(d, Time::MIDNIGHT)
+            .assume_offset(UtcOffset::UTC)
+            .unix_timestamp());
     }
-    if t.starts_with(|c: char| c.is_ascii_digit()) && t.ends_with(|c: char| c.is_ascii_alphabetic()) {
+    if t.starts_with(|c: char| c.is_ascii_digit()) && t.ends_with(|c: char| c.is_ascii_alphabetic())
+    {
         if let Ok(ago) = crate::context::parse_duration(t) {
             return Ok(now - ago.as_secs() as i64);
         }
@@ -110,17 +140,31 @@ mod tests {
         assert_eq!(format(1_714_564_800), "2024-05-01T12:00:00Z");
         assert_eq!(unix("2024-05-01T12:00:00Z"), Some(1_714_564_800));
         assert_eq!(unix("2024-05-01T14:00:00+02:00"), Some(1_714_564_800));
-        assert_eq!(normalize("2024-05-01T14:00:00.75+02:00").as_deref(), Some("2024-05-01T12:00:00Z"));
+        assert_eq!(
+            normalize("2024-05-01T14:00:00.75+02:00").as_deref(),
+            Some("2024-05-01T12:00:00Z")
+        );
         assert_eq!(unix("2024-02-30T00:00:00Z"), None);
         assert_eq!(unix("yesterday"), None);
     }
 
     #[test]
     fn fast_path_agrees_with_the_parser() {
-        for t in [0i64, 951_782_400, 1_709_164_800, 1_735_689_599, 4_102_444_800] {
+        for t in [
+            0i64,
+            951_782_400,
+            1_709_164_800,
+            1_735_689_599,
+            4_102_444_800,
+        ] {
             let s = format(t);
             assert_eq!(fast_unix(&s), Some(t), "{s}");
-            assert_eq!(OffsetDateTime::parse(&s, &Rfc3339).unwrap().unix_timestamp(), t);
+            assert_eq!(
+                OffsetDateTime::parse(&s, &Rfc3339)
+                    .unwrap()
+                    .unix_timestamp(),
+                t
+            );
         }
     }
 
@@ -131,14 +175,23 @@ mod tests {
         assert_eq!(format(s), "2024-02-01T00:00:00Z");
         assert_eq!(format(e), "2024-03-01T00:00:00Z");
         let (s, e) = month_bounds(unix("2023-12-31T23:59:59Z").unwrap());
-        assert_eq!((format(s).as_str(), format(e).as_str()), ("2023-12-01T00:00:00Z", "2024-01-01T00:00:00Z"));
+        assert_eq!(
+            (format(s).as_str(), format(e).as_str()),
+            ("2023-12-01T00:00:00Z", "2024-01-01T00:00:00Z")
+        );
     }
 
     #[test]
     fn when() {
         let now = unix("2024-05-10T00:00:00Z").unwrap();
-        assert_eq!(parse_when("2024-05-01", "--since", now).unwrap(), unix("2024-05-01T00:00:00Z").unwrap());
-        assert_eq!(parse_when("7d", "--since", now).unwrap(), unix("2024-05-03T00:00:00Z").unwrap());
+        assert_eq!(
+            parse_when("2024-05-01", "--since", now).unwrap(),
+            unix("2024-05-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(
+            parse_when("7d", "--since", now).unwrap(),
+            unix("2024-05-03T00:00:00Z").unwrap()
+        );
         let e = parse_when("soon", "--since", now).unwrap_err().to_string();
         assert_eq!(e, "--since 'soon' is not a date — write it like 2024-05-01, 2024-05-01T12:00:00Z or 7d (7 days ago)");
     }

@@ -64,8 +64,17 @@ pub const COLUMNS: [&str; 22] = [
 ];
 
 /// Columns an import file must have.
-pub const REQUIRED: [&str; 9] =
-    ["deploy_id", "name", "provider", "template", "region", "status", "price_hourly", "price_monthly", "currency"];
+pub const REQUIRED: [&str; 9] = [
+    "deploy_id",
+    "name",
+    "provider",
+    "template",
+    "region",
+    "status",
+    "price_hourly",
+    "price_monthly",
+    "currency",
+];
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +116,12 @@ pub fn cells(n: &NodeRecord) -> [String; 22] {
 }
 
 /// Stream the nodes `filter` selects to `out`; returns how many were written.
-pub fn export(store: &dyn Store, filter: &NodeFilter, format: Format, out: &mut dyn Write) -> anyhow::Result<u64> {
+pub fn export(
+    store: &dyn Store,
+    filter: &NodeFilter,
+    format: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
     let mut count = 0u64;
     match format {
         Format::Csv => {
@@ -152,7 +166,11 @@ impl fmt::Display for RowError {
         if self.column.is_empty() {
             write!(f, "{}:{}: {}", self.file, self.row, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.row, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.row, self.column, self.message
+            )
         }
     }
 }
@@ -162,20 +180,35 @@ pub type Parsed = Vec<(u64, NodeRecord)>;
 
 /// Read and check an import file. `providers` are the catalog's provider ids (a provider's case
 /// is normalised to the catalog's). All bad cells are returned, in file order.
-pub fn parse(input: &mut dyn Read, file: &str, format: Format, providers: &[String]) -> Result<Parsed, Vec<RowError>> {
-    let rows = match format {
+pub fn parse(
+    input: &mut dyn Read,
+    file: &str,
+    format: Format,
+    providers: &[String],
+) -> Result<Parsed, Vec<RowError>> {
+    // Header-level problems stop here; row-level ones are collected with the cells' below.
+    let (rows, mut errors) = match format {
         Format::Csv => csv_rows(input, file)?,
         Format::Json => json_rows(input, file)?,
     };
-    let mut errors = Vec::new();
     let mut out = Vec::with_capacity(rows.len());
     let mut seen: HashMap<String, u64> = HashMap::new();
     let now = time::now();
     for (row, cells) in rows {
-        let mut cx = Cx { file, row, errors: &mut errors };
+        let mut cx = Cx {
+            file,
+            row,
+            errors: &mut errors,
+        };
         if let Some(n) = record(&mut cx, &cells, providers, &now) {
             if let Some(first) = seen.get(&n.deploy_id) {
-                cx.err("deploy_id", format!("deploy id '{}' appears again (first on row {first}) — list each node once", n.deploy_id));
+                cx.err(
+                    "deploy_id",
+                    format!(
+                        "deploy id '{}' appears again (first on row {first}) — list each node once",
+                        n.deploy_id
+                    ),
+                );
             } else {
                 seen.insert(n.deploy_id.clone(), row);
                 out.push((row, n));
@@ -185,32 +218,59 @@ pub fn parse(input: &mut dyn Read, file: &str, format: Format, providers: &[Stri
     if errors.is_empty() {
         Ok(out)
     } else {
+        errors.sort_by_key(|e| e.row);
         Err(errors)
     }
 }
 
+/// Rows read, with the row-level errors met on the way.
+type Rows = (Vec<(u64, Cells)>, Vec<RowError>);
+
 /// Cells of one row by column name (absent columns are absent keys).
 type Cells = HashMap<String, String>;
 
-fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<RowError>> {
-    let err = |row: u64, column: &str, message: String| RowError { file: file.to_string(), row, column: column.to_string(), message };
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Rows, Vec<RowError>> {
+    let err = |row: u64, column: &str, message: String| RowError {
+        file: file.to_string(),
+        row,
+        column: column.to_string(),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
     let mut records = reader.byte_records();
     let header = match records.next() {
-        None => return Err(vec![err(1, "", "the file is empty — expected a header line naming the columns".into())]),
+        None => {
+            return Err(vec![err(
+                1,
+                "",
+                "the file is empty — expected a header line naming the columns".into(),
+            )])
+        }
         Some(Err(e)) => return Err(vec![csv_error(file, &e)]),
         Some(Ok(h)) => h,
     };
     let mut names: Vec<String> = Vec::new();
     let mut errors = Vec::new();
     for (i, raw) in header.iter().enumerate() {
-        let name = String::from_utf8_lossy(raw).trim().trim_start_matches('\u{feff}').to_string();
+        let name = String::from_utf8_lossy(raw)
+            .trim()
+            .trim_start_matches('\u{feff}')
+            .to_string();
         if !COLUMNS.contains(&name.as_str()) {
             let hint = match crate::error::suggest(&name, COLUMNS) {
                 Some(s) => format!("did you mean '{s}'?"),
-                None => "remove it; `capsule openmesh inventory export` shows the columns".to_string(),
+                None => {
+                    "remove it; `capsule openmesh inventory export` shows the columns".to_string()
+                }
             };
-            let col = if name.is_empty() { (i + 1).to_string() } else { name.clone() };
+            let col = if name.is_empty() {
+                (i + 1).to_string()
+            } else {
+                name.clone()
+            };
             errors.push(err(1, &col, format!("unknown column — {hint}")));
         } else if names.contains(&name) {
             errors.push(err(1, &name, "the column appears twice — keep one".into()));
@@ -242,7 +302,11 @@ fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<R
             errors.push(err(
                 line,
                 &names[rec.len()],
-                format!("missing value — the row has {} fields, the header {}", rec.len(), names.len()),
+                format!(
+                    "missing value — the row has {} fields, the header {}",
+                    rec.len(),
+                    names.len()
+                ),
             ));
             continue;
         }
@@ -250,7 +314,11 @@ fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<R
             errors.push(err(
                 line,
                 &(names.len() + 1).to_string(),
-                format!("extra value — the row has {} fields, the header {}", rec.len(), names.len()),
+                format!(
+                    "extra value — the row has {} fields, the header {}",
+                    rec.len(),
+                    names.len()
+                ),
             ));
             continue;
         }
@@ -262,7 +330,11 @@ fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<R
                     cells.insert(name.clone(), s.to_string());
                 }
                 Err(_) => {
-                    errors.push(err(line, name, "the value is not UTF-8 text — save the file as UTF-8".into()));
+                    errors.push(err(
+                        line,
+                        name,
+                        "the value is not UTF-8 text — save the file as UTF-8".into(),
+                    ));
                     ok = false;
                 }
             }
@@ -271,11 +343,7 @@ fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<R
             rows.push((line, cells));
         }
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
-    }
+    Ok((rows, errors))
 }
 
 fn csv_error(file: &str, e: &csv::Error) -> RowError {
@@ -285,15 +353,37 @@ fn csv_error(file: &str, e: &csv::Error) -> RowError {
         csv::ErrorKind::Utf8 { .. } => "the file is not UTF-8 text — save it as UTF-8".to_string(),
         _ => format!("not valid CSV: {e}"),
     };
-    RowError { file: file.to_string(), row, column: String::new(), message }
+    RowError {
+        file: file.to_string(),
+        row,
+        column: String::new(),
+        message,
+    }
 }
 
-fn json_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<RowError>> {
-    let one = |row: u64, column: &str, message: String| vec![RowError { file: file.to_string(), row, column: column.to_string(), message }];
-    let value: Value = serde_json::from_reader(std::io::BufReader::new(input))
-        .map_err(|e| one(e.line() as u64, &e.column().to_string(), format!("not valid JSON: {e}")))?;
+fn json_rows(input: &mut dyn Read, file: &str) -> Result<Rows, Vec<RowError>> {
+    let one = |row: u64, column: &str, message: String| {
+        vec![RowError {
+            file: file.to_string(),
+            row,
+            column: column.to_string(),
+            message,
+        }]
+    };
+    let value: Value = serde_json::from_reader(std::io::BufReader::new(input)).map_err(|e| {
+        one(
+            e.line() as u64,
+            &e.column().to_string(),
+            format!("not valid JSON: {e}"),
+        )
+    })?;
     let Value::Array(items) = value else {
-        return Err(one(1, "", "expected a JSON array of node objects, as `inventory export --format json` writes".into()));
+        return Err(one(
+            1,
+            "",
+            "expected a JSON array of node objects, as `inventory export --format json` writes"
+                .into(),
+        ));
     };
     let mut rows = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
@@ -303,10 +393,14 @@ fn json_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<
             errors.extend(one(row, "", "expected a node object".into()));
             continue;
         };
+        let before = errors.len();
         let mut cells = Cells::new();
         for (k, v) in map {
             if !COLUMNS.contains(&k.as_str()) {
-                let hint = crate::error::suggest(&k, COLUMNS).map_or_else(|| "remove it".to_string(), |s| format!("did you mean '{s}'?"));
+                let hint = crate::error::suggest(&k, COLUMNS).map_or_else(
+                    || "remove it".to_string(),
+                    |s| format!("did you mean '{s}'?"),
+                );
                 errors.extend(one(row, &k, format!("unknown field — {hint}")));
                 continue;
             }
@@ -316,7 +410,11 @@ fn json_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 other => {
-                    errors.extend(one(row, &k, format!("expected a string or a number, found {other}")));
+                    errors.extend(one(
+                        row,
+                        &k,
+                        format!("expected a string or a number, found {other}"),
+                    ));
                     continue;
                 }
             };
@@ -324,16 +422,18 @@ fn json_rows(input: &mut dyn Read, file: &str) -> Result<Vec<(u64, Cells)>, Vec<
         }
         for req in REQUIRED {
             if !cells.contains_key(req) {
-                errors.extend(one(row, req, "missing field — every node object needs it".into()));
+                errors.extend(one(
+                    row,
+                    req,
+                    "missing field — every node object needs it".into(),
+                ));
             }
         }
-        rows.push((row, cells));
+        if errors.len() == before {
+            rows.push((row, cells));
+        }
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
-    }
+    Ok((rows, errors))
 }
 
 /// Error collection for one row.
@@ -345,7 +445,12 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn err(&mut self, column: &str, message: String) {
-        self.errors.push(RowError { file: self.file.to_string(), row: self.row, column: column.to_string(), message });
+        self.errors.push(RowError {
+            file: self.file.to_string(),
+            row: self.row,
+            column: column.to_string(),
+            message,
+        });
     }
 }
 
@@ -354,7 +459,9 @@ fn get<'a>(cells: &'a Cells, column: &str) -> &'a str {
 }
 
 fn opt(cells: &Cells, column: &str) -> Option<String> {
-    Some(get(cells, column)).filter(|s| !s.is_empty()).map(str::to_string)
+    Some(get(cells, column))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn required(cx: &mut Cx, cells: &Cells, column: &str) -> Option<String> {
@@ -372,7 +479,10 @@ fn price(cx: &mut Cx, cells: &Cells, column: &str) -> Option<f64> {
     match v.parse::<f64>() {
         Ok(p) if p.is_finite() && p >= 0.0 => Some(p),
         Ok(_) => {
-            cx.err(column, format!("'{v}' is not a price — write zero or a positive decimal like 0.0125"));
+            cx.err(
+                column,
+                format!("'{v}' is not a price — write zero or a positive decimal like 0.0125"),
+            );
             None
         }
         Err(_) if v.is_empty() => {
@@ -380,7 +490,10 @@ fn price(cx: &mut Cx, cells: &Cells, column: &str) -> Option<f64> {
             None
         }
         Err(_) => {
-            cx.err(column, format!("'{v}' is not a number — write the price as a decimal like 0.0125"));
+            cx.err(
+                column,
+                format!("'{v}' is not a number — write the price as a decimal like 0.0125"),
+            );
             None
         }
     }
@@ -394,7 +507,10 @@ fn when(cx: &mut Cx, cells: &Cells, column: &str) -> Result<Option<String>, ()> 
     match time::normalize(v) {
         Some(t) => Ok(Some(t)),
         None => {
-            cx.err(column, format!("'{v}' is not a date and time — write RFC 3339 like 2024-05-01T12:00:00Z"));
+            cx.err(
+                column,
+                format!("'{v}' is not a date and time — write RFC 3339 like 2024-05-01T12:00:00Z"),
+            );
             Err(())
         }
     }
@@ -405,7 +521,10 @@ fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option
     let deploy_id = required(cx, cells, "deploy_id");
     let name = required(cx, cells, "name");
     let provider = required(cx, cells, "provider").and_then(|p| {
-        let found = providers.iter().find(|k| k.eq_ignore_ascii_case(p.trim())).cloned();
+        let found = providers
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(p.trim()))
+            .cloned();
         if found.is_none() {
             let hint = match crate::error::suggest(&p, providers.iter().map(String::as_str)) {
                 Some(s) => format!("did you mean '{s}'?"),
@@ -432,7 +551,12 @@ fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option
     let ipv4 = opt(cells, "ipv4");
     if let Some(ip) = &ipv4 {
         if ip.parse::<std::net::Ipv4Addr>().is_err() {
-            cx.err("ipv4", format!("'{ip}' is not an IPv4 address — write it like 203.0.113.7, or leave it empty"));
+            cx.err(
+                "ipv4",
+                format!(
+                    "'{ip}' is not an IPv4 address — write it like 203.0.113.7, or leave it empty"
+                ),
+            );
         }
     }
     let price_hourly = price(cx, cells, "price_hourly");
@@ -442,28 +566,49 @@ fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option
         if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
             Some(c)
         } else {
-            cx.err("currency", format!("'{c}' is not a currency code — write an ISO 4217 code like USD or EUR"));
+            cx.err(
+                "currency",
+                format!("'{c}' is not a currency code — write an ISO 4217 code like USD or EUR"),
+            );
             None
         }
     });
     let mut times: [Option<String>; 6] = Default::default();
-    for (slot, col) in times.iter_mut().zip(["recorded_at", "created_at", "started_at", "stopped_at", "deleted_at", "updated_at"]) {
+    for (slot, col) in times.iter_mut().zip([
+        "recorded_at",
+        "created_at",
+        "started_at",
+        "stopped_at",
+        "deleted_at",
+        "updated_at",
+    ]) {
         *slot = when(cx, cells, col).unwrap_or(None);
     }
     if cx.errors.len() > before {
         return None;
     }
     let [recorded_at, created_at, started_at, stopped_at, mut deleted_at, updated_at] = times;
-    let (deploy_id, name, provider, template, region, status) = (deploy_id?, name?, provider?, template?, region?, status?);
-    let recorded_at = recorded_at.or_else(|| created_at.clone()).unwrap_or_else(|| now.to_string());
+    let (deploy_id, name, provider, template, region, status) =
+        (deploy_id?, name?, provider?, template?, region?, status?);
+    let recorded_at = recorded_at
+        .or_else(|| created_at.clone())
+        .unwrap_or_else(|| now.to_string());
     let updated_at = updated_at.unwrap_or_else(|| {
-        [&created_at, &started_at, &stopped_at, &deleted_at].into_iter().flatten().fold(recorded_at.clone(), |a, b| a.max(b.clone()))
+        [&created_at, &started_at, &stopped_at, &deleted_at]
+            .into_iter()
+            .flatten()
+            .fold(recorded_at.clone(), |a, b| a.max(b.clone()))
     });
     match (status, &deleted_at) {
         (NodeStatus::Deleted, None) => deleted_at = Some(updated_at.clone()),
         (NodeStatus::Deleted | NodeStatus::Error, Some(_)) | (_, None) => {}
         (s, Some(_)) => {
-            cx.err("deleted_at", format!("set, but the status is {s} — clear deleted_at or set the status to deleted"));
+            cx.err(
+                "deleted_at",
+                format!(
+                    "set, but the status is {s} — clear deleted_at or set the status to deleted"
+                ),
+            );
             return None;
         }
     }

@@ -2,4 +2,5 @@
 
 mod catalog;
 mod credentials;
+mod state;
 mod support;

@@ -1,0 +1,537 @@
+//! The state store through the CLI: inventory import/export round trips, malformed files,
+//! concurrent writers, migrations, cost figures, history cleaning.
+
+use crate::support::capsule;
+use capsule::state::{SqliteStore, Store};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+
+const HEADER: &str = "deploy_id,name,provider,template,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at";
+
+/// Names that CSV has to quote: commas, quotes, newlines, non-ASCII.
+const AWKWARD: &str = "deploy_id,name,provider,template,region,status,price_hourly,price_monthly,currency,ipv4,created_at,started_at,stopped_at,deleted_at
+a1,\"web, one\",digitalocean,do-s-1vcpu-1gb,nyc1,running,0.00893,6,USD,203.0.113.7,2024-05-01T00:00:00Z,2024-05-01T00:01:00Z,,
+a2,\"say \"\"hi\"\"\",vultr,vc2-1c-1gb,ewr,stopped,0.007,5,USD,,2024-05-02T10:00:00+02:00,2024-05-02T08:01:00Z,2024-05-03T00:00:00Z,
+a3,\"two
+lines\",linode,g6-nanode-1,us-east,deleted,0.0075,5,USD,,2024-05-03T00:00:00Z,2024-05-03T00:00:00Z,,2024-05-04T00:00:00Z
+a4,ñodo-東京-🚀,scaleway,DEV1-M,par1,running,0.0198,14.45,EUR,,2024-05-04T00:00:00Z,2024-05-04T00:00:00Z,,
+";
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn csv_round_trip_is_byte_identical() {
+    let files = tempfile::tempdir().unwrap();
+    let input = write(files.path(), "in.csv", AWKWARD);
+    let a = capsule();
+    a.run_args(&["openmesh", "inventory", "import", &input]);
+    let first = a.run_args(&["openmesh", "inventory", "export"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stdout.contains("\"two\nlines\""), "{}", first.stdout);
+    assert!(first.stdout.contains("ñodo-東京-🚀"), "{}", first.stdout);
+    assert!(
+        first.stdout.contains("2024-05-02T08:00:00Z"),
+        "offsets are normalised to UTC:\n{}",
+        first.stdout
+    );
+    // Import the export into a fresh home: the second export is the same bytes.
+    let exported = write(files.path(), "export.csv", &first.stdout);
+    let b = capsule();
+    let imp = b.run_args(&["openmesh", "inventory", "import", &exported, "-o", "json"]);
+    assert_eq!(imp.code, 0, "{}", imp.stderr);
+    assert_eq!(imp.json()["added"], 4);
+    let second = b.run_args(&["openmesh", "inventory", "export", "-"]);
+    assert_eq!(second.stdout, first.stdout);
+    // Importing it again updates nothing and duplicates nothing.
+    let again = b.run_args(&["openmesh", "inventory", "import", &exported, "-o", "json"]);
+    assert_eq!(
+        (
+            again.json()["added"].clone(),
+            again.json()["unchanged"].clone()
+        ),
+        (Value::from(0), Value::from(4))
+    );
+    let all = b
+        .run_args(&["openmesh", "inventory", "--all", "-o", "json"])
+        .json();
+    assert_eq!(all.as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn json_round_trip_is_byte_identical() {
+    let files = tempfile::tempdir().unwrap();
+    let input = write(files.path(), "in.csv", AWKWARD);
+    let a = capsule();
+    a.run_args(&["openmesh", "inventory", "import", &input]);
+    let out = files.path().join("nodes.json");
+    let r = a.run_args(&[
+        "openmesh",
+        "inventory",
+        "export",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let first = std::fs::read_to_string(&out).unwrap();
+    let parsed: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(parsed[2]["name"], "two\nlines");
+    let b = capsule();
+    let r = b.run_args(&["openmesh", "inventory", "import", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let second = b.run_args(&["openmesh", "inventory", "export", "--format", "json"]);
+    assert_eq!(second.stdout, first);
+}
+
+#[test]
+fn import_updates_a_node_by_deploy_id() {
+    let files = tempfile::tempdir().unwrap();
+    let c = capsule();
+    let one = write(files.path(), "1.csv", &format!("{HEADER}\nx1,web,vultr,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-05-01T00:00:00Z,2024-05-01T00:00:00Z,,\n"));
+    let two = write(files.path(), "2.csv", &format!("{HEADER}\nx1,web-renamed,vultr,vc2-1c-1gb,ewr,stopped,0.007,5,USD,2024-05-01T00:00:00Z,2024-05-01T00:00:00Z,2024-05-02T00:00:00Z,\n"));
+    c.run_args(&["openmesh", "inventory", "import", &one]);
+    let r = c.run_args(&["openmesh", "inventory", "import", &two, "-o", "json"]);
+    assert_eq!(r.json()["updated"], 1, "{}", r.stdout);
+    let nodes = c.run_args(&["openmesh", "inventory", "-o", "json"]).json();
+    assert_eq!(nodes.as_array().unwrap().len(), 1);
+    assert_eq!(nodes[0]["name"], "web-renamed");
+    assert_eq!(nodes[0]["status"], "stopped");
+    let h = c
+        .run_args(&["openmesh", "history", "--node", "web-renamed", "-o", "json"])
+        .json();
+    assert_eq!(h.as_array().unwrap().len(), 2);
+    assert_eq!(
+        h[1]["message"],
+        "updated from an import: status running → stopped"
+    );
+}
+
+#[test]
+fn dry_run_import_writes_nothing() {
+    let files = tempfile::tempdir().unwrap();
+    let input = write(files.path(), "in.csv", AWKWARD);
+    let c = capsule();
+    let r = c.run_args(&[
+        "openmesh",
+        "inventory",
+        "import",
+        &input,
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["added"], 4);
+    assert_eq!(r.json()["dry_run"], true);
+    let all = c
+        .run_args(&["openmesh", "inventory", "--all", "-o", "json"])
+        .json();
+    assert_eq!(all, Value::Array(vec![]));
+}
+
+/// Import `text`; it must fail with exit 2, print exactly `expected` (after `capsule: `), and
+/// leave the inventory empty.
+#[track_caller]
+fn rejects(text: &str, expected: &str) {
+    let files = tempfile::tempdir().unwrap();
+    let path = write(files.path(), "nodes.csv", text);
+    let c = capsule();
+    let r = c.run_args(&["openmesh", "inventory", "import", &path]);
+    assert_eq!(r.code, 2, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let want = format!(
+        "capsule: {}\nnothing was imported — fix the rows above and import again\n",
+        expected.replace("FILE", &path)
+    );
+    assert_eq!(r.stderr, want);
+    let all = c
+        .run_args(&["openmesh", "inventory", "--all", "-o", "json"])
+        .json();
+    assert_eq!(
+        all,
+        Value::Array(vec![]),
+        "a rejected file imported something"
+    );
+}
+
+const GOOD_ROW: &str = "g1,good,vultr,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-05-01T00:00:00Z,,,";
+
+#[test]
+fn malformed_csv_missing_column() {
+    rejects(
+        "deploy_id,name,provider,template,region,status,price_hourly,currency\ng1,good,vultr,vc2-1c-1gb,ewr,running,0.007,USD\n",
+        "FILE:1:price_monthly: missing column — add it to the header; `capsule openmesh inventory export` writes every column",
+    );
+}
+
+#[test]
+fn malformed_csv_bad_number() {
+    rejects(
+        &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultr,vc2-1c-1gb,ewr,running,cheap,5,USD,,,,\n"),
+        "FILE:3:price_hourly: 'cheap' is not a number — write the price as a decimal like 0.0125",
+    );
+}
+
+#[test]
+fn malformed_csv_bad_date() {
+    rejects(
+        &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultr,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-13-01,,,\n"),
+        "FILE:3:created_at: '2024-13-01' is not a date and time — write RFC 3339 like 2024-05-01T12:00:00Z",
+    );
+}
+
+#[test]
+fn malformed_csv_unknown_provider() {
+    rejects(
+        &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultur,vc2-1c-1gb,ewr,running,0.007,5,USD,,,,\n"),
+        "FILE:3:provider: unknown provider 'vultur' — did you mean 'vultr'?",
+    );
+}
+
+#[test]
+fn malformed_csv_reports_every_bad_row_by_its_line() {
+    // The quoted newline makes the second record span lines 3–4, so the third starts on line 5.
+    rejects(
+        &format!("{HEADER}\n{GOOD_ROW}\nb1,\"two\nlines\",vultr,vc2-1c-1gb,ewr,runing,0.007,5,USD,,,,\nb2,short,vultr\n"),
+        "FILE:3:status: unknown status 'runing' — did you mean 'running'?\n\
+         FILE:5:template: missing value — the row has 3 fields, the header 13",
+    );
+}
+
+#[test]
+fn malformed_csv_duplicate_live_name() {
+    rejects(
+        &format!("{HEADER}\n{GOOD_ROW}\ng2,good,vultr,vc2-1c-1gb,ewr,running,0.007,5,USD,,,,\n"),
+        "FILE:3:name: a live node is already named 'good' (deploy id g1) — rename one of them",
+    );
+}
+
+#[test]
+fn eight_processes_write_at_once_and_lose_nothing() {
+    const PROCS: usize = 8;
+    const ROWS: usize = 40;
+    let files = tempfile::tempdir().unwrap();
+    let c = capsule();
+    let mut paths = Vec::new();
+    for p in 0..PROCS {
+        let mut text = format!("{HEADER}\n");
+        for r in 0..ROWS {
+            text.push_str(&format!(
+                "p{p}r{r},node-{p}-{r},digitalocean,do-s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z,,,\n"
+            ));
+        }
+        paths.push(write(files.path(), &format!("{p}.csv"), &text));
+    }
+    // All eight start together on a home with no store yet: they race to create and migrate it too.
+    let children: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            Command::new(env!("CARGO_BIN_EXE_capsule"))
+                .args(["openmesh", "inventory", "import", path])
+                .env_clear()
+                .env("CAPSULE_HOME", c.home())
+                .env("HOME", c.home())
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "an import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let nodes = c.run_args(&["openmesh", "inventory", "-o", "json"]).json();
+    assert_eq!(nodes.as_array().unwrap().len(), PROCS * ROWS);
+    let history = c
+        .run_args(&["openmesh", "history", "--limit", "0", "-o", "json"])
+        .json();
+    assert_eq!(history.as_array().unwrap().len(), PROCS * ROWS);
+}
+
+#[test]
+fn a_v1_store_is_migrated_on_open() {
+    let c = capsule();
+    let path = c.home().join("state.db");
+    {
+        let v1 = SqliteStore::open_at(&path, 1).unwrap();
+        v1.connection()
+            .execute_batch(
+                "INSERT INTO nodes(deploy_id, name, provider, provider_id, template, plan, region, status, price_hourly, \
+                 price_monthly, currency, recorded_at, created_at, started_at, deleted_at, updated_at) VALUES \
+                 ('old', 'legacy', 'vultr', '77', 'vc2-1c-1gb', 'vc2-1c-1gb', 'ewr', 'deleted', 0.01, 5.0, 'USD', \
+                  '2024-01-20T00:00:00Z', '2024-01-20T00:00:00Z', '2024-01-20T00:00:00Z', '2024-03-05T00:00:00Z', \
+                  '2024-03-05T00:00:00Z');",
+            )
+            .unwrap();
+    }
+    let nodes = c
+        .run_args(&["openmesh", "inventory", "--all", "-o", "json"])
+        .json();
+    assert_eq!(nodes[0]["group_id"], "old");
+    assert_eq!(nodes[0]["provider_id"], "77");
+    // The rebuilt timeline feeds cost: see `cost_uses_the_price_paid_and_the_monthly_cap`.
+    let cost = c
+        .run_args(&[
+            "openmesh",
+            "cost",
+            "--since",
+            "2024-01-01",
+            "--until",
+            "2024-04-01",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(cost[0]["cost"], 8.84);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        capsule::state::schema::version(store.connection()).unwrap(),
+        capsule::state::schema::LATEST
+    );
+    assert_eq!(store.timeline("old").unwrap().len(), 2);
+}
+
+#[test]
+fn cost_uses_the_price_paid_and_the_monthly_cap() {
+    // Running 2024-01-20 → 2024-03-05 at 0.01/h, 5.00/month; vultr caps at 672 h (6.72 > 5.00):
+    //   January 288 h → 2.88; February 696 h → 6.96 capped at 5.00; March 96 h → 0.96 = 8.84.
+    // A second node (EUR) stopped for a day on a provider that bills stopped nodes:
+    //   2024-02-10 00:00 → 2024-02-12 00:00 = 48 h at 0.02 = 0.96 EUR.
+    let files = tempfile::tempdir().unwrap();
+    let input = write(
+        files.path(),
+        "n.csv",
+        &format!(
+            "{HEADER}\n\
+             c1,capped,vultr,vc2-1c-1gb,ewr,deleted,0.01,5,USD,2024-01-20T00:00:00Z,2024-01-20T00:00:00Z,,2024-03-05T00:00:00Z\n\
+             c2,euro,scaleway,DEV1-M,par1,deleted,0.02,14,EUR,2024-02-10T00:00:00Z,2024-02-10T00:00:00Z,2024-02-11T00:00:00Z,2024-02-12T00:00:00Z\n"
+        ),
+    );
+    let c = capsule();
+    c.run_args(&["openmesh", "inventory", "import", &input]);
+    let cost = c
+        .run_args(&[
+            "openmesh",
+            "cost",
+            "--since",
+            "2024-01-01",
+            "--until",
+            "2024-04-01",
+            "-o",
+            "json",
+        ])
+        .json();
+    let rows = cost.as_array().unwrap();
+    assert_eq!(rows[0]["group"], "scaleway");
+    assert_eq!(rows[0]["currency"], "EUR");
+    assert_eq!(rows[0]["hours"], 48.0);
+    assert_eq!(rows[0]["cost"], 0.96);
+    assert!(
+        rows[0]["cost_usd"].as_f64().unwrap() > 0.96,
+        "EUR is converted at the catalog rate"
+    );
+    assert_eq!(rows[1]["group"], "vultr");
+    assert_eq!(rows[1]["hours"], 1080.0);
+    assert_eq!(rows[1]["cost"], 8.84);
+    assert_eq!(rows[1]["cost_usd"], 8.84);
+    assert_eq!(rows[2]["group"], "total");
+    // Only February: the capped month alone.
+    let feb = c
+        .run_args(&[
+            "openmesh",
+            "cost",
+            "--since",
+            "2024-02-01",
+            "--until",
+            "2024-03-01",
+            "--by",
+            "node",
+            "-o",
+            "json",
+        ])
+        .json();
+    let capped = feb
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "capped")
+        .unwrap()
+        .clone();
+    assert_eq!(capped["cost"], 5.0);
+    assert_eq!(capped["deploy_id"], "c1");
+    // CSV and table work too.
+    let csv = c.run_args(&["openmesh", "cost", "--by", "template", "-o", "csv"]);
+    assert!(
+        csv.stdout
+            .starts_with("group,provider,nodes,hours,cost,currency,cost_usd"),
+        "{}",
+        csv.stdout
+    );
+    let bad = c.run_args(&[
+        "openmesh",
+        "cost",
+        "--since",
+        "2024-03-01",
+        "--until",
+        "2024-02-01",
+    ]);
+    assert_eq!(bad.code, 2);
+}
+
+#[test]
+fn history_clean_keeps_events_of_live_nodes() {
+    let files = tempfile::tempdir().unwrap();
+    let input = write(files.path(), "in.csv", AWKWARD);
+    let c = capsule();
+    c.run_args(&["openmesh", "inventory", "import", &input]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let dry = c
+        .run_args(&[
+            "openmesh",
+            "history",
+            "clean",
+            "--older-than",
+            "0s",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        (dry["removed"].clone(), dry["kept_live"].clone()),
+        (Value::from(1), Value::from(3))
+    );
+    assert_eq!(
+        c.run_args(&["openmesh", "history", "-o", "json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let done = c
+        .run_args(&[
+            "openmesh",
+            "history",
+            "clean",
+            "--older-than",
+            "0s",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(done["removed"], 1);
+    let left = c.run_args(&["openmesh", "history", "-o", "json"]).json();
+    let nodes: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["deploy_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        nodes,
+        ["a1", "a2", "a4"],
+        "only the deleted node's event goes"
+    );
+    let bad = c.run_args(&["openmesh", "history", "clean", "--older-than", "soon"]);
+    assert_eq!(bad.code, 2);
+}
+
+#[test]
+fn inventory_filters_show_and_stats() {
+    let files = tempfile::tempdir().unwrap();
+    let input = write(files.path(), "in.csv", AWKWARD);
+    let c = capsule();
+    c.run_args(&["openmesh", "inventory", "import", &input]);
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["openmesh", "inventory"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        let out = c.run_args(&a);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&[]), ["web, one", "say \"hi\"", "ñodo-東京-🚀"]);
+    assert_eq!(names(&["--all"]).len(), 4);
+    assert_eq!(names(&["list", "--provider", "vultr"]), ["say \"hi\""]);
+    assert_eq!(
+        names(&["list", "--status", "running", "--region", "par1"]),
+        ["ñodo-東京-🚀"]
+    );
+    assert_eq!(names(&["--name", "web*"]), ["web, one"]);
+    assert_eq!(names(&["--status", "deleted"]), ["two\nlines"]);
+    let bad = c.run_args(&["openmesh", "inventory", "--status", "runing"]);
+    assert_eq!(bad.code, 2);
+    assert_eq!(
+        bad.stderr,
+        "capsule: unknown status 'runing' — did you mean 'running'?\n"
+    );
+    let csv = c.run_args(&["openmesh", "inventory", "-o", "csv"]);
+    assert!(
+        csv.stdout
+            .starts_with("name,provider,region,template,status,ipv4,hourly_usd"),
+        "{}",
+        csv.stdout
+    );
+
+    let show = c
+        .run_args(&["openmesh", "inventory", "show", "web, one", "-o", "json"])
+        .json();
+    assert_eq!(show["deploy_id"], "a1");
+    assert_eq!(show["tag"], "capsule-a1");
+    assert_eq!(show["events"][0]["action"], "import");
+    assert_eq!(show["timeline"][1]["state"], "running");
+    let table = c.run_args(&["openmesh", "inventory", "show", "a1"]);
+    assert!(table.stdout.contains("203.0.113.7"), "{}", table.stdout);
+    let missing = c.run_args(&["openmesh", "inventory", "show", "web, onе"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("unknown node"),
+        "{}",
+        missing.stderr
+    );
+
+    let stats = c
+        .run_args(&["openmesh", "inventory", "stats", "-o", "json"])
+        .json();
+    let all = &stats[0];
+    assert_eq!(
+        (
+            all["by"].as_str(),
+            all["nodes"].as_u64(),
+            all["running"].as_u64()
+        ),
+        (Some("all"), Some(3), Some(2))
+    );
+    assert_eq!(all["oldest"], "web, one");
+    assert_eq!(all["newest"], "ñodo-東京-🚀");
+    let vultr = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["by"] == "provider" && r["value"] == "vultr")
+        .unwrap();
+    // Stopped, but billed when stopped: 0.007/h and its month capped at 5.00 (672 h × 0.007 = 4.704).
+    assert_eq!(vultr["hourly_usd"], 0.007);
+    assert_eq!(vultr["monthly_usd"], 4.704);
+    let table = c.run_args(&["openmesh", "inventory", "stats"]);
+    assert!(
+        table.stdout.contains("BY") && table.stdout.contains("template"),
+        "{}",
+        table.stdout
+    );
+}
