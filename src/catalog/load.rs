@@ -66,7 +66,7 @@ pub fn load_files(files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
 }
 
 fn toml_error(file: &SourceFile, err: &toml::de::Error) -> Diagnostic {
-    let raw = err.message().trim().to_string();
+    let raw = err.message().trim().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
     let message = humanize_serde(&raw);
     // An unknown field: point at the key itself.
     Diagnostic::at(file, err.span(), message)
@@ -78,7 +78,7 @@ fn humanize_serde(raw: &str) -> String {
         let field = rest.split('`').next().unwrap_or("");
         let expected: Vec<&str> = rest
             .split('`')
-            .skip(1)
+            .skip(2)
             .step_by(2)
             .filter(|s| !s.is_empty())
             .collect();

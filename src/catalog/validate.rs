@@ -172,7 +172,7 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
         &m.status.state,
         LIFECYCLES,
     );
-    if m.status.state != "active" && !m.status.state.is_empty() {
+    if m.status.state == "deprecated" || m.status.state == "retired" {
         if m.status.date.is_empty() || m.status.reason.is_empty() {
             c.push(
                 &e,
