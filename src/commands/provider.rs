@@ -708,12 +708,36 @@ async fn verify_one(
     driver.verify().await.map_err(Failure::Provider)
 }
 
-const VERIFY_COLUMNS: &[Column] = &[
+/// Tables show a short reason per failure (the full sentences follow on stderr); JSON and CSV
+/// carry the full message in the row.
+const VERIFY_TABLE_COLUMNS: &[Column] = &[
     col("provider", "provider", Kind::Text),
     col("status", "status", Kind::Text),
     col("credentials", "configured", Kind::Text),
-    col("detail", "message", Kind::Text),
+    col("detail", "_detail", Kind::Text),
 ];
+
+const VERIFY_CSV_COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("status", "status", Kind::Text),
+    col("credentials", "configured", Kind::Text),
+    col("error", "error", Kind::Text),
+    col("message", "message", Kind::Text),
+];
+
+/// A few words for a failure kind, for the table.
+fn short_reason(kind: &str) -> &'static str {
+    match kind {
+        "missing" => "credentials missing",
+        "auth" => "credentials rejected",
+        "network" => "unreachable",
+        "timeout" => "timed out",
+        "throttled" => "rate limited",
+        "refused" => "refused",
+        "setup" => "cannot start",
+        _ => "API error",
+    }
+}
 
 fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     // Which providers, with their resolution: named ones, or every provider.
@@ -750,6 +774,7 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     let mut outcomes = outcomes.into_iter();
 
     let mut rows = Vec::new();
+    let mut sentences: Vec<String> = Vec::new();
     let mut failed = 0usize;
     for (p, r) in &resolved {
         let configured = r.configured();
@@ -774,16 +799,35 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
                 None => ("failed", Some("internal"), Some("no result".to_string())),
             }
         };
+        let detail = match (kind, &message) {
+            (Some(k), _) => short_reason(k).to_string(),
+            (None, Some(m)) => m.clone(),
+            (None, None) => "-".to_string(),
+        };
+        if kind.is_some() {
+            if let Some(m) = &message {
+                sentences.push(m.clone());
+            }
+        }
         rows.push(json!({
             "provider": p.id(),
             "status": status,
             "configured": configured,
             "error": kind,
             "message": message,
+            "_detail": detail,
         }));
     }
+    let columns = match ctx.format() {
+        OutputFormat::Table => VERIFY_TABLE_COLUMNS,
+        _ => VERIFY_CSV_COLUMNS,
+    };
     let mut out = stdout();
-    render::listing(&mut out, ctx.style, VERIFY_COLUMNS, &rows)?;
+    render::listing(&mut out, ctx.style, columns, &rows)?;
+    out.flush()?;
+    for sentence in &sentences {
+        eprintln!("capsule: {sentence}");
+    }
     if !explicit
         && resolved.iter().all(|(_, r)| r.configured() == "no")
         && ctx.format() == OutputFormat::Table

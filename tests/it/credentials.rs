@@ -635,11 +635,32 @@ fn verify_bad_key_shows_the_providers_message_and_the_fix() {
     let msg = row["message"].as_str().unwrap();
     assert!(msg.contains("Unable to authenticate you"), "{msg}");
     assert!(msg.contains(" — "), "a fix follows the message: {msg}");
+    // The table gives the short reason; the provider's sentence and the fix go to stderr.
     let table = code(&c, &["provider", "verify"], 1);
     assert!(
-        table.stdout.contains("failed") && table.stdout.contains("Unable to authenticate you"),
+        table.stdout.contains("failed") && table.stdout.contains("credentials rejected"),
         "{}",
         table.stdout
+    );
+    assert!(
+        table
+            .stderr
+            .starts_with("capsule: digitalocean: Unable to authenticate you (HTTP 401"),
+        "{}",
+        table.stderr
+    );
+    assert!(
+        table
+            .stderr
+            .contains("capsule openmesh provider configure digitalocean --api-key"),
+        "{}",
+        table.stderr
+    );
+    assert_eq!(
+        table.stderr.lines().count(),
+        1,
+        "one line per failure: {}",
+        table.stderr
     );
 }
 
@@ -1089,4 +1110,67 @@ fn a_missing_secret_is_prompted_for_without_echo() {
         "{text}"
     );
     assert!(fs::read_to_string(file_of(&c)).unwrap().contains(GOOD));
+}
+
+// ---- every provider at once, against the provider mocks ----------------------------------------
+
+#[test]
+fn verify_checks_every_configured_provider_against_its_api() {
+    use crate::support::mock::{Fault, MockConfig, MockServer, Op, Provider};
+    let mocks: Vec<MockServer> = Provider::ALL
+        .iter()
+        .map(|&p| {
+            // DigitalOcean throttles once first: the retry is part of the check.
+            let cfg = if p == Provider::DigitalOcean {
+                MockConfig::default().with_faults([Fault::Status429])
+            } else {
+                MockConfig::default()
+            };
+            MockServer::start(p, cfg)
+        })
+        .collect();
+    let mut c = capsule();
+    for m in &mocks {
+        for (k, v) in m.env() {
+            c = c.env(&k, v);
+        }
+    }
+    let out = code(&c, &["provider", "verify", "-o", "json"], 0);
+    for m in &mocks {
+        let row = verify_row(&out, m.provider().id());
+        assert_eq!(
+            (row["status"].as_str(), row["configured"].as_str()),
+            (Some("ok"), Some("env")),
+            "{row}"
+        );
+        assert!(!m.requests().is_empty(), "{} was asked", m.provider().id());
+    }
+    assert_eq!(mocks[0].count(Op::Verify), 2, "a 429, then the answer");
+
+    // One spoiled key fails only its own row, with the provider's words; exit 1.
+    let bad = c.env("LINODE_TOKEN", "wrongLINODEtoken00000000000000000000");
+    let out = code(&bad, &["provider", "verify", "-o", "json"], 1);
+    let rows = out.json();
+    let failed: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "failed")
+        .filter_map(|r| r["provider"].as_str())
+        .collect();
+    assert_eq!(failed, vec!["linode"]);
+    let row = verify_row(&out, "linode");
+    assert_eq!(row["error"], "auth");
+    assert!(
+        row["message"]
+            .as_str()
+            .unwrap()
+            .contains("check LINODE_TOKEN"),
+        "{row}"
+    );
+    assert!(
+        out.stderr.starts_with("capsule: linode: "),
+        "{}",
+        out.stderr
+    );
 }
