@@ -2,5 +2,6 @@
 
 mod catalog;
 mod credentials;
+mod mocks;
 mod state;
 mod support;

@@ -7,6 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod mock;
+
 /// A `capsule` invocation under construction.
 pub struct Capsule {
     home: tempfile::TempDir,

@@ -1,0 +1,340 @@
+//! Hivelocity API v2 (instant bare metal) wire format — facts from
+//! `reference/apis/hivelocity.md` and the official Swagger 2.0 file.
+//!
+//! Models: whoami `GET /api/v2/profile/`; `POST /api/v2/compute/` (200 BareMetalDevice;
+//! required productId (int), locationName (facility code), osName, hostname (an FQDN); period
+//! enum; tags; script); `GET /api/v2/compute/` (a bare JSON array: no paging, no filter);
+//! `GET/DELETE /api/v2/compute/{deviceId}` (delete → 204, then 404); power
+//! `POST /api/v2/device/{id}/power?action=boot|shutdown|reboot` → 202 `{powerStatus}` and
+//! `GET /api/v2/device/{id}/power`. The deprecated `/bare-metal-devices/` paths behave like
+//! `/compute/`. A new device reports `powerStatus: "OFF"` and no `primaryIp` while it
+//! provisions, then `ON` with its address (with `MockConfig::hide_provisioning` it is absent
+//! from GET/list until then, as the real API does). Power changes take effect after the poll
+//! count. 429 is `{"code":429,"description":"Your IP is rate limited."}` with
+//! `X-RateLimit-Reset` and no `Retry-After`, as documented.
+
+use super::*;
+use serde_json::json;
+
+pub struct Hivelocity;
+
+pub const FACILITIES: &[&str] = &[
+    "ATL2", "TPA1", "TPA2", "LAX2", "LAX3", "NYC1", "MIA1", "DAL1", "SEA1", "ORD1", "IAD3", "SLC1",
+    "YYZ2", "AMS1", "FRA1", "LHR2", "SIN1", "NRT2", "BOM1", "DEL1", "PNQ1", "POZ1", "RIX1", "VNO1",
+    "IND1",
+];
+
+const PERIODS: &[&str] = &[
+    "hourly",
+    "monthly",
+    "quarterly",
+    "semi-annually",
+    "annually",
+    "biennial",
+    "triennial",
+];
+
+fn err(status: u16, description: &str) -> Resp {
+    Resp::json(
+        status,
+        json!({"code": status, "description": description, "message": wire::reason(status)}),
+    )
+}
+
+fn not_found() -> Resp {
+    err(404, "Device not found")
+}
+
+fn api_path(req: &Request) -> Option<Vec<String>> {
+    let segs = req.segments();
+    match segs.as_slice() {
+        [a, b, rest @ ..] if a == "api" && b == "v2" => Some(rest.to_vec()),
+        _ => None,
+    }
+}
+
+impl Api for Hivelocity {
+    fn classify(&self, req: &Request) -> Op {
+        let Some(rest) = api_path(req) else {
+            return Op::Unrouted;
+        };
+        let r: Vec<&str> = rest.iter().map(String::as_str).collect();
+        match (req.method.as_str(), r.as_slice()) {
+            ("GET", ["profile"]) => Op::Verify,
+            ("POST", ["compute" | "bare-metal-devices"]) => Op::Create,
+            ("GET", ["compute" | "bare-metal-devices"]) => Op::List,
+            ("GET", ["compute" | "bare-metal-devices", _]) => Op::Get,
+            ("DELETE", ["compute" | "bare-metal-devices", _]) => Op::Delete,
+            ("POST", ["device", _, "power"]) => match req.q("action") {
+                Some("boot") => Op::Start,
+                Some("shutdown") => Op::Stop,
+                Some("reboot") => Op::Reboot,
+                _ => Op::Other,
+            },
+            ("GET", ["device", _, "power"]) => Op::Poll,
+            _ => Op::Unrouted,
+        }
+    }
+
+    fn authorize(&self, req: &Request, cfg: &MockConfig) -> Result<(), Resp> {
+        match req.header("x-api-key") {
+            Some(t) if t == cfg.token => Ok(()),
+            _ => Err(err(401, "The API key is missing or invalid.")),
+        }
+    }
+
+    fn handle(&self, req: &Request, op: Op, cx: &mut Cx) -> Resp {
+        let rest = api_path(req).unwrap_or_default();
+        match op {
+            Op::Verify => return profile(),
+            Op::Create => return create(req, cx),
+            Op::List => {
+                let hide = cx.cfg.hide_provisioning;
+                let items: Vec<Value> = cx
+                    .store
+                    .nodes
+                    .iter()
+                    .filter(|n| !(hide && n.status == "provisioning"))
+                    .map(render)
+                    .collect();
+                return Resp::json(200, Value::Array(items));
+            }
+            _ => {}
+        }
+        let id = rest.get(1).cloned().unwrap_or_default();
+        if cx.store.node(&id).is_none() {
+            return not_found();
+        }
+        match op {
+            Op::Get | Op::Poll => match cx.poll(&id) {
+                Some(n)
+                    if cx.cfg.hide_provisioning && n.status == "provisioning" && op == Op::Get =>
+                {
+                    not_found()
+                }
+                Some(n) if op == Op::Get => Resp::json(200, render(&n)),
+                Some(n) => Resp::json(200, json!({"powerStatus": power(&n)})),
+                None => not_found(),
+            },
+            Op::Delete => {
+                cx.store.nodes.retain(|n| n.id != id);
+                Resp::empty(204)
+            }
+            Op::Start | Op::Stop | Op::Reboot => {
+                let node = cx.store.node_mut(&id).expect("checked");
+                if node.status == "provisioning" || !node.is_settled() {
+                    return err(409, "Device has a pending operation; try again later.");
+                }
+                match (op, node.status.as_str()) {
+                    (Op::Start, "OFF") => node.go(&["ON"]),
+                    (Op::Stop, "ON") => node.go(&["OFF"]),
+                    (Op::Reboot, "ON") => node.go(&["ON"]),
+                    (Op::Start, _) => return err(400, "Can't do this while server is powered on."),
+                    _ => return err(400, "Can't do this while server is powered off."),
+                }
+                let current = power(node);
+                Resp::json(202, json!({ "powerStatus": current }))
+            }
+            _ => err(400, "action must be one of boot, reboot, shutdown"),
+        }
+    }
+
+    fn throttled(&self, cfg: &MockConfig) -> Resp {
+        Resp::json(
+            429,
+            json!({"code": 429, "description": "Your IP is rate limited."}),
+        )
+        .header("X-RateLimit-Limit", "3600")
+        .header("X-RateLimit-Remaining", "0")
+        .header("X-RateLimit-Reset", cfg.retry_after.to_string())
+    }
+
+    fn server_error(&self) -> Resp {
+        err(500, "Internal Server Error")
+    }
+
+    fn running_state(&self) -> &'static str {
+        "ON"
+    }
+
+    fn seed(&self, spec: &NodeSpec, store: &mut Store, _cfg: &MockConfig) -> Node {
+        let seq = store.next_seq();
+        let mut n = Node::new(
+            (10_000 + seq).to_string(),
+            &spec.name,
+            spec.plan.as_deref().unwrap_or("525"),
+            spec.region.as_deref().unwrap_or("TPA1"),
+            "ON",
+        );
+        n.image = "Ubuntu 22.04".into();
+        n.tags = spec.tags.clone();
+        n.extra.insert("orderId".into(), json!(20_000 + seq));
+        n.extra.insert("serviceId".into(), json!(30_000 + seq));
+        n.extra.insert("period".into(), json!("hourly"));
+        self.entered(&mut n, "ON", &mut store.ips);
+        if let Some(s) = &spec.status {
+            n.status = s.clone();
+        }
+        n
+    }
+
+    fn credential_env(&self, cfg: &MockConfig) -> Vec<(String, String)> {
+        vec![("HIVELOCITY_API_KEY".into(), cfg.token.clone())]
+    }
+
+    fn common_headers(&self, store: &Store) -> Vec<(String, String)> {
+        vec![
+            ("X-RateLimit-Limit".into(), "3600".into()),
+            (
+                "X-RateLimit-Remaining".into(),
+                3600u64.saturating_sub(store.counter).to_string(),
+            ),
+            ("X-RateLimit-Reset".into(), "3600".into()),
+        ]
+    }
+
+    fn public_origin(&self) -> &'static str {
+        "https://core.hivelocity.net"
+    }
+}
+
+fn power(n: &Node) -> &'static str {
+    if n.status == "ON" {
+        "ON"
+    } else {
+        "OFF"
+    }
+}
+
+fn profile() -> Resp {
+    Resp::json(
+        200,
+        json!({
+            "id": 54321,
+            "login": "mock@example.com",
+            "email": "mock@example.com",
+            "first_name": "Mock",
+            "last_name": "User",
+            "phone": "+1 555 0100",
+            "is_client": true,
+            "created": 1767225600,
+            "metadata": {}
+        }),
+    )
+}
+
+fn render(n: &Node) -> Value {
+    let num = |k: &str| n.extra.get(k).cloned().unwrap_or(json!(0));
+    json!({
+        "deviceId": n.id.parse::<u64>().unwrap_or(0),
+        "orderId": num("orderId"),
+        "serviceId": num("serviceId"),
+        "hostname": n.name,
+        "powerStatus": power(n),
+        "primaryIp": n.ip,
+        "locationName": n.region,
+        "productId": n.plan.parse::<u64>().unwrap_or(0),
+        "productName": format!("Instant Dedicated Server {}", n.plan),
+        "osName": n.image,
+        "tags": n.tags,
+        "period": n.extra_str("period"),
+        "publicSshKeyId": n.extra.get("publicSshKeyId").cloned().unwrap_or(Value::Null),
+        "script": n.user_data,
+        "vlanId": null,
+        "customIPXEScriptURL": null,
+        "customIPXEScriptContents": null,
+    })
+}
+
+fn create(req: &Request, cx: &mut Cx) -> Resp {
+    let body = match req.parsed_json() {
+        Ok(b) => b,
+        Err(m) => return err(400, &m),
+    };
+    if let Err(e) = check_fields(
+        &body,
+        &[
+            ("productId", Kind::Int),
+            ("locationName", Kind::Str),
+            ("osName", Kind::Str),
+            ("hostname", Kind::Str),
+        ],
+        &[
+            ("period", Kind::Str),
+            ("tags", Kind::StrList),
+            ("publicSshKeyId", Kind::Int),
+            ("script", Kind::Str),
+            ("vlanId", Kind::Int),
+            ("bondingSupport", Kind::Bool),
+            ("customIPXEScriptURL", Kind::Str),
+            ("customIPXEScriptContents", Kind::Str),
+            ("ignitionId", Kind::Int),
+            ("forceDeviceId", Kind::Int),
+        ],
+    ) {
+        return err(400, &e.message());
+    }
+    let product = body["productId"].as_u64().unwrap_or(0);
+    let known = match &cx.cfg.plans {
+        Some(list) => list.iter().any(|p| *p == product.to_string()),
+        None => product > 0,
+    };
+    if !known {
+        return err(400, &format!("Product {product} is not available."));
+    }
+    let location = str_field(&body, "locationName");
+    if !FACILITIES.contains(&location) {
+        return err(400, &format!("Invalid locationName '{location}'."));
+    }
+    let hostname = str_field(&body, "hostname");
+    let fqdn = hostname.contains('.')
+        && !hostname.starts_with('.')
+        && !hostname.ends_with('.')
+        && hostname
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
+    if !fqdn {
+        return err(
+            400,
+            "hostname must be a fully qualified domain name, e.g. node1.example.com.",
+        );
+    }
+    let os = str_field(&body, "osName");
+    if os.trim().is_empty() {
+        return err(
+            400,
+            "osName must name an operating system option of the product.",
+        );
+    }
+    let period = body
+        .get("period")
+        .and_then(Value::as_str)
+        .unwrap_or("hourly");
+    if !PERIODS.contains(&period) {
+        return err(400, &format!("Invalid period '{period}'."));
+    }
+    let seq = cx.store.next_seq();
+    let mut node = Node::new(
+        (10_000 + seq).to_string(),
+        hostname,
+        &product.to_string(),
+        location,
+        "provisioning",
+    );
+    node.image = os.to_string();
+    node.tags = str_list(&body, "tags");
+    node.user_data = body
+        .get("script")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    node.extra.insert("orderId".into(), json!(20_000 + seq));
+    node.extra.insert("serviceId".into(), json!(30_000 + seq));
+    node.extra.insert("period".into(), json!(period));
+    if let Some(k) = body.get("publicSshKeyId") {
+        node.extra.insert("publicSshKeyId".into(), k.clone());
+    }
+    node.go(&["ON"]);
+    let out = render(&node);
+    cx.store.create(node);
+    Resp::json(200, out)
+}
