@@ -2,6 +2,8 @@
 
 mod catalog;
 mod credentials;
+mod deploy;
 mod mocks;
+mod providers;
 mod state;
 mod support;

@@ -1,0 +1,562 @@
+//! Every provider end to end through the CLI against its local mock API: verify (good and bad
+//! credential), deploy, status (pending → running), list (paged, managed-only vs `--all`), stop,
+//! start, delete; throttles and 500s; name injection; no secret in any output or `-v`/`-vv` log;
+//! a made-up provider added with catalog files alone; the plain-http endpoint refusal; SigV4
+//! verified by the EC2 mock.
+
+use crate::support::{capsule, Capsule, Output};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+#[path = "support/mock/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod mock;
+
+use mock::{Fault, MockConfig, MockServer, NodeSpec, Op, Provider, SigV4Check};
+
+/// Distinctive secrets: a grep for them (or a long prefix) finds only leaks.
+const TOKEN: &str = "qV9zPROVIDERSsecret7c1e5a3b9d2f4a6c8e0b1d3f5a7c9";
+const ACCESS_KEY: &str = "AKIAPROVTESTQ7Z3K9W2";
+const SECRET_KEY: &str = "wJalrPROVIDERSsecretK7MDENG/bPxRfiCYzQ9xK3m";
+const BAD_TOKEN: &str = "bX4kBADprovidersTOKEN0f9e8d7c6b5a4f3e2d1c0b";
+
+/// What differs between providers, for the table-driven tests.
+struct Case {
+    provider: Provider,
+    template: &'static str,
+    plan: &'static str,
+    /// Catalog region slug given to `--region`.
+    region: &'static str,
+    /// The region as the mock (the real API) names it.
+    api_region: &'static str,
+    /// The credential variable to spoil for the bad-credential check.
+    secret_var: &'static str,
+    /// Part of the provider's own rejection message.
+    rejection: &'static str,
+    /// The server pages its list (Hivelocity's device list is one array).
+    pages: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        provider: Provider::DigitalOcean,
+        template: "do-small",
+        plan: "s-1vcpu-1gb",
+        region: "nyc1",
+        api_region: "nyc1",
+        secret_var: "DIGITALOCEAN_TOKEN",
+        rejection: "Unable to authenticate you",
+        pages: true,
+    },
+    Case {
+        provider: Provider::Vultr,
+        template: "vultr-vc2-1",
+        plan: "vc2-1c-1gb",
+        region: "ewr",
+        api_region: "ewr",
+        secret_var: "VULTR_API_KEY",
+        rejection: "Invalid API token",
+        pages: true,
+    },
+    Case {
+        provider: Provider::Linode,
+        template: "linode-nanode-1gb",
+        plan: "g6-nanode-1",
+        region: "us-east",
+        api_region: "us-east",
+        secret_var: "LINODE_TOKEN",
+        rejection: "Invalid Token",
+        pages: true,
+    },
+    Case {
+        provider: Provider::Aws,
+        template: "aws-t3-micro",
+        plan: "t3.micro",
+        region: "us-east-1",
+        api_region: "us-east-1",
+        secret_var: "AWS_SECRET_ACCESS_KEY",
+        rejection: "signature",
+        pages: true,
+    },
+    Case {
+        provider: Provider::Hivelocity,
+        template: "hive-small",
+        plan: "BM-2020-1",
+        region: "atlanta",
+        api_region: "ATL2",
+        secret_var: "HIVELOCITY_API_KEY",
+        rejection: "The API key is missing or invalid",
+        pages: false,
+    },
+    Case {
+        provider: Provider::Scaleway,
+        template: "scw-dev1-s",
+        plan: "DEV1-S",
+        region: "par1",
+        api_region: "fr-par-1",
+        secret_var: "SCW_SECRET_KEY",
+        rejection: "authentication is denied",
+        pages: true,
+    },
+];
+
+fn case(p: Provider) -> &'static Case {
+    CASES.iter().find(|c| c.provider == p).expect("a case")
+}
+
+fn om(args: &[&str]) -> Vec<String> {
+    std::iter::once("openmesh").chain(args.iter().copied()).map(String::from).collect()
+}
+
+/// A mock with this file's distinctive secrets.
+fn config() -> MockConfig {
+    let mut cfg = MockConfig::default().with_token(TOKEN).with_pending_polls(1);
+    cfg.access_key_id = ACCESS_KEY.into();
+    cfg.secret_access_key = SECRET_KEY.into();
+    cfg.sigv4 = SigV4Check::Full;
+    cfg
+}
+
+/// A capsule pointed at `mock` with its good credentials.
+fn cli_for(mock: &MockServer) -> Capsule {
+    let mut c = capsule();
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    c
+}
+
+/// Runs commands and keeps every output for the final secret grep.
+struct Session {
+    cli: Capsule,
+    outputs: Vec<(Vec<String>, Output)>,
+}
+
+impl Session {
+    fn new(cli: Capsule) -> Session {
+        Session { cli, outputs: Vec::new() }
+    }
+
+    #[track_caller]
+    fn run(&mut self, args: &[&str], want: i32) -> Output {
+        let argv = om(args);
+        let out = self.cli.run_args(&argv);
+        assert_eq!(
+            out.code, want,
+            "capsule {argv:?} exited {} (wanted {want})\n--- stdout\n{}\n--- stderr\n{}",
+            out.code, out.stdout, out.stderr
+        );
+        self.outputs.push((argv, Output { code: out.code, stdout: out.stdout.clone(), stderr: out.stderr.clone() }));
+        out
+    }
+
+    /// No secret in anything printed, nor in any file the run left in `CAPSULE_HOME`.
+    #[track_caller]
+    fn assert_no_secret(&self, secrets: &[&str]) {
+        for (argv, out) in &self.outputs {
+            for s in secrets {
+                for needle in [*s, &s[..16]] {
+                    assert!(
+                        !out.stdout.contains(needle) && !out.stderr.contains(needle),
+                        "secret {needle:?} leaked by capsule {argv:?}\n--- stdout\n{}\n--- stderr\n{}",
+                        out.stdout,
+                        out.stderr
+                    );
+                }
+            }
+        }
+        let mut stack = vec![self.cli.home().to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(bytes) = std::fs::read(&p) {
+                    let text = String::from_utf8_lossy(&bytes);
+                    for s in secrets {
+                        assert!(!text.contains(&s[..16]), "secret leaked into {}", p.display());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The one row of a `status` / the rows of a `list`.
+fn rows(out: &Output) -> Vec<Value> {
+    match out.json() {
+        Value::Array(a) => a,
+        other => panic!("expected a JSON array, got {other}"),
+    }
+}
+
+fn one(out: &Output) -> Value {
+    let r = rows(out);
+    assert_eq!(r.len(), 1, "expected one row: {r:?}");
+    r[0].clone()
+}
+
+#[track_caller]
+fn assert_node_fields(row: &Value) {
+    for f in ["provider", "id", "name", "template", "plan", "region", "status", "raw_status", "ipv4", "created_at"] {
+        assert!(row.get(f).is_some(), "node JSON lacks {f}: {row}");
+    }
+}
+
+fn managed(n: &mock::Node) -> bool {
+    n.tags.iter().any(|t| t == "capsule" || t.starts_with("capsule="))
+}
+
+/// Poll `status NAME` until it reports `want` (bounded).
+#[track_caller]
+fn status_until(s: &mut Session, node: &str, want: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let row = one(&s.run(&["status", node, "-o", "json"], 0));
+        if row["status"] == want {
+            return row;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{node} never became {want}: {row}");
+    }
+}
+
+// ---- 1 + 4 + 7: every provider end to end -----------------------------------------------------
+
+fn end_to_end(p: Provider) {
+    let c = case(p);
+    let mock = MockServer::start(p, config().with_page_size(2));
+    let foreign: Vec<String> = (0..5)
+        .map(|i| mock.add_node(NodeSpec::named(&format!("foreign-{i}")).region(c.api_region)))
+        .collect();
+    let mut s = Session::new(cli_for(&mock));
+    let pid = p.id();
+
+    // verify: good, then bad (the provider's own message, no secret).
+    s.run(&["provider", "verify", pid], 0);
+    let bad = cli_for(&mock).env(c.secret_var, BAD_TOKEN).run_args(&om(&["provider", "verify", pid]));
+    assert_eq!(bad.code, 1, "verify with a bad key: {bad:?}");
+    assert!(
+        bad.stderr.to_lowercase().contains(&c.rejection.to_lowercase()),
+        "{pid}: the provider's message is not surfaced: {}",
+        bad.stderr
+    );
+    assert!(!format!("{}{}", bad.stdout, bad.stderr).contains(&BAD_TOKEN[..16]), "bad key echoed");
+
+    // deploy (manual form), logged at -v.
+    let name = format!("cap-{}", pid.replace('-', ""));
+    let dep = s.run(
+        &["deploy", "--provider", pid, "--template", c.template, "--region", c.region, "--name", &name, "--yes", "-o", "json", "-v"],
+        0,
+    );
+    let dep = dep.json();
+    assert_eq!(dep["nodes"][0]["name"], name.as_str(), "{dep}");
+    let ours: Vec<_> = mock.nodes().into_iter().filter(managed).collect();
+    assert_eq!(ours.len(), 1, "{pid}: one managed node at the mock: {:?}", mock.nodes());
+    let n = &ours[0];
+    assert_eq!(n.name, name);
+    assert_eq!(n.plan, c.plan);
+    assert_eq!(n.region, c.api_region);
+    assert_eq!(mock.count_creates(), 1);
+
+    // status: pending → running.
+    let first = one(&s.run(&["status", &name, "-o", "json"], 0));
+    assert_node_fields(&first);
+    assert_ne!(first["status"], "running", "{pid}: a fresh node is not running yet: {first}");
+    let row = status_until(&mut s, &name, "running");
+    assert_node_fields(&row);
+    assert_eq!(row["provider"], pid);
+    assert_eq!(row["name"], name.as_str());
+    assert_eq!(row["template"], c.template);
+    assert_eq!(row["plan"], c.plan);
+    assert_eq!(row["region"], c.region);
+    assert!(row["ipv4"].is_string(), "{pid}: a running node has its public IPv4: {row}");
+    assert!(row["raw_status"].is_string() && row["created_at"].is_string(), "{row}");
+
+    // list: only ours; --all: everything, over ≥3 pages.
+    let listed = rows(&s.run(&["list", "--provider", pid, "-o", "json", "-v"], 0));
+    assert_eq!(listed.len(), 1, "{pid}: plain list shows only capsule's nodes: {listed:?}");
+    assert_node_fields(&listed[0]);
+    assert_eq!(listed[0]["name"], name.as_str());
+    assert_eq!(listed[0]["status"], "running");
+    let before = mock.count(Op::List);
+    let all = rows(&s.run(&["list", "--provider", pid, "--all", "-o", "json", "-vv"], 0));
+    let names: Vec<&str> = all.iter().filter_map(|r| r["name"].as_str()).collect();
+    for i in 0..5 {
+        assert!(names.contains(&format!("foreign-{i}").as_str()), "{pid}: --all lacks foreign-{i}: {names:?}");
+    }
+    assert!(names.contains(&name.as_str()), "{names:?}");
+    assert_eq!(all.len(), 6, "{pid}: {names:?}");
+    if c.pages {
+        let in_region = mock.requests_for(Op::List)[before..]
+            .iter()
+            .filter(|r| r.status == 200)
+            .count();
+        assert!(in_region >= 3, "{pid}: --all read at least 3 pages:\n{}", mock.log_summary());
+    }
+    assert_eq!(foreign.len(), 5);
+
+    // stop, start.
+    let out = one(&s.run(&["stop", &name, "--wait", "-o", "json"], 0));
+    assert_eq!(out["status"], "stopped", "{out}");
+    assert_eq!(one(&s.run(&["status", &name, "-o", "json"], 0))["status"], "stopped");
+    let out = one(&s.run(&["start", &name, "--wait", "-o", "json"], 0));
+    assert_eq!(out["status"], "running", "{out}");
+
+    // delete.
+    s.run(&["delete", &name, "--yes", "--wait", "-o", "json", "-vv"], 0);
+    match mock.node_named(&name) {
+        None => {}
+        Some(n) => assert_eq!(n.status, "terminated", "{pid}: the node is gone at the mock: {n:?}"),
+    }
+    assert_eq!(one(&s.run(&["status", &name, "-o", "json"], 0))["status"], "deleted");
+    assert_eq!(mock.nodes().iter().filter(|n| n.name.starts_with("foreign-")).count(), 5, "foreign nodes untouched");
+    if p == Provider::Aws {
+        assert_eq!(mock.config().sigv4, SigV4Check::Full);
+    }
+    s.assert_no_secret(&[TOKEN, ACCESS_KEY, SECRET_KEY]);
+}
+
+#[test]
+fn digitalocean_end_to_end() {
+    end_to_end(Provider::DigitalOcean);
+}
+
+#[test]
+fn vultr_end_to_end() {
+    end_to_end(Provider::Vultr);
+}
+
+#[test]
+fn linode_end_to_end() {
+    end_to_end(Provider::Linode);
+}
+
+#[test]
+fn aws_end_to_end_with_sigv4_verified() {
+    end_to_end(Provider::Aws);
+}
+
+#[test]
+fn hivelocity_end_to_end() {
+    end_to_end(Provider::Hivelocity);
+}
+
+#[test]
+fn scaleway_end_to_end() {
+    end_to_end(Provider::Scaleway);
+}
+
+/// Equinix Metal is retired: create is refused before any request; old nodes are still listed,
+/// read, powered and deleted.
+#[test]
+fn equinix_metal_retired_but_manageable() {
+    let mock = MockServer::start(Provider::Equinix, config().with_page_size(2));
+    let mut s = Session::new(cli_for(&mock));
+    s.run(&["provider", "verify", "equinix-metal"], 0);
+    let bad = cli_for(&mock).env("METAL_AUTH_TOKEN", BAD_TOKEN).run_args(&om(&["provider", "verify", "equinix-metal"]));
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("Invalid authentication token"), "{}", bad.stderr);
+
+    let refused = s.run(
+        &["deploy", "--provider", "equinix-metal", "--template", "equinix-c3-small", "--region", "da", "--name", "eq1", "--yes"],
+        2,
+    );
+    assert!(refused.stderr.contains("2026-06-30"), "the retirement date: {}", refused.stderr);
+    mock.assert_not_called(Op::Create);
+
+    for i in 0..5 {
+        mock.add_node(NodeSpec::named(&format!("foreign-{i}")));
+    }
+    let id = mock.add_node(NodeSpec::named("old-capsule-node").tag("capsule").tag("capsule-0123abcd"));
+    let listed = rows(&s.run(&["list", "--provider", "equinix-metal", "-o", "json"], 0));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_node_fields(&listed[0]);
+    assert_eq!(listed[0]["name"], "old-capsule-node");
+    let all = rows(&s.run(&["list", "--provider", "equinix-metal", "--all", "-o", "json"], 0));
+    assert_eq!(all.len(), 6, "{all:?}");
+
+    let node = format!("equinix-metal:{id}");
+    let row = one(&s.run(&["status", &node, "-o", "json"], 0));
+    assert_node_fields(&row);
+    assert_eq!(row["status"], "running");
+    assert_eq!(one(&s.run(&["stop", &node, "--wait", "-o", "json"], 0))["status"], "stopped");
+    assert_eq!(one(&s.run(&["start", &node, "--wait", "-o", "json"], 0))["status"], "running");
+    s.run(&["delete", &node, "--yes", "--wait", "-v"], 0);
+    assert!(mock.node(&id).is_none(), "deleted at the mock");
+    assert_eq!(one(&s.run(&["status", &node, "-o", "json"], 0))["status"], "deleted");
+    s.assert_no_secret(&[TOKEN]);
+}
+
+// ---- 2: throttles and server errors -----------------------------------------------------------
+
+#[test]
+fn throttles_and_server_errors_are_retried() {
+    let threads: Vec<_> = CASES
+        .iter()
+        .map(|c| {
+            std::thread::spawn(move || {
+                let p = c.provider;
+                let pid = p.id();
+                // One throttle with Retry-After on the create (nothing was created), one on a list
+                // and a 500 on a read.
+                let mock = MockServer::start(p, config().with_retry_after(1));
+                mock.set_fault_on(Op::Create, Fault::Status429);
+                let mut s = Session::new(cli_for(&mock));
+                let name = format!("thr-{}", pid.replace('-', ""));
+                s.run(&["deploy", "--provider", pid, "--template", c.template, "--region", c.region, "--name", &name, "--yes", "-o", "json"], 0);
+                assert_eq!(mock.count_creates(), 1, "{pid}: exactly one node after a throttled create");
+                assert_eq!(mock.nodes().len(), 1, "{pid}");
+                assert!(mock.count(Op::Create) >= 2, "{pid}: the throttled create was retried:\n{}", mock.log_summary());
+                mock.set_fault_on(Op::List, Fault::Status429);
+                mock.set_fault_on(Op::Get, Fault::Status500);
+                let listed = rows(&s.run(&["list", "--provider", pid, "-o", "json"], 0));
+                assert_eq!(listed.len(), 1, "{pid}: {listed:?}");
+                s.run(&["status", &name, "-o", "json"], 0);
+                // Periodic 500s while polling to running.
+                mock.set_error_500_every(Some(4));
+                status_until(&mut s, &name, "running");
+                mock.set_error_500_every(None);
+                assert!(
+                    mock.requests().iter().any(|r| r.fault == Some(Fault::Status500)),
+                    "{pid}: a 500 was served"
+                );
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("provider thread");
+    }
+}
+
+// ---- 3: injection -----------------------------------------------------------------------------
+
+#[test]
+fn json_injection_in_a_name_arrives_literally() {
+    let evil = r#"a","size":"x"#;
+    let threads: Vec<_> = CASES
+        .iter()
+        .filter(|c| c.provider != Provider::Aws)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let p = c.provider;
+                let pid = p.id();
+                let mock = MockServer::start(p, config().lenient());
+                let cli = cli_for(&mock);
+                // The provider may refuse such a hostname (DigitalOcean does): that is its answer.
+                let out = cli.run_args(&om(&[
+                    "deploy", "--provider", pid, "--template", c.template, "--region", c.region, "--name", evil, "--yes", "-o", "json",
+                ]));
+                assert!(out.code == 0 || out.code == 1, "{pid}: {out:?}");
+                let creates = mock.requests_for(Op::Create);
+                assert!(!creates.is_empty(), "{pid}: a create was sent: {out:?}");
+                for r in &creates {
+                    let body = r.json();
+                    assert!(body.is_object(), "{pid}: the body is JSON: {}", r.body_text());
+                    let text = serde_json::to_string(&body).unwrap();
+                    assert!(text.contains(&serde_json::to_string(evil).unwrap()), "{pid}: the literal name is in {text}");
+                    // No key other than the template's took the value "x".
+                    let obj = body.as_object().unwrap();
+                    assert!(obj.values().all(|v| v != "x"), "{pid}: a field was injected: {text}");
+                    assert!(!obj.contains_key("size") || obj["size"] != "x", "{pid}: {text}");
+                }
+                assert!(mock.nodes().iter().all(|n| n.plan == c.plan), "{pid}: plan unchanged");
+                if out.code == 0 {
+                    let n = &mock.nodes()[0];
+                    assert_eq!(n.name, evil, "{pid}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("provider thread");
+    }
+}
+
+#[test]
+fn form_injection_in_a_name_arrives_literally_at_ec2() {
+    let evil = "a&Action=TerminateInstances";
+    let mock = MockServer::start(Provider::Aws, config());
+    let keep = mock.add_node(NodeSpec::named("bystander").region("us-east-1"));
+    let mut s = Session::new(cli_for(&mock));
+    s.run(&["deploy", "--provider", "aws", "--template", "aws-t3-micro", "--region", "us-east-1", "--name", evil, "--yes", "-o", "json"], 0);
+    let creates = mock.requests_for(Op::Create);
+    assert_eq!(creates.len(), 1, "{}", mock.log_summary());
+    let form = creates[0].form();
+    let actions: Vec<_> = form.iter().filter(|(k, _)| k == "Action").collect();
+    assert_eq!(actions.len(), 1, "one Action: {form:?}");
+    assert_eq!(actions[0].1, "RunInstances");
+    assert!(form.iter().any(|(k, v)| k.starts_with("TagSpecification.1.Tag.") && v == evil), "{form:?}");
+    mock.assert_not_called(Op::Delete);
+    let ours = mock.nodes().into_iter().find(|n| managed(n)).expect("created");
+    assert_eq!(ours.name, evil);
+    assert_eq!(mock.node(&keep).expect("bystander").status, "running");
+}
+
+// ---- 5: a provider made of catalog files alone -------------------------------------------------
+
+#[test]
+fn a_made_up_provider_from_catalog_files_alone() {
+    let mock = MockServer::start(Provider::DigitalOcean, config().with_page_size(2));
+    let base = capsule();
+    let export = tempfile::tempdir().unwrap();
+    let out = base.run_args(&om(&["catalog", "export", export.path().to_str().unwrap()]));
+    assert_eq!(out.code, 0, "catalog export: {out:?}");
+    let src = export.path().join("digitalocean");
+    assert!(src.is_dir(), "export has a digitalocean folder: {out:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let acme = dir.path().join("acme");
+    std::fs::create_dir_all(&acme).unwrap();
+    let mut token_vars = Vec::new();
+    for e in std::fs::read_dir(&src).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let mut text = text.replace("\"digitalocean\"", "\"acme\"");
+        // Fresh template ids, and credentials under ACME_* names.
+        text = text.replace("id = \"do-", "id = \"acme-");
+        text = text.replace("DIGITALOCEAN_ACCESS_TOKEN", "ACME_ACCESS_TOKEN").replace("DIGITALOCEAN_TOKEN", "ACME_TOKEN");
+        text = text.replace("DIGITALOCEAN_API_URL", "ACME_API_URL");
+        if text.contains("ACME_TOKEN") {
+            token_vars.push("ACME_TOKEN");
+        }
+        std::fs::write(acme.join(e.file_name()), text).unwrap();
+    }
+    assert!(!token_vars.is_empty(), "the copied provider.toml declares its token variable");
+    let cat = dir.path().to_str().unwrap().to_string();
+    let cli = capsule()
+        .env("CAPSULE_CATALOG", &cat)
+        .env("CAPSULE_ENDPOINT_ACME", mock.url())
+        .env("ACME_TOKEN", TOKEN);
+    let mut s = Session::new(cli);
+    let provs = s.run(&["providers", "-o", "json"], 0);
+    assert!(provs.stdout.contains("\"acme\""), "{}", provs.stdout);
+    s.run(&["provider", "verify", "acme"], 0);
+    let templates = rows(&s.run(&["templates", "--provider", "acme", "-o", "json"], 0));
+    let t = templates.iter().find(|t| t["plan"] == "s-1vcpu-1gb").expect("acme's smallest template");
+    let tid = t["id"].as_str().unwrap().to_string();
+    s.run(&["deploy", "--provider", "acme", "--template", &tid, "--region", "nyc1", "--name", "acme-1", "--yes", "-o", "json"], 0);
+    assert_eq!(mock.count_creates(), 1);
+    let n = mock.node_named("acme-1").expect("created at the mock");
+    assert_eq!(n.plan, "s-1vcpu-1gb");
+    mock.add_node(NodeSpec::named("foreign"));
+    let listed = rows(&s.run(&["list", "--provider", "acme", "-o", "json"], 0));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["provider"], "acme");
+    assert_eq!(listed[0]["name"], "acme-1");
+    status_until(&mut s, "acme-1", "running");
+    s.run(&["delete", "acme-1", "--yes", "--wait"], 0);
+    assert!(mock.node_named("acme-1").is_none());
+    s.assert_no_secret(&[TOKEN]);
+}
+
+// ---- 6: endpoint override edge ------------------------------------------------------------------
+
+#[test]
+fn plain_http_endpoint_is_refused_unless_loopback() {
+    let out = capsule()
+        .env("CAPSULE_ENDPOINT_DIGITALOCEAN", "http://example.com")
+        .env("DIGITALOCEAN_TOKEN", TOKEN)
+        .args(om(&["list", "--provider", "digitalocean"]))
+        .code(2);
+    let msg = out.stderr.to_lowercase();
+    assert!(msg.contains("http") && msg.contains("loopback"), "{}", out.stderr);
+    assert!(!out.stderr.contains(&TOKEN[..16]));
+}
