@@ -561,9 +561,18 @@ fn verify_sigv4(req: &Request, cfg: &MockConfig, now: time::OffsetDateTime) -> R
     if cfg.sigv4 == SigV4Check::FormatOnly {
         return Ok(());
     }
+    let body_hash = hex(&sha256(&req.body));
     let payload_hash = match req.header("x-amz-content-sha256") {
-        Some(h) => h.to_string(),
-        None => hex(&sha256(&req.body)),
+        Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_string(),
+        None => body_hash,
+        Some(h) if h == body_hash => body_hash,
+        Some(_) => {
+            return Err(error(
+                400,
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ))
+        }
     };
     let canonical = canonical_request(
         &req.method,

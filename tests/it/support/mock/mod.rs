@@ -9,8 +9,12 @@
 //!
 //! ```ignore
 //! let mock = MockServer::start(Provider::DigitalOcean, MockConfig::default().with_page_size(3));
-//! let out = support::capsule().envs(mock.env()).args(["openmesh", "list", "-o", "json"]).ok();
-//! mock.assert_called(Op::List);
+//! let mut cli = support::capsule().args(["openmesh", "list", "-o", "json"]);
+//! for (k, v) in mock.env() {
+//!     cli = cli.env(&k, v); // CAPSULE_ENDPOINT_DIGITALOCEAN + DIGITALOCEAN_TOKEN
+//! }
+//! cli.ok();
+//! mock.assert_called(Op::List); // and at drop: every `expect(..)` met, no unmodelled path hit
 //! ```
 
 #![allow(dead_code)]

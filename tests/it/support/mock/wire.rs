@@ -8,6 +8,7 @@
 //! tiny_http owns the socket (dropping an unanswered request makes it send a 500). Here the
 //! connection thread holds the `TcpStream` and simply shuts it down.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +50,8 @@ pub type Handler = Arc<dyn Fn(RawRequest) -> Outcome + Send + Sync>;
 pub struct Listener {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
+    /// Open connections (a clone of each socket), so drop can close them.
+    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -59,25 +61,29 @@ impl Listener {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
+        let conns = Arc::new(Mutex::new(HashMap::new()));
         let accept = {
             let stop = stop.clone();
             let conns = conns.clone();
             std::thread::Builder::new()
                 .name(format!("mock-accept-{}", addr.port()))
                 .spawn(move || {
-                    for stream in listener.incoming() {
+                    for (n, stream) in (0u64..).zip(listener.incoming()) {
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
                         let Ok(stream) = stream else { continue };
                         if let Ok(clone) = stream.try_clone() {
-                            conns.lock().unwrap_or_else(|e| e.into_inner()).push(clone);
+                            lock(&conns).insert(n, clone);
                         }
                         let handler = handler.clone();
+                        let conns = conns.clone();
                         let _ = std::thread::Builder::new()
                             .name(format!("mock-conn-{}", addr.port()))
-                            .spawn(move || serve_connection(stream, handler));
+                            .spawn(move || {
+                                serve_connection(stream, handler);
+                                lock(&conns).remove(&n);
+                            });
                     }
                 })
                 .expect("spawn accept thread")
@@ -103,15 +109,14 @@ impl Drop for Listener {
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
-        for c in self
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
+        for (_, c) in lock(&self.conns).drain() {
             let _ = c.shutdown(Shutdown::Both);
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn serve_connection(stream: TcpStream, handler: Handler) {
