@@ -16,6 +16,8 @@ pub fn seed(
     events: usize,
 ) -> anyhow::Result<()> {
     let conn = store.connection();
+    // A big page cache for the load: the event indexes are written in scattered order.
+    conn.pragma_update(None, "cache_size", -512 * 1024)?;
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let regions = [
         "r-east",
@@ -129,5 +131,6 @@ pub fn seed(
         }
     }
     tx.commit()?;
+    conn.pragma_update(None, "cache_size", -2000)?;
     Ok(())
 }

@@ -535,3 +535,197 @@ fn inventory_filters_show_and_stats() {
         table.stdout
     );
 }
+
+mod sync {
+    //! `sync` against a local provider server: orphans, ghosts, drift; adopt and forget.
+
+    use super::write;
+    use crate::support::capsule;
+    use crate::support::mock::{MockServer, NodeSpec, Provider};
+    use serde_json::Value;
+
+    fn findings(out: &Value) -> Vec<(String, String, String)> {
+        let mut v: Vec<(String, String, String)> = out
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["finding"].as_str().unwrap_or("").to_string(),
+                    r["name"].as_str().unwrap_or("").to_string(),
+                    r["action"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn finds_orphans_ghosts_and_drift_then_adopts_and_forgets() {
+        let mock = MockServer::new(Provider::DigitalOcean);
+        let kept = mock.add_node(
+            NodeSpec::named("kept")
+                .tag("capsule")
+                .tag("capsule-k1")
+                .status("off"),
+        );
+        mock.add_node(
+            NodeSpec::named("stray")
+                .tag("capsule")
+                .tag("capsule-o1")
+                .plan("s-1vcpu-1gb"),
+        );
+        mock.add_node(NodeSpec::named("not-ours"));
+        let files = tempfile::tempdir().unwrap();
+        let header = "deploy_id,name,provider,provider_id,template,region,status,price_hourly,price_monthly,currency,created_at";
+        let csv = write(
+            files.path(),
+            "n.csv",
+            &format!(
+                "{header}\n\
+                 k1,kept,digitalocean,{kept},do-s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z\n\
+                 g1,ghost,digitalocean,99999999,do-s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z\n"
+            ),
+        );
+        let mut c = capsule();
+        for (k, v) in mock.env() {
+            c = c.env(&k, v);
+        }
+        c.run_args(&["openmesh", "inventory", "import", &csv]);
+
+        let report = c.run_args(&[
+            "openmesh",
+            "sync",
+            "--provider",
+            "digitalocean",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(report.code, 0, "{}", report.stderr);
+        let f = findings(&report.json());
+        assert_eq!(
+            f,
+            [
+                ("drift".into(), "kept".into(), "updated".into()),
+                ("ghost".into(), "ghost".into(), "reported".into()),
+                ("orphan".into(), "stray".into(), "reported".into()),
+            ],
+            "{}",
+            report.stdout
+        );
+        let kept_now = c
+            .run_args(&["openmesh", "inventory", "show", "kept", "-o", "json"])
+            .json();
+        assert_eq!(kept_now["status"], "stopped");
+        assert!(
+            report.stderr.contains("--adopt records orphans"),
+            "{}",
+            report.stderr
+        );
+
+        let fix = c.run_args(&[
+            "openmesh",
+            "sync",
+            "-p",
+            "digitalocean",
+            "--adopt",
+            "--forget",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(fix.code, 0, "{}", fix.stderr);
+        assert_eq!(
+            findings(&fix.json()),
+            [
+                (
+                    "ghost".to_string(),
+                    "ghost".to_string(),
+                    "forgotten".to_string()
+                ),
+                (
+                    "orphan".to_string(),
+                    "stray".to_string(),
+                    "adopted".to_string()
+                ),
+            ]
+        );
+        let live: Vec<String> = c
+            .run_args(&["openmesh", "inventory", "-o", "json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(live, ["kept", "stray"]);
+        let stray = c
+            .run_args(&["openmesh", "inventory", "show", "stray", "-o", "json"])
+            .json();
+        assert_eq!(stray["deploy_id"], "o1");
+        assert_eq!(stray["status"], "running");
+
+        // Settled: nothing left to report, and nothing doubled.
+        let again = c.run_args(&[
+            "openmesh",
+            "sync",
+            "-p",
+            "digitalocean",
+            "--adopt",
+            "--forget",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(again.json(), Value::Array(vec![]), "{}", again.stderr);
+        let all = c
+            .run_args(&["openmesh", "inventory", "--all", "-o", "json"])
+            .json();
+        assert_eq!(all.as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn skips_providers_without_credentials_and_reports_a_failing_one() {
+        let mock = MockServer::new(Provider::DigitalOcean);
+        let mut c = capsule();
+        for (k, v) in mock.env() {
+            c = c.env(&k, v);
+        }
+        let quiet = c.run_args(&["openmesh", "sync", "-o", "json"]);
+        assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+        assert!(
+            quiet
+                .stderr
+                .contains("note: vultr: skipped, no credentials"),
+            "{}",
+            quiet.stderr
+        );
+        assert!(
+            quiet.stderr.contains("note: digitalocean: 0 in sync"),
+            "{}",
+            quiet.stderr
+        );
+        // Vultr configured but unreachable: reported, exit 1, the other provider still synced.
+        let broken = c
+            .env("VULTR_API_KEY", "test-key-123456")
+            .env("CAPSULE_ENDPOINT_VULTR", "http://127.0.0.1:9")
+            .run_args(&[
+                "openmesh",
+                "sync",
+                "-p",
+                "vultr",
+                "-p",
+                "digitalocean",
+                "-o",
+                "json",
+            ]);
+        assert_eq!(broken.code, 1, "{}", broken.stderr);
+        let rows = broken.json();
+        assert_eq!(rows[0]["provider"], "vultr");
+        assert_eq!(rows[0]["finding"], "failed");
+        assert!(
+            broken.stderr.contains("note: digitalocean: 0 in sync"),
+            "{}",
+            broken.stderr
+        );
+    }
+}
