@@ -418,4 +418,68 @@ mod tests {
         assert_eq!(plan.in_sync.len(), 1);
         assert!(plan.orphans.is_empty() && plan.ghosts.is_empty() && plan.drift.is_empty());
     }
+
+    #[test]
+    fn apply_adopts_forgets_and_spares_a_deploy_in_flight() {
+        use crate::state::{Failure, SqliteStore, Store};
+        let store = SqliteStore::open_in_memory().unwrap();
+        let new = |d: &str, name: &str| NewNode {
+            deploy_id: d.into(),
+            group_id: d.into(),
+            name: name.into(),
+            provider: "acme".into(),
+            template: "acme-small".into(),
+            plan: "s-1".into(),
+            region: "r1".into(),
+            api_variant: String::new(),
+            price_hourly: 0.01,
+            price_monthly: 5.0,
+            currency: "USD".into(),
+            prices_as_of: String::new(),
+        };
+        // Just recorded, create not answered yet: may be in flight in another process.
+        store.record_intent(&new("fresh", "fresh")).unwrap();
+        // A create that timed out and never reached the provider.
+        store.record_intent(&new("doubt", "doubt")).unwrap();
+        store
+            .record_failed("doubt", "acme: timed out", Failure::InDoubt)
+            .unwrap();
+        let records = store
+            .list_nodes(&crate::state::NodeFilter {
+                include_deleted: true,
+                ..Default::default()
+            })
+            .unwrap();
+        let orphan = live(
+            "700",
+            Some("capsule-o7"),
+            NodeStatus::Running,
+            Some("10.0.0.7"),
+        );
+        let plan = reconcile("acme", &records, &[orphan]);
+        assert_eq!(plan.ghosts.len(), 2);
+        let out = apply(&store, &plan, true, true, &|o| {
+            new(o.deploy_id().unwrap(), &o.name)
+        })
+        .unwrap();
+        let actions: Vec<(&str, &str)> = out
+            .iter()
+            .map(|a| (a.name.as_str(), a.action.as_str()))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("live-700", "adopted"),
+                ("doubt", "forgotten"),
+                ("fresh", "kept: a deploy may still be creating it")
+            ]
+        );
+        let adopted = store.node_by_deploy_id("o7").unwrap().unwrap();
+        assert_eq!(
+            (adopted.provider_id.as_deref(), adopted.ipv4.as_deref()),
+            (Some("700"), Some("10.0.0.7"))
+        );
+        assert!(!store.node_by_deploy_id("doubt").unwrap().unwrap().is_live());
+        assert!(store.node_by_deploy_id("fresh").unwrap().unwrap().is_live());
+    }
 }

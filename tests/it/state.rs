@@ -541,8 +541,9 @@ mod sync {
 
     use super::write;
     use crate::support::capsule;
-    use crate::support::mock::{MockServer, NodeSpec, Provider};
+    use crate::support::mock::{MockConfig, MockServer, NodeSpec, Op, Provider};
     use serde_json::Value;
+    use std::time::{Duration, Instant};
 
     fn findings(out: &Value) -> Vec<(String, String, String)> {
         let mut v: Vec<(String, String, String)> = out
@@ -727,5 +728,97 @@ mod sync {
             "{}",
             broken.stderr
         );
+    }
+
+    #[test]
+    fn a_deploy_killed_after_the_create_is_settled_by_sync() {
+        // The provider takes its time answering the create; capsule is killed while it waits.
+        let mock = MockServer::start(
+            Provider::DigitalOcean,
+            MockConfig::default().with_latency(Duration::from_millis(700)),
+        );
+        let mut c = capsule();
+        for (k, v) in mock.env() {
+            c = c.env(&k, v);
+        }
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_capsule"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CAPSULE_HOME", c.home())
+            .env("HOME", c.home())
+            .env("NO_COLOR", "1")
+            .env("CAPSULE_BACKOFF_MS", "5");
+        for (k, v) in mock.env() {
+            cmd.env(k, v);
+        }
+        cmd.args([
+            "openmesh",
+            "deploy",
+            "--provider",
+            "digitalocean",
+            "--template",
+            "do-small",
+            "--name",
+            "k9",
+            "--yes",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().expect("spawn capsule");
+        let started = Instant::now();
+        while mock.count(Op::Create) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no create after 20 s"
+            );
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("capsule ended ({status}) before it could be killed");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().expect("kill -9");
+        child.wait().unwrap();
+        // The intent was recorded before the create call.
+        let before = c
+            .run_args(&["openmesh", "inventory", "show", "k9", "-o", "json"])
+            .json();
+        assert_eq!(before["status"], "creating");
+        assert_eq!(before["provider_id"], Value::Null);
+        while mock.count_creates() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the provider never created the node"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sync = c.run_args(&[
+            "openmesh",
+            "sync",
+            "-p",
+            "digitalocean",
+            "--adopt",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(sync.code, 0, "{}", sync.stderr);
+        let rows = sync.json();
+        assert_eq!(rows.as_array().unwrap().len(), 1, "{}", sync.stdout);
+        assert_eq!(
+            (rows[0]["finding"].as_str(), rows[0]["action"].as_str()),
+            (Some("drift"), Some("updated"))
+        );
+        let after = c
+            .run_args(&["openmesh", "inventory", "--all", "-o", "json"])
+            .json();
+        let after = after.as_array().unwrap();
+        assert_eq!(after.len(), 1, "nothing doubled");
+        assert_eq!(after[0]["deploy_id"], before["deploy_id"]);
+        assert_eq!(
+            after[0]["provider_id"].as_str(),
+            Some(mock.nodes()[0].id.as_str())
+        );
+        assert_ne!(after[0]["status"], "creating");
+        assert_eq!(mock.nodes().len(), 1, "nothing lost, nothing created twice");
     }
 }
