@@ -49,6 +49,18 @@ pub fn listing(
     columns: &[Column],
     rows: &[Value],
 ) -> io::Result<()> {
+    // One write per buffer, not per line: stdout is line-buffered.
+    let mut buffered = io::BufWriter::with_capacity(64 * 1024, out);
+    listing_to(&mut buffered, style, columns, rows)?;
+    buffered.flush()
+}
+
+fn listing_to(
+    out: &mut dyn Write,
+    style: Style,
+    columns: &[Column],
+    rows: &[Value],
+) -> io::Result<()> {
     match style.format {
         OutputFormat::Json => {
             let clean: Vec<Value> = rows.iter().map(strip_private).collect();
@@ -62,6 +74,17 @@ pub fn listing(
 
 /// A single object: JSON as is, otherwise a two-column key/value table (or CSV).
 pub fn detail(
+    out: &mut dyn Write,
+    style: Style,
+    pairs: &[(String, String)],
+    json: &Value,
+) -> io::Result<()> {
+    let mut buffered = io::BufWriter::with_capacity(16 * 1024, out);
+    detail_to(&mut buffered, style, pairs, json)?;
+    buffered.flush()
+}
+
+fn detail_to(
     out: &mut dyn Write,
     style: Style,
     pairs: &[(String, String)],
