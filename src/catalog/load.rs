@@ -27,8 +27,23 @@ use std::collections::BTreeMap;
 struct Origin {
     file: usize,
     path: Vec<Seg>,
-    /// Top-level keys this origin set.
-    keys: Vec<String>,
+    /// Top-level keys this origin set; `None` = a complete definition (every key).
+    keys: Option<Vec<String>>,
+}
+
+impl Origin {
+    fn sets(&self, key: &str) -> bool {
+        self.keys
+            .as_ref()
+            .is_none_or(|ks| ks.iter().any(|k| k == key))
+    }
+}
+
+/// A template under construction: typed from the start, since catalogs can hold 100k of them.
+#[derive(Debug, Clone)]
+struct TemplateAcc {
+    value: Template,
+    origins: Vec<Origin>,
 }
 
 /// One keyed entity under construction.
@@ -45,7 +60,7 @@ struct Merge {
     region_order: Vec<(String, String)>,
     credentials: BTreeMap<(String, String), Acc>,
     credential_order: Vec<(String, String)>,
-    templates: BTreeMap<String, Acc>,
+    templates: std::collections::HashMap<String, TemplateAcc>,
     template_order: Vec<String>,
     apis: BTreeMap<String, Acc>,
     rates: BTreeMap<String, Acc>,
@@ -66,7 +81,14 @@ pub fn load_files(files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
 }
 
 fn toml_error(file: &SourceFile, err: &toml::de::Error) -> Diagnostic {
-    let raw = err.message().trim().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    let raw = err
+        .message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     let message = humanize_serde(&raw);
     // An unknown field: point at the key itself.
     Diagnostic::at(file, err.span(), message)
@@ -107,12 +129,29 @@ impl Merge {
                 return;
             }
         };
-        let table: toml::Table = match toml::from_str(&file.text) {
-            Ok(t) => t,
-            Err(e) => {
-                self.diags.push(toml_error(file, &e));
-                return;
+        // The untyped table is needed for sections that merge key by key across files, and for
+        // patches of existing templates; a file of new templates alone is parsed once.
+        let patches = doc
+            .templates
+            .iter()
+            .any(|t| self.templates.contains_key(&t.id));
+        let needs_table = doc.provider.is_some()
+            || doc.api.is_some()
+            || doc.bootstrap.is_some()
+            || !doc.regions.is_empty()
+            || !doc.credentials.is_empty()
+            || !doc.rates.is_empty()
+            || patches;
+        let table: toml::Table = if needs_table {
+            match toml::from_str(&file.text) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.diags.push(toml_error(file, &e));
+                    return;
+                }
             }
+        } else {
+            toml::Table::new()
         };
         let declared = doc
             .provider
@@ -189,40 +228,15 @@ impl Merge {
                 );
             }
         }
-        if let Some(toml::Value::Array(items)) = table.get("templates") {
-            for (n, item) in items.iter().enumerate() {
-                let Some(t) = item.as_table() else { continue };
-                let id = t
-                    .get("id")
-                    .and_then(toml::Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let path = vec![key("templates"), Seg::Index(n)];
-                if id.is_empty() {
-                    let span = locate(&file.text, &path, false);
-                    self.diags
-                        .push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
-                    continue;
-                }
-                let mut t = t.clone();
-                if !self.templates.contains_key(&id) && !t.contains_key("provider") {
-                    match &owner {
-                        Some(p) => {
-                            t.insert("provider".into(), toml::Value::String(p.clone()));
-                        }
-                        None => {
-                            let span = locate(&file.text, &path, false);
-                            self.diags.push(Diagnostic::at(
-                                file,
-                                span,
-                                format!("template '{id}' has no provider — set provider = \"…\" or put the file in the provider's folder"),
-                            ));
-                            continue;
-                        }
-                    }
-                }
-                self.put(files, Kind::Template, id, t, idx, path);
+        for (n, t) in doc.templates.into_iter().enumerate() {
+            let path = vec![key("templates"), Seg::Index(n)];
+            if t.id.is_empty() {
+                let span = locate(&file.text, &path, false);
+                self.diags
+                    .push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
+                continue;
             }
+            self.put_template(files, idx, &table, t, path, owner.as_deref());
         }
         if let Some(toml::Value::Table(t)) = table.get("api") {
             match &owner {
@@ -267,6 +281,103 @@ impl Merge {
         }
     }
 
+    /// Add a template, or patch the one with the same id from an earlier layer.
+    fn put_template(
+        &mut self,
+        files: &[SourceFile],
+        idx: usize,
+        table: &toml::Table,
+        mut t: Template,
+        path: Vec<Seg>,
+        owner: Option<&str>,
+    ) {
+        let file = &files[idx];
+        let layer = file.layer;
+        let n = match path.get(1) {
+            Some(Seg::Index(n)) => *n,
+            _ => 0,
+        };
+        if let Some(acc) = self.templates.get_mut(&t.id) {
+            if let Some(prev) = acc.origins.iter().find(|o| files[o.file].layer == layer) {
+                let span = locate(&file.text, &path, false);
+                let prev_file = &files[prev.file];
+                let (line, _) = span_line(prev_file, &prev.path);
+                self.diags.push(Diagnostic::at(
+                    file,
+                    span,
+                    format!(
+                        "duplicate template id '{}' — already defined at {}:{line}",
+                        t.id, prev_file.path
+                    ),
+                ));
+                return;
+            }
+            // A patch: only the keys the file sets replace the earlier values.
+            let patch = table
+                .get("templates")
+                .and_then(toml::Value::as_array)
+                .and_then(|a| a.get(n))
+                .and_then(toml::Value::as_table)
+                .cloned()
+                .unwrap_or_default();
+            let merged = toml::Value::try_from(&acc.value)
+                .map_err(|e| e.to_string())
+                .and_then(|v| {
+                    let mut base = match v {
+                        toml::Value::Table(b) => b,
+                        _ => toml::Table::new(),
+                    };
+                    deep_merge(&mut base, patch.clone());
+                    toml::Value::Table(base)
+                        .try_into::<Template>()
+                        .map_err(|e| e.message().to_string())
+                });
+            match merged {
+                Ok(v) => {
+                    acc.value = v;
+                    acc.origins.push(Origin {
+                        file: idx,
+                        path,
+                        keys: Some(patch.keys().cloned().collect()),
+                    });
+                }
+                Err(e) => {
+                    let span = locate(&file.text, &path, false);
+                    self.diags
+                        .push(Diagnostic::at(file, span, humanize_serde(e.trim())));
+                }
+            }
+            return;
+        }
+        if t.provider.is_empty() {
+            match owner {
+                Some(p) => t.provider = p.to_string(),
+                None => {
+                    let span = locate(&file.text, &path, false);
+                    self.diags.push(Diagnostic::at(
+                        file,
+                        span,
+                        format!("template '{}' has no provider — set provider = \"…\" or put the file in the provider's folder", t.id),
+                    ));
+                    return;
+                }
+            }
+        }
+        self.template_order.push(t.id.clone());
+        let origin = Origin {
+            file: idx,
+            path,
+            keys: None,
+        };
+        self.templates.insert(
+            t.id.clone(),
+            TemplateAcc {
+                value: t,
+                origins: vec![origin],
+            },
+        );
+    }
+
     fn need_owner(&mut self, file: &SourceFile, section: &str) {
         let span = locate(&file.text, &[key(section)], true);
         self.diags.push(Diagnostic::at(
@@ -288,14 +399,13 @@ impl Merge {
         let origin = Origin {
             file,
             path,
-            keys: table.keys().cloned().collect(),
+            keys: Some(table.keys().cloned().collect()),
         };
         let layer = files[file].layer;
         let slot = match kind {
             Kind::Provider => self.providers.get_mut(&id),
             Kind::Region => self.regions.get_mut(&split(&id)),
             Kind::Credential => self.credentials.get_mut(&split(&id)),
-            Kind::Template => self.templates.get_mut(&id),
             Kind::Api => self.apis.get_mut(&id),
             Kind::Rate => self.rates.get_mut(&id),
             Kind::Bootstrap => self.bootstrap.as_mut(),
@@ -303,10 +413,7 @@ impl Merge {
         if let Some(acc) = slot {
             // Keyed entities may be defined once per layer; [provider], [api] and [bootstrap]
             // may be spread over several files of the same provider.
-            let keyed = matches!(
-                kind,
-                Kind::Region | Kind::Credential | Kind::Template | Kind::Rate
-            );
+            let keyed = matches!(kind, Kind::Region | Kind::Credential | Kind::Rate);
             if keyed {
                 if let Some(prev) = acc.origins.iter().find(|o| files[o.file].layer == layer) {
                     let f = &files[origin.file];
@@ -347,10 +454,6 @@ impl Merge {
                 let k = split(&id);
                 self.credential_order.push(k.clone());
                 self.credentials.insert(k, acc);
-            }
-            Kind::Template => {
-                self.template_order.push(id.clone());
-                self.templates.insert(id, acc);
             }
             Kind::Api => {
                 self.apis.insert(id, acc);
@@ -415,12 +518,13 @@ impl Merge {
                 None => diags.push(missing_provider(files, &acc.origins, &k.0)),
             }
         }
+        let mut templates = self.templates;
+        catalog.templates.reserve(self.template_order.len());
         for id in &self.template_order {
-            let acc = &self.templates[id];
-            if let Some(t) = typed::<Template>(files, acc, &mut diags) {
-                catalog.templates.push(t);
+            if let Some(acc) = templates.remove(id) {
+                origins.insert(Entity::Template(id.clone()), acc.origins);
+                catalog.templates.push(acc.value);
             }
-            origins.insert(Entity::Template(id.clone()), acc.origins.clone());
         }
         for (cur, acc) in &self.rates {
             if let Some(r) = typed::<Rate>(files, acc, &mut diags) {
@@ -459,7 +563,6 @@ enum Kind {
     Provider,
     Region,
     Credential,
-    Template,
     Api,
     Rate,
     Bootstrap,
@@ -471,7 +574,6 @@ impl Kind {
             Kind::Provider => "provider",
             Kind::Region => "region",
             Kind::Credential => "credential",
-            Kind::Template => "template",
             Kind::Api => "api",
             Kind::Rate => "rate",
             Kind::Bootstrap => "bootstrap",
@@ -542,10 +644,14 @@ fn missing_provider(files: &[SourceFile], origins: &[Origin], prov: &str) -> Dia
 fn place(files: &[SourceFile], origins: &BTreeMap<Entity, Vec<Origin>>, p: Problem) -> Diagnostic {
     // An entity without a file of its own (a provider with no [api]) is reported at its provider.
     let owner = match &p.entity {
-        Entity::Api(id) | Entity::Region(id, _) | Entity::Credential(id, _) => Some(Entity::Provider(id.clone())),
+        Entity::Api(id) | Entity::Region(id, _) | Entity::Credential(id, _) => {
+            Some(Entity::Provider(id.clone()))
+        }
         _ => None,
     };
-    let list = origins.get(&p.entity).or_else(|| owner.as_ref().and_then(|o| origins.get(o)));
+    let list = origins
+        .get(&p.entity)
+        .or_else(|| owner.as_ref().and_then(|o| origins.get(o)));
     let Some(list) = list else {
         // Only happens for catalog-wide problems; point at the first file.
         return match files.first() {
@@ -564,12 +670,12 @@ fn place(files: &[SourceFile], origins: &BTreeMap<Entity, Vec<Origin>>, p: Probl
         _ => None,
     };
     let origin = first_key
-        .and_then(|k| list.iter().rev().find(|o| o.keys.iter().any(|x| x == k)))
+        .and_then(|k| list.iter().rev().find(|o| o.sets(k)))
         .unwrap_or_else(|| list.last().expect("an entity has an origin"));
     let f = &files[origin.file];
     let mut path = origin.path.clone();
     path.extend(p.field.iter().cloned());
-    let span = if first_key.is_some() && origin.keys.iter().any(|k| Some(k.as_str()) == first_key) {
+    let span = if first_key.is_some_and(|k| origin.sets(k)) {
         locate(&f.text, &path, p.on_key)
     } else {
         locate(&f.text, &origin.path, false)
