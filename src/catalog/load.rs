@@ -80,7 +80,42 @@ pub fn load_files(files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
     m.build(files)
 }
 
-fn toml_error(file: &SourceFile, err: &toml::de::Error) -> Diagnostic {
+/// Files this large that hold nothing but `[[templates]]` are parsed one entry at a time, so
+/// memory holds one entry's syntax tree rather than the whole file's.
+const CHUNKED_PARSE_BYTES: usize = 256 * 1024;
+
+/// Parse one file strictly into its typed form; errors are located in the file.
+fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
+    let text = &file.text;
+    let chunkable = text.len() >= CHUNKED_PARSE_BYTES
+        && !text.contains("\"\"\"")
+        && !text.contains("'''")
+        && text
+            .lines()
+            .filter(|l| l.trim_start().starts_with('['))
+            .all(|l| l.trim() == "[[templates]]");
+    if !chunkable {
+        return toml::from_str(text).map_err(|e| toml_error(file, &e, 0));
+    }
+    let mut doc = FileDoc::default();
+    let mut starts: Vec<usize> = text
+        .match_indices("[[templates]]")
+        .filter(|(i, _)| *i == 0 || text.as_bytes()[i - 1] == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    if starts.first() != Some(&0) {
+        starts.insert(0, 0);
+    }
+    starts.push(text.len());
+    for w in starts.windows(2) {
+        let chunk = &text[w[0]..w[1]];
+        let part: FileDoc = toml::from_str(chunk).map_err(|e| toml_error(file, &e, w[0]))?;
+        doc.templates.extend(part.templates);
+    }
+    Ok(doc)
+}
+
+fn toml_error(file: &SourceFile, err: &toml::de::Error, offset: usize) -> Diagnostic {
     let raw = err
         .message()
         .trim()
@@ -91,7 +126,11 @@ fn toml_error(file: &SourceFile, err: &toml::de::Error) -> Diagnostic {
         .join("; ");
     let message = humanize_serde(&raw);
     // An unknown field: point at the key itself.
-    Diagnostic::at(file, err.span(), message)
+    Diagnostic::at(
+        file,
+        err.span().map(|r| r.start + offset..r.end + offset),
+        message,
+    )
 }
 
 /// Turn serde/toml wording into one clear sentence.
@@ -122,10 +161,10 @@ fn humanize_serde(raw: &str) -> String {
 impl Merge {
     fn add_file(&mut self, files: &[SourceFile], idx: usize, file: &SourceFile) {
         // Strict typed parse first: unknown keys and wrong types, located exactly.
-        let doc: FileDoc = match toml::from_str(&file.text) {
+        let doc = match parse_doc(file) {
             Ok(d) => d,
-            Err(e) => {
-                self.diags.push(toml_error(file, &e));
+            Err(d) => {
+                self.diags.push(d);
                 return;
             }
         };
@@ -146,7 +185,7 @@ impl Merge {
             match toml::from_str(&file.text) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.diags.push(toml_error(file, &e));
+                    self.diags.push(toml_error(file, &e, 0));
                     return;
                 }
             }

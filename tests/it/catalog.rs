@@ -465,3 +465,32 @@ fn broken_overlays_fail_with_located_errors() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A large generated catalog is parsed entry by entry; an error deep inside is still located at
+/// its exact line in the file.
+#[test]
+fn large_overlay_errors_keep_exact_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    capsule()
+        .args(["openmesh", "catalog", "generate", d, "--templates", "3000"])
+        .ok();
+    let path = dir.path().join("synthetic/templates.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.len() > 256 * 1024, "big enough for the chunked parse");
+    capsule()
+        .args(["openmesh", "catalog", "validate", d])
+        .ok()
+        .stdout_has("3031 templates");
+    let needle = "id = \"syn-2500\"\n";
+    let at = text.find(needle).unwrap() + needle.len();
+    let broken = format!("{}cpu_count = 4\n{}", &text[..at], &text[at..]);
+    let line = broken[..at].matches('\n').count() + 1;
+    std::fs::write(&path, broken).unwrap();
+    let out = capsule()
+        .args(["openmesh", "catalog", "validate", d])
+        .code(2);
+    out.stderr_has(&format!(
+        "synthetic/templates.toml:{line}:1: unknown key 'cpu_count'"
+    ));
+}
