@@ -267,6 +267,32 @@ fn a_crash_between_write_and_rename_keeps_the_old_file() {
 }
 
 #[test]
+fn concurrent_configures_lose_no_table() {
+    let c = capsule();
+    let providers = ["digitalocean", "vultr", "linode", "hivelocity"];
+    for round in 0..3 {
+        std::thread::scope(|scope| {
+            for p in providers {
+                let c = &c;
+                scope.spawn(move || {
+                    let key = format!("{p}{round}key0123456789abcdef");
+                    code(c, &["provider", "configure", p, "--api-key", &key], 0);
+                });
+            }
+        });
+        let doc: toml::Table = fs::read_to_string(file_of(&c)).unwrap().parse().unwrap();
+        for p in providers {
+            let table = doc
+                .get(p)
+                .and_then(|t| t.as_table())
+                .unwrap_or_else(|| panic!("{p} lost in round {round}"));
+            let value = table.values().next().and_then(|v| v.as_str()).unwrap();
+            assert_eq!(value, format!("{p}{round}key0123456789abcdef"));
+        }
+    }
+}
+
+#[test]
 fn a_broken_file_is_located_but_never_quoted() {
     let c = capsule();
     code(
