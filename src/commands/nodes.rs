@@ -10,11 +10,15 @@ use crate::catalog::schema::Template;
 use crate::catalog::ProviderEntry;
 use crate::cli::{DeployArgs, ListArgs, NodeArgs, OutputFormat, Spread};
 use crate::context::{parse_duration, Ctx};
-use crate::driver::{CreateRequest, Driver, DriverError, ErrorKind, Node, NodeRef, NodeState, RenderedRequest};
+use crate::driver::{
+    CreateRequest, Driver, DriverError, ErrorKind, Node, NodeRef, NodeState, RenderedRequest,
+};
 use crate::error::bad_input;
 use crate::render::{self, col, usd, Column, Kind};
 use crate::select::{self, GpuWant, Offer, Query, Reject};
-use crate::state::{self, Action, Created, Failure, NewNode, NodeRecord, NodeStatus, Observation, Outcome, Store};
+use crate::state::{
+    self, Action, Created, Failure, NewNode, NodeRecord, NodeStatus, Observation, Outcome, Store,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -63,7 +67,10 @@ fn node_columns(ctx: &Ctx) -> &'static [Column] {
 /// The documented JSON of a live node.
 fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>) -> Value {
     let template = record.map(|r| r.template.clone()).or_else(|| {
-        ctx.catalog.templates_of(&n.provider).find(|t| t.plan == n.plan).map(|t| t.id.clone())
+        ctx.catalog
+            .templates_of(&n.provider)
+            .find(|t| t.plan == n.plan)
+            .map(|t| t.id.clone())
     });
     let id = match ctx.catalog.provider(&n.provider) {
         Some(p) if p.api.regional && !n.region.is_empty() => format!("{}/{}", n.region, n.id),
@@ -101,7 +108,11 @@ fn observe(n: &Node) -> Observation {
         raw_status: Some(n.raw_status.clone()),
         ipv4: n.ipv4.clone().map(Some),
         provider_id: None,
-        plan: if n.plan.is_empty() { None } else { Some(n.plan.clone()) },
+        plan: if n.plan.is_empty() {
+            None
+        } else {
+            Some(n.plan.clone())
+        },
     }
 }
 
@@ -110,19 +121,45 @@ fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
 }
 
 /// `PROVIDER:ID`, `PROVIDER:REGION/ID` or a recorded name → the node and its record.
-fn resolve_node(ctx: &Ctx, store: &dyn Store, text: &str) -> anyhow::Result<(NodeRef, Option<NodeRecord>)> {
+fn resolve_node(
+    ctx: &Ctx,
+    store: &dyn Store,
+    text: &str,
+) -> anyhow::Result<(NodeRef, Option<NodeRecord>)> {
     let record = store.resolve(text)?;
     if let Some((prov, rest)) = text.split_once(':') {
         if let Some(p) = ctx.catalog.provider(prov) {
             let (region, id) = match rest.rsplit_once('/') {
-                Some((r, id)) if !r.is_empty() => (Some(p.region_slug_for_api_id(r).to_string()), id.to_string()),
-                _ => (record.as_ref().map(|r| r.region.clone()).filter(|r| !r.is_empty()), rest.to_string()),
+                Some((r, id)) if !r.is_empty() => (
+                    Some(p.region_slug_for_api_id(r).to_string()),
+                    id.to_string(),
+                ),
+                _ => (
+                    record
+                        .as_ref()
+                        .map(|r| r.region.clone())
+                        .filter(|r| !r.is_empty()),
+                    rest.to_string(),
+                ),
             };
             if id.is_empty() {
-                return Err(bad_input(format!("'{text}' names no node id — write PROVIDER:ID, e.g. {prov}:12345")));
+                return Err(bad_input(format!(
+                    "'{text}' names no node id — write PROVIDER:ID, e.g. {prov}:12345"
+                )));
             }
-            let variant = record.as_ref().map(|r| r.api_variant.clone()).unwrap_or_default();
-            return Ok((NodeRef { provider: p.id().to_string(), id, region, variant }, record));
+            let variant = record
+                .as_ref()
+                .map(|r| r.api_variant.clone())
+                .unwrap_or_default();
+            return Ok((
+                NodeRef {
+                    provider: p.id().to_string(),
+                    id,
+                    region,
+                    variant,
+                },
+                record,
+            ));
         }
         if record.is_none() {
             ctx.provider(prov)?;
@@ -140,7 +177,15 @@ fn resolve_node(ctx: &Ctx, store: &dyn Store, text: &str) -> anyhow::Result<(Nod
         )));
     };
     let region = Some(rec.region.clone()).filter(|r| !r.is_empty());
-    Ok((NodeRef { provider: rec.provider.clone(), id, region, variant: rec.api_variant.clone() }, Some(rec)))
+    Ok((
+        NodeRef {
+            provider: rec.provider.clone(),
+            id,
+            region,
+            variant: rec.api_variant.clone(),
+        },
+        Some(rec),
+    ))
 }
 
 fn driver_error(e: DriverError) -> anyhow::Error {
@@ -182,7 +227,10 @@ pub fn power(ctx: &Ctx, args: &NodeArgs, what: Power) -> anyhow::Result<ExitCode
             Power::Stop => driver.stop(&node_ref).await?,
         }
         if args.wait {
-            driver.wait_for(&node_ref, want, false, timeout).await.map(Some)
+            driver
+                .wait_for(&node_ref, want, false, timeout)
+                .await
+                .map(Some)
         } else {
             Ok(None)
         }
@@ -193,19 +241,36 @@ pub fn power(ctx: &Ctx, args: &NodeArgs, what: Power) -> anyhow::Result<ExitCode
             if let (Some(d), Some(n)) = (&deploy_id, &node) {
                 store.record_observation(d, &observe(n), action, "")?;
             }
-            let name = record.as_ref().map_or(args.node.clone(), |r| r.name.clone());
-            let how = if args.wait { verb.to_string() } else { format!("asked to be {verb}") };
+            let name = record
+                .as_ref()
+                .map_or(args.node.clone(), |r| r.name.clone());
+            let how = if args.wait {
+                verb.to_string()
+            } else {
+                format!("asked to be {verb}")
+            };
             emit_done(ctx, &name, &node_ref, how.as_str(), node.as_ref())?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            store.record_action(deploy_id.as_deref(), action, Outcome::Failed, &e.to_string())?;
+            store.record_action(
+                deploy_id.as_deref(),
+                action,
+                Outcome::Failed,
+                &e.to_string(),
+            )?;
             Err(driver_error(e))
         }
     }
 }
 
-fn emit_done(ctx: &Ctx, name: &str, node_ref: &NodeRef, what: &str, node: Option<&Node>) -> anyhow::Result<()> {
+fn emit_done(
+    ctx: &Ctx,
+    name: &str,
+    node_ref: &NodeRef,
+    what: &str,
+    node: Option<&Node>,
+) -> anyhow::Result<()> {
     let mut out = stdout();
     if ctx.format() == OutputFormat::Table {
         writeln!(out, "{name} ({}:{}) {what}", node_ref.provider, node_ref.id)?;
@@ -214,7 +279,13 @@ fn emit_done(ctx: &Ctx, name: &str, node_ref: &NodeRef, what: &str, node: Option
             "provider": node_ref.provider, "id": node_ref.id, "name": name, "result": what,
             "status": node.map(|n| n.state.as_str()),
         });
-        let cols = [col("provider", "provider", Kind::Text), col("id", "id", Kind::Text), col("name", "name", Kind::Text), col("result", "result", Kind::Text), col("status", "status", Kind::Text)];
+        let cols = [
+            col("provider", "provider", Kind::Text),
+            col("id", "id", Kind::Text),
+            col("name", "name", Kind::Text),
+            col("result", "result", Kind::Text),
+            col("status", "status", Kind::Text),
+        ];
         render::listing(&mut out, ctx.style, &cols, &[row])?;
     }
     Ok(())
@@ -226,13 +297,18 @@ fn confirm(ctx: &Ctx, question: &str, flag_hint: &str) -> anyhow::Result<bool> {
         return Ok(true);
     }
     if !ctx.interactive {
-        return Err(bad_input(format!("{question} — refusing without confirmation off a terminal; pass {flag_hint}")));
+        return Err(bad_input(format!(
+            "{question} — refusing without confirmation off a terminal; pass {flag_hint}"
+        )));
     }
     eprint!("{question} [y/N] ");
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
-    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 pub fn delete(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
@@ -240,8 +316,17 @@ pub fn delete(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
     let (node_ref, record) = resolve_node(ctx, store.as_ref(), &args.node)?;
     let driver = ctx.driver(&node_ref.provider)?;
     let timeout = parse_duration(&args.timeout)?;
-    let name = record.as_ref().map_or(args.node.clone(), |r| r.name.clone());
-    if !confirm(ctx, &format!("Delete {name} ({}:{})? Its disks and data go with it", node_ref.provider, node_ref.id), "--yes")? {
+    let name = record
+        .as_ref()
+        .map_or(args.node.clone(), |r| r.name.clone());
+    if !confirm(
+        ctx,
+        &format!(
+            "Delete {name} ({}:{})? Its disks and data go with it",
+            node_ref.provider, node_ref.id
+        ),
+        "--yes",
+    )? {
         eprintln!("capsule: not deleted");
         return Ok(ExitCode::from(1));
     }
@@ -251,7 +336,10 @@ pub fn delete(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
     let result = rt.block_on(async {
         driver.delete(&node_ref).await?;
         if args.wait {
-            driver.wait_for(&node_ref, NodeState::Deleted, false, timeout).await.map(Some)
+            driver
+                .wait_for(&node_ref, NodeState::Deleted, false, timeout)
+                .await
+                .map(Some)
         } else {
             Ok(None)
         }
@@ -260,11 +348,26 @@ pub fn delete(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
         Ok(node) => {
             store.record_action(deploy_id.as_deref(), Action::Delete, Outcome::Ok, "")?;
             if let Some(d) = &deploy_id {
-                let st = node.as_ref().map_or(NodeStatus::Deleting, |n| status_of(n.state));
-                let raw = node.as_ref().map(|n| n.raw_status.clone()).unwrap_or_default();
+                let st = node
+                    .as_ref()
+                    .map_or(NodeStatus::Deleting, |n| status_of(n.state));
+                let raw = node
+                    .as_ref()
+                    .map(|n| n.raw_status.clone())
+                    .unwrap_or_default();
                 store.record_status(d, Action::Delete, st, &raw, None)?;
             }
-            emit_done(ctx, &name, &node_ref, if args.wait { "deleted" } else { "deletion started" }, node.as_ref())?;
+            emit_done(
+                ctx,
+                &name,
+                &node_ref,
+                if args.wait {
+                    "deleted"
+                } else {
+                    "deletion started"
+                },
+                node.as_ref(),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if e.kind == ErrorKind::NotFound => {
@@ -275,7 +378,12 @@ pub fn delete(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            store.record_action(deploy_id.as_deref(), Action::Delete, Outcome::Failed, &e.to_string())?;
+            store.record_action(
+                deploy_id.as_deref(),
+                Action::Delete,
+                Outcome::Failed,
+                &e.to_string(),
+            )?;
             Err(driver_error(e))
         }
     }
@@ -297,7 +405,10 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let providers: Vec<&ProviderEntry> = if args.providers.is_empty() {
         configured_providers(ctx)
     } else {
-        args.providers.iter().map(|p| ctx.provider(p)).collect::<anyhow::Result<_>>()?
+        args.providers
+            .iter()
+            .map(|p| ctx.provider(p))
+            .collect::<anyhow::Result<_>>()?
     };
     if providers.is_empty() {
         return Err(bad_input(
@@ -341,13 +452,21 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
         }
     }
     rows.sort_by(|a, b| {
-        (a["provider"].as_str(), a["name"].as_str(), a["id"].as_str()).cmp(&(b["provider"].as_str(), b["name"].as_str(), b["id"].as_str()))
+        (a["provider"].as_str(), a["name"].as_str(), a["id"].as_str()).cmp(&(
+            b["provider"].as_str(),
+            b["name"].as_str(),
+            b["id"].as_str(),
+        ))
     });
     render::listing(&mut stdout(), ctx.style, node_columns(ctx), &rows)?;
     for (id, msg) in &failed {
         eprintln!("capsule: {id}: listing failed: {msg}");
     }
-    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,7 +512,10 @@ fn offer_json(o: &Offer<'_>) -> Value {
 }
 
 fn offer_line(o: &Value) -> String {
-    let gpu = o["gpu"].as_object().map(|g| format!(", {}× {}", g["count"], g["model"].as_str().unwrap_or(""))).unwrap_or_default();
+    let gpu = o["gpu"]
+        .as_object()
+        .map(|g| format!(", {}× {}", g["count"], g["model"].as_str().unwrap_or("")))
+        .unwrap_or_default();
     format!(
         "{} ({} {}) in {} — {} vCPU, {} GB{gpu}, {}/h ({}/month)",
         o["template"].as_str().unwrap_or(""),
@@ -411,7 +533,11 @@ impl Explanation {
     fn text(&self) -> String {
         let mut s = String::new();
         match &self.choice {
-            Some(c) => s.push_str(&format!("Cheapest offer for {}:\n  {}\n", self.constraints, offer_line(c))),
+            Some(c) => s.push_str(&format!(
+                "Cheapest offer for {}:\n  {}\n",
+                self.constraints,
+                offer_line(c)
+            )),
             None => s.push_str(&format!("No offer fits {}.\n", self.constraints)),
         }
         if !self.candidates.is_empty() {
@@ -421,7 +547,11 @@ impl Explanation {
             }
         }
         if !self.rejected.is_empty() {
-            let parts: Vec<String> = self.rejected.iter().map(|(r, n)| format!("{n} by {r}")).collect();
+            let parts: Vec<String> = self
+                .rejected
+                .iter()
+                .map(|(r, n)| format!("{n} by {r}"))
+                .collect();
             s.push_str(&format!("Offers rejected: {}.\n", parts.join(", ")));
         }
         for (p, why) in &self.skipped {
@@ -457,7 +587,11 @@ fn constraint_text(args: &DeployArgs) -> String {
         parts.push(format!("≥{} GB storage", render::num(s)));
     }
     if let Some(g) = &args.gpu {
-        parts.push(if g.is_empty() { "a GPU".to_string() } else { format!("GPU {g}") });
+        parts.push(if g.is_empty() {
+            "a GPU".to_string()
+        } else {
+            format!("GPU {g}")
+        });
     }
     if let Some(b) = args.budget {
         parts.push(format!("≤ {}/h", usd(b)));
@@ -465,7 +599,12 @@ fn constraint_text(args: &DeployArgs) -> String {
     if let Some(b) = args.max_monthly {
         parts.push(format!("≤ {}/month", usd(b)));
     }
-    for (label, v) in [("region", &args.region), ("continent", &args.continent), ("country", &args.country), ("arch", &args.arch)] {
+    for (label, v) in [
+        ("region", &args.region),
+        ("continent", &args.continent),
+        ("country", &args.country),
+        ("arch", &args.arch),
+    ] {
         if let Some(v) = v {
             parts.push(format!("{label} {v}"));
         }
@@ -483,8 +622,17 @@ fn constraint_text(args: &DeployArgs) -> String {
 fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
     super::catalog::check_providers(&ctx.catalog, &args.providers)?;
     super::catalog::check_providers(&ctx.catalog, &args.exclude_provider)?;
-    super::catalog::check_place(&ctx.catalog, args.region.as_deref(), args.continent.as_deref())?;
-    for (name, v) in [("--budget", args.budget), ("--max-monthly", args.max_monthly), ("--min-memory", args.min_memory), ("--min-storage", args.min_storage)] {
+    super::catalog::check_place(
+        &ctx.catalog,
+        args.region.as_deref(),
+        args.continent.as_deref(),
+    )?;
+    for (name, v) in [
+        ("--budget", args.budget),
+        ("--max-monthly", args.max_monthly),
+        ("--min-memory", args.min_memory),
+        ("--min-storage", args.min_storage),
+    ] {
         if v.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
             return Err(bad_input(format!("{name} must be a positive number")));
         }
@@ -515,13 +663,24 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(Str
     let mut skipped = Vec::new();
     for p in &ctx.catalog.providers {
         let id = p.id().to_string();
-        if args.exclude_provider.iter().any(|x| x.eq_ignore_ascii_case(&id))
-            || (!args.providers.is_empty() && !args.providers.iter().any(|x| x.eq_ignore_ascii_case(&id)))
+        if args
+            .exclude_provider
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(&id))
+            || (!args.providers.is_empty()
+                && !args.providers.iter().any(|x| x.eq_ignore_ascii_case(&id)))
         {
             continue;
         }
         if p.is_retired() {
-            skipped.push((id, format!("retired {} ({})", p.meta.status.date, p.meta.status.reason.trim_end_matches('.'))));
+            skipped.push((
+                id,
+                format!(
+                    "retired {} ({})",
+                    p.meta.status.date,
+                    p.meta.status.reason.trim_end_matches('.')
+                ),
+            ));
             continue;
         }
         let configured = crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no");
@@ -538,7 +697,10 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(Str
 }
 
 /// Plan a smart deploy: the ranked feasible offers and the explanation.
-fn smart_plan<'a>(ctx: &'a Ctx, args: &DeployArgs) -> anyhow::Result<(Vec<Offer<'a>>, Explanation)> {
+fn smart_plan<'a>(
+    ctx: &'a Ctx,
+    args: &DeployArgs,
+) -> anyhow::Result<(Vec<Offer<'a>>, Explanation)> {
     let q = smart_query(ctx, args)?;
     let (usable, skipped) = usable_providers(ctx, args);
     let (fits, mut rejected) = select::plan(&ctx.catalog, &q);
@@ -556,12 +718,16 @@ fn smart_plan<'a>(ctx: &'a Ctx, args: &DeployArgs) -> anyhow::Result<(Vec<Offer<
     rejected.retain(|(r, _)| *r != Reject::Provider);
     let mut exp = Explanation {
         constraints: constraint_text(args),
-        rejected: rejected.iter().map(|(r, n)| (r.describe().to_string(), *n)).collect(),
+        rejected: rejected
+            .iter()
+            .map(|(r, n)| (r.describe().to_string(), *n))
+            .collect(),
         skipped,
         ..Explanation::default()
     };
     if skipped_offers > 0 {
-        exp.rejected.push(("skipped providers".to_string(), skipped_offers));
+        exp.rejected
+            .push(("skipped providers".to_string(), skipped_offers));
     }
     // Candidates: the best region of each template, after the choice; among equally cheap
     // regions of a template, the provider's default region.
@@ -583,7 +749,10 @@ fn smart_plan<'a>(ctx: &'a Ctx, args: &DeployArgs) -> anyhow::Result<(Vec<Offer<
         // Put the chosen offer first so placements follow the explanation.
         let mut v = fits.clone();
         if let Some(first) = distinct.first() {
-            if let Some(i) = v.iter().position(|o| o.template.id == first.template.id && o.region.id == first.region.id) {
+            if let Some(i) = v
+                .iter()
+                .position(|o| o.template.id == first.template.id && o.region.id == first.region.id)
+            {
                 let chosen = v.remove(i);
                 v.insert(0, chosen);
             }
@@ -592,13 +761,26 @@ fn smart_plan<'a>(ctx: &'a Ctx, args: &DeployArgs) -> anyhow::Result<(Vec<Offer<
     };
     if let Some(first) = distinct.first() {
         exp.choice = Some(offer_json(first));
-        exp.candidates = distinct.iter().skip(1).take(5).map(|o| offer_json(o)).collect();
+        exp.candidates = distinct
+            .iter()
+            .skip(1)
+            .take(5)
+            .map(|o| offer_json(o))
+            .collect();
     } else {
         // The nearest miss: what fits every constraint but price, among usable providers, or
         // among all providers when none is usable.
-        let relaxed = Query { max_hourly_usd: None, max_monthly_usd: None, ..q.clone() };
+        let relaxed = Query {
+            max_hourly_usd: None,
+            max_monthly_usd: None,
+            ..q.clone()
+        };
         let (mut all, _) = select::plan(&ctx.catalog, &relaxed);
-        let usable_first: Vec<Offer<'a>> = all.iter().filter(|o| usable.contains(o.provider.id())).cloned().collect();
+        let usable_first: Vec<Offer<'a>> = all
+            .iter()
+            .filter(|o| usable.contains(o.provider.id()))
+            .cloned()
+            .collect();
         let pool = if usable_first.is_empty() {
             all.retain(|o| !o.provider.is_retired());
             all
@@ -643,11 +825,24 @@ fn smart_plan<'a>(ctx: &'a Ctx, args: &DeployArgs) -> anyhow::Result<(Vec<Offer<
 /// size (the sum of have/want per constraint, each capped at 1), cheapest first among equals,
 /// with what it lacks and how far it is over budget.
 fn hardware_miss(ctx: &Ctx, q: &Query, usable: &BTreeSet<String>) -> String {
-    let relaxed = Query { min_cpu: None, min_memory: None, min_storage: None, max_hourly_usd: None, max_monthly_usd: None, ..q.clone() };
+    let relaxed = Query {
+        min_cpu: None,
+        min_memory: None,
+        min_storage: None,
+        max_hourly_usd: None,
+        max_monthly_usd: None,
+        ..q.clone()
+    };
     let (all, _) = select::plan(&ctx.catalog, &relaxed);
-    let usable_first: Vec<&Offer<'_>> = all.iter().filter(|o| usable.contains(o.provider.id())).collect();
-    let pool: Vec<&Offer<'_>> =
-        if usable_first.is_empty() { all.iter().filter(|o| !o.provider.is_retired()).collect() } else { usable_first };
+    let usable_first: Vec<&Offer<'_>> = all
+        .iter()
+        .filter(|o| usable.contains(o.provider.id()))
+        .collect();
+    let pool: Vec<&Offer<'_>> = if usable_first.is_empty() {
+        all.iter().filter(|o| !o.provider.is_retired()).collect()
+    } else {
+        usable_first
+    };
     let ratio = |have: f64, want: Option<f64>| want.map_or(0.0, |w| (have / w).min(1.0));
     let score = |o: &Offer<'_>| {
         ratio(f64::from(o.template.cpu), q.min_cpu.map(f64::from))
@@ -668,10 +863,18 @@ fn hardware_miss(ctx: &Ctx, q: &Query, usable: &BTreeSet<String>) -> String {
         short.push(format!("{} vCPU of the {c} wanted (--min-cpu)", t.cpu));
     }
     if let Some(g) = q.min_memory.filter(|g| t.memory_gb + 1e-9 < *g) {
-        short.push(format!("{} GB memory of the {} wanted (--min-memory)", render::num(t.memory_gb), render::num(g)));
+        short.push(format!(
+            "{} GB memory of the {} wanted (--min-memory)",
+            render::num(t.memory_gb),
+            render::num(g)
+        ));
     }
     if let Some(g) = q.min_storage.filter(|g| t.storage_gb + 1e-9 < *g) {
-        short.push(format!("{} GB storage of the {} wanted (--min-storage)", render::num(t.storage_gb), render::num(g)));
+        short.push(format!(
+            "{} GB storage of the {} wanted (--min-storage)",
+            render::num(t.storage_gb),
+            render::num(g)
+        ));
     }
     let mut msg = format!(
         "Nearest miss: no offer is that large; the closest is {} ({}) in {} at {}/h ({}/month) with {}",
@@ -683,9 +886,15 @@ fn hardware_miss(ctx: &Ctx, q: &Query, usable: &BTreeSet<String>) -> String {
         short.join(", ")
     );
     if let Some(b) = q.max_hourly_usd.filter(|b| m.hourly_usd > *b) {
-        msg.push_str(&format!(", and it is {} over budget", usd(m.hourly_usd - b)));
+        msg.push_str(&format!(
+            ", and it is {} over budget",
+            usd(m.hourly_usd - b)
+        ));
     } else if let Some(b) = q.max_monthly_usd.filter(|b| m.monthly_usd > *b) {
-        msg.push_str(&format!(", and it is {} over --max-monthly", usd(m.monthly_usd - b)));
+        msg.push_str(&format!(
+            ", and it is {} over --max-monthly",
+            usd(m.monthly_usd - b)
+        ));
     }
     if !usable.contains(m.provider.id()) {
         msg.push_str(&format!("; {} is not configured", m.provider.id()));
@@ -705,9 +914,15 @@ fn node_names(args: &DeployArgs, default_base: &str) -> anyhow::Result<Vec<Strin
         return Err(bad_input("--count must be at least 1"));
     }
     if n > 1000 {
-        return Err(bad_input(format!("--count {n} is more than 1000 nodes — deploy in smaller fleets")));
+        return Err(bad_input(format!(
+            "--count {n} is more than 1000 nodes — deploy in smaller fleets"
+        )));
     }
-    let base = args.name_prefix.clone().or_else(|| args.name.clone()).unwrap_or_else(|| default_base.to_string());
+    let base = args
+        .name_prefix
+        .clone()
+        .or_else(|| args.name.clone())
+        .unwrap_or_else(|| default_base.to_string());
     check_name(&base)?;
     if n == 1 && args.name_prefix.is_none() {
         return Ok(vec![base]);
@@ -719,17 +934,29 @@ fn node_names(args: &DeployArgs, default_base: &str) -> anyhow::Result<Vec<Strin
 /// Names become hostnames at most providers: letters, digits, `-` and `.`.
 fn check_name(name: &str) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 63 {
-        return Err(bad_input(format!("node name '{name}' must be 1 to 63 characters")));
+        return Err(bad_input(format!(
+            "node name '{name}' must be 1 to 63 characters"
+        )));
     }
     Ok(())
 }
 
 /// The region for a template: `--region`, else its cheapest within --continent/--country, else
 /// the provider's default.
-fn pick_region(ctx: &Ctx, p: &ProviderEntry, t: &Template, args: &DeployArgs) -> anyhow::Result<String> {
+fn pick_region(
+    ctx: &Ctx,
+    p: &ProviderEntry,
+    t: &Template,
+    args: &DeployArgs,
+) -> anyhow::Result<String> {
     if let Some(r) = &args.region {
         let region = p.region(r).ok_or_else(|| {
-            crate::error::unknown(&format!("{} region", p.id()), r, p.regions.iter().map(|r| r.id.as_str()), "capsule openmesh regions")
+            crate::error::unknown(
+                &format!("{} region", p.id()),
+                r,
+                p.regions.iter().map(|r| r.id.as_str()),
+                "capsule openmesh regions",
+            )
         })?;
         if !t.regions.contains(&region.id) {
             return Err(bad_input(format!(
@@ -744,20 +971,38 @@ fn pick_region(ctx: &Ctx, p: &ProviderEntry, t: &Template, args: &DeployArgs) ->
     let mut offers: Vec<Offer<'_>> = select::all_offers(&ctx.catalog)
         .into_iter()
         .filter(|o| o.template.id == t.id)
-        .filter(|o| args.continent.as_ref().is_none_or(|c| o.region.continent.eq_ignore_ascii_case(c)))
-        .filter(|o| args.country.as_ref().is_none_or(|c| o.region.country.eq_ignore_ascii_case(c)))
+        .filter(|o| {
+            args.continent
+                .as_ref()
+                .is_none_or(|c| o.region.continent.eq_ignore_ascii_case(c))
+        })
+        .filter(|o| {
+            args.country
+                .as_ref()
+                .is_none_or(|c| o.region.country.eq_ignore_ascii_case(c))
+        })
         .collect();
-    if args.continent.is_none() && args.country.is_none() && t.regions.contains(&p.meta.default_region) {
+    if args.continent.is_none()
+        && args.country.is_none()
+        && t.regions.contains(&p.meta.default_region)
+    {
         // No place preference: the provider's default region when it is among the cheapest.
         select::rank(&mut offers);
         let cheapest = offers.first().map(|o| o.hourly_usd).unwrap_or(0.0);
-        if offers.iter().any(|o| o.region.id == p.meta.default_region && o.hourly_usd <= cheapest + 1e-12) {
+        if offers
+            .iter()
+            .any(|o| o.region.id == p.meta.default_region && o.hourly_usd <= cheapest + 1e-12)
+        {
             return Ok(p.meta.default_region.clone());
         }
     }
     select::rank(&mut offers);
     offers.first().map(|o| o.region.id.clone()).ok_or_else(|| {
-        bad_input(format!("template '{}' has no region on the requested continent/country — offered in: {}", t.id, t.regions.join(", ")))
+        bad_input(format!(
+            "template '{}' has no region on the requested continent/country — offered in: {}",
+            t.id,
+            t.regions.join(", ")
+        ))
     })
 }
 
@@ -866,7 +1111,12 @@ struct Plan {
 fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
     if let Some(tid) = &args.template {
         let t = ctx.catalog.template(tid).ok_or_else(|| {
-            crate::error::unknown("template", tid, ctx.catalog.templates.iter().map(|t| t.id.as_str()), "capsule openmesh templates")
+            crate::error::unknown(
+                "template",
+                tid,
+                ctx.catalog.templates.iter().map(|t| t.id.as_str()),
+                "capsule openmesh templates",
+            )
         })?;
         let p = ctx.provider(&t.provider)?;
         if let Some(given) = args.providers.first() {
@@ -883,29 +1133,60 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
         }
         let region = pick_region(ctx, p, t, args)?;
         let names = node_names(args, &format!("{}-node", p.id()))?;
-        let placements = names.iter().map(|n| placement_of(ctx, n, p, t, &region)).collect();
-        return Ok(Plan { placements, explanation: None });
+        let placements = names
+            .iter()
+            .map(|n| placement_of(ctx, n, p, t, &region))
+            .collect();
+        return Ok(Plan {
+            placements,
+            explanation: None,
+        });
     }
-    if args.providers.len() == 1 && args.min_cpu.is_none() && args.min_memory.is_none() && args.gpu.is_none() && args.budget.is_none() {
+    if args.providers.len() == 1
+        && args.min_cpu.is_none()
+        && args.min_memory.is_none()
+        && args.gpu.is_none()
+        && args.budget.is_none()
+    {
         ctx.provider(&args.providers[0])?;
     }
     let (offers, exp) = smart_plan(ctx, args)?;
     if offers.is_empty() {
-        return Ok(Plan { placements: Vec::new(), explanation: Some(exp) });
+        return Ok(Plan {
+            placements: Vec::new(),
+            explanation: Some(exp),
+        });
     }
     let names = node_names(args, "xnode")?;
     let picks = spread(&offers, args.spread, names.len());
     let mut placements = Vec::new();
     for (name, i) in names.iter().zip(picks) {
         let o = &offers[i];
-        placements.push(placement_of(ctx, name, o.provider, o.template, &o.region.id));
+        placements.push(placement_of(
+            ctx,
+            name,
+            o.provider,
+            o.template,
+            &o.region.id,
+        ));
     }
-    Ok(Plan { placements, explanation: Some(exp) })
+    Ok(Plan {
+        placements,
+        explanation: Some(exp),
+    })
 }
 
-fn create_request(ctx: &Ctx, args: &DeployArgs, pl: &Placement, deploy_id: &str) -> anyhow::Result<CreateRequest> {
+fn create_request(
+    ctx: &Ctx,
+    args: &DeployArgs,
+    pl: &Placement,
+    deploy_id: &str,
+) -> anyhow::Result<CreateRequest> {
     let p = ctx.provider(&pl.provider)?;
-    let t = ctx.catalog.template(&pl.template).ok_or_else(|| anyhow::anyhow!("template '{}' vanished", pl.template))?;
+    let t = ctx
+        .catalog
+        .template(&pl.template)
+        .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", pl.template))?;
     let user_data = user_data(ctx, args, pl)?;
     if let Some(ud) = &user_data {
         let max = p.meta.user_data_max_bytes;
@@ -946,7 +1227,11 @@ fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
     let mut creds = crate::credentials::load(&ctx.home, p).unwrap_or_default();
     for f in &p.credentials {
         if creds.get(&f.name).is_none() {
-            let placeholder = if f.secret { "not-configured".to_string() } else { format!("<{}>", f.name) };
+            let placeholder = if f.secret {
+                "not-configured".to_string()
+            } else {
+                format!("<{}>", f.name)
+            };
             creds.set(&f.name, crate::secret::Secret::new(placeholder), f.secret);
         }
     }
@@ -976,7 +1261,11 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         let p = ctx.provider(&pl.provider)?;
         if p.is_retired() {
             let s = &p.meta.status;
-            let hint = if s.suggestion.is_empty() { String::new() } else { format!(" — {}", s.suggestion) };
+            let hint = if s.suggestion.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", s.suggestion)
+            };
             return Err(bad_input(format!(
                 "{} was retired on {} ({}); it accepts no new servers{hint}",
                 p.id(),
@@ -991,10 +1280,21 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let total_h: f64 = plan.placements.iter().map(|p| p.hourly_usd).sum();
     let total_m: f64 = plan.placements.iter().map(|p| p.monthly_usd).sum();
     let what = match plan.placements.as_slice() {
-        [one] => format!("{} ({} {} in {})", one.name, one.provider, one.template, one.region),
+        [one] => format!(
+            "{} ({} {} in {})",
+            one.name, one.provider, one.template, one.region
+        ),
         many => format!("{} nodes", many.len()),
     };
-    if !confirm(ctx, &format!("Deploy {what} for {}/h ({}/month)?", usd(total_h), usd(total_m)), "--yes")? {
+    if !confirm(
+        ctx,
+        &format!(
+            "Deploy {what} for {}/h ({}/month)?",
+            usd(total_h),
+            usd(total_m)
+        ),
+        "--yes",
+    )? {
         eprintln!("capsule: nothing deployed");
         return Ok(ExitCode::from(1));
     }
@@ -1027,8 +1327,23 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     if jobs.len() > 1 {
         eprintln!("capsule: fleet {group_id}: {} nodes recorded; resume with `capsule openmesh deploy --resume {group_id}`", jobs.len());
     }
-    let jobs: Vec<Job> = jobs.into_iter().map(|(pl, req)| Job { name: pl.name, provider: pl.provider, req, lookup_first: false }).collect();
-    run_jobs(ctx, args, store.as_ref(), jobs, &group_id, plan.explanation.as_ref())
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .map(|(pl, req)| Job {
+            name: pl.name,
+            provider: pl.provider,
+            req,
+            lookup_first: false,
+        })
+        .collect();
+    run_jobs(
+        ctx,
+        args,
+        store.as_ref(),
+        jobs,
+        &group_id,
+        plan.explanation.as_ref(),
+    )
 }
 
 fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
@@ -1078,7 +1393,10 @@ fn write_request(out: &mut dyn Write, r: &RenderedRequest) -> std::io::Result<()
         writeln!(out, "  {k}: {v}")?;
     }
     if let Some(b) = &r.body {
-        let pretty = serde_json::from_str::<Value>(b).ok().and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or_else(|| b.clone());
+        let pretty = serde_json::from_str::<Value>(b)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| b.clone());
         for line in pretty.lines() {
             writeln!(out, "    {line}")?;
         }
@@ -1096,10 +1414,22 @@ struct Job {
 
 /// What a create task reports back to the thread that owns the store.
 enum Report {
-    Created { deploy_id: String, node: Node },
-    Failed { deploy_id: String, error: DriverError },
-    Observed { deploy_id: String, node: Node },
-    WaitFailed { deploy_id: String, error: String },
+    Created {
+        deploy_id: String,
+        node: Node,
+    },
+    Failed {
+        deploy_id: String,
+        error: DriverError,
+    },
+    Observed {
+        deploy_id: String,
+        node: Node,
+    },
+    WaitFailed {
+        deploy_id: String,
+        error: String,
+    },
 }
 
 fn run_jobs(
@@ -1117,7 +1447,10 @@ fn run_jobs(
             drivers.insert(j.provider.clone(), ctx.driver(&j.provider)?);
         }
     }
-    let names: BTreeMap<String, String> = jobs.iter().map(|j| (j.req.deploy_id.clone(), j.name.clone())).collect();
+    let names: BTreeMap<String, String> = jobs
+        .iter()
+        .map(|j| (j.req.deploy_id.clone(), j.name.clone()))
+        .collect();
     let rt = ctx.runtime()?;
     let parallel = args.parallel.max(1);
     let wait = args.wait || args.wait_ssh;
@@ -1125,7 +1458,10 @@ fn run_jobs(
     let progress = ctx.interactive && ctx.format() == OutputFormat::Table && jobs.len() > 1;
     let bar = progress.then(|| {
         let b = indicatif::ProgressBar::new(jobs.len() as u64);
-        b.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} nodes {wide_msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} nodes {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
         b
     });
     let mut results: BTreeMap<String, (Option<Node>, Option<String>)> = BTreeMap::new();
@@ -1141,7 +1477,11 @@ fn run_jobs(
                 let deploy_id = job.req.deploy_id.clone();
                 let tag = state::deploy_tag(&deploy_id);
                 let found = if job.lookup_first {
-                    driver.find_by_tag(&tag, Some(job.req.region.as_str())).await.ok().flatten()
+                    driver
+                        .find_by_tag(&tag, Some(job.req.region.as_str()))
+                        .await
+                        .ok()
+                        .flatten()
                 } else {
                     None
                 };
@@ -1156,23 +1496,35 @@ fn run_jobs(
                         return;
                     }
                 };
-                let _ = tx.send(Report::Created { deploy_id: deploy_id.clone(), node: node.clone() });
+                let _ = tx.send(Report::Created {
+                    deploy_id: deploy_id.clone(),
+                    node: node.clone(),
+                });
                 if !wait {
                     return;
                 }
-                match driver.wait_for(&node.node_ref(), NodeState::Running, true, timeout).await {
+                match driver
+                    .wait_for(&node.node_ref(), NodeState::Running, true, timeout)
+                    .await
+                {
                     Ok(n) => {
                         if wait_ssh {
                             if let Some(ip) = &n.ipv4 {
                                 if let Err(e) = wait_port(ip, 22, timeout).await {
-                                    let _ = tx.send(Report::WaitFailed { deploy_id: deploy_id.clone(), error: e });
+                                    let _ = tx.send(Report::WaitFailed {
+                                        deploy_id: deploy_id.clone(),
+                                        error: e,
+                                    });
                                 }
                             }
                         }
                         let _ = tx.send(Report::Observed { deploy_id, node: n });
                     }
                     Err(e) => {
-                        let _ = tx.send(Report::WaitFailed { deploy_id, error: e.to_string() });
+                        let _ = tx.send(Report::WaitFailed {
+                            deploy_id,
+                            error: e.to_string(),
+                        });
                     }
                 }
             });
@@ -1193,7 +1545,10 @@ fn run_jobs(
     let mut failures = 0;
     for (deploy_id, name) in &names {
         let rec = store.node_by_deploy_id(deploy_id)?;
-        let (node, err) = results.get(deploy_id).cloned().unwrap_or((None, Some("no result".into())));
+        let (node, err) = results
+            .get(deploy_id)
+            .cloned()
+            .unwrap_or((None, Some("no result".into())));
         if err.is_some() {
             failures += 1;
         }
@@ -1262,7 +1617,10 @@ fn handle_report(
                     created_at: node.created_at.clone(),
                 },
             )?;
-            say(format!("{} created at {} ({})", names[&deploy_id], node.provider, node.id));
+            say(format!(
+                "{} created at {} ({})",
+                names[&deploy_id], node.provider, node.id
+            ));
             if let Some(b) = bar {
                 b.inc(1);
             }
@@ -1272,7 +1630,9 @@ fn handle_report(
             // The provider answered with a refusal: it created nothing. Anything else is in
             // doubt and stays live for `sync` / `--resume` to settle.
             let failure = match error.kind {
-                ErrorKind::Auth | ErrorKind::Refused | ErrorKind::Api | ErrorKind::Throttled => Failure::Rejected,
+                ErrorKind::Auth | ErrorKind::Refused | ErrorKind::Api | ErrorKind::Throttled => {
+                    Failure::Rejected
+                }
                 _ => Failure::InDoubt,
             };
             let msg = error.to_string();
@@ -1285,11 +1645,21 @@ fn handle_report(
         }
         Report::Observed { deploy_id, node } => {
             store.record_observation(&deploy_id, &observe(&node), Action::Deploy, "")?;
-            say(format!("{} is {} at {}", names[&deploy_id], node.state, node.ipv4.as_deref().unwrap_or("-")));
+            say(format!(
+                "{} is {} at {}",
+                names[&deploy_id],
+                node.state,
+                node.ipv4.as_deref().unwrap_or("-")
+            ));
             results.insert(deploy_id, (Some(node), None));
         }
         Report::WaitFailed { deploy_id, error } => {
-            store.record_action(Some(&deploy_id), Action::Deploy, Outcome::Failed, &format!("waiting: {error}"))?;
+            store.record_action(
+                Some(&deploy_id),
+                Action::Deploy,
+                Outcome::Failed,
+                &format!("waiting: {error}"),
+            )?;
             say(format!("{}: {error}", names[&deploy_id]));
             let entry = results.entry(deploy_id).or_insert((None, None));
             entry.1 = Some(error);
@@ -1302,12 +1672,19 @@ fn handle_report(
 async fn wait_port(ip: &str, port: u16, timeout: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let attempt = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect((ip, port))).await;
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((ip, port)),
+        )
+        .await;
         if matches!(attempt, Ok(Ok(_))) {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(format!("port {port} on {ip} did not answer within {}s", timeout.as_secs()));
+            return Err(format!(
+                "port {port} on {ip} did not answer within {}s",
+                timeout.as_secs()
+            ));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -1319,11 +1696,31 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
     let store = open_store(ctx)?;
     let nodes = store.nodes_in_group(group)?;
     if nodes.is_empty() {
-        return Err(bad_input(format!("no fleet '{group}' in the inventory — `capsule openmesh history` shows recent deploys")));
+        return Err(bad_input(format!(
+            "no fleet '{group}' in the inventory — `capsule openmesh history` shows recent deploys"
+        )));
     }
+    // A node whose create was refused (nothing exists at the provider) left the live set; the
+    // fleet is only complete once it exists, so resume creates it again under a fresh record —
+    // unless a live node of that name already stands for it.
+    let live_names: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|n| n.is_live())
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut retried = BTreeSet::new();
     let mut jobs = Vec::new();
+    let mut fresh = Vec::new();
     for n in &nodes {
-        if n.provider_id.is_some() || !n.is_live() {
+        if n.provider_id.is_some() {
+            continue;
+        }
+        let refused = !n.is_live();
+        if refused
+            && (n.status != NodeStatus::Error
+                || live_names.contains(n.name.as_str())
+                || !retried.insert(n.name.clone()))
+        {
             continue;
         }
         let p = ctx.provider(&n.provider)?;
@@ -1338,18 +1735,65 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
             hourly_usd: n.price_hourly,
             monthly_usd: n.price_monthly,
         };
-        let mut req = create_request(ctx, args, &pl, &n.deploy_id)?;
+        let deploy_id = if refused {
+            state::new_deploy_id()
+        } else {
+            n.deploy_id.clone()
+        };
+        let mut req = create_request(ctx, args, &pl, &deploy_id)?;
         req.plan = n.plan.clone();
-        req.api_variant = t.map(|t| t.api_variant.clone()).unwrap_or_else(|| n.api_variant.clone());
-        let _ = p;
-        jobs.push(Job { name: n.name.clone(), provider: n.provider.clone(), req, lookup_first: true });
+        req.api_variant = t
+            .map(|t| t.api_variant.clone())
+            .unwrap_or_else(|| n.api_variant.clone());
+        if refused {
+            fresh.push(NewNode {
+                deploy_id: deploy_id.clone(),
+                group_id: group.to_string(),
+                name: n.name.clone(),
+                provider: n.provider.clone(),
+                template: n.template.clone(),
+                plan: n.plan.clone(),
+                region: n.region.clone(),
+                api_variant: req.api_variant.clone(),
+                price_hourly: n.price_hourly,
+                price_monthly: n.price_monthly,
+                currency: if n.currency.is_empty() {
+                    p.currency().to_string()
+                } else {
+                    n.currency.clone()
+                },
+                prices_as_of: n.prices_as_of.clone(),
+            });
+        }
+        jobs.push(Job {
+            name: n.name.clone(),
+            provider: n.provider.clone(),
+            req,
+            // A fresh deploy id was never sent: nothing to look up.
+            lookup_first: !refused,
+        });
     }
     if jobs.is_empty() {
-        writeln!(stdout(), "fleet {group}: all {} nodes already exist at their providers", nodes.len())?;
+        writeln!(
+            stdout(),
+            "fleet {group}: all {} nodes already exist at their providers",
+            live_names.len()
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    if !confirm(ctx, &format!("Resume fleet {group}: create up to {} missing nodes?", jobs.len()), "--yes")? {
+    if !confirm(
+        ctx,
+        &format!(
+            "Resume fleet {group}: create up to {} missing nodes?",
+            jobs.len()
+        ),
+        "--yes",
+    )? {
         return Ok(ExitCode::from(1));
+    }
+    // Recorded before any create, as every deploy is.
+    for node in &fresh {
+        store.record_intent(node)?;
     }
     run_jobs(ctx, args, store.as_ref(), jobs, group, None)
 }
