@@ -342,10 +342,12 @@ fn set_status(node: &mut NodeRecord, status: NodeStatus, now: &str) {
         NodeStatus::Running => node.started_at = Some(now.to_string()),
         NodeStatus::Stopped => node.stopped_at = Some(now.to_string()),
         NodeStatus::Deleted if node.deleted_at.is_none() => node.deleted_at = Some(now.to_string()),
-        NodeStatus::Deleted => {}
-        // Seen again after being recorded deleted: it is live after all.
-        _ if node.status == NodeStatus::Deleted => node.deleted_at = None,
         _ => {}
+    }
+    // Seen alive after it left the live set (a forgotten node, a create thought rejected): it
+    // is live after all.
+    if !matches!(status, NodeStatus::Deleted | NodeStatus::Error) {
+        node.deleted_at = None;
     }
     node.status = status;
 }
