@@ -115,9 +115,14 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         eprintln!("note: no USD rate for {c} in the catalog — its cost is shown in {c} only and left out of the USD totals");
     }
     if ctx.format() == crate::cli::OutputFormat::Table {
+        let from = if args.since.is_some() {
+            report.since.clone()
+        } else {
+            "the first record".to_string()
+        };
         eprintln!(
-            "note: {} to {}; the projection is for {} if every node stays as it is now",
-            report.since, report.until, report.month
+            "note: cost from {from} to {}; the projection is for {} if every node stays as it is now",
+            report.until, report.month
         );
     }
     Ok(ExitCode::SUCCESS)
