@@ -1071,6 +1071,15 @@ fn equinix_device_lifecycle() {
     let m = MockServer::start(Provider::Equinix, fast());
     let api = Http::new(&m);
     let pid = m.config().project_id.clone();
+    assert_eq!(
+        api.get(&format!("/metal/v1/projects/{pid}")).json()["id"],
+        pid.as_str()
+    );
+    assert_eq!(
+        api.get("/metal/v1/projects/00000000-0000-4000-8000-000000000000")
+            .status,
+        404
+    );
     let create = format!("/metal/v1/projects/{pid}/devices");
     let facility = api.json(
         "POST",
@@ -1148,7 +1157,14 @@ fn equinix_device_lifecycle() {
 
 #[test]
 fn hivelocity_device_lifecycle() {
-    let m = MockServer::start(Provider::Hivelocity, fast());
+    // Shown while provisioning (powerStatus OFF); the real API hides it (the default, below).
+    let m = MockServer::start(
+        Provider::Hivelocity,
+        MockConfig {
+            hide_provisioning: false,
+            ..fast()
+        },
+    );
     let api = Http::new(&m);
     let body = json!({"productId": 525, "locationName": "TPA1", "osName": "Ubuntu 22.04", "hostname": "node-1.example.com",
                       "period": "hourly", "tags": ["capsule", "capsule-id=abc"], "script": "#!/bin/sh"});
@@ -1202,13 +1218,7 @@ fn hivelocity_device_lifecycle() {
     assert_eq!(api.delete(&format!("/api/v2/compute/{id}")).status, 204);
     assert_eq!(api.get(&format!("/api/v2/compute/{id}")).status, 404);
 
-    let hidden = MockServer::start(
-        Provider::Hivelocity,
-        MockConfig {
-            hide_provisioning: true,
-            ..fast()
-        },
-    );
+    let hidden = MockServer::start(Provider::Hivelocity, fast());
     let api = Http::new(&hidden);
     let id = api
         .json("POST", "/api/v2/compute/", json!({"productId": 525, "locationName": "TPA1", "osName": "Ubuntu 22.04", "hostname": "a.example.com"}))
@@ -1216,11 +1226,15 @@ fn hivelocity_device_lifecycle() {
         .as_u64()
         .unwrap();
     assert_eq!(api.get("/api/v2/compute/").json(), json!([]));
+    assert_eq!(api.get(&format!("/api/v2/device/{id}/power")).status, 404);
     let (_, polls) = poll_until(
         || json!(api.get(&format!("/api/v2/compute/{id}")).status),
         |s| s == 200,
     );
-    assert_eq!(polls, 2, "404 while provisioning, as the real API");
+    assert_eq!(
+        polls, 1,
+        "404 while provisioning (the power GET was a poll too), as the real API"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

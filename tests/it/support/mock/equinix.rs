@@ -2,7 +2,8 @@
 //! and the official OpenAPI spec (the product was sunset 2026-06-30; this mock is the only
 //! place its API still runs).
 //!
-//! Models: whoami `GET /metal/v1/user` and `GET /metal/v1/projects`; project-scoped
+//! Models: whoami `GET /metal/v1/user`, `GET /metal/v1/projects` and
+//! `GET /metal/v1/projects/{id}` (404 for another project); project-scoped
 //! `POST /metal/v1/projects/{project_id}/devices` (201 Device; required plan, operating_system,
 //! metro — facility alone is refused; hostname without underscores; billing_cycle enum) and
 //! `GET …/devices` (`page`, `per_page` ≤ 1000 default 10, `meta.{first,previous,self,next,last}`
@@ -60,7 +61,7 @@ impl Api for Equinix {
         };
         let r: Vec<&str> = rest.iter().map(String::as_str).collect();
         match (req.method.as_str(), r.as_slice()) {
-            ("GET", ["user"]) | ("GET", ["projects"]) => Op::Verify,
+            ("GET", ["user"]) | ("GET", ["projects"]) | ("GET", ["projects", _]) => Op::Verify,
             ("POST", ["projects", _, "devices"]) => Op::Create,
             ("GET", ["projects", _, "devices"]) => Op::List,
             ("GET", ["devices", _]) => Op::Get,
@@ -88,6 +89,13 @@ impl Api for Equinix {
         let rest = metal_path(req).unwrap_or_default();
         match op {
             Op::Verify if rest[0] == "user" => return user(cx.cfg),
+            Op::Verify if rest.len() == 2 => {
+                return if rest[1] == cx.cfg.project_id {
+                    Resp::json(200, project(cx.cfg))
+                } else {
+                    not_found()
+                };
+            }
             Op::Verify => return projects(cx.cfg),
             Op::Create | Op::List => {
                 if rest[1] != cx.cfg.project_id {
@@ -184,13 +192,25 @@ fn user(cfg: &MockConfig) -> Resp {
     )
 }
 
+fn project(cfg: &MockConfig) -> Value {
+    json!({
+        "id": cfg.project_id,
+        "name": "default",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "backend_transfer_enabled": false,
+        "customdata": {},
+        "organization": {"href": "/metal/v1/organizations/a1b2c3d4-0000-4000-8000-0000000000b2"},
+        "href": format!("/metal/v1/projects/{}", cfg.project_id),
+    })
+}
+
 fn projects(cfg: &MockConfig) -> Resp {
     let href = "/metal/v1/projects?page=1";
     Resp::json(
         200,
         json!({
-            "projects": [{"id": cfg.project_id, "name": "default",
-                          "href": format!("/metal/v1/projects/{}", cfg.project_id)}],
+            "projects": [project(cfg)],
             "meta": {"first": {"href": href}, "last": {"href": href}, "self": {"href": href},
                      "current_page": 1, "last_page": 1, "total": 1}
         }),

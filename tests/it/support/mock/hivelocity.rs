@@ -7,10 +7,11 @@
 //! `GET/DELETE /api/v2/compute/{deviceId}` (delete → 204, then 404); power
 //! `POST /api/v2/device/{id}/power?action=boot|shutdown|reboot` → 202 `{powerStatus}` and
 //! `GET /api/v2/device/{id}/power`. The deprecated `/bare-metal-devices/` paths behave like
-//! `/compute/`. A new device reports `powerStatus: "OFF"` and no `primaryIp` while it
-//! provisions, then `ON` with its address (with `MockConfig::hide_provisioning` it is absent
-//! from GET/list until then, as the real API does). Power changes take effect after the poll
-//! count. 429 is `{"code":429,"description":"Your IP is rate limited."}` with
+//! `/compute/`. A new device is absent (GET 404, not listed) while it provisions, as on the
+//! real API ("won't show up in GET requests until the order is approved and provisioning is
+//! finished"), then `ON` with its `primaryIp`; with `MockConfig::hide_provisioning = false` it
+//! shows `powerStatus: "OFF"` and no address meanwhile. Each GET of the device (or of its power)
+//! counts as a poll. Power changes take effect after the poll count. 429 is `{"code":429,"description":"Your IP is rate limited."}` with
 //! `X-RateLimit-Reset` and no `Retry-After`, as documented.
 
 use super::*;
@@ -107,11 +108,7 @@ impl Api for Hivelocity {
         }
         match op {
             Op::Get | Op::Poll => match cx.poll(&id) {
-                Some(n)
-                    if cx.cfg.hide_provisioning && n.status == "provisioning" && op == Op::Get =>
-                {
-                    not_found()
-                }
+                Some(n) if cx.cfg.hide_provisioning && n.status == "provisioning" => not_found(),
                 Some(n) if op == Op::Get => Resp::json(200, render(&n)),
                 Some(n) => Resp::json(200, json!({"powerStatus": power(&n)})),
                 None => not_found(),

@@ -198,7 +198,8 @@ pub struct MockConfig {
     pub public_links: bool,
     /// Replace the provider's known plan ids (sizes, types, products) accepted at create.
     pub plans: Option<Vec<String>>,
-    /// Hivelocity: hide a device from GET/list until provisioning finished (the real API does).
+    /// Hivelocity: a device is absent (GET 404, not listed) until provisioning finished, as on
+    /// the real API (default true); `false` shows it with `powerStatus: "OFF"` instead.
     pub hide_provisioning: bool,
 }
 
@@ -221,7 +222,7 @@ impl Default for MockConfig {
             strict: true,
             public_links: false,
             plans: None,
-            hide_provisioning: false,
+            hide_provisioning: true,
         }
     }
 }
