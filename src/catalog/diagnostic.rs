@@ -139,7 +139,7 @@ pub enum Seg {
 /// The byte span of the value at `path` in a TOML document (or of the deepest prefix found).
 /// With `key_span`, the span of the last key instead of its value.
 pub fn locate(text: &str, path: &[Seg], key_span: bool) -> Option<Range<usize>> {
-    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let doc = toml_edit::Document::parse(text).ok()?;
     let mut item: &toml_edit::Item = doc.as_item();
     let mut best: Option<Range<usize>> = None;
     for (i, seg) in path.iter().enumerate() {

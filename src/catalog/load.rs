@@ -107,10 +107,33 @@ fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
         starts.insert(0, 0);
     }
     starts.push(text.len());
-    for w in starts.windows(2) {
-        let chunk = &text[w[0]..w[1]];
-        let part: FileDoc = toml::from_str(chunk).map_err(|e| toml_error(file, &e, w[0]))?;
-        doc.templates.extend(part.templates);
+    // Entries are independent: parse contiguous runs of them on every core, then join in order.
+    let spans: Vec<(usize, usize)> = starts.windows(2).map(|w| (w[0], w[1])).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let per = spans.len().div_ceil(threads).max(1);
+    let parse_run = |run: &[(usize, usize)]| -> Result<Vec<Template>, Diagnostic> {
+        let mut out = Vec::with_capacity(run.len());
+        for &(a, b) in run {
+            let part: FileDoc = toml::from_str(&text[a..b]).map_err(|e| toml_error(file, &e, a))?;
+            out.extend(part.templates);
+        }
+        Ok(out)
+    };
+    let results: Vec<Result<Vec<Template>, Diagnostic>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = spans
+            .chunks(per)
+            .map(|run| scope.spawn(move || parse_run(run)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Ok(Vec::new())))
+            .collect()
+    });
+    doc.templates.reserve(spans.len());
+    for r in results {
+        doc.templates.extend(r?);
     }
     Ok(doc)
 }
@@ -506,7 +529,8 @@ impl Merge {
 
     fn build(self, files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
         let mut diags = Vec::new();
-        let mut origins: BTreeMap<Entity, Vec<Origin>> = BTreeMap::new();
+        let mut origins: std::collections::HashMap<Entity, Vec<Origin>> =
+            std::collections::HashMap::new();
         let mut catalog = Catalog::default();
 
         for (id, acc) in &self.providers {
@@ -587,12 +611,23 @@ impl Merge {
                 .collect();
             return Err(Diagnostics(diags));
         }
-        catalog.templates.sort_by(|a, b| {
-            a.provider
-                .cmp(&b.provider)
-                .then(a.price_hourly.total_cmp(&b.price_hourly))
-                .then(a.id.cmp(&b.id))
-        });
+        // Sort a permutation, then move each template once.
+        let mut order: Vec<usize> = (0..catalog.templates.len()).collect();
+        {
+            let ts = &catalog.templates;
+            order.sort_by(|&a, &b| {
+                let (a, b) = (&ts[a], &ts[b]);
+                a.provider
+                    .cmp(&b.provider)
+                    .then(a.price_hourly.total_cmp(&b.price_hourly))
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+        }
+        let mut slots: Vec<Option<Template>> = std::mem::take(&mut catalog.templates)
+            .into_iter()
+            .map(Some)
+            .collect();
+        catalog.templates = order.into_iter().filter_map(|i| slots[i].take()).collect();
         Ok(catalog)
     }
 }
@@ -680,7 +715,11 @@ fn missing_provider(files: &[SourceFile], origins: &[Origin], prov: &str) -> Dia
 }
 
 /// Turn a validation problem into a located diagnostic: the latest origin that set the field.
-fn place(files: &[SourceFile], origins: &BTreeMap<Entity, Vec<Origin>>, p: Problem) -> Diagnostic {
+fn place(
+    files: &[SourceFile],
+    origins: &std::collections::HashMap<Entity, Vec<Origin>>,
+    p: Problem,
+) -> Diagnostic {
     // An entity without a file of its own (a provider with no [api]) is reported at its provider.
     let owner = match &p.entity {
         Entity::Api(id) | Entity::Region(id, _) | Entity::Credential(id, _) => {

@@ -373,6 +373,9 @@ pub enum Field {
     Pointer(String),
     /// The first element of `list` whose sub-fields equal `where`, then `value` inside it.
     Pick(Pick),
+    /// Alternatives in order: the first one that yields a value (`[{ list = "", where = …,
+    /// value = "/power" }, "/status"]` reads `/power` when the filter holds, else `/status`).
+    First(Vec<Field>),
 }
 
 impl Default for Field {

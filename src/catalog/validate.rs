@@ -9,7 +9,7 @@ use super::schema::{Api, Field, Operation, Template};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The entity a problem is about.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Entity {
     Provider(String),
     Region(String, String),

@@ -30,26 +30,33 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return catalog::validate_dir(dir, om.global.output);
     }
     let ctx = Ctx::new(&om.global)?;
-    match om.command {
-        Command::Providers => catalog::providers(&ctx),
-        Command::Provider(cmd) => provider::run(&ctx, cmd),
-        Command::Templates(filter) => catalog::templates(&ctx, &filter),
+    let result = dispatch(&ctx, om.command);
+    // The process ends next; the OS frees a large catalog faster than dropping it piece by piece.
+    std::mem::forget(ctx);
+    result
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Providers => catalog::providers(ctx),
+        Command::Provider(cmd) => provider::run(ctx, cmd),
+        Command::Templates(filter) => catalog::templates(ctx, &filter),
         Command::Template(crate::cli::TemplateCommand::Show { id }) => {
-            catalog::template_show(&ctx, &id)
+            catalog::template_show(ctx, &id)
         }
-        Command::Regions(args) => catalog::regions(&ctx, &args),
-        Command::Compare(args) => catalog::compare(&ctx, &args.ids),
-        Command::Catalog(cmd) => catalog::catalog_command(&ctx, cmd),
-        Command::Deploy(args) => nodes::deploy(&ctx, &args),
-        Command::List(args) => nodes::list(&ctx, &args),
-        Command::Status(args) => nodes::status(&ctx, &args),
-        Command::Start(args) => nodes::power(&ctx, &args, nodes::Power::Start),
-        Command::Stop(args) => nodes::power(&ctx, &args, nodes::Power::Stop),
-        Command::Delete(args) => nodes::delete(&ctx, &args),
-        Command::Inventory(args) => inventory::run(&ctx, args),
-        Command::History(args) => history::run(&ctx, args),
-        Command::Cost(args) => cost::run(&ctx, &args),
-        Command::Sync(args) => sync::run(&ctx, &args),
+        Command::Regions(args) => catalog::regions(ctx, &args),
+        Command::Compare(args) => catalog::compare(ctx, &args.ids),
+        Command::Catalog(cmd) => catalog::catalog_command(ctx, cmd),
+        Command::Deploy(args) => nodes::deploy(ctx, &args),
+        Command::List(args) => nodes::list(ctx, &args),
+        Command::Status(args) => nodes::status(ctx, &args),
+        Command::Start(args) => nodes::power(ctx, &args, nodes::Power::Start),
+        Command::Stop(args) => nodes::power(ctx, &args, nodes::Power::Stop),
+        Command::Delete(args) => nodes::delete(ctx, &args),
+        Command::Inventory(args) => inventory::run(ctx, args),
+        Command::History(args) => history::run(ctx, args),
+        Command::Cost(args) => cost::run(ctx, &args),
+        Command::Sync(args) => sync::run(ctx, &args),
     }
 }
 
