@@ -19,7 +19,7 @@ pub struct Cli {
 pub enum TopCommand {
     /// Provider templates, deploys and node records for OpenMesh xNodes.
     #[command(name = "openmesh", visible_alias = "om")]
-    Openmesh(Openmesh),
+    Openmesh(Box<Openmesh>),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -372,8 +372,9 @@ pub enum InventoryCommand {
     Export {
         #[arg(default_value = "-")]
         file: String,
-        #[arg(long, value_enum, default_value_t = FileFormat::Csv)]
-        format: FileFormat,
+        /// Default: from the file's extension (`.json`), else CSV.
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
     },
     /// Read nodes from a CSV or JSON export; all rows or none.
     Import {

@@ -7,9 +7,17 @@ fn main() -> ExitCode {
     let cli = match capsule::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            if !e.use_stderr() {
+                // --help and --version.
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if let Some(text) = redacted_usage_error(&e) {
+                eprintln!("{text}");
+            } else {
+                let _ = e.print();
+            }
+            return ExitCode::from(2);
         }
     };
     match capsule::commands::run(cli) {
@@ -22,6 +30,26 @@ fn main() -> ExitCode {
             ExitCode::from(capsule::error::exit_code(&err))
         }
     }
+}
+
+/// clap quotes a stray argument back; a stray argument may be a pasted key, so it is not
+/// repeated unless it looks like a flag.
+fn redacted_usage_error(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => return None,
+    };
+    if arg.starts_with('-') {
+        return None;
+    }
+    Some(
+        "error: unexpected extra argument (not shown: it could be a secret)\n\nFor more information, try '--help'."
+            .to_string(),
+    )
 }
 
 /// A closed pipe (`capsule … | head`) is not an error.

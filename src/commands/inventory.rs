@@ -278,8 +278,13 @@ fn export(
     ctx: &Ctx,
     f: &InventoryFilter,
     file: &str,
-    format: FileFormat,
+    format: Option<FileFormat>,
 ) -> anyhow::Result<ExitCode> {
+    let format = format.unwrap_or(if file.to_ascii_lowercase().ends_with(".json") {
+        FileFormat::Json
+    } else {
+        FileFormat::Csv
+    });
     let store = open(ctx)?;
     let mut filter = node_filter(ctx, f)?;
     // An export is a backup: deleted nodes are part of it.

@@ -23,7 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "capsule", &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
         }
-        TopCommand::Openmesh(om) => om,
+        TopCommand::Openmesh(om) => *om,
     };
     // Validating a directory must not require the effective catalog to load.
     if let Command::Catalog(crate::cli::CatalogCommand::Validate { dir }) = &om.command {

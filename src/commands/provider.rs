@@ -22,7 +22,6 @@ use std::io::{BufRead as _, Read as _, Write as _};
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::task::Poll;
-use std::time::Duration;
 
 pub fn run(ctx: &Ctx, cmd: ProviderCommand) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -353,7 +352,7 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = resolved.missing_error() {
             return Err(e);
         }
-        let mut opts = driver_options(ctx)?;
+        let mut opts = ctx.driver_options()?;
         opts.verbose = opts.verbose.saturating_add(given.verbose);
         let rt = ctx.runtime()?;
         let outcome = rt.block_on(verify_one(p, resolved.credentials(), opts));
@@ -666,39 +665,6 @@ fn fix_for(kind: ErrorKind, p: &ProviderEntry, r: &Resolved) -> String {
     }
 }
 
-/// Driver settings from the global options; the test suite shortens the pauses through
-/// `CAPSULE_BACKOFF_MS` and `CAPSULE_POLL_INTERVAL_MS`.
-fn driver_options(ctx: &Ctx) -> anyhow::Result<DriverOptions> {
-    let mut opts = DriverOptions {
-        connect_timeout: ctx.connect_timeout,
-        timeout: ctx.request_timeout,
-        verbose: ctx.verbose,
-        ..DriverOptions::default()
-    };
-    if let Some(ms) = env_millis("CAPSULE_BACKOFF_MS")? {
-        opts.backoff_base = ms;
-    }
-    if let Some(ms) = env_millis("CAPSULE_POLL_INTERVAL_MS")? {
-        opts.poll_interval = Some(ms);
-    }
-    Ok(opts)
-}
-
-fn env_millis(var: &str) -> anyhow::Result<Option<Duration>> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<u64>()
-            .map(|ms| Some(Duration::from_millis(ms)))
-            .map_err(|_| {
-                bad_input(format!(
-                    "{var} must be a whole number of milliseconds, e.g. {var}=200"
-                ))
-            }),
-        _ => Ok(None),
-    }
-}
-
 async fn verify_one(
     p: &ProviderEntry,
     creds: Credentials,
@@ -756,7 +722,7 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     for p in chosen {
         resolved.push((p, credentials::resolve(&ctx.home, p, &BTreeMap::new())?));
     }
-    let opts = driver_options(ctx)?;
+    let opts = ctx.driver_options()?;
     let to_check: Vec<&(&ProviderEntry, Resolved)> = resolved
         .iter()
         .filter(|(_, r)| r.configured() != "no")
