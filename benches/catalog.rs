@@ -12,19 +12,27 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn load_filter_rank(dir: &std::path::Path) -> usize {
     let cat = catalog::load(Some(dir)).expect("generated catalog loads");
-    let q = Query { min_cpu: Some(4), min_memory: Some(8.0), ..Query::default() };
+    let q = Query {
+        min_cpu: Some(4),
+        min_memory: Some(8.0),
+        ..Query::default()
+    };
     matching_templates(&cat, &q, SortKey::Price).len()
 }
 
 fn bench(c: &mut Criterion) {
     let embedded = catalog::embedded().expect("embedded catalog");
-    c.bench_function("embedded catalog (pre-digested JSON)", |b| b.iter(|| catalog::embedded().unwrap().templates.len()));
+    c.bench_function("embedded catalog (pre-digested JSON)", |b| {
+        b.iter(|| catalog::embedded().unwrap().templates.len())
+    });
     let mut group = c.benchmark_group("overlay load+validate+filter+rank");
     group.sample_size(10);
     for n in [1_000usize, 10_000, 100_000] {
         let dir = tempfile::tempdir().unwrap();
         generate(&embedded, dir.path(), n).unwrap();
-        group.bench_with_input(BenchmarkId::from_parameter(n), &dir, |b, dir| b.iter(|| load_filter_rank(dir.path())));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &dir, |b, dir| {
+            b.iter(|| load_filter_rank(dir.path()))
+        });
     }
     group.finish();
 }
