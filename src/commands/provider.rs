@@ -933,7 +933,7 @@ mod tests {
         let futs: Vec<_> = [30u64, 10, 20]
             .into_iter()
             .map(|ms| async move {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
                 ms
             })
             .collect();
