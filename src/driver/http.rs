@@ -334,9 +334,16 @@ impl Driver {
                     let server = resp.status >= 500;
                     let retry = throttled || (mode == Mode::Safe && server);
                     if retry && attempt < max {
-                        let wait =
-                            server_wait(&resp.headers, &inner.provider.api.limits.reset_header)
-                                .unwrap_or_else(|| backoff(inner.opts.backoff_base, attempt));
+                        // `Retry-After` counts on any retried answer; the rate-limit reset
+                        // header only on a throttle (many APIs send it on every answer, where it
+                        // is the window's end, not a reason to wait after a 500).
+                        let reset = if throttled {
+                            inner.provider.api.limits.reset_header.as_str()
+                        } else {
+                            ""
+                        };
+                        let wait = server_wait(&resp.headers, reset)
+                            .unwrap_or_else(|| backoff(inner.opts.backoff_base, attempt));
                         self.log(
                             1,
                             &format!("retrying {} in {} ms ({err})", prep.op, wait.as_millis()),

@@ -214,12 +214,17 @@ pub fn field(root: &Value, f: &Field) -> Option<String> {
         Field::Pointer(p) if p.is_empty() => None,
         Field::Pointer(p) => text_at(root, p).filter(|s| !s.is_empty()),
         Field::Pick(p) => pick(root, p),
+        Field::First(alts) => alts.iter().find_map(|f| field(root, f)),
     }
 }
 
 /// `true` when a field is configured (not an empty pointer).
 pub fn field_set(f: &Field) -> bool {
-    !matches!(f, Field::Pointer(p) if p.is_empty())
+    match f {
+        Field::Pointer(p) => !p.is_empty(),
+        Field::Pick(_) => true,
+        Field::First(alts) => alts.iter().any(field_set),
+    }
 }
 
 fn norm(s: &str) -> String {
@@ -404,6 +409,15 @@ mod tests {
             "capsule"
         );
         assert_eq!(field(&v, &Field::Pointer(String::new())), None);
+        let first = Field::First(vec![
+            Field::Pointer("/missing".into()),
+            Field::Pointer("/tags/0".into()),
+        ]);
+        assert_eq!(field(&v, &first).as_deref(), Some("capsule"));
+        assert!(field_set(&first));
+        assert!(!field_set(&Field::First(vec![Field::Pointer(
+            String::new()
+        )])));
     }
 
     #[test]

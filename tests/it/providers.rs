@@ -35,6 +35,15 @@ struct Case {
     rejection: &'static str,
     /// The server pages its list (Hivelocity's device list is one array).
     pages: bool,
+    /// Extra deploy arguments (EC2: a plain AMI id; the mock does not resolve `resolve:ssm:`).
+    deploy_args: &'static [&'static str],
+    /// A catalog overlay file (path under the overlay dir, content), e.g. a pinned product id.
+    overlay: Option<(&'static str, &'static str)>,
+    /// What the provider appends to the name (Hivelocity hostnames are FQDNs).
+    name_suffix: &'static str,
+    /// Deploy already waits (a follow-up power-on; Hivelocity hides a device until it is
+    /// provisioned, so the case deploys with `--wait`): the first status may be running.
+    may_start_running: bool,
 }
 
 const CASES: &[Case] = &[
@@ -47,6 +56,10 @@ const CASES: &[Case] = &[
         secret_var: "DIGITALOCEAN_TOKEN",
         rejection: "Unable to authenticate you",
         pages: true,
+        deploy_args: &[],
+        overlay: None,
+        name_suffix: "",
+        may_start_running: false,
     },
     Case {
         provider: Provider::Vultr,
@@ -57,6 +70,10 @@ const CASES: &[Case] = &[
         secret_var: "VULTR_API_KEY",
         rejection: "Invalid API token",
         pages: true,
+        deploy_args: &[],
+        overlay: None,
+        name_suffix: "",
+        may_start_running: false,
     },
     Case {
         provider: Provider::Linode,
@@ -67,6 +84,10 @@ const CASES: &[Case] = &[
         secret_var: "LINODE_TOKEN",
         rejection: "Invalid Token",
         pages: true,
+        deploy_args: &[],
+        overlay: None,
+        name_suffix: "",
+        may_start_running: false,
     },
     Case {
         provider: Provider::Aws,
@@ -77,16 +98,27 @@ const CASES: &[Case] = &[
         secret_var: "AWS_SECRET_ACCESS_KEY",
         rejection: "signature",
         pages: true,
+        deploy_args: &["--image", "ami-0abcdef1234567890"],
+        overlay: None,
+        name_suffix: "",
+        may_start_running: false,
     },
     Case {
         provider: Provider::Hivelocity,
         template: "hive-small",
-        plan: "BM-2020-1",
+        plan: "525",
         region: "atlanta",
         api_region: "ATL2",
         secret_var: "HIVELOCITY_API_KEY",
         rejection: "The API key is missing or invalid",
         pages: false,
+        deploy_args: &["--wait", "--timeout", "20s"],
+        overlay: Some((
+            "hivelocity/templates.toml",
+            "[[templates]]\nid = \"hive-small\"\nplan = \"525\"\n",
+        )),
+        name_suffix: ".capsule.local",
+        may_start_running: true,
     },
     Case {
         provider: Provider::Scaleway,
@@ -97,6 +129,10 @@ const CASES: &[Case] = &[
         secret_var: "SCW_SECRET_KEY",
         rejection: "authentication is denied",
         pages: true,
+        deploy_args: &[],
+        overlay: None,
+        name_suffix: "",
+        may_start_running: true,
     },
 ];
 
@@ -105,15 +141,28 @@ fn case(p: Provider) -> &'static Case {
 }
 
 fn om(args: &[&str]) -> Vec<String> {
-    std::iter::once("openmesh").chain(args.iter().copied()).map(String::from).collect()
+    std::iter::once("openmesh")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect()
 }
 
 /// A mock with this file's distinctive secrets.
 fn config() -> MockConfig {
-    let mut cfg = MockConfig::default().with_token(TOKEN).with_pending_polls(1);
+    let mut cfg = MockConfig::default()
+        .with_token(TOKEN)
+        .with_pending_polls(1);
     cfg.access_key_id = ACCESS_KEY.into();
     cfg.secret_access_key = SECRET_KEY.into();
     cfg.sigv4 = SigV4Check::Full;
+    cfg
+}
+
+/// The mock for a case: Hivelocity hides a device from GET/list until it is provisioned, as the
+/// real API does.
+fn config_for(p: Provider) -> MockConfig {
+    let mut cfg = config();
+    cfg.hide_provisioning = p == Provider::Hivelocity;
     cfg
 }
 
@@ -126,15 +175,65 @@ fn cli_for(mock: &MockServer) -> Capsule {
     c
 }
 
+/// A capsule pointed at `mock` with its good credentials and the case's catalog overlay (the
+/// overlay directory lives as long as the returned guard).
+fn cli_case(mock: &MockServer, c: &Case) -> (Capsule, Option<tempfile::TempDir>) {
+    let cli = cli_for(mock);
+    match c.overlay {
+        None => (cli, None),
+        Some((path, text)) => {
+            let dir = tempfile::tempdir().expect("overlay dir");
+            let file = dir.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, text).unwrap();
+            let cli = cli.env("CAPSULE_CATALOG", dir.path().to_str().unwrap());
+            (cli, Some(dir))
+        }
+    }
+}
+
+/// `deploy` in the manual form for a case.
+fn deploy_args<'a>(c: &'a Case, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "deploy",
+        "--provider",
+        c.provider.id(),
+        "--template",
+        c.template,
+        "--region",
+        c.region,
+        "--name",
+        name,
+        "--yes",
+    ];
+    v.extend_from_slice(c.deploy_args);
+    v.extend_from_slice(extra);
+    v
+}
+
 /// Runs commands and keeps every output for the final secret grep.
 struct Session {
     cli: Capsule,
     outputs: Vec<(Vec<String>, Output)>,
+    _overlay: Option<tempfile::TempDir>,
 }
 
 impl Session {
     fn new(cli: Capsule) -> Session {
-        Session { cli, outputs: Vec::new() }
+        Session {
+            cli,
+            outputs: Vec::new(),
+            _overlay: None,
+        }
+    }
+
+    fn for_case(mock: &MockServer, c: &Case) -> Session {
+        let (cli, overlay) = cli_case(mock, c);
+        Session {
+            cli,
+            outputs: Vec::new(),
+            _overlay: overlay,
+        }
     }
 
     #[track_caller]
@@ -146,7 +245,14 @@ impl Session {
             "capsule {argv:?} exited {} (wanted {want})\n--- stdout\n{}\n--- stderr\n{}",
             out.code, out.stdout, out.stderr
         );
-        self.outputs.push((argv, Output { code: out.code, stdout: out.stdout.clone(), stderr: out.stderr.clone() }));
+        self.outputs.push((
+            argv,
+            Output {
+                code: out.code,
+                stdout: out.stdout.clone(),
+                stderr: out.stderr.clone(),
+            },
+        ));
         out
     }
 
@@ -174,7 +280,11 @@ impl Session {
                 } else if let Ok(bytes) = std::fs::read(&p) {
                     let text = String::from_utf8_lossy(&bytes);
                     for s in secrets {
-                        assert!(!text.contains(&s[..16]), "secret leaked into {}", p.display());
+                        assert!(
+                            !text.contains(&s[..16]),
+                            "secret leaked into {}",
+                            p.display()
+                        );
                     }
                 }
             }
@@ -198,13 +308,26 @@ fn one(out: &Output) -> Value {
 
 #[track_caller]
 fn assert_node_fields(row: &Value) {
-    for f in ["provider", "id", "name", "template", "plan", "region", "status", "raw_status", "ipv4", "created_at"] {
+    for f in [
+        "provider",
+        "id",
+        "name",
+        "template",
+        "plan",
+        "region",
+        "status",
+        "raw_status",
+        "ipv4",
+        "created_at",
+    ] {
         assert!(row.get(f).is_some(), "node JSON lacks {f}: {row}");
     }
 }
 
 fn managed(n: &mock::Node) -> bool {
-    n.tags.iter().any(|t| t == "capsule" || t.starts_with("capsule="))
+    n.tags
+        .iter()
+        .any(|t| t == "capsule" || t.starts_with("capsule="))
 }
 
 /// Poll `status NAME` until it reports `want` (bounded).
@@ -216,7 +339,10 @@ fn status_until(s: &mut Session, node: &str, want: &str) -> Value {
         if row["status"] == want {
             return row;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "{node} never became {want}: {row}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{node} never became {want}: {row}"
+        );
     }
 }
 
@@ -224,36 +350,46 @@ fn status_until(s: &mut Session, node: &str, want: &str) -> Value {
 
 fn end_to_end(p: Provider) {
     let c = case(p);
-    let mock = MockServer::start(p, config().with_page_size(2));
+    let mock = MockServer::start(p, config_for(p).with_page_size(2));
     let foreign: Vec<String> = (0..5)
         .map(|i| mock.add_node(NodeSpec::named(&format!("foreign-{i}")).region(c.api_region)))
         .collect();
-    let mut s = Session::new(cli_for(&mock));
+    let mut s = Session::for_case(&mock, c);
     let pid = p.id();
 
     // verify: good, then bad (the provider's own message, no secret).
     s.run(&["provider", "verify", pid], 0);
-    let bad = cli_for(&mock).env(c.secret_var, BAD_TOKEN).run_args(&om(&["provider", "verify", pid]));
+    let bad = cli_case(&mock, c)
+        .0
+        .env(c.secret_var, BAD_TOKEN)
+        .run_args(&om(&["provider", "verify", pid]));
     assert_eq!(bad.code, 1, "verify with a bad key: {bad:?}");
     assert!(
-        bad.stderr.to_lowercase().contains(&c.rejection.to_lowercase()),
+        bad.stderr
+            .to_lowercase()
+            .contains(&c.rejection.to_lowercase()),
         "{pid}: the provider's message is not surfaced: {}",
         bad.stderr
     );
-    assert!(!format!("{}{}", bad.stdout, bad.stderr).contains(&BAD_TOKEN[..16]), "bad key echoed");
+    assert!(
+        !format!("{}{}", bad.stdout, bad.stderr).contains(&BAD_TOKEN[..16]),
+        "bad key echoed"
+    );
 
     // deploy (manual form), logged at -v.
     let name = format!("cap-{}", pid.replace('-', ""));
-    let dep = s.run(
-        &["deploy", "--provider", pid, "--template", c.template, "--region", c.region, "--name", &name, "--yes", "-o", "json", "-v"],
-        0,
-    );
+    let dep = s.run(&deploy_args(c, &name, &["-o", "json", "-v"]), 0);
     let dep = dep.json();
     assert_eq!(dep["nodes"][0]["name"], name.as_str(), "{dep}");
     let ours: Vec<_> = mock.nodes().into_iter().filter(managed).collect();
-    assert_eq!(ours.len(), 1, "{pid}: one managed node at the mock: {:?}", mock.nodes());
+    assert_eq!(
+        ours.len(),
+        1,
+        "{pid}: one managed node at the mock: {:?}",
+        mock.nodes()
+    );
     let n = &ours[0];
-    assert_eq!(n.name, name);
+    assert_eq!(n.name, format!("{name}{}", c.name_suffix));
     assert_eq!(n.plan, c.plan);
     assert_eq!(n.region, c.api_region);
     assert_eq!(mock.count_creates(), 1);
@@ -261,55 +397,122 @@ fn end_to_end(p: Provider) {
     // status: pending → running.
     let first = one(&s.run(&["status", &name, "-o", "json"], 0));
     assert_node_fields(&first);
-    assert_ne!(first["status"], "running", "{pid}: a fresh node is not running yet: {first}");
+    if !c.may_start_running {
+        assert_eq!(
+            first["status"], "pending",
+            "{pid}: a fresh node is not running yet: {first}"
+        );
+    }
     let row = status_until(&mut s, &name, "running");
     assert_node_fields(&row);
     assert_eq!(row["provider"], pid);
-    assert_eq!(row["name"], name.as_str());
+    assert_eq!(row["name"], format!("{name}{}", c.name_suffix).as_str());
     assert_eq!(row["template"], c.template);
     assert_eq!(row["plan"], c.plan);
     assert_eq!(row["region"], c.region);
-    assert!(row["ipv4"].is_string(), "{pid}: a running node has its public IPv4: {row}");
-    assert!(row["raw_status"].is_string() && row["created_at"].is_string(), "{row}");
+    assert!(
+        row["ipv4"].is_string(),
+        "{pid}: a running node has its public IPv4: {row}"
+    );
+    assert!(row["raw_status"].is_string(), "{row}");
+    // A Hivelocity device carries no creation time (it is on the service object).
+    if p != Provider::Hivelocity {
+        assert!(row["created_at"].is_string(), "{pid}: created_at: {row}");
+    }
 
     // list: only ours; --all: everything, over ≥3 pages.
     let listed = rows(&s.run(&["list", "--provider", pid, "-o", "json", "-v"], 0));
-    assert_eq!(listed.len(), 1, "{pid}: plain list shows only capsule's nodes: {listed:?}");
+    assert_eq!(
+        listed.len(),
+        1,
+        "{pid}: plain list shows only capsule's nodes: {listed:?}"
+    );
     assert_node_fields(&listed[0]);
-    assert_eq!(listed[0]["name"], name.as_str());
+    assert_eq!(
+        listed[0]["name"],
+        format!("{name}{}", c.name_suffix).as_str()
+    );
     assert_eq!(listed[0]["status"], "running");
     let before = mock.count(Op::List);
-    let all = rows(&s.run(&["list", "--provider", pid, "--all", "-o", "json", "-vv"], 0));
+    let all = rows(&s.run(
+        &["list", "--provider", pid, "--all", "-o", "json", "-vv"],
+        0,
+    ));
     let names: Vec<&str> = all.iter().filter_map(|r| r["name"].as_str()).collect();
     for i in 0..5 {
-        assert!(names.contains(&format!("foreign-{i}").as_str()), "{pid}: --all lacks foreign-{i}: {names:?}");
+        assert!(
+            names.contains(&format!("foreign-{i}").as_str()),
+            "{pid}: --all lacks foreign-{i}: {names:?}"
+        );
     }
-    assert!(names.contains(&name.as_str()), "{names:?}");
+    assert!(
+        names.contains(&format!("{name}{}", c.name_suffix).as_str()),
+        "{names:?}"
+    );
     assert_eq!(all.len(), 6, "{pid}: {names:?}");
     if c.pages {
         let in_region = mock.requests_for(Op::List)[before..]
             .iter()
             .filter(|r| r.status == 200)
             .count();
-        assert!(in_region >= 3, "{pid}: --all read at least 3 pages:\n{}", mock.log_summary());
+        assert!(
+            in_region >= 3,
+            "{pid}: --all read at least 3 pages:\n{}",
+            mock.log_summary()
+        );
     }
     assert_eq!(foreign.len(), 5);
 
     // stop, start.
-    let out = one(&s.run(&["stop", &name, "--wait", "-o", "json"], 0));
+    let out = one(&s.run(
+        &["stop", &name, "--wait", "--timeout", "20s", "-o", "json"],
+        0,
+    ));
     assert_eq!(out["status"], "stopped", "{out}");
-    assert_eq!(one(&s.run(&["status", &name, "-o", "json"], 0))["status"], "stopped");
-    let out = one(&s.run(&["start", &name, "--wait", "-o", "json"], 0));
+    assert_eq!(
+        one(&s.run(&["status", &name, "-o", "json"], 0))["status"],
+        "stopped"
+    );
+    let out = one(&s.run(
+        &["start", &name, "--wait", "--timeout", "20s", "-o", "json"],
+        0,
+    ));
     assert_eq!(out["status"], "running", "{out}");
 
     // delete.
-    s.run(&["delete", &name, "--yes", "--wait", "-o", "json", "-vv"], 0);
-    match mock.node_named(&name) {
+    s.run(
+        &[
+            "delete",
+            &name,
+            "--yes",
+            "--wait",
+            "--timeout",
+            "20s",
+            "-o",
+            "json",
+            "-vv",
+        ],
+        0,
+    );
+    match mock.node_named(&format!("{name}{}", c.name_suffix)) {
         None => {}
-        Some(n) => assert_eq!(n.status, "terminated", "{pid}: the node is gone at the mock: {n:?}"),
+        Some(n) => assert_eq!(
+            n.status, "terminated",
+            "{pid}: the node is gone at the mock: {n:?}"
+        ),
     }
-    assert_eq!(one(&s.run(&["status", &name, "-o", "json"], 0))["status"], "deleted");
-    assert_eq!(mock.nodes().iter().filter(|n| n.name.starts_with("foreign-")).count(), 5, "foreign nodes untouched");
+    assert_eq!(
+        one(&s.run(&["status", &name, "-o", "json"], 0))["status"],
+        "deleted"
+    );
+    assert_eq!(
+        mock.nodes()
+            .iter()
+            .filter(|n| n.name.starts_with("foreign-"))
+            .count(),
+        5,
+        "foreign nodes untouched"
+    );
     if p == Provider::Aws {
         assert_eq!(mock.config().sigv4, SigV4Check::Full);
     }
@@ -353,37 +556,83 @@ fn equinix_metal_retired_but_manageable() {
     let mock = MockServer::start(Provider::Equinix, config().with_page_size(2));
     let mut s = Session::new(cli_for(&mock));
     s.run(&["provider", "verify", "equinix-metal"], 0);
-    let bad = cli_for(&mock).env("METAL_AUTH_TOKEN", BAD_TOKEN).run_args(&om(&["provider", "verify", "equinix-metal"]));
+    let bad = cli_for(&mock)
+        .env("METAL_AUTH_TOKEN", BAD_TOKEN)
+        .run_args(&om(&["provider", "verify", "equinix-metal"]));
     assert_eq!(bad.code, 1, "{bad:?}");
-    assert!(bad.stderr.contains("Invalid authentication token"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("Invalid authentication token"),
+        "{}",
+        bad.stderr
+    );
 
     let refused = s.run(
-        &["deploy", "--provider", "equinix-metal", "--template", "equinix-c3-small", "--region", "da", "--name", "eq1", "--yes"],
+        &[
+            "deploy",
+            "--provider",
+            "equinix-metal",
+            "--template",
+            "equinix-c3-small",
+            "--region",
+            "da",
+            "--name",
+            "eq1",
+            "--yes",
+        ],
         2,
     );
-    assert!(refused.stderr.contains("2026-06-30"), "the retirement date: {}", refused.stderr);
+    assert!(
+        refused.stderr.contains("2026-06-30"),
+        "the retirement date: {}",
+        refused.stderr
+    );
     mock.assert_not_called(Op::Create);
 
     for i in 0..5 {
         mock.add_node(NodeSpec::named(&format!("foreign-{i}")));
     }
-    let id = mock.add_node(NodeSpec::named("old-capsule-node").tag("capsule").tag("capsule-0123abcd"));
+    let id = mock.add_node(
+        NodeSpec::named("old-capsule-node")
+            .tag("capsule")
+            .tag("capsule-0123abcd"),
+    );
     let listed = rows(&s.run(&["list", "--provider", "equinix-metal", "-o", "json"], 0));
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_node_fields(&listed[0]);
     assert_eq!(listed[0]["name"], "old-capsule-node");
-    let all = rows(&s.run(&["list", "--provider", "equinix-metal", "--all", "-o", "json"], 0));
+    let all = rows(&s.run(
+        &["list", "--provider", "equinix-metal", "--all", "-o", "json"],
+        0,
+    ));
     assert_eq!(all.len(), 6, "{all:?}");
 
     let node = format!("equinix-metal:{id}");
     let row = one(&s.run(&["status", &node, "-o", "json"], 0));
     assert_node_fields(&row);
     assert_eq!(row["status"], "running");
-    assert_eq!(one(&s.run(&["stop", &node, "--wait", "-o", "json"], 0))["status"], "stopped");
-    assert_eq!(one(&s.run(&["start", &node, "--wait", "-o", "json"], 0))["status"], "running");
-    s.run(&["delete", &node, "--yes", "--wait", "-v"], 0);
+    assert_eq!(
+        one(&s.run(
+            &["stop", &node, "--wait", "--timeout", "20s", "-o", "json"],
+            0
+        ))["status"],
+        "stopped"
+    );
+    assert_eq!(
+        one(&s.run(
+            &["start", &node, "--wait", "--timeout", "20s", "-o", "json"],
+            0
+        ))["status"],
+        "running"
+    );
+    s.run(
+        &["delete", &node, "--yes", "--wait", "--timeout", "20s", "-v"],
+        0,
+    );
     assert!(mock.node(&id).is_none(), "deleted at the mock");
-    assert_eq!(one(&s.run(&["status", &node, "-o", "json"], 0))["status"], "deleted");
+    assert_eq!(
+        one(&s.run(&["status", &node, "-o", "json"], 0))["status"],
+        "deleted"
+    );
     s.assert_no_secret(&[TOKEN]);
 }
 
@@ -399,14 +648,22 @@ fn throttles_and_server_errors_are_retried() {
                 let pid = p.id();
                 // One throttle with Retry-After on the create (nothing was created), one on a list
                 // and a 500 on a read.
-                let mock = MockServer::start(p, config().with_retry_after(1));
+                let mock = MockServer::start(p, config_for(p).with_retry_after(1));
                 mock.set_fault_on(Op::Create, Fault::Status429);
-                let mut s = Session::new(cli_for(&mock));
+                let mut s = Session::for_case(&mock, c);
                 let name = format!("thr-{}", pid.replace('-', ""));
-                s.run(&["deploy", "--provider", pid, "--template", c.template, "--region", c.region, "--name", &name, "--yes", "-o", "json"], 0);
-                assert_eq!(mock.count_creates(), 1, "{pid}: exactly one node after a throttled create");
+                s.run(&deploy_args(c, &name, &["-o", "json"]), 0);
+                assert_eq!(
+                    mock.count_creates(),
+                    1,
+                    "{pid}: exactly one node after a throttled create"
+                );
                 assert_eq!(mock.nodes().len(), 1, "{pid}");
-                assert!(mock.count(Op::Create) >= 2, "{pid}: the throttled create was retried:\n{}", mock.log_summary());
+                assert!(
+                    mock.count(Op::Create) >= 2,
+                    "{pid}: the throttled create was retried:\n{}",
+                    mock.log_summary()
+                );
                 mock.set_fault_on(Op::List, Fault::Status429);
                 mock.set_fault_on(Op::Get, Fault::Status500);
                 let listed = rows(&s.run(&["list", "--provider", pid, "-o", "json"], 0));
@@ -417,7 +674,9 @@ fn throttles_and_server_errors_are_retried() {
                 status_until(&mut s, &name, "running");
                 mock.set_error_500_every(None);
                 assert!(
-                    mock.requests().iter().any(|r| r.fault == Some(Fault::Status500)),
+                    mock.requests()
+                        .iter()
+                        .any(|r| r.fault == Some(Fault::Status500)),
                     "{pid}: a 500 was served"
                 );
             })
@@ -440,29 +699,49 @@ fn json_injection_in_a_name_arrives_literally() {
             std::thread::spawn(move || {
                 let p = c.provider;
                 let pid = p.id();
-                let mock = MockServer::start(p, config().lenient());
-                let cli = cli_for(&mock);
+                let mock = MockServer::start(p, config_for(p).lenient());
+                let (cli, _overlay) = cli_case(&mock, c);
                 // The provider may refuse such a hostname (DigitalOcean does): that is its answer.
-                let out = cli.run_args(&om(&[
-                    "deploy", "--provider", pid, "--template", c.template, "--region", c.region, "--name", evil, "--yes", "-o", "json",
-                ]));
+                let out = cli.run_args(&om(&deploy_args(c, evil, &["-o", "json"])));
                 assert!(out.code == 0 || out.code == 1, "{pid}: {out:?}");
                 let creates = mock.requests_for(Op::Create);
                 assert!(!creates.is_empty(), "{pid}: a create was sent: {out:?}");
                 for r in &creates {
                     let body = r.json();
-                    assert!(body.is_object(), "{pid}: the body is JSON: {}", r.body_text());
+                    assert!(
+                        body.is_object(),
+                        "{pid}: the body is JSON: {}",
+                        r.body_text()
+                    );
                     let text = serde_json::to_string(&body).unwrap();
-                    assert!(text.contains(&serde_json::to_string(evil).unwrap()), "{pid}: the literal name is in {text}");
+                    // The name field carries the literal (Hivelocity appends a domain).
+                    let name_field = ["name", "label", "hostname"]
+                        .iter()
+                        .find_map(|k| body.get(*k).and_then(Value::as_str))
+                        .unwrap_or_default();
+                    assert_eq!(
+                        name_field,
+                        format!("{evil}{}", c.name_suffix),
+                        "{pid}: the literal name is in {text}"
+                    );
                     // No key other than the template's took the value "x".
                     let obj = body.as_object().unwrap();
-                    assert!(obj.values().all(|v| v != "x"), "{pid}: a field was injected: {text}");
-                    assert!(!obj.contains_key("size") || obj["size"] != "x", "{pid}: {text}");
+                    assert!(
+                        obj.values().all(|v| v != "x"),
+                        "{pid}: a field was injected: {text}"
+                    );
+                    assert!(
+                        !obj.contains_key("size") || obj["size"] != "x",
+                        "{pid}: {text}"
+                    );
                 }
-                assert!(mock.nodes().iter().all(|n| n.plan == c.plan), "{pid}: plan unchanged");
+                assert!(
+                    mock.nodes().iter().all(|n| n.plan == c.plan),
+                    "{pid}: plan unchanged"
+                );
                 if out.code == 0 {
                     let n = &mock.nodes()[0];
-                    assert_eq!(n.name, evil, "{pid}");
+                    assert_eq!(n.name, format!("{evil}{}", c.name_suffix), "{pid}");
                 }
             })
         })
@@ -478,16 +757,24 @@ fn form_injection_in_a_name_arrives_literally_at_ec2() {
     let mock = MockServer::start(Provider::Aws, config());
     let keep = mock.add_node(NodeSpec::named("bystander").region("us-east-1"));
     let mut s = Session::new(cli_for(&mock));
-    s.run(&["deploy", "--provider", "aws", "--template", "aws-t3-micro", "--region", "us-east-1", "--name", evil, "--yes", "-o", "json"], 0);
+    s.run(&deploy_args(case(Provider::Aws), evil, &["-o", "json"]), 0);
     let creates = mock.requests_for(Op::Create);
     assert_eq!(creates.len(), 1, "{}", mock.log_summary());
     let form = creates[0].form();
     let actions: Vec<_> = form.iter().filter(|(k, _)| k == "Action").collect();
     assert_eq!(actions.len(), 1, "one Action: {form:?}");
     assert_eq!(actions[0].1, "RunInstances");
-    assert!(form.iter().any(|(k, v)| k.starts_with("TagSpecification.1.Tag.") && v == evil), "{form:?}");
+    assert!(
+        form.iter()
+            .any(|(k, v)| k.starts_with("TagSpecification.1.Tag.") && v == evil),
+        "{form:?}"
+    );
     mock.assert_not_called(Op::Delete);
-    let ours = mock.nodes().into_iter().find(|n| managed(n)).expect("created");
+    let ours = mock
+        .nodes()
+        .into_iter()
+        .find(|n| managed(n))
+        .expect("created");
     assert_eq!(ours.name, evil);
     assert_eq!(mock.node(&keep).expect("bystander").status, "running");
 }
@@ -512,14 +799,19 @@ fn a_made_up_provider_from_catalog_files_alone() {
         let mut text = text.replace("\"digitalocean\"", "\"acme\"");
         // Fresh template ids, and credentials under ACME_* names.
         text = text.replace("id = \"do-", "id = \"acme-");
-        text = text.replace("DIGITALOCEAN_ACCESS_TOKEN", "ACME_ACCESS_TOKEN").replace("DIGITALOCEAN_TOKEN", "ACME_TOKEN");
+        text = text
+            .replace("DIGITALOCEAN_ACCESS_TOKEN", "ACME_ACCESS_TOKEN")
+            .replace("DIGITALOCEAN_TOKEN", "ACME_TOKEN");
         text = text.replace("DIGITALOCEAN_API_URL", "ACME_API_URL");
         if text.contains("ACME_TOKEN") {
             token_vars.push("ACME_TOKEN");
         }
         std::fs::write(acme.join(e.file_name()), text).unwrap();
     }
-    assert!(!token_vars.is_empty(), "the copied provider.toml declares its token variable");
+    assert!(
+        !token_vars.is_empty(),
+        "the copied provider.toml declares its token variable"
+    );
     let cat = dir.path().to_str().unwrap().to_string();
     let cli = capsule()
         .env("CAPSULE_CATALOG", &cat)
@@ -530,9 +822,28 @@ fn a_made_up_provider_from_catalog_files_alone() {
     assert!(provs.stdout.contains("\"acme\""), "{}", provs.stdout);
     s.run(&["provider", "verify", "acme"], 0);
     let templates = rows(&s.run(&["templates", "--provider", "acme", "-o", "json"], 0));
-    let t = templates.iter().find(|t| t["plan"] == "s-1vcpu-1gb").expect("acme's smallest template");
+    let t = templates
+        .iter()
+        .find(|t| t["plan"] == "s-1vcpu-1gb")
+        .expect("acme's smallest template");
     let tid = t["id"].as_str().unwrap().to_string();
-    s.run(&["deploy", "--provider", "acme", "--template", &tid, "--region", "nyc1", "--name", "acme-1", "--yes", "-o", "json"], 0);
+    s.run(
+        &[
+            "deploy",
+            "--provider",
+            "acme",
+            "--template",
+            &tid,
+            "--region",
+            "nyc1",
+            "--name",
+            "acme-1",
+            "--yes",
+            "-o",
+            "json",
+        ],
+        0,
+    );
     assert_eq!(mock.count_creates(), 1);
     let n = mock.node_named("acme-1").expect("created at the mock");
     assert_eq!(n.plan, "s-1vcpu-1gb");
@@ -542,7 +853,10 @@ fn a_made_up_provider_from_catalog_files_alone() {
     assert_eq!(listed[0]["provider"], "acme");
     assert_eq!(listed[0]["name"], "acme-1");
     status_until(&mut s, "acme-1", "running");
-    s.run(&["delete", "acme-1", "--yes", "--wait"], 0);
+    s.run(
+        &["delete", "acme-1", "--yes", "--wait", "--timeout", "20s"],
+        0,
+    );
     assert!(mock.node_named("acme-1").is_none());
     s.assert_no_secret(&[TOKEN]);
 }
@@ -557,6 +871,10 @@ fn plain_http_endpoint_is_refused_unless_loopback() {
         .args(om(&["list", "--provider", "digitalocean"]))
         .code(2);
     let msg = out.stderr.to_lowercase();
-    assert!(msg.contains("http") && msg.contains("loopback"), "{}", out.stderr);
+    assert!(
+        msg.contains("http") && msg.contains("loopback"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains(&TOKEN[..16]));
 }

@@ -1195,6 +1195,13 @@ fn dispatch(shared: &Shared, raw: wire::RawRequest) -> wire::Outcome {
     set_status(&mut st, resp.status);
     let mut headers = api.common_headers(&st);
     drop(st);
+    // An answer's own header (a throttle's reset) replaces the common one of the same name.
+    headers.retain(|(k, _)| {
+        !resp
+            .headers
+            .iter()
+            .any(|(rk, _)| rk.eq_ignore_ascii_case(k))
+    });
     headers.extend(resp.headers);
     let raw = wire::RawResponse {
         status: resp.status,
