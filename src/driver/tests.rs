@@ -415,6 +415,36 @@ async fn retries_429_with_retry_after_then_succeeds() {
     assert_eq!(m.seen().len(), 2);
 }
 
+/// A rate-limit reset header sent on every answer (the window's end) is no reason to wait after
+/// a 500: only a throttle waits for it.
+#[tokio::test]
+async fn reset_header_is_not_a_wait_after_a_server_error() {
+    let m = mock(|_, n| {
+        if n == 0 {
+            (
+                500,
+                vec![("X-RateLimit-Reset", "100".into())],
+                "{\"id\":\"server_error\",\"message\":\"oops\"}".into(),
+            )
+        } else {
+            json(200, serde_json::json!({"account": {}}))
+        }
+    });
+    let src = JSON_API.replace(
+        "poll_seconds = 0.01",
+        "poll_seconds = 0.01\nreset_header = \"X-RateLimit-Reset\"",
+    );
+    let d = driver_at(&src, "acme-reset", &m);
+    let t = std::time::Instant::now();
+    d.verify().await.unwrap();
+    assert_eq!(m.seen().len(), 2);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn auth_error_is_one_sentence_with_the_providers_message() {
     let m = mock(|_, _| {

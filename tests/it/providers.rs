@@ -378,7 +378,12 @@ fn end_to_end(p: Provider) {
 
     // deploy (manual form), logged at -v.
     let name = format!("cap-{}", pid.replace('-', ""));
-    let dep = s.run(&deploy_args(c, &name, &["-o", "json", "-v"]), 0);
+    let dep = s.run(&deploy_args(c, &name, &["-o", "json", "-vv"]), 0);
+    assert!(
+        dep.stderr.contains(&mock.url()) || dep.stderr.contains("POST"),
+        "{pid}: -vv logs the requests: {}",
+        dep.stderr
+    );
     let dep = dep.json();
     assert_eq!(dep["nodes"][0]["name"], name.as_str(), "{dep}");
     let ours: Vec<_> = mock.nodes().into_iter().filter(managed).collect();
