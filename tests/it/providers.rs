@@ -8,11 +8,9 @@ use crate::support::{capsule, Capsule, Output};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-#[path = "support/mock/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod mock;
-
-use mock::{Fault, MockConfig, MockServer, NodeSpec, Op, Provider, SigV4Check};
+use crate::support::mock::{
+    self, Fault, MockConfig, MockServer, NodeSpec, Op, Provider, SigV4Check,
+};
 
 /// Distinctive secrets: a grep for them (or a long prefix) finds only leaks.
 const TOKEN: &str = "qV9zPROVIDERSsecret7c1e5a3b9d2f4a6c8e0b1d3f5a7c9";
@@ -775,11 +773,7 @@ fn form_injection_in_a_name_arrives_literally_at_ec2() {
         "{form:?}"
     );
     mock.assert_not_called(Op::Delete);
-    let ours = mock
-        .nodes()
-        .into_iter()
-        .find(|n| managed(n))
-        .expect("created");
+    let ours = mock.nodes().into_iter().find(managed).expect("created");
     assert_eq!(ours.name, evil);
     assert_eq!(mock.node(&keep).expect("bystander").status, "running");
 }
