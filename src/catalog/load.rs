@@ -611,18 +611,38 @@ impl Merge {
                 .collect();
             return Err(Diagnostics(diags));
         }
-        // Sort a permutation, then move each template once.
+        // Sort a permutation by (provider, price, id), then move each template once.
+        let provider_rank: std::collections::HashMap<&str, usize> = catalog
+            .providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.meta.id.as_str(), i))
+            .collect();
+        let keys: Vec<(usize, f64)> = catalog
+            .templates
+            .iter()
+            .map(|t| {
+                (
+                    provider_rank
+                        .get(t.provider.as_str())
+                        .copied()
+                        .unwrap_or(usize::MAX),
+                    t.price_hourly,
+                )
+            })
+            .collect();
         let mut order: Vec<usize> = (0..catalog.templates.len()).collect();
         {
             let ts = &catalog.templates;
-            order.sort_by(|&a, &b| {
-                let (a, b) = (&ts[a], &ts[b]);
-                a.provider
-                    .cmp(&b.provider)
-                    .then(a.price_hourly.total_cmp(&b.price_hourly))
-                    .then_with(|| a.id.cmp(&b.id))
+            order.sort_unstable_by(|&a, &b| {
+                keys[a]
+                    .0
+                    .cmp(&keys[b].0)
+                    .then(keys[a].1.total_cmp(&keys[b].1))
+                    .then_with(|| ts[a].id.cmp(&ts[b].id))
             });
         }
+        drop(provider_rank);
         let mut slots: Vec<Option<Template>> = std::mem::take(&mut catalog.templates)
             .into_iter()
             .map(Some)

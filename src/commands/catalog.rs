@@ -248,7 +248,7 @@ pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) ->
         .filter(|o| q.check(o).is_none())
         .collect();
     select::rank(&mut offers);
-    let mut seen = BTreeSet::new();
+    let mut seen = std::collections::HashSet::new();
     for o in offers {
         if seen.insert(o.template.id.as_str()) {
             best.push(o);
