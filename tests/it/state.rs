@@ -304,8 +304,8 @@ fn a_v1_store_is_migrated_on_open() {
 fn cost_uses_the_price_paid_and_the_monthly_cap() {
     // Running 2024-01-20 → 2024-03-05 at 0.01/h, 5.00/month; vultr caps at 672 h (6.72 > 5.00):
     //   January 288 h → 2.88; February 696 h → 6.96 capped at 5.00; March 96 h → 0.96 = 8.84.
-    // A second node (EUR) stopped for a day on a provider that bills stopped nodes:
-    //   2024-02-10 00:00 → 2024-02-12 00:00 = 48 h at 0.02 = 0.96 EUR.
+    // A second node (EUR) running a day, then stopped a day, on a provider that bills no
+    //   compute while stopped: 2024-02-10 00:00 → 2024-02-11 00:00 = 24 h at 0.02 = 0.48 EUR.
     let files = tempfile::tempdir().unwrap();
     let input = write(
         files.path(),
@@ -333,10 +333,10 @@ fn cost_uses_the_price_paid_and_the_monthly_cap() {
     let rows = cost.as_array().unwrap();
     assert_eq!(rows[0]["group"], "scaleway");
     assert_eq!(rows[0]["currency"], "EUR");
-    assert_eq!(rows[0]["hours"], 48.0);
-    assert_eq!(rows[0]["cost"], 0.96);
+    assert_eq!(rows[0]["hours"], 24.0);
+    assert_eq!(rows[0]["cost"], 0.48);
     assert!(
-        rows[0]["cost_usd"].as_f64().unwrap() > 0.96,
+        rows[0]["cost_usd"].as_f64().unwrap() > 0.48,
         "EUR is converted at the catalog rate"
     );
     assert_eq!(rows[1]["group"], "vultr");
