@@ -227,7 +227,10 @@ mod tests {
     /// The host of the official test vectors, read from the suite's own request file
     /// (`tests/fixtures/sigv4`, copied from the AWS signing test suite).
     fn vector_url() -> String {
-        let req = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sigv4/get-vanilla/get-vanilla.req"));
+        let req = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sigv4/get-vanilla/get-vanilla.req"
+        ));
         let host = req
             .lines()
             .find_map(|l| l.strip_prefix("Host:"))
