@@ -381,7 +381,7 @@ impl Driver {
                         ErrorKind::Network
                     };
                     let mut err =
-                        DriverError::new(&inner.id, kind, scrub(&message, &inner.secrets));
+                        DriverError::new(&inner.id, kind, scrub(&message, &inner.secrets()));
                     err.in_doubt = mode == Mode::Create && !connect;
                     return Err(err);
                 }
@@ -423,7 +423,7 @@ impl Driver {
                 self.log(2, &format!("  > {k}: {shown}"));
             }
             if prep.body.is_some() {
-                self.log(2, &format!("  > {}", scrub(&body, &inner.secrets)));
+                self.log(2, &format!("  > {}", scrub(&body, &inner.secrets())));
             }
         }
         let started = Instant::now();
@@ -480,7 +480,7 @@ impl Driver {
         );
         if inner.opts.verbose >= 2 && !text.is_empty() {
             let shown: String = text.chars().take(2000).collect();
-            self.log(2, &format!("  < {}", scrub(&shown, &inner.secrets)));
+            self.log(2, &format!("  < {}", scrub(&shown, &inner.secrets())));
         }
         let value = self.parse_body(&text);
         Ok(Resp {
@@ -536,7 +536,7 @@ impl Driver {
             .ok()
             .and_then(|s| s.canonical_reason().map(str::to_string))
             .unwrap_or_else(|| "error".to_string());
-        let message = scrub(&message.unwrap_or(reason), &inner.secrets);
+        let message = scrub(&message.unwrap_or(reason), &inner.secrets());
         let in_list = |list: &[String]| {
             code.as_ref()
                 .is_some_and(|c| list.iter().any(|x| x.eq_ignore_ascii_case(c)))
@@ -553,7 +553,7 @@ impl Driver {
             ErrorKind::Api
         };
         let mut err = DriverError::new(&inner.id, kind, message).with_status(resp.status);
-        err.code = code.map(|c| scrub(&c, &inner.secrets));
+        err.code = code.map(|c| scrub(&c, &inner.secrets()));
         if kind == ErrorKind::Auth {
             err.hint = Some(format!(
                 "check the {} with `capsule openmesh provider verify {}`",

@@ -197,11 +197,27 @@ pub(crate) struct Inner {
     pub auth: Authorizer,
     /// Non-secret credential fields (`account.*` in templates).
     pub account: std::collections::BTreeMap<String, String>,
-    pub secrets: Vec<String>,
+    /// Strings scrubbed from every log line and error: the credentials, plus one-time secrets
+    /// generated for requests (`random_password`).
+    pub secrets: std::sync::RwLock<Vec<String>>,
     pub opts: DriverOptions,
     pub client: reqwest::Client,
     pub endpoint: Option<Url>,
     pub renderer: Renderer,
+}
+
+impl Inner {
+    /// A snapshot of the strings to scrub.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        self.secrets.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Scrub this string from now on.
+    pub(crate) fn add_secret(&self, secret: &str) {
+        if let Ok(mut s) = self.secrets.write() {
+            s.push(secret.to_string());
+        }
+    }
 }
 
 /// The driver for one provider account. Cheap to clone; usable from many tasks at once.
@@ -317,7 +333,7 @@ impl Driver {
                 id,
                 auth,
                 account: creds.public_fields(),
-                secrets: secrets_all,
+                secrets: std::sync::RwLock::new(secrets_all),
                 opts,
                 client,
                 endpoint,

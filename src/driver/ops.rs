@@ -79,8 +79,18 @@ impl Driver {
         Err(e)
     }
 
-    /// The template context of a create.
+    /// The template context of a create. `random_password` is a fresh one-time secret for APIs
+    /// that insist on a root password (keys are the way in); it is scrubbed from every log, and a
+    /// dry run shows it as `(redacted)`.
     fn create_ctx(&self, req: &super::CreateRequest) -> Result<Value, DriverError> {
+        self.create_ctx_with(req, true)
+    }
+
+    fn create_ctx_with(
+        &self,
+        req: &super::CreateRequest,
+        real: bool,
+    ) -> Result<Value, DriverError> {
         let p = &self.inner.provider;
         let region = if req.region.is_empty() {
             self.default_region().unwrap_or_default()
@@ -112,6 +122,14 @@ impl Driver {
             }),
         );
         m.insert("deploy_id".into(), req.deploy_id.clone().into());
+        let password = if real {
+            let pw = random_password();
+            self.inner.add_secret(&pw);
+            pw
+        } else {
+            "(redacted)".to_string()
+        };
+        m.insert("random_password".into(), password.into());
         let mut ctx = Value::Object(m);
         let tpl = &p.api.tagging.tag;
         let tpl = if tpl.is_empty() {
@@ -149,7 +167,7 @@ impl Driver {
     ) -> anyhow::Result<Vec<RenderedRequest>> {
         self.refuse_retired()?;
         let variant = req.api_variant.as_str();
-        let ctx = self.create_ctx(req)?;
+        let ctx = self.create_ctx_with(req, false)?;
         let op = self
             .op(variant, "create")
             .ok_or_else(|| self.no_op("create", variant))?;
@@ -883,4 +901,43 @@ fn total_of(resp: &Resp, spec: &str) -> Option<u64> {
         None => tree::text_at(&resp.value, spec),
     }?;
     text.trim().parse().ok()
+}
+
+/// 32 characters from upper, lower, digits and symbols, at least one of each: strong enough for
+/// any provider's root-password rules.
+fn random_password() -> String {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+    const DIGIT: &[u8] = b"23456789";
+    const SYMBOL: &[u8] = b"-_.+=";
+    let mut rng = rand::thread_rng();
+    let all: Vec<u8> = [UPPER, LOWER, DIGIT, SYMBOL].concat();
+    let mut chars: Vec<u8> = [UPPER, LOWER, DIGIT, SYMBOL]
+        .iter()
+        .map(|set| set[rng.gen_range(0..set.len())])
+        .collect();
+    while chars.len() < 32 {
+        chars.push(all[rng.gen_range(0..all.len())]);
+    }
+    chars.shuffle(&mut rng);
+    String::from_utf8(chars).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::random_password;
+
+    #[test]
+    fn random_passwords_are_strong_and_fresh() {
+        let a = random_password();
+        let b = random_password();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(a.chars().any(|c| c.is_ascii_uppercase()));
+        assert!(a.chars().any(|c| c.is_ascii_lowercase()));
+        assert!(a.chars().any(|c| c.is_ascii_digit()));
+        assert!(a.chars().any(|c| "-_.+=".contains(c)));
+    }
 }
