@@ -426,6 +426,10 @@ pub struct Limits {
     /// when a 429 carries no `Retry-After`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reset_header: String,
+    /// How long a new node may be missing from the API (a 404 while it is provisioned) before
+    /// "not found" means deleted; until then it reads as pending.
+    #[serde(default)]
+    pub hidden_after_create_seconds: f64,
 }
 
 /// One HTTP call (plus the steps around it).

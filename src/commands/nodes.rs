@@ -76,17 +76,24 @@ fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>) -> Value {
         Some(p) if p.api.regional && !n.region.is_empty() => format!("{}/{}", n.region, n.id),
         _ => n.id.clone(),
     };
+    // The record knows the name capsule gave (an API may return a hostname) and when the
+    // node was created (an API may not say).
+    let name = record.map_or(n.name.clone(), |r| r.name.clone());
+    let created_at = n
+        .created_at
+        .clone()
+        .or_else(|| record.and_then(|r| r.created_at.clone()));
     json!({
         "provider": n.provider,
         "id": id,
-        "name": n.name,
+        "name": name,
         "template": template,
         "plan": n.plan,
         "region": n.region,
         "status": n.state.as_str(),
         "raw_status": n.raw_status,
         "ipv4": n.ipv4,
-        "created_at": n.created_at,
+        "created_at": created_at,
         "deploy_id": record.map(|r| r.deploy_id.clone()),
     })
 }
@@ -200,13 +207,35 @@ pub fn status(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
     let (node_ref, record) = resolve_node(ctx, store.as_ref(), &args.node)?;
     let driver = ctx.driver(&node_ref.provider)?;
     let rt = ctx.runtime()?;
-    let node = rt.block_on(driver.get(&node_ref)).map_err(driver_error)?;
+    let mut node = rt.block_on(driver.get(&node_ref)).map_err(driver_error)?;
+    if node.state == NodeState::Deleted && record.as_ref().is_some_and(|r| still_hidden(ctx, r)) {
+        // Some APIs hide a node until it is provisioned: not found yet is not deleted.
+        node.state = NodeState::Pending;
+        node.raw_status = "provisioning (not listed yet)".into();
+    }
     if let Some(r) = &record {
         store.record_observation(&r.deploy_id, &observe(&node), Action::Status, "")?;
     }
     let row = node_json(ctx, &node, record.as_ref());
     render::listing(&mut stdout(), ctx.style, node_columns(ctx), &[row])?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A live node created within the provider's hiding window (it may not be listed yet).
+fn still_hidden(ctx: &Ctx, r: &NodeRecord) -> bool {
+    let window = ctx
+        .catalog
+        .provider(&r.provider)
+        .map_or(0.0, |p| p.api.limits.hidden_after_create_seconds);
+    let gone = matches!(
+        r.status,
+        NodeStatus::Deleting | NodeStatus::Deleted | NodeStatus::Error
+    );
+    if window <= 0.0 || !r.is_live() || gone {
+        return false;
+    }
+    let since = r.created_at.as_deref().unwrap_or(&r.recorded_at);
+    state::time::unix(since).is_some_and(|t| (state::time::now_unix() - t) as f64 <= window)
 }
 
 pub fn power(ctx: &Ctx, args: &NodeArgs, what: Power) -> anyhow::Result<ExitCode> {

@@ -110,6 +110,7 @@ const CASES: &[Case] = &[
         secret_var: "HIVELOCITY_API_KEY",
         rejection: "The API key is missing or invalid",
         pages: false,
+        // The API hides a new device until it is provisioned (see the dedicated test below).
         deploy_args: &["--wait", "--timeout", "20s"],
         overlay: Some((
             "hivelocity/templates.toml",
@@ -409,7 +410,8 @@ fn end_to_end(p: Provider) {
     let row = status_until(&mut s, &name, "running");
     assert_node_fields(&row);
     assert_eq!(row["provider"], pid);
-    assert_eq!(row["name"], format!("{name}{}", c.name_suffix).as_str());
+    // The CLI shows the name capsule gave, whatever hostname form the API keeps.
+    assert_eq!(row["name"], name.as_str());
     assert_eq!(row["template"], c.template);
     assert_eq!(row["plan"], c.plan);
     assert_eq!(row["region"], c.region);
@@ -431,10 +433,7 @@ fn end_to_end(p: Provider) {
         "{pid}: plain list shows only capsule's nodes: {listed:?}"
     );
     assert_node_fields(&listed[0]);
-    assert_eq!(
-        listed[0]["name"],
-        format!("{name}{}", c.name_suffix).as_str()
-    );
+    assert_eq!(listed[0]["name"], name.as_str());
     assert_eq!(listed[0]["status"], "running");
     let before = mock.count(Op::List);
     let all = rows(&s.run(
@@ -448,10 +447,7 @@ fn end_to_end(p: Provider) {
             "{pid}: --all lacks foreign-{i}: {names:?}"
         );
     }
-    assert!(
-        names.contains(&format!("{name}{}", c.name_suffix).as_str()),
-        "{names:?}"
-    );
+    assert!(names.contains(&name.as_str()), "{names:?}");
     assert_eq!(all.len(), 6, "{pid}: {names:?}");
     if c.pages {
         // Pages of the region holding the nodes (regional APIs list every region: EC2 names
@@ -885,4 +881,37 @@ fn plain_http_endpoint_is_refused_unless_loopback() {
         out.stderr
     );
     assert!(!out.stderr.contains(&TOKEN[..16]));
+}
+
+/// Hivelocity hides a new device from GET until it is provisioned: right after a deploy,
+/// `status` says pending (not deleted), and the record keeps its name.
+#[test]
+fn a_device_hidden_while_provisioning_reads_as_pending() {
+    let c = case(Provider::Hivelocity);
+    let cfg = config_for(Provider::Hivelocity).with_pending_polls(3);
+    let mock = MockServer::start(Provider::Hivelocity, cfg);
+    let mut s = Session::for_case(&mock, c);
+    let name = "hidden-1";
+    // Without --wait: the deploy returns while the device is still hidden.
+    let args = [
+        "deploy",
+        "--provider",
+        "hivelocity",
+        "--template",
+        c.template,
+        "--region",
+        c.region,
+        "--name",
+        name,
+        "--yes",
+    ];
+    s.run(&args, 0);
+    let first = one(&s.run(&["status", name, "-o", "json"], 0));
+    assert_eq!(first["status"], "pending", "{first}");
+    assert_eq!(
+        first["raw_status"], "provisioning (not listed yet)",
+        "{first}"
+    );
+    let row = status_until(&mut s, name, "running");
+    assert_eq!(row["name"], name);
 }
