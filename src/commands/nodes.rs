@@ -1336,9 +1336,10 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         jobs.push((pl.clone(), req));
     }
     let store = open_store(ctx)?;
+    let mut intents = Vec::with_capacity(jobs.len());
     for (pl, req) in &jobs {
         let p = ctx.provider(&pl.provider)?;
-        store.record_intent(&NewNode {
+        intents.push(NewNode {
             deploy_id: req.deploy_id.clone(),
             group_id: group_id.clone(),
             name: pl.name.clone(),
@@ -1351,8 +1352,10 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
             price_monthly: pl.monthly,
             currency: p.currency().to_string(),
             prices_as_of: p.meta.prices_as_of.clone(),
-        })?;
+        });
     }
+    // Every node is recorded, in one transaction, before the first create call.
+    store.record_intents(&intents)?;
     if jobs.len() > 1 {
         eprintln!("capsule: fleet {group_id}: {} nodes recorded; resume with `capsule openmesh deploy --resume {group_id}`", jobs.len());
     }

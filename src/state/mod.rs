@@ -61,6 +61,12 @@ pub trait Store {
     /// deploy id is already recorded.
     fn record_intent(&self, node: &NewNode) -> anyhow::Result<NodeRecord>;
 
+    /// Record the intents of a whole fleet in one transaction: all of them, or none (a taken
+    /// name fails the lot before anything is created).
+    fn record_intents(&self, nodes: &[NewNode]) -> anyhow::Result<Vec<NodeRecord>> {
+        nodes.iter().map(|n| self.record_intent(n)).collect()
+    }
+
     /// Record the provider's answer to the create call: provider id, status, IP, creation time;
     /// a `deploy ok` event.
     fn record_created(&self, deploy_id: &str, created: &Created) -> anyhow::Result<NodeRecord>;

@@ -352,6 +352,38 @@ fn set_status(node: &mut NodeRecord, status: NodeStatus, now: &str) {
     node.status = status;
 }
 
+/// The intent of one deploy, inside a transaction: the node in `creating` and a `deploy started`
+/// event.
+fn intent_in(tx: &Transaction, n: &NewNode) -> anyhow::Result<NodeRecord> {
+    if let Some(holder) = live_name_holder(tx, &n.name, &n.deploy_id)? {
+        return Err(name_taken(&n.name, &holder));
+    }
+    if node_row(tx, &n.deploy_id)?.is_some() {
+        return Err(bad_input(format!(
+            "deploy id '{}' is already recorded — resume that deploy with `deploy --resume`, or use a new id",
+            n.deploy_id
+        )));
+    }
+    let now = time::now();
+    let node = new_record(n, &now);
+    let id = insert_node(tx, &node)?;
+    add_state(tx, id, NodeStatus::Creating, &now)?;
+    let msg = format!(
+        "create {} ({}) in {} as '{}'",
+        n.template, n.plan, n.region, n.name
+    );
+    add_event(
+        tx,
+        &now,
+        Some(&n.deploy_id),
+        Action::Deploy,
+        Outcome::Started,
+        Some(NodeStatus::Creating),
+        &msg,
+    )?;
+    Ok(node)
+}
+
 fn validate_new(n: &NewNode) -> anyhow::Result<()> {
     for (what, v) in [
         ("deploy id", &n.deploy_id),
@@ -489,24 +521,15 @@ impl Store for SqliteStore {
 
     fn record_intent(&self, n: &NewNode) -> anyhow::Result<NodeRecord> {
         validate_new(n)?;
-        self.write(|tx| {
-            if let Some(holder) = live_name_holder(tx, &n.name, &n.deploy_id)? {
-                return Err(name_taken(&n.name, &holder));
-            }
-            if node_row(tx, &n.deploy_id)?.is_some() {
-                return Err(bad_input(format!(
-                    "deploy id '{}' is already recorded — resume that deploy with `deploy --resume`, or use a new id",
-                    n.deploy_id
-                )));
-            }
-            let now = time::now();
-            let node = new_record(n, &now);
-            let id = insert_node(tx, &node)?;
-            add_state(tx, id, NodeStatus::Creating, &now)?;
-            let msg = format!("create {} ({}) in {} as '{}'", n.template, n.plan, n.region, n.name);
-            add_event(tx, &now, Some(&n.deploy_id), Action::Deploy, Outcome::Started, Some(NodeStatus::Creating), &msg)?;
-            Ok(node)
-        })
+        self.write(|tx| intent_in(tx, n))
+    }
+
+    fn record_intents(&self, nodes: &[NewNode]) -> anyhow::Result<Vec<NodeRecord>> {
+        for n in nodes {
+            validate_new(n)?;
+        }
+        // One transaction for a whole fleet: all recorded, or none.
+        self.write(|tx| nodes.iter().map(|n| intent_in(tx, n)).collect())
     }
 
     fn record_created(&self, deploy_id: &str, c: &Created) -> anyhow::Result<NodeRecord> {

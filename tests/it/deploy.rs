@@ -828,3 +828,43 @@ fn a_500_on_a_provider_with_a_reset_header_is_retried_promptly() {
         t0.elapsed()
     );
 }
+
+/// A fleet whose names collide with a live node is refused as a whole: nothing recorded,
+/// nothing created.
+#[test]
+fn a_fleet_with_a_taken_name_records_and_creates_nothing() {
+    let mock = MockServer::start(Provider::DigitalOcean, MockConfig::default());
+    let c = against(capsule(), &[&mock]);
+    let one = [
+        "openmesh",
+        "deploy",
+        "--template",
+        "do-small",
+        "--region",
+        "nyc3",
+        "--name",
+        "web-02",
+        "--yes",
+    ];
+    let out = c.run_args(&one);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(mock.count_creates(), 1);
+    let fleet = [
+        "openmesh",
+        "deploy",
+        "--template",
+        "do-small",
+        "--region",
+        "nyc3",
+        "--name",
+        "web",
+        "--count",
+        "3",
+        "--yes",
+    ];
+    let out = c.run_args(&fleet);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("web-02"), "{}", out.stderr);
+    assert_eq!(mock.count_creates(), 1, "no create for the refused fleet");
+    assert_eq!(inventory(&c).len(), 1, "no record for the refused fleet");
+}
