@@ -5,5 +5,6 @@ mod credentials;
 mod deploy;
 mod mocks;
 mod providers;
+mod readme;
 mod state;
 mod support;
