@@ -267,72 +267,55 @@ fn add_event(
     Ok(())
 }
 
+/// Call `f` with a node's column values, in `NODE_COLUMNS` order (?1…?22).
+fn with_node_values<T>(n: &NodeRecord, f: impl FnOnce(&[&dyn rusqlite::ToSql]) -> T) -> T {
+    let status = n.status.as_str();
+    f(&[
+        &n.deploy_id,
+        &n.group_id,
+        &n.name,
+        &n.provider,
+        &n.provider_id,
+        &n.template,
+        &n.plan,
+        &n.region,
+        &n.api_variant,
+        &status,
+        &n.raw_status,
+        &n.ipv4,
+        &n.price_hourly,
+        &n.price_monthly,
+        &n.currency,
+        &n.prices_as_of,
+        &n.recorded_at,
+        &n.created_at,
+        &n.started_at,
+        &n.stopped_at,
+        &n.deleted_at,
+        &n.updated_at,
+    ])
+}
+
 fn insert_node(tx: &Connection, n: &NodeRecord) -> anyhow::Result<i64> {
-    tx.execute(
-        &format!(
-            "INSERT INTO nodes({NODE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-             ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
-        ),
-        params![
-            n.deploy_id,
-            n.group_id,
-            n.name,
-            n.provider,
-            n.provider_id,
-            n.template,
-            n.plan,
-            n.region,
-            n.api_variant,
-            n.status.as_str(),
-            n.raw_status,
-            n.ipv4,
-            n.price_hourly,
-            n.price_monthly,
-            n.currency,
-            n.prices_as_of,
-            n.recorded_at,
-            n.created_at,
-            n.started_at,
-            n.stopped_at,
-            n.deleted_at,
-            n.updated_at
-        ],
-    )?;
+    let sql = format!(
+        "INSERT INTO nodes({NODE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+         ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+    );
+    with_node_values(n, |values| tx.execute(&sql, values))?;
     Ok(tx.last_insert_rowid())
 }
 
 fn update_node(tx: &Connection, id: i64, n: &NodeRecord) -> anyhow::Result<()> {
-    tx.execute(
-        "UPDATE nodes SET deploy_id = ?2, group_id = ?3, name = ?4, provider = ?5, provider_id = ?6, template = ?7, \
-         plan = ?8, region = ?9, api_variant = ?10, status = ?11, raw_status = ?12, ipv4 = ?13, price_hourly = ?14, \
-         price_monthly = ?15, currency = ?16, prices_as_of = ?17, recorded_at = ?18, created_at = ?19, \
-         started_at = ?20, stopped_at = ?21, deleted_at = ?22, updated_at = ?23 WHERE id = ?1",
-        params![
-            id,
-            n.deploy_id,
-            n.group_id,
-            n.name,
-            n.provider,
-            n.provider_id,
-            n.template,
-            n.plan,
-            n.region,
-            n.api_variant,
-            n.status.as_str(),
-            n.raw_status,
-            n.ipv4,
-            n.price_hourly,
-            n.price_monthly,
-            n.currency,
-            n.prices_as_of,
-            n.recorded_at,
-            n.created_at,
-            n.started_at,
-            n.stopped_at,
-            n.deleted_at,
-            n.updated_at
-        ],
-    )?;
+    let sql = "UPDATE nodes SET deploy_id = ?1, group_id = ?2, name = ?3, provider = ?4, provider_id = ?5, \
+               template = ?6, plan = ?7, region = ?8, api_variant = ?9, status = ?10, raw_status = ?11, ipv4 = ?12, \
+               price_hourly = ?13, price_monthly = ?14, currency = ?15, prices_as_of = ?16, recorded_at = ?17, \
+               created_at = ?18, started_at = ?19, stopped_at = ?20, deleted_at = ?21, updated_at = ?22 \
+               WHERE id = ?23";
+    with_node_values(n, |values| {
+        let mut all = values.to_vec();
+        all.push(&id);
+        tx.execute(sql, all.as_slice())
+    })?;
     Ok(())
 }
 
