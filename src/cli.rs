@@ -454,6 +454,16 @@ pub enum CatalogCommand {
     Validate { dir: PathBuf },
     /// Write the effective catalog (embedded + --catalog) as TOML files.
     Export { dir: PathBuf },
+    /// Read live prices from the providers' APIs and write the changes as an overlay directory
+    /// (use it with --catalog, or review and copy it into catalog/).
+    Refresh {
+        /// Where to write `<provider>/prices.toml`.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Only these providers (default: every configured provider with a price list).
+        #[arg(long = "provider", short = 'p', value_name = "ID")]
+        providers: Vec<String>,
+    },
     /// Write a synthetic catalog with N templates (for benchmarks).
     #[command(hide = true)]
     Generate {

@@ -297,6 +297,24 @@ pub struct Api {
     /// Retry and pacing hints.
     #[serde(default)]
     pub limits: Limits,
+    /// How to read the provider's live price list (`catalog refresh`): the items come from the
+    /// operation `prices` (paged like `list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<PriceFields>,
+}
+
+/// `[api.prices]`: field locations inside one item of the price list.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceFields {
+    /// The plan id, matched against templates' `plan`.
+    #[serde(default)]
+    pub plan: Field,
+    /// Hourly and monthly price in the provider's currency.
+    #[serde(default)]
+    pub hourly: Field,
+    #[serde(default)]
+    pub monthly: Field,
 }
 
 /// `[api.auth]`.

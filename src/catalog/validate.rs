@@ -381,6 +381,22 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
     for (name, op) in &api.operations {
         check_operation(c, &e, &["operations", name], op, &names);
     }
+    if let Some(prices) = &api.prices {
+        if !api.operations.contains_key("prices") {
+            c.push(
+                &e,
+                &["prices"],
+                "[api.prices] needs an operation named 'prices'".to_string(),
+            );
+        }
+        if prices.plan == Field::default() || prices.hourly == Field::default() {
+            c.push(
+                &e,
+                &["prices"],
+                "[api.prices] needs at least plan and hourly".to_string(),
+            );
+        }
+    }
     for (variant, ops) in &api.variants {
         for (name, op) in ops {
             if !api.operations.contains_key(name) {

@@ -642,6 +642,7 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
             writeln!(out, "wrote {} files to {}", files.len(), dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
+        CatalogCommand::Refresh { out, providers } => refresh(ctx, &out, &providers),
         CatalogCommand::Generate { dir, templates } => {
             generate(&ctx.catalog, &dir, templates)?;
             writeln!(
@@ -706,4 +707,157 @@ pub fn generate(catalog: &Catalog, dir: &Path, n: usize) -> anyhow::Result<()> {
     }
     std::fs::write(folder.join("templates.toml"), text)?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// catalog refresh
+
+const REFRESH_COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("template", "template", Kind::Text),
+    col("plan", "plan", Kind::Text),
+    col("hourly was", "price_hourly_was", Kind::Num),
+    col("hourly now", "price_hourly", Kind::Num),
+    col("monthly was", "price_monthly_was", Kind::Num),
+    col("monthly now", "price_monthly", Kind::Num),
+    col("currency", "currency", Kind::Text),
+];
+
+/// Live prices → `OUT/<provider>/prices.toml` patches for the templates whose price changed,
+/// validated over the effective catalog before anything is written.
+fn refresh(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
+    use std::fmt::Write as _;
+    check_providers(&ctx.catalog, only)?;
+    let targets: Vec<&ProviderEntry> = ctx
+        .catalog
+        .providers
+        .iter()
+        .filter(|p| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(p.id())))
+        .filter(|p| {
+            !only.is_empty()
+                || crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no")
+        })
+        .collect();
+    let mut failed = Vec::new();
+    let mut drivers = Vec::new();
+    for p in &targets {
+        if p.api.prices.is_none() {
+            failed.push((
+                p.id().to_string(),
+                "its catalog describes no price list API".to_string(),
+            ));
+            continue;
+        }
+        match ctx.driver(p.id()) {
+            Ok(d) => drivers.push(d),
+            Err(e) => failed.push((p.id().to_string(), e.to_string())),
+        }
+    }
+    let rt = ctx.runtime()?;
+    let fetched = rt.block_on(async {
+        let tasks: Vec<_> = drivers
+            .into_iter()
+            .map(|d| tokio::spawn(async move { (d.provider_id().to_string(), d.prices().await) }))
+            .collect();
+        let mut v = Vec::new();
+        for t in tasks {
+            v.push(t.await);
+        }
+        v
+    });
+    let today = crate::state::time::now()
+        .get(..10)
+        .unwrap_or_default()
+        .to_string();
+    let mut rows = Vec::new();
+    let mut files: Vec<(std::path::PathBuf, String)> = Vec::new();
+    for r in fetched {
+        let (id, prices) = match r {
+            Ok((id, Ok(prices))) => (id, prices),
+            Ok((id, Err(e))) => {
+                failed.push((id, e.to_string()));
+                continue;
+            }
+            Err(e) => {
+                failed.push(("?".into(), e.to_string()));
+                continue;
+            }
+        };
+        let p = ctx.provider(&id)?;
+        let mut text = format!(
+            "# Written by `capsule openmesh catalog refresh` on {today}.\n\n[provider]\nprices_as_of = \"{today}\"\nprices_source = \"the provider's price list API (capsule catalog refresh)\"\n"
+        );
+        for t in ctx.catalog.templates_of(&id) {
+            let Some(live) = prices.iter().find(|x| x.plan == t.plan) else {
+                continue;
+            };
+            let hourly = live.hourly.unwrap_or(t.price_hourly);
+            let monthly = live.monthly.unwrap_or(t.price_monthly);
+            if (hourly - t.price_hourly).abs() < 1e-9 && (monthly - t.price_monthly).abs() < 1e-9 {
+                continue;
+            }
+            let _ = write!(
+                text,
+                "\n[[templates]]\nid = \"{}\"\nprice_hourly = {hourly}\nprice_monthly = {monthly}  # was {} / {}\n",
+                t.id, t.price_hourly, t.price_monthly
+            );
+            rows.push(json!({
+                "provider": id, "template": t.id, "plan": t.plan,
+                "price_hourly_was": t.price_hourly, "price_hourly": hourly,
+                "price_monthly_was": t.price_monthly, "price_monthly": monthly,
+                "currency": p.currency(),
+            }));
+        }
+        files.push((out.join(&id).join("prices.toml"), text));
+    }
+    // Check the overlay over the current catalog before writing it.
+    let staging = tempdir_in(out)?;
+    for (path, text) in &files {
+        let rel = path.strip_prefix(out).unwrap_or(path);
+        let dest = staging.join(rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(dest, text)?;
+    }
+    let check = catalog::load(Some(&staging));
+    let _ = std::fs::remove_dir_all(&staging);
+    if let Err(e) = check {
+        return Err(anyhow::anyhow!(
+            "the live prices do not validate, nothing was written: {e}"
+        ));
+    }
+    for (path, text) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, text)?;
+    }
+    render::listing(&mut stdout(), ctx.style, REFRESH_COLUMNS, &rows)?;
+    if ctx.format() == OutputFormat::Table {
+        eprintln!(
+            "capsule: {} price changes from {} providers written to {} — use it with --catalog {}",
+            rows.len(),
+            files.len(),
+            out.display(),
+            out.display()
+        );
+    }
+    for (id, msg) in &failed {
+        eprintln!("capsule: {id}: not refreshed: {msg}");
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A fresh scratch directory beside `out` (created if needed).
+fn tempdir_in(out: &Path) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let dir = out.join(format!(".refresh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

@@ -19,6 +19,7 @@ mod template;
 mod tree;
 
 pub use error::{DriverError, ErrorKind};
+pub use ops::PlanPrice;
 
 use crate::catalog::model::ProviderEntry;
 use crate::catalog::schema::Operation;

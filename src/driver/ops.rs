@@ -433,13 +433,59 @@ impl Driver {
         list_tag: &str,
         tag: Option<&str>,
     ) -> Result<Vec<Node>, DriverError> {
-        let op = self
-            .op(variant, "list")
-            .ok_or_else(|| self.no_op("list", variant))?;
         let mut ctx = Value::Object(self.base_ctx(region));
         set(&mut ctx, "list_tag", list_tag);
         set(&mut ctx, "tag", tag.unwrap_or(""));
-        let mut prep = self.prepare("list", op, &ctx)?;
+        let items = self.items("list", variant, &ctx).await?;
+        Ok(items
+            .iter()
+            .filter(|v| v.is_object())
+            .map(|v| self.node_from(v, variant, region))
+            .collect())
+    }
+
+    /// The provider's live price list (`api.prices`, operation `prices`), in its currency.
+    pub async fn prices(&self) -> Result<Vec<PlanPrice>, DriverError> {
+        let api = &self.inner.provider.api;
+        let Some(fields) = &api.prices else {
+            return Err(self.no_op("prices", ""));
+        };
+        let region = if api.regional {
+            self.default_region()
+        } else {
+            None
+        };
+        let ctx = Value::Object(self.base_ctx(region.as_deref()));
+        let items = self.items("prices", "", &ctx).await?;
+        let num = |v: &Value, f: &crate::catalog::schema::Field| {
+            tree::field(v, f)
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .filter(|x| x.is_finite() && *x > 0.0)
+        };
+        Ok(items
+            .iter()
+            .filter_map(|v| {
+                let plan = tree::field(v, &fields.plan)?;
+                Some(PlanPrice {
+                    plan,
+                    hourly: num(v, &fields.hourly),
+                    monthly: num(v, &fields.monthly),
+                })
+            })
+            .collect())
+    }
+
+    /// Every item of a listing operation, across its pages.
+    async fn items(
+        &self,
+        name: &str,
+        variant: &str,
+        ctx: &Value,
+    ) -> Result<Vec<Value>, DriverError> {
+        let op = self
+            .op(variant, name)
+            .ok_or_else(|| self.no_op(name, variant))?;
+        let mut prep = self.prepare(name, op, ctx)?;
         let pg = &op.paging;
         let style = pg.style.as_str();
         if !pg.size_param.is_empty() && pg.size > 0 {
@@ -463,12 +509,7 @@ impl Driver {
             let resp = self.send(&prep, Mode::Safe).await?;
             let items = tree::elements(&resp.value, &op.node);
             let n = items.len();
-            out.extend(
-                items
-                    .into_iter()
-                    .filter(|v| v.is_object())
-                    .map(|v| self.node_from(v, variant, region)),
-            );
+            out.extend(items.into_iter().cloned());
             match style {
                 "page" => {
                     if pg.page_param.is_empty() || n == 0 {
@@ -901,6 +942,14 @@ fn total_of(resp: &Resp, spec: &str) -> Option<u64> {
         None => tree::text_at(&resp.value, spec),
     }?;
     text.trim().parse().ok()
+}
+
+/// One plan's live price (`catalog refresh`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlanPrice {
+    pub plan: String,
+    pub hourly: Option<f64>,
+    pub monthly: Option<f64>,
 }
 
 /// 32 characters from upper, lower, digits and symbols, at least one of each: strong enough for

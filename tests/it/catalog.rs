@@ -494,3 +494,109 @@ fn large_overlay_errors_keep_exact_locations() {
         "synthetic/templates.toml:{line}:1: unknown key 'cpu_count'"
     ));
 }
+
+/// `catalog refresh` reads the live price list and writes only the changes as an overlay.
+#[test]
+fn refresh_writes_changed_prices_as_an_overlay() {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let handle = std::thread::spawn(move || {
+        // One page of sizes: a price drop for do-small, do-medium unchanged, an unknown slug.
+        let req = server.recv().unwrap();
+        let auth = req
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Authorization"))
+            .map(|h| h.value.to_string());
+        let path = req.url().to_string();
+        let body = serde_json::json!({
+            "sizes": [
+                {"slug": "s-1vcpu-1gb", "price_hourly": 0.00744, "price_monthly": 5.0},
+                {"slug": "s-2vcpu-4gb", "price_hourly": 0.03571, "price_monthly": 24.0},
+                {"slug": "c-32", "price_hourly": 1.0, "price_monthly": 672.0}
+            ],
+            "links": {}, "meta": {"total": 3}
+        });
+        req.respond(tiny_http::Response::from_string(body.to_string()))
+            .unwrap();
+        (auth, path)
+    });
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("prices");
+    let rows = capsule()
+        .args([
+            "openmesh",
+            "catalog",
+            "refresh",
+            "--provider",
+            "digitalocean",
+            "--out",
+            out.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .env("CAPSULE_ENDPOINT_DIGITALOCEAN", &url)
+        .env("DIGITALOCEAN_TOKEN", "refresh-token-123")
+        .ok()
+        .json();
+    let (auth, path) = handle.join().unwrap();
+    assert_eq!(auth.as_deref(), Some("Bearer refresh-token-123"));
+    assert!(path.starts_with("/v2/sizes"), "{path}");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "only the changed template: {rows:?}");
+    assert_eq!(rows[0]["template"], "do-small");
+    assert_eq!(rows[0]["price_hourly"], 0.00744);
+    let t = capsule()
+        .args([
+            "openmesh",
+            "template",
+            "show",
+            "do-small",
+            "-o",
+            "json",
+            "--catalog",
+            out.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(t["price_hourly"], 0.00744);
+    assert_eq!(t["price_monthly"], 5.0);
+    let medium = capsule()
+        .args([
+            "openmesh",
+            "template",
+            "show",
+            "do-medium",
+            "-o",
+            "json",
+            "--catalog",
+            out.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(medium["price_monthly"], 24.0);
+    let written = std::fs::read_to_string(out.join("digitalocean/prices.toml")).unwrap();
+    assert!(written.contains("prices_as_of"), "{written}");
+    assert!(
+        !written.contains("refresh-token"),
+        "no secret in the overlay"
+    );
+}
+
+#[test]
+fn refresh_of_a_provider_without_a_price_api_says_so() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = capsule()
+        .args([
+            "openmesh",
+            "catalog",
+            "refresh",
+            "--provider",
+            "hivelocity",
+            "--out",
+            out_dir.path().to_str().unwrap(),
+        ])
+        .env("HIVELOCITY_API_KEY", "k")
+        .code(1);
+    out.stderr_has("hivelocity: not refreshed: its catalog describes no price list API");
+}
