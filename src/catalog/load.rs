@@ -589,6 +589,7 @@ impl Merge {
                 catalog.templates.push(acc.value);
             }
         }
+        drop(templates);
         for (cur, acc) in &self.rates {
             if let Some(r) = typed::<Rate>(files, acc, &mut diags) {
                 catalog.rates.push(r);
@@ -643,11 +644,7 @@ impl Merge {
             });
         }
         drop(provider_rank);
-        let mut slots: Vec<Option<Template>> = std::mem::take(&mut catalog.templates)
-            .into_iter()
-            .map(Some)
-            .collect();
-        catalog.templates = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        apply_permutation(&mut catalog.templates, &order);
         Ok(catalog)
     }
 }
@@ -690,6 +687,27 @@ fn split(id: &str) -> (String, String) {
 fn span_line(file: &SourceFile, path: &[Seg]) -> (usize, usize) {
     let span = locate(&file.text, path, false).unwrap_or(0..0);
     super::diagnostic::line_col(&file.text, span.start)
+}
+
+/// Reorder in place so that `v[k]` becomes the old `v[order[k]]`: one swap per element along
+/// each cycle, no second buffer.
+fn apply_permutation<T>(v: &mut [T], order: &[usize]) {
+    let mut done = vec![false; v.len()];
+    for start in 0..v.len() {
+        if done[start] {
+            continue;
+        }
+        let mut j = start;
+        loop {
+            done[j] = true;
+            let k = order[j];
+            if k == start {
+                break;
+            }
+            v.swap(j, k);
+            j = k;
+        }
+    }
 }
 
 /// Tables merge key by key; anything else replaces.
@@ -779,4 +797,19 @@ fn place(
         locate(&f.text, &origin.path, false)
     };
     Diagnostic::at(f, span, p.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::apply_permutation;
+
+    #[test]
+    fn permutation_in_place() {
+        let mut v = vec!['a', 'b', 'c', 'd', 'e'];
+        apply_permutation(&mut v, &[3, 0, 4, 1, 2]);
+        assert_eq!(v, vec!['d', 'a', 'e', 'b', 'c']);
+        let mut w = vec![1, 2, 3];
+        apply_permutation(&mut w, &[0, 1, 2]);
+        assert_eq!(w, vec![1, 2, 3]);
+    }
 }
