@@ -738,6 +738,11 @@ fn refresh(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
                 || crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no")
         })
         .collect();
+    if targets.is_empty() {
+        return Err(bad_input(
+            "no provider is configured to refresh — run `capsule openmesh provider configure NAME`, or name one with --provider",
+        ));
+    }
     let mut failed = Vec::new();
     let mut drivers = Vec::new();
     for p in &targets {

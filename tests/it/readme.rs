@@ -27,6 +27,8 @@ fn offline_examples() -> Vec<Vec<String>> {
             Some("providers" | "templates" | "template" | "regions" | "compare" | "catalog")
         ) || (words.first().map(String::as_str) == Some("deploy")
             && words.iter().any(|w| w == "--dry-run"));
+        // `catalog refresh` needs a provider account.
+        let offline = offline && !cmd.contains("refresh");
         if offline && !cmd.contains('…') && !cmd.contains('>') && !cmd.contains('&') {
             out.push(words);
         }
