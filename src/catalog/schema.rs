@@ -517,6 +517,11 @@ pub struct Step {
     /// Extra template variables for the step (`{ power = "poweroff" }`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
+    /// Run the step once per element at this pointer in the node as the `get` operation returned
+    /// it before the operation (`/server/volumes/*`), with the element as the variable `item`:
+    /// how a delete cleans up the volumes and addresses a provider leaves behind.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub each: String,
 }
 
 /// An async action object to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).

@@ -465,6 +465,13 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
                 unknown_msg("operation", &step.operation, names),
             );
         }
+        if !step.each.is_empty() && !step.each.starts_with('/') {
+            c.push(
+                e,
+                &path("after"),
+                format!("`each` pointer '{}' must start with '/'", step.each),
+            );
+        }
         if !step.wait_for.is_empty() && !STATES.contains(&step.wait_for.as_str()) {
             c.push(
                 e,

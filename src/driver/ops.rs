@@ -680,7 +680,21 @@ impl Driver {
             .op(variant, name)
             .ok_or_else(|| self.no_op(name, variant))?
             .clone();
-        let ctx = self.node_ctx(&node);
+        let mut ctx = self.node_ctx(&node);
+        // Steps that run per element of the node (`each`) read it before the operation.
+        if op
+            .before
+            .iter()
+            .chain(op.after.iter())
+            .any(|s| !s.each.is_empty())
+        {
+            let raw = match self.call(variant, "get", &ctx).await {
+                Ok(resp) => resp.value,
+                Err(e) if e.kind == ErrorKind::NotFound => Value::Null,
+                Err(e) => return Err(e),
+            };
+            set(&mut ctx, "node", raw);
+        }
         self.run_steps(&op.before, variant, &ctx, Some(&node))
             .await?;
         self.call(variant, name, &ctx).await?;
@@ -860,10 +874,32 @@ impl Driver {
                 for (k, v) in &step.vars {
                     set(&mut c, k, v.clone());
                 }
-                match self.call(variant, &step.operation, &c).await {
-                    Err(e) if e.kind == ErrorKind::NotFound && node.is_some() => return Ok(()),
-                    Err(e) => return Err(e),
-                    Ok(_) => {}
+                // One call, or one per element at `each` in the node read before.
+                let items: Vec<Option<Value>> = if step.each.is_empty() {
+                    vec![None]
+                } else {
+                    let raw = ctx.get("node").cloned().unwrap_or(Value::Null);
+                    tree::elements(&raw, &step.each)
+                        .into_iter()
+                        .cloned()
+                        .map(Some)
+                        .collect()
+                };
+                for item in items {
+                    let mut c = c.clone();
+                    if let Some(item) = item {
+                        set(&mut c, "item", item);
+                    }
+                    match self.call(variant, &step.operation, &c).await {
+                        // The node (or this element of it) is already gone.
+                        Err(e) if e.kind == ErrorKind::NotFound && node.is_some() => {
+                            if step.each.is_empty() {
+                                return Ok(());
+                            }
+                        }
+                        Err(e) => return Err(e),
+                        Ok(_) => {}
+                    }
                 }
                 if !step.wait_for.is_empty() {
                     if let Some(n) = node {

@@ -115,7 +115,8 @@ fn unescape_segment(s: &str) -> String {
 }
 
 /// Every value a pointer reaches. `""` is the value itself; a `*` segment steps into every
-/// element of an array (a non-array passes through unchanged).
+/// element of an array or every value of an object keyed by index (`{"0": …, "1": …}`); any other
+/// value passes through unchanged.
 pub fn resolve_all<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
     let mut cur: Vec<&Value> = vec![root];
     if pointer.is_empty() {
@@ -128,6 +129,11 @@ pub fn resolve_all<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
             if raw == "*" {
                 match v {
                     Value::Array(a) => next.extend(a.iter()),
+                    Value::Object(m)
+                        if !m.is_empty() && m.keys().all(|k| k.parse::<usize>().is_ok()) =>
+                    {
+                        next.extend(m.values())
+                    }
                     Value::Null => {}
                     other => next.push(other),
                 }

@@ -915,3 +915,32 @@ fn a_device_hidden_while_provisioning_reads_as_pending() {
     let row = status_until(&mut s, name, "running");
     assert_eq!(row["name"], name);
 }
+
+/// Deleting a Scaleway server also deletes the volume it leaves behind (a step run per element
+/// of the server read before the delete).
+#[test]
+fn scaleway_delete_cleans_up_the_servers_volumes() {
+    let c = case(Provider::Scaleway);
+    let mock = MockServer::start(Provider::Scaleway, config_for(Provider::Scaleway));
+    let mut s = Session::for_case(&mock, c);
+    let name = "vol-1";
+    s.run(&deploy_args(c, name, &["--wait", "--timeout", "20s"]), 0);
+    let node = mock.node_named(name).expect("created");
+    s.run(&["delete", name, "--yes", "--wait", "--timeout", "20s"], 0);
+    assert!(mock.node_named(name).is_none(), "the server is gone");
+    let volume_deletes: Vec<String> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("/volumes/"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        volume_deletes.len(),
+        1,
+        "one volume deleted: {volume_deletes:?}"
+    );
+    assert!(
+        volume_deletes[0].starts_with(&format!("/instance/v1/zones/{}/volumes/", node.region)),
+        "{volume_deletes:?}"
+    );
+}

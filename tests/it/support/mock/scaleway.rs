@@ -137,6 +137,8 @@ impl Api for Scaleway {
             ("GET", ["servers", _, "action"]) => Op::Other,
             ("GET", ["servers", _, "user_data"]) => Op::UserData,
             ("GET" | "PATCH" | "DELETE", ["servers", _, "user_data", _]) => Op::UserData,
+            // A local volume left behind by a deleted server.
+            ("DELETE", ["volumes", _]) => Op::Other,
             _ => Op::Unrouted,
         }
     }
@@ -167,6 +169,9 @@ impl Api for Scaleway {
         match op {
             Op::Create => create(req, &zone, cx),
             Op::List => list(req, &zone, cx),
+            Op::Other if req.method == "DELETE" && rest.first().is_some_and(|r| r == "volumes") => {
+                Resp::empty(204)
+            }
             _ if !exists => unknown(&id),
             Op::Get => match cx.poll(&id) {
                 Some(n) => Resp::json(200, json!({"server": render(&n)})),
