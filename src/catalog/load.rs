@@ -60,8 +60,9 @@ struct Merge {
     region_order: Vec<(String, String)>,
     credentials: BTreeMap<(String, String), Acc>,
     credential_order: Vec<(String, String)>,
-    templates: std::collections::HashMap<String, TemplateAcc>,
-    template_order: Vec<String>,
+    /// Templates in definition order, and where each id sits.
+    templates: Vec<TemplateAcc>,
+    template_index: std::collections::HashMap<String, usize>,
     apis: BTreeMap<String, Acc>,
     rates: BTreeMap<String, Acc>,
     bootstrap: Option<Acc>,
@@ -196,7 +197,7 @@ impl Merge {
         let patches = doc
             .templates
             .iter()
-            .any(|t| self.templates.contains_key(&t.id));
+            .any(|t| self.template_index.contains_key(&t.id));
         let needs_table = doc.provider.is_some()
             || doc.api.is_some()
             || doc.bootstrap.is_some()
@@ -359,7 +360,11 @@ impl Merge {
             Some(Seg::Index(n)) => *n,
             _ => 0,
         };
-        if let Some(acc) = self.templates.get_mut(&t.id) {
+        if let Some(acc) = self
+            .template_index
+            .get(&t.id)
+            .map(|&i| &mut self.templates[i])
+        {
             if let Some(prev) = acc.origins.iter().find(|o| files[o.file].layer == layer) {
                 let span = locate(&file.text, &path, false);
                 let prev_file = &files[prev.file];
@@ -425,19 +430,17 @@ impl Merge {
                 }
             }
         }
-        self.template_order.push(t.id.clone());
         let origin = Origin {
             file: idx,
             path,
             keys: None,
         };
-        self.templates.insert(
-            t.id.clone(),
-            TemplateAcc {
-                value: t,
-                origins: vec![origin],
-            },
-        );
+        self.template_index
+            .insert(t.id.clone(), self.templates.len());
+        self.templates.push(TemplateAcc {
+            value: t,
+            origins: vec![origin],
+        });
     }
 
     fn need_owner(&mut self, file: &SourceFile, section: &str) {
@@ -581,15 +584,13 @@ impl Merge {
                 None => diags.push(missing_provider(files, &acc.origins, &k.0)),
             }
         }
-        let mut templates = self.templates;
-        catalog.templates.reserve(self.template_order.len());
-        for id in &self.template_order {
-            if let Some(acc) = templates.remove(id) {
-                origins.insert(Entity::Template(id.clone()), acc.origins);
-                catalog.templates.push(acc.value);
-            }
+        drop(self.template_index);
+        catalog.templates.reserve(self.templates.len());
+        let mut template_origins = Vec::with_capacity(self.templates.len());
+        for acc in self.templates {
+            template_origins.push(acc.origins);
+            catalog.templates.push(acc.value);
         }
-        drop(templates);
         for (cur, acc) in &self.rates {
             if let Some(r) = typed::<Rate>(files, acc, &mut diags) {
                 catalog.rates.push(r);
@@ -606,6 +607,19 @@ impl Merge {
 
         let problems = validate(&catalog);
         if !problems.is_empty() {
+            // Template origins are looked up only for the templates with a problem.
+            let wanted: std::collections::HashSet<&str> = problems
+                .iter()
+                .filter_map(|p| match &p.entity {
+                    Entity::Template(id) => Some(id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            for (t, o) in catalog.templates.iter().zip(template_origins) {
+                if wanted.contains(t.id.as_str()) {
+                    origins.insert(Entity::Template(t.id.clone()), o);
+                }
+            }
             let diags = problems
                 .into_iter()
                 .map(|p| place(files, &origins, p))
