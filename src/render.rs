@@ -63,7 +63,7 @@ fn listing_to(
 ) -> io::Result<()> {
     match style.format {
         OutputFormat::Json => {
-            let clean: Vec<Value> = rows.iter().map(strip_private).collect();
+            let clean: Vec<Public> = rows.iter().map(Public).collect();
             serde_json::to_writer_pretty(&mut *out, &clean)?;
             writeln!(out)
         }
@@ -92,7 +92,7 @@ fn detail_to(
 ) -> io::Result<()> {
     match style.format {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &strip_private(json))?;
+            serde_json::to_writer_pretty(&mut *out, &Public(json))?;
             writeln!(out)
         }
         OutputFormat::Csv => {
@@ -123,15 +123,23 @@ fn detail_to(
     }
 }
 
-fn strip_private(v: &Value) -> Value {
-    match v {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| !k.starts_with('_'))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
+/// A row as JSON without its private (`_`-prefixed) keys, serialized in place (no copy).
+struct Public<'a>(&'a Value);
+
+impl serde::Serialize for Public<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            Value::Object(map) => {
+                let public = map.iter().filter(|(k, _)| !k.starts_with('_'));
+                let mut m = serializer.serialize_map(Some(public.clone().count()))?;
+                for (k, v) in public {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            other => other.serialize(serializer),
+        }
     }
 }
 
