@@ -1824,8 +1824,6 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::from(1));
     }
     // Recorded before any create, as every deploy is.
-    for node in &fresh {
-        store.record_intent(node)?;
-    }
+    store.record_intents(&fresh)?;
     run_jobs(ctx, args, store.as_ref(), jobs, group, None)
 }
