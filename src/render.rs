@@ -207,6 +207,8 @@ pub fn usd(amount: f64) -> String {
 
 /// A number without trailing zeros (`8`, `0.5`).
 pub fn num(v: f64) -> String {
+    // -0.0 (a sum of nothing, a rounding) reads as 0.
+    let v = if v == 0.0 { 0.0 } else { v };
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()

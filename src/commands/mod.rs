@@ -60,6 +60,13 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `provider: message` for a provider's failure, without repeating the provider when the
+/// message already starts with it (driver errors do).
+pub fn provider_failure(id: &str, what: &str, msg: &str) -> String {
+    let msg = msg.strip_prefix(&format!("{id}: ")).unwrap_or(msg);
+    format!("{id}: {what}: {msg}")
+}
+
 /// Standard output, locked, for a command's results.
 pub fn stdout() -> std::io::StdoutLock<'static> {
     std::io::stdout().lock()

@@ -489,7 +489,10 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
     });
     render::listing(&mut stdout(), ctx.style, node_columns(ctx), &rows)?;
     for (id, msg) in &failed {
-        eprintln!("capsule: {id}: listing failed: {msg}");
+        eprintln!(
+            "capsule: {}",
+            super::provider_failure(id, "listing failed", msg)
+        );
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS

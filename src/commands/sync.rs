@@ -151,7 +151,10 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
             Ok(nodes) => nodes,
             Err(e) => {
                 let msg = one_line(&e);
-                eprintln!("capsule: {id}: listing failed: {msg}");
+                eprintln!(
+                    "capsule: {}",
+                    super::provider_failure(id, "listing failed", &msg)
+                );
                 rows.push(failure_row(id, &msg));
                 let _ = store.record_action(
                     None,
