@@ -126,6 +126,34 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     };
     let store = state::open(&ctx.home)?;
     let runtime = ctx.runtime()?;
+    // Every configured provider is listed at once; the results are reconciled in order below.
+    let mut listings: std::collections::HashMap<String, anyhow::Result<Vec<crate::driver::Node>>> =
+        runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for p in &providers {
+                if crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no") {
+                    let id = p.id().to_string();
+                    match ctx.driver(&id) {
+                        Ok(d) => {
+                            tasks.push((id, Ok(tokio::spawn(async move { d.list(false).await }))))
+                        }
+                        Err(e) => tasks.push((id, Err(e))),
+                    }
+                }
+            }
+            let mut out = std::collections::HashMap::new();
+            for (id, task) in tasks {
+                let listed = match task {
+                    Ok(handle) => match handle.await {
+                        Ok(r) => r.map_err(anyhow::Error::from),
+                        Err(e) => Err(anyhow::anyhow!("listing stopped: {e}")),
+                    },
+                    Err(e) => Err(e),
+                };
+                out.insert(id, listed);
+            }
+            out
+        });
     let mut rows: Vec<Value> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
@@ -144,9 +172,9 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
             }
             continue;
         }
-        let listed = ctx
-            .driver(id)
-            .and_then(|d| runtime.block_on(d.list(false)).map_err(anyhow::Error::from));
+        let listed = listings
+            .remove(id)
+            .unwrap_or_else(|| Err(anyhow::anyhow!("{id} was not listed")));
         let live = match listed {
             Ok(nodes) => nodes,
             Err(e) => {
