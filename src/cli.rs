@@ -111,7 +111,7 @@ pub enum Command {
     Cost(CostArgs),
     /// Compare the local record with the providers: orphans, ghosts, drift.
     Sync(SyncArgs),
-    /// Validate, export or generate catalogs.
+    /// Validate, export or refresh catalogs.
     #[command(subcommand)]
     Catalog(CatalogCommand),
 }

@@ -20,7 +20,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         TopCommand::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "capsule", &mut std::io::stdout());
+            // Generated into memory first: clap_complete panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "capsule", &mut script);
+            std::io::Write::write_all(&mut stdout(), &script)?;
             return Ok(ExitCode::SUCCESS);
         }
         TopCommand::Openmesh(om) => *om,
