@@ -4,6 +4,20 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A bug must still read as one line, never as a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("capsule: internal error ({what}{at}) — please report it; nothing else was changed after this point");
+    }));
     let cli = match capsule::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
