@@ -1279,7 +1279,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     if let Some(exp) = &plan.explanation {
         if !json_out {
             // The explanation goes with every smart deploy.
-            print!("{}", exp.text());
+            write!(stdout(), "{}", exp.text())?;
         }
     }
     if plan.placements.is_empty() {
