@@ -113,10 +113,24 @@ impl Reject {
 
 /// Every template × region offer of the catalog, priced in USD.
 pub fn all_offers(catalog: &Catalog) -> Vec<Offer<'_>> {
+    offers_where(catalog, |_| true)
+}
+
+/// The offers of the templates `keep` accepts.
+pub fn offers_where<'a>(catalog: &'a Catalog, keep: impl Fn(&Template) -> bool) -> Vec<Offer<'a>> {
     let mut out = Vec::new();
-    for t in &catalog.templates {
-        let Some(p) = catalog.provider(&t.provider) else {
-            continue;
+    let mut provider: Option<&ProviderEntry> = None;
+    for t in catalog.templates.iter().filter(|t| keep(t)) {
+        // Templates are grouped by provider: look it up once per group.
+        let p = match provider {
+            Some(p) if p.meta.id == t.provider => p,
+            _ => match catalog.provider(&t.provider) {
+                Some(p) => {
+                    provider = Some(p);
+                    p
+                }
+                None => continue,
+            },
         };
         let rate = catalog.usd_rate(p.currency()).unwrap_or(1.0);
         for slug in &t.regions {
@@ -140,6 +154,24 @@ pub fn all_offers(catalog: &Catalog) -> Vec<Offer<'_>> {
 }
 
 impl Query {
+    /// Whether a template can fit at all, before regions and prices are looked at.
+    pub fn template_may_fit(&self, t: &Template) -> bool {
+        (self.providers.is_empty()
+            || self
+                .providers
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(&t.provider)))
+            && !self
+                .exclude_providers
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(&t.provider))
+            && self.arch.as_ref().is_none_or(|a| arch_eq(a, &t.arch))
+            && self.min_cpu.is_none_or(|n| t.cpu >= n)
+            && self.min_memory.is_none_or(|m| t.memory_gb + 1e-9 >= m)
+            && self.min_storage.is_none_or(|s| t.storage_gb + 1e-9 >= s)
+            && self.gpu.as_ref().is_none_or(|g| g.matches(t))
+    }
+
     /// The first constraint an offer fails, or `None` when it fits.
     pub fn check(&self, o: &Offer<'_>) -> Option<Reject> {
         let pid = o.provider.id();

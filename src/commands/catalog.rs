@@ -243,7 +243,7 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
 /// Templates matching a filter, each with its cheapest matching offer, sorted.
 pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) -> Vec<Offer<'a>> {
     let mut best: Vec<Offer<'a>> = Vec::new();
-    let mut offers: Vec<Offer<'a>> = select::all_offers(catalog)
+    let mut offers: Vec<Offer<'a>> = select::offers_where(catalog, |t| q.template_may_fit(t))
         .into_iter()
         .filter(|o| q.check(o).is_none())
         .collect();
