@@ -72,6 +72,87 @@ fn listing_to(
     }
 }
 
+/// A listing written row by row: JSON and CSV go out as rows arrive (memory stays flat however
+/// many rows there are); a table needs every row for its widths and is drawn at `finish`. The
+/// output is byte-for-byte what [`listing`] writes for the same rows.
+pub struct RowStream<'a> {
+    out: io::BufWriter<&'a mut dyn Write>,
+    style: Style,
+    columns: &'a [Column],
+    rows: usize,
+    table: Vec<Value>,
+}
+
+impl<'a> RowStream<'a> {
+    pub fn new(
+        out: &'a mut dyn Write,
+        style: Style,
+        columns: &'a [Column],
+    ) -> io::Result<RowStream<'a>> {
+        let mut s = RowStream {
+            out: io::BufWriter::with_capacity(64 * 1024, out),
+            style,
+            columns,
+            rows: 0,
+            table: Vec::new(),
+        };
+        if style.format == OutputFormat::Csv {
+            let mut w = csv::Writer::from_writer(&mut s.out);
+            w.write_record(columns.iter().map(|c| c.key))
+                .map_err(csv_io)?;
+            w.flush()?;
+        }
+        Ok(s)
+    }
+
+    pub fn push(&mut self, row: Value) -> io::Result<()> {
+        match self.style.format {
+            OutputFormat::Table => self.table.push(row),
+            OutputFormat::Csv => {
+                let mut w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(&mut self.out);
+                w.write_record(
+                    self.columns
+                        .iter()
+                        .map(|c| raw_text(lookup(&row, c.key), ";")),
+                )
+                .map_err(csv_io)?;
+                w.flush()?;
+            }
+            OutputFormat::Json => {
+                // serde_json's pretty array layout: `[`, rows indented by two, `,` between.
+                self.out
+                    .write_all(if self.rows == 0 { b"[\n" } else { b",\n" })?;
+                let text = serde_json::to_string_pretty(&Public(&row))?;
+                for (i, line) in text.lines().enumerate() {
+                    if i > 0 {
+                        self.out.write_all(b"\n")?;
+                    }
+                    self.out.write_all(b"  ")?;
+                    self.out.write_all(line.as_bytes())?;
+                }
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Close the listing; the number of rows.
+    pub fn finish(mut self) -> io::Result<usize> {
+        match self.style.format {
+            OutputFormat::Table => {
+                write_table(&mut self.out, self.style.color, self.columns, &self.table)?
+            }
+            OutputFormat::Json if self.rows == 0 => self.out.write_all(b"[]\n")?,
+            OutputFormat::Json => self.out.write_all(b"\n]\n")?,
+            OutputFormat::Csv => {}
+        }
+        self.out.flush()?;
+        Ok(self.rows)
+    }
+}
+
 /// A single object: JSON as is, otherwise a two-column key/value table (or CSV).
 pub fn detail(
     out: &mut dyn Write,
@@ -331,6 +412,35 @@ mod tests {
         );
         assert!(out.contains("$0.0089"), "{out}");
         assert!(out.contains("ID"), "{out}");
+    }
+
+    #[test]
+    fn a_stream_writes_what_a_listing_writes() {
+        let rows = [
+            json!({"id": "a,b", "price": 0.5, "tags": ["x", "y"], "_highlight": true}),
+            json!({"id": "c", "price": 0.00893, "tags": [], "nested": {"k": [1, 2]}}),
+        ];
+        for format in [OutputFormat::Json, OutputFormat::Csv, OutputFormat::Table] {
+            for n in [0, 1, 2] {
+                let style = Style {
+                    format,
+                    color: false,
+                };
+                let mut whole = Vec::new();
+                listing(&mut whole, style, COLS, &rows[..n]).unwrap();
+                let mut streamed = Vec::new();
+                let mut s = RowStream::new(&mut streamed, style, COLS).unwrap();
+                for r in &rows[..n] {
+                    s.push(r.clone()).unwrap();
+                }
+                assert_eq!(s.finish().unwrap(), n);
+                assert_eq!(
+                    String::from_utf8(streamed).unwrap(),
+                    String::from_utf8(whole).unwrap(),
+                    "{format:?} with {n} rows"
+                );
+            }
+        }
     }
 
     #[test]

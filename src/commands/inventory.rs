@@ -142,13 +142,12 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     let store = open(ctx)?;
     let filter = node_filter(ctx, f)?;
     let billing = billing(&ctx.catalog);
-    let mut rows = Vec::new();
-    store.for_each_node(&filter, &mut |n| {
-        rows.push(node_row(&n, &billing));
-        Ok(())
-    })?;
-    render::listing(&mut stdout(), ctx.style, LIST_COLUMNS, &rows)?;
-    if rows.is_empty() && ctx.format() == crate::cli::OutputFormat::Table {
+    // Rows go out as they are read: JSON and CSV listings of any size use flat memory.
+    let mut out = stdout();
+    let mut rows = render::RowStream::new(&mut out, ctx.style, LIST_COLUMNS)?;
+    store.for_each_node(&filter, &mut |n| Ok(rows.push(node_row(&n, &billing))?))?;
+    let count = rows.finish()?;
+    if count == 0 && ctx.format() == crate::cli::OutputFormat::Table {
         eprintln!("capsule: no recorded node matches — `capsule openmesh inventory --all` includes deleted ones");
     }
     Ok(ExitCode::SUCCESS)

@@ -1050,13 +1050,13 @@ impl Store {
         }
         if self
             .rate_limit_every
-            .is_some_and(|every| every > 0 && n % u64::from(every) == 0)
+            .is_some_and(|every| every > 0 && n.is_multiple_of(u64::from(every)))
         {
             return Some(Fault::Status429);
         }
         if self
             .error_500_every
-            .is_some_and(|every| every > 0 && n % u64::from(every) == 0)
+            .is_some_and(|every| every > 0 && n.is_multiple_of(u64::from(every)))
         {
             return Some(Fault::Status500);
         }
