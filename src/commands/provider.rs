@@ -919,7 +919,7 @@ mod tests {
         assert_eq!(shown("dop_v1_0123456789abcdef0123456789abcdef"), None);
         assert_eq!(shown("ABCDEFGHIJKLMNOP"), None);
         assert_eq!(shown("12345"), None);
-        assert_eq!(shown("Vultrr"), Some("Vultrr"));
+        assert_eq!(shown("Cloudyy"), Some("Cloudyy"));
         assert_eq!(shown("AKIAIOSFODNN7EXAMPLE"), None);
         assert_eq!(shown("a1b2c3d4e5f6"), None);
     }
