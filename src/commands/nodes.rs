@@ -1257,7 +1257,9 @@ fn placement_json(pl: &Placement) -> Value {
 fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
     let p = ctx.provider(provider)?;
     let mut creds = crate::credentials::load(&ctx.home, p).unwrap_or_default();
-    for f in &p.credentials {
+    // Placeholders only for the fields a request cannot do without: an optional field left out
+    // (a session token, a subnet) must stay out of the shown request as it would of the real one.
+    for f in p.credentials.iter().filter(|f| f.required) {
         if creds.get(&f.name).is_none() {
             let placeholder = if f.secret {
                 "not-configured".to_string()

@@ -868,3 +868,52 @@ fn a_fleet_with_a_taken_name_records_and_creates_nothing() {
     assert_eq!(mock.count_creates(), 1, "no create for the refused fleet");
     assert_eq!(inventory(&c).len(), 1, "no record for the refused fleet");
 }
+
+/// AWS network placement from the account's optional fields, flattened AWS-Query style.
+#[test]
+fn aws_subnet_and_security_groups_reach_run_instances() {
+    let c = capsule();
+    let configure = [
+        "openmesh",
+        "provider",
+        "configure",
+        "aws",
+        "--access-key-id",
+        "AKIAEXAMPLEEXAMPLE00",
+        "--api-key",
+        "secretsecretsecretsecretsecret0000",
+        "--subnet-id",
+        "subnet-0abc",
+        "--security-group-ids",
+        "sg-1, sg-2",
+    ];
+    assert_eq!(c.run_args(&configure).code, 0);
+    let out = c.run_args(&[
+        "openmesh",
+        "deploy",
+        "--template",
+        "aws-t3-micro",
+        "--region",
+        "us-east-1",
+        "--name",
+        "net",
+        "--image",
+        "ami-123",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let body = out.json()["nodes"][0]["requests"][0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        body.contains("&SubnetId=subnet-0abc&SecurityGroupId.1=sg-1&SecurityGroupId.2=sg-2&"),
+        "{body}"
+    );
+    assert!(
+        !out.stdout.contains("secretsecret"),
+        "no secret in a dry run"
+    );
+}
