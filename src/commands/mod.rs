@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod cost;
+pub mod deploy;
 pub mod history;
 pub mod inventory;
 pub mod nodes;
@@ -50,7 +51,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Regions(args) => catalog::regions(ctx, &args),
         Command::Compare(args) => catalog::compare(ctx, &args.ids),
         Command::Catalog(cmd) => catalog::catalog_command(ctx, cmd),
-        Command::Deploy(args) => nodes::deploy(ctx, &args),
+        Command::Deploy(args) => deploy::deploy(ctx, &args),
         Command::List(args) => nodes::list(ctx, &args),
         Command::Status(args) => nodes::status(ctx, &args),
         Command::Start(args) => nodes::power(ctx, &args, nodes::Power::Start),

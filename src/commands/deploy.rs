@@ -1,0 +1,1354 @@
+//! `deploy`: smart selection with its explanation, the manual form, dry runs, bounded-parallel
+//! fleets, waiting, and `--resume`.
+//!
+//! Every node is recorded in the state store before its create call. Provider calls run
+//! concurrently on a tokio runtime; the store is written only from the command's own thread, so
+//! the order "recorded, then created" always holds.
+
+use super::nodes::{confirm, observe, open_store, status_of};
+use super::stdout;
+use crate::catalog::schema::Template;
+use crate::catalog::ProviderEntry;
+use crate::cli::{DeployArgs, OutputFormat, Spread};
+use crate::context::{parse_duration, Ctx};
+use crate::driver::{
+    CreateRequest, Driver, DriverError, ErrorKind, Node, NodeState, RenderedRequest,
+};
+use crate::error::bad_input;
+use crate::render::{self, col, usd, Kind};
+use crate::select::{self, GpuWant, Offer, Query, Reject};
+use crate::state::{self, Action, Created, Failure, NewNode, NodeStatus, Outcome, Store};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// One node to create.
+#[derive(Debug, Clone)]
+struct Placement {
+    name: String,
+    provider: String,
+    template: String,
+    region: String,
+    hourly: f64,
+    monthly: f64,
+    hourly_usd: f64,
+    monthly_usd: f64,
+}
+
+/// The explanation of a smart choice.
+#[derive(Debug, Default)]
+struct Explanation {
+    constraints: String,
+    choice: Option<Value>,
+    candidates: Vec<Value>,
+    rejected: Vec<(String, usize)>,
+    skipped: Vec<(String, String)>,
+    nearest_miss: Option<String>,
+}
+
+fn offer_json(o: &Offer<'_>) -> Value {
+    json!({
+        "template": o.template.id,
+        "provider": o.provider.id(),
+        "plan": o.template.plan,
+        "region": o.region.id,
+        "cpu": o.template.cpu,
+        "memory_gb": o.template.memory_gb,
+        "storage_gb": o.template.storage_gb,
+        "gpu": o.template.gpu.as_ref().map(|g| json!({"model": g.model, "count": g.count, "vram_gb": g.vram_gb})),
+        "price_hourly_usd": (o.hourly_usd * 1e5).round() / 1e5,
+        "price_monthly_usd": (o.monthly_usd * 100.0).round() / 100.0,
+    })
+}
+
+fn offer_line(o: &Value) -> String {
+    let gpu = o["gpu"]
+        .as_object()
+        .map(|g| format!(", {}× {}", g["count"], g["model"].as_str().unwrap_or("")))
+        .unwrap_or_default();
+    format!(
+        "{} ({} {}) in {} — {} vCPU, {} GB{gpu}, {}/h ({}/month)",
+        o["template"].as_str().unwrap_or(""),
+        o["provider"].as_str().unwrap_or(""),
+        o["plan"].as_str().unwrap_or(""),
+        o["region"].as_str().unwrap_or(""),
+        o["cpu"],
+        render::num(o["memory_gb"].as_f64().unwrap_or(0.0)),
+        usd(o["price_hourly_usd"].as_f64().unwrap_or(0.0)),
+        usd(o["price_monthly_usd"].as_f64().unwrap_or(0.0)),
+    )
+}
+
+impl Explanation {
+    fn text(&self) -> String {
+        let mut s = String::new();
+        match &self.choice {
+            Some(c) => s.push_str(&format!(
+                "Cheapest offer for {}:\n  {}\n",
+                self.constraints,
+                offer_line(c)
+            )),
+            None => s.push_str(&format!("No offer fits {}.\n", self.constraints)),
+        }
+        if !self.candidates.is_empty() {
+            s.push_str("Next candidates:\n");
+            for (i, c) in self.candidates.iter().enumerate() {
+                s.push_str(&format!("  {}. {}\n", i + 1, offer_line(c)));
+            }
+        }
+        if !self.rejected.is_empty() {
+            let parts: Vec<String> = self
+                .rejected
+                .iter()
+                .map(|(r, n)| format!("{n} by {r}"))
+                .collect();
+            s.push_str(&format!("Offers rejected: {}.\n", parts.join(", ")));
+        }
+        for (p, why) in &self.skipped {
+            s.push_str(&format!("Skipped {p}: {why}.\n"));
+        }
+        if let Some(m) = &self.nearest_miss {
+            s.push_str(&format!("{m}\n"));
+        }
+        s
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "constraints": self.constraints,
+            "choice": self.choice,
+            "candidates": self.candidates,
+            "rejected": self.rejected.iter().map(|(r, n)| json!({"constraint": r, "offers": n})).collect::<Vec<_>>(),
+            "skipped": self.skipped.iter().map(|(p, w)| json!({"provider": p, "reason": w})).collect::<Vec<_>>(),
+            "nearest_miss": self.nearest_miss,
+        })
+    }
+}
+
+fn constraint_text(args: &DeployArgs) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = args.min_cpu {
+        parts.push(format!("≥{c} vCPU"));
+    }
+    if let Some(m) = args.min_memory {
+        parts.push(format!("≥{} GB memory", render::num(m)));
+    }
+    if let Some(s) = args.min_storage {
+        parts.push(format!("≥{} GB storage", render::num(s)));
+    }
+    if let Some(g) = &args.gpu {
+        parts.push(if g.is_empty() {
+            "a GPU".to_string()
+        } else {
+            format!("GPU {g}")
+        });
+    }
+    if let Some(b) = args.budget {
+        parts.push(format!("≤ {}/h", usd(b)));
+    }
+    if let Some(b) = args.max_monthly {
+        parts.push(format!("≤ {}/month", usd(b)));
+    }
+    for (label, v) in [
+        ("region", &args.region),
+        ("continent", &args.continent),
+        ("country", &args.country),
+        ("arch", &args.arch),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{label} {v}"));
+        }
+    }
+    if !args.providers.is_empty() {
+        parts.push(format!("provider {}", args.providers.join("/")));
+    }
+    if parts.is_empty() {
+        "any server".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
+    super::catalog::check_providers(&ctx.catalog, &args.providers)?;
+    super::catalog::check_providers(&ctx.catalog, &args.exclude_provider)?;
+    super::catalog::check_place(
+        &ctx.catalog,
+        args.region.as_deref(),
+        args.continent.as_deref(),
+    )?;
+    for (name, v) in [
+        ("--budget", args.budget),
+        ("--max-monthly", args.max_monthly),
+        ("--min-memory", args.min_memory),
+        ("--min-storage", args.min_storage),
+    ] {
+        if v.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
+            return Err(bad_input(format!("{name} must be a positive number")));
+        }
+    }
+    let gpu = match &args.gpu {
+        Some(g) => Some(GpuWant::parse(g).map_err(bad_input)?),
+        None => None,
+    };
+    Ok(Query {
+        providers: args.providers.clone(),
+        exclude_providers: args.exclude_provider.clone(),
+        region: args.region.clone(),
+        continent: args.continent.clone(),
+        country: args.country.clone(),
+        min_cpu: args.min_cpu,
+        min_memory: args.min_memory,
+        min_storage: args.min_storage,
+        gpu,
+        max_hourly_usd: args.budget,
+        max_monthly_usd: args.max_monthly,
+        arch: args.arch.clone(),
+    })
+}
+
+/// Which providers may be planned on, and why the others are skipped.
+fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(String, String)>) {
+    let mut ok = BTreeSet::new();
+    let mut skipped = Vec::new();
+    for p in &ctx.catalog.providers {
+        let id = p.id().to_string();
+        if args
+            .exclude_provider
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(&id))
+            || (!args.providers.is_empty()
+                && !args.providers.iter().any(|x| x.eq_ignore_ascii_case(&id)))
+        {
+            continue;
+        }
+        if p.is_retired() {
+            skipped.push((
+                id,
+                format!(
+                    "retired {} ({})",
+                    p.meta.status.date,
+                    p.meta.status.reason.trim_end_matches('.')
+                ),
+            ));
+            continue;
+        }
+        let configured = crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no");
+        if !configured && !args.include_unconfigured {
+            skipped.push((
+                id.clone(),
+                format!("no credentials — run `capsule openmesh provider configure {id}`, or plan anyway with --include-unconfigured"),
+            ));
+            continue;
+        }
+        ok.insert(id);
+    }
+    (ok, skipped)
+}
+
+/// Plan a smart deploy: the ranked feasible offers and the explanation.
+fn smart_plan<'a>(
+    ctx: &'a Ctx,
+    args: &DeployArgs,
+) -> anyhow::Result<(Vec<Offer<'a>>, Explanation)> {
+    let q = smart_query(ctx, args)?;
+    let (usable, skipped) = usable_providers(ctx, args);
+    let (fits, mut rejected) = select::plan(&ctx.catalog, &q);
+    let mut skipped_offers = 0;
+    let fits: Vec<Offer<'a>> = fits
+        .into_iter()
+        .filter(|o| {
+            let keep = usable.contains(o.provider.id());
+            if !keep {
+                skipped_offers += 1;
+            }
+            keep
+        })
+        .collect();
+    rejected.retain(|(r, _)| *r != Reject::Provider);
+    let mut exp = Explanation {
+        constraints: constraint_text(args),
+        rejected: rejected
+            .iter()
+            .map(|(r, n)| (r.describe().to_string(), *n))
+            .collect(),
+        skipped,
+        ..Explanation::default()
+    };
+    if skipped_offers > 0 {
+        exp.rejected
+            .push(("skipped providers".to_string(), skipped_offers));
+    }
+    // Candidates: the best region of each template, after the choice; among equally cheap
+    // regions of a template, the provider's default region.
+    let mut seen = BTreeSet::new();
+    let distinct: Vec<&Offer<'a>> = fits
+        .iter()
+        .filter(|o| seen.insert(o.template.id.clone()))
+        .map(|best| {
+            fits.iter()
+                .find(|o| {
+                    o.template.id == best.template.id
+                        && o.region.id == o.provider.meta.default_region
+                        && o.hourly_usd <= best.hourly_usd + 1e-12
+                })
+                .unwrap_or(best)
+        })
+        .collect();
+    let fits: Vec<Offer<'a>> = {
+        // Put the chosen offer first so placements follow the explanation.
+        let mut v = fits.clone();
+        if let Some(first) = distinct.first() {
+            if let Some(i) = v
+                .iter()
+                .position(|o| o.template.id == first.template.id && o.region.id == first.region.id)
+            {
+                let chosen = v.remove(i);
+                v.insert(0, chosen);
+            }
+        }
+        v
+    };
+    if let Some(first) = distinct.first() {
+        exp.choice = Some(offer_json(first));
+        exp.candidates = distinct
+            .iter()
+            .skip(1)
+            .take(5)
+            .map(|o| offer_json(o))
+            .collect();
+    } else {
+        // The nearest miss: what fits every constraint but price, among usable providers, or
+        // among all providers when none is usable.
+        let relaxed = Query {
+            max_hourly_usd: None,
+            max_monthly_usd: None,
+            ..q.clone()
+        };
+        let (mut all, _) = select::plan(&ctx.catalog, &relaxed);
+        let usable_first: Vec<Offer<'a>> = all
+            .iter()
+            .filter(|o| usable.contains(o.provider.id()))
+            .cloned()
+            .collect();
+        let pool = if usable_first.is_empty() {
+            all.retain(|o| !o.provider.is_retired());
+            all
+        } else {
+            usable_first
+        };
+        if let Some(m) = pool.first() {
+            let shape = format!(
+                "{} vCPU / {} GB",
+                m.template.cpu,
+                render::num(m.template.memory_gb)
+            );
+            let mut msg = format!(
+                "Nearest miss: {} ({}) in {} at {}/h ({}/month)",
+                m.template.id,
+                m.provider.id(),
+                m.region.id,
+                usd(m.hourly_usd),
+                usd(m.monthly_usd)
+            );
+            if let Some(b) = q.max_hourly_usd.filter(|b| m.hourly_usd > *b) {
+                msg.push_str(&format!(
+                    " — the cheapest {shape} offer is {} over budget; raise --budget to {:.4}",
+                    usd(m.hourly_usd - b),
+                    (m.hourly_usd * 1e4).ceil() / 1e4
+                ));
+            } else if let Some(b) = q.max_monthly_usd.filter(|b| m.monthly_usd > *b) {
+                msg.push_str(&format!(" — {} over --max-monthly", usd(m.monthly_usd - b)));
+            }
+            if !usable.contains(m.provider.id()) {
+                msg.push_str(&format!("; {} is not configured", m.provider.id()));
+            }
+            exp.nearest_miss = Some(msg);
+        } else {
+            exp.nearest_miss = Some(hardware_miss(ctx, &q, &usable));
+        }
+    }
+    Ok((fits, exp))
+}
+
+/// The nearest miss when no offer meets the size constraints: the offer closest to the wanted
+/// size (the sum of have/want per constraint, each capped at 1), cheapest first among equals,
+/// with what it lacks and how far it is over budget.
+fn hardware_miss(ctx: &Ctx, q: &Query, usable: &BTreeSet<String>) -> String {
+    let relaxed = Query {
+        min_cpu: None,
+        min_memory: None,
+        min_storage: None,
+        max_hourly_usd: None,
+        max_monthly_usd: None,
+        ..q.clone()
+    };
+    let (all, _) = select::plan(&ctx.catalog, &relaxed);
+    let usable_first: Vec<&Offer<'_>> = all
+        .iter()
+        .filter(|o| usable.contains(o.provider.id()))
+        .collect();
+    let pool: Vec<&Offer<'_>> = if usable_first.is_empty() {
+        all.iter().filter(|o| !o.provider.is_retired()).collect()
+    } else {
+        usable_first
+    };
+    let ratio = |have: f64, want: Option<f64>| want.map_or(0.0, |w| (have / w).min(1.0));
+    let score = |o: &Offer<'_>| {
+        ratio(f64::from(o.template.cpu), q.min_cpu.map(f64::from))
+            + ratio(o.template.memory_gb, q.min_memory)
+            + ratio(o.template.storage_gb, q.min_storage)
+    };
+    // `pool` is ranked cheapest first; keep the first of the best score.
+    let best = pool.iter().fold(None::<&&Offer<'_>>, |best, o| match best {
+        Some(b) if score(b) + 1e-12 >= score(o) => Some(b),
+        _ => Some(o),
+    });
+    let Some(m) = best else {
+        return "Nothing in the catalog meets the hardware constraints; relax --min-cpu, --min-memory, --gpu or the place.".into();
+    };
+    let t = m.template;
+    let mut short = Vec::new();
+    if let Some(c) = q.min_cpu.filter(|c| t.cpu < *c) {
+        short.push(format!("{} vCPU of the {c} wanted (--min-cpu)", t.cpu));
+    }
+    if let Some(g) = q.min_memory.filter(|g| t.memory_gb + 1e-9 < *g) {
+        short.push(format!(
+            "{} GB memory of the {} wanted (--min-memory)",
+            render::num(t.memory_gb),
+            render::num(g)
+        ));
+    }
+    if let Some(g) = q.min_storage.filter(|g| t.storage_gb + 1e-9 < *g) {
+        short.push(format!(
+            "{} GB storage of the {} wanted (--min-storage)",
+            render::num(t.storage_gb),
+            render::num(g)
+        ));
+    }
+    let mut msg = format!(
+        "Nearest miss: no offer is that large; the closest is {} ({}) in {} at {}/h ({}/month) with {}",
+        t.id,
+        m.provider.id(),
+        m.region.id,
+        usd(m.hourly_usd),
+        usd(m.monthly_usd),
+        short.join(", ")
+    );
+    if let Some(b) = q.max_hourly_usd.filter(|b| m.hourly_usd > *b) {
+        msg.push_str(&format!(
+            ", and it is {} over budget",
+            usd(m.hourly_usd - b)
+        ));
+    } else if let Some(b) = q.max_monthly_usd.filter(|b| m.monthly_usd > *b) {
+        msg.push_str(&format!(
+            ", and it is {} over --max-monthly",
+            usd(m.monthly_usd - b)
+        ));
+    }
+    if !usable.contains(m.provider.id()) {
+        msg.push_str(&format!("; {} is not configured", m.provider.id()));
+    }
+    msg.push_str(" — lower the size constraints");
+    if q.max_hourly_usd.is_some() || q.max_monthly_usd.is_some() {
+        msg.push_str(" and raise the budget");
+    }
+    msg.push('.');
+    msg
+}
+
+/// Names for N nodes: `NAME` for one, `NAME-01`… for a fleet.
+fn node_names(args: &DeployArgs, default_base: &str) -> anyhow::Result<Vec<String>> {
+    let n = args.count;
+    if n == 0 {
+        return Err(bad_input("--count must be at least 1"));
+    }
+    if n > 1000 {
+        return Err(bad_input(format!(
+            "--count {n} is more than 1000 nodes — deploy in smaller fleets"
+        )));
+    }
+    let base = args
+        .name_prefix
+        .clone()
+        .or_else(|| args.name.clone())
+        .unwrap_or_else(|| default_base.to_string());
+    check_name(&base)?;
+    if n == 1 && args.name_prefix.is_none() {
+        return Ok(vec![base]);
+    }
+    let width = n.to_string().len().max(2);
+    Ok((1..=n).map(|i| format!("{base}-{i:0width$}")).collect())
+}
+
+/// Names become hostnames at most providers: letters, digits, `-` and `.`.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name.len() > 63 {
+        return Err(bad_input(format!(
+            "node name '{name}' must be 1 to 63 characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The region for a template: `--region`, else its cheapest within --continent/--country, else
+/// the provider's default.
+fn pick_region(
+    ctx: &Ctx,
+    p: &ProviderEntry,
+    t: &Template,
+    args: &DeployArgs,
+) -> anyhow::Result<String> {
+    if let Some(r) = &args.region {
+        let region = p.region(r).ok_or_else(|| {
+            crate::error::unknown(
+                &format!("{} region", p.id()),
+                r,
+                p.regions.iter().map(|r| r.id.as_str()),
+                "capsule openmesh regions",
+            )
+        })?;
+        if !t.regions.contains(&region.id) {
+            return Err(bad_input(format!(
+                "template '{}' is not offered in {} — it is offered in: {}",
+                t.id,
+                region.id,
+                t.regions.join(", ")
+            )));
+        }
+        return Ok(region.id.clone());
+    }
+    let mut offers: Vec<Offer<'_>> = select::all_offers(&ctx.catalog)
+        .into_iter()
+        .filter(|o| o.template.id == t.id)
+        .filter(|o| {
+            args.continent
+                .as_ref()
+                .is_none_or(|c| o.region.continent.eq_ignore_ascii_case(c))
+        })
+        .filter(|o| {
+            args.country
+                .as_ref()
+                .is_none_or(|c| o.region.country.eq_ignore_ascii_case(c))
+        })
+        .collect();
+    if args.continent.is_none()
+        && args.country.is_none()
+        && t.regions.contains(&p.meta.default_region)
+    {
+        // No place preference: the provider's default region when it is among the cheapest.
+        select::rank(&mut offers);
+        let cheapest = offers.first().map(|o| o.hourly_usd).unwrap_or(0.0);
+        if offers
+            .iter()
+            .any(|o| o.region.id == p.meta.default_region && o.hourly_usd <= cheapest + 1e-12)
+        {
+            return Ok(p.meta.default_region.clone());
+        }
+    }
+    select::rank(&mut offers);
+    offers.first().map(|o| o.region.id.clone()).ok_or_else(|| {
+        bad_input(format!(
+            "template '{}' has no region on the requested continent/country — offered in: {}",
+            t.id,
+            t.regions.join(", ")
+        ))
+    })
+}
+
+fn placement_of(ctx: &Ctx, name: &str, p: &ProviderEntry, t: &Template, region: &str) -> Placement {
+    let rate = ctx.catalog.usd_rate(p.currency()).unwrap_or(1.0);
+    Placement {
+        name: name.to_string(),
+        provider: p.id().to_string(),
+        template: t.id.clone(),
+        region: region.to_string(),
+        hourly: t.hourly_in(region),
+        monthly: t.monthly_in(region),
+        hourly_usd: t.hourly_in(region) * rate,
+        monthly_usd: t.monthly_in(region) * rate,
+    }
+}
+
+/// Spread a fleet over distinct regions or providers among the ranked offers, cheapest first.
+fn spread(offers: &[Offer<'_>], by: Option<Spread>, n: usize) -> Vec<usize> {
+    let Some(by) = by else {
+        return vec![0; n];
+    };
+    let mut seen = BTreeSet::new();
+    let mut picks = Vec::new();
+    for (i, o) in offers.iter().enumerate() {
+        let key = match by {
+            Spread::Region => format!("{}/{}", o.provider.id(), o.region.id),
+            Spread::Provider => o.provider.id().to_string(),
+        };
+        if seen.insert(key) {
+            picks.push(i);
+        }
+    }
+    (0..n).map(|i| picks[i % picks.len()]).collect()
+}
+
+/// User data for a node: the file, the catalog bootstrap, or none.
+fn user_data(ctx: &Ctx, args: &DeployArgs, pl: &Placement) -> anyhow::Result<Option<String>> {
+    if args.no_user_data {
+        return Ok(None);
+    }
+    if let Some(path) = &args.user_data {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad_input(format!("cannot read --user-data {}: {e}", path.display())))?;
+        return Ok(Some(text));
+    }
+    let tpl = &ctx.catalog.bootstrap.user_data;
+    if tpl.is_empty() {
+        return Ok(None);
+    }
+    let env = minijinja::Environment::new();
+    let out = env
+        .render_str(tpl, minijinja::context! { name => pl.name, provider => pl.provider, region => pl.region, template => pl.template })
+        .map_err(|e| anyhow::anyhow!("the catalog's bootstrap template failed to render: {e}"))?;
+    Ok(Some(out))
+}
+
+/// `--ssh-key` values as the provider wants them: key text from files, or stored key ids.
+fn ssh_keys(p: &ProviderEntry, args: &DeployArgs) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for k in &args.ssh_keys {
+        let path = std::path::Path::new(k);
+        let is_file = path.is_file();
+        match p.meta.ssh_key.as_str() {
+            "public-key" => {
+                let text = if is_file {
+                    std::fs::read_to_string(path).map_err(|e| bad_input(format!("cannot read --ssh-key {k}: {e}")))?
+                } else {
+                    k.clone()
+                };
+                let text = text.trim().to_string();
+                if !(text.starts_with("ssh-") || text.starts_with("ecdsa-")) {
+                    return Err(bad_input(format!(
+                        "--ssh-key {k} is not an OpenSSH public key — {} takes the key itself: pass a .pub file",
+                        p.id()
+                    )));
+                }
+                out.push(text);
+            }
+            "none" => {
+                return Err(bad_input(format!(
+                    "{} injects the account's own SSH keys and takes none per server — add the key to the account and drop --ssh-key",
+                    p.id()
+                )))
+            }
+            _ => {
+                if is_file {
+                    return Err(bad_input(format!(
+                        "--ssh-key {k} is a file, but {} takes the id of a key stored at the provider — upload the key there and pass its id",
+                        p.id()
+                    )));
+                }
+                out.push(k.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What `deploy` will do.
+struct Plan {
+    placements: Vec<Placement>,
+    explanation: Option<Explanation>,
+}
+
+fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
+    if let Some(tid) = &args.template {
+        let t = ctx.catalog.template(tid).ok_or_else(|| {
+            crate::error::unknown(
+                "template",
+                tid,
+                ctx.catalog.templates.iter().map(|t| t.id.as_str()),
+                "capsule openmesh templates",
+            )
+        })?;
+        let p = ctx.provider(&t.provider)?;
+        if let Some(given) = args.providers.first() {
+            let gp = ctx.provider(given)?;
+            if gp.id() != p.id() {
+                return Err(bad_input(format!(
+                    "template '{}' belongs to {}, not {} — drop --provider or pick a {} template",
+                    t.id,
+                    p.id(),
+                    gp.id(),
+                    gp.id()
+                )));
+            }
+        }
+        let region = pick_region(ctx, p, t, args)?;
+        let names = node_names(args, &format!("{}-node", p.id()))?;
+        let placements = names
+            .iter()
+            .map(|n| placement_of(ctx, n, p, t, &region))
+            .collect();
+        return Ok(Plan {
+            placements,
+            explanation: None,
+        });
+    }
+    if args.providers.len() == 1
+        && args.min_cpu.is_none()
+        && args.min_memory.is_none()
+        && args.gpu.is_none()
+        && args.budget.is_none()
+    {
+        ctx.provider(&args.providers[0])?;
+    }
+    let (offers, exp) = smart_plan(ctx, args)?;
+    if offers.is_empty() {
+        return Ok(Plan {
+            placements: Vec::new(),
+            explanation: Some(exp),
+        });
+    }
+    let names = node_names(args, "xnode")?;
+    let picks = spread(&offers, args.spread, names.len());
+    let mut placements = Vec::new();
+    for (name, i) in names.iter().zip(picks) {
+        let o = &offers[i];
+        placements.push(placement_of(
+            ctx,
+            name,
+            o.provider,
+            o.template,
+            &o.region.id,
+        ));
+    }
+    Ok(Plan {
+        placements,
+        explanation: Some(exp),
+    })
+}
+
+fn create_request(
+    ctx: &Ctx,
+    args: &DeployArgs,
+    pl: &Placement,
+    deploy_id: &str,
+) -> anyhow::Result<CreateRequest> {
+    let p = ctx.provider(&pl.provider)?;
+    let t = ctx
+        .catalog
+        .template(&pl.template)
+        .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", pl.template))?;
+    let user_data = user_data(ctx, args, pl)?;
+    if let Some(ud) = &user_data {
+        let max = p.meta.user_data_max_bytes;
+        if max > 0 && ud.len() as u64 > max {
+            return Err(bad_input(format!(
+                "user data is {} bytes, more than the {} bytes {} accepts — shorten it",
+                ud.len(),
+                max,
+                p.id()
+            )));
+        }
+    }
+    Ok(CreateRequest {
+        name: pl.name.clone(),
+        region: pl.region.clone(),
+        plan: t.plan.clone(),
+        template: t.id.clone(),
+        image: args.image.clone(),
+        ssh_keys: ssh_keys(p, args)?,
+        user_data,
+        deploy_id: deploy_id.to_string(),
+        api_variant: t.api_variant.clone(),
+    })
+}
+
+fn placement_json(pl: &Placement) -> Value {
+    json!({
+        "name": pl.name, "provider": pl.provider, "template": pl.template, "region": pl.region,
+        "price_hourly": pl.hourly, "price_monthly": pl.monthly,
+        "price_hourly_usd": (pl.hourly_usd * 1e5).round() / 1e5, "price_monthly_usd": (pl.monthly_usd * 100.0).round() / 100.0,
+    })
+}
+
+/// A driver for a dry run: real credentials where configured, placeholders otherwise (the
+/// rendered request redacts auth either way).
+fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
+    let p = ctx.provider(provider)?;
+    let mut creds = crate::credentials::load(&ctx.home, p).unwrap_or_default();
+    // Placeholders only for the fields a request cannot do without: an optional field left out
+    // (a session token, a subnet) must stay out of the shown request as it would of the real one.
+    for f in p.credentials.iter().filter(|f| f.required) {
+        if creds.get(&f.name).is_none() {
+            let placeholder = if f.secret {
+                "not-configured".to_string()
+            } else {
+                format!("<{}>", f.name)
+            };
+            creds.set(&f.name, crate::secret::Secret::new(placeholder), f.secret);
+        }
+    }
+    Driver::new(p, creds, ctx.driver_options()?)
+}
+
+pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
+    if let Some(group) = &args.resume {
+        return resume(ctx, args, group);
+    }
+    let plan = plan_deploy(ctx, args)?;
+    let json_out = ctx.format() == OutputFormat::Json;
+    if let Some(exp) = &plan.explanation {
+        if !json_out {
+            // The explanation goes with every smart deploy.
+            write!(stdout(), "{}", exp.text())?;
+        }
+    }
+    if plan.placements.is_empty() {
+        if json_out {
+            let v = json!({"plan": plan.explanation.as_ref().map(Explanation::json), "nodes": []});
+            writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        return Ok(ExitCode::from(1));
+    }
+    for pl in &plan.placements {
+        let p = ctx.provider(&pl.provider)?;
+        if p.is_retired() {
+            let s = &p.meta.status;
+            let hint = if s.suggestion.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", s.suggestion)
+            };
+            return Err(bad_input(format!(
+                "{} was retired on {} ({}); it accepts no new servers{hint}",
+                p.id(),
+                s.date,
+                s.reason.trim_end_matches('.')
+            )));
+        }
+    }
+    if args.dry_run {
+        return dry_run(ctx, args, &plan);
+    }
+    let total_h: f64 = plan.placements.iter().map(|p| p.hourly_usd).sum();
+    let total_m: f64 = plan.placements.iter().map(|p| p.monthly_usd).sum();
+    let what = match plan.placements.as_slice() {
+        [one] => format!(
+            "{} ({} {} in {})",
+            one.name, one.provider, one.template, one.region
+        ),
+        many => format!("{} nodes", many.len()),
+    };
+    if !confirm(
+        ctx,
+        &format!(
+            "Deploy {what} for {}/h ({}/month)?",
+            usd(total_h),
+            usd(total_m)
+        ),
+        "--yes",
+    )? {
+        eprintln!("capsule: nothing deployed");
+        return Ok(ExitCode::from(1));
+    }
+    // Build every request before anything is recorded: bad input stops here with nothing lost.
+    let group_id = state::new_deploy_id();
+    let mut jobs = Vec::new();
+    for pl in &plan.placements {
+        let deploy_id = state::new_deploy_id();
+        let req = create_request(ctx, args, pl, &deploy_id)?;
+        jobs.push((pl.clone(), req));
+    }
+    let store = open_store(ctx)?;
+    let mut intents = Vec::with_capacity(jobs.len());
+    for (pl, req) in &jobs {
+        let p = ctx.provider(&pl.provider)?;
+        intents.push(NewNode {
+            deploy_id: req.deploy_id.clone(),
+            group_id: group_id.clone(),
+            name: pl.name.clone(),
+            provider: pl.provider.clone(),
+            template: pl.template.clone(),
+            plan: req.plan.clone(),
+            region: pl.region.clone(),
+            api_variant: req.api_variant.clone(),
+            price_hourly: pl.hourly,
+            price_monthly: pl.monthly,
+            currency: p.currency().to_string(),
+            prices_as_of: p.meta.prices_as_of.clone(),
+        });
+    }
+    // Every node is recorded, in one transaction, before the first create call.
+    store.record_intents(&intents)?;
+    if jobs.len() > 1 {
+        eprintln!("capsule: fleet {group_id}: {} nodes recorded; resume with `capsule openmesh deploy --resume {group_id}`", jobs.len());
+    }
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .map(|(pl, req)| Job {
+            name: pl.name,
+            provider: pl.provider,
+            req,
+            lookup_first: false,
+        })
+        .collect();
+    run_jobs(
+        ctx,
+        args,
+        store.as_ref(),
+        jobs,
+        &group_id,
+        plan.explanation.as_ref(),
+    )
+}
+
+fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
+    let mut items = Vec::new();
+    for pl in &plan.placements {
+        let driver = dry_run_driver(ctx, &pl.provider)?;
+        let req = create_request(ctx, args, pl, "dryrun000000")?;
+        let requests = driver.render_create(&req)?;
+        items.push((pl, requests));
+    }
+    let mut out = stdout();
+    if ctx.format() == OutputFormat::Json {
+        let nodes: Vec<Value> = items
+            .iter()
+            .map(|(pl, reqs)| {
+                let mut v = placement_json(pl);
+                v["requests"] = json!(reqs);
+                v
+            })
+            .collect();
+        let v = json!({"dry_run": true, "plan": plan.explanation.as_ref().map(Explanation::json), "nodes": nodes});
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        for (pl, reqs) in &items {
+            writeln!(
+                out,
+                "Would deploy {} on {} ({} in {}) for {}/h ({}/month):",
+                pl.name,
+                pl.provider,
+                pl.template,
+                pl.region,
+                usd(pl.hourly_usd),
+                usd(pl.monthly_usd)
+            )?;
+            for r in reqs {
+                write_request(&mut out, r)?;
+            }
+        }
+        writeln!(out, "Dry run: nothing was created.")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_request(out: &mut dyn Write, r: &RenderedRequest) -> std::io::Result<()> {
+    writeln!(out, "  {} {}", r.method, r.url)?;
+    for (k, v) in &r.headers {
+        writeln!(out, "  {k}: {v}")?;
+    }
+    if let Some(b) = &r.body {
+        let pretty = serde_json::from_str::<Value>(b)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| b.clone());
+        for line in pretty.lines() {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// One create to run: with `lookup_first`, look the node up by its tag before creating (resume).
+struct Job {
+    name: String,
+    provider: String,
+    req: CreateRequest,
+    lookup_first: bool,
+}
+
+/// What a create task reports back to the thread that owns the store.
+enum Report {
+    Created {
+        deploy_id: String,
+        node: Node,
+    },
+    Failed {
+        deploy_id: String,
+        error: DriverError,
+    },
+    Observed {
+        deploy_id: String,
+        node: Node,
+    },
+    WaitFailed {
+        deploy_id: String,
+        error: String,
+    },
+}
+
+fn run_jobs(
+    ctx: &Ctx,
+    args: &DeployArgs,
+    store: &dyn Store,
+    jobs: Vec<Job>,
+    group_id: &str,
+    explanation: Option<&Explanation>,
+) -> anyhow::Result<ExitCode> {
+    let timeout = parse_duration(&args.timeout)?;
+    let mut drivers: BTreeMap<String, Driver> = BTreeMap::new();
+    for j in &jobs {
+        if !drivers.contains_key(&j.provider) {
+            drivers.insert(j.provider.clone(), ctx.driver(&j.provider)?);
+        }
+    }
+    let names: BTreeMap<String, String> = jobs
+        .iter()
+        .map(|j| (j.req.deploy_id.clone(), j.name.clone()))
+        .collect();
+    let rt = ctx.runtime()?;
+    let parallel = args.parallel.max(1);
+    let wait = args.wait || args.wait_ssh;
+    let wait_ssh = args.wait_ssh;
+    let progress = ctx.interactive && ctx.format() == OutputFormat::Table && jobs.len() > 1;
+    let bar = progress.then(|| {
+        let b = indicatif::ProgressBar::new(jobs.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} nodes {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut results: BTreeMap<String, (Option<Node>, Option<String>)> = BTreeMap::new();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Report>();
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
+        for job in jobs {
+            let driver = drivers[&job.provider].clone();
+            let tx = tx.clone();
+            let sem = sem.clone();
+            tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let deploy_id = job.req.deploy_id.clone();
+                let tag = state::deploy_tag(&deploy_id);
+                let found = if job.lookup_first {
+                    driver
+                        .find_by_tag(&tag, Some(job.req.region.as_str()))
+                        .await
+                        .ok()
+                        .flatten()
+                } else {
+                    None
+                };
+                let created = match found {
+                    Some(n) => Ok(n),
+                    None => driver.create(&job.req).await,
+                };
+                let node = match created {
+                    Ok(n) => n,
+                    Err(error) => {
+                        let _ = tx.send(Report::Failed { deploy_id, error });
+                        return;
+                    }
+                };
+                let _ = tx.send(Report::Created {
+                    deploy_id: deploy_id.clone(),
+                    node: node.clone(),
+                });
+                if !wait {
+                    return;
+                }
+                match driver
+                    .wait_for(&node.node_ref(), NodeState::Running, true, timeout)
+                    .await
+                {
+                    Ok(n) => {
+                        if wait_ssh {
+                            if let Some(ip) = &n.ipv4 {
+                                if let Err(e) = wait_port(ip, 22, timeout).await {
+                                    let _ = tx.send(Report::WaitFailed {
+                                        deploy_id: deploy_id.clone(),
+                                        error: e,
+                                    });
+                                }
+                            }
+                        }
+                        let _ = tx.send(Report::Observed { deploy_id, node: n });
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Report::WaitFailed {
+                            deploy_id,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            });
+        }
+        drop(tx);
+        while let Some(report) = rx.recv().await {
+            let res = handle_report(store, &names, &mut results, report, bar.as_ref());
+            if let Err(e) = res {
+                eprintln!("capsule: could not record a result: {e}");
+            }
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    // The per-node result table.
+    let mut rows = Vec::new();
+    let mut failures = 0;
+    for (deploy_id, name) in &names {
+        let rec = store.node_by_deploy_id(deploy_id)?;
+        let (node, err) = results
+            .get(deploy_id)
+            .cloned()
+            .unwrap_or((None, Some("no result".into())));
+        if err.is_some() {
+            failures += 1;
+        }
+        rows.push(json!({
+            "name": name,
+            "provider": rec.as_ref().map(|r| r.provider.clone()),
+            "template": rec.as_ref().map(|r| r.template.clone()),
+            "region": rec.as_ref().map(|r| r.region.clone()),
+            "id": node.as_ref().map(|n| n.id.clone()).or_else(|| rec.as_ref().and_then(|r| r.provider_id.clone())),
+            "status": node.as_ref().map(|n| n.state.as_str().to_string()).or_else(|| rec.as_ref().map(|r| r.status.as_str().to_string())),
+            "ipv4": node.as_ref().and_then(|n| n.ipv4.clone()),
+            "deploy_id": deploy_id,
+            "group_id": group_id,
+            "price_hourly": rec.as_ref().map(|r| r.price_hourly),
+            "currency": rec.as_ref().map(|r| r.currency.clone()),
+            "error": err,
+        }));
+    }
+    rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let cols = [
+        col("name", "name", Kind::Text),
+        col("provider", "provider", Kind::Text),
+        col("template", "template", Kind::Text),
+        col("region", "region", Kind::Text),
+        col("id", "id", Kind::Text),
+        col("status", "status", Kind::Text),
+        col("ipv4", "ipv4", Kind::Text),
+        col("error", "error", Kind::Text),
+    ];
+    if ctx.format() == OutputFormat::Json {
+        let v = json!({"group_id": group_id, "plan": explanation.map(Explanation::json), "nodes": rows});
+        writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        render::listing(&mut stdout(), ctx.style, &cols, &rows)?;
+    }
+    if failures > 0 {
+        eprintln!(
+            "capsule: {failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
+            names.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn handle_report(
+    store: &dyn Store,
+    names: &BTreeMap<String, String>,
+    results: &mut BTreeMap<String, (Option<Node>, Option<String>)>,
+    report: Report,
+    bar: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<()> {
+    let say = |msg: String| match bar {
+        Some(b) => b.set_message(msg),
+        None => eprintln!("capsule: {msg}"),
+    };
+    match report {
+        Report::Created { deploy_id, node } => {
+            store.record_created(
+                &deploy_id,
+                &Created {
+                    provider_id: node.id.clone(),
+                    status: status_of(node.state),
+                    raw_status: node.raw_status.clone(),
+                    ipv4: node.ipv4.clone(),
+                    created_at: node.created_at.clone(),
+                },
+            )?;
+            say(format!(
+                "{} created at {} ({})",
+                names[&deploy_id], node.provider, node.id
+            ));
+            if let Some(b) = bar {
+                b.inc(1);
+            }
+            results.insert(deploy_id, (Some(node), None));
+        }
+        Report::Failed { deploy_id, error } => {
+            // The provider answered with a refusal: it created nothing. Anything else is in
+            // doubt and stays live for `sync` / `--resume` to settle.
+            let failure = match error.kind {
+                ErrorKind::Auth | ErrorKind::Refused | ErrorKind::Api | ErrorKind::Throttled => {
+                    Failure::Rejected
+                }
+                _ => Failure::InDoubt,
+            };
+            let msg = error.to_string();
+            store.record_failed(&deploy_id, &msg, failure)?;
+            say(format!("{} failed: {msg}", names[&deploy_id]));
+            if let Some(b) = bar {
+                b.inc(1);
+            }
+            results.insert(deploy_id, (None, Some(msg)));
+        }
+        Report::Observed { deploy_id, node } => {
+            store.record_observation(&deploy_id, &observe(&node), Action::Deploy, "")?;
+            say(format!(
+                "{} is {} at {}",
+                names[&deploy_id],
+                node.state,
+                node.ipv4.as_deref().unwrap_or("-")
+            ));
+            results.insert(deploy_id, (Some(node), None));
+        }
+        Report::WaitFailed { deploy_id, error } => {
+            store.record_action(
+                Some(&deploy_id),
+                Action::Deploy,
+                Outcome::Failed,
+                &format!("waiting: {error}"),
+            )?;
+            say(format!("{}: {error}", names[&deploy_id]));
+            let entry = results.entry(deploy_id).or_insert((None, None));
+            entry.1 = Some(error);
+        }
+    }
+    Ok(())
+}
+
+/// Wait until a TCP port answers.
+async fn wait_port(ip: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((ip, port)),
+        )
+        .await;
+        if matches!(attempt, Ok(Ok(_))) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "port {port} on {ip} did not answer within {}s",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Finish an interrupted fleet: every recorded node without a provider id is looked up by its
+/// deploy tag and created only if the provider does not have it.
+fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode> {
+    let store = open_store(ctx)?;
+    let nodes = store.nodes_in_group(group)?;
+    if nodes.is_empty() {
+        return Err(bad_input(format!(
+            "no fleet '{group}' in the inventory — `capsule openmesh history` shows recent deploys"
+        )));
+    }
+    // A node whose create was refused (nothing exists at the provider) left the live set; the
+    // fleet is only complete once it exists, so resume creates it again under a fresh record —
+    // unless a live node of that name already stands for it.
+    let live_names: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|n| n.is_live())
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut retried = BTreeSet::new();
+    let mut jobs = Vec::new();
+    let mut fresh = Vec::new();
+    for n in &nodes {
+        if n.provider_id.is_some() {
+            continue;
+        }
+        let refused = !n.is_live();
+        if refused
+            && (n.status != NodeStatus::Error
+                || live_names.contains(n.name.as_str())
+                || !retried.insert(n.name.clone()))
+        {
+            continue;
+        }
+        let p = ctx.provider(&n.provider)?;
+        let t = ctx.catalog.template(&n.template);
+        let pl = Placement {
+            name: n.name.clone(),
+            provider: n.provider.clone(),
+            template: n.template.clone(),
+            region: n.region.clone(),
+            hourly: n.price_hourly,
+            monthly: n.price_monthly,
+            hourly_usd: n.price_hourly,
+            monthly_usd: n.price_monthly,
+        };
+        let deploy_id = if refused {
+            state::new_deploy_id()
+        } else {
+            n.deploy_id.clone()
+        };
+        let mut req = create_request(ctx, args, &pl, &deploy_id)?;
+        req.plan = n.plan.clone();
+        req.api_variant = t
+            .map(|t| t.api_variant.clone())
+            .unwrap_or_else(|| n.api_variant.clone());
+        if refused {
+            fresh.push(NewNode {
+                deploy_id: deploy_id.clone(),
+                group_id: group.to_string(),
+                name: n.name.clone(),
+                provider: n.provider.clone(),
+                template: n.template.clone(),
+                plan: n.plan.clone(),
+                region: n.region.clone(),
+                api_variant: req.api_variant.clone(),
+                price_hourly: n.price_hourly,
+                price_monthly: n.price_monthly,
+                currency: if n.currency.is_empty() {
+                    p.currency().to_string()
+                } else {
+                    n.currency.clone()
+                },
+                prices_as_of: n.prices_as_of.clone(),
+            });
+        }
+        jobs.push(Job {
+            name: n.name.clone(),
+            provider: n.provider.clone(),
+            req,
+            // A fresh deploy id was never sent: nothing to look up.
+            lookup_first: !refused,
+        });
+    }
+    if jobs.is_empty() {
+        writeln!(
+            stdout(),
+            "fleet {group}: all {} nodes already exist at their providers",
+            live_names.len()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !confirm(
+        ctx,
+        &format!(
+            "Resume fleet {group}: create up to {} missing nodes?",
+            jobs.len()
+        ),
+        "--yes",
+    )? {
+        return Ok(ExitCode::from(1));
+    }
+    // Recorded before any create, as every deploy is.
+    store.record_intents(&fresh)?;
+    run_jobs(ctx, args, store.as_ref(), jobs, group, None)
+}
