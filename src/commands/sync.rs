@@ -225,7 +225,8 @@ fn sync_provider(
         ..NodeFilter::default()
     })?;
     let plan = reconcile::reconcile(id, &records, &live);
-    let applied = reconcile::apply(store, &plan, args.adopt, args.forget, &|o| {
+    let hidden_secs = p.api.limits.hidden_after_create_seconds as i64;
+    let applied = reconcile::apply(store, &plan, args.adopt, args.forget, hidden_secs, &|o| {
         adopt_as(p, ctx, o)
     })?;
     let mut summary = format!(

@@ -195,13 +195,16 @@ pub struct Applied {
 pub const IN_FLIGHT_SECS: i64 = 15 * 60;
 
 /// Write a plan into the store. `adopt_as` turns an orphan into the record to create (the
-/// command looks its template and price up in the catalog). Failures of single nodes are
-/// reported in their row, not returned.
+/// command looks its template and price up in the catalog). `hidden_secs` is how long the
+/// provider may leave a new node out of its listings while it provisions (the catalog's
+/// `hidden_after_create_seconds`): such a ghost is kept. Failures of single nodes are reported
+/// in their row, not returned.
 pub fn apply(
     store: &dyn Store,
     plan: &SyncPlan,
     adopt: bool,
     forget: bool,
+    hidden_secs: i64,
     adopt_as: &dyn Fn(&LiveNode) -> NewNode,
 ) -> anyhow::Result<Vec<Applied>> {
     let mut out = Vec::new();
@@ -275,10 +278,16 @@ pub fn apply(
     for g in &plan.ghosts {
         let in_flight = g.status == NodeStatus::Creating
             && time::unix(&g.recorded_at).is_some_and(|t| now - t < IN_FLIGHT_SECS);
+        let provisioning = hidden_secs > 0
+            && matches!(g.status, NodeStatus::Pending | NodeStatus::Running)
+            && time::unix(g.created_at.as_deref().unwrap_or(&g.recorded_at))
+                .is_some_and(|t| now - t < hidden_secs);
         let action = if !forget {
             "reported".to_string()
         } else if in_flight {
             "kept: a deploy may still be creating it".to_string()
+        } else if provisioning {
+            "kept: the provider does not list a node while it provisions".to_string()
         } else {
             match store.forget(&g.deploy_id, "gone from the provider") {
                 Ok(_) => "forgotten".to_string(),
@@ -420,6 +429,47 @@ mod tests {
     }
 
     #[test]
+    fn a_node_created_within_the_hiding_window_is_not_forgotten() {
+        use crate::state::{Created, SqliteStore, Store};
+        let store = SqliteStore::open_in_memory().unwrap();
+        store
+            .record_intent(&NewNode {
+                deploy_id: "hid".into(),
+                group_id: "hid".into(),
+                name: "hidden".into(),
+                provider: "acme".into(),
+                template: "acme-small".into(),
+                plan: "s-1".into(),
+                region: "r1".into(),
+                api_variant: String::new(),
+                price_hourly: 0.01,
+                price_monthly: 5.0,
+                currency: "USD".into(),
+                prices_as_of: String::new(),
+            })
+            .unwrap();
+        let created = Created {
+            provider_id: "900".into(),
+            status: NodeStatus::Pending,
+            raw_status: String::new(),
+            ipv4: None,
+            created_at: Some(time::now()),
+        };
+        store.record_created("hid", &created).unwrap();
+        let records = store.list_nodes(&Default::default()).unwrap();
+        let plan = reconcile("acme", &records, &[]);
+        assert_eq!(plan.ghosts.len(), 1);
+        let kept = apply(&store, &plan, false, true, 3600, &|_| unreachable!()).unwrap();
+        assert_eq!(
+            kept[0].action,
+            "kept: the provider does not list a node while it provisions"
+        );
+        assert!(store.node_by_deploy_id("hid").unwrap().unwrap().is_live());
+        let gone = apply(&store, &plan, false, true, 0, &|_| unreachable!()).unwrap();
+        assert_eq!(gone[0].action, "forgotten");
+    }
+
+    #[test]
     fn apply_adopts_forgets_and_spares_a_deploy_in_flight() {
         use crate::state::{Failure, SqliteStore, Store};
         let store = SqliteStore::open_in_memory().unwrap();
@@ -458,7 +508,7 @@ mod tests {
         );
         let plan = reconcile("acme", &records, &[orphan]);
         assert_eq!(plan.ghosts.len(), 2);
-        let out = apply(&store, &plan, true, true, &|o| {
+        let out = apply(&store, &plan, true, true, 0, &|o| {
             new(o.deploy_id().unwrap(), &o.name)
         })
         .unwrap();
