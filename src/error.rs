@@ -31,18 +31,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
-/// "did you mean 'x'?" for the closest candidate within a small edit distance.
+/// "did you mean 'x'?" for the closest candidate within a small edit distance (the catalog's
+/// diagnostics use the same rule).
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let word_l = word.to_lowercase();
-    let mut best: Option<(usize, &str)> = None;
-    for c in candidates {
-        let d = edit_distance(&word_l, &c.to_lowercase());
-        let limit = (word.chars().count().max(3)) / 3 + 1;
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, c));
-        }
-    }
-    best.map(|(_, c)| c)
+    crate::catalog::diagnostic::closest(word, candidates)
 }
 
 /// `unknown template 'x' — did you mean 'y'?` or with a listing hint when nothing is close.
@@ -58,22 +50,6 @@ pub fn unknown<'a>(
             "unknown {what} '{word}' — run `{list_cmd}` to see them all"
         )),
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        cur[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

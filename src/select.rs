@@ -271,15 +271,3 @@ pub fn plan<'a>(catalog: &'a Catalog, q: &Query) -> (Vec<Offer<'a>>, Vec<(Reject
     rank(&mut fits);
     (fits, rejected.into_iter().collect())
 }
-
-/// The cheapest offer that fails only on price: what the user would get by paying more.
-pub fn nearest_miss<'a>(catalog: &'a Catalog, q: &Query) -> Option<Offer<'a>> {
-    let relaxed = Query {
-        max_hourly_usd: None,
-        max_monthly_usd: None,
-        ..q.clone()
-    };
-    let (mut fits, _) = plan(catalog, &relaxed);
-    rank(&mut fits);
-    fits.into_iter().next()
-}

@@ -6,7 +6,7 @@
 use super::diagnostic::{closest, Seg};
 use super::model::{Catalog, ProviderEntry};
 use super::schema::{Api, Field, Operation, Template};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The entity a problem is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -716,13 +716,4 @@ pub fn compile(source: &str) -> Result<(), String> {
             _ => detail,
         }
     })
-}
-
-/// Group template counts by provider (used by invariant tests and `providers`).
-pub fn counts_by_provider(catalog: &Catalog) -> BTreeMap<&str, usize> {
-    let mut m = BTreeMap::new();
-    for t in &catalog.templates {
-        *m.entry(t.provider.as_str()).or_insert(0) += 1;
-    }
-    m
 }
