@@ -453,17 +453,26 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         &op.paging.style,
         PAGING_STYLES,
     );
-    for step in op.before.iter().chain(op.after.iter()) {
-        if !names.contains(&step.operation.as_str()) {
+    for step in &op.cleanup {
+        if !step.wait_for.is_empty() || !step.unless.is_empty() {
             c.push(
                 e,
-                &path(if op.before.iter().any(|s| s.operation == step.operation) {
-                    "before"
-                } else {
-                    "after"
-                }),
-                unknown_msg("operation", &step.operation, names),
+                &path("cleanup"),
+                "a cleanup step runs once the node is gone: `wait_for` and `unless` do not apply"
+                    .to_string(),
             );
+        }
+    }
+    for step in op.before.iter().chain(&op.after).chain(&op.cleanup) {
+        if !names.contains(&step.operation.as_str()) {
+            let key = if op.before.iter().any(|s| s.operation == step.operation) {
+                "before"
+            } else if op.cleanup.iter().any(|s| s.operation == step.operation) {
+                "cleanup"
+            } else {
+                "after"
+            };
+            c.push(e, &path(key), unknown_msg("operation", &step.operation, names));
         }
         if !step.each.is_empty() && !step.each.starts_with('/') {
             c.push(
