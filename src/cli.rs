@@ -397,6 +397,8 @@ pub enum InventoryCommand {
     Show { node: String },
     /// Counts and run rates.
     Stats(InventoryFilter),
+    /// Work left for after a delete (volumes that keep billing), not done yet.
+    Cleanups,
     /// Write the inventory as CSV or JSON (`-` = stdout).
     Export {
         #[arg(default_value = "-")]

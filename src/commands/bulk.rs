@@ -317,12 +317,8 @@ fn finish(
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    if rows.len() > 1 {
-        for r in &failed {
-            eprintln!("capsule: {} ({}:{}): {}", r.name, r.provider, r.id, r.result);
-        }
-    } else {
-        eprintln!("capsule: {}", failed[0].result);
+    for r in &failed {
+        eprintln!("capsule: {} ({}:{}): {}", r.name, r.provider, r.id, r.result);
     }
     let retry: Vec<&str> = failed.iter().filter_map(|r| r.retry.as_deref()).collect();
     if targets > 1 && !retry.is_empty() {
@@ -419,6 +415,7 @@ fn select(
             }
             records.retain(|r| &r.group_id == g);
         }
+        records.sort_by(|a, b| (&a.name, &a.provider).cmp(&(&b.name, &b.provider)));
         for r in records.into_iter().filter(NodeRecord::is_live) {
             let Some(id) = r.provider_id.clone() else {
                 rows.push(Row {

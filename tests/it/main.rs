@@ -3,6 +3,7 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod fleet_ops;
 mod mocks;
 mod providers;
 mod readme;
