@@ -472,7 +472,11 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
             } else {
                 "after"
             };
-            c.push(e, &path(key), unknown_msg("operation", &step.operation, names));
+            c.push(
+                e,
+                &path(key),
+                unknown_msg("operation", &step.operation, names),
+            );
         }
         if !step.each.is_empty() && !step.each.starts_with('/') {
             c.push(

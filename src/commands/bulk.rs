@@ -39,10 +39,11 @@ struct Target {
 }
 
 impl Target {
+    /// The recorded name; empty for a node capsule has no record of.
     fn name(&self) -> String {
         self.record
             .as_ref()
-            .map_or_else(|| self.label.clone(), |r| r.name.clone())
+            .map_or_else(String::new, |r| r.name.clone())
     }
 }
 
@@ -96,7 +97,10 @@ pub fn run(ctx: &Ctx, args: &BulkArgs, what: Lifecycle) -> anyhow::Result<ExitCo
     let (targets, mut rows) = select(ctx, store.as_ref(), args, what)?;
     if targets.is_empty() {
         if rows.is_empty() {
-            eprintln!("capsule: no live recorded node matches; nothing to {}", verb(what));
+            eprintln!(
+                "capsule: no live recorded node matches; nothing to {}",
+                verb(what)
+            );
         }
         return finish(ctx, what, args, &rows, 0);
     }
@@ -254,8 +258,7 @@ fn record_outcome(
         Err(e)
             if e.kind == ErrorKind::NotFound
                 && what == Lifecycle::Delete
-                && t
-                    .record
+                && t.record
                     .as_ref()
                     .is_some_and(|r| r.status == NodeStatus::Deleting) =>
         {
@@ -269,7 +272,9 @@ fn record_outcome(
             let msg = format!("not found at {provider}");
             store.record_action(d, act, Outcome::Failed, &msg)?;
             let hint = if t.record.is_some() {
-                format!(" (`capsule openmesh sync --provider {provider} --forget` updates the record)")
+                format!(
+                    " (`capsule openmesh sync --provider {provider} --forget` updates the record)"
+                )
             } else {
                 String::new()
             };
@@ -301,7 +306,7 @@ fn finish(
     let mut out = stdout();
     if ctx.format() == OutputFormat::Table && rows.len() == 1 {
         let r = &rows[0];
-        writeln!(out, "{} ({}:{}) {}", r.name, r.provider, r.id, r.result)?;
+        writeln!(out, "{} {}", who(r), r.result)?;
     } else if !rows.is_empty() {
         let json_rows: Vec<_> = rows
             .iter()
@@ -318,7 +323,7 @@ fn finish(
         return Ok(ExitCode::SUCCESS);
     }
     for r in &failed {
-        eprintln!("capsule: {} ({}:{}): {}", r.name, r.provider, r.id, r.result);
+        eprintln!("capsule: {}: {}", who(r), r.result);
     }
     let retry: Vec<&str> = failed.iter().filter_map(|r| r.retry.as_deref()).collect();
     if targets > 1 && !retry.is_empty() {
@@ -338,6 +343,15 @@ fn finish(
         );
     }
     Ok(ExitCode::from(1))
+}
+
+/// `web-01 (digitalocean:123)`, or `digitalocean:123` for a node with no record.
+fn who(r: &Row) -> String {
+    if r.name.is_empty() {
+        format!("{}:{}", r.provider, r.id)
+    } else {
+        format!("{} ({}:{})", r.name, r.provider, r.id)
+    }
 }
 
 /// A word safe to paste into a POSIX shell.
@@ -497,7 +511,15 @@ fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle) -> String {
     let mut continues = 0.0;
     let mut unknown = 0usize;
     let mut keep_billing: BTreeSet<String> = BTreeSet::new();
-    let width = targets.iter().map(|t| t.name().len()).max().unwrap_or(0);
+    let shown = |t: &Target| {
+        let n = t.name();
+        if n.is_empty() {
+            "(not in the inventory)".to_string()
+        } else {
+            n
+        }
+    };
+    let width = targets.iter().map(|t| shown(t).len()).max().unwrap_or(0);
     for t in targets {
         let rate = t
             .record
@@ -513,7 +535,7 @@ fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle) -> String {
         let price = rate.map_or_else(|| "price unknown".to_string(), |h| format!("${h:.4}/h"));
         s.push_str(&format!(
             "  {:<width$}  {}:{}  {}  {}\n",
-            t.name(),
+            shown(t),
             t.node_ref.provider,
             t.node_ref.id,
             region,
@@ -533,12 +555,17 @@ fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle) -> String {
         }
     }
     let unknown_note = if unknown > 0 {
-        format!(" ({unknown} {} not in the inventory, price unknown)", if unknown == 1 { "node" } else { "nodes" })
+        format!(
+            " ({unknown} {} not in the inventory, price unknown)",
+            if unknown == 1 { "node" } else { "nodes" }
+        )
     } else {
         String::new()
     };
     match what {
-        Lifecycle::Delete => s.push_str(&format!("Billing of ${stops:.4}/h stops{unknown_note}.\n")),
+        Lifecycle::Delete => {
+            s.push_str(&format!("Billing of ${stops:.4}/h stops{unknown_note}.\n"))
+        }
         Lifecycle::Stop => {
             s.push_str(&format!("Billing of ${stops:.4}/h stops{unknown_note}"));
             if continues > 0.0 {
@@ -550,9 +577,9 @@ fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle) -> String {
             }
             s.push_str(".\n");
         }
-        Lifecycle::Start => {
-            s.push_str(&format!("Billing of ${stops:.4}/h resumes{unknown_note}.\n"))
-        }
+        Lifecycle::Start => s.push_str(&format!(
+            "Billing of ${stops:.4}/h resumes{unknown_note}.\n"
+        )),
     }
     s
 }

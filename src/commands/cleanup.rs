@@ -47,7 +47,10 @@ pub struct Settled {
 }
 
 /// Run a provider's pending cleanups with `driver`; each result is recorded.
-pub async fn run_pending(driver: &Driver, pending: &[PendingCleanup]) -> Vec<Result<CleanupState, String>> {
+pub async fn run_pending(
+    driver: &Driver,
+    pending: &[PendingCleanup],
+) -> Vec<Result<CleanupState, String>> {
     let mut out = Vec::with_capacity(pending.len());
     for p in pending {
         let r = match serde_json::from_str::<Cleanup>(&p.work) {
@@ -122,7 +125,10 @@ pub fn settle(
         let results = rt.block_on(run_pending(&driver, &pending));
         let s = record_results(store, &pending, &results)?;
         if s.done > 0 {
-            eprintln!("capsule: finished {} pending cleanup(s) at {provider}", s.done);
+            eprintln!(
+                "capsule: finished {} pending cleanup(s) at {provider}",
+                s.done
+            );
         }
         for (p, r) in pending.iter().zip(&results) {
             if let Err(msg) = r {

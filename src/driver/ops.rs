@@ -727,7 +727,10 @@ impl Driver {
                 vec![Value::Null]
             } else {
                 let raw = ctx.get("node").cloned().unwrap_or(Value::Null);
-                tree::elements(&raw, &step.each).into_iter().cloned().collect()
+                tree::elements(&raw, &step.each)
+                    .into_iter()
+                    .cloned()
+                    .collect()
             };
             for item in items {
                 cleanups.push(Cleanup {

@@ -52,7 +52,10 @@ fn record<'a>(inv: &'a [Value], name: &str) -> &'a Value {
 }
 
 fn do_mock() -> MockServer {
-    MockServer::start(Provider::DigitalOcean, MockConfig::default().with_pending_polls(0))
+    MockServer::start(
+        Provider::DigitalOcean,
+        MockConfig::default().with_pending_polls(0),
+    )
 }
 
 /// A DigitalOcean fleet `web-01…web-0N` and its group id.
@@ -117,12 +120,18 @@ fn bulk_delete_by_group_glob_and_list_with_its_confirmation() {
     // Off a terminal without --yes: the plan is shown and nothing is sent.
     let refused = run(&cli, &["delete", "--group", &group], 2);
     let err = &refused.stderr;
-    assert!(err.contains("Delete 3 nodes — their disks and data go with them:"), "{err}");
+    assert!(
+        err.contains("Delete 3 nodes — their disks and data go with them:"),
+        "{err}"
+    );
     for n in ["web-01", "web-02", "web-03"] {
         assert!(err.contains(n), "{n} listed: {err}");
     }
     assert!(!err.contains("db-1"), "only the fleet: {err}");
-    assert!(err.contains("nyc1") && err.contains("digitalocean:"), "{err}");
+    assert!(
+        err.contains("nyc1") && err.contains("digitalocean:"),
+        "{err}"
+    );
     // do-small is $0.00893/h (catalog): three of them.
     assert!(err.contains("Billing of $0.0268/h stops."), "{err}");
     assert!(err.contains("--yes"), "{err}");
@@ -183,15 +192,24 @@ fn a_partial_failure_exits_1_with_the_command_that_retries_the_rest() {
         &["delete", "--group", &group, "--yes", "--parallel", "1"],
         1,
     );
-    assert!(out.stdout.contains("web-01") && out.stdout.contains("failed"), "{}", out.stdout);
     assert!(
-        out.stderr
-            .contains("1 of 3 nodes failed; retry them with:\n  capsule openmesh delete web-01 --yes"),
+        out.stdout.contains("web-01") && out.stdout.contains("failed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains(
+            "1 of 3 nodes failed; retry them with:\n  capsule openmesh delete web-01 --yes"
+        ),
         "{}",
         out.stderr
     );
     let inv = inventory(&cli);
-    assert_eq!(record(&inv, "web-01")["status"], "pending", "untouched since the deploy");
+    assert_eq!(
+        record(&inv, "web-01")["status"],
+        "pending",
+        "untouched since the deploy"
+    );
     assert_eq!(record(&inv, "web-02")["status"], "deleting");
     assert_eq!(mock.nodes().len(), 1);
 
@@ -206,18 +224,32 @@ fn bulk_stop_and_start_confirm_and_report_each_node() {
     let group = do_fleet(&cli, 2);
     mock.settle();
     let refused = run(&cli, &["stop", "--group", &group], 2);
-    assert!(refused.stderr.contains("Stop 2 nodes:"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("Stop 2 nodes:"),
+        "{}",
+        refused.stderr
+    );
     // DigitalOcean bills stopped droplets: the spend continues.
     assert!(
-        refused
-            .stderr
-            .contains("Billing of $0.0000/h stops; $0.0179/h continues (digitalocean bill stopped nodes)."),
+        refused.stderr.contains(
+            "Billing of $0.0000/h stops; $0.0179/h continues (digitalocean bill stopped nodes)."
+        ),
         "{}",
         refused.stderr
     );
     let out = rows(&run(
         &cli,
-        &["stop", "--group", &group, "--yes", "--wait", "--timeout", "20s", "-o", "json"],
+        &[
+            "stop",
+            "--group",
+            &group,
+            "--yes",
+            "--wait",
+            "--timeout",
+            "20s",
+            "-o",
+            "json",
+        ],
         0,
     ));
     assert_eq!(out.len(), 2);
@@ -237,7 +269,11 @@ fn bulk_stop_and_start_confirm_and_report_each_node() {
     let bad = run(&cli, &["delete"], 2);
     assert!(bad.stderr.contains("--group GROUP_ID"), "{}", bad.stderr);
     let bad = run(&cli, &["delete", "--group", "nosuchgroup", "--yes"], 2);
-    assert!(bad.stderr.contains("no fleet 'nosuchgroup'"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("no fleet 'nosuchgroup'"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -250,7 +286,15 @@ fn provider_all_deletes_every_recorded_node_there() {
     mock.settle();
     let out = rows(&run(
         &cli,
-        &["delete", "--provider", "digitalocean", "--all", "--yes", "-o", "json"],
+        &[
+            "delete",
+            "--provider",
+            "digitalocean",
+            "--all",
+            "--yes",
+            "-o",
+            "json",
+        ],
         0,
     ));
     assert_eq!(out.len(), 3, "{out:?}");
@@ -274,7 +318,12 @@ fn digitalocean_stop_returns_after_one_request() {
         "{}",
         mock.log_summary()
     );
-    assert_eq!(mock.count(Op::Poll), 0, "no action polling:\n{}", mock.log_summary());
+    assert_eq!(
+        mock.count(Op::Poll),
+        0,
+        "no action polling:\n{}",
+        mock.log_summary()
+    );
     assert_eq!(sent.len(), 1, "{}", mock.log_summary());
     // With --wait the action is followed to the end.
     mock.settle();
@@ -284,13 +333,27 @@ fn digitalocean_stop_returns_after_one_request() {
 
 #[test]
 fn scaleway_delete_records_the_volume_cleanup_then_finishes_it() {
-    let mock = MockServer::start(Provider::Scaleway, MockConfig::default().with_pending_polls(0));
+    let mock = MockServer::start(
+        Provider::Scaleway,
+        MockConfig::default().with_pending_polls(0),
+    );
     let cli = cli_for(&mock);
     run(
         &cli,
         &[
-            "deploy", "--provider", "scaleway", "--template", "scw-dev1-s", "--region", "par1",
-            "--name", "vol-1", "--yes", "--wait", "--timeout", "20s",
+            "deploy",
+            "--provider",
+            "scaleway",
+            "--template",
+            "scw-dev1-s",
+            "--region",
+            "par1",
+            "--name",
+            "vol-1",
+            "--yes",
+            "--wait",
+            "--timeout",
+            "20s",
         ],
         0,
     );
@@ -298,7 +361,8 @@ fn scaleway_delete_records_the_volume_cleanup_then_finishes_it() {
     mock.clear_requests();
     let out = run(&cli, &["delete", "vol-1", "--yes"], 0);
     assert!(
-        out.stdout.contains("deletion started; 1 cleanup(s) pending"),
+        out.stdout
+            .contains("deletion started; 1 cleanup(s) pending"),
         "{}",
         out.stdout
     );
@@ -309,13 +373,23 @@ fn scaleway_delete_records_the_volume_cleanup_then_finishes_it() {
     let pending = rows(&run(&cli, &["inventory", "cleanups", "-o", "json"], 0));
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0]["node_ref"], format!("scaleway:{id}"));
-    assert!(pending[0]["what"].as_str().unwrap().starts_with("delete_volume "));
+    assert!(pending[0]["what"]
+        .as_str()
+        .unwrap()
+        .starts_with("delete_volume "));
     let listed = run(&cli, &["inventory"], 0);
-    assert!(listed.stderr.contains("1 pending cleanup(s)"), "{}", listed.stderr);
+    assert!(
+        listed.stderr.contains("1 pending cleanup(s)"),
+        "{}",
+        listed.stderr
+    );
 
     // While the server still exists, the cleanup waits.
     run(&cli, &["sync", "--provider", "scaleway"], 0);
-    assert_eq!(rows(&run(&cli, &["inventory", "cleanups", "-o", "json"], 0)).len(), 1);
+    assert_eq!(
+        rows(&run(&cli, &["inventory", "cleanups", "-o", "json"], 0)).len(),
+        1
+    );
     assert!(!mock
         .requests()
         .iter()
@@ -326,7 +400,9 @@ fn scaleway_delete_records_the_volume_cleanup_then_finishes_it() {
     assert!(mock.node(&id).is_none());
     let synced = run(&cli, &["sync", "--provider", "scaleway", "--forget"], 0);
     assert!(
-        synced.stderr.contains("finished 1 pending cleanup(s) at scaleway"),
+        synced
+            .stderr
+            .contains("finished 1 pending cleanup(s) at scaleway"),
         "{}",
         synced.stderr
     );
@@ -338,7 +414,11 @@ fn scaleway_delete_records_the_volume_cleanup_then_finishes_it() {
     assert_eq!(deletes.len(), 1, "{}", mock.log_summary());
     assert!(rows(&run(&cli, &["inventory", "cleanups", "-o", "json"], 0)).is_empty());
     let history = run(&cli, &["inventory", "show", "vol-1"], 0);
-    assert!(history.stdout.contains("cleanup done: delete_volume"), "{}", history.stdout);
+    assert!(
+        history.stdout.contains("cleanup done: delete_volume"),
+        "{}",
+        history.stdout
+    );
 }
 
 #[test]
@@ -359,7 +439,10 @@ fn a_node_the_provider_does_not_have_is_not_found_exit_1() {
         );
         assert!(!out.stdout.contains("deletion started"), "{}", out.stdout);
     }
-    assert!(mock.requests_for(Op::Delete).iter().all(|r| r.status == 404));
+    assert!(mock
+        .requests_for(Op::Delete)
+        .iter()
+        .all(|r| r.status == 404));
 }
 
 #[test]
@@ -368,7 +451,11 @@ fn deleting_a_deleted_node_is_a_no_op_that_says_so() {
     let cli = cli_for(&mock);
     do_single(&cli, "gone-1");
     mock.settle();
-    run(&cli, &["delete", "gone-1", "--yes", "--wait", "--timeout", "20s"], 0);
+    run(
+        &cli,
+        &["delete", "gone-1", "--yes", "--wait", "--timeout", "20s"],
+        0,
+    );
     let before = record(&inventory(&cli), "gone-1").clone();
     assert_eq!(before["status"], "deleted");
     let deletes = mock.count(Op::Delete);
@@ -390,13 +477,20 @@ fn commands_that_need_a_provider_exit_2_when_none_has_credentials() {
     let cli = capsule();
     for cmd in [&["list"][..], &["sync"][..]] {
         let out = run(&cli, cmd, 2);
-        assert!(out.stderr.contains("provider configure"), "{cmd:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("provider configure"),
+            "{cmd:?}: {}",
+            out.stderr
+        );
     }
 }
 
 #[test]
 fn linode_shutdown_has_no_body_and_vultr_lists_without_the_deprecated_tag() {
-    let mock = MockServer::start(Provider::Linode, MockConfig::default().with_pending_polls(0));
+    let mock = MockServer::start(
+        Provider::Linode,
+        MockConfig::default().with_pending_polls(0),
+    );
     let cli = cli_for(&mock);
     let id = mock.add_node(NodeSpec::named("lin").tag("capsule"));
     run(&cli, &["stop", &format!("linode:{id}")], 0);
@@ -406,12 +500,24 @@ fn linode_shutdown_has_no_body_and_vultr_lists_without_the_deprecated_tag() {
 
     let mock = MockServer::start(Provider::Vultr, MockConfig::default());
     let cli = cli_for(&mock);
-    mock.add_node(NodeSpec::named("mine").tag("capsule").tag("capsule-0a1b2c3d4e5f"));
+    mock.add_node(
+        NodeSpec::named("mine")
+            .tag("capsule")
+            .tag("capsule-0a1b2c3d4e5f"),
+    );
     mock.add_node(NodeSpec::named("theirs"));
-    let listed = rows(&run(&cli, &["list", "--provider", "vultr", "-o", "json"], 0));
+    let listed = rows(&run(
+        &cli,
+        &["list", "--provider", "vultr", "-o", "json"],
+        0,
+    ));
     let names: Vec<&str> = listed.iter().filter_map(|r| r["name"].as_str()).collect();
     assert_eq!(names, ["mine"], "filtered client-side");
     let lists = mock.requests_for(Op::List);
     assert!(!lists.is_empty());
-    assert!(lists.iter().all(|r| r.q("tag").is_none()), "{}", mock.log_summary());
+    assert!(
+        lists.iter().all(|r| r.q("tag").is_none()),
+        "{}",
+        mock.log_summary()
+    );
 }
