@@ -98,7 +98,6 @@ fn changed_figures_keep_the_seed_and_a_source() {
         ("aws/provider.toml", "Seed: 730"),
         ("scaleway/provider.toml", "Seed: 730"),
         ("equinix-metal/provider.toml", "Seed: 730"),
-        ("vultr/provider.toml", "Seed: 672"),
     ] {
         assert!(read(file).contains(word), "{file} keeps the seed's cap");
     }
