@@ -474,7 +474,10 @@ mod tests {
             billed_when_stopped: true,
             monthly_cap_hours: 730.0,
         };
-        close(node_cost(&tl, 1.5, 1095.0, capped, ALWAYS, now).cost, 1095.0);
+        close(
+            node_cost(&tl, 1.5, 1095.0, capped, ALWAYS, now).cost,
+            1095.0,
+        );
         assert!(month_cap(1.5, 1095.0, f64::INFINITY).is_infinite());
     }
 

@@ -36,9 +36,20 @@ fn aws_prices_differ_by_region_in_listing_and_selection() {
     // Selection prices the offer in its region: the cheapest t3.micro in Europe is eu-west-1's.
     let out = capsule()
         .args([
-            "openmesh", "deploy", "--provider", "aws", "--template", "aws-t3-micro",
-            "--continent", "europe", "--name", "n", "--dry-run", "--include-unconfigured",
-            "-o", "json",
+            "openmesh",
+            "deploy",
+            "--provider",
+            "aws",
+            "--template",
+            "aws-t3-micro",
+            "--continent",
+            "europe",
+            "--name",
+            "n",
+            "--dry-run",
+            "--include-unconfigured",
+            "-o",
+            "json",
         ])
         .ok();
     let v = out.json();
@@ -53,7 +64,11 @@ fn vultr_hourly_prices_follow_its_own_hourly_cost_convention() {
         let h = t["price_hourly"].as_f64().unwrap();
         let m = t["price_monthly"].as_f64().unwrap();
         let api = (m / 730.0 * 1000.0).round() / 1000.0;
-        assert!((h - api).abs() < 1e-9, "{}: {h} is not monthly/730 = {api}", t["id"]);
+        assert!(
+            (h - api).abs() < 1e-9,
+            "{}: {h} is not monthly/730 = {api}",
+            t["id"]
+        );
     }
     let bare = templates(&["--provider", "vultr"])
         .into_iter()
@@ -69,12 +84,14 @@ fn eur_converts_at_a_2026_rate() {
     let native = h100["price_hourly"].as_f64().unwrap();
     let usd = h100["price_hourly_usd"].as_f64().unwrap();
     assert!((usd / native - 1.16).abs() < 1e-3, "{usd} / {native}");
-    let rates = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/rates.toml"),
-    )
-    .unwrap();
+    let rates =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/rates.toml"))
+            .unwrap();
     assert!(rates.contains("as_of = \"2026-"), "a 2026 rate");
-    assert!(rates.contains("seed: 1.0389"), "the seed's figure kept beside it");
+    assert!(
+        rates.contains("seed: 1.0389"),
+        "the seed's figure kept beside it"
+    );
 }
 
 /// Every figure issue 11 changed carries the seed's figure and a dated source beside it.
@@ -83,13 +100,25 @@ fn changed_figures_keep_the_seed_and_a_source() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog");
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
     let aws = read("aws/templates.toml");
-    for line in aws.lines().filter(|l| l.starts_with("eu-west-1") || l.starts_with("ap-southeast-1")) {
-        assert!(line.contains("# seed:"), "AWS regional price without the seed's figure: {line}");
+    for line in aws
+        .lines()
+        .filter(|l| l.starts_with("eu-west-1") || l.starts_with("ap-southeast-1"))
+    {
+        assert!(
+            line.contains("# seed:"),
+            "AWS regional price without the seed's figure: {line}"
+        );
     }
-    assert!(aws.contains("issue 11, filed 2026-11"), "AWS regional source and date");
+    assert!(
+        aws.contains("issue 11, filed 2026-11"),
+        "AWS regional source and date"
+    );
     let vultr = read("vultr/templates.toml");
     for line in vultr.lines().filter(|l| l.starts_with("price_hourly")) {
-        assert!(line.contains("seed:"), "Vultr hourly price without the seed's figure: {line}");
+        assert!(
+            line.contains("seed:"),
+            "Vultr hourly price without the seed's figure: {line}"
+        );
     }
     let linode = read("linode/templates.toml");
     assert!(linode.contains("price_monthly = 1095.00  # seed: 1000.00"));
@@ -119,8 +148,16 @@ fn monthly_caps_are_data_and_cost_follows_them() {
     let imported = home.run_args(&["openmesh", "inventory", "import", csv.to_str().unwrap()]);
     assert_eq!(imported.code, 0, "{imported:?}");
     let out = home.run_args(&[
-        "openmesh", "cost", "--by", "template", "--since", "2024-01-01", "--until", "2024-02-01",
-        "-o", "json",
+        "openmesh",
+        "cost",
+        "--by",
+        "template",
+        "--since",
+        "2024-01-01",
+        "--until",
+        "2024-02-01",
+        "-o",
+        "json",
     ]);
     assert_eq!(out.code, 0, "{out:?}");
     let v = out.json();
@@ -146,8 +183,12 @@ fn a_cap_that_is_neither_hours_nor_none_is_refused() {
     )
     .unwrap();
     let out = capsule()
-        .args(["openmesh", "catalog", "validate", dir.path().to_str().unwrap()])
+        .args([
+            "openmesh",
+            "catalog",
+            "validate",
+            dir.path().to_str().unwrap(),
+        ])
         .code(2);
-    out.stderr_has("monthly_cap_hours")
-        .stderr_has("none");
+    out.stderr_has("monthly_cap_hours").stderr_has("none");
 }

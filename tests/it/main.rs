@@ -3,9 +3,9 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod live_catalog;
 mod mocks;
 mod providers;
 mod readme;
 mod state;
 mod support;
-mod live_catalog;
