@@ -1335,9 +1335,10 @@ mod tests {
         drop(s);
         let e = SqliteStore::open(&path).err().unwrap().to_string();
         assert!(
-            e.contains(
-                "has schema version 99, newer than this capsule understands (2) — upgrade capsule"
-            ),
+            e.contains(&format!(
+                "has schema version 99, newer than this capsule understands ({}) — upgrade capsule",
+                schema::LATEST
+            )),
             "{e}"
         );
     }
