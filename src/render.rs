@@ -596,11 +596,8 @@ fn write_table(
         .map(|r| columns.iter().map(|c| cell_text(r, c, now)).collect())
         .collect();
     let width_of = |i: usize, cells: &[Vec<String>]| {
-        let head = if style.header {
-            text_width(&headers[i])
-        } else {
-            0
-        };
+        // The header counts even when it is left out: `--no-header` rows line up the same.
+        let head = text_width(&headers[i]);
         cells
             .iter()
             .map(|r| text_width(&r[i]))

@@ -4,6 +4,7 @@ mod catalog;
 mod credentials;
 mod deploy;
 mod mocks;
+mod output;
 mod providers;
 mod readme;
 mod state;
