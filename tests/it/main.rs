@@ -3,6 +3,7 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod live_catalog;
 mod mocks;
 mod output;
 mod providers;
