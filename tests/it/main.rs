@@ -6,6 +6,7 @@ mod deploy;
 mod fleet_ops;
 mod live_catalog;
 mod mocks;
+mod output;
 mod providers;
 mod readme;
 mod state;
