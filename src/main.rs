@@ -40,7 +40,11 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("capsule: {}", one_sentence(&err));
+            // Errors carry text from providers and files: no terminal escape gets through.
+            eprintln!(
+                "capsule: {}",
+                capsule::error::printable(&one_sentence(&err))
+            );
             ExitCode::from(capsule::error::exit_code(&err))
         }
     }

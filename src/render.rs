@@ -191,6 +191,7 @@ fn detail_to(
                 .max()
                 .unwrap_or(0);
             for (k, v) in pairs {
+                let v = crate::error::printable(v);
                 let key = format!("{k:width$}");
                 let key = if style.color {
                     key.bold().to_string()
@@ -295,14 +296,16 @@ pub fn num(v: f64) -> String {
     s.to_string()
 }
 
+/// A table cell: provider text (node names, statuses) passes through
+/// [`crate::error::printable`] here.
 fn cell_text(v: &Value, kind: Kind) -> String {
-    match (kind, v) {
+    crate::error::printable(&match (kind, v) {
         (_, Value::Null) => "-".to_string(),
         (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
         (Kind::Num, Value::Number(n)) => num(n.as_f64().unwrap_or(0.0)),
         (Kind::List, Value::Array(a)) if a.is_empty() => "-".to_string(),
         (_, v) => raw_text(v, ", "),
-    }
+    })
 }
 
 fn write_table(
