@@ -36,10 +36,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 /// become spaces, other control characters and bidirectional overrides are dropped. The one
 /// sanitizer: errors, tables and driver messages all pass through it.
 pub fn printable(text: &str) -> String {
-    if !text
-        .chars()
-        .any(|c| c.is_control() || is_bidi_control(c))
-    {
+    if !text.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len());

@@ -165,8 +165,12 @@ mod tests {
 
     #[test]
     fn display_strips_terminal_escapes() {
-        let e = DriverError::new("acme", ErrorKind::Api, "bad \u{1b}[31mred\u{1b}[0m\u{7}\nline")
-            .with_status(500);
+        let e = DriverError::new(
+            "acme",
+            ErrorKind::Api,
+            "bad \u{1b}[31mred\u{1b}[0m\u{7}\nline",
+        )
+        .with_status(500);
         assert_eq!(e.to_string(), "acme: bad red line (HTTP 500)");
     }
 

@@ -376,7 +376,10 @@ impl Driver {
                                 "backoff".to_string(),
                             ),
                         };
-                        match self.pause(prep, wait, &why, deadline, &err.to_string()).await {
+                        match self
+                            .pause(prep, wait, &why, deadline, &err.to_string())
+                            .await
+                        {
                             Ok(()) => continue,
                             Err(note) => err.message = format!("{}; {note}", err.message),
                         }
@@ -387,8 +390,8 @@ impl Driver {
                     return Err(err);
                 }
                 Err(Failure::Body { status, message }) => {
-                    let mut err = DriverError::new(&inner.id, ErrorKind::Api, message)
-                        .with_status(status);
+                    let mut err =
+                        DriverError::new(&inner.id, ErrorKind::Api, message).with_status(status);
                     err.in_doubt = mode == Mode::Create;
                     return Err(err);
                 }
@@ -600,7 +603,10 @@ impl Driver {
             ),
         );
         if inner.opts.verbose >= 2 && !text.is_empty() {
-            self.log(2, &format!("  < {}", excerpt(&text, &inner.secrets(), 2000)));
+            self.log(
+                2,
+                &format!("  < {}", excerpt(&text, &inner.secrets(), 2000)),
+            );
         }
         let (value, parse_error) = match self.parse_body(&text) {
             Ok(v) => (v, None),
@@ -629,7 +635,13 @@ impl Driver {
         if api.format == "xml" {
             xml().or_else(|xe| json().map_err(|_| xe))
         } else if t.starts_with('<') {
-            json().or_else(|je| if t.starts_with("<?xml") { xml() } else { Err(je) })
+            json().or_else(|je| {
+                if t.starts_with("<?xml") {
+                    xml()
+                } else {
+                    Err(je)
+                }
+            })
         } else {
             json()
         }

@@ -423,8 +423,7 @@ impl Driver {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(NodeState::Unknown)
         };
-        let field_region =
-            field(&f.region).map(|r| p.region_slug_for_api_id(&r).to_string());
+        let field_region = field(&f.region).map(|r| p.region_slug_for_api_id(&r).to_string());
         let ctx_region = region_slug
             .filter(|s| !s.is_empty())
             .map(|s| p.region(s).map_or(s, |r| r.id.as_str()).to_string());

@@ -716,7 +716,8 @@ impl Driver {
             .ok_or_else(|| self.no_op("get", &node.variant))?;
         let ctx = self.node_ctx(node);
         match self.call_plain(&node.variant, "get", &ctx).await {
-            Ok(resp) => match first_node(self.read_value("get", &op.node, &resp, false)?, &op.node) {
+            Ok(resp) => match first_node(self.read_value("get", &op.node, &resp, false)?, &op.node)
+            {
                 Some(v) => {
                     let mut n = self.node_from(v, &node.variant, node.region.as_deref());
                     if n.id.is_empty() {

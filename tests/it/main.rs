@@ -3,6 +3,7 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod hostile_net;
 mod mocks;
 mod providers;
 mod readme;
