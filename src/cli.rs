@@ -127,6 +127,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Cost report from the prices paid.
     Cost(CostArgs),
+    /// Delete the nodes whose `deploy --ttl` ran out (asks first; `--yes` for cron).
+    Reap(ReapArgs),
     /// Compare the local record with the providers: orphans, ghosts, drift.
     Sync(SyncArgs),
     /// Validate, export or refresh catalogs.
@@ -321,6 +323,10 @@ pub struct DeployArgs {
     /// Longest wait, e.g. `10m`, `90s`.
     #[arg(long, default_value = "10m")]
     pub timeout: String,
+    /// Expire the nodes after this long (`8h`, `2d`): `list` and `inventory` show the time
+    /// left, and `capsule openmesh reap` deletes them once it ran out.
+    #[arg(long, value_name = "DURATION", conflicts_with = "resume")]
+    pub ttl: Option<String>,
     /// Complete an interrupted fleet deploy without duplicates.
     #[arg(long, value_name = "DEPLOY_ID")]
     pub resume: Option<String>,
@@ -372,6 +378,22 @@ pub struct BulkArgs {
     #[arg(long, requires = "provider")]
     pub all: bool,
     /// Wait until each node reaches the state (and, for delete, until its cleanups ran).
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest wait, e.g. `10m`.
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 8, value_name = "K")]
+    pub parallel: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// List the expired nodes; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until each node is gone (and its cleanups ran).
     #[arg(long)]
     pub wait: bool,
     /// Longest wait, e.g. `10m`.

@@ -31,11 +31,30 @@ const RESULT_COLUMNS: &[Column] = &[
 
 /// A node to act on.
 #[derive(Debug, Clone)]
-struct Target {
+pub(super) struct Target {
     /// How the retry command names it: the recorded name, else what the user wrote.
     label: String,
     node_ref: NodeRef,
     record: Option<NodeRecord>,
+    /// Why, for the node's history (`expired at …`); empty when the user just asked.
+    note: String,
+}
+
+impl Target {
+    /// A recorded node that exists at its provider.
+    pub(super) fn recorded(r: NodeRecord, provider_id: String, note: String) -> Target {
+        Target {
+            label: r.name.clone(),
+            node_ref: NodeRef {
+                provider: r.provider.clone(),
+                id: provider_id,
+                region: Some(r.region.clone()).filter(|s| !s.is_empty()),
+                variant: r.api_variant.clone(),
+            },
+            record: Some(r),
+            note,
+        }
+    }
 }
 
 impl Target {
@@ -49,7 +68,7 @@ impl Target {
 
 /// One line of the result table.
 #[derive(Debug, Clone)]
-struct Row {
+pub(super) struct Row {
     provider: String,
     id: String,
     name: String,
@@ -74,6 +93,24 @@ impl Row {
     }
 }
 
+impl Row {
+    /// A recorded node whose create never answered: nothing to call; `sync` settles it.
+    pub(super) fn never_created(r: &NodeRecord) -> Row {
+        Row {
+            provider: r.provider.clone(),
+            id: String::new(),
+            name: r.name.clone(),
+            result: format!(
+                "never created at {} — `capsule openmesh sync --provider {}` settles it",
+                r.provider, r.provider
+            ),
+            status: Some(r.status.as_str().to_string()),
+            ok: false,
+            retry: None,
+        }
+    }
+}
+
 fn verb(what: Lifecycle) -> &'static str {
     match what {
         Lifecycle::Start => "start",
@@ -92,22 +129,38 @@ fn action(what: Lifecycle) -> Action {
 
 pub fn run(ctx: &Ctx, args: &BulkArgs, what: Lifecycle) -> anyhow::Result<ExitCode> {
     let store = nodes::open_store(ctx)?;
-    let timeout = parse_duration(&args.timeout)?;
     let filtered = args.group.is_some() || args.name.is_some() || args.all;
-    let (targets, mut rows) = select(ctx, store.as_ref(), args, what)?;
+    let (targets, rows) = select(ctx, store.as_ref(), args, what)?;
+    if targets.is_empty() && rows.is_empty() {
+        eprintln!(
+            "capsule: no live recorded node matches; nothing to {}",
+            verb(what)
+        );
+    }
+    let confirm = what == Lifecycle::Delete || filtered || targets.len() > 1;
+    execute(ctx, store.as_ref(), targets, rows, what, args, confirm, "")
+}
+
+/// Confirm (when asked to), act on every target through the fan-out, record and report.
+/// `why` is added to the confirmation's first line.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn execute(
+    ctx: &Ctx,
+    store: &dyn Store,
+    targets: Vec<Target>,
+    mut rows: Vec<Row>,
+    what: Lifecycle,
+    args: &BulkArgs,
+    confirm: bool,
+    why: &str,
+) -> anyhow::Result<ExitCode> {
+    let timeout = parse_duration(&args.timeout)?;
     if targets.is_empty() {
-        if rows.is_empty() {
-            eprintln!(
-                "capsule: no live recorded node matches; nothing to {}",
-                verb(what)
-            );
-        }
         return finish(ctx, what, args, &rows, 0);
     }
-    let confirm_needed = what == Lifecycle::Delete || filtered || targets.len() > 1;
-    if confirm_needed {
+    if confirm {
         if !ctx.yes {
-            eprint!("{}", plan_text(ctx, &targets, what));
+            eprint!("{}", plan_text(ctx, &targets, what, why));
         }
         let n = targets.len();
         let question = if n == 1 {
@@ -134,7 +187,7 @@ pub fn run(ctx: &Ctx, args: &BulkArgs, what: Lifecycle) -> anyhow::Result<ExitCo
         .filter(|(_, d)| d.is_ok())
         .map(|(p, _)| p.clone())
         .collect();
-    cleanup::settle(ctx, store.as_ref(), &rt, Some(&usable))?;
+    cleanup::settle(ctx, store, &rt, Some(&usable))?;
 
     let act = action(what);
     let mut jobs = Vec::new();
@@ -145,7 +198,7 @@ pub fn run(ctx: &Ctx, args: &BulkArgs, what: Lifecycle) -> anyhow::Result<ExitCo
                     t.record.as_ref().map(|r| r.deploy_id.as_str()),
                     act,
                     Outcome::Started,
-                    "",
+                    &t.note,
                 )?;
                 jobs.push((t.clone(), d.clone()));
             }
@@ -169,12 +222,12 @@ pub fn run(ctx: &Ctx, args: &BulkArgs, what: Lifecycle) -> anyhow::Result<ExitCo
     ));
     let mut cleanup_providers = BTreeSet::new();
     for (t, r) in results {
-        let row = record_outcome(store.as_ref(), &t, what, wait, r, &mut cleanup_providers)?;
+        let row = record_outcome(store, &t, what, wait, r, &mut cleanup_providers)?;
         rows.push(row);
     }
     if wait && !cleanup_providers.is_empty() {
         let list: Vec<String> = cleanup_providers.into_iter().collect();
-        cleanup::settle(ctx, store.as_ref(), &rt, Some(&list))?;
+        cleanup::settle(ctx, store, &rt, Some(&list))?;
     }
     finish(ctx, what, args, &rows, targets.len())
 }
@@ -219,7 +272,7 @@ fn record_outcome(
             let message = if d.is_none() && what == Lifecycle::Delete {
                 format!("{provider}:{}", t.node_ref.id)
             } else {
-                String::new()
+                t.note.clone()
             };
             store.record_action(d, act, Outcome::Ok, &message)?;
             if let (Some(d), Some(n)) = (d, &node) {
@@ -404,6 +457,7 @@ fn select(
                 .map_or_else(|| text.clone(), |r| r.name.clone()),
             node_ref,
             record,
+            note: String::new(),
         };
         if let Some(row) = no_call_needed(store, &t, what)? {
             rows.push(row);
@@ -432,30 +486,10 @@ fn select(
         records.sort_by(|a, b| (&a.name, &a.provider).cmp(&(&b.name, &b.provider)));
         for r in records.into_iter().filter(NodeRecord::is_live) {
             let Some(id) = r.provider_id.clone() else {
-                rows.push(Row {
-                    provider: r.provider.clone(),
-                    id: String::new(),
-                    name: r.name.clone(),
-                    result: format!(
-                        "never created at {} — `capsule openmesh sync --provider {}` settles it",
-                        r.provider, r.provider
-                    ),
-                    status: Some(r.status.as_str().to_string()),
-                    ok: false,
-                    retry: None,
-                });
+                rows.push(Row::never_created(&r));
                 continue;
             };
-            targets.push(Target {
-                label: r.name.clone(),
-                node_ref: NodeRef {
-                    provider: r.provider.clone(),
-                    id,
-                    region: Some(r.region.clone()).filter(|s| !s.is_empty()),
-                    variant: r.api_variant.clone(),
-                },
-                record: Some(r),
-            });
+            targets.push(Target::recorded(r, id, String::new()));
         }
     }
     let mut seen = HashSet::new();
@@ -494,18 +528,18 @@ fn no_call_needed(store: &dyn Store, t: &Target, what: Lifecycle) -> anyhow::Res
 }
 
 /// What the confirmation shows: the nodes, what will happen, and the hourly spend that stops.
-fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle) -> String {
+fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle, why: &str) -> String {
     let billing = super::cost::billing(&ctx.catalog);
     let n = targets.len();
     let nodes_word = if n == 1 { "node" } else { "nodes" };
     let mut s = match what {
         Lifecycle::Delete => format!(
-            "Delete {n} {nodes_word} — {} disks and data go with {}:\n",
+            "Delete {n} {nodes_word}{why} — {} disks and data go with {}:\n",
             if n == 1 { "its" } else { "their" },
             if n == 1 { "it" } else { "them" }
         ),
-        Lifecycle::Stop => format!("Stop {n} {nodes_word}:\n"),
-        Lifecycle::Start => format!("Start {n} {nodes_word}:\n"),
+        Lifecycle::Stop => format!("Stop {n} {nodes_word}{why}:\n"),
+        Lifecycle::Start => format!("Start {n} {nodes_word}{why}:\n"),
     };
     let mut stops = 0.0;
     let mut continues = 0.0;

@@ -796,6 +796,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     if let Some(group) = &args.resume {
         return resume(ctx, args, group);
     }
+    let ttl = super::expiry::parse_ttl(args.ttl.as_deref())?;
     let plan = plan_deploy(ctx, args)?;
     let json_out = ctx.format() == OutputFormat::Json;
     if let Some(exp) = &plan.explanation {
@@ -881,6 +882,8 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     }
     // Every node is recorded, in one transaction, before the first create call.
     store.record_intents(&intents)?;
+    let ids: Vec<String> = intents.iter().map(|n| n.deploy_id.clone()).collect();
+    super::expiry::record(store.as_ref(), &ids, ttl)?;
     if jobs.len() > 1 {
         eprintln!("capsule: fleet {group_id}: {} nodes recorded; resume with `capsule openmesh deploy --resume {group_id}`", jobs.len());
     }

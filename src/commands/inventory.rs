@@ -150,8 +150,20 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     let billing = billing(&ctx.catalog);
     // Rows go out as they are read: JSON and CSV listings of any size use flat memory.
     let mut out = stdout();
-    let mut rows = render::RowStream::new(&mut out, ctx.style, LIST_COLUMNS)?;
-    store.for_each_node(&filter, &mut |n| Ok(rows.push(node_row(&n, &billing))?))?;
+    // An `expires` column (time left) when some node was deployed with `--ttl`.
+    let expires = store.expiries()?;
+    let mut cols = LIST_COLUMNS.to_vec();
+    if !expires.is_empty() {
+        cols.insert(cols.len() - 2, super::expiry::EXPIRES_COLUMN);
+    }
+    let mut rows = render::RowStream::new(&mut out, ctx.style, &cols)?;
+    store.for_each_node(&filter, &mut |n| {
+        let mut row = node_row(&n, &billing);
+        if !expires.is_empty() {
+            row["expires_at"] = json!(expires.get(&n.deploy_id));
+        }
+        Ok(rows.push(row)?)
+    })?;
     let count = rows.finish()?;
     if count == 0 && ctx.format() == crate::cli::OutputFormat::Table {
         eprintln!("capsule: no recorded node matches — `capsule openmesh inventory --all` includes deleted ones");

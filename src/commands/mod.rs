@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cleanup;
 pub mod cost;
 pub mod deploy;
+pub mod expiry;
 pub mod fanout;
 pub mod history;
 pub mod inventory;
@@ -69,6 +70,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::History(args) => history::run(ctx, args),
         Command::Cost(args) => cost::run(ctx, &args),
         Command::Sync(args) => sync::run(ctx, &args),
+        Command::Reap(args) => expiry::reap(ctx, &args),
     }
 }
 

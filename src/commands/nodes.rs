@@ -40,16 +40,21 @@ pub const NODE_CSV: &[Column] = &[
     col("created_at", "created_at", Kind::Text),
 ];
 
-fn node_columns(ctx: &Ctx) -> &'static [Column] {
-    if ctx.format() == OutputFormat::Csv {
-        NODE_CSV
+/// The columns of a node listing; an `expires` column when a row has an expiry (`--ttl`).
+fn node_columns(ctx: &Ctx, rows: &[Value]) -> Vec<Column> {
+    let mut cols = if ctx.format() == OutputFormat::Csv {
+        NODE_CSV.to_vec()
     } else {
-        NODE_COLUMNS
+        NODE_COLUMNS.to_vec()
+    };
+    if rows.iter().any(|r| r["expires_at"].is_string()) {
+        cols.push(super::expiry::EXPIRES_COLUMN);
     }
+    cols
 }
 
 /// The documented JSON of a live node.
-fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>) -> Value {
+fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>, expires: &ExpiryMap) -> Value {
     let template = record.map(|r| r.template.clone()).or_else(|| {
         ctx.catalog
             .templates_of(&n.provider)
@@ -79,9 +84,12 @@ fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>) -> Value {
         "ipv4": n.ipv4,
         "created_at": created_at,
         "deploy_id": record.map(|r| r.deploy_id.clone()),
+        "expires_at": record.and_then(|r| expires.get(&r.deploy_id)),
         "_id": format!("{}:{id}", n.provider),
     })
 }
+
+type ExpiryMap = std::collections::HashMap<String, String>;
 
 pub(super) fn status_of(s: NodeState) -> NodeStatus {
     match s {
@@ -224,8 +232,9 @@ pub fn status(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
     if let Some(r) = &record {
         store.record_observation(&r.deploy_id, &observe(&node), Action::Status, "")?;
     }
-    let row = node_json(ctx, &node, record.as_ref());
-    render::listing(&mut stdout(), ctx.style, node_columns(ctx), &[row])?;
+    let row = node_json(ctx, &node, record.as_ref(), &store.expiries()?);
+    let rows = [row];
+    render::listing(&mut stdout(), ctx.style, &node_columns(ctx, &rows), &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -338,13 +347,14 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     super::cleanup::settle(ctx, store.as_ref(), &rt, Some(&listed))?;
+    let expires = store.expiries()?;
     let mut rows = Vec::new();
     for r in results {
         match r {
             Ok((_, Ok(nodes))) => {
                 for n in nodes {
                     let rec = store.node_by_provider_id(&n.provider, &n.id)?;
-                    rows.push(node_json(ctx, &n, rec.as_ref()));
+                    rows.push(node_json(ctx, &n, rec.as_ref(), &expires));
                 }
             }
             Ok((id, Err(e))) => failed.push((id, e.to_string())),
@@ -358,7 +368,7 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
             b["id"].as_str(),
         ))
     });
-    render::listing(&mut stdout(), ctx.style, node_columns(ctx), &rows)?;
+    render::listing(&mut stdout(), ctx.style, &node_columns(ctx, &rows), &rows)?;
     for (id, msg) in &failed {
         eprintln!(
             "capsule: {}",

@@ -150,6 +150,13 @@ pub trait Store {
     /// keeps it pending with the message.
     fn finish_cleanup(&self, id: i64, result: Result<(), &str>) -> anyhow::Result<()>;
 
+    /// Record when nodes expire (`deploy --ttl`): `(deploy id, RFC 3339 UTC)` pairs, in one
+    /// transaction; a later call for the same node replaces its expiry.
+    fn set_expiries(&self, items: &[(String, String)]) -> anyhow::Result<()>;
+
+    /// Every recorded expiry, by deploy id.
+    fn expiries(&self) -> anyhow::Result<std::collections::HashMap<String, String>>;
+
     /// When capsule deleted a node it has no record of (`PROVIDER:ID`), if it did.
     fn deleted_unrecorded(&self, node_ref: &str) -> anyhow::Result<Option<String>>;
 

@@ -11,6 +11,7 @@
 //!   cost reports integrate; v1 nodes get a timeline rebuilt from their timestamps.
 //! - v3: `cleanups`, the work a delete leaves for after the node is gone (volumes that would
 //!   keep billing), kept until it ran.
+//! - v4: `expiries`, when a node deployed with `--ttl` is due for `reap`.
 
 use super::model::NodeRecord;
 use super::sqlite::{node_from_row, NODE_COLUMNS};
@@ -18,7 +19,7 @@ use anyhow::Context as _;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 3;
+pub const LATEST: u32 = 4;
 
 const V1: &str = "
 CREATE TABLE nodes (
@@ -92,6 +93,13 @@ CREATE TABLE cleanups (
 CREATE INDEX cleanups_pending ON cleanups(provider, id) WHERE done_at IS NULL;
 ";
 
+const V4: &str = "
+CREATE TABLE expiries (
+    deploy_id  TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL
+);
+";
+
 /// Rebuild a timeline for nodes a v1 store recorded (it kept only their timestamps).
 fn backfill_v2(tx: &Transaction) -> anyhow::Result<()> {
     let mut nodes = tx.prepare(&format!("SELECT id, {NODE_COLUMNS} FROM nodes ORDER BY id"))?;
@@ -125,6 +133,10 @@ const STEPS: [Step; LATEST as usize] = [
     },
     Step {
         sql: V3,
+        after: None,
+    },
+    Step {
+        sql: V4,
         after: None,
     },
 ];

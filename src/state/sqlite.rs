@@ -1001,6 +1001,30 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_expiries(&self, items: &[(String, String)]) -> anyhow::Result<()> {
+        self.write(|tx| {
+            let mut up = tx.prepare(
+                "INSERT INTO expiries(deploy_id, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT(deploy_id) DO UPDATE SET expires_at = excluded.expires_at",
+            )?;
+            for (d, at) in items {
+                require_node(tx, d)?;
+                up.execute(params![d, at])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn expiries(&self) -> anyhow::Result<std::collections::HashMap<String, String>> {
+        let mut q = self
+            .conn
+            .prepare("SELECT deploy_id, expires_at FROM expiries")?;
+        let rows = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     fn deleted_unrecorded(&self, node_ref: &str) -> anyhow::Result<Option<String>> {
         Ok(self
             .conn

@@ -521,3 +521,88 @@ fn linode_shutdown_has_no_body_and_vultr_lists_without_the_deprecated_tag() {
         mock.log_summary()
     );
 }
+
+// ---- expiry ------------------------------------------------------------------------------------
+
+/// Move a node's recorded expiry (as if time had passed).
+fn set_expiry(cli: &Capsule, name: &str, at: &str) {
+    let inv = inventory(cli);
+    let d = record(&inv, name)["deploy_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let store = capsule::state::open(cli.home()).expect("store");
+    store.set_expiries(&[(d, at.to_string())]).expect("expiry");
+}
+
+#[test]
+fn ttl_is_shown_and_reap_deletes_only_expired_nodes() {
+    let mock = do_mock();
+    let cli = cli_for(&mock);
+    for (name, ttl) in [("old", Some("8h")), ("young", Some("8h")), ("keep", None)] {
+        let mut args = vec![
+            "deploy",
+            "--provider",
+            "digitalocean",
+            "--template",
+            "do-small",
+            "--region",
+            "nyc1",
+            "--name",
+            name,
+            "--yes",
+        ];
+        if let Some(t) = ttl {
+            args.extend(["--ttl", t]);
+        }
+        run(&cli, &args, 0);
+    }
+    mock.settle();
+    let bad = run(
+        &cli,
+        &["deploy", "--template", "do-small", "--ttl", "soon", "--yes"],
+        2,
+    );
+    assert!(bad.stderr.contains("is not a duration"), "{}", bad.stderr);
+
+    // Time left in list and inventory.
+    let table = run(&cli, &["list"], 0).stdout;
+    let left = |t: &str| t.contains("in 7h") || t.contains("in 8h");
+    assert!(table.contains("EXPIRES") && left(&table), "{table}");
+    let inv = run(&cli, &["inventory"], 0).stdout;
+    assert!(inv.contains("EXPIRES") && left(&inv), "{inv}");
+    let listed = rows(&run(&cli, &["list", "-o", "json"], 0));
+    let keep = listed.iter().find(|r| r["name"] == "keep").unwrap();
+    assert!(keep["expires_at"].is_null());
+    let young = listed.iter().find(|r| r["name"] == "young").unwrap();
+    assert!(young["expires_at"].is_string());
+
+    set_expiry(&cli, "old", "2020-01-01T00:00:00Z");
+    let due = rows(&run(&cli, &["reap", "--dry-run", "-o", "json"], 0));
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0]["name"], "old");
+    let refused = run(&cli, &["reap"], 2);
+    assert!(
+        refused
+            .stderr
+            .contains("Delete 1 node (their --ttl ran out)"),
+        "{}",
+        refused.stderr
+    );
+    mock.assert_not_called(Op::Delete);
+
+    let out = run(&cli, &["reap", "--yes"], 0);
+    assert!(out.stdout.contains("old (digitalocean:"), "{}", out.stdout);
+    assert_eq!(mock.count(Op::Delete), 1);
+    let names: Vec<String> = mock.nodes().into_iter().map(|n| n.name).collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"young".to_string()) && names.contains(&"keep".to_string()));
+    let history = run(&cli, &["inventory", "show", "old"], 0).stdout;
+    assert!(
+        history.contains("reaped: expired at 2020-01-01T00:00:00Z"),
+        "{history}"
+    );
+    // Nothing else is due.
+    let again = run(&cli, &["reap", "--yes"], 0);
+    assert!(again.stderr.contains("nothing to reap"), "{}", again.stderr);
+}
