@@ -127,6 +127,9 @@ pub enum Command {
     History(HistoryArgs),
     /// Cost report from the prices paid.
     Cost(CostArgs),
+    /// Open an SSH session on a node (or run a command: `ssh NODE -- uptime`) with the system
+    /// `ssh`, the node's address and the provider's login user.
+    Ssh(SshArgs),
     /// Delete the nodes whose `deploy --ttl` ran out (asks first; `--yes` for cron).
     Reap(ReapArgs),
     /// Compare the local record with the providers: orphans, ghosts, drift.
@@ -258,9 +261,15 @@ pub struct DeployArgs {
     /// OS image (provider slug/id); default: the provider's default image.
     #[arg(long)]
     pub image: Option<String>,
-    /// SSH key: a public-key file or a provider key id, as the provider expects (repeatable).
-    #[arg(long = "ssh-key", value_name = "KEY")]
+    /// SSH key, the same on every provider: a public key file (registered with the provider
+    /// once where it stores keys), or the NAME or ID of a key stored there (repeatable).
+    /// Default: ~/.ssh/id_ed25519.pub, else ~/.ssh/id_rsa.pub, when present.
+    #[arg(long = "ssh-key", value_name = "PATH|NAME|ID")]
     pub ssh_keys: Vec<String>,
+    /// Deploy with no SSH key even though the bootstrap turns password logins off (no default
+    /// key either; an explicit --ssh-key still counts).
+    #[arg(long, env = "CAPSULE_NO_SSH_KEY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_ssh_key: bool,
     /// cloud-init user data file; default: the catalog's xNode bootstrap.
     #[arg(long, value_name = "FILE")]
     pub user_data: Option<PathBuf>,
@@ -386,6 +395,21 @@ pub struct BulkArgs {
     /// Most requests in flight at once.
     #[arg(long, default_value_t = 8, value_name = "K")]
     pub parallel: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// `PROVIDER:ID`, `PROVIDER:REGION/ID`, or a node name from the inventory.
+    pub node: String,
+    /// Private key to log in with (default: ~/.ssh/id_ed25519, else ~/.ssh/id_rsa, when present).
+    #[arg(long, short = 'i', value_name = "PATH")]
+    pub identity: Option<PathBuf>,
+    /// Log in as this user instead of the provider's default.
+    #[arg(long, short = 'l')]
+    pub user: Option<String>,
+    /// A command to run instead of a shell (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

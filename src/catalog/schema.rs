@@ -73,6 +73,9 @@ pub struct ProviderMeta {
     /// key text itself) or `none` (the provider injects account keys itself).
     #[serde(default)]
     pub ssh_key: String,
+    /// The login user of the provider's default image (`capsule openmesh ssh`); default `root`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ssh_user: String,
     /// Default OS image for deploys that name none.
     #[serde(default)]
     pub default_image: String,
@@ -101,6 +104,7 @@ impl Default for ProviderMeta {
             monthly_ratio: None,
             user_data_max_bytes: 0,
             ssh_key: String::new(),
+            ssh_user: String::new(),
             default_image: String::new(),
             billed_when_stopped: true,
         }
@@ -252,11 +256,31 @@ pub struct Rate {
 pub struct Bootstrap {
     #[serde(default)]
     pub user_data: String,
+    /// The bootstrap turns password logins off: a deploy with it and no SSH key is refused
+    /// (unless `--no-ssh-key`), as the node would be unreachable.
+    #[serde(default)]
+    pub disables_password_login: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
 // The API description: everything the generic driver needs to talk to one provider.
 // ---------------------------------------------------------------------------------------------
+
+/// `[api.keys]`: the provider's stored SSH keys. `list_keys` lists them (its `node` pointer
+/// reaches the list), `create_key` stores one from the variables `key_name` and `public_key`
+/// (its `node` pointer reaches the stored key). A local key is matched against the listed ones
+/// by its key material (type and base64 blob, what a fingerprint hashes), so it is registered
+/// once and reused.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFields {
+    /// Pointer to the key's id in a listed or created key: what `create` takes.
+    #[serde(default)]
+    pub id: String,
+    /// Pointer to the OpenSSH public key text in a listed key.
+    #[serde(default)]
+    pub public_key: String,
+}
 
 /// `[api]`: how to reach and speak to a provider's API.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -311,6 +335,10 @@ pub struct Api {
     /// operation `prices` (paged like `list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<PriceFields>,
+    /// How a local public key is registered with the provider once and found again
+    /// (`list_keys` / `create_key` operations); absent: keys cannot be registered here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<KeyFields>,
 }
 
 /// `[api.prices]`: field locations inside one item of the price list.

@@ -291,6 +291,24 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         return;
     }
     template_ok(c, &e, &["base_url"], &api.base_url);
+    if let Some(k) = &api.keys {
+        for op in ["list_keys", "create_key"] {
+            if !api.operations.contains_key(op) {
+                c.push(
+                    &e,
+                    &["keys"],
+                    format!("[api.keys] needs an `{op}` operation"),
+                );
+            }
+        }
+        if !k.id.starts_with('/') || !k.public_key.starts_with('/') {
+            c.push(
+                &e,
+                &["keys"],
+                "[api.keys] `id` and `public_key` are pointers starting with '/'".to_string(),
+            );
+        }
+    }
     if !api.format.is_empty() {
         c.one_of(&e, &["format"], "format", &api.format, &["json", "xml"]);
     }

@@ -612,48 +612,6 @@ fn user_data(ctx: &Ctx, args: &DeployArgs, pl: &Placement) -> anyhow::Result<Opt
     Ok(Some(out))
 }
 
-/// `--ssh-key` values as the provider wants them: key text from files, or stored key ids.
-fn ssh_keys(p: &ProviderEntry, args: &DeployArgs) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for k in &args.ssh_keys {
-        let path = std::path::Path::new(k);
-        let is_file = path.is_file();
-        match p.meta.ssh_key.as_str() {
-            "public-key" => {
-                let text = if is_file {
-                    std::fs::read_to_string(path).map_err(|e| bad_input(format!("cannot read --ssh-key {k}: {e}")))?
-                } else {
-                    k.clone()
-                };
-                let text = text.trim().to_string();
-                if !(text.starts_with("ssh-") || text.starts_with("ecdsa-")) {
-                    return Err(bad_input(format!(
-                        "--ssh-key {k} is not an OpenSSH public key — {} takes the key itself: pass a .pub file",
-                        p.id()
-                    )));
-                }
-                out.push(text);
-            }
-            "none" => {
-                return Err(bad_input(format!(
-                    "{} injects the account's own SSH keys and takes none per server — add the key to the account and drop --ssh-key",
-                    p.id()
-                )))
-            }
-            _ => {
-                if is_file {
-                    return Err(bad_input(format!(
-                        "--ssh-key {k} is a file, but {} takes the id of a key stored at the provider — upload the key there and pass its id",
-                        p.id()
-                    )));
-                }
-                out.push(k.clone());
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// What `deploy` will do.
 struct Plan {
     placements: Vec<Placement>,
@@ -757,7 +715,7 @@ fn create_request(
         plan: t.plan.clone(),
         template: t.id.clone(),
         image: args.image.clone(),
-        ssh_keys: ssh_keys(p, args)?,
+        ssh_keys: super::sshkeys::for_provider(ctx, args, p, &pl.region)?,
         user_data,
         deploy_id: deploy_id.to_string(),
         api_variant: t.api_variant.clone(),

@@ -13,6 +13,8 @@ pub mod history;
 pub mod inventory;
 pub mod nodes;
 pub mod provider;
+pub mod ssh;
+pub mod sshkeys;
 pub mod sync;
 
 use crate::cli::{Cli, Command, TopCommand};
@@ -71,6 +73,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Cost(args) => cost::run(ctx, &args),
         Command::Sync(args) => sync::run(ctx, &args),
         Command::Reap(args) => expiry::reap(ctx, &args),
+        Command::Ssh(args) => ssh::run(ctx, &args),
     }
 }
 

@@ -14,11 +14,13 @@ mod auth;
 mod error;
 mod form;
 mod http;
+mod keys;
 mod ops;
 mod template;
 mod tree;
 
 pub use error::{DriverError, ErrorKind};
+pub use keys::key_material;
 pub use ops::PlanPrice;
 
 use crate::catalog::model::ProviderEntry;

@@ -476,7 +476,7 @@ impl Driver {
     }
 
     /// Every item of a listing operation, across its pages.
-    async fn items(
+    pub(super) async fn items(
         &self,
         name: &str,
         variant: &str,
@@ -939,7 +939,7 @@ impl Driver {
     }
 
     /// Prepare and send one operation (no action polling, no steps).
-    async fn call_plain(
+    pub(super) async fn call_plain(
         &self,
         variant: &str,
         name: &str,

@@ -678,7 +678,8 @@ fn kill_9_mid_fleet_then_resume_gives_exactly_n_nodes() {
         .env("HOME", c.home())
         .env("NO_COLOR", "1")
         .env("CAPSULE_POLL_INTERVAL_MS", "20")
-        .env("CAPSULE_BACKOFF_MS", "5");
+        .env("CAPSULE_BACKOFF_MS", "5")
+        .env("CAPSULE_NO_SSH_KEY", "1");
     for (k, v) in mock.env() {
         cmd.env(k, v);
     }

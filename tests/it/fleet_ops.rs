@@ -606,3 +606,193 @@ fn ttl_is_shown_and_reap_deletes_only_expired_nodes() {
     let again = run(&cli, &["reap", "--yes"], 0);
     assert!(again.stderr.contains("nothing to reap"), "{}", again.stderr);
 }
+
+// ---- SSH ---------------------------------------------------------------------------------------
+
+const PUB_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxQkz0R1cM3L7n8cMOCKtestkeyFLEETops0000 me@laptop";
+
+/// A DigitalOcean deploy that may need a key: the refusal of keyless deploys is on.
+fn keyed(cli: Capsule) -> Capsule {
+    cli.env("CAPSULE_NO_SSH_KEY", "false")
+}
+
+fn do_deploy_args<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "deploy",
+        "--provider",
+        "digitalocean",
+        "--template",
+        "do-small",
+        "--region",
+        "nyc1",
+        "--name",
+        name,
+        "--yes",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn a_key_file_is_registered_once_then_reused() {
+    let mock = do_mock();
+    let cli = keyed(cli_for(&mock));
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("fleet.pub");
+    std::fs::write(&key, format!("{PUB_KEY}\n")).unwrap();
+    let key = key.to_str().unwrap();
+    run(&cli, &do_deploy_args("k1", &["--ssh-key", key]), 0);
+    assert_eq!(mock.keys().len(), 1, "registered");
+    let id = mock.keys()[0]["id"].clone();
+    // A second deploy (and a fleet) finds it by its key material: nothing stored again.
+    run(&cli, &do_deploy_args("k2", &["--ssh-key", key]), 0);
+    run(
+        &cli,
+        &do_deploy_args("kf", &["--ssh-key", key, "--count", "2"]),
+        0,
+    );
+    assert_eq!(mock.keys().len(), 1, "{:?}", mock.keys());
+    let creates = mock.requests_for(Op::Create);
+    assert_eq!(creates.len(), 4);
+    for c in &creates {
+        // The spec takes ids as integers or strings.
+        assert_eq!(
+            c.json()["ssh_keys"],
+            serde_json::json!([id.to_string()]),
+            "{}",
+            c.body_text()
+        );
+    }
+    let posts = mock
+        .requests_for(Op::Key)
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1);
+    // A NAME or ID goes through as it is.
+    run(&cli, &do_deploy_args("k3", &["--ssh-key", "512190"]), 0);
+    let last = mock.requests_for(Op::Create).pop().unwrap();
+    assert_eq!(last.json()["ssh_keys"], serde_json::json!(["512190"]));
+}
+
+#[test]
+fn the_default_key_is_used_and_a_keyless_deploy_is_refused_unless_asked() {
+    let mock = do_mock();
+    let cli = keyed(cli_for(&mock));
+    let refused = run(&cli, &do_deploy_args("nokey", &[]), 2);
+    assert!(
+        refused.stderr.contains("no SSH key") && refused.stderr.contains("--no-ssh-key"),
+        "{}",
+        refused.stderr
+    );
+    mock.assert_not_called(Op::Create);
+    run(&cli, &do_deploy_args("nokey", &["--no-ssh-key"]), 0);
+    assert_eq!(
+        mock.requests_for(Op::Create)[0].json()["ssh_keys"],
+        serde_json::json!([])
+    );
+
+    // ~/.ssh/id_ed25519.pub is the default.
+    let ssh = cli.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    std::fs::write(ssh.join("id_ed25519.pub"), PUB_KEY).unwrap();
+    run(&cli, &do_deploy_args("dflt", &[]), 0);
+    assert_eq!(mock.keys().len(), 1);
+    assert_eq!(mock.keys()[0]["public_key"], PUB_KEY);
+}
+
+#[test]
+fn a_missing_key_file_is_bad_input_and_never_sent_as_an_id() {
+    let mock = do_mock();
+    let cli = keyed(cli_for(&mock));
+    for missing in ["~/.ssh/nope.pub", "./nope.pub", "/no/such/key.pub"] {
+        let out = run(&cli, &do_deploy_args("m", &["--ssh-key", missing]), 2);
+        assert!(
+            out.stderr
+                .contains(&format!("--ssh-key {missing}: no such file")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(mock.requests().is_empty(), "{}", mock.log_summary());
+    // Scaleway takes its project's keys: an explicit key is refused, clearly.
+    let out = run(
+        &cli,
+        &[
+            "deploy",
+            "--provider",
+            "scaleway",
+            "--template",
+            "scw-dev1-s",
+            "--region",
+            "par1",
+            "--name",
+            "s",
+            "--yes",
+            "--ssh-key",
+            "my-key",
+        ],
+        2,
+    );
+    assert!(
+        out.stderr.contains("takes none per server"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn ssh_runs_the_system_ssh_with_address_user_and_key() {
+    let mock = do_mock();
+    let cli = cli_for(&mock);
+    do_single(&cli, "box");
+    mock.settle();
+    run(&cli, &["status", "box"], 0);
+    let ip = mock.node_named("box").unwrap().ip.unwrap();
+    // A fake `ssh` first on PATH records its arguments.
+    let bin = tempfile::tempdir().unwrap();
+    let log = bin.path().join("argv");
+    let fake = bin.path().join("ssh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{}'\nexit 7\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ssh_dir = cli.home().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::fs::write(ssh_dir.join("id_ed25519.pub"), PUB_KEY).unwrap();
+    std::fs::write(ssh_dir.join("id_ed25519"), "private").unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let cli = cli.env("PATH", &path);
+    let out = cli.run_args(&om(&["ssh", "box", "--", "uptime", "-p"]));
+    assert_eq!(out.code, 7, "ssh's exit status: {out:?}");
+    let argv = std::fs::read_to_string(&log).unwrap();
+    let argv: Vec<&str> = argv.lines().collect();
+    let key = ssh_dir.join("id_ed25519");
+    assert_eq!(
+        argv,
+        [
+            "-i",
+            key.to_str().unwrap(),
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            &format!("root@{ip}"),
+            "--",
+            "uptime",
+            "-p"
+        ]
+    );
+    // AWS's Ubuntu images log in as `ubuntu` (catalog): an unknown node is bad input.
+    let out = cli.run_args(&om(&["ssh", "nosuchnode"]));
+    assert_eq!(out.code, 2, "{out:?}");
+}

@@ -747,7 +747,8 @@ mod sync {
             .env("CAPSULE_HOME", c.home())
             .env("HOME", c.home())
             .env("NO_COLOR", "1")
-            .env("CAPSULE_BACKOFF_MS", "5");
+            .env("CAPSULE_BACKOFF_MS", "5")
+            .env("CAPSULE_NO_SSH_KEY", "1");
         for (k, v) in mock.env() {
             cmd.env(k, v);
         }

@@ -85,6 +85,9 @@ impl Capsule {
         cmd.env("NO_COLOR", "1");
         cmd.env("CAPSULE_POLL_INTERVAL_MS", "20");
         cmd.env("CAPSULE_BACKOFF_MS", "5");
+        // The default bootstrap turns password logins off, so a deploy without a key is refused
+        // unless `--no-ssh-key`; tests deploy keyless unless they set this to "" themselves.
+        cmd.env("CAPSULE_NO_SSH_KEY", "1");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -66,6 +66,7 @@ impl Api for DigitalOcean {
         let s: Vec<&str> = segs.iter().map(String::as_str).collect();
         match (req.method.as_str(), s.as_slice()) {
             ("GET", ["v2", "account"]) => Op::Verify,
+            ("GET" | "POST", ["v2", "account", "keys"]) => Op::Key,
             ("POST", ["v2", "droplets"]) => Op::Create,
             ("GET", ["v2", "droplets"]) => Op::List,
             ("DELETE", ["v2", "droplets"]) if req.q("tag_name").is_some() => Op::Delete,
@@ -96,6 +97,7 @@ impl Api for DigitalOcean {
     fn handle(&self, req: &Request, op: Op, cx: &mut Cx) -> Resp {
         match op {
             Op::Verify => account(),
+            Op::Key => keys(req, cx),
             Op::Create => create(req, cx),
             Op::List => list(req, cx),
             Op::Get => match droplet_id(req).and_then(|id| cx.poll(&id)) {
@@ -175,6 +177,41 @@ impl Api for DigitalOcean {
 fn droplet_id(req: &Request) -> Option<String> {
     let id = req.segments().get(2)?.clone();
     id.parse::<u64>().ok().map(|_| id)
+}
+
+/// `GET /v2/account/keys` (`ssh_keys`, links, meta.total) and `POST /v2/account/keys`
+/// (`name` and `public_key` required; 201 `ssh_key`; a key already stored is 422), as the
+/// official spec's sshKeys_list / sshKeys_create.
+fn keys(req: &Request, cx: &mut Cx) -> Resp {
+    if req.method == "GET" {
+        let keys = cx.store.keys.clone();
+        let total = keys.len();
+        return Resp::json(
+            200,
+            json!({"ssh_keys": keys, "links": {}, "meta": {"total": total}}),
+        );
+    }
+    let body = req.json();
+    let (Some(name), Some(key)) = (
+        body.get("name").and_then(Value::as_str),
+        body.get("public_key").and_then(Value::as_str),
+    ) else {
+        return unprocessable("name and public_key are required");
+    };
+    let material = |k: &str| k.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    if cx
+        .store
+        .keys
+        .iter()
+        .any(|k| k["public_key"].as_str().map(material) == Some(material(key)))
+    {
+        return unprocessable("SSH Key is already in use on your account");
+    }
+    let id = 512190 + cx.store.keys.len() as u64;
+    let stored = json!({"id": id, "fingerprint": format!("3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:{:02x}", id % 256),
+                        "public_key": key, "name": name});
+    cx.store.keys.push(stored.clone());
+    Resp::json(201, json!({"ssh_key": stored}))
 }
 
 fn account() -> Resp {

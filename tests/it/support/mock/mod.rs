@@ -145,6 +145,8 @@ pub enum Op {
     Other,
     /// Scaleway `…/user_data/{key}`.
     UserData,
+    /// Listing or storing the account's SSH keys (DO `/v2/account/keys`).
+    Key,
     /// A path or action the mock does not model (answered with the provider's 404 shape; fails
     /// the test at drop when `MockConfig::strict`).
     Unrouted,
@@ -608,6 +610,11 @@ impl MockServer {
         self.lock().nodes.clone()
     }
 
+    /// The SSH keys stored at the provider, in its JSON shape.
+    pub fn keys(&self) -> Vec<Value> {
+        self.lock().keys.clone()
+    }
+
     pub fn node(&self, id: &str) -> Option<Node> {
         self.lock().nodes.iter().find(|n| n.id == id).cloned()
     }
@@ -894,6 +901,8 @@ struct Store {
     rate_limit_every: Option<u32>,
     error_500_every: Option<u32>,
     pending_polls: u32,
+    /// SSH keys stored at the provider (account keys), in the provider's own JSON shape.
+    keys: Vec<Value>,
 }
 
 /// A provider-side asynchronous action (DO action objects, Scaleway tasks).
@@ -946,6 +955,7 @@ impl Store {
             rate_limit_every: cfg.rate_limit_every,
             error_500_every: cfg.error_500_every,
             pending_polls: cfg.pending_polls,
+            keys: Vec::new(),
         }
     }
 
