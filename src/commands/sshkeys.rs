@@ -117,8 +117,10 @@ pub fn sources(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Vec<KeySource>> {
 }
 
 /// Keys registered by this process: `(provider, region, key type + blob)` → the provider's id.
-fn registered() -> &'static Mutex<HashMap<(String, String, String), String>> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, String, String), String>>> = OnceLock::new();
+type Registered = Mutex<HashMap<(String, String, String), String>>;
+
+fn registered() -> &'static Registered {
+    static CACHE: OnceLock<Registered> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -208,13 +210,6 @@ pub fn for_provider(
                     None => {
                         let driver = ctx.driver(id)?;
                         let rt = ctx.runtime()?;
-                        let api_region = ctx
-                            .provider(id)?
-                            .regions
-                            .iter()
-                            .find(|r| r.id == region)
-                            .map(|r| r.id.clone())
-                            .unwrap_or_else(|| region.to_string());
                         let k = rt
                             .block_on(driver.ensure_key(&key_name(&text), &text, Some(&api_region)))
                             .map_err(anyhow::Error::new)?;
