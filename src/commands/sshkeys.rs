@@ -211,7 +211,7 @@ pub fn for_provider(
                         let driver = ctx.driver(id)?;
                         let rt = ctx.runtime()?;
                         let k = rt
-                            .block_on(driver.ensure_key(&key_name(&text), &text, Some(&api_region)))
+                            .block_on(driver.ensure_key(&key_name(&text), &text, Some(region)))
                             .map_err(anyhow::Error::new)?;
                         registered()
                             .lock()
