@@ -240,15 +240,15 @@ pub struct DeployArgs {
     /// Provider to deploy on (with --template: the manual form).
     #[arg(long = "provider", short = 'p', value_name = "ID")]
     pub providers: Vec<String>,
-    /// Template id (the manual form).
-    #[arg(long, short = 't')]
+    /// Template id (the manual form; constraints like --min-cpu pick one instead).
+    #[arg(long, short = 't', conflicts_with_all = ["min_cpu", "min_memory", "min_storage", "gpu", "budget", "max_monthly", "exclude_provider", "arch"])]
     pub template: Option<String>,
     /// Region slug; default: the cheapest region within --continent/--country, else the
     /// provider's default.
     #[arg(long, short = 'r')]
     pub region: Option<String>,
     /// Node name (fleets: NAME-01, NAME-02, …).
-    #[arg(long, short = 'n')]
+    #[arg(long, short = 'n', conflicts_with = "name_prefix")]
     pub name: Option<String>,
     /// Name prefix for fleets.
     #[arg(long, value_name = "PREFIX")]
@@ -448,10 +448,20 @@ pub struct CostArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CostGroup {
+    /// One row per provider.
     Provider,
+    /// One row per region.
     Region,
+    /// One row per template.
     Template,
+    /// One row per node.
     Node,
+    /// Cost over time: one row per UTC day.
+    Day,
+    /// Cost over time: one row per week (Monday to Monday, UTC).
+    Week,
+    /// Cost over time: one row per calendar month (UTC).
+    Month,
 }
 
 #[derive(Debug, Args)]
@@ -464,6 +474,9 @@ pub struct SyncArgs {
     /// Mark ghosts (recorded nodes gone from the provider) deleted.
     #[arg(long)]
     pub forget: bool,
+    /// Exit 2 when drift, orphans or ghosts were found (0: in sync, 1: a provider failed).
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Subcommand)]

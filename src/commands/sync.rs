@@ -157,6 +157,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<Value> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
+    let mut unconfigured: Vec<&str> = Vec::new();
     for p in providers {
         let id = p.id();
         if crate::credentials::configured(&ctx.home, p)? == "no" {
@@ -168,7 +169,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
                 rows.push(failure_row(id, &msg));
                 failed = true;
             } else {
-                eprintln!("note: {id}: skipped, {msg}");
+                unconfigured.push(id);
             }
             continue;
         }
@@ -199,11 +200,23 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
         synced += 1;
     }
     render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
+    if !unconfigured.is_empty() && synced > 0 {
+        eprintln!(
+            "note: skipped, no credentials: {} — configure them with `capsule openmesh provider configure NAME`",
+            unconfigured.join(", ")
+        );
+    }
     if synced == 0 && !failed {
         eprintln!("capsule: no provider has credentials — nothing to sync");
     }
+    let found = rows
+        .iter()
+        .any(|r| matches!(r["finding"].as_str(), Some("drift" | "orphan" | "ghost")));
     Ok(if failed {
         ExitCode::from(1)
+    } else if args.exit_code && found {
+        // Like `terraform plan -detailed-exitcode`: 2 means "differences found".
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
