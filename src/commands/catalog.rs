@@ -430,9 +430,9 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
         .iter()
         .find(|r| r.currency.eq_ignore_ascii_case(p.currency()))
         .map(|r| r.as_of.clone()));
-    row.as_object_mut().map(|m| {
+    if let Some(m) = row.as_object_mut() {
         m.retain(|k, _| !k.starts_with('_'));
-    });
+    }
     let mut pairs = vec![
         ("id".to_string(), t.id.clone()),
         ("name".into(), t.name.clone()),
