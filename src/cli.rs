@@ -212,22 +212,24 @@ pub enum Command {
   capsule openmesh status my-node
   capsule openmesh status digitalocean:123456 -o json")]
     Status(NodeArgs),
-    /// Power a node on.
+    /// Power nodes on.
     #[command(after_help = "Examples:
   capsule openmesh start my-node --wait
+  capsule openmesh start --group 3f9c2a1b7d0e --wait
   capsule openmesh start vultr:0c4b1d2e --wait --timeout 5m")]
-    Start(NodeArgs),
-    /// Power a node off (it is still billed by most providers).
+    Start(BulkArgs),
+    /// Power nodes off (most providers still bill them).
     #[command(after_help = "Examples:
   capsule openmesh stop my-node --wait
-  capsule openmesh stop linode:4711")]
-    Stop(NodeArgs),
-    /// Delete a node (billing stops).
+  capsule openmesh stop --name 'web-*' --yes")]
+    Stop(BulkArgs),
+    /// Delete nodes (billing stops).
     #[command(after_help = "Examples:
   capsule openmesh delete my-node
   capsule openmesh delete digitalocean:123456 --yes --wait
-  capsule openmesh inventory --name 'test-*' -q | xargs -n1 capsule openmesh delete --yes")]
-    Delete(NodeArgs),
+  capsule openmesh delete --provider vultr --all --yes
+  capsule openmesh inventory --name 'test-*' -q | xargs capsule openmesh delete --yes")]
+    Delete(BulkArgs),
     /// The local record of nodes.
     #[command(after_help = "Examples:
   capsule openmesh inventory
@@ -542,6 +544,35 @@ pub struct NodeArgs {
     pub timeout: String,
 }
 
+/// Nodes to start, stop or delete: named, or selected from the inventory.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BulkArgs {
+    /// `PROVIDER:ID`, `PROVIDER:REGION/ID`, or node names from the inventory.
+    #[arg(value_name = "NODE", add = ArgValueCandidates::new(node_names))]
+    pub nodes: Vec<String>,
+    /// Every live node of a fleet (the group id `deploy` printed).
+    #[arg(long, value_name = "GROUP_ID")]
+    pub group: Option<String>,
+    /// Live recorded nodes whose name matches this glob, e.g. `web-*`.
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+    /// Only nodes at this provider (with --all: every live recorded node there).
+    #[arg(long, short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
+    pub provider: Option<String>,
+    /// With --provider: every live node capsule recorded at that provider.
+    #[arg(long, requires = "provider")]
+    pub all: bool,
+    /// Wait until each node reaches the state (and, for delete, until its cleanups ran).
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest wait, e.g. `10m`.
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 8, value_name = "K")]
+    pub parallel: usize,
+}
+
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
     #[command(subcommand)]
@@ -590,6 +621,11 @@ pub enum InventoryCommand {
   capsule openmesh inventory stats
   capsule openmesh inventory stats -p vultr -o json")]
     Stats(InventoryFilter),
+    /// Work left for after a delete (volumes that keep billing), not done yet.
+    #[command(after_help = "Examples:
+  capsule openmesh inventory cleanups
+  capsule openmesh inventory cleanups -o json")]
+    Cleanups,
     /// Write the inventory as CSV or JSON (`-` = stdout).
     #[command(after_help = "Examples:
   capsule openmesh inventory export nodes.csv

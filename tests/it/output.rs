@@ -315,11 +315,15 @@ fn quiet_ids_feed_delete() {
     assert_eq!(ids.code, 0, "{}", ids.stderr);
     let ids: Vec<&str> = ids.stdout.lines().collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
-    for id in &ids {
-        assert!(id.starts_with("digitalocean:"), "{id}");
-        let out = c.run_args(&["openmesh", "delete", id, "--yes"]);
-        assert_eq!(out.code, 0, "delete {id}: {}", out.stderr);
-    }
+    assert!(
+        ids.iter().all(|id| id.starts_with("digitalocean:")),
+        "{ids:?}"
+    );
+    // As `capsule openmesh list -q | xargs capsule openmesh delete --yes` would.
+    let mut args = vec!["openmesh", "delete", "--yes"];
+    args.extend(&ids);
+    let out = c.run_args(&args);
+    assert_eq!(out.code, 0, "delete {ids:?}: {}", out.stderr);
     assert_eq!(mock.count(Op::Delete), 2);
 }
 
