@@ -3,6 +3,7 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod hostile_input;
 mod mocks;
 mod providers;
 mod readme;
