@@ -458,6 +458,10 @@ pub struct Limits {
     /// "not found" means deleted; until then it reads as pending.
     #[serde(default)]
     pub hidden_after_create_seconds: f64,
+    /// Largest answer body the driver reads, in MB (default 8); a provider whose price list
+    /// or listing pages are larger raises it. A larger body is an error, never read in full.
+    #[serde(default)]
+    pub max_body_mb: f64,
 }
 
 /// One HTTP call (plus the steps around it).

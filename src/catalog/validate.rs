@@ -362,6 +362,14 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             );
         }
     }
+    let mb = api.limits.max_body_mb;
+    if !(mb.is_finite() && (0.0..=1024.0).contains(&mb)) {
+        c.push(
+            &e,
+            &["limits", "max_body_mb"],
+            format!("limits.max_body_mb = {mb} must be between 0 (the default, 8 MB) and 1024"),
+        );
+    }
     if api.node.id == Field::default() {
         c.push(&e, &["node"], "api.node needs an id pointer".to_string());
     }

@@ -1,7 +1,7 @@
 //! The operations: create (with its idempotent retry), list (regions × variants, paging),
 //! find_by_tag, get, start, stop, delete, steps around them, async action polling and waits.
 
-use super::error::{DriverError, ErrorKind};
+use super::error::{excerpt, DriverError, ErrorKind};
 use super::http::{backoff, Body, Mode, Prepared, Resp};
 use super::tree;
 use super::{Driver, Node, NodeRef, NodeState, RenderedRequest};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// Longest wait for a step's `wait_for` or an action to finish.
 const STEP_WAIT: Duration = Duration::from_secs(20 * 60);
-/// Guard against endless pagination.
+/// Guard against endless pagination: a listing still going after this many pages is an error.
 const MAX_PAGES: usize = 1000;
 
 /// The first node object a pointer reaches (the whole answer for an empty pointer).
@@ -502,12 +502,30 @@ impl Driver {
         let mut out = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut page: u64 = 1;
-        for _ in 0..MAX_PAGES {
+        let mut pages = 0usize;
+        // A listing that stops early is an error, never a shorter list: `sync` would read the
+        // missing nodes as gone.
+        let incomplete = |why: String| {
+            DriverError::new(
+                &self.inner.id,
+                ErrorKind::Api,
+                format!("the `{name}` listing stopped early: {why}; its result is incomplete"),
+            )
+        };
+        let shown = |s: &str| excerpt(s, &self.inner.secrets(), 200);
+        loop {
+            if pages >= MAX_PAGES {
+                return Err(incomplete(format!(
+                    "it did not end after {MAX_PAGES} pages"
+                )));
+            }
+            pages += 1;
             if style == "page" && !pg.page_param.is_empty() {
                 prep.set_query(&pg.page_param, &page.to_string());
             }
             let resp = self.send(&prep, Mode::Safe).await?;
-            let items = tree::elements(&resp.value, &op.node);
+            let value = self.read_value(name, &op.node, &resp, true)?;
+            let items = tree::elements(value, &op.node);
             let n = items.len();
             out.extend(items.into_iter().cloned());
             match style {
@@ -516,7 +534,7 @@ impl Driver {
                         break;
                     }
                     if !pg.total_pages.is_empty() {
-                        if let Some(tp) = tree::text_at(&resp.value, &pg.total_pages)
+                        if let Some(tp) = tree::text_at(value, &pg.total_pages)
                             .and_then(|t| t.parse::<u64>().ok())
                         {
                             if page >= tp {
@@ -537,29 +555,42 @@ impl Driver {
                 }
                 "next_link" => {
                     let Some(next) =
-                        tree::text_at(&resp.value, &pg.next).filter(|s| !s.trim().is_empty())
+                        tree::text_at(value, &pg.next).filter(|s| !s.trim().is_empty())
                     else {
                         break;
                     };
                     if !seen.insert(next.clone()) {
-                        break;
+                        return Err(incomplete(format!(
+                            "the next-page link {} came back twice",
+                            shown(&next)
+                        )));
                     }
-                    let Ok(mut url) = prep.url.join(next.trim()) else {
-                        break;
-                    };
-                    if let Some(ep) = &self.inner.endpoint {
-                        super::http::apply_override(&mut url, ep);
-                    }
-                    prep.url = url;
+                    let url = prep.url.join(next.trim()).map_err(|e| {
+                        incomplete(format!(
+                            "the next-page link {} is not a URL ({e})",
+                            shown(&next)
+                        ))
+                    })?;
+                    prep.url = self.follow_link(&prep, url).map_err(|target| {
+                        DriverError::new(
+                            &self.inner.id,
+                            ErrorKind::Api,
+                            format!(
+                                "the `{name}` listing's next-page link points to {}, another address than the API's; capsule sends credentials only to the API's own scheme, host and port",
+                                shown(&target)
+                            ),
+                        )
+                    })?;
                 }
                 "cursor" | "token" => {
-                    let Some(token) =
-                        tree::text_at(&resp.value, &pg.next).filter(|s| !s.is_empty())
+                    let Some(token) = tree::text_at(value, &pg.next).filter(|s| !s.is_empty())
                     else {
                         break;
                     };
                     if !seen.insert(token.clone()) {
-                        break;
+                        return Err(incomplete(
+                            "the server sent the same page token twice".to_string(),
+                        ));
                     }
                     let param = if pg.cursor_param.is_empty() {
                         "cursor"
@@ -575,6 +606,69 @@ impl Driver {
             }
         }
         Ok(out)
+    }
+
+    /// Where a next-page link may lead: the origin (scheme, host, port) of the request that
+    /// brought it, or that of the catalog's URL it came from before an endpoint override. The
+    /// result carries the override. `Err` is the refused link.
+    fn follow_link(&self, prep: &Prepared, mut url: reqwest::Url) -> Result<reqwest::Url, String> {
+        let same = |a: &reqwest::Url, b: &reqwest::Url| {
+            a.scheme() == b.scheme()
+                && a.host_str() == b.host_str()
+                && a.port_or_known_default() == b.port_or_known_default()
+        };
+        if !same(&url, &prep.url) && !same(&url, &prep.api_url) {
+            return Err(url.to_string());
+        }
+        if let Some(ep) = &self.inner.endpoint {
+            super::http::apply_override(&mut url, ep);
+        }
+        Ok(url)
+    }
+
+    /// The parsed answer of a read (a list page, a get). An answer that does not parse, is
+    /// empty, lacks the node pointer or (`list`) is not a list where the whole answer should be
+    /// one is an error naming what came back, never "no servers".
+    fn read_value<'a>(
+        &self,
+        name: &str,
+        pointer: &str,
+        resp: &'a Resp,
+        list: bool,
+    ) -> Result<&'a Value, DriverError> {
+        let fail = |problem: String| {
+            let t = resp.text.trim();
+            let began = if t.is_empty() {
+                String::new()
+            } else {
+                format!("; it began: {}", excerpt(t, &self.inner.secrets(), 120))
+            };
+            DriverError::new(
+                &self.inner.id,
+                ErrorKind::Api,
+                format!("the `{name}` answer {problem}{began}"),
+            )
+            .with_status(resp.status)
+        };
+        if let Some(e) = &resp.parse_error {
+            return Err(fail(format!("does not parse ({e})")));
+        }
+        let v = &resp.value;
+        if v.is_null() {
+            return Err(fail("is empty".to_string()));
+        }
+        if !tree::reaches(v, pointer) {
+            return Err(fail(format!("has no `{pointer}`")));
+        }
+        if pointer.is_empty() {
+            if list && !v.is_array() {
+                return Err(fail("is not a list".to_string()));
+            }
+            if !list && v.as_object().is_none_or(|m| m.is_empty()) {
+                return Err(fail("holds no node".to_string()));
+            }
+        }
+        Ok(v)
     }
 
     fn node_ctx(&self, node: &NodeRef) -> Value {
@@ -622,7 +716,8 @@ impl Driver {
             .ok_or_else(|| self.no_op("get", &node.variant))?;
         let ctx = self.node_ctx(node);
         match self.call_plain(&node.variant, "get", &ctx).await {
-            Ok(resp) => match first_node(&resp.value, &op.node) {
+            Ok(resp) => match first_node(self.read_value("get", &op.node, &resp, false)?, &op.node)
+            {
                 Some(v) => {
                     let mut n = self.node_from(v, &node.variant, node.region.as_deref());
                     if n.id.is_empty() {
