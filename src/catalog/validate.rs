@@ -449,7 +449,7 @@ fn check_step_cycles(c: &mut Checker, e: &Entity, api: &Api) {
         .chain(api.variants.values().flat_map(|ops| ops.iter()));
     for (name, op) in all {
         let out = edges.entry(name.as_str()).or_default();
-        for step in op.before.iter().chain(op.after.iter()) {
+        for step in op.before.iter().chain(&op.after).chain(&op.cleanup) {
             if step.operation != *name {
                 out.insert(step.operation.as_str());
             }
@@ -547,7 +547,11 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         PAGING_STYLES,
     );
     let own = at.last().copied().unwrap_or("");
-    for (list, steps) in [("before", &op.before), ("after", &op.after)] {
+    for (list, steps) in [
+        ("before", &op.before),
+        ("after", &op.after),
+        ("cleanup", &op.cleanup),
+    ] {
         for step in steps {
             let target = step.operation.as_str();
             let why = if target == own {
@@ -580,15 +584,28 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
             );
         }
     }
-    for step in op.before.iter().chain(op.after.iter()) {
-        if !names.contains(&step.operation.as_str()) {
+    for step in &op.cleanup {
+        if !step.wait_for.is_empty() || !step.unless.is_empty() {
             c.push(
                 e,
-                &path(if op.before.iter().any(|s| s.operation == step.operation) {
-                    "before"
-                } else {
-                    "after"
-                }),
+                &path("cleanup"),
+                "a cleanup step runs once the node is gone: `wait_for` and `unless` do not apply"
+                    .to_string(),
+            );
+        }
+    }
+    for step in op.before.iter().chain(&op.after).chain(&op.cleanup) {
+        if !names.contains(&step.operation.as_str()) {
+            let key = if op.before.iter().any(|s| s.operation == step.operation) {
+                "before"
+            } else if op.cleanup.iter().any(|s| s.operation == step.operation) {
+                "cleanup"
+            } else {
+                "after"
+            };
+            c.push(
+                e,
+                &path(key),
                 unknown_msg("operation", &step.operation, names),
             );
         }
