@@ -101,11 +101,11 @@ fn seeded_home() -> crate::support::Capsule {
     let c = capsule();
     let t = capsule::state::time::format(capsule::state::time::now_unix() - 3 * 3600 - 1800);
     let csv = format!(
-        "deploy_id,name,provider,provider_id,template,region,status,ipv4,price_hourly,price_monthly,currency,created_at\n\
-         a1,web-1,digitalocean,1001,do-small,nyc1,running,203.0.113.7,0.00893,6,USD,{t}\n\
-         a2,web-2,vultr,ab-22,vultr-vc2-1,ewr,stopped,,0.007,5,USD,{t}\n\
-         a3,db-1,scaleway,fr-par-1/9f2c,scw-dev1-m,par1,error,,0.0198,14.45,EUR,{t}\n\
-         a4,old-1,linode,4711,linode-2gb,us-east,deleted,,0.018,12,USD,2024-05-01T00:00:00Z\n"
+        "deploy_id,name,provider,provider_id,template,plan,region,status,ipv4,price_hourly,price_monthly,currency,created_at\n\
+         a1,web-1,digitalocean,1001,do-small,s-1vcpu-1gb,nyc1,running,203.0.113.7,0.00893,6,USD,{t}\n\
+         a2,web-2,vultr,ab-22,vultr-vc2-1,vc2-1c-1gb,ewr,stopped,,0.007,5,USD,{t}\n\
+         a3,db-1,scaleway,fr-par-1/9f2c,scw-dev1-m,DEV1-M,par1,error,,0.0198,14.45,EUR,{t}\n\
+         a4,old-1,linode,4711,linode-2gb,g6-standard-1,us-east,deleted,,0.018,12,USD,2024-05-01T00:00:00Z\n"
     );
     let file = c.home().join("in.csv");
     std::fs::write(&file, csv).unwrap();
@@ -605,8 +605,8 @@ fn cost_by_day_splits_at_midnight_across_a_month_boundary() {
     let c = capsule();
     // One node at $1/h from 2024-05-31 12:00 to 2024-06-01 12:00 (deleted), and one at €0.5/h
     // for 6 hours on 2024-06-01.
-    let csv = "deploy_id,name,provider,template,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at\n\
-        b1,n1,digitalocean,do-small,nyc1,deleted,1,1000,USD,2024-05-31T12:00:00Z,2024-05-31T12:00:00Z,,2024-06-01T12:00:00Z\n";
+    let csv = "deploy_id,name,provider,template,plan,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at\n\
+        b1,n1,digitalocean,do-small,s-1vcpu-1gb,nyc1,deleted,1,1000,USD,2024-05-31T12:00:00Z,2024-05-31T12:00:00Z,,2024-06-01T12:00:00Z\n";
     let file = c.home().join("in.csv");
     std::fs::write(&file, csv).unwrap();
     let imp = c.run_args(&["openmesh", "inventory", "import", file.to_str().unwrap()]);
