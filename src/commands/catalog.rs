@@ -102,7 +102,7 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .providers
         .iter()
         .map(|p| provider_row(ctx, p))
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     render::listing(&mut stdout(), ctx.style, PROVIDER_COLUMNS, &rows)?;
     if ctx.format() == OutputFormat::Table && !ctx.style.quiet {
         let rates: BTreeSet<String> = ctx
@@ -118,7 +118,8 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
+fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> anyhow::Result<Value> {
+    let configured = crate::credentials::configured(&ctx.home, p)?;
     let cat = &ctx.catalog;
     let rate = cat.usd_rate(p.currency()).unwrap_or(1.0);
     let ts: Vec<&Template> = cat.templates_of(p.id()).collect();
@@ -143,7 +144,7 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
         .filter_map(|t| t.gpu.as_ref().map(|g| g.model.as_str()))
         .collect();
     let status = &p.meta.status;
-    json!({
+    Ok(json!({
         "id": p.id(),
         "name": p.meta.name,
         "kind": p.meta.kind,
@@ -164,11 +165,11 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
         "gpu_models": gpus,
         "prices_as_of": p.meta.prices_as_of,
         "homepage": p.meta.homepage,
-        "configured": crate::credentials::configured(&ctx.home, p).unwrap_or("no"),
+        "configured": configured,
         "usd_rate": rate,
         "usd_rate_as_of": cat.rates.iter().find(|r| r.currency.eq_ignore_ascii_case(p.currency())).map(|r| r.as_of.clone()),
         "_rate": rate_text(cat, p.currency()),
-    })
+    }))
 }
 
 fn nonempty(s: &str) -> Value {
@@ -823,10 +824,13 @@ fn refresh(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
         .providers
         .iter()
         .filter(|p| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(p.id())))
-        .filter(|p| {
-            !only.is_empty()
-                || crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no")
+        .map(|p| {
+            let keep = !only.is_empty() || crate::credentials::configured(&ctx.home, p)? != "no";
+            Ok(keep.then_some(p))
         })
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
         .collect();
     if targets.is_empty() {
         return Err(bad_input(

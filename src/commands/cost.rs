@@ -100,7 +100,7 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         CostGroup::Week => return over_time(ctx, args.by, cost::Period::Week, since, until, now),
         CostGroup::Month => return over_time(ctx, args.by, cost::Period::Month, since, until, now),
     };
-    let store = state::open(&ctx.home)?;
+    let store = state::open_read(&ctx.home)?;
     let report = cost::report(
         store.as_ref(),
         &billing(&ctx.catalog),
