@@ -8,10 +8,12 @@
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod context;
 pub mod credentials;
 pub mod driver;
 pub mod error;
+pub mod input_file;
 pub mod render;
 pub mod secret;
 pub mod select;

@@ -106,8 +106,20 @@ impl Explanation {
                 .collect();
             s.push_str(&format!("Offers rejected: {}.\n", parts.join(", ")));
         }
-        for (p, why) in &self.skipped {
+        // Providers without credentials read as one line, not one each.
+        let (bare, other): (Vec<_>, Vec<_>) = self
+            .skipped
+            .iter()
+            .partition(|(_, why)| why.starts_with(NO_CREDENTIALS));
+        for (p, why) in other {
             s.push_str(&format!("Skipped {p}: {why}.\n"));
+        }
+        if !bare.is_empty() {
+            let names: Vec<&str> = bare.iter().map(|(p, _)| p.as_str()).collect();
+            s.push_str(&format!(
+                "Skipped, {NO_CREDENTIALS}: {} — run `capsule openmesh provider configure NAME`, or plan anyway with --include-unconfigured.\n",
+                names.join(", ")
+            ));
         }
         if let Some(m) = &self.nearest_miss {
             s.push_str(&format!("{m}\n"));
@@ -209,8 +221,15 @@ fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
     })
 }
 
+/// How a skip for missing credentials starts (such skips are listed together).
+const NO_CREDENTIALS: &str = "no credentials";
+
 /// Which providers may be planned on, and why the others are skipped.
-fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(String, String)>) {
+/// Provider ids to plan on, and (provider, reason) for those skipped.
+type Usable = (BTreeSet<String>, Vec<(String, String)>);
+
+/// A broken credentials file is an error here, never "not configured".
+fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Usable> {
     let mut ok = BTreeSet::new();
     let mut skipped = Vec::new();
     for p in &ctx.catalog.providers {
@@ -235,17 +254,17 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(Str
             ));
             continue;
         }
-        let configured = crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no");
+        let configured = crate::credentials::configured(&ctx.home, p)? != "no";
         if !configured && !args.include_unconfigured {
             skipped.push((
                 id.clone(),
-                format!("no credentials — run `capsule openmesh provider configure {id}`, or plan anyway with --include-unconfigured"),
+                format!("{NO_CREDENTIALS} — run `capsule openmesh provider configure {id}`, or plan anyway with --include-unconfigured"),
             ));
             continue;
         }
         ok.insert(id);
     }
-    (ok, skipped)
+    Ok((ok, skipped))
 }
 
 /// Plan a smart deploy: the ranked feasible offers and the explanation.
@@ -254,7 +273,7 @@ fn smart_plan<'a>(
     args: &DeployArgs,
 ) -> anyhow::Result<(Vec<Offer<'a>>, Explanation)> {
     let q = smart_query(ctx, args)?;
-    let (usable, skipped) = usable_providers(ctx, args);
+    let (usable, skipped) = usable_providers(ctx, args)?;
     let (fits, mut rejected) = select::plan(&ctx.catalog, &q);
     let mut skipped_offers = 0;
     let fits: Vec<Offer<'a>> = fits
@@ -480,17 +499,20 @@ fn node_names(args: &DeployArgs, default_base: &str) -> anyhow::Result<Vec<Strin
         return Ok(vec![base]);
     }
     let width = n.to_string().len().max(2);
-    Ok((1..=n).map(|i| format!("{base}-{i:0width$}")).collect())
+    let names: Vec<String> = (1..=n).map(|i| format!("{base}-{i:0width$}")).collect();
+    for name in &names {
+        check_name(name)?;
+    }
+    Ok(names)
 }
 
-/// Names become hostnames at most providers: letters, digits, `-` and `.`.
+/// Names become hostnames at most providers and land in files scripts source: letters,
+/// digits, `-` and `.` only (`state::names`).
 fn check_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || name.len() > 63 {
-        return Err(bad_input(format!(
-            "node name '{name}' must be 1 to 63 characters"
-        )));
+    match crate::state::names::name_problem(name) {
+        Some(msg) => Err(bad_input(msg)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The region for a template: `--region`, else its cheapest within --continent/--country, else
@@ -597,18 +619,27 @@ fn user_data(ctx: &Ctx, args: &DeployArgs, pl: &Placement) -> anyhow::Result<Opt
         return Ok(None);
     }
     if let Some(path) = &args.user_data {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| bad_input(format!("cannot read --user-data {}: {e}", path.display())))?;
+        let text =
+            crate::input_file::read_text(path, "--user-data", crate::input_file::MAX_USER_DATA)?;
         return Ok(Some(text));
     }
     let tpl = &ctx.catalog.bootstrap.user_data;
     if tpl.is_empty() {
         return Ok(None);
     }
-    let env = minijinja::Environment::new();
-    let out = env
-        .render_str(tpl, minijinja::context! { name => pl.name, provider => pl.provider, region => pl.region, template => pl.template })
-        .map_err(|e| anyhow::anyhow!("the catalog's bootstrap template failed to render: {e}"))?;
+    // A template that fails is a catalog fault (exit 2), like any other catalog error.
+    let out = crate::catalog::validate::render_bootstrap(
+        tpl,
+        &pl.name,
+        &pl.provider,
+        &pl.region,
+        &pl.template,
+    )
+    .map_err(|e| {
+        bad_input(format!(
+            "the catalog's bootstrap template failed to render: {e} — fix [bootstrap] user_data, or pass --user-data FILE or --no-user-data"
+        ))
+    })?;
     Ok(Some(out))
 }
 
@@ -734,7 +765,8 @@ fn placement_json(pl: &Placement) -> Value {
 /// rendered request redacts auth either way).
 fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
     let p = ctx.provider(provider)?;
-    let mut creds = crate::credentials::load(&ctx.home, p).unwrap_or_default();
+    // A broken credentials file is reported, not replaced by placeholders.
+    let mut creds = crate::credentials::load(&ctx.home, p)?;
     // Placeholders only for the fields a request cannot do without: an optional field left out
     // (a session token, a subnet) must stay out of the shown request as it would of the real one.
     for f in p.credentials.iter().filter(|f| f.required) {
