@@ -252,8 +252,16 @@ pub enum Command {
     Cost(CostArgs),
     /// Open an SSH session on a node (or run a command: `ssh NODE -- uptime`) with the system
     /// `ssh`, the node's address and the provider's login user.
+    #[command(after_help = "Examples:
+  capsule openmesh ssh my-node
+  capsule openmesh ssh my-node -- uptime
+  capsule openmesh ssh aws:us-east-1/i-0abc123 -i ~/.ssh/work_ed25519")]
     Ssh(SshArgs),
     /// Delete the nodes whose `deploy --ttl` ran out (asks first; `--yes` for cron).
+    #[command(after_help = "Examples:
+  capsule openmesh reap --dry-run
+  capsule openmesh reap --yes
+  capsule openmesh reap --yes --wait --timeout 15m")]
     Reap(ReapArgs),
     /// Compare the local record with the providers: orphans, ghosts, drift.
     #[command(after_help = "Examples:
