@@ -507,6 +507,12 @@ pub struct Operation {
     /// Operations run after this one succeeded (`poweron` after `create`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Step>,
+    /// Operations that can run only once the node is gone (the volumes a delete leaves behind,
+    /// still billed). They are recorded as pending cleanups and run when the node no longer
+    /// exists: by `--wait`, the next command on that provider, or `sync`. `each` reads the node
+    /// as it was before the operation; `wait_for` and `unless` do not apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleanup: Vec<Step>,
     /// An async action object returned by this call, to poll until done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<ActionPoll>,

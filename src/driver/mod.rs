@@ -183,6 +183,49 @@ pub struct NodeRef {
     pub variant: String,
 }
 
+/// A request on an existing node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Start,
+    Stop,
+    Delete,
+}
+
+impl Lifecycle {
+    /// The catalog operation's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Start => "start",
+            Lifecycle::Stop => "stop",
+            Lifecycle::Delete => "delete",
+        }
+    }
+}
+
+/// Work an operation leaves for after the node is gone (a catalog `cleanup` step, once per
+/// element it reads from the node): kept in the state store until it ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Cleanup {
+    pub node: NodeRef,
+    /// The catalog operation to run.
+    pub operation: String,
+    /// The step's extra template variables.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// The element of the node the step runs for (the template variable `item`); null = none.
+    #[serde(default)]
+    pub item: Value,
+}
+
+/// Where a pending cleanup stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupState {
+    /// The node still exists: try again later.
+    Waiting,
+    /// Done (or what it removes was already gone).
+    Done,
+}
+
 /// A request as it would be sent (dry run).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RenderedRequest {

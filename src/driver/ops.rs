@@ -4,7 +4,7 @@
 use super::error::{excerpt, DriverError, ErrorKind};
 use super::http::{backoff, Body, Mode, Prepared, Resp};
 use super::tree;
-use super::{Driver, Node, NodeRef, NodeState, RenderedRequest};
+use super::{Cleanup, CleanupState, Driver, Lifecycle, Node, NodeRef, NodeState, RenderedRequest};
 use crate::catalog::schema::{ActionPoll, Step};
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -278,7 +278,7 @@ impl Driver {
         let mut c = ctx.clone();
         set(&mut c, "id", node.id.clone());
         if let Some(a) = &op.action {
-            self.poll_action(&variant, a, &c, &resp)
+            self.poll_action(&variant, a, &c, &resp, true)
                 .await
                 .map_err(|e| self.after_failed(&node, "create", e))?;
         }
@@ -750,25 +750,38 @@ impl Driver {
         Ok(found.node_ref())
     }
 
-    /// Power on.
+    /// Power on, and follow the provider's action object until it finishes.
     pub async fn start(&self, node: &NodeRef) -> Result<(), DriverError> {
-        self.lifecycle(node, "start").await
+        self.request(node, Lifecycle::Start, true).await.map(drop)
     }
 
-    /// Power off.
+    /// Power off, and follow the provider's action object until it finishes.
     pub async fn stop(&self, node: &NodeRef) -> Result<(), DriverError> {
-        self.lifecycle(node, "stop").await
+        self.request(node, Lifecycle::Stop, true).await.map(drop)
     }
 
-    /// Delete (after the `before` steps, e.g. power off and wait). A node already gone is fine.
-    pub async fn delete(&self, node: &NodeRef) -> Result<(), DriverError> {
-        match self.lifecycle(node, "delete").await {
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+    /// Delete, following the action object; a node already gone is fine. The cleanups the
+    /// catalog declares are returned for the caller to run once the node is gone.
+    pub async fn delete(&self, node: &NodeRef) -> Result<Vec<Cleanup>, DriverError> {
+        match self.request(node, Lifecycle::Delete, true).await {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(Vec::new()),
             r => r,
         }
     }
 
-    async fn lifecycle(&self, node: &NodeRef, name: &str) -> Result<(), DriverError> {
+    /// Ask the provider to start, stop or delete a node. With `follow = false` this returns as
+    /// soon as the provider accepted the request (an action object it returns is checked once,
+    /// not polled); `follow = true` polls the action until it finishes. A node the provider does
+    /// not have is an error of kind [`ErrorKind::NotFound`]. The operation's `before` steps run
+    /// first, its `after` steps next; its `cleanup` steps are returned, one per element of the
+    /// node as read before the call, to run once the node is gone ([`Driver::run_cleanup`]).
+    pub async fn request(
+        &self,
+        node: &NodeRef,
+        what: Lifecycle,
+        follow: bool,
+    ) -> Result<Vec<Cleanup>, DriverError> {
+        let name = what.as_str();
         let node = self.resolve_ref(node).await?;
         let variant = node.variant.as_str();
         let op = self
@@ -776,24 +789,85 @@ impl Driver {
             .ok_or_else(|| self.no_op(name, variant))?
             .clone();
         let mut ctx = self.node_ctx(&node);
-        // Steps that run per element of the node (`each`) read it before the operation.
-        if op
-            .before
-            .iter()
-            .chain(op.after.iter())
-            .any(|s| !s.each.is_empty())
-        {
-            let raw = match self.call(variant, "get", &ctx).await {
+        // Steps that run per element of the node (`each`) read it before the operation; so does
+        // any operation with cleanups, which must not be sent for a node that is not there.
+        let steps = || op.before.iter().chain(&op.after).chain(&op.cleanup);
+        if steps().any(|s| !s.each.is_empty()) || !op.cleanup.is_empty() {
+            let raw = match self.call_plain(variant, "get", &ctx).await {
                 Ok(resp) => resp.value,
-                Err(e) if e.kind == ErrorKind::NotFound => Value::Null,
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    return Err(self.not_found(&node));
+                }
                 Err(e) => return Err(e),
             };
             set(&mut ctx, "node", raw);
         }
         self.run_steps(&op.before, variant, &ctx, Some(&node))
             .await?;
-        self.call(variant, name, &ctx).await?;
-        self.run_steps(&op.after, variant, &ctx, Some(&node)).await
+        let resp = self.call_plain(variant, name, &ctx).await.map_err(|e| {
+            if e.kind == ErrorKind::NotFound {
+                self.not_found(&node)
+            } else {
+                e
+            }
+        })?;
+        if let Some(a) = &op.action {
+            self.poll_action(variant, a, &ctx, &resp, follow).await?;
+        }
+        self.run_steps(&op.after, variant, &ctx, Some(&node))
+            .await?;
+        let mut cleanups = Vec::new();
+        for step in &op.cleanup {
+            let items: Vec<Value> = if step.each.is_empty() {
+                vec![Value::Null]
+            } else {
+                let raw = ctx.get("node").cloned().unwrap_or(Value::Null);
+                tree::elements(&raw, &step.each)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            };
+            for item in items {
+                cleanups.push(Cleanup {
+                    node: node.clone(),
+                    operation: step.operation.clone(),
+                    vars: step.vars.clone(),
+                    item,
+                });
+            }
+        }
+        Ok(cleanups)
+    }
+
+    fn not_found(&self, node: &NodeRef) -> DriverError {
+        let mut e = DriverError::new(
+            &self.inner.id,
+            ErrorKind::NotFound,
+            format!("node {} not found at {}", node.id, self.inner.id),
+        );
+        e.status = Some(404);
+        e
+    }
+
+    /// Run one pending cleanup: nothing while the node still exists ([`CleanupState::Waiting`]);
+    /// once it is gone, the cleanup's operation. What it removes being gone already counts as
+    /// done.
+    pub async fn run_cleanup(&self, c: &Cleanup) -> Result<CleanupState, DriverError> {
+        if self.get(&c.node).await?.state != NodeState::Deleted {
+            return Ok(CleanupState::Waiting);
+        }
+        let mut ctx = self.node_ctx(&c.node);
+        for (k, v) in &c.vars {
+            set(&mut ctx, k, v.clone());
+        }
+        if !c.item.is_null() {
+            set(&mut ctx, "item", c.item.clone());
+        }
+        match self.call(&c.node.variant, &c.operation, &ctx).await {
+            Ok(_) => Ok(CleanupState::Done),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(CleanupState::Done),
+            Err(e) => Err(e),
+        }
     }
 
     /// Poll until the node is in `want` (and has a public IPv4 when asked).
@@ -882,7 +956,7 @@ impl Driver {
     async fn call(&self, variant: &str, name: &str, ctx: &Value) -> Result<Resp, DriverError> {
         let resp = self.call_plain(variant, name, ctx).await?;
         if let Some(a) = self.op(variant, name).and_then(|o| o.action.as_ref()) {
-            self.poll_action(variant, a, ctx, &resp).await?;
+            self.poll_action(variant, a, ctx, &resp, true).await?;
         }
         Ok(resp)
     }
@@ -893,6 +967,7 @@ impl Driver {
         action: &ActionPoll,
         ctx: &Value,
         resp: &Resp,
+        follow: bool,
     ) -> Result<(), DriverError> {
         let Some(aid) = tree::text_at(&resp.value, &action.id).filter(|s| !s.is_empty()) else {
             return Ok(());
@@ -915,7 +990,7 @@ impl Driver {
         if let Some(r) = check(&resp.value) {
             return r;
         }
-        if action.operation.is_empty() {
+        if action.operation.is_empty() || !follow {
             return Ok(());
         }
         let mut c = ctx.clone();
