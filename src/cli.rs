@@ -95,14 +95,16 @@ pub enum Command {
     Deploy(Box<DeployArgs>),
     /// List live nodes at the providers (only capsule's, or --all).
     List(ListArgs),
-    /// Show a node's live status.
-    Status(NodeArgs),
+    /// Show a node's live status (with --probe, an xNode's readiness stage).
+    Status(StatusArgs),
     /// Power a node on.
     Start(NodeArgs),
     /// Power a node off (it is still billed by most providers).
     Stop(NodeArgs),
     /// Delete a node (billing stops).
     Delete(NodeArgs),
+    /// Reinstall a node in place as an xNode (wipes its disks), where the provider can.
+    Reinstall(Box<ReinstallArgs>),
     /// The local record of nodes.
     Inventory(InventoryArgs),
     /// Deployment and lifecycle history.
@@ -300,12 +302,66 @@ pub struct DeployArgs {
     /// Also wait until port 22 answers.
     #[arg(long)]
     pub wait_ssh: bool,
-    /// Longest wait, e.g. `10m`, `90s`.
-    #[arg(long, default_value = "10m")]
-    pub timeout: String,
+    /// Longest wait, e.g. `10m`, `90s` (default 10m; 45m with --wait-ready).
+    #[arg(long)]
+    pub timeout: Option<String>,
     /// Complete an interrupted fleet deploy without duplicates.
     #[arg(long, value_name = "DEPLOY_ID")]
     pub resume: Option<String>,
+
+    // --- xNode
+    #[command(flatten)]
+    pub xnode: XnodeArgs,
+}
+
+/// The xNode options of `deploy` and `reinstall`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct XnodeArgs {
+    /// Install XnodeOS (an OpenMesh xNode) with the catalog's pinned installer instead of the
+    /// generic bootstrap.
+    #[arg(long, conflicts_with_all = ["user_data", "no_user_data"])]
+    pub xnode: bool,
+    /// The wallet that owns the xNode and may log in: 0x… or eth:… with 40 hex digits.
+    #[arg(long, value_name = "ADDR", requires = "xnode")]
+    pub owner: Option<String>,
+    /// Install without an owner: the node's management API is then open to anyone.
+    #[arg(long, requires = "xnode", conflicts_with = "owner")]
+    pub no_owner: bool,
+    /// A hostname whose A record points at the node (for its ACME certificate).
+    #[arg(long, value_name = "HOSTNAME", requires = "xnode")]
+    pub domain: Option<String>,
+    /// ACME contact address.
+    #[arg(long, value_name = "ADDRESS", requires = "xnode")]
+    pub email: Option<String>,
+    /// Installer release tag; default: the catalog's pinned one.
+    #[arg(long, value_name = "TAG", requires = "xnode")]
+    pub xnode_version: Option<String>,
+    /// Wait until each xNode is ready (the readiness ladder), bounded by --timeout.
+    #[arg(long, requires = "xnode")]
+    pub wait_ready: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Probe an xNode's readiness over the network (TLS, login gateway, certificate).
+    #[arg(long)]
+    pub probe: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReinstallArgs {
+    /// `PROVIDER:ID`, `PROVIDER:REGION/ID`, or a node name from the inventory.
+    pub node: String,
+    #[command(flatten)]
+    pub xnode: XnodeArgs,
+    /// Longest wait (power off, readiness), e.g. `45m`.
+    #[arg(long, default_value = "45m")]
+    pub timeout: String,
+    /// Print the requests; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

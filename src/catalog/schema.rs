@@ -77,6 +77,26 @@ pub struct ProviderMeta {
     /// Whether a powered-off node is still billed (most providers: yes).
     #[serde(default = "default_true")]
     pub billed_when_stopped: bool,
+    /// `[provider.xnode]`: how an xNode (`deploy --xnode`) is put on this provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xnode: Option<ProviderXnode>,
+}
+
+/// `[provider.xnode]`: the provider's side of an xNode install.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderXnode {
+    /// The image the installer runs over (Ubuntu 24.04 x86_64); empty = `default_image`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    /// Template feature → image, for providers whose image name depends on the product kind
+    /// (the first feature of the template found here wins over `image`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub image_by_feature: BTreeMap<String, String>,
+    /// The operation that reinstalls a node in place with new user data (`openmesh reinstall`);
+    /// empty = the provider has none (delete and deploy instead).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reinstall: String,
 }
 
 fn default_true() -> bool {
@@ -101,6 +121,7 @@ impl Default for ProviderMeta {
             ssh_key: String::new(),
             default_image: String::new(),
             billed_when_stopped: true,
+            xnode: None,
         }
     }
 }
@@ -242,6 +263,108 @@ pub struct Rate {
 pub struct Bootstrap {
     #[serde(default)]
     pub user_data: String,
+    /// `[bootstrap.xnode]`: the XnodeOS install (`deploy --xnode`), next to the generic one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xnode: Option<XnodeBootstrap>,
+}
+
+/// `[bootstrap.xnode]`: the user data that installs XnodeOS, the values it takes and the rules
+/// they must match, which templates can run it, and how to tell that a node is ready.
+///
+/// Every user value is checked against its pattern and never escaped: the template is plain
+/// text, and a value that does not match is refused.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XnodeBootstrap {
+    /// Installer release installed when `--xnode-version` is not given (`v1.0.0`).
+    #[serde(default)]
+    pub version: String,
+    /// Installer script URL, a template over `version` (pinned to the same tag).
+    #[serde(default)]
+    pub installer_url: String,
+    /// The user data, a minijinja template rendered as plain text over `owner`, `domain`,
+    /// `email`, `version`, `installer_url` (and `name`, `provider`, `region`, `template`).
+    #[serde(default)]
+    pub user_data: String,
+    /// How the owner is accepted and written.
+    #[serde(default)]
+    pub owner: XnodeOwner,
+    /// Patterns (Rust `regex` syntax, anchored) each value must match, with the rule shown when
+    /// it does not: keys `owner` (after normalisation), `domain`, `email`, `version`.
+    #[serde(default)]
+    pub rules: BTreeMap<String, XnodeRule>,
+    /// Architectures the installer exists for (`x86_64`).
+    #[serde(default)]
+    pub arch: Vec<String>,
+    /// Smallest memory a template may have, in GB.
+    #[serde(default)]
+    pub min_memory_gb: f64,
+    /// Where `min_memory_gb` comes from, shown when a template is refused.
+    #[serde(default)]
+    pub min_memory_source: String,
+    /// What the install does to the disks, said once per deploy.
+    #[serde(default)]
+    pub disk_warning: String,
+    /// The next step printed after a deploy (a template over `ip`, `domain`, `owner`).
+    #[serde(default)]
+    pub next_step: String,
+    /// The readiness ladder.
+    #[serde(default)]
+    pub probe: XnodeProbe,
+}
+
+/// `[bootstrap.xnode.owner]`: an owner address as typed → as the installer wants it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XnodeOwner {
+    /// Prefixes accepted on input and stripped (`0x`, `eth:`), compared case-insensitively.
+    #[serde(default)]
+    pub accept_prefixes: Vec<String>,
+    /// Prefix written before the lower-cased rest (`eth:`).
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// One validation rule.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XnodeRule {
+    #[serde(default)]
+    pub pattern: String,
+    /// The rule in words (`an Ethereum address: 0x or eth: and 40 hex digits`).
+    #[serde(default)]
+    pub rule: String,
+    /// Longest accepted value in bytes (0 = no limit beyond the pattern).
+    #[serde(default)]
+    pub max_len: usize,
+}
+
+/// `[bootstrap.xnode.probe]`: what an xNode shows on the network as it comes up.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XnodeProbe {
+    /// The port that answers while the pre-install OS runs (SSH); closed once the installer runs.
+    #[serde(default)]
+    pub ssh_port: u16,
+    /// The HTTPS port of the installed node.
+    #[serde(default)]
+    pub https_port: u16,
+    /// SNI and `Host` of the management vhost (self-signed: not verified).
+    #[serde(default)]
+    pub manager_host: String,
+    /// Path asked for.
+    #[serde(default)]
+    pub path: String,
+    /// Redirect location prefix of the login gateway (`/xnode-auth`): a redirect there means
+    /// the manager is protected; a direct 2xx means it is not.
+    #[serde(default)]
+    pub auth_location: String,
+    /// Seconds between probes.
+    #[serde(default)]
+    pub interval_seconds: f64,
+    /// Seconds for one connection, handshake or HTTP exchange.
+    #[serde(default)]
+    pub timeout_seconds: f64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,6 +645,15 @@ pub struct Step {
     /// how a delete cleans up the volumes and addresses a provider leaves behind.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub each: String,
+    /// A minijinja expression over the operation's variables: the step runs only when it is
+    /// true (`xnode and not xnode_sg`). Empty = always.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub when: String,
+    /// Variables read from the step's answer for the steps and the operation that follow
+    /// (`{ xnode_sg = "/DescribeSecurityGroupsResponse/securityGroupInfo/item/0/groupId" }`); a
+    /// pointer that finds nothing sets the variable to an empty string.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub save: BTreeMap<String, String>,
 }
 
 /// An async action object to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).

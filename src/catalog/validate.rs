@@ -1,11 +1,11 @@
 //! Semantic checks of a merged catalog: pure functions from a `Catalog` to problems, each naming
 //! the entity and field it is about (the loader turns that into `file:line:col`).
 //!
-//! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `minijinja` only.
+//! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `minijinja`, `regex` only.
 
 use super::diagnostic::{closest, Seg};
 use super::model::{Catalog, ProviderEntry};
-use super::schema::{Api, Field, Operation, Template};
+use super::schema::{Api, Field, Operation, Template, XnodeBootstrap};
 use std::collections::BTreeSet;
 
 /// The entity a problem is about.
@@ -154,10 +154,93 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
             );
         }
     }
+    if let Some(x) = &catalog.bootstrap.xnode {
+        check_xnode(&mut c, x);
+    }
     c.out
 }
 
+/// `[bootstrap.xnode]`: every key present, every template compiles, every rule compiles.
+fn check_xnode(c: &mut Checker, x: &XnodeBootstrap) {
+    let e = Entity::Bootstrap;
+    let what = "[bootstrap.xnode]";
+    c.required(&e, what, "version", &x.version);
+    c.required(&e, what, "installer_url", &x.installer_url);
+    c.required(&e, what, "user_data", &x.user_data);
+    c.required(&e, what, "owner.prefix", &x.owner.prefix);
+    c.required(&e, what, "probe.manager_host", &x.probe.manager_host);
+    c.required(&e, what, "probe.auth_location", &x.probe.auth_location);
+    for (key, text) in [
+        ("installer_url", &x.installer_url),
+        ("user_data", &x.user_data),
+        ("next_step", &x.next_step),
+    ] {
+        if let Err(msg) = compile(text) {
+            c.push(
+                &e,
+                &["xnode", key],
+                format!("the xnode {key} template does not compile: {msg}"),
+            );
+        }
+    }
+    for key in ["owner", "domain", "email", "version"] {
+        match x.rules.get(key) {
+            None => c.push(
+                &e,
+                &["xnode", "rules"],
+                format!("[bootstrap.xnode.rules] has no rule for '{key}'"),
+            ),
+            Some(r) => {
+                if let Err(err) = regex::Regex::new(&r.pattern) {
+                    c.push(
+                        &e,
+                        &["xnode", "rules", key, "pattern"],
+                        format!("the {key} pattern does not compile: {err}"),
+                    );
+                }
+                if !(r.pattern.starts_with('^') && r.pattern.ends_with('$')) {
+                    c.push(
+                        &e,
+                        &["xnode", "rules", key, "pattern"],
+                        format!("the {key} pattern must be anchored with ^ and $"),
+                    );
+                }
+            }
+        }
+    }
+    if !(x.min_memory_gb.is_finite() && x.min_memory_gb >= 0.0) {
+        c.push(
+            &e,
+            &["xnode", "min_memory_gb"],
+            "min_memory_gb must be a number of GB".to_string(),
+        );
+    }
+    for a in &x.arch {
+        c.one_of(&e, &["xnode", "arch"], "architecture", a, ARCHES);
+    }
+    if x.probe.https_port == 0 {
+        c.push(
+            &e,
+            &["xnode", "probe", "https_port"],
+            "probe.https_port must be a port number".to_string(),
+        );
+    }
+}
+
 fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
+    if let Some(x) = &p.meta.xnode {
+        let known = |op: &str| {
+            p.api.operations.contains_key(op) || p.api.variants.values().any(|v| v.contains_key(op))
+        };
+        if !x.reinstall.is_empty() && !known(&x.reinstall) {
+            let names: Vec<&str> = p.api.operations.keys().map(String::as_str).collect();
+            c.push(
+                &Entity::Provider(p.meta.id.clone()),
+                &["xnode", "reinstall"],
+                unknown_msg("operation", &x.reinstall, &names),
+            );
+        }
+    }
     let m = &p.meta;
     let e = Entity::Provider(m.id.clone());
     let what = format!("provider '{}'", m.id);
@@ -484,6 +567,24 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
                 c.push(e, &path("before"), unknown_msg("state", s, STATES));
             }
         }
+        if !step.when.is_empty() {
+            if let Err(msg) = compile_expression(&step.when) {
+                c.push(
+                    e,
+                    &path("before"),
+                    format!("step condition `{}` does not compile: {msg}", step.when),
+                );
+            }
+        }
+        for (var, ptr) in &step.save {
+            if !ptr.starts_with('/') {
+                c.push(
+                    e,
+                    &path("before"),
+                    format!("`save` pointer '{ptr}' for `{var}` must start with '/'"),
+                );
+            }
+        }
     }
     if let Some(a) = &op.action {
         if !names.contains(&a.operation.as_str()) {
@@ -703,6 +804,16 @@ fn template_ok(c: &mut Checker, e: &Entity, field: &[&str], source: &str) {
 }
 
 /// Compile a minijinja template the way the driver does; the error text on failure.
+/// Whether a minijinja expression compiles (step conditions).
+pub fn compile_expression(source: &str) -> Result<(), String> {
+    let env = minijinja::Environment::new();
+    env.compile_expression(source).map(|_| ()).map_err(|e| {
+        e.detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.kind().to_string())
+    })
+}
+
 pub fn compile(source: &str) -> Result<(), String> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);

@@ -226,6 +226,7 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
         }
     }
     Ok(Query {
+        xnode: None,
         providers: f.providers.clone(),
         region: f.region.clone(),
         continent: f.continent.clone(),

@@ -164,6 +164,9 @@ fn constraint_text(args: &DeployArgs) -> String {
     if !args.providers.is_empty() {
         parts.push(format!("provider {}", args.providers.join("/")));
     }
+    if args.xnode.xnode {
+        parts.push("able to run an xNode".to_string());
+    }
     if parts.is_empty() {
         "any server".to_string()
     } else {
@@ -194,6 +197,7 @@ fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
         None => None,
     };
     Ok(Query {
+        xnode: super::xnode::needs(ctx, &args.xnode),
         providers: args.providers.clone(),
         exclude_providers: args.exclude_provider.clone(),
         region: args.region.clone(),
@@ -593,6 +597,11 @@ fn spread(offers: &[Offer<'_>], by: Option<Spread>, n: usize) -> Vec<usize> {
 
 /// User data for a node: the file, the catalog bootstrap, or none.
 fn user_data(ctx: &Ctx, args: &DeployArgs, pl: &Placement) -> anyhow::Result<Option<String>> {
+    if let Some(spec) = super::xnode::spec(ctx, &args.xnode)? {
+        let ud =
+            super::xnode::user_data(ctx, &spec, &pl.name, &pl.provider, &pl.region, &pl.template)?;
+        return Ok(Some(ud));
+    }
     if args.no_user_data {
         return Ok(None);
     }
@@ -671,6 +680,7 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
             )
         })?;
         let p = ctx.provider(&t.provider)?;
+        super::xnode::check_template(ctx, &args.xnode, t)?;
         if let Some(given) = args.providers.first() {
             let gp = ctx.provider(given)?;
             if gp.id() != p.id() {
@@ -756,11 +766,21 @@ fn create_request(
         region: pl.region.clone(),
         plan: t.plan.clone(),
         template: t.id.clone(),
-        image: args.image.clone(),
+        image: args.image.clone().or_else(|| {
+            args.xnode
+                .xnode
+                .then(|| super::xnode::image(p, t))
+                .flatten()
+        }),
         ssh_keys: ssh_keys(p, args)?,
         user_data,
         deploy_id: deploy_id.to_string(),
         api_variant: t.api_variant.clone(),
+        vars: if args.xnode.xnode {
+            super::xnode::create_vars()
+        } else {
+            Default::default()
+        },
     })
 }
 
@@ -793,6 +813,8 @@ fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
 }
 
 pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
+    // xNode values are checked before anything else; the warnings are said once, below.
+    let xnode = super::xnode::spec(ctx, &args.xnode)?;
     if let Some(group) = &args.resume {
         return resume(ctx, args, group);
     }
@@ -827,6 +849,9 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
                 s.reason.trim_end_matches('.')
             )));
         }
+    }
+    if let Some(spec) = &xnode {
+        super::xnode::warn(ctx, spec);
     }
     if args.dry_run {
         return dry_run(ctx, args, &plan);
@@ -909,22 +934,25 @@ fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode
         let driver = dry_run_driver(ctx, &pl.provider)?;
         let req = create_request(ctx, args, pl, "dryrun000000")?;
         let requests = driver.render_create(&req)?;
-        items.push((pl, requests));
+        items.push((pl, requests, req.user_data.filter(|_| args.xnode.xnode)));
     }
     let mut out = stdout();
     if ctx.format() == OutputFormat::Json {
         let nodes: Vec<Value> = items
             .iter()
-            .map(|(pl, reqs)| {
+            .map(|(pl, reqs, ud)| {
                 let mut v = placement_json(pl);
                 v["requests"] = json!(reqs);
+                if let Some(ud) = ud {
+                    v["user_data"] = json!(ud);
+                }
                 v
             })
             .collect();
         let v = json!({"dry_run": true, "plan": plan.explanation.as_ref().map(Explanation::json), "nodes": nodes});
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        for (pl, reqs) in &items {
+        for (pl, reqs, ud) in &items {
             writeln!(
                 out,
                 "Would deploy {} on {} ({} in {}) for {}/h ({}/month):",
@@ -938,13 +966,19 @@ fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode
             for r in reqs {
                 write_request(&mut out, r)?;
             }
+            if let Some(ud) = ud {
+                writeln!(out, "  user data ({} bytes):", ud.len())?;
+                for line in ud.lines() {
+                    writeln!(out, "    {line}")?;
+                }
+            }
         }
         writeln!(out, "Dry run: nothing was created.")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_request(out: &mut dyn Write, r: &RenderedRequest) -> std::io::Result<()> {
+pub(super) fn write_request(out: &mut dyn Write, r: &RenderedRequest) -> std::io::Result<()> {
     writeln!(out, "  {} {}", r.method, r.url)?;
     for (k, v) in &r.headers {
         writeln!(out, "  {k}: {v}")?;
@@ -997,7 +1031,9 @@ fn run_jobs(
     group_id: &str,
     explanation: Option<&Explanation>,
 ) -> anyhow::Result<ExitCode> {
-    let timeout = parse_duration(&args.timeout)?;
+    let default_timeout = if args.xnode.wait_ready { "45m" } else { "10m" };
+    let timeout = parse_duration(args.timeout.as_deref().unwrap_or(default_timeout))?;
+    let xnode = super::xnode::spec(ctx, &args.xnode)?;
     let mut drivers: BTreeMap<String, Driver> = BTreeMap::new();
     for j in &jobs {
         if !drivers.contains_key(&j.provider) {
@@ -1125,6 +1161,12 @@ fn run_jobs(
         }));
     }
     rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let not_ready = match &xnode {
+        Some(spec) => {
+            super::xnode::finish(ctx, store, spec, &mut rows, args.xnode.wait_ready, timeout)?
+        }
+        None => 0,
+    };
     let cols = [
         col("name", "name", Kind::Text),
         col("provider", "provider", Kind::Text),
@@ -1140,12 +1182,17 @@ fn run_jobs(
         writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         render::listing(&mut stdout(), ctx.style, &cols, &rows)?;
+        super::xnode::print_summary(&rows)?;
     }
     if failures > 0 {
         eprintln!(
             "capsule: {failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
             names.len()
         );
+        return Ok(ExitCode::from(1));
+    }
+    if not_ready > 0 {
+        super::xnode::report_not_ready(&rows);
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -142,10 +142,22 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     let store = open(ctx)?;
     let filter = node_filter(ctx, f)?;
     let billing = billing(&ctx.catalog);
+    // xNodes show the last readiness stage recorded (a column only when there are any).
+    let stages = super::xnode::recorded_stages(store.as_ref())?;
+    let mut columns: Vec<Column> = LIST_COLUMNS.to_vec();
+    if !stages.is_empty() {
+        columns.insert(5, col("xnode", "xnode", Kind::Text));
+    }
     // Rows go out as they are read: JSON and CSV listings of any size use flat memory.
     let mut out = stdout();
-    let mut rows = render::RowStream::new(&mut out, ctx.style, LIST_COLUMNS)?;
-    store.for_each_node(&filter, &mut |n| Ok(rows.push(node_row(&n, &billing))?))?;
+    let mut rows = render::RowStream::new(&mut out, ctx.style, &columns)?;
+    store.for_each_node(&filter, &mut |n| {
+        let mut row = node_row(&n, &billing);
+        if let Some(s) = stages.get(&n.deploy_id) {
+            row["xnode"] = json!(s);
+        }
+        Ok(rows.push(row)?)
+    })?;
     let count = rows.finish()?;
     if count == 0 && ctx.format() == crate::cli::OutputFormat::Table {
         eprintln!("capsule: no recorded node matches — `capsule openmesh inventory --all` includes deleted ones");

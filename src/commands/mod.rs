@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod nodes;
 pub mod provider;
 pub mod sync;
+pub mod xnode;
 
 use crate::cli::{Cli, Command, TopCommand};
 use crate::context::Ctx;
@@ -53,7 +54,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Catalog(cmd) => catalog::catalog_command(ctx, cmd),
         Command::Deploy(args) => deploy::deploy(ctx, &args),
         Command::List(args) => nodes::list(ctx, &args),
-        Command::Status(args) => nodes::status(ctx, &args),
+        Command::Status(args) if args.probe => xnode::status_probe(ctx, &args),
+        Command::Status(args) => nodes::status(ctx, &args.node),
+        Command::Reinstall(args) => xnode::reinstall(ctx, &args),
         Command::Start(args) => nodes::power(ctx, &args, nodes::Power::Start),
         Command::Stop(args) => nodes::power(ctx, &args, nodes::Power::Stop),
         Command::Delete(args) => nodes::delete(ctx, &args),

@@ -119,7 +119,7 @@ pub(super) fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
 }
 
 /// `PROVIDER:ID`, `PROVIDER:REGION/ID` or a recorded name → the node and its record.
-fn resolve_node(
+pub(super) fn resolve_node(
     ctx: &Ctx,
     store: &dyn Store,
     text: &str,
@@ -186,7 +186,7 @@ fn resolve_node(
     ))
 }
 
-fn driver_error(e: DriverError) -> anyhow::Error {
+pub(super) fn driver_error(e: DriverError) -> anyhow::Error {
     anyhow::Error::new(e)
 }
 

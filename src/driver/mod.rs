@@ -82,6 +82,9 @@ pub struct CreateRequest {
     pub deploy_id: String,
     /// The template's `api_variant` (empty = main operations).
     pub api_variant: String,
+    /// Extra template variables for the create and its steps (`xnode = true`).
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, Value>,
 }
 
 /// Common node states.

@@ -122,6 +122,9 @@ impl Driver {
             }),
         );
         m.insert("deploy_id".into(), req.deploy_id.clone().into());
+        for (k, v) in &req.vars {
+            m.insert(k.clone(), v.clone());
+        }
         let password = if real {
             let pw = random_password();
             self.inner.add_secret(&pw);
@@ -184,16 +187,120 @@ impl Driver {
             r.url = r.url.replace("%7Bid%7D", "{id}");
             Ok(r)
         };
+        // Steps run in order; a value a step would save is shown as `{name}`.
+        let mut ctx = ctx;
         for step in &op.before {
+            if !self.step_applies(step, &ctx)? {
+                continue;
+            }
             out.push(step_req(step, &ctx)?);
+            for var in step.save.keys() {
+                set(&mut ctx, var, format!("{{{var}}}"));
+            }
         }
         out.push(self.rendered(&self.prepare("create", op, &ctx)?));
         let mut after_ctx = ctx.clone();
         set(&mut after_ctx, "id", "{id}");
         for step in &op.after {
-            out.push(step_req(step, &after_ctx)?);
+            if self.step_applies(step, &after_ctx)? {
+                out.push(step_req(step, &after_ctx)?);
+            }
         }
         Ok(out)
+    }
+
+    /// Whether a step's `when` condition holds over the context.
+    fn step_applies(&self, step: &Step, ctx: &Value) -> Result<bool, DriverError> {
+        if step.when.is_empty() {
+            return Ok(true);
+        }
+        self.inner.renderer.truthy(&step.when, ctx).map_err(|e| {
+            DriverError::new(
+                &self.inner.id,
+                ErrorKind::Refused,
+                format!(
+                    "step `{}`: condition `{}` fails: {e}",
+                    step.operation, step.when
+                ),
+            )
+        })
+    }
+
+    /// Run a named node operation (and its steps) with extra variables: `reinstall` with new
+    /// user data. `user_data` and `image` in `vars` also get their `_b64` forms.
+    pub async fn invoke(
+        &self,
+        node: &super::NodeRef,
+        name: &str,
+        vars: &std::collections::BTreeMap<String, Value>,
+    ) -> Result<(), DriverError> {
+        let node = self.resolve_ref(node).await?;
+        let variant = node.variant.as_str();
+        let op = self
+            .op(variant, name)
+            .ok_or_else(|| self.no_op(name, variant))?
+            .clone();
+        let mut ctx = self.node_ctx(&node);
+        self.add_vars(&mut ctx, vars);
+        let saved = self
+            .run_steps(&op.before, variant, &ctx, Some(&node))
+            .await?;
+        for (k, v) in saved {
+            set(&mut ctx, &k, v);
+        }
+        self.call(variant, name, &ctx).await?;
+        self.run_steps(&op.after, variant, &ctx, Some(&node))
+            .await
+            .map(|_| ())
+    }
+
+    /// The requests `invoke` would send, without the network (node steps' waits not shown).
+    pub fn render_invoke(
+        &self,
+        node: &super::NodeRef,
+        name: &str,
+        vars: &std::collections::BTreeMap<String, Value>,
+    ) -> anyhow::Result<Vec<RenderedRequest>> {
+        let variant = node.variant.as_str();
+        let op = self
+            .op(variant, name)
+            .ok_or_else(|| self.no_op(name, variant))?;
+        let mut ctx = self.node_ctx(node);
+        self.add_vars(&mut ctx, vars);
+        let mut out = Vec::new();
+        for step in op.before.iter() {
+            if !self.step_applies(step, &ctx)? {
+                continue;
+            }
+            let sop = self
+                .op(variant, &step.operation)
+                .ok_or_else(|| self.no_op(&step.operation, variant))?;
+            let mut c = ctx.clone();
+            for (k, v) in &step.vars {
+                set(&mut c, k, v.clone());
+            }
+            out.push(self.rendered(&self.prepare(&step.operation, sop, &c)?));
+            for var in step.save.keys() {
+                set(&mut ctx, var, format!("{{{var}}}"));
+            }
+        }
+        out.push(self.rendered(&self.prepare(name, op, &ctx)?));
+        Ok(out)
+    }
+
+    fn add_vars(&self, ctx: &mut Value, vars: &std::collections::BTreeMap<String, Value>) {
+        for (k, v) in vars {
+            set(ctx, k, v.clone());
+            if k == "user_data" {
+                if let Some(u) = v.as_str() {
+                    set(
+                        ctx,
+                        "user_data_b64",
+                        base64::engine::general_purpose::STANDARD.encode(u.as_bytes()),
+                    );
+                }
+            }
+        }
     }
 
     /// Create a node, then run the create's `after` steps. Never blindly retried: when the
@@ -201,14 +308,17 @@ impl Driver {
     pub async fn create(&self, req: &super::CreateRequest) -> Result<Node, DriverError> {
         self.refuse_retired()?;
         let variant = req.api_variant.clone();
-        let ctx = self.create_ctx(req)?;
+        let mut ctx = self.create_ctx(req)?;
         let tag = ctx["tag"].as_str().unwrap_or_default().to_string();
         let region_slug = ctx["region_slug"].as_str().unwrap_or_default().to_string();
         let op = self
             .op(&variant, "create")
             .ok_or_else(|| self.no_op("create", &variant))?
             .clone();
-        self.run_steps(&op.before, &variant, &ctx, None).await?;
+        let saved = self.run_steps(&op.before, &variant, &ctx, None).await?;
+        for (k, v) in saved {
+            set(&mut ctx, &k, v);
+        }
         let prep = self.prepare("create", &op, &ctx)?;
         let max = self.inner.opts.max_attempts.max(1);
         let mut attempt = 0;
@@ -299,6 +409,7 @@ impl Driver {
         let nref = node.node_ref();
         self.run_steps(steps, variant, ctx, Some(&nref))
             .await
+            .map(|_| ())
             .map_err(|e| self.after_failed(node, "a step after create", e))
     }
 
@@ -698,7 +809,9 @@ impl Driver {
         self.run_steps(&op.before, variant, &ctx, Some(&node))
             .await?;
         self.call(variant, name, &ctx).await?;
-        self.run_steps(&op.after, variant, &ctx, Some(&node)).await
+        self.run_steps(&op.after, variant, &ctx, Some(&node))
+            .await
+            .map(|_| ())
     }
 
     /// Poll until the node is in `want` (and has a public IPv4 when asked).
@@ -848,14 +961,24 @@ impl Driver {
 
     /// Run `before`/`after` steps. A step is skipped when the node is in one of its `unless`
     /// states (or gone); an `optional` step's failure is logged and ignored.
+    ///
+    /// A step with a `when` condition runs only when it holds; the values a step `save`s are
+    /// returned, and seen by the steps after it.
     async fn run_steps(
         &self,
         steps: &[Step],
         variant: &str,
         ctx: &Value,
         node: Option<&NodeRef>,
-    ) -> Result<(), DriverError> {
+    ) -> Result<Map<String, Value>, DriverError> {
+        let mut saved = Map::new();
+        let mut ctx = ctx.clone();
         for step in steps {
+            if !self.step_applies(step, &ctx)? {
+                continue;
+            }
+            let ctx = &mut ctx;
+            let saved = &mut saved;
             let result: Result<(), DriverError> = async {
                 if let Some(n) = node {
                     if !step.unless.is_empty() {
@@ -898,7 +1021,13 @@ impl Driver {
                             }
                         }
                         Err(e) => return Err(e),
-                        Ok(_) => {}
+                        Ok(resp) => {
+                            for (var, ptr) in &step.save {
+                                let v = tree::text_at(&resp.value, ptr).unwrap_or_default();
+                                set(ctx, var, v.clone());
+                                saved.insert(var.clone(), Value::String(v));
+                            }
+                        }
                     }
                 }
                 if !step.wait_for.is_empty() {
@@ -925,7 +1054,7 @@ impl Driver {
                 Ok(()) => {}
             }
         }
-        Ok(())
+        Ok(saved)
     }
 
     /// Check the credentials with the `verify` operation (or one list call when there is none).
