@@ -17,7 +17,7 @@ use crate::driver::{Driver, NodeRef, NodeState, RenderedRequest};
 use crate::error::bad_input;
 use crate::render::{self, col, Kind};
 use crate::select::{Reject, XnodeNeeds};
-use crate::state::{Action, EventFilter, Outcome, Store};
+use crate::state::{Action, EventFilter, NodeStatus, Observation, Outcome, Store};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -459,6 +459,11 @@ fn climb_all(
                             if n.state == NodeState::Running && n.ipv4.is_some() {
                                 ip = n.ipv4.clone();
                                 seen = seen.max(Stage::Running);
+                                // Stage 1 is the provider's word: recorded before the network is asked.
+                                if best < Stage::Running {
+                                    best = Stage::Running;
+                                    let _ = tx.send(Step { index, stage: best, ip: ip.clone(), done: None });
+                                }
                             }
                         }
                     }
@@ -502,6 +507,17 @@ fn climb_all(
                         Outcome::Ok
                     };
                     if let Some(d) = &c.deploy_id {
+                        if step.stage == Stage::Running {
+                            // The provider's running state and address, as `deploy --wait` records them.
+                            let seen = Observation {
+                                status: Some(NodeStatus::Running),
+                                ipv4: c.ip.clone().map(Some),
+                                ..Observation::default()
+                            };
+                            if let Err(e) = store.record_observation(d, &seen, Action::Deploy, "") {
+                                eprintln!("capsule: could not record the node's address: {e}");
+                            }
+                        }
                         if let Err(e) = store.record_action(Some(d), Action::Xnode, outcome, &line) {
                             eprintln!("capsule: could not record a stage: {e}");
                         }

@@ -8,3 +8,4 @@ mod providers;
 mod readme;
 mod state;
 mod support;
+mod xnode;
