@@ -343,10 +343,11 @@ impl Probe {
         } else {
             c.path.as_str()
         };
-        match crate::probe::https_get(ip, c.https_port, &c.manager_host, path, false, self.timeout)
-            .await
+        if let Ok(a) =
+            crate::probe::https_get(ip, c.https_port, &c.manager_host, path, false, self.timeout)
+                .await
         {
-            Ok(a) => {
+            {
                 let to_login = (300..400).contains(&a.status)
                     && a.location.as_deref().is_some_and(|l| {
                         // Absolute or relative: the path must start with the login location.
@@ -371,7 +372,6 @@ impl Probe {
                 }
                 return Stage::Tls;
             }
-            Err(_) => {}
         }
         if crate::probe::tls_handshake(ip, c.https_port, &c.manager_host, self.timeout)
             .await
