@@ -3,7 +3,9 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod live_catalog;
 mod mocks;
+mod output;
 mod providers;
 mod readme;
 mod state;
