@@ -262,10 +262,10 @@ pub struct DeployArgs {
     #[arg(long = "ssh-key", value_name = "KEY")]
     pub ssh_keys: Vec<String>,
     /// cloud-init user data file; default: the catalog's xNode bootstrap.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "xnode")]
     pub user_data: Option<PathBuf>,
     /// Send no user data at all.
-    #[arg(long, conflicts_with = "user_data")]
+    #[arg(long, conflicts_with_all = ["user_data", "xnode"])]
     pub no_user_data: bool,
 
     // --- smart selection
@@ -337,7 +337,7 @@ pub struct DeployArgs {
 pub struct XnodeArgs {
     /// Install XnodeOS (an OpenMesh xNode) with the catalog's pinned installer instead of the
     /// generic bootstrap.
-    #[arg(long, conflicts_with_all = ["user_data", "no_user_data"])]
+    #[arg(long)]
     pub xnode: bool,
     /// The wallet that owns the xNode and may log in: 0x… or eth:… with 40 hex digits.
     #[arg(long, value_name = "ADDR", requires = "xnode")]
