@@ -24,6 +24,7 @@ pub fn run(ctx: &Ctx, args: InventoryArgs) -> anyhow::Result<ExitCode> {
         Some(InventoryCommand::List(f)) => list(ctx, &merge(&outer, &f)),
         Some(InventoryCommand::Show { node }) => show(ctx, &node),
         Some(InventoryCommand::Stats(f)) => stats(ctx, &merge(&outer, &f)),
+        Some(InventoryCommand::Cleanups) => cleanups(ctx),
         Some(InventoryCommand::Export { file, format }) => export(ctx, &outer, &file, format),
         Some(InventoryCommand::Import {
             file,
@@ -167,6 +168,36 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     if count == 0 && ctx.format() == crate::cli::OutputFormat::Table {
         eprintln!("capsule: no recorded node matches — `capsule openmesh inventory --all` includes deleted ones");
     }
+    let pending = store.pending_cleanups(None)?.len();
+    if pending > 0 {
+        eprintln!(
+            "note: {pending} pending cleanup(s) left by deletes — `capsule openmesh inventory cleanups` lists them; `--wait`, the next command on that provider or `sync` finishes them"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------------------------ cleanups
+
+const CLEANUP_COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("node", "node_ref", Kind::Text),
+    col("deploy id", "deploy_id", Kind::Text),
+    col("what", "what", Kind::Text),
+    col("recorded", "recorded_at", Kind::Text),
+    col("attempts", "attempts", Kind::Text),
+    col("last error", "last_error", Kind::Text),
+];
+
+/// Pending cleanups, oldest first.
+fn cleanups(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let store = open(ctx)?;
+    let rows: Vec<Value> = store
+        .pending_cleanups(None)?
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+        .collect();
+    render::listing(&mut stdout(), ctx.style, CLEANUP_COLUMNS, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -377,22 +408,38 @@ fn import(
         }
         None => Format::Csv,
     };
+    let max = crate::input_file::MAX_CSV;
     let mut input: Box<dyn Read> = if label == "-" {
-        Box::new(std::io::stdin().lock())
+        Box::new(std::io::stdin().lock().take(max))
     } else {
-        Box::new(
-            std::fs::File::open(file)
-                .map_err(|e| bad_input(format!("cannot read {label}: {e} — check the path")))?,
-        )
+        // Regular files only, size-capped: a FIFO or /dev/zero is refused, not read forever.
+        Box::new(std::io::Cursor::new(crate::input_file::read_bytes(
+            file,
+            "import file",
+            max,
+        )?))
     };
-    let providers: Vec<String> = ctx
-        .catalog
-        .providers
-        .iter()
-        .map(|p| p.id().to_string())
-        .collect();
-    let parsed =
-        transfer::parse(&mut input, &label, format, &providers).map_err(|e| row_errors(&e))?;
+    let known = transfer::Known {
+        providers: ctx
+            .catalog
+            .providers
+            .iter()
+            .map(|p| {
+                let slugs = p.regions.iter().map(|r| r.id.clone()).collect();
+                (p.id().to_string(), slugs)
+            })
+            .collect(),
+        templates: ctx
+            .catalog
+            .templates
+            .iter()
+            .map(|t| (t.id.clone(), t.provider.clone()))
+            .collect(),
+        currencies: std::iter::once("USD".to_string())
+            .chain(ctx.catalog.rates.iter().map(|r| r.currency.to_uppercase()))
+            .collect(),
+    };
+    let parsed = transfer::parse(&mut input, &label, format, &known).map_err(|e| row_errors(&e))?;
     let rows: Vec<NodeRecord> = parsed.iter().map(|(_, n)| n.clone()).collect();
     let store = open(ctx)?;
     let report = store.import_nodes(&rows, dry_run)?;

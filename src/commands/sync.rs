@@ -53,13 +53,22 @@ fn adopt_as(provider: &ProviderEntry, ctx: &Ctx, o: &LiveNode) -> NewNode {
         .catalog
         .templates_of(provider.id())
         .find(|t| t.plan.eq_ignore_ascii_case(&o.plan));
+    // Names and ids from a listing are the provider's (or whoever named the server): a record
+    // keeps to the same alphabet as a deploy, so an odd one is adopted under a safe form.
+    use crate::state::names;
     let deploy_id = o
         .deploy_id()
-        .map_or_else(|| format!("adopted-{}", o.id), str::to_string);
-    let name = if o.name.trim().is_empty() {
-        format!("{}-{}", provider.id(), o.id)
-    } else {
+        .filter(|d| names::deploy_id_problem("deploy id", d).is_none())
+        .map_or_else(
+            || format!("adopted-{}", names::safe_label(&o.id, 48)),
+            str::to_string,
+        );
+    let name = if names::name_problem(&o.name).is_none() {
         o.name.clone()
+    } else if o.name.trim().is_empty() {
+        names::safe_label(&format!("{}-{}", provider.id(), o.id), names::MAX_NAME)
+    } else {
+        names::safe_label(&o.name, names::MAX_NAME)
     };
     NewNode {
         group_id: deploy_id.clone(),
@@ -157,6 +166,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<Value> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
+    let mut providers_done: Vec<String> = Vec::new();
     for p in providers {
         let id = p.id();
         if crate::credentials::configured(&ctx.home, p)? == "no" {
@@ -196,12 +206,19 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
         };
         let applied = sync_provider(store.as_ref(), ctx, p, &live, args)?;
         rows.extend(applied.iter().map(row));
+        providers_done.push(id.to_string());
         synced += 1;
     }
-    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
     if synced == 0 && !failed {
-        eprintln!("capsule: no provider has credentials — nothing to sync");
+        // As `list` and `catalog refresh`: a command that needs a provider's API exits 2 when
+        // none has credentials (the fix is the user's).
+        return Err(crate::error::bad_input(
+            "no provider has credentials — nothing to sync; run `capsule openmesh provider configure NAME --api-key KEY`",
+        ));
     }
+    // Cleanups left by deletes run once their node is gone (the listing above shows which).
+    super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&providers_done))?;
+    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
     Ok(if failed {
         ExitCode::from(1)
     } else {

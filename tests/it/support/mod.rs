@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub mod fake_xnode;
+pub mod hostile;
 pub mod mock;
 
 /// A `capsule` invocation under construction.
