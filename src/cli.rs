@@ -114,6 +114,24 @@ pub enum Command {
     /// Validate, export or refresh catalogs.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Write a self-contained HTML report: prices, value, cost over time, fleet, price dates.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Write the report to FILE (`-` = stdout): one offline HTML file.
+    #[arg(long, value_name = "FILE")]
+    pub html: String,
+    /// The templates shown, as `templates` takes them (and the cheapest fit among them).
+    #[command(flatten)]
+    pub filter: TemplateFilter,
+    /// Cost window start (YYYY-MM-DD, RFC 3339 or `30d`); default: 30 days ago, at midnight UTC.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Cost window end; default: now.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +233,9 @@ pub struct RegionsArgs {
 pub struct CompareArgs {
     #[arg(required = true, num_args = 1..)]
     pub ids: Vec<String>,
+    /// Draw bar charts (price per hour, per vCPU) sized to the terminal instead of the table.
+    #[arg(long)]
+    pub chart: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -426,6 +447,10 @@ pub struct CostArgs {
     pub until: Option<String>,
     #[arg(long, value_enum, default_value_t = CostGroup::Provider)]
     pub by: CostGroup,
+    /// Draw daily spend as a bar chart stacked by provider, sized to the terminal (default
+    /// window: the last 30 days).
+    #[arg(long)]
+    pub chart: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,7 @@
 //! → `error` (exit codes).
 
 pub mod catalog;
+pub mod chart;
 pub mod cli;
 pub mod commands;
 pub mod context;
@@ -13,6 +14,7 @@ pub mod credentials;
 pub mod driver;
 pub mod error;
 pub mod render;
+pub mod report;
 pub mod secret;
 pub mod select;
 pub mod state;

@@ -326,7 +326,7 @@ pub fn template_row(o: &Offer<'_>) -> Value {
     })
 }
 
-fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Template> {
+pub(crate) fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Template> {
     catalog.template(id).ok_or_else(|| {
         unknown(
             "template",
@@ -338,7 +338,7 @@ fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Templ
 }
 
 /// The base offer of a template: its price without a regional difference.
-fn base_offer<'a>(catalog: &'a Catalog, t: &'a Template) -> Option<Offer<'a>> {
+pub(crate) fn base_offer<'a>(catalog: &'a Catalog, t: &'a Template) -> Option<Offer<'a>> {
     let mut offers: Vec<Offer<'a>> = select::all_offers(catalog)
         .into_iter()
         .filter(|o| o.template.id == t.id)

@@ -39,9 +39,9 @@ struct Placement {
 
 /// The explanation of a smart choice.
 #[derive(Debug, Default)]
-struct Explanation {
-    constraints: String,
-    choice: Option<Value>,
+pub(crate) struct Explanation {
+    pub(crate) constraints: String,
+    pub(crate) choice: Option<Value>,
     candidates: Vec<Value>,
     rejected: Vec<(String, usize)>,
     skipped: Vec<(String, String)>,
@@ -63,7 +63,7 @@ fn offer_json(o: &Offer<'_>) -> Value {
     })
 }
 
-fn offer_line(o: &Value) -> String {
+pub(crate) fn offer_line(o: &Value) -> String {
     let gpu = o["gpu"]
         .as_object()
         .map(|g| format!(", {}× {}", g["count"], g["model"].as_str().unwrap_or("")))
@@ -249,7 +249,7 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(Str
 }
 
 /// Plan a smart deploy: the ranked feasible offers and the explanation.
-fn smart_plan<'a>(
+pub(crate) fn smart_plan<'a>(
     ctx: &'a Ctx,
     args: &DeployArgs,
 ) -> anyhow::Result<(Vec<Offer<'a>>, Explanation)> {

@@ -9,6 +9,7 @@ pub mod history;
 pub mod inventory;
 pub mod nodes;
 pub mod provider;
+pub mod report;
 pub mod sync;
 
 use crate::cli::{Cli, Command, TopCommand};
@@ -49,6 +50,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             catalog::template_show(ctx, &id)
         }
         Command::Regions(args) => catalog::regions(ctx, &args),
+        Command::Compare(args) if args.chart => report::compare_chart(ctx, &args.ids),
         Command::Compare(args) => catalog::compare(ctx, &args.ids),
         Command::Catalog(cmd) => catalog::catalog_command(ctx, cmd),
         Command::Deploy(args) => deploy::deploy(ctx, &args),
@@ -61,6 +63,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::History(args) => history::run(ctx, args),
         Command::Cost(args) => cost::run(ctx, &args),
         Command::Sync(args) => sync::run(ctx, &args),
+        Command::Report(args) => report::html(ctx, &args),
     }
 }
 
