@@ -200,7 +200,7 @@ pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         text.push_str("No spend recorded in this window.\n");
     }
     text.push_str(&format!(
-        "Total {} in the window; month to date {}; projected for {}: {}.\n",
+        "Total in the window: {}\nMonth to date: {}; projected for {}: {}\n",
         usd(report.total_usd),
         usd(report.month_to_date_usd),
         report.month,
@@ -708,12 +708,8 @@ fn cost_section(days: &DailySpend, costs: &CostReport, palette: &Palette) -> Sec
         daily_table.push(cells, "");
     }
     let mut total_cells = vec!["window".to_string()];
-    total_cells.extend(
-        days.usd
-            .iter()
-            .map(|s| num((s.iter().sum::<f64>() * 1e6).round() / 1e6)),
-    );
-    total_cells.push(num(days.total()));
+    total_cells.extend(days.provider_totals.iter().map(|v| num(*v)));
+    total_cells.push(num(days.total_usd));
     daily_table.push(total_cells, "total");
 
     // `cost -o json` for the same window, its total row included.

@@ -23,6 +23,10 @@ pub struct DailySpend {
     pub providers: Vec<String>,
     /// `usd[p][d]`: provider `providers[p]` on day `days[d]`, rounded to 6 decimals.
     pub usd: Vec<Vec<f64>>,
+    /// Each provider's whole window, summed before rounding (as `cost` sums it).
+    pub provider_totals: Vec<f64>,
+    /// The whole window, all providers, summed before rounding: `cost`'s `total_usd`.
+    pub total_usd: f64,
     /// Currencies without a USD rate (their nodes are left out).
     pub missing_rates: Vec<String>,
 }
@@ -35,10 +39,6 @@ impl DailySpend {
             .collect()
     }
 
-    /// The whole window's spend.
-    pub fn total(&self) -> f64 {
-        round6(self.usd.iter().flatten().sum())
-    }
 }
 
 fn round6(v: f64) -> f64 {
@@ -130,6 +130,7 @@ pub fn daily(
         },
     )?;
     let providers: Vec<String> = by_provider.keys().cloned().collect();
+    let exact: Vec<f64> = by_provider.values().map(|v| v.iter().sum()).collect();
     let usd = by_provider
         .into_values()
         .map(|v| v.into_iter().map(round6).collect())
@@ -138,6 +139,8 @@ pub fn daily(
         days,
         providers,
         usd,
+        provider_totals: exact.iter().copied().map(round6).collect(),
+        total_usd: round6(exact.iter().sum()),
         missing_rates: missing,
     })
 }
@@ -234,7 +237,8 @@ mod tests {
             now,
         )
         .unwrap();
-        assert_eq!(d.total(), whole.total_usd);
+        assert_eq!(d.total_usd, whole.total_usd);
+        assert_eq!(d.provider_totals, [10.0, 1.25]);
         // An empty window has no day.
         let none = daily(&store, &billing, &f, until, until, now).unwrap();
         assert!(none.days.is_empty() && none.providers.is_empty());

@@ -6,5 +6,6 @@ mod deploy;
 mod mocks;
 mod providers;
 mod readme;
+mod report;
 mod state;
 mod support;
