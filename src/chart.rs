@@ -263,7 +263,10 @@ mod tests {
             assert!(chars(line) <= 40, "{line:?}");
         }
         // 40 - label 2 - 2 spaces - value 5 = 31 cells; half of it is 15.5 cells.
-        assert!(text.contains(&format!("a  {} $1.00", "█".repeat(31))), "{text}");
+        assert!(
+            text.contains(&format!("a  {} $1.00", "█".repeat(31))),
+            "{text}"
+        );
         assert!(text.contains(&format!("bb {}▌", "█".repeat(15))), "{text}");
     }
 
@@ -274,7 +277,10 @@ mod tests {
             axis: "USD per day".into(),
             max_text: "$3.00".into(),
             series: vec!["p".into(), "q".into()],
-            bars: vec![bar("d1", &[1.0, 2.0], "$3.00"), bar("d2", &[0.0, 1.5], "$1.50")],
+            bars: vec![
+                bar("d1", &[1.0, 2.0], "$3.00"),
+                bar("d2", &[0.0, 1.5], "$1.50"),
+            ],
         };
         let text = draw(&chart, 51, false);
         assert!(text.contains("█ p  ▓ q"), "{text}");

@@ -100,7 +100,11 @@ pub fn compare_chart(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
                     label: o.template.id.clone(),
                     values: vec![value(o)],
                     value_text: format!("{}{unit}", usd(value(o))),
-                    note: if c { "◀ cheapest".into() } else { String::new() },
+                    note: if c {
+                        "◀ cheapest".into()
+                    } else {
+                        String::new()
+                    },
                     highlight: c,
                 }
             })
@@ -114,7 +118,10 @@ pub fn compare_chart(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
         format!("{}{unit}", usd(m))
     };
     let hourly = bars(&|o| o.hourly_usd, "/h");
-    let per_cpu = bars(&|o| o.hourly_usd / f64::from(o.template.cpu.max(1)), "/vCPU-h");
+    let per_cpu = bars(
+        &|o| o.hourly_usd / f64::from(o.template.cpu.max(1)),
+        "/vCPU-h",
+    );
     let width = chart::terminal_width();
     let color = ctx.style.color;
     let mut text = chart::draw(
@@ -294,13 +301,7 @@ fn deploy_args(f: &TemplateFilter) -> DeployArgs {
     }
 }
 
-fn build(
-    ctx: &Ctx,
-    args: &ReportArgs,
-    since: i64,
-    until: i64,
-    now: i64,
-) -> anyhow::Result<Page> {
+fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyhow::Result<Page> {
     let cat = &ctx.catalog;
     let palette = Palette(cat.providers.iter().map(|p| p.id().to_string()).collect());
     // The templates exactly as `templates -o json` lists them.
@@ -556,7 +557,11 @@ fn value(
             .iter()
             .map(|r| {
                 let price = r["price_hourly_usd"].as_f64().unwrap_or(0.0);
-                let size = r[key].as_f64().unwrap_or(0.0).max(if key == "cpu" { 1.0 } else { 0.001 });
+                let size =
+                    r[key]
+                        .as_f64()
+                        .unwrap_or(0.0)
+                        .max(if key == "cpu" { 1.0 } else { 0.001 });
                 (
                     r["id"].as_str().unwrap_or("").to_string(),
                     r["provider"].as_str().unwrap_or("").to_string(),
@@ -717,7 +722,7 @@ fn cost_section(days: &DailySpend, costs: &CostReport, palette: &Palette) -> Sec
     let by_provider: Vec<Category> = costs
         .rows
         .iter()
-        .filter(|r| r.projected_month_usd.is_some())
+        .filter(|r| r.projected_month_usd.is_some_and(|v| v > 0.0))
         .map(|r| {
             let mtd = r.month_to_date_usd.unwrap_or(0.0);
             let proj = r.projected_month_usd.unwrap_or(0.0);
@@ -814,8 +819,14 @@ fn cost_section(days: &DailySpend, costs: &CostReport, palette: &Palette) -> Sec
         lead,
         facts: vec![
             ("spend in the window".into(), usd(costs.total_usd)),
-            (format!("month to date ({month})"), usd(costs.month_to_date_usd)),
-            (format!("projected for {month}"), usd(costs.projected_month_usd)),
+            (
+                format!("month to date ({month})"),
+                usd(costs.month_to_date_usd),
+            ),
+            (
+                format!("projected for {month}"),
+                usd(costs.projected_month_usd),
+            ),
             (
                 "billable now".into(),
                 format!(
@@ -981,7 +992,8 @@ fn fleet_section(rows: &[StatsRow], palette: &Palette) -> Section {
         id: "fleet".into(),
         title: "Fleet".into(),
         lead: vec![
-            "The live (not deleted) nodes of the local record, as `inventory stats` counts them.".into(),
+            "The live (not deleted) nodes of the local record, as `inventory stats` counts them."
+                .into(),
         ],
         facts,
         callout: None,
@@ -999,13 +1011,7 @@ fn fleet_section(rows: &[StatsRow], palette: &Palette) -> Section {
     }
 }
 
-fn chart_or_note(
-    id: &str,
-    chart: report::Chart,
-    table: Table,
-    empty: bool,
-    none: &str,
-) -> Figure {
+fn chart_or_note(id: &str, chart: report::Chart, table: Table, empty: bool, none: &str) -> Figure {
     Figure {
         id: id.to_string(),
         chart: (!empty).then_some(chart),
@@ -1111,7 +1117,12 @@ fn trust(ctx: &Ctx, now: i64) -> Section {
             ],
             "",
         );
-        rate_lines.push(format!("1 {} = {} USD (as of {})", r.currency, num(r.usd), r.as_of));
+        rate_lines.push(format!(
+            "1 {} = {} USD (as of {})",
+            r.currency,
+            num(r.usd),
+            r.as_of
+        ));
     }
     let retired: Vec<&str> = cat
         .providers
@@ -1123,14 +1134,24 @@ fn trust(ctx: &Ctx, now: i64) -> Section {
         "Each provider's prices carry the date they were taken and their source. Prices older than {STALE_AFTER_DAYS} days are flagged stale: refresh them with `capsule openmesh catalog refresh`."
     )];
     if !rate_lines.is_empty() {
-        lead.push(format!("Prices in other currencies are converted at {}.", rate_lines.join("; ")));
+        lead.push(format!(
+            "Prices in other currencies are converted at {}.",
+            rate_lines.join("; ")
+        ));
     }
     if !retired.is_empty() {
         let why: Vec<String> = cat
             .providers
             .iter()
             .filter(|p| p.is_retired())
-            .map(|p| format!("{} since {} ({})", p.id(), p.meta.status.date, p.meta.status.reason.trim_end_matches('.')))
+            .map(|p| {
+                format!(
+                    "{} since {} ({})",
+                    p.id(),
+                    p.meta.status.date,
+                    p.meta.status.reason.trim_end_matches('.')
+                )
+            })
             .collect();
         lead.push(format!(
             "Retired providers are listed but never deployed to: {}.",

@@ -221,7 +221,11 @@ fn log_ticks(lo: f64, hi: f64, base: f64, fmt: &dyn Fn(f64) -> String) -> Vec<f6
     let mut p = base.powf(lo.log(base).floor());
     let few = base == 10.0 && (hi / lo).log10() < 2.5;
     while p <= hi * 1.000_001 {
-        for m in if few { &[1.0, 2.0, 5.0][..] } else { &[1.0][..] } {
+        for m in if few {
+            &[1.0, 2.0, 5.0][..]
+        } else {
+            &[1.0][..]
+        } {
             let v = p * m;
             if v >= lo * 0.999_999 && v <= hi * 1.000_001 && !fmt(v).is_empty() {
                 out.push(v);
@@ -662,7 +666,10 @@ mod tests {
     #[test]
     fn log_ticks_are_powers() {
         let f = |v: f64| format!("{v}");
-        assert_eq!(log_ticks(0.8, 70.0, 2.0, &f), [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]);
+        assert_eq!(
+            log_ticks(0.8, 70.0, 2.0, &f),
+            [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+        );
         assert_eq!(log_ticks(0.004, 3.0, 10.0, &f), [0.01, 0.1, 1.0]);
         assert_eq!(log_ticks(0.15, 3.0, 10.0, &f), [0.2, 0.5, 1.0, 2.0]);
     }

@@ -38,7 +38,6 @@ impl DailySpend {
             .map(|d| round6(self.usd.iter().map(|s| s[d]).sum()))
             .collect()
     }
-
 }
 
 fn round6(v: f64) -> f64 {
@@ -161,7 +160,10 @@ mod tests {
             time::format(day_start(t("2024-05-01T13:14:15Z"))),
             "2024-05-01T00:00:00Z"
         );
-        assert_eq!(day_start(t("2024-05-01T00:00:00Z")), t("2024-05-01T00:00:00Z"));
+        assert_eq!(
+            day_start(t("2024-05-01T00:00:00Z")),
+            t("2024-05-01T00:00:00Z")
+        );
     }
 
     fn node(id: &str, provider: &str, hourly: f64, monthly: f64, currency: &str) -> NodeRecord {

@@ -77,11 +77,7 @@ fn json_f(v: &Value) -> f64 {
 #[track_caller]
 fn well_formed(html: &str) -> Html {
     let doc = Html::parse_document(html);
-    assert!(
-        doc.errors.is_empty(),
-        "HTML parse errors: {:?}",
-        doc.errors
-    );
+    assert!(doc.errors.is_empty(), "HTML parse errors: {:?}", doc.errors);
     doc
 }
 
@@ -120,10 +116,7 @@ fn sections_charts_and_tables_agree_with_the_cli() {
                 continue;
             };
             let id = svg.value().attr("id").unwrap();
-            assert!(
-                svg.select(&sel("title")).next().is_some(),
-                "{id}: no title"
-            );
+            assert!(svg.select(&sel("title")).next().is_some(), "{id}: no title");
             let labels: Vec<String> = svg
                 .select(&sel("text.title-x, text.title-y"))
                 .map(text)
@@ -247,11 +240,18 @@ fn sections_charts_and_tables_agree_with_the_cli() {
     let total_usd = json_f(&total["cost_usd"]);
     assert!((sum - total_usd).abs() < 1e-4, "{sum} vs {total_usd}");
     assert_eq!(f(window_row[0].0.last().unwrap()), total_usd);
-    let bars = doc.select(&sel("svg#cost-daily-chart g.marks rect.mark")).count();
-    assert!(bars >= 60, "one column part per day and provider with spend: {bars}");
+    let bars = doc
+        .select(&sel("svg#cost-daily-chart g.marks rect.mark"))
+        .count();
+    assert!(
+        bars >= 60,
+        "one column part per day and provider with spend: {bars}"
+    );
 
     // Fleet: `inventory stats -o json`, provider rows.
-    let stats = c.run_args(&["openmesh", "inventory", "stats", "-o", "json"]).json();
+    let stats = c
+        .run_args(&["openmesh", "inventory", "stats", "-o", "json"])
+        .json();
     let by_provider: Vec<&Value> = stats
         .as_array()
         .unwrap()
@@ -390,7 +390,14 @@ fn a_thousand_nodes_fit_in_a_megabyte() {
 #[test]
 fn bad_arguments_are_one_sentence_and_exit_2() {
     let c = capsule();
-    let out = c.run_args(&["openmesh", "report", "--html", "-", "--provider", "digitalocan"]);
+    let out = c.run_args(&[
+        "openmesh",
+        "report",
+        "--html",
+        "-",
+        "--provider",
+        "digitalocan",
+    ]);
     assert_eq!(out.code, 2);
     out.stderr_has("did you mean 'digitalocean'");
     let out = c.run_args(&[
@@ -533,8 +540,16 @@ fn renders_in_headless_chromium() {
     assert_eq!(console_lines(&dump.stderr), Vec::<String>::new());
     let dom = Html::parse_document(&String::from_utf8_lossy(&dump.stdout));
     let root = dom.root_element();
-    assert_eq!(root.value().attr("data-probed"), Some("yes"), "the probe ran");
-    assert_eq!(root.value().attr("data-errors"), Some(""), "errors in the page");
+    assert_eq!(
+        root.value().attr("data-probed"),
+        Some("yes"),
+        "the probe ran"
+    );
+    assert_eq!(
+        root.value().attr("data-errors"),
+        Some(""),
+        "errors in the page"
+    );
     let sizes: Vec<&str> = root
         .value()
         .attr("data-svg-sizes")
@@ -548,12 +563,7 @@ fn renders_in_headless_chromium() {
     }
     // The cheapest template (first of `templates` with the same filters) and deploy's choice
     // are on the page as rendered.
-    let page_text: String = dom
-        .select(&sel("body"))
-        .next()
-        .unwrap()
-        .text()
-        .collect();
+    let page_text: String = dom.select(&sel("body")).next().unwrap().text().collect();
     let mut t_args = vec!["openmesh", "templates", "-o", "json"];
     t_args.extend_from_slice(FILTER);
     let cheapest = c.run_args(&t_args).json()[0]["id"]
@@ -594,17 +604,33 @@ fn compare_chart_at_80_columns() {
         "--chart",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.lines().all(|l| l.chars().count() <= 80), "{}", out.stdout);
+    assert!(
+        out.stdout.lines().all(|l| l.chars().count() <= 80),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains('\u{1b}'), "no colour under NO_COLOR");
     golden("compare-80.txt", &out.stdout);
     // Colour when asked for, and a narrower terminal gives narrower bars.
-    let coloured = c.run_args(&["openmesh", "compare", "do-small", "vultr-vc2-1", "--chart", "--color", "always"]);
+    let coloured = c.run_args(&[
+        "openmesh",
+        "compare",
+        "do-small",
+        "vultr-vc2-1",
+        "--chart",
+        "--color",
+        "always",
+    ]);
     assert!(coloured.stdout.contains('\u{1b}'));
     let narrow = capsule()
         .env("COLUMNS", "50")
         .args(["openmesh", "compare", "do-small", "vultr-vc2-1", "--chart"])
         .ok();
-    assert!(narrow.stdout.lines().all(|l| l.chars().count() <= 50), "{}", narrow.stdout);
+    assert!(
+        narrow.stdout.lines().all(|l| l.chars().count() <= 50),
+        "{}",
+        narrow.stdout
+    );
 }
 
 #[test]
@@ -623,7 +649,11 @@ fn cost_chart_at_80_columns() {
         "2024-02-15",
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.lines().all(|l| l.chars().count() <= 80), "{}", out.stdout);
+    assert!(
+        out.stdout.lines().all(|l| l.chars().count() <= 80),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains('\u{1b}'));
     // The projection's month is the current one: masked for the golden file.
     let at = out.stdout.find("projected for ").unwrap() + "projected for ".len();
@@ -633,13 +663,24 @@ fn cost_chart_at_80_columns() {
     // The chart's window total is what `cost` says for the same window.
     let cost = c
         .run_args(&[
-            "openmesh", "cost", "-o", "json", "--since", "2024-02-05", "--until", "2024-02-15",
+            "openmesh",
+            "cost",
+            "-o",
+            "json",
+            "--since",
+            "2024-02-05",
+            "--until",
+            "2024-02-15",
         ])
         .json();
-    let total = cost.as_array().unwrap().last().unwrap()["cost_usd"].as_f64().unwrap();
+    let total = cost.as_array().unwrap().last().unwrap()["cost_usd"]
+        .as_f64()
+        .unwrap();
     assert!(
-        out.stdout
-            .contains(&format!("Total in the window: {}\n", capsule::render::usd(total))),
+        out.stdout.contains(&format!(
+            "Total in the window: {}\n",
+            capsule::render::usd(total)
+        )),
         "{}",
         out.stdout
     );
