@@ -360,9 +360,9 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
         meta,
         sections: vec![
             landscape(&rows, &palette, choice_id.as_deref()),
-            value(&found, &rows, &palette, choice_id.as_deref(), callout),
+            value(&rows, &palette, choice_id.as_deref(), callout),
             cost_section(&days, &costs, &palette),
-            fleet_section(&fleet, &palette),
+            fleet_section(&fleet),
             trust(ctx, now),
         ],
     })
@@ -543,14 +543,7 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
     }
 }
 
-fn value(
-    found: &[crate::select::Offer<'_>],
-    rows: &[Value],
-    palette: &Palette,
-    choice: Option<&str>,
-    callout: String,
-) -> Section {
-    let _ = found;
+fn value(rows: &[Value], palette: &Palette, choice: Option<&str>, callout: String) -> Section {
     let ranked = |key: &str, unit: &str, caption: &str, per: &str| -> Figure {
         // The same figures as compare's price_per_cpu_usd / price_per_gb_usd.
         let mut items: Vec<(String, String, f64, f64)> = rows
@@ -857,7 +850,7 @@ fn cost_section(days: &DailySpend, costs: &CostReport, palette: &Palette) -> Sec
     }
 }
 
-fn fleet_section(rows: &[StatsRow], palette: &Palette) -> Section {
+fn fleet_section(rows: &[StatsRow]) -> Section {
     let all = rows.iter().find(|r| r.by == "all");
     let of = |by: &str| -> Vec<&StatsRow> { rows.iter().filter(|r| r.by == by).collect() };
     let count = |v: f64| num(v.round());
@@ -973,7 +966,6 @@ fn fleet_section(rows: &[StatsRow], palette: &Palette) -> Section {
         }
         chart_or_note(&format!("fleet-{what}"), chart, t, rows.is_empty(), &none)
     };
-    let _ = palette;
     let mut region_fig = single(&regions, "Live nodes by region", "region", 0);
     if region_total > MAX_BARS {
         region_fig.note = Some(format!(

@@ -238,7 +238,7 @@ fn log_ticks(lo: f64, hi: f64, base: f64, fmt: &dyn Fn(f64) -> String) -> Vec<f6
 
 /// "Nice" linear ticks from 0 to at least `hi`: about `n` of them.
 fn linear_ticks(hi: f64, n: usize) -> (f64, Vec<f64>) {
-    if !(hi > 0.0) {
+    if hi.is_nan() || hi <= 0.0 {
         return (1.0, vec![0.0, 1.0]);
     }
     let raw = hi / n as f64;

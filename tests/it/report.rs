@@ -192,7 +192,7 @@ fn sections_charts_and_tables_agree_with_the_cli() {
             .filter(|(_, class)| class == "highlight")
             .map(|(cells, _)| cells[1].clone())
             .collect();
-        assert_eq!(hl, [choice_id.clone()], "{fig}");
+        assert_eq!(hl, std::slice::from_ref(&choice_id), "{fig}");
         let labelled = doc
             .select(&sel(&format!("{fig} svg text.callout")))
             .map(text)
