@@ -202,11 +202,14 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
     if !m.ssh_key.is_empty() {
         c.one_of(&e, &["ssh_key"], "ssh_key mode", &m.ssh_key, SSH_KEY_MODES);
     }
-    if !(0.0..=745.0).contains(&m.monthly_cap_hours) {
+    if !cap_hours_ok(m.monthly_cap_hours) {
         c.push(
             &e,
             &["monthly_cap_hours"],
-            format!("monthly_cap_hours {} is outside 0–745", m.monthly_cap_hours),
+            format!(
+                "monthly_cap_hours {} is outside 0–745 — give hours, or \"none\" for no cap",
+                m.monthly_cap_hours
+            ),
         );
     }
     if let Some([lo, hi]) = m.monthly_ratio {
@@ -344,6 +347,14 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             );
         }
     }
+    let mb = api.limits.max_body_mb;
+    if !(mb.is_finite() && (0.0..=1024.0).contains(&mb)) {
+        c.push(
+            &e,
+            &["limits", "max_body_mb"],
+            format!("limits.max_body_mb = {mb} must be between 0 (the default, 8 MB) and 1024"),
+        );
+    }
     if api.node.id == Field::default() {
         c.push(&e, &["node"], "api.node needs an id pointer".to_string());
     }
@@ -453,15 +464,28 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         &op.paging.style,
         PAGING_STYLES,
     );
-    for step in op.before.iter().chain(op.after.iter()) {
-        if !names.contains(&step.operation.as_str()) {
+    for step in &op.cleanup {
+        if !step.wait_for.is_empty() || !step.unless.is_empty() {
             c.push(
                 e,
-                &path(if op.before.iter().any(|s| s.operation == step.operation) {
-                    "before"
-                } else {
-                    "after"
-                }),
+                &path("cleanup"),
+                "a cleanup step runs once the node is gone: `wait_for` and `unless` do not apply"
+                    .to_string(),
+            );
+        }
+    }
+    for step in op.before.iter().chain(&op.after).chain(&op.cleanup) {
+        if !names.contains(&step.operation.as_str()) {
+            let key = if op.before.iter().any(|s| s.operation == step.operation) {
+                "before"
+            } else if op.cleanup.iter().any(|s| s.operation == step.operation) {
+                "cleanup"
+            } else {
+                "after"
+            };
+            c.push(
+                e,
+                &path(key),
                 unknown_msg("operation", &step.operation, names),
             );
         }
@@ -609,6 +633,17 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
             );
         }
     }
+    if let Some(h) = t.monthly_cap_hours {
+        if !cap_hours_ok(h) {
+            c.push(
+                &e,
+                &["monthly_cap_hours"],
+                format!(
+                    "monthly_cap_hours {h} is outside 0–745 — give hours, or \"none\" for no cap"
+                ),
+            );
+        }
+    }
     for (r, price) in &t.region_prices {
         if !slugs.contains(&r.as_str()) {
             c.push(
@@ -716,4 +751,9 @@ pub fn compile(source: &str) -> Result<(), String> {
             _ => detail,
         }
     })
+}
+
+/// A monthly cap is 0 (not declared), 1–745 hours, or infinite (`"none"`: no cap).
+fn cap_hours_ok(h: f64) -> bool {
+    h == f64::INFINITY || (0.0..=745.0).contains(&h)
 }

@@ -2,9 +2,12 @@
 //! `driver` and `state`, and hand it to `render`; they choose no exit code themselves except by
 //! returning `ExitCode` for partial failures.
 
+pub mod bulk;
 pub mod catalog;
+pub mod cleanup;
 pub mod cost;
 pub mod deploy;
+pub mod fanout;
 pub mod history;
 pub mod inventory;
 pub mod nodes;
@@ -18,6 +21,7 @@ use std::process::ExitCode;
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
     let om = match cli.command {
         TopCommand::Completions { shell } => {
             use clap::CommandFactory;
@@ -30,12 +34,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         TopCommand::Openmesh(om) => *om,
     };
+    let Some(command) = om.command else {
+        std::io::Write::write_all(&mut stdout(), GETTING_STARTED.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    };
     // Validating a directory must not require the effective catalog to load.
-    if let Command::Catalog(crate::cli::CatalogCommand::Validate { dir }) = &om.command {
-        return catalog::validate_dir(dir, om.global.output);
+    if let Command::Catalog(crate::cli::CatalogCommand::Validate { dir }) = &command {
+        return catalog::validate_dir(dir, global.output);
     }
-    let ctx = Ctx::new(&om.global)?;
-    let result = dispatch(&ctx, om.command);
+    let ctx = Ctx::new(&global)?;
+    let result = dispatch(&ctx, command);
     // The process ends next; the OS frees a large catalog faster than dropping it piece by piece.
     std::mem::forget(ctx);
     result
@@ -56,9 +64,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::deploy(ctx, &args),
         Command::List(args) => nodes::list(ctx, &args),
         Command::Status(args) => nodes::status(ctx, &args),
-        Command::Start(args) => nodes::power(ctx, &args, nodes::Power::Start),
-        Command::Stop(args) => nodes::power(ctx, &args, nodes::Power::Stop),
-        Command::Delete(args) => nodes::delete(ctx, &args),
+        Command::Start(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Start),
+        Command::Stop(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Stop),
+        Command::Delete(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Delete),
         Command::Inventory(args) => inventory::run(ctx, args),
         Command::History(args) => history::run(ctx, args),
         Command::Cost(args) => cost::run(ctx, &args),
@@ -66,6 +74,23 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::html(ctx, &args),
     }
 }
+
+/// What `capsule openmesh` alone prints.
+const GETTING_STARTED: &str = "\
+capsule openmesh: see every provider's server templates side by side, deploy the cheapest that
+fits, and keep a record of every node.
+
+Getting started:
+  capsule openmesh providers                        the providers, their prices and status
+  capsule openmesh templates --min-cpu 4            templates that fit, cheapest first
+  capsule openmesh provider configure NAME --api-key-stdin
+                                                    store an API key (see `provider show NAME`)
+  capsule openmesh deploy --min-cpu 4 --min-memory 8 --budget 0.10 --dry-run
+                                                    what would be deployed, and why
+  capsule openmesh inventory                        the nodes capsule has recorded
+
+Every command has examples in its help: capsule openmesh help COMMAND
+";
 
 /// `provider: message` for a provider's failure, without repeating the provider when the
 /// message already starts with it (driver errors do).

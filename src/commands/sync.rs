@@ -19,13 +19,13 @@ use serde_json::{json, Value};
 use std::process::ExitCode;
 
 const COLUMNS: &[Column] = &[
-    col("provider", "provider", Kind::Text),
-    col("finding", "finding", Kind::Text),
-    col("node", "name", Kind::Text),
-    col("deploy id", "deploy_id", Kind::Text),
-    col("provider id", "provider_id", Kind::Text),
-    col("detail", "detail", Kind::Text),
-    col("action", "action", Kind::Text),
+    col("provider", "provider", Kind::Text).prio(0),
+    col("finding", "finding", Kind::Status).prio(0),
+    col("node", "name", Kind::Text).prio(0),
+    col("deploy id", "deploy_id", Kind::Text).prio(3),
+    col("provider id", "provider_id", Kind::Text).prio(2),
+    col("detail", "detail", Kind::Text).prio(1),
+    col("action", "action", Kind::Text).prio(0),
 ];
 
 /// The driver's node as sync compares it.
@@ -157,6 +157,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<Value> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
+    let mut providers_done: Vec<String> = Vec::new();
     for p in providers {
         let id = p.id();
         if crate::credentials::configured(&ctx.home, p)? == "no" {
@@ -196,12 +197,19 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
         };
         let applied = sync_provider(store.as_ref(), ctx, p, &live, args)?;
         rows.extend(applied.iter().map(row));
+        providers_done.push(id.to_string());
         synced += 1;
     }
-    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
     if synced == 0 && !failed {
-        eprintln!("capsule: no provider has credentials — nothing to sync");
+        // As `list` and `catalog refresh`: a command that needs a provider's API exits 2 when
+        // none has credentials (the fix is the user's).
+        return Err(crate::error::bad_input(
+            "no provider has credentials — nothing to sync; run `capsule openmesh provider configure NAME --api-key KEY`",
+        ));
     }
+    // Cleanups left by deletes run once their node is gone (the listing above shows which).
+    super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&providers_done))?;
+    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
     Ok(if failed {
         ExitCode::from(1)
     } else {

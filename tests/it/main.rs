@@ -3,7 +3,11 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod fleet_ops;
+mod hostile_net;
+mod live_catalog;
 mod mocks;
+mod output;
 mod providers;
 mod readme;
 mod report;
