@@ -360,7 +360,7 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
         meta,
         sections: vec![
             landscape(&rows, &palette, choice_id.as_deref()),
-            value(&rows, &palette, choice_id.as_deref(), callout),
+            value(&found, &rows, &palette, choice_id.as_deref(), callout),
             cost_section(&days, &costs, &palette),
             fleet_section(&fleet),
             trust(ctx, now),
@@ -543,23 +543,31 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
     }
 }
 
-fn value(rows: &[Value], palette: &Palette, choice: Option<&str>, callout: String) -> Section {
+fn value(
+    found: &[crate::select::Offer<'_>],
+    rows: &[Value],
+    palette: &Palette,
+    choice: Option<&str>,
+    callout: String,
+) -> Section {
     let ranked = |key: &str, unit: &str, caption: &str, per: &str| -> Figure {
-        // The same figures as compare's price_per_cpu_usd / price_per_gb_usd.
-        let mut items: Vec<(String, String, f64, f64)> = rows
+        // The same figures as compare's price_per_cpu_usd / price_per_gb_usd (from the unrounded
+        // hourly price, rounded to 5 decimals).
+        let mut items: Vec<(String, String, f64, f64)> = found
             .iter()
-            .map(|r| {
-                let price = r["price_hourly_usd"].as_f64().unwrap_or(0.0);
-                let size =
-                    r[key]
-                        .as_f64()
-                        .unwrap_or(0.0)
-                        .max(if key == "cpu" { 1.0 } else { 0.001 });
+            .zip(rows)
+            .map(|(o, r)| {
+                let t = o.template;
+                let size = if key == "cpu" {
+                    f64::from(t.cpu.max(1))
+                } else {
+                    t.memory_gb.max(0.001)
+                };
                 (
-                    r["id"].as_str().unwrap_or("").to_string(),
-                    r["provider"].as_str().unwrap_or("").to_string(),
-                    (price / size * 1e5).round() / 1e5,
-                    price,
+                    t.id.clone(),
+                    t.provider.clone(),
+                    (o.hourly_usd / size * 1e5).round() / 1e5,
+                    r["price_hourly_usd"].as_f64().unwrap_or(0.0),
                 )
             })
             .collect();
