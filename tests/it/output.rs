@@ -149,6 +149,30 @@ fn tables_fit_and_align_in_a_terminal() {
 }
 
 #[test]
+fn every_other_listing_fits_80_columns_too() {
+    let c = seeded_home();
+    for args in [
+        vec!["openmesh", "regions"],
+        vec!["openmesh", "inventory", "stats"],
+        vec!["openmesh", "inventory", "--all"],
+        vec!["openmesh", "history"],
+        vec!["openmesh", "cost", "--by", "node"],
+        vec![
+            "openmesh",
+            "templates",
+            "--include-retired",
+            "--sort",
+            "price-per-cpu",
+        ],
+    ] {
+        for cols in [60u16, 80] {
+            let out = in_pty(c.home(), cols, &args);
+            check_table(&out, cols as usize);
+        }
+    }
+}
+
+#[test]
 fn status_is_coloured_on_a_terminal() {
     let c = seeded_home();
     let out = in_pty(c.home(), 200, &["openmesh", "inventory"]);
