@@ -55,6 +55,15 @@ impl Ctx {
             style: Style {
                 format: global.output,
                 color,
+                width: if stdout_tty { terminal_width() } else { None },
+                wide: global.wide,
+                header: !global.no_header,
+                quiet: global.quiet,
+                // Leaked once per process: `Style` stays `Copy` for every renderer call.
+                columns: global
+                    .columns
+                    .clone()
+                    .map(|c| &*Box::leak(c.into_boxed_slice())),
             },
             verbose: global.verbose,
             yes: global.yes,
@@ -91,7 +100,11 @@ impl Ctx {
             }
             if let Some(days) = prices_age_days(&self.catalog, p, now) {
                 if days as f64 * 86400.0 > self.stale_after.as_secs_f64() {
-                    old.push(format!("{} ({}, {days} days old)", p.id(), p.meta.prices_as_of));
+                    old.push(format!(
+                        "{} ({}, {days} days old)",
+                        p.id(),
+                        p.meta.prices_as_of
+                    ));
                 }
             }
         }
@@ -164,6 +177,13 @@ pub fn prices_age_days(catalog: &Catalog, p: &ProviderEntry, now: i64) -> Option
         None => crate::state::time::unix(&format!("{}T00:00:00Z", p.meta.prices_as_of)),
     }?;
     Some(((now - when).max(0)) / 86400)
+}
+
+/// The width of the terminal on stdout, if it tells.
+fn terminal_width() -> Option<usize> {
+    terminal_size::terminal_size_of(std::io::stdout())
+        .map(|(w, _)| usize::from(w.0))
+        .filter(|w| *w > 0)
 }
 
 fn secs(v: f64, default: f64) -> Duration {

@@ -111,7 +111,9 @@ pub fn apply(catalog: &mut Catalog, layer: &Layer) {
         if let Some(p) = catalog.providers.iter_mut().find(|p| &p.meta.id == id) {
             p.meta.prices_as_of = prov.prices_as_of.clone();
             p.meta.prices_source = prov.source.clone();
-            catalog.refreshed.insert(id.clone(), prov.refreshed_at.clone());
+            catalog
+                .refreshed
+                .insert(id.clone(), prov.refreshed_at.clone());
         }
     }
     let index: std::collections::HashMap<String, usize> = catalog

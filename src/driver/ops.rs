@@ -482,7 +482,12 @@ impl Driver {
             .iter()
             .filter_map(|v| {
                 let plan = tree::field(v, &fields.plan)?;
-                let regions = (!fields.regions.is_empty()).then(|| {
+                // An item without the regions key says nothing about regions (not "nowhere").
+                let says_regions = !fields.regions.is_empty()
+                    && tree::resolve_all(v, &fields.regions)
+                        .iter()
+                        .any(|x| x.is_array());
+                let regions = says_regions.then(|| {
                     let sold = fields.available.is_empty()
                         || tree::text_at(v, &fields.available).is_none_or(|t| t != "false");
                     if !sold {

@@ -5,6 +5,7 @@ mod credentials;
 mod deploy;
 mod live_catalog;
 mod mocks;
+mod output;
 mod providers;
 mod readme;
 mod state;

@@ -77,7 +77,8 @@ impl PriceServer {
         let (s2, f2, seen2, base) = (stop.clone(), failing.clone(), seen.clone(), url.clone());
         let thread = std::thread::spawn(move || {
             while !s2.load(Ordering::SeqCst) {
-                let Ok(Some(req)) = server.recv_timeout(std::time::Duration::from_millis(20)) else {
+                let Ok(Some(req)) = server.recv_timeout(std::time::Duration::from_millis(20))
+                else {
                     continue;
                 };
                 let full = req.url().to_string();
@@ -139,24 +140,45 @@ fn route(book: &PriceBook, base: &str, path: &str, q: &HashMap<&str, &str>) -> (
             let all = do_sizes(book);
             let per = num("per_page", 20).clamp(1, 200);
             let page = num("page", 1).max(1);
-            let chunk: Vec<Value> = all.iter().skip((page - 1) * per).take(per).cloned().collect();
+            let chunk: Vec<Value> = all
+                .iter()
+                .skip((page - 1) * per)
+                .take(per)
+                .cloned()
+                .collect();
             let mut pages = json!({});
             if page * per < all.len() {
                 pages["next"] = json!(format!("{base}/v2/sizes?page={}&per_page={per}", page + 1));
             }
-            (200, json!({"sizes": chunk, "links": {"pages": pages}, "meta": {"total": all.len()}}))
+            (
+                200,
+                json!({"sizes": chunk, "links": {"pages": pages}, "meta": {"total": all.len()}}),
+            )
         }
         "/v2/plans" => cursor_page("plans", vultr_plans(book), base, "/v2/plans", q),
-        "/v2/plans-metal" => cursor_page("plans_metal", vultr_metal(book), base, "/v2/plans-metal", q),
+        "/v2/plans-metal" => {
+            cursor_page("plans_metal", vultr_metal(book), base, "/v2/plans-metal", q)
+        }
         "/v4/linode/types" => {
             let all = linode_types(book);
             let per = num("page_size", 100).clamp(25, 500);
             let page = num("page", 1).max(1);
             let pages = all.len().div_ceil(per);
-            let chunk: Vec<Value> = all.iter().skip((page - 1) * per).take(per).cloned().collect();
-            (200, json!({"data": chunk, "page": page, "pages": pages, "results": all.len()}))
+            let chunk: Vec<Value> = all
+                .iter()
+                .skip((page - 1) * per)
+                .take(per)
+                .cloned()
+                .collect();
+            (
+                200,
+                json!({"data": chunk, "page": page, "pages": pages, "results": all.len()}),
+            )
         }
-        _ => (404, json!({"error": format!("no route {path}"), "status": 404})),
+        _ => (
+            404,
+            json!({"error": format!("no route {path}"), "status": 404}),
+        ),
     }
 }
 
@@ -195,7 +217,9 @@ fn price(book: &PriceBook, plan: &str, h: f64, m: f64) -> (f64, f64) {
 }
 
 fn do_sizes(book: &PriceBook) -> Vec<Value> {
-    let regions = ["nyc1", "nyc3", "sfo3", "tor1", "lon1", "fra1", "ams3", "sgp1", "blr1", "syd1"];
+    let regions = [
+        "nyc1", "nyc3", "sfo3", "tor1", "lon1", "fra1", "ams3", "sgp1", "blr1", "syd1",
+    ];
     let mut out = Vec::new();
     for (slug, vcpus, mem, disk, tb) in [
         ("s-1vcpu-1gb", 1, 1024, 25, 1.0),
@@ -223,7 +247,9 @@ fn do_sizes(book: &PriceBook) -> Vec<Value> {
 }
 
 fn vultr_plans(book: &PriceBook) -> Vec<Value> {
-    let locs = ["ewr", "ord", "dfw", "sea", "lax", "ams", "fra", "sgp", "syd", "sjc"];
+    let locs = [
+        "ewr", "ord", "dfw", "sea", "lax", "ams", "fra", "sgp", "syd", "sjc",
+    ];
     let mut out = Vec::new();
     for (id, vcpu, ram, disk, bw, ty) in [
         ("vc2-1c-1gb", 1, 1024, 25, 1024, "vc2"),
