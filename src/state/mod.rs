@@ -32,6 +32,7 @@
 
 pub mod cost;
 pub mod model;
+pub mod names;
 pub mod reconcile;
 pub mod schema;
 pub mod seed;
