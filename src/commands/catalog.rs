@@ -89,13 +89,14 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .providers
         .iter()
         .map(|p| provider_row(ctx, p))
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     ctx.note_stale(ctx.catalog.providers.iter().map(|p| p.id()));
     render::listing(&mut stdout(), ctx.style, PROVIDER_COLUMNS, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
+fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> anyhow::Result<Value> {
+    let configured = crate::credentials::configured(&ctx.home, p)?;
     let cat = &ctx.catalog;
     let rate = cat.usd_rate(p.currency()).unwrap_or(1.0);
     let ts: Vec<&Template> = cat.templates_of(p.id()).collect();
@@ -120,7 +121,7 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
         .filter_map(|t| t.gpu.as_ref().map(|g| g.model.as_str()))
         .collect();
     let status = &p.meta.status;
-    json!({
+    Ok(json!({
         "id": p.id(),
         "name": p.meta.name,
         "kind": p.meta.kind,
@@ -144,8 +145,8 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
         "prices_source": p.meta.prices_source,
         "prices_refreshed_at": cat.refreshed.get(p.id()),
         "homepage": p.meta.homepage,
-        "configured": crate::credentials::configured(&ctx.home, p).unwrap_or("no"),
-    })
+        "configured": configured,
+    }))
 }
 
 fn nonempty(s: &str) -> Value {
@@ -761,8 +762,7 @@ fn refresh_targets<'a>(
         if !only.is_empty() && !named {
             continue;
         }
-        if only.is_empty() && !crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no")
-        {
+        if only.is_empty() && crate::credentials::configured(&ctx.home, p)? == "no" {
             continue;
         }
         if p.is_retired() {

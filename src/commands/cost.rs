@@ -87,7 +87,7 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         CostGroup::Template => GroupBy::Template,
         CostGroup::Node => GroupBy::Node,
     };
-    let store = state::open(&ctx.home)?;
+    let store = state::open_read(&ctx.home)?;
     let report = cost::report(
         store.as_ref(),
         &billing(&ctx.catalog),

@@ -210,7 +210,11 @@ fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
 }
 
 /// Which providers may be planned on, and why the others are skipped.
-fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(String, String)>) {
+/// Provider ids to plan on, and (provider, reason) for those skipped.
+type Usable = (BTreeSet<String>, Vec<(String, String)>);
+
+/// A broken credentials file is an error here, never "not configured".
+fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Usable> {
     let mut ok = BTreeSet::new();
     let mut skipped = Vec::new();
     for p in &ctx.catalog.providers {
@@ -235,7 +239,7 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(Str
             ));
             continue;
         }
-        let configured = crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no");
+        let configured = crate::credentials::configured(&ctx.home, p)? != "no";
         if !configured && !args.include_unconfigured {
             skipped.push((
                 id.clone(),
@@ -245,7 +249,7 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(Str
         }
         ok.insert(id);
     }
-    (ok, skipped)
+    Ok((ok, skipped))
 }
 
 /// Plan a smart deploy: the ranked feasible offers and the explanation.
@@ -254,7 +258,7 @@ fn smart_plan<'a>(
     args: &DeployArgs,
 ) -> anyhow::Result<(Vec<Offer<'a>>, Explanation)> {
     let q = smart_query(ctx, args)?;
-    let (usable, skipped) = usable_providers(ctx, args);
+    let (usable, skipped) = usable_providers(ctx, args)?;
     let (fits, mut rejected) = select::plan(&ctx.catalog, &q);
     let mut skipped_offers = 0;
     let fits: Vec<Offer<'a>> = fits
@@ -788,7 +792,8 @@ fn placement_json(pl: &Placement) -> Value {
 /// rendered request redacts auth either way).
 fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
     let p = ctx.provider(provider)?;
-    let mut creds = crate::credentials::load(&ctx.home, p).unwrap_or_default();
+    // A broken credentials file is reported, not replaced by placeholders.
+    let mut creds = crate::credentials::load(&ctx.home, p)?;
     // Placeholders only for the fields a request cannot do without: an optional field left out
     // (a session token, a subnet) must stay out of the shown request as it would of the real one.
     for f in p.credentials.iter().filter(|f| f.required) {

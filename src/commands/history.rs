@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
-    let store = state::open(&ctx.home)?;
+    let store = state::open_read(&ctx.home)?;
     let deploy_id = match &args.node {
         Some(n) => Some(find(store.as_ref(), n)?.deploy_id),
         None => None,

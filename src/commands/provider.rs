@@ -743,6 +743,7 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let mut sentences: Vec<String> = Vec::new();
     let mut failed = 0usize;
+    let mut bad_input = 0usize;
     for (p, r) in &resolved {
         let configured = r.configured();
         let (status, kind, message) = if configured == "no" {
@@ -761,6 +762,10 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
                 Some(Ok(())) => ("ok", None, None),
                 Some(Err(f)) => {
                     failed += 1;
+                    // A bad endpoint override or a missing field is the user's input (exit 2).
+                    if matches!(&f, Failure::Setup(e) if crate::error::exit_code(e) == 2) {
+                        bad_input += 1;
+                    }
                     ("failed", Some(f.kind()), Some(f.sentence(p, r)))
                 }
                 None => ("failed", Some("internal"), Some("no result".to_string())),
@@ -801,7 +806,9 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     {
         writeln!(out, "\nno provider has credentials yet — run `capsule openmesh provider configure NAME --api-key KEY`")?;
     }
-    Ok(if failed > 0 {
+    Ok(if bad_input > 0 {
+        ExitCode::from(2)
+    } else if failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

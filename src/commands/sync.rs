@@ -140,6 +140,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(async {
             let mut tasks = Vec::new();
             for p in &providers {
+                // A broken credentials file is reported below (exit 2), not listed around.
                 if crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no") {
                     let id = p.id().to_string();
                     match ctx.driver(&id) {
