@@ -220,7 +220,7 @@ pub fn home_dir() -> PathBuf {
     base.join(".capsule")
 }
 
-/// Parse `90s`, `10m`, `2h`, `30d`, or bare seconds.
+/// Parse `90s`, `10m`, `2h`, `30d`, `1w`; a bare number is an error (`30` could mean anything).
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
@@ -230,7 +230,13 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         ))
     })?;
     let mult = match unit {
-        "" | "s" => 1.0,
+        "" => {
+            return Err(crate::error::bad_input(format!(
+                "'{text}' has no unit — write {n}d for days, or {n}h, {n}m, {n}s",
+                n = num.trim()
+            )))
+        }
+        "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
         "d" => 86400.0,
@@ -263,5 +269,7 @@ mod tests {
         );
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5y").is_err());
+        let bare = parse_duration("30").unwrap_err().to_string();
+        assert!(bare.contains("30d"), "{bare}");
     }
 }

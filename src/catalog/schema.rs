@@ -187,6 +187,10 @@ pub struct Template {
     pub storage_gb: f64,
     #[serde(default)]
     pub bandwidth_tb: f64,
+    /// Transfer is not metered: `bandwidth_tb` is then only the line rate × 730 h, an upper
+    /// bound, and listings say "unmetered".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bandwidth_unmetered: bool,
     /// Native currency of the provider.
     #[serde(default)]
     pub price_hourly: f64,

@@ -73,15 +73,32 @@ const PROVIDER_COLUMNS: &[Column] = &[
     col("status", "status", Kind::Status).prio(0),
     col("templates", "templates", Kind::Num).prio(3),
     col("regions", "regions", Kind::Num).prio(3),
-    col("$/h from", "price_hourly_min_usd", Kind::Usd).prio(0),
-    col("$/h to", "price_hourly_max_usd", Kind::Usd).prio(2),
-    col("$/mo from", "price_monthly_min_usd", Kind::Usd).prio(1),
-    col("$/mo to", "price_monthly_max_usd", Kind::Usd).prio(2),
+    col("from/h", "price_hourly_min", Kind::Money("currency")).prio(0),
+    col("to/h", "price_hourly_max", Kind::Money("currency")).prio(2),
+    col("from/mo", "price_monthly_min", Kind::Money("currency")).prio(1),
+    col("to/mo", "price_monthly_max", Kind::Money("currency")).prio(2),
+    col("usd/h from (conv.)", "price_hourly_min_usd", Kind::Usd).prio(5),
     col("gpus", "gpu_models", Kind::List).prio(4),
     col("prices as of", "prices_as_of", Kind::Text).prio(3),
+<<<<<<< HEAD
     col("age days", "prices_age_days", Kind::Num).prio(5),
+=======
+    col("usd rate", "_rate", Kind::Text).prio(4),
+>>>>>>> main
     col("configured", "configured", Kind::Text).prio(0),
 ];
+
+/// `1 EUR = 1.16 USD (2026-01-02)` for a non-USD currency; `None` for USD.
+fn rate_text(catalog: &Catalog, currency: &str) -> Option<String> {
+    if currency.eq_ignore_ascii_case("USD") {
+        return None;
+    }
+    let r = catalog
+        .rates
+        .iter()
+        .find(|r| r.currency.eq_ignore_ascii_case(currency))?;
+    Some(format!("1 {} = {} USD ({})", r.currency, r.usd, r.as_of))
+}
 
 pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let rows: Vec<Value> = ctx
@@ -92,6 +109,17 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<_>>()?;
     ctx.note_stale(ctx.catalog.providers.iter().map(|p| p.id()));
     render::listing(&mut stdout(), ctx.style, PROVIDER_COLUMNS, &rows)?;
+    if ctx.format() == OutputFormat::Table && !ctx.style.quiet {
+        let rates: BTreeSet<String> = ctx
+            .catalog
+            .providers
+            .iter()
+            .filter_map(|p| rate_text(&ctx.catalog, p.currency()))
+            .collect();
+        for r in rates {
+            eprintln!("note: prices are in each provider's currency; USD figures convert at {r}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -146,6 +174,9 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> anyhow::Result<Value> {
         "prices_refreshed_at": cat.refreshed.get(p.id()),
         "homepage": p.meta.homepage,
         "configured": configured,
+        "usd_rate": rate,
+        "usd_rate_as_of": cat.rates.iter().find(|r| r.currency.eq_ignore_ascii_case(p.currency())).map(|r| r.as_of.clone()),
+        "_rate": rate_text(cat, p.currency()),
     }))
 }
 
@@ -167,14 +198,15 @@ fn round(x: f64, digits: i32) -> f64 {
 
 const TEMPLATE_TABLE: &[Column] = &[
     col("id", "id", Kind::Text).ident(),
-    col("provider", "provider", Kind::Text).prio(0),
+    col("provider", "_provider", Kind::Text).prio(0),
     col("plan", "plan", Kind::Text).prio(5),
     col("cpu", "cpu", Kind::Num).prio(0),
     col("mem gb", "memory_gb", Kind::Num).prio(0),
     col("disk gb", "storage_gb", Kind::Num).prio(2),
-    col("bw tb", "bandwidth_tb", Kind::Num).prio(4),
-    col("$/hour", "price_hourly_usd", Kind::Usd).prio(0),
-    col("$/month", "price_monthly_usd", Kind::Usd).prio(1),
+    col("transfer", "_bandwidth", Kind::Text).prio(4),
+    col("price/h", "price_hourly", Kind::Money("currency")).prio(0),
+    col("price/mo", "price_monthly", Kind::Money("currency")).prio(1),
+    col("usd/mo (conv.)", "price_monthly_usd", Kind::Usd).prio(5),
     col("gpu", "gpu", Kind::Text).prio(2),
     col("arch", "arch", Kind::Text).prio(3),
     col("regions", "_region_count", Kind::Num).prio(4),
@@ -189,6 +221,7 @@ const TEMPLATE_CSV: &[Column] = &[
     col("memory_gb", "memory_gb", Kind::Num),
     col("storage_gb", "storage_gb", Kind::Num),
     col("bandwidth_tb", "bandwidth_tb", Kind::Num),
+    col("bandwidth_unmetered", "bandwidth_unmetered", Kind::Text),
     col("price_hourly", "price_hourly", Kind::Num),
     col("price_monthly", "price_monthly", Kind::Num),
     col("currency", "currency", Kind::Text),
@@ -291,6 +324,12 @@ pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) ->
 pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
     let q = filter_query(&ctx.catalog, f)?;
     let mut found = matching_templates(&ctx.catalog, &q, f.sort);
+    // A retired provider's templates cannot be deployed: shown only when asked for, by
+    // --include-retired or by naming the provider.
+    let asked = |id: &str| f.providers.iter().any(|p| p.eq_ignore_ascii_case(id));
+    let before = found.len();
+    found.retain(|o| f.include_retired || !o.provider.is_retired() || asked(o.provider.id()));
+    let left_out = before - found.len();
     if let Some(n) = f.limit {
         found.truncate(n);
     }
@@ -304,6 +343,11 @@ pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
     render::listing(&mut stdout(), ctx.style, cols, &rows)?;
     if rows.is_empty() && ctx.format() == OutputFormat::Table {
         eprintln!("capsule: no template matches these filters");
+    }
+    if left_out > 0 && ctx.format() == OutputFormat::Table && !ctx.style.quiet {
+        eprintln!(
+            "note: {left_out} templates of retired providers left out — --include-retired shows them"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -320,6 +364,7 @@ pub fn template_row(o: &Offer<'_>) -> Value {
         "memory_gb": t.memory_gb,
         "storage_gb": t.storage_gb,
         "bandwidth_tb": t.bandwidth_tb,
+        "bandwidth_unmetered": t.bandwidth_unmetered,
         "price_hourly": o.hourly,
         "price_monthly": o.monthly,
         "currency": o.provider.currency(),
@@ -329,8 +374,22 @@ pub fn template_row(o: &Offer<'_>) -> Value {
         "arch": t.arch,
         "regions": t.regions,
         "features": t.features,
+        "provider_retired": o.provider.is_retired(),
         "_region_count": t.regions.len(),
+        "_bandwidth": bandwidth_text(t),
+        "_provider": if o.provider.is_retired() { format!("{} (retired)", t.provider) } else { t.provider.clone() },
     })
+}
+
+/// Transfer as a person reads it: `unmetered`, `5 TB` included, or `none` included.
+fn bandwidth_text(t: &Template) -> String {
+    if t.bandwidth_unmetered {
+        "unmetered".into()
+    } else if t.bandwidth_tb > 0.0 {
+        format!("{} TB", render::num(t.bandwidth_tb))
+    } else {
+        "none".into()
+    }
 }
 
 fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Template> {
@@ -374,7 +433,17 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
     row["prices_as_of"] = json!(p.meta.prices_as_of);
     row["provider_status"] = json!(p.meta.status.state);
     row.as_object_mut().map(|m| m.remove("_region_count"));
-    let native = |v: f64| format!("{v} {}", p.currency());
+    let usd_native = p.currency().eq_ignore_ascii_case("USD");
+    row["usd_rate"] = json!(rate);
+    row["usd_rate_as_of"] = json!(ctx
+        .catalog
+        .rates
+        .iter()
+        .find(|r| r.currency.eq_ignore_ascii_case(p.currency()))
+        .map(|r| r.as_of.clone()));
+    if let Some(m) = row.as_object_mut() {
+        m.retain(|k, _| !k.starts_with('_'));
+    }
     let mut pairs = vec![
         ("id".to_string(), t.id.clone()),
         ("name".into(), t.name.clone()),
@@ -387,23 +456,30 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
             format!("{} GB", render::num(t.storage_gb)),
         ),
         (
-            "bandwidth".into(),
-            format!("{} TB", render::num(t.bandwidth_tb)),
+            "transfer".into(),
+            if t.bandwidth_unmetered {
+                "unmetered".to_string()
+            } else {
+                format!("{} TB included", render::num(t.bandwidth_tb))
+            },
         ),
         (
             "price".into(),
-            format!("{}/h, {}/month", usd(o.hourly_usd), usd(o.monthly_usd)),
-        ),
-    ];
-    if !p.currency().eq_ignore_ascii_case("USD") {
-        pairs.push((
-            "native price".into(),
             format!(
                 "{}/h, {}/month",
-                native(t.price_hourly),
-                native(t.price_monthly)
+                render::money(o.hourly, p.currency()),
+                render::money(o.monthly, p.currency())
             ),
+        ),
+    ];
+    if !usd_native {
+        pairs.push((
+            "price in USD (converted)".into(),
+            format!("{}/h, {}/month", usd(o.hourly_usd), usd(o.monthly_usd)),
         ));
+        if let Some(r) = rate_text(&ctx.catalog, p.currency()) {
+            pairs.push(("exchange rate".into(), r));
+        }
     }
     pairs.push((
         "gpu".into(),
@@ -493,11 +569,21 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 // compare
 
-pub fn compare(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
+pub fn compare(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow::Result<ExitCode> {
     let mut offers = Vec::new();
     let mut seen = BTreeSet::new();
     for id in ids {
         let t = find_template(&ctx.catalog, id)?;
+        if let Some(p) = ctx.catalog.provider(&t.provider).filter(|p| p.is_retired()) {
+            if !include_retired {
+                return Err(bad_input(format!(
+                    "template '{}' belongs to {}, retired {} — add --include-retired to compare it anyway",
+                    t.id,
+                    p.id(),
+                    p.meta.status.date
+                )));
+            }
+        }
         if !seen.insert(t.id.clone()) {
             continue;
         }
@@ -552,10 +638,11 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
         ("cpu", "cpu", Kind::Num),
         ("memory gb", "memory_gb", Kind::Num),
         ("storage gb", "storage_gb", Kind::Num),
-        ("bandwidth tb", "bandwidth_tb", Kind::Num),
-        ("$/hour", "price_hourly_usd", Kind::Usd),
-        ("$/month", "price_monthly_usd", Kind::Usd),
-        ("$/cpu/hour", "price_per_cpu_usd", Kind::Usd),
+        ("transfer", "_bandwidth", Kind::Text),
+        ("price/hour", "price_hourly", Kind::Money("currency")),
+        ("price/month", "price_monthly", Kind::Money("currency")),
+        ("usd/hour (conv.)", "price_hourly_usd", Kind::Usd),
+        ("usd/cpu/hour", "price_per_cpu_usd", Kind::Usd),
         ("gpu", "gpu", Kind::Text),
         ("arch", "arch", Kind::Text),
         ("regions", "regions", Kind::List),
@@ -563,7 +650,10 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
     let mut grid: Vec<Vec<String>> = Vec::new();
     let mut header = vec![String::new()];
     for r in rows {
-        let id = r["id"].as_str().unwrap_or("").to_string();
+        let mut id = r["id"].as_str().unwrap_or("").to_string();
+        if r["provider_retired"].as_bool().unwrap_or(false) {
+            id.push_str(" (retired)");
+        }
         let cheap = r["cheapest"].as_bool().unwrap_or(false);
         header.push(if cheap {
             format!("{id} (cheapest)")
@@ -579,6 +669,9 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
             line.push(match (kind, v) {
                 (_, Value::Null) => "-".into(),
                 (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
+                (Kind::Money(cur), Value::Number(n)) => {
+                    render::money(n.as_f64().unwrap_or(0.0), r[cur].as_str().unwrap_or("USD"))
+                }
                 (Kind::Num, Value::Number(n)) => render::num(n.as_f64().unwrap_or(0.0)),
                 (Kind::List, Value::Array(a)) => format!("{} regions", a.len()),
                 (_, v) => render::raw_text(v, ", "),
