@@ -121,6 +121,20 @@ pub struct Global {
     /// Seconds one API request may take in all.
     #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS", help_heading = GLOBAL)]
     pub request_timeout: f64,
+    /// Ignore the refreshed prices in $CAPSULE_HOME/catalog/ (use the embedded catalog, and
+    /// --catalog if given).
+    #[arg(long, global = true)]
+    pub embedded_only: bool,
+    /// Prices older than this are announced on stderr when a command prices or selects
+    /// (30d by default; e.g. 7d, 90d).
+    #[arg(
+        long,
+        global = true,
+        env = "CAPSULE_STALE_AFTER",
+        value_name = "AGE",
+        default_value = "30d"
+    )]
+    pub stale_after: String,
 }
 
 /// Help heading of the options every command takes.
@@ -759,19 +773,26 @@ pub enum CatalogCommand {
         /// Where to write the TOML files.
         dir: PathBuf,
     },
-    /// Read live prices from the providers' APIs and write the changes as an overlay directory
-    /// (use it with --catalog, or review and copy it into catalog/).
+    /// Read live prices from the providers' APIs into $CAPSULE_HOME/catalog/, which every
+    /// command then uses (all or nothing: a failed refresh changes nothing). With --out, write
+    /// the changes as an overlay directory to review instead.
     #[command(after_help = "Examples:
-  capsule openmesh catalog refresh --out ./prices
-  capsule openmesh catalog refresh --out ./prices -p scaleway && capsule openmesh --catalog ./prices templates -p scaleway")]
+  capsule openmesh catalog refresh
+  capsule openmesh catalog refresh -p scaleway
+  capsule openmesh catalog refresh --out ./prices && capsule openmesh --catalog ./prices templates")]
     Refresh {
-        /// Where to write `<provider>/prices.toml`.
+        /// Write `<provider>/prices.toml` overlay files here instead of the refreshed layer.
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// Only these providers (default: every configured provider with a price list).
         #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
         providers: Vec<String>,
     },
+    /// Each provider's prices: their date, age and source, and whether they are refreshed.
+    #[command(after_help = "Examples:
+  capsule openmesh catalog status
+  capsule openmesh catalog status -o json")]
+    Status,
     /// Write a synthetic catalog with N templates (for benchmarks).
     #[command(hide = true)]
     Generate {

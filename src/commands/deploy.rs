@@ -829,6 +829,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         return resume(ctx, args, group);
     }
     let plan = plan_deploy(ctx, args)?;
+    ctx.note_stale(plan.placements.iter().map(|p| p.provider.as_str()));
     let json_out = ctx.format() == OutputFormat::Json;
     if let Some(exp) = &plan.explanation {
         if !json_out {

@@ -29,6 +29,8 @@ fn in_pty(home: &Path, cols: u16, args: &[&str]) -> String {
     cmd.env("CAPSULE_HOME", home);
     cmd.env("HOME", home);
     cmd.env("TERM", "xterm-256color");
+    // Catalog prices age every day: no stale-price notice in the goldens.
+    cmd.env("CAPSULE_STALE_AFTER", "36500d");
     let mut child = pair.slave.spawn_command(cmd).expect("spawn in pty");
     drop(pair.slave);
     let mut reader = pair.master.try_clone_reader().expect("pty reader");
