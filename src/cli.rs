@@ -766,12 +766,6 @@ pub enum CatalogCommand {
         dir: PathBuf,
     },
     /// Write the effective catalog (embedded + --catalog) as TOML files.
-<<<<<<< HEAD
-    Export { dir: PathBuf },
-    /// Read live prices from the providers' APIs into $CAPSULE_HOME/catalog/, which every
-    /// command then uses (all or nothing: a failed refresh changes nothing). With --out, write
-    /// the changes as an overlay directory to review instead.
-=======
     #[command(after_help = "Examples:
   capsule openmesh catalog export ./out
   capsule openmesh --catalog ./overlay catalog export ./merged")]
@@ -779,12 +773,13 @@ pub enum CatalogCommand {
         /// Where to write the TOML files.
         dir: PathBuf,
     },
-    /// Read live prices from the providers' APIs and write the changes as an overlay directory
-    /// (use it with --catalog, or review and copy it into catalog/).
+    /// Read live prices from the providers' APIs into $CAPSULE_HOME/catalog/, which every
+    /// command then uses (all or nothing: a failed refresh changes nothing). With --out, write
+    /// the changes as an overlay directory to review instead.
     #[command(after_help = "Examples:
-  capsule openmesh catalog refresh --out ./prices
-  capsule openmesh catalog refresh --out ./prices -p scaleway && capsule openmesh --catalog ./prices templates -p scaleway")]
->>>>>>> main
+  capsule openmesh catalog refresh
+  capsule openmesh catalog refresh -p scaleway
+  capsule openmesh catalog refresh --out ./prices && capsule openmesh --catalog ./prices templates")]
     Refresh {
         /// Write `<provider>/prices.toml` overlay files here instead of the refreshed layer.
         #[arg(long, value_name = "DIR")]
@@ -794,6 +789,9 @@ pub enum CatalogCommand {
         providers: Vec<String>,
     },
     /// Each provider's prices: their date, age and source, and whether they are refreshed.
+    #[command(after_help = "Examples:
+  capsule openmesh catalog status
+  capsule openmesh catalog status -o json")]
     Status,
     /// Write a synthetic catalog with N templates (for benchmarks).
     #[command(hide = true)]

@@ -80,11 +80,8 @@ const PROVIDER_COLUMNS: &[Column] = &[
     col("usd/h from (conv.)", "price_hourly_min_usd", Kind::Usd).prio(5),
     col("gpus", "gpu_models", Kind::List).prio(4),
     col("prices as of", "prices_as_of", Kind::Text).prio(3),
-<<<<<<< HEAD
     col("age days", "prices_age_days", Kind::Num).prio(5),
-=======
     col("usd rate", "_rate", Kind::Text).prio(4),
->>>>>>> main
     col("configured", "configured", Kind::Text).prio(0),
 ];
 
