@@ -437,6 +437,28 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         }
     }
     check_step_cycles(c, &e, api);
+    if let Some(lk) = &api.plan_lookup {
+        if lk.operations.is_empty() || lk.id.is_empty() || lk.region.is_empty() {
+            c.push(
+                &e,
+                &["plan_lookup"],
+                "[api.plan_lookup] needs operations, id and region".to_string(),
+            );
+        }
+        for (i, name) in lk.operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                c.push_path(
+                    &e,
+                    vec![
+                        Seg::Key("plan_lookup".into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, &names),
+                );
+            }
+        }
+    }
     for (variant, ops) in &api.variants {
         for (name, op) in ops {
             if !api.operations.contains_key(name) {

@@ -500,3 +500,133 @@ fn fresh_prices_are_not_announced() {
     assert!(out.stderr.contains("aws (2025-01-01"), "{}", out.stderr);
     assert!(!out.stderr.contains("digitalocean ("), "{}", out.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real Hivelocity deploys: a template resolves to an integer productId from the inventory.
+
+use crate::support::mock::{MockServer, Provider};
+
+fn hive(mock: &MockServer, args: &[&str]) -> crate::support::Output {
+    let mut c = capsule().args(args);
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    c.run()
+}
+
+fn create_bodies(mock: &MockServer) -> Vec<Value> {
+    mock.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/v2/compute/")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_seed_hivelocity_command_sends_a_product_id_from_the_inventory() {
+    let mock = MockServer::new(Provider::Hivelocity);
+    let out = hive(
+        &mock,
+        &[
+            "openmesh",
+            "deploy",
+            "--provider",
+            "hivelocity",
+            "--template",
+            "hive-large",
+            "--name",
+            "my-node",
+            "--region",
+            "atlanta",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    // hive-large (16 cores, 64 GB) in ATL2: 612 is the smallest fit in stock ("limited" counts);
+    // 640 fits too but is bigger.
+    out.stdout_has("hive-large in atlanta: hivelocity product 612");
+    let bodies = create_bodies(&mock);
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["productId"], 612, "an integer from the inventory");
+    assert!(bodies[0]["productId"].is_u64());
+    assert_eq!(bodies[0]["locationName"], "ATL2");
+    assert_eq!(bodies[0]["osName"], "Ubuntu 24.04", "bare metal");
+    let inv = mock
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v2/inventory/product")
+        .count();
+    assert!(inv >= 1, "the inventory was read");
+}
+
+#[test]
+fn an_out_of_stock_facility_names_the_nearest_products() {
+    let mock = MockServer::new(Provider::Hivelocity);
+    // In NYC1 the 16-core product is unavailable: nothing fits, the error says what is near.
+    let out = hive(
+        &mock,
+        &[
+            "openmesh",
+            "deploy",
+            "--provider",
+            "hivelocity",
+            "--template",
+            "hive-large",
+            "--name",
+            "n",
+            "--region",
+            "new-york",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    out.stderr_has("no product in stock in NYC1 fits template 'hive-large'")
+        .stderr_has("product 612")
+        .stderr_has("unavailable");
+    assert!(create_bodies(&mock).is_empty(), "nothing ordered");
+}
+
+#[test]
+fn a_gpu_template_resolves_in_the_gpu_store_and_a_vps_gets_its_os_name() {
+    let mock = MockServer::new(Provider::Hivelocity);
+    let out = hive(
+        &mock,
+        &[
+            "openmesh",
+            "deploy",
+            "--provider",
+            "hivelocity",
+            "--template",
+            "hive-gpu",
+            "--name",
+            "g",
+            "--region",
+            "atlanta",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(create_bodies(&mock)[0]["productId"], 780);
+    // hive-large in Tampa: only a VPS product fits there, so osName is the VPS image.
+    let mock = MockServer::new(Provider::Hivelocity);
+    let out = hive(
+        &mock,
+        &[
+            "openmesh",
+            "deploy",
+            "--provider",
+            "hivelocity",
+            "--template",
+            "hive-large",
+            "--name",
+            "v",
+            "--region",
+            "tampa",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let body = &create_bodies(&mock)[0];
+    assert_eq!(body["productId"], 2379);
+    assert_eq!(body["osName"], "Ubuntu 24.04 (VPS)");
+}
