@@ -192,8 +192,8 @@ mod tests {
         let env = environment();
         let tpl = env.template_from_str(&catalog.bootstrap.user_data).unwrap();
         let ctx = context! { name => "xnode-01", provider => "p", region => "r", template => "t" };
-        let (_, state) = tpl.render_and_return_state(ctx).unwrap();
-        let (used, _) = state.fuel_levels().unwrap();
+        let captured = tpl.render_captured(ctx).unwrap();
+        let (used, _) = captured.state().fuel_levels().unwrap();
         println!("bootstrap fuel: {used} of {FUEL}");
         assert!(used < FUEL / 100, "{used}");
     }
