@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod context;
 pub mod credentials;
 pub mod driver;

@@ -187,6 +187,10 @@ pub struct Template {
     pub storage_gb: f64,
     #[serde(default)]
     pub bandwidth_tb: f64,
+    /// Transfer is not metered: `bandwidth_tb` is then only the line rate × 730 h, an upper
+    /// bound, and listings say "unmetered".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bandwidth_unmetered: bool,
     /// Native currency of the provider.
     #[serde(default)]
     pub price_hourly: f64,
@@ -325,6 +329,31 @@ pub struct PriceFields {
     pub hourly: Field,
     #[serde(default)]
     pub monthly: Field,
+    /// The listing operations that make up the price list, read in order and concatenated
+    /// (`["prices", "prices_metal"]`); empty = `["prices"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
+    /// Pointer to the list of provider region ids where the plan is sold (`/regions`,
+    /// `/locations`); empty = the price list says nothing about regions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub regions: String,
+    /// Pointer to a boolean: `false` means the plan is sold nowhere right now.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub available: String,
+    /// Per-region prices inside the item (Linode `region_prices`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_prices: Option<RegionPriceFields>,
+}
+
+/// `region_prices = { list = "/region_prices", region = "/id", hourly = "/hourly" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionPriceFields {
+    /// Pointer to the list of per-region entries.
+    pub list: String,
+    /// Pointers inside one entry: the provider's region id and the hourly price.
+    pub region: String,
+    pub hourly: String,
 }
 
 /// `[api.auth]`.

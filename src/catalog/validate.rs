@@ -408,12 +408,25 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         check_operation(c, &e, &["operations", name], op, &names);
     }
     if let Some(prices) = &api.prices {
-        if !api.operations.contains_key("prices") {
+        if prices.operations.is_empty() && !api.operations.contains_key("prices") {
             c.push(
                 &e,
                 &["prices"],
                 "[api.prices] needs an operation named 'prices'".to_string(),
             );
+        }
+        for (i, name) in prices.operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                c.push_path(
+                    &e,
+                    vec![
+                        Seg::Key("prices".into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, &names),
+                );
+            }
         }
         if prices.plan == Field::default() || prices.hourly == Field::default() {
             c.push(

@@ -106,8 +106,20 @@ impl Explanation {
                 .collect();
             s.push_str(&format!("Offers rejected: {}.\n", parts.join(", ")));
         }
-        for (p, why) in &self.skipped {
+        // Providers without credentials read as one line, not one each.
+        let (bare, other): (Vec<_>, Vec<_>) = self
+            .skipped
+            .iter()
+            .partition(|(_, why)| why.starts_with(NO_CREDENTIALS));
+        for (p, why) in other {
             s.push_str(&format!("Skipped {p}: {why}.\n"));
+        }
+        if !bare.is_empty() {
+            let names: Vec<&str> = bare.iter().map(|(p, _)| p.as_str()).collect();
+            s.push_str(&format!(
+                "Skipped, {NO_CREDENTIALS}: {} — run `capsule openmesh provider configure NAME`, or plan anyway with --include-unconfigured.\n",
+                names.join(", ")
+            ));
         }
         if let Some(m) = &self.nearest_miss {
             s.push_str(&format!("{m}\n"));
@@ -209,6 +221,9 @@ fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
     })
 }
 
+/// How a skip for missing credentials starts (such skips are listed together).
+const NO_CREDENTIALS: &str = "no credentials";
+
 /// Which providers may be planned on, and why the others are skipped.
 /// Provider ids to plan on, and (provider, reason) for those skipped.
 type Usable = (BTreeSet<String>, Vec<(String, String)>);
@@ -243,7 +258,7 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Usable> {
         if !configured && !args.include_unconfigured {
             skipped.push((
                 id.clone(),
-                format!("no credentials — run `capsule openmesh provider configure {id}`, or plan anyway with --include-unconfigured"),
+                format!("{NO_CREDENTIALS} — run `capsule openmesh provider configure {id}`, or plan anyway with --include-unconfigured"),
             ));
             continue;
         }
@@ -814,6 +829,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         return resume(ctx, args, group);
     }
     let plan = plan_deploy(ctx, args)?;
+    ctx.note_stale(plan.placements.iter().map(|p| p.provider.as_str()));
     let json_out = ctx.format() == OutputFormat::Json;
     if let Some(exp) = &plan.explanation {
         if !json_out {

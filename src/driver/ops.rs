@@ -445,8 +445,9 @@ impl Driver {
             .collect())
     }
 
-    /// The provider's live price list (`api.prices`, operation `prices`), in its currency.
-    pub async fn prices(&self) -> Result<Vec<PlanPrice>, DriverError> {
+    /// The provider's live price list (`api.prices`, operation `prices`), in its currency, with
+    /// the request it came from (`GET https://…/v2/sizes`, query and secrets left out).
+    pub async fn prices(&self) -> Result<PriceList, DriverError> {
         let api = &self.inner.provider.api;
         let Some(fields) = &api.prices else {
             return Err(self.no_op("prices", ""));
@@ -457,23 +458,71 @@ impl Driver {
             None
         };
         let ctx = Value::Object(self.base_ctx(region.as_deref()));
-        let items = self.items("prices", "", &ctx).await?;
+        let names: Vec<&str> = if fields.operations.is_empty() {
+            vec!["prices"]
+        } else {
+            fields.operations.iter().map(String::as_str).collect()
+        };
+        let mut sources = Vec::new();
+        let mut items = Vec::new();
+        for name in names {
+            let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
+            let prep = self.prepare(name, op, &ctx)?;
+            let mut url = prep.url.clone();
+            url.set_query(None);
+            sources.push(format!("{} {url}", prep.method));
+            items.extend(self.items(name, "", &ctx).await?);
+        }
+        let source = sources.join(", ");
         let num = |v: &Value, f: &crate::catalog::schema::Field| {
             tree::field(v, f)
                 .and_then(|t| t.trim().parse::<f64>().ok())
                 .filter(|x| x.is_finite() && *x > 0.0)
         };
-        Ok(items
+        let plans = items
             .iter()
             .filter_map(|v| {
                 let plan = tree::field(v, &fields.plan)?;
+                // An item without the regions key says nothing about regions (not "nowhere").
+                let says_regions = !fields.regions.is_empty()
+                    && tree::resolve_all(v, &fields.regions)
+                        .iter()
+                        .any(|x| x.is_array());
+                let regions = says_regions.then(|| {
+                    let sold = fields.available.is_empty()
+                        || tree::text_at(v, &fields.available).is_none_or(|t| t != "false");
+                    if !sold {
+                        return Vec::new();
+                    }
+                    tree::elements(v, &fields.regions)
+                        .into_iter()
+                        .filter_map(|r| r.as_str().map(str::to_string))
+                        .collect()
+                });
+                let region_prices = fields
+                    .region_prices
+                    .as_ref()
+                    .map(|rp| {
+                        tree::elements(v, &rp.list)
+                            .into_iter()
+                            .filter_map(|e| {
+                                let id = tree::text_at(e, &rp.region)?;
+                                let h = tree::text_at(e, &rp.hourly)?.trim().parse::<f64>().ok()?;
+                                (h.is_finite() && h > 0.0).then_some((id, h))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 Some(PlanPrice {
                     plan,
                     hourly: num(v, &fields.hourly),
                     monthly: num(v, &fields.monthly),
+                    regions,
+                    region_prices,
                 })
             })
-            .collect())
+            .collect();
+        Ok(PriceList { source, plans })
     }
 
     /// Every item of a listing operation, across its pages.
@@ -1151,12 +1200,23 @@ fn total_of(resp: &Resp, spec: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
+/// A provider's live price list and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceList {
+    pub source: String,
+    pub plans: Vec<PlanPrice>,
+}
+
 /// One plan's live price (`catalog refresh`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PlanPrice {
     pub plan: String,
     pub hourly: Option<f64>,
     pub monthly: Option<f64>,
+    /// Provider region ids where the plan is sold now (`None`: the list does not say; empty: nowhere).
+    pub regions: Option<Vec<String>>,
+    /// Provider region id → hourly price where it differs.
+    pub region_prices: Vec<(String, f64)>,
 }
 
 /// 32 characters from upper, lower, digits and symbols, at least one of each: strong enough for
