@@ -143,6 +143,7 @@ impl Driver {
                 ErrorKind::Refused,
                 format!("the catalog's tag template does not render: {e}"),
             )
+            .as_bad_input()
         })?;
         set(&mut ctx, "tag", tag);
         Ok(ctx)
