@@ -315,6 +315,50 @@ pub struct Api {
     /// operation `prices` (paged like `list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<PriceFields>,
+    /// Templates whose plan is not a live product id (not all digits) are resolved at deploy
+    /// time to a product of this listing that is in stock in the region and fits the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_lookup: Option<PlanLookup>,
+}
+
+/// `[api.plan_lookup]`: how to find the live product that fits a template in one region.
+/// Pointers are relative to one item of the listing; numbers are read from the first number in
+/// the text (`"64GB"` → 64, `"16 Cores"` → 16).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLookup {
+    /// The listing operations, read in order and concatenated (paged like `list`).
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// The product id sent as the plan.
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The provider's region id of the item (compared with the region's `api_id`).
+    #[serde(default)]
+    pub region: String,
+    /// Stock word, and the words that mean "can be ordered now".
+    #[serde(default)]
+    pub stock: String,
+    #[serde(default)]
+    pub in_stock: Vec<String>,
+    /// Cores, memory in GB (a unit MB/TB in the text is converted), GPU description.
+    #[serde(default)]
+    pub cpu: String,
+    #[serde(default)]
+    pub memory_gb: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gpu: String,
+    /// Hourly price, plus a per-region extra where the provider adds one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hourly: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hourly_extra: String,
+    /// The default image by product kind: pointer → value → image (`{ "/is_vps" = { "true" =
+    /// "Ubuntu 24.04 (VPS)" } }`); used only when the deploy names no image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub image_by: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// `[api.prices]`: field locations inside one item of the price list.

@@ -150,7 +150,7 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
             c.push(
                 &Entity::Bootstrap,
                 &["user_data"],
-                format!("the bootstrap template does not compile: {msg}"),
+                format!("the bootstrap template {msg}"),
             );
         } else if let Err(e) = render_bootstrap(
             &catalog.bootstrap.user_data,
@@ -437,6 +437,28 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         }
     }
     check_step_cycles(c, &e, api);
+    if let Some(lk) = &api.plan_lookup {
+        if lk.operations.is_empty() || lk.id.is_empty() || lk.region.is_empty() {
+            c.push(
+                &e,
+                &["plan_lookup"],
+                "[api.plan_lookup] needs operations, id and region".to_string(),
+            );
+        }
+        for (i, name) in lk.operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                c.push_path(
+                    &e,
+                    vec![
+                        Seg::Key("plan_lookup".into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, &names),
+                );
+            }
+        }
+    }
     for (variant, ops) in &api.variants {
         for (name, op) in ops {
             if !api.operations.contains_key(name) {
@@ -882,13 +904,13 @@ fn unknown_msg(what: &str, word: &str, candidates: &[&str]) -> String {
 
 fn template_ok(c: &mut Checker, e: &Entity, field: &[&str], source: &str) {
     if let Err(msg) = compile(source) {
-        c.push(e, field, format!("template does not compile: {msg}"));
+        c.push(e, field, format!("template {msg}"));
     }
 }
 
 /// Compile a minijinja template the way the driver does, and try it with no values so that a
-/// loop that cannot finish or an output past the size cap is caught before any request; the
-/// error text on failure.
+/// loop that cannot finish or an output past the size cap is caught before any request. The
+/// error completes "template …": `does not compile: …` or `fails with no values: …`.
 pub fn compile(source: &str) -> Result<(), String> {
     let mut env = super::jinja::environment();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
@@ -898,12 +920,14 @@ pub fn compile(source: &str) -> Result<(), String> {
             .map(str::to_string)
             .unwrap_or_else(|| e.kind().to_string());
         match e.line() {
-            Some(l) if source.contains('\n') => format!("{detail} (template line {l})"),
-            _ => detail,
+            Some(l) if source.contains('\n') => {
+                format!("does not compile: {detail} (template line {l})")
+            }
+            _ => format!("does not compile: {detail}"),
         }
     })?;
     match super::jinja::render(&env, source, ()) {
-        Err(e) if e.limit => Err(e.message),
+        Err(e) if e.limit => Err(format!("fails with no values: {}", e.message)),
         _ => Ok(()),
     }
 }

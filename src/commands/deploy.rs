@@ -759,11 +759,74 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// Templates whose plan is not a live product id (`api.plan_lookup`), resolved to the product in
+/// stock that fits, one per placement (`None`: the plan is used as it is). A dry run resolves
+/// only where credentials are configured, and says so otherwise.
+fn resolve_plans(
+    ctx: &Ctx,
+    placements: &[Placement],
+    dry: bool,
+) -> anyhow::Result<Vec<Option<crate::driver::ResolvedPlan>>> {
+    let mut out = Vec::with_capacity(placements.len());
+    let mut rt = None;
+    for pl in placements {
+        let p = ctx.provider(&pl.provider)?;
+        let t = ctx
+            .catalog
+            .template(&pl.template)
+            .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", pl.template))?;
+        if p.api.plan_lookup.is_none() || !needs_lookup(&t.plan) {
+            out.push(None);
+            continue;
+        }
+        if dry && crate::credentials::configured(&ctx.home, p)? == "no" {
+            eprintln!(
+                "capsule: {}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
+                p.id(),
+                t.id,
+                p.id()
+            );
+            out.push(None);
+            continue;
+        }
+        let driver = if dry {
+            dry_run_driver(ctx, p.id())?
+        } else {
+            ctx.driver(p.id())?
+        };
+        if rt.is_none() {
+            rt = Some(ctx.runtime()?);
+        }
+        let resolved = rt
+            .as_ref()
+            .map(|rt| rt.block_on(driver.resolve_plan(t, &pl.region)))
+            .ok_or_else(|| anyhow::anyhow!("no runtime"))??;
+        if ctx.format() == OutputFormat::Table {
+            writeln!(
+                stdout(),
+                "{} in {}: {} {}",
+                t.id,
+                pl.region,
+                p.id(),
+                resolved.describe()
+            )?;
+        }
+        out.push(Some(resolved));
+    }
+    Ok(out)
+}
+
+/// A plan that is not all digits is a catalog name, not a live product id.
+fn needs_lookup(plan: &str) -> bool {
+    plan.is_empty() || !plan.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn create_request(
     ctx: &Ctx,
     args: &DeployArgs,
     pl: &Placement,
     deploy_id: &str,
+    resolved: Option<&crate::driver::ResolvedPlan>,
 ) -> anyhow::Result<CreateRequest> {
     let p = ctx.provider(&pl.provider)?;
     let t = ctx
@@ -785,9 +848,12 @@ fn create_request(
     Ok(CreateRequest {
         name: pl.name.clone(),
         region: pl.region.clone(),
-        plan: t.plan.clone(),
+        plan: resolved.map_or_else(|| t.plan.clone(), |r| r.plan.clone()),
         template: t.id.clone(),
-        image: args.image.clone(),
+        image: args
+            .image
+            .clone()
+            .or_else(|| resolved.and_then(|r| r.image.clone())),
         ssh_keys: ssh_keys(p, args)?,
         user_data,
         deploy_id: deploy_id.to_string(),
@@ -861,8 +927,9 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
             )));
         }
     }
+    let resolved = resolve_plans(ctx, &plan.placements, args.dry_run)?;
     if args.dry_run {
-        return dry_run(ctx, args, &plan);
+        return dry_run(ctx, args, &plan, &resolved);
     }
     let total_h: f64 = plan.placements.iter().map(|p| p.hourly_usd).sum();
     let total_m: f64 = plan.placements.iter().map(|p| p.monthly_usd).sum();
@@ -888,9 +955,9 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     // Build every request before anything is recorded: bad input stops here with nothing lost.
     let group_id = state::new_deploy_id();
     let mut jobs = Vec::new();
-    for pl in &plan.placements {
+    for (pl, r) in plan.placements.iter().zip(&resolved) {
         let deploy_id = state::new_deploy_id();
-        let req = create_request(ctx, args, pl, &deploy_id)?;
+        let req = create_request(ctx, args, pl, &deploy_id, r.as_ref())?;
         jobs.push((pl.clone(), req));
     }
     let store = open_store(ctx)?;
@@ -936,11 +1003,16 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
-fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
+fn dry_run(
+    ctx: &Ctx,
+    args: &DeployArgs,
+    plan: &Plan,
+    resolved: &[Option<crate::driver::ResolvedPlan>],
+) -> anyhow::Result<ExitCode> {
     let mut items = Vec::new();
-    for pl in &plan.placements {
+    for (pl, r) in plan.placements.iter().zip(resolved) {
         let driver = dry_run_driver(ctx, &pl.provider)?;
-        let req = create_request(ctx, args, pl, "dryrun000000")?;
+        let req = create_request(ctx, args, pl, "dryrun000000", r.as_ref())?;
         let requests = driver.render_create(&req)?;
         items.push((pl, requests));
     }
@@ -1330,7 +1402,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
         } else {
             n.deploy_id.clone()
         };
-        let mut req = create_request(ctx, args, &pl, &deploy_id)?;
+        let mut req = create_request(ctx, args, &pl, &deploy_id, None)?;
         req.plan = n.plan.clone();
         req.api_variant = t
             .map(|t| t.api_variant.clone())
