@@ -630,3 +630,50 @@ fn a_gpu_template_resolves_in_the_gpu_store_and_a_vps_gets_its_os_name() {
     assert_eq!(body["productId"], 2379);
     assert_eq!(body["osName"], "Ubuntu 24.04 (VPS)");
 }
+
+#[test]
+fn all_plans_adds_every_plan_and_smart_deploy_picks_from_them() {
+    let server = PriceServer::start(PriceBook::default());
+    let c = against(&server);
+    let mut a = refresh_args();
+    a.push("--all-plans");
+    let out = c.run_args(&a);
+    assert_eq!(out.code, 0, "{out:?}");
+    let all = listed(&c, &[]);
+    assert!(all.len() > 28 + 200, "{} templates", all.len());
+    let metal = find(&all, "vultr-vbm-6c-32gb");
+    assert_eq!(metal["cpu"], 6);
+    assert_eq!(metal["regions"], serde_json::json!(["ewr", "sjc"]));
+    // Stable ids: a second refresh gives the same ones.
+    assert_eq!(c.run_args(&a).code, 0);
+    let again = listed(&c, &[]);
+    let ids = |ts: &[Value]| ts.iter().map(|t| t["id"].to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&all), ids(&again));
+    // --curated shows the embedded set only.
+    assert_eq!(listed(&c, &["--curated"]).len(), 28);
+    // Smart deploy chooses among them: 32 vCPU and 200 GB exist only in the price list.
+    let out = c.run_args(&[
+        "openmesh",
+        "deploy",
+        "--min-cpu",
+        "32",
+        "--min-memory",
+        "200",
+        "--name",
+        "big",
+        "--dry-run",
+        "--include-unconfigured",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v = out.json();
+    let chosen = v["nodes"][0]["template"].as_str().unwrap();
+    assert!(
+        chosen.starts_with("digitalocean-so-32vcpu-256gb"),
+        "{chosen}"
+    );
+    // Without --all-plans, a refresh drops them again.
+    assert_eq!(c.run_args(&refresh_args()).code, 0);
+    assert_eq!(listed(&c, &[]).len(), 28);
+}
