@@ -383,6 +383,10 @@ pub struct TemplateFilter {
     /// Include the templates of retired providers (left out otherwise).
     #[arg(long)]
     pub include_retired: bool,
+    /// Only the curated templates of the embedded catalog (not the plans `catalog refresh
+    /// --all-plans` added).
+    #[arg(long)]
+    pub curated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -787,6 +791,10 @@ pub enum CatalogCommand {
         /// Only these providers (default: every configured provider with a price list).
         #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
         providers: Vec<String>,
+        /// Also add every plan the providers sell as a template (id `PROVIDER-PLAN`), which
+        /// listing, compare and smart deploy then choose from.
+        #[arg(long)]
+        all_plans: bool,
     },
     /// Each provider's prices: their date, age and source, and whether they are refreshed.
     #[command(after_help = "Examples:

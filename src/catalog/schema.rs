@@ -387,6 +387,16 @@ pub struct PriceFields {
     /// Per-region prices inside the item (Linode `region_prices`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region_prices: Option<RegionPriceFields>,
+    /// The plan's shape, for `catalog refresh --all-plans` (plans the catalog has no template
+    /// for): pointers for `cpu`, `memory_gb`, `storage_gb`, `bandwidth_tb`…
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub specs: BTreeMap<String, Field>,
+    /// …and what each read value is divided by to reach the unit (`memory_gb = 1024` for MB).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spec_divisors: BTreeMap<String, f64>,
+    /// Operation name → the API variant that creates its plans (`prices_metal = "bare-metal"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, String>,
 }
 
 /// `region_prices = { list = "/region_prices", region = "/id", hourly = "/hourly" }`.

@@ -327,6 +327,12 @@ pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
     let before = found.len();
     found.retain(|o| f.include_retired || !o.provider.is_retired() || asked(o.provider.id()));
     let left_out = before - found.len();
+    if f.curated {
+        let embedded = catalog::embedded()?;
+        let ids: std::collections::HashSet<&str> =
+            embedded.templates.iter().map(|t| t.id.as_str()).collect();
+        found.retain(|o| ids.contains(o.template.id.as_str()));
+    }
     if let Some(n) = f.limit {
         found.truncate(n);
     }
@@ -741,9 +747,13 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
             writeln!(out, "wrote {} files to {}", files.len(), dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
-        CatalogCommand::Refresh { out, providers } => match out {
+        CatalogCommand::Refresh {
+            out,
+            providers,
+            all_plans,
+        } => match out {
             Some(dir) => refresh_out(ctx, &dir, &providers),
-            None => refresh_layer(ctx, &providers),
+            None => refresh_layer(ctx, &providers, all_plans),
         },
         CatalogCommand::Status => status(ctx),
         CatalogCommand::Generate { dir, templates } => {
@@ -933,7 +943,11 @@ fn refreshed_templates(
     let mut ts = Vec::new();
     let mut rows = Vec::new();
     let mut missing = Vec::new();
-    for t in ctx.catalog.templates_of(&f.provider) {
+    for t in ctx
+        .catalog
+        .templates_of(&f.provider)
+        .filter(|t| !from_price_list(t))
+    {
         let Some(live) = by_plan.get(t.plan.as_str()) else {
             missing.push(format!(
                 "{} ({}) is not in the live price list; its catalog price is kept",
@@ -1010,6 +1024,89 @@ fn refreshed_templates(
     Ok((ts, rows, missing))
 }
 
+/// A template `catalog refresh --all-plans` added (not one of the catalog's own).
+fn from_price_list(t: &Template) -> bool {
+    t.features.iter().any(|f| f == PRICE_LIST_FEATURE)
+}
+
+const PRICE_LIST_FEATURE: &str = "price-list";
+
+/// `--all-plans`: every plan of the list that no template names, as a template with a stable
+/// id (`PROVIDER-PLAN`), when the list gives its shape, a plausible price and a region capsule
+/// knows. Returns the templates and how many plans were left out.
+fn new_plan_templates(ctx: &Ctx, f: &Fetched) -> anyhow::Result<(Vec<Template>, usize)> {
+    let p = ctx.provider(&f.provider)?;
+    let known: BTreeSet<&str> = ctx
+        .catalog
+        .templates_of(&f.provider)
+        .filter(|t| !from_price_list(t))
+        .map(|t| t.plan.as_str())
+        .collect();
+    let [lo, hi] = p.meta.monthly_ratio.unwrap_or([600.0, 745.0]);
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut skipped = 0;
+    for live in &f.list.plans {
+        if known.contains(live.plan.as_str()) || !seen.insert(live.plan.clone()) {
+            continue;
+        }
+        let spec = |k: &str| live.specs.get(k).copied().unwrap_or(0.0);
+        let (cpu, mem) = (spec("cpu"), spec("memory_gb"));
+        let regions: Vec<String> = match &live.regions {
+            Some(rs) => p
+                .regions
+                .iter()
+                .filter(|r| rs.iter().any(|x| p.region(x).is_some_and(|y| y.id == r.id)))
+                .map(|r| r.id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        let Some(hourly) = live.hourly else {
+            skipped += 1;
+            continue;
+        };
+        let monthly = live.monthly.unwrap_or(hourly * 730.0);
+        let ratio = monthly / hourly;
+        if cpu < 1.0 || mem <= 0.0 || regions.is_empty() || ratio < lo || ratio > hi {
+            skipped += 1;
+            continue;
+        }
+        let slug: String = live
+            .plan
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let mut region_prices = std::collections::BTreeMap::new();
+        for (r, h) in &live.region_prices {
+            if let Some(x) = p.region(r) {
+                if regions.contains(&x.id) {
+                    region_prices.insert(x.id.clone(), *h);
+                }
+            }
+        }
+        out.push(Template {
+            id: format!("{}-{slug}", p.id()),
+            provider: p.id().to_string(),
+            plan: live.plan.clone(),
+            name: format!("{} (from the price list)", live.plan),
+            cpu: cpu as u32,
+            memory_gb: mem,
+            storage_gb: spec("storage_gb"),
+            bandwidth_tb: spec("bandwidth_tb"),
+            price_hourly: hourly,
+            price_monthly: monthly,
+            region_prices,
+            arch: "x86_64".into(),
+            regions,
+            features: vec![PRICE_LIST_FEATURE.into()],
+            api_variant: live.variant.clone(),
+            ..Template::default()
+        });
+    }
+    Ok((out, skipped))
+}
+
 fn report_problems(skipped: &[(String, String)], failed: &[(String, String)]) {
     for (id, msg) in skipped {
         eprintln!("capsule: {id}: skipped: {msg}");
@@ -1021,7 +1118,7 @@ fn report_problems(skipped: &[(String, String)], failed: &[(String, String)]) {
 
 /// `catalog refresh`: live prices into the refreshed layer `$CAPSULE_HOME/catalog/layer.json`,
 /// all or nothing. Providers not refreshed this time keep what the previous layer had.
-fn refresh_layer(ctx: &Ctx, only: &[String]) -> anyhow::Result<ExitCode> {
+fn refresh_layer(ctx: &Ctx, only: &[String], all_plans: bool) -> anyhow::Result<ExitCode> {
     use crate::catalog::layer::{self, Layer, Provenance};
     let (targets, skipped, mut failed) = refresh_targets(ctx, only)?;
     let fetched = fetch_prices(ctx, &targets, &mut failed)?;
@@ -1065,6 +1162,16 @@ fn refresh_layer(ctx: &Ctx, only: &[String]) -> anyhow::Result<ExitCode> {
         }
         rows.append(&mut changes);
         next.templates.extend(ts);
+        if all_plans {
+            let (added, skipped_plans) = new_plan_templates(ctx, f)?;
+            if skipped_plans > 0 {
+                eprintln!(
+                    "capsule: {}: {skipped_plans} plans left out (sold in none of capsule's regions, or no shape or price in the list)",
+                    f.provider
+                );
+            }
+            next.templates.extend(added);
+        }
         next.providers.insert(
             f.provider.clone(),
             Provenance {

@@ -471,7 +471,13 @@ impl Driver {
             let mut url = prep.url.clone();
             url.set_query(None);
             sources.push(format!("{} {url}", prep.method));
-            items.extend(self.items(name, "", &ctx).await?);
+            let variant = fields.variants.get(name).cloned().unwrap_or_default();
+            items.extend(
+                self.items(name, "", &ctx)
+                    .await?
+                    .into_iter()
+                    .map(|v| (v, variant.clone())),
+            );
         }
         let source = sources.join(", ");
         let num = |v: &Value, f: &crate::catalog::schema::Field| {
@@ -481,7 +487,7 @@ impl Driver {
         };
         let plans = items
             .iter()
-            .filter_map(|v| {
+            .filter_map(|(v, variant)| {
                 let plan = tree::field(v, &fields.plan)?;
                 // An item without the regions key says nothing about regions (not "nowhere").
                 let says_regions = !fields.regions.is_empty()
@@ -513,12 +519,23 @@ impl Driver {
                             .collect()
                     })
                     .unwrap_or_default();
+                let specs = fields
+                    .specs
+                    .iter()
+                    .filter_map(|(k, ptr)| {
+                        let x = tree::field(v, ptr)?.trim().parse::<f64>().ok()?;
+                        let d = fields.spec_divisors.get(k).copied().unwrap_or(1.0);
+                        (x.is_finite() && d > 0.0).then(|| (k.clone(), x / d))
+                    })
+                    .collect();
                 Some(PlanPrice {
                     plan,
                     hourly: num(v, &fields.hourly),
                     monthly: num(v, &fields.monthly),
                     regions,
                     region_prices,
+                    specs,
+                    variant: variant.clone(),
                 })
             })
             .collect();
@@ -1217,6 +1234,10 @@ pub struct PlanPrice {
     pub regions: Option<Vec<String>>,
     /// Provider region id → hourly price where it differs.
     pub region_prices: Vec<(String, f64)>,
+    /// `cpu`, `memory_gb`, `storage_gb`, `bandwidth_tb` as the list states them.
+    pub specs: std::collections::BTreeMap<String, f64>,
+    /// The API variant that creates the plan (empty = the main operations).
+    pub variant: String,
 }
 
 /// 32 characters from upper, lower, digits and symbols, at least one of each: strong enough for

@@ -7,8 +7,7 @@ use serde_json::Value;
 use std::path::Path;
 
 fn templates(args: &[&str]) -> Vec<Value> {
-    // (issue 14: retired providers' templates are listed on request)
-    let mut a = vec!["openmesh", "templates", "-o", "json", "--include-retired"];
+    let mut a = vec!["openmesh", "templates", "-o", "json"];
     a.extend_from_slice(args);
     capsule().args(a).ok().json().as_array().unwrap().clone()
 }
@@ -233,8 +232,7 @@ fn find<'a>(ts: &'a [Value], id: &str) -> &'a Value {
 }
 
 fn listed(c: &Capsule, extra: &[&str]) -> Vec<Value> {
-    // (issue 14: retired providers' templates are listed on request)
-    let mut a = vec!["openmesh", "templates", "-o", "json", "--include-retired"];
+    let mut a = vec!["openmesh", "templates", "-o", "json"];
     a.extend_from_slice(extra);
     let out = c.run_args(&a);
     assert_eq!(out.code, 0, "{out:?}");
@@ -283,11 +281,8 @@ fn refresh_writes_a_validated_layer_that_every_command_uses() {
     );
     // Linode GPU: a $0 base price in the list never becomes the price.
     assert_eq!(find(&ts, "linode-gpu-rtx6000")["price_hourly"], 1.5);
-    assert_eq!(
-        ts.len(),
-        31,
-        "the templates the catalog has; --all-plans adds others"
-    );
+    // The templates the catalog has (retired Equinix Metal is listed only on request).
+    assert_eq!(ts.len(), 28, "no plan beyond the catalog's own");
     // Embedded-only ignores the layer.
     let embedded = listed(&c, &["--embedded-only"]);
     assert_eq!(find(&embedded, "do-small")["price_hourly"], 0.00893);
@@ -504,4 +499,181 @@ fn fresh_prices_are_not_announced() {
     let out = c.run_args(&["openmesh", "templates", "--provider", "aws"]);
     assert!(out.stderr.contains("aws (2025-01-01"), "{}", out.stderr);
     assert!(!out.stderr.contains("digitalocean ("), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real Hivelocity deploys: a template resolves to an integer productId from the inventory.
+
+use crate::support::mock::{MockServer, Provider};
+
+fn hive(mock: &MockServer, args: &[&str]) -> crate::support::Output {
+    let mut c = capsule().args(args);
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    c.run()
+}
+
+fn create_bodies(mock: &MockServer) -> Vec<Value> {
+    mock.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/v2/compute/")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_seed_hivelocity_command_sends_a_product_id_from_the_inventory() {
+    let mock = MockServer::new(Provider::Hivelocity);
+    let out = hive(
+        &mock,
+        &[
+            "openmesh",
+            "deploy",
+            "--provider",
+            "hivelocity",
+            "--template",
+            "hive-large",
+            "--name",
+            "my-node",
+            "--region",
+            "atlanta",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    // hive-large (16 cores, 64 GB) in ATL2: 612 is the smallest fit in stock ("limited" counts);
+    // 640 fits too but is bigger.
+    out.stdout_has("hive-large in atlanta: hivelocity product 612");
+    let bodies = create_bodies(&mock);
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["productId"], 612, "an integer from the inventory");
+    assert!(bodies[0]["productId"].is_u64());
+    assert_eq!(bodies[0]["locationName"], "ATL2");
+    assert_eq!(bodies[0]["osName"], "Ubuntu 24.04", "bare metal");
+    let inv = mock
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v2/inventory/product")
+        .count();
+    assert!(inv >= 1, "the inventory was read");
+}
+
+#[test]
+fn an_out_of_stock_facility_names_the_nearest_products() {
+    let mock = MockServer::new(Provider::Hivelocity);
+    // In NYC1 the 16-core product is unavailable: nothing fits, the error says what is near.
+    let out = hive(
+        &mock,
+        &[
+            "openmesh",
+            "deploy",
+            "--provider",
+            "hivelocity",
+            "--template",
+            "hive-large",
+            "--name",
+            "n",
+            "--region",
+            "new-york",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    out.stderr_has("no product in stock in NYC1 fits template 'hive-large'")
+        .stderr_has("product 612")
+        .stderr_has("unavailable");
+    assert!(create_bodies(&mock).is_empty(), "nothing ordered");
+}
+
+#[test]
+fn a_gpu_template_resolves_in_the_gpu_store_and_a_vps_gets_its_os_name() {
+    let mock = MockServer::new(Provider::Hivelocity);
+    let out = hive(
+        &mock,
+        &[
+            "openmesh",
+            "deploy",
+            "--provider",
+            "hivelocity",
+            "--template",
+            "hive-gpu",
+            "--name",
+            "g",
+            "--region",
+            "atlanta",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(create_bodies(&mock)[0]["productId"], 780);
+    // hive-large in Tampa: only a VPS product fits there, so osName is the VPS image.
+    let mock = MockServer::new(Provider::Hivelocity);
+    let out = hive(
+        &mock,
+        &[
+            "openmesh",
+            "deploy",
+            "--provider",
+            "hivelocity",
+            "--template",
+            "hive-large",
+            "--name",
+            "v",
+            "--region",
+            "tampa",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let body = &create_bodies(&mock)[0];
+    assert_eq!(body["productId"], 2379);
+    assert_eq!(body["osName"], "Ubuntu 24.04 (VPS)");
+}
+
+#[test]
+fn all_plans_adds_every_plan_and_smart_deploy_picks_from_them() {
+    let server = PriceServer::start(PriceBook::default());
+    let c = against(&server);
+    let mut a = refresh_args();
+    a.push("--all-plans");
+    let out = c.run_args(&a);
+    assert_eq!(out.code, 0, "{out:?}");
+    let all = listed(&c, &[]);
+    assert!(all.len() > 28 + 200, "{} templates", all.len());
+    let metal = find(&all, "vultr-vbm-6c-32gb");
+    assert_eq!(metal["cpu"], 6);
+    assert_eq!(metal["regions"], serde_json::json!(["ewr", "sjc"]));
+    // Stable ids: a second refresh gives the same ones.
+    assert_eq!(c.run_args(&a).code, 0);
+    let again = listed(&c, &[]);
+    let ids = |ts: &[Value]| ts.iter().map(|t| t["id"].to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&all), ids(&again));
+    // --curated shows the embedded set only.
+    assert_eq!(listed(&c, &["--curated"]).len(), 28);
+    // Smart deploy chooses among them: 32 vCPU and 200 GB exist only in the price list.
+    let out = c.run_args(&[
+        "openmesh",
+        "deploy",
+        "--min-cpu",
+        "32",
+        "--min-memory",
+        "200",
+        "--name",
+        "big",
+        "--dry-run",
+        "--include-unconfigured",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v = out.json();
+    let chosen = v["nodes"][0]["template"].as_str().unwrap();
+    assert!(
+        chosen.starts_with("digitalocean-so-32vcpu-256gb"),
+        "{chosen}"
+    );
+    // Without --all-plans, a refresh drops them again.
+    assert_eq!(c.run_args(&refresh_args()).code, 0);
+    assert_eq!(listed(&c, &[]).len(), 28);
 }
