@@ -702,3 +702,40 @@ fn cost_by_day_splits_at_midnight_across_a_month_boundary() {
     ]);
     assert_eq!(q.stdout, "2024-05-27\ntotal\n");
 }
+
+#[test]
+fn sync_exit_code_says_whether_the_record_and_the_providers_differ() {
+    let mock = MockServer::start(Provider::DigitalOcean, MockConfig::default());
+    let mut c = capsule();
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    // Nothing recorded, nothing at the provider: in sync, exit 0.
+    let same = c.run_args(&["openmesh", "sync", "-p", "digitalocean", "--exit-code"]);
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    // A capsule-tagged server capsule has no record of: an orphan, exit 2.
+    mock.add_node(
+        NodeSpec::named("stray")
+            .tag("capsule")
+            .tag("capsule-o1")
+            .plan("s-1vcpu-1gb"),
+    );
+    let differs = c.run_args(&[
+        "openmesh",
+        "sync",
+        "-p",
+        "digitalocean",
+        "--exit-code",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(differs.code, 2, "{}", differs.stderr);
+    assert_eq!(differs.json()[0]["finding"], "orphan");
+    // Without --exit-code a finding is not a failure.
+    let plain = c.run_args(&["openmesh", "sync", "-p", "digitalocean"]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    // Adopted: in sync again.
+    c.run_args(&["openmesh", "sync", "-p", "digitalocean", "--adopt"]);
+    let after = c.run_args(&["openmesh", "sync", "-p", "digitalocean", "--exit-code"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+}
