@@ -7,6 +7,8 @@
 //! validated afresh.
 
 pub mod diagnostic;
+pub mod jinja;
+pub mod layer;
 pub mod load;
 pub mod model;
 pub mod schema;
@@ -32,6 +34,77 @@ pub fn load(overlay: Option<&Path>) -> anyhow::Result<Catalog> {
             load::load_files(&files).map_err(catalog_error)
         }
     }
+}
+
+/// The effective catalog for a command: embedded, then the refreshed layer in `home` (unless
+/// `embedded_only`), then `overlay`. The second value holds notices for stderr (a refreshed
+/// layer that cannot be used is ignored, never fatal).
+pub fn load_layered(
+    home: &Path,
+    overlay: Option<&Path>,
+    embedded_only: bool,
+) -> anyhow::Result<(Catalog, Vec<String>)> {
+    let mut notes = Vec::new();
+    let stored = if embedded_only {
+        None
+    } else {
+        match layer::read(home) {
+            Ok(l) => l,
+            Err(e) => {
+                notes.push(format!(
+                    "{e} — the refreshed prices are ignored; run `capsule openmesh catalog refresh`"
+                ));
+                None
+            }
+        }
+    };
+    let Some(stored) = stored else {
+        return Ok((load(overlay)?, notes));
+    };
+    let base = embedded()?;
+    if overlay.is_none() && stored.embedded_digest == layer::digest(DIGESTED) {
+        let mut cat = base;
+        layer::apply(&mut cat, &stored);
+        return Ok((cat, notes));
+    }
+    // Through the TOML merge: the layer as patches over the embedded files, the overlay last.
+    let mut files = embedded_files();
+    files.extend(layer::source_files(&stored, &base, home, 1));
+    let with_layer_only = files.clone();
+    if let Some(dir) = overlay {
+        files.extend(dir_files(dir, 2)?);
+    }
+    match load::load_files(&files) {
+        Ok(mut cat) => {
+            mark_refreshed(&mut cat, &stored);
+            Ok((cat, notes))
+        }
+        Err(d) => {
+            // Is it the layer (stale against this capsule's catalog) or the overlay?
+            if load::load_files(&with_layer_only).is_err() {
+                notes.push(format!(
+                    "the refreshed catalog {} no longer fits this capsule's catalog and is ignored — run `capsule openmesh catalog refresh`",
+                    layer::path(home).display()
+                ));
+                Ok((load(overlay)?, notes))
+            } else {
+                Err(catalog_error(d))
+            }
+        }
+    }
+}
+
+fn mark_refreshed(cat: &mut Catalog, stored: &layer::Layer) {
+    for (id, prov) in &stored.providers {
+        if cat.provider(id).is_some() {
+            cat.refreshed.insert(id.clone(), prov.refreshed_at.clone());
+        }
+    }
+}
+
+/// sha256 of the embedded catalog (what a refreshed layer is validated against).
+pub fn embedded_digest() -> String {
+    layer::digest(DIGESTED)
 }
 
 /// The embedded catalog, from the build's pre-digested JSON.
@@ -80,18 +153,11 @@ pub fn dir_files(dir: &Path, layer: u8) -> anyhow::Result<Vec<SourceFile>> {
             dir.display()
         )));
     }
-    let mut paths = Vec::new();
-    walk(dir, &mut paths).map_err(|e| {
-        bad_input(format!(
-            "cannot read catalog directory {}: {e}",
-            dir.display()
-        ))
-    })?;
-    paths.sort();
+    let paths = walk(dir)?;
     let mut out = Vec::new();
     for p in paths {
-        let text = std::fs::read_to_string(&p)
-            .map_err(|e| bad_input(format!("cannot read catalog file {}: {e}", p.display())))?;
+        let text =
+            crate::input_file::read_text(&p, "catalog file", crate::input_file::MAX_CATALOG_FILE)?;
         let rel = p.strip_prefix(dir).unwrap_or(&p);
         out.push(SourceFile {
             path: p.display().to_string(),
@@ -103,16 +169,47 @@ pub fn dir_files(dir: &Path, layer: u8) -> anyhow::Result<Vec<SourceFile>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
+/// Every `*.toml` under `dir`, sorted. Symbolic links are followed, but a link back to a
+/// directory being walked is an error, and a directory reached twice is walked once.
+fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut paths = Vec::new();
+    let mut it = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .max_depth(32)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = it.next() {
+        let entry = entry.map_err(|e| {
+            let at = e
+                .path()
+                .map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
+            if let Some(ancestor) = e.loop_ancestor() {
+                bad_input(format!(
+                    "catalog directory {} has a symbolic link loop: {at} leads back to {} — remove the link",
+                    dir.display(),
+                    ancestor.display()
+                ))
+            } else {
+                bad_input(format!("cannot read catalog directory {at}: {e}"))
+            }
+        })?;
+        if entry.file_type().is_dir() {
+            let canon = std::fs::canonicalize(entry.path()).map_err(|e| {
+                bad_input(format!(
+                    "cannot read catalog directory {}: {e}",
+                    entry.path().display()
+                ))
+            })?;
+            if !seen.insert(canon) {
+                it.skip_current_dir();
+            }
+        } else if entry.path().extension().is_some_and(|e| e == "toml") {
+            paths.push(entry.into_path());
         }
     }
-    Ok(())
+    paths.sort();
+    Ok(paths)
 }
 
 /// Catalog diagnostics are bad input (exit 2).

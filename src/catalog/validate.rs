@@ -150,7 +150,19 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
             c.push(
                 &Entity::Bootstrap,
                 &["user_data"],
-                format!("the bootstrap template does not compile: {msg}"),
+                format!("the bootstrap template {msg}"),
+            );
+        } else if let Err(e) = render_bootstrap(
+            &catalog.bootstrap.user_data,
+            "xnode-01",
+            "provider",
+            "region",
+            "template",
+        ) {
+            c.push(
+                &Entity::Bootstrap,
+                &["user_data"],
+                format!("the bootstrap template fails on a sample node: {e}"),
             );
         }
     }
@@ -291,6 +303,9 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         return;
     }
     template_ok(c, &e, &["base_url"], &api.base_url);
+    if let Some(msg) = base_url_problem(&api.base_url) {
+        c.push(&e, &["base_url"], msg);
+    }
     if !api.format.is_empty() {
         c.one_of(&e, &["format"], "format", &api.format, &["json", "xml"]);
     }
@@ -393,12 +408,25 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         check_operation(c, &e, &["operations", name], op, &names);
     }
     if let Some(prices) = &api.prices {
-        if !api.operations.contains_key("prices") {
+        if prices.operations.is_empty() && !api.operations.contains_key("prices") {
             c.push(
                 &e,
                 &["prices"],
                 "[api.prices] needs an operation named 'prices'".to_string(),
             );
+        }
+        for (i, name) in prices.operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                c.push_path(
+                    &e,
+                    vec![
+                        Seg::Key("prices".into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, &names),
+                );
+            }
         }
         if prices.plan == Field::default() || prices.hourly == Field::default() {
             c.push(
@@ -406,6 +434,29 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
                 &["prices"],
                 "[api.prices] needs at least plan and hourly".to_string(),
             );
+        }
+    }
+    check_step_cycles(c, &e, api);
+    if let Some(lk) = &api.plan_lookup {
+        if lk.operations.is_empty() || lk.id.is_empty() || lk.region.is_empty() {
+            c.push(
+                &e,
+                &["plan_lookup"],
+                "[api.plan_lookup] needs operations, id and region".to_string(),
+            );
+        }
+        for (i, name) in lk.operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                c.push_path(
+                    &e,
+                    vec![
+                        Seg::Key("plan_lookup".into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, &names),
+                );
+            }
         }
     }
     for (variant, ops) in &api.variants {
@@ -419,6 +470,72 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             }
             check_operation(c, &e, &["variants", variant, name], op, &names);
         }
+    }
+}
+
+/// Steps and action polls must not loop back to an operation already running
+/// (`poweron.after = [poweroff]`, `poweroff.after = [poweron]`): one cycle, one problem.
+fn check_step_cycles(c: &mut Checker, e: &Entity, api: &Api) {
+    use std::collections::BTreeMap;
+    let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let all = api
+        .operations
+        .iter()
+        .chain(api.variants.values().flat_map(|ops| ops.iter()));
+    for (name, op) in all {
+        let out = edges.entry(name.as_str()).or_default();
+        for step in op.before.iter().chain(&op.after).chain(&op.cleanup) {
+            if step.operation != *name {
+                out.insert(step.operation.as_str());
+            }
+        }
+        if let Some(a) = &op.action {
+            if a.operation != *name {
+                out.insert(a.operation.as_str());
+            }
+        }
+    }
+    // Depth-first search with colours; each back edge is a cycle, reported from its start.
+    fn visit<'a>(
+        n: &'a str,
+        edges: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+        state: &mut BTreeMap<&'a str, u8>,
+        stack: &mut Vec<&'a str>,
+        found: &mut Vec<Vec<&'a str>>,
+    ) {
+        state.insert(n, 1);
+        stack.push(n);
+        for &m in edges.get(n).into_iter().flatten() {
+            match state.get(m).copied().unwrap_or(0) {
+                0 => visit(m, edges, state, stack, found),
+                1 => {
+                    let from = stack.iter().position(|x| *x == m).unwrap_or(0);
+                    let mut cycle = stack[from..].to_vec();
+                    cycle.push(m);
+                    found.push(cycle);
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        state.insert(n, 2);
+    }
+    let mut state = BTreeMap::new();
+    let mut found = Vec::new();
+    for &n in edges.keys() {
+        if state.get(n).copied().unwrap_or(0) == 0 {
+            visit(n, &edges, &mut state, &mut Vec::new(), &mut found);
+        }
+    }
+    for cycle in found {
+        c.push(
+            e,
+            &["operations", cycle[0]],
+            format!(
+                "operation steps form a cycle: {} — a step must not lead back to an operation already running",
+                cycle.join(" → ")
+            ),
+        );
     }
 }
 
@@ -464,6 +581,44 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         &op.paging.style,
         PAGING_STYLES,
     );
+    let own = at.last().copied().unwrap_or("");
+    for (list, steps) in [
+        ("before", &op.before),
+        ("after", &op.after),
+        ("cleanup", &op.cleanup),
+    ] {
+        for step in steps {
+            let target = step.operation.as_str();
+            let why = if target == own {
+                Some("its own operation")
+            } else if target == "create" || target == "delete" {
+                Some("an operation that creates or deletes servers")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                c.push(
+                    e,
+                    &path(list),
+                    format!(
+                        "step '{target}' of operation '{own}' names {why} — a step may only run a read or a power action"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(a) = &op.action {
+        if a.operation == own || a.operation == "create" || a.operation == "delete" {
+            c.push(
+                e,
+                &path("action"),
+                format!(
+                    "action '{}' of operation '{own}' names its own operation or one that creates or deletes servers — name a read such as 'get'",
+                    a.operation
+                ),
+            );
+        }
+    }
     for step in &op.cleanup {
         if !step.wait_for.is_empty() || !step.unless.is_empty() {
             c.push(
@@ -704,6 +859,22 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
     }
 }
 
+/// Render the bootstrap user data for one node, under the shared limits.
+pub fn render_bootstrap(
+    source: &str,
+    name: &str,
+    provider: &str,
+    region: &str,
+    template: &str,
+) -> Result<String, super::jinja::RenderError> {
+    let env = super::jinja::environment();
+    super::jinja::render(
+        &env,
+        source,
+        minijinja::context! { name => name, provider => provider, region => region, template => template },
+    )
+}
+
 fn check_date(c: &mut Checker, e: &Entity, field: &[&str], date: &str) {
     let parts: Vec<&str> = date.split('-').collect();
     let ok = parts.len() == 3
@@ -733,13 +904,15 @@ fn unknown_msg(what: &str, word: &str, candidates: &[&str]) -> String {
 
 fn template_ok(c: &mut Checker, e: &Entity, field: &[&str], source: &str) {
     if let Err(msg) = compile(source) {
-        c.push(e, field, format!("template does not compile: {msg}"));
+        c.push(e, field, format!("template {msg}"));
     }
 }
 
-/// Compile a minijinja template the way the driver does; the error text on failure.
+/// Compile a minijinja template the way the driver does, and try it with no values so that a
+/// loop that cannot finish or an output past the size cap is caught before any request. The
+/// error completes "template …": `does not compile: …` or `fails with no values: …`.
 pub fn compile(source: &str) -> Result<(), String> {
-    let mut env = minijinja::Environment::new();
+    let mut env = super::jinja::environment();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
     env.template_from_str(source).map(|_| ()).map_err(|e| {
         let detail = e
@@ -747,10 +920,46 @@ pub fn compile(source: &str) -> Result<(), String> {
             .map(str::to_string)
             .unwrap_or_else(|| e.kind().to_string());
         match e.line() {
-            Some(l) if source.contains('\n') => format!("{detail} (template line {l})"),
-            _ => detail,
+            Some(l) if source.contains('\n') => {
+                format!("does not compile: {detail} (template line {l})")
+            }
+            _ => format!("does not compile: {detail}"),
         }
-    })
+    })?;
+    match super::jinja::render(&env, source, ()) {
+        Err(e) if e.limit => Err(format!("fails with no values: {}", e.message)),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `base_url` keeps to https, or plain http to a loopback host (the rule
+/// `CAPSULE_ENDPOINT_*` follows); the problem otherwise.
+fn base_url_problem(url: &str) -> Option<String> {
+    let lower = url.trim().to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return None;
+    }
+    if let Some(rest) = lower.strip_prefix("http://") {
+        let host = if let Some(v6) = rest.strip_prefix('[') {
+            v6.split(']').next().unwrap_or("")
+        } else {
+            rest.split([':', '/', '?', '#']).next().unwrap_or("")
+        };
+        let loopback = host == "localhost"
+            || host == "::1"
+            || (host.starts_with("127.")
+                && host.split('.').count() == 4
+                && host.split('.').all(|p| p.parse::<u8>().is_ok()));
+        if loopback {
+            return None;
+        }
+        return Some(format!(
+            "base_url '{url}' uses plain http to a non-loopback host — use https, or http only to 127.0.0.1, ::1 or localhost"
+        ));
+    }
+    Some(format!(
+        "base_url '{url}' does not start with https:// — use https (or http to a loopback host)"
+    ))
 }
 
 /// A monthly cap is 0 (not declared), 1–745 hours, or infinite (`"none"`: no cap).

@@ -106,8 +106,20 @@ impl Explanation {
                 .collect();
             s.push_str(&format!("Offers rejected: {}.\n", parts.join(", ")));
         }
-        for (p, why) in &self.skipped {
+        // Providers without credentials read as one line, not one each.
+        let (bare, other): (Vec<_>, Vec<_>) = self
+            .skipped
+            .iter()
+            .partition(|(_, why)| why.starts_with(NO_CREDENTIALS));
+        for (p, why) in other {
             s.push_str(&format!("Skipped {p}: {why}.\n"));
+        }
+        if !bare.is_empty() {
+            let names: Vec<&str> = bare.iter().map(|(p, _)| p.as_str()).collect();
+            s.push_str(&format!(
+                "Skipped, {NO_CREDENTIALS}: {} — run `capsule openmesh provider configure NAME`, or plan anyway with --include-unconfigured.\n",
+                names.join(", ")
+            ));
         }
         if let Some(m) = &self.nearest_miss {
             s.push_str(&format!("{m}\n"));
@@ -209,8 +221,15 @@ fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
     })
 }
 
+/// How a skip for missing credentials starts (such skips are listed together).
+const NO_CREDENTIALS: &str = "no credentials";
+
 /// Which providers may be planned on, and why the others are skipped.
-fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(String, String)>) {
+/// Provider ids to plan on, and (provider, reason) for those skipped.
+type Usable = (BTreeSet<String>, Vec<(String, String)>);
+
+/// A broken credentials file is an error here, never "not configured".
+fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Usable> {
     let mut ok = BTreeSet::new();
     let mut skipped = Vec::new();
     for p in &ctx.catalog.providers {
@@ -235,17 +254,17 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(Str
             ));
             continue;
         }
-        let configured = crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no");
+        let configured = crate::credentials::configured(&ctx.home, p)? != "no";
         if !configured && !args.include_unconfigured {
             skipped.push((
                 id.clone(),
-                format!("no credentials — run `capsule openmesh provider configure {id}`, or plan anyway with --include-unconfigured"),
+                format!("{NO_CREDENTIALS} — run `capsule openmesh provider configure {id}`, or plan anyway with --include-unconfigured"),
             ));
             continue;
         }
         ok.insert(id);
     }
-    (ok, skipped)
+    Ok((ok, skipped))
 }
 
 /// Plan a smart deploy: the ranked feasible offers and the explanation.
@@ -254,7 +273,7 @@ pub(crate) fn smart_plan<'a>(
     args: &DeployArgs,
 ) -> anyhow::Result<(Vec<Offer<'a>>, Explanation)> {
     let q = smart_query(ctx, args)?;
-    let (usable, skipped) = usable_providers(ctx, args);
+    let (usable, skipped) = usable_providers(ctx, args)?;
     let (fits, mut rejected) = select::plan(&ctx.catalog, &q);
     let mut skipped_offers = 0;
     let fits: Vec<Offer<'a>> = fits
@@ -480,17 +499,20 @@ fn node_names(args: &DeployArgs, default_base: &str) -> anyhow::Result<Vec<Strin
         return Ok(vec![base]);
     }
     let width = n.to_string().len().max(2);
-    Ok((1..=n).map(|i| format!("{base}-{i:0width$}")).collect())
+    let names: Vec<String> = (1..=n).map(|i| format!("{base}-{i:0width$}")).collect();
+    for name in &names {
+        check_name(name)?;
+    }
+    Ok(names)
 }
 
-/// Names become hostnames at most providers: letters, digits, `-` and `.`.
+/// Names become hostnames at most providers and land in files scripts source: letters,
+/// digits, `-` and `.` only (`state::names`).
 fn check_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || name.len() > 63 {
-        return Err(bad_input(format!(
-            "node name '{name}' must be 1 to 63 characters"
-        )));
+    match crate::state::names::name_problem(name) {
+        Some(msg) => Err(bad_input(msg)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The region for a template: `--region`, else its cheapest within --continent/--country, else
@@ -597,18 +619,27 @@ fn user_data(ctx: &Ctx, args: &DeployArgs, pl: &Placement) -> anyhow::Result<Opt
         return Ok(None);
     }
     if let Some(path) = &args.user_data {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| bad_input(format!("cannot read --user-data {}: {e}", path.display())))?;
+        let text =
+            crate::input_file::read_text(path, "--user-data", crate::input_file::MAX_USER_DATA)?;
         return Ok(Some(text));
     }
     let tpl = &ctx.catalog.bootstrap.user_data;
     if tpl.is_empty() {
         return Ok(None);
     }
-    let env = minijinja::Environment::new();
-    let out = env
-        .render_str(tpl, minijinja::context! { name => pl.name, provider => pl.provider, region => pl.region, template => pl.template })
-        .map_err(|e| anyhow::anyhow!("the catalog's bootstrap template failed to render: {e}"))?;
+    // A template that fails is a catalog fault (exit 2), like any other catalog error.
+    let out = crate::catalog::validate::render_bootstrap(
+        tpl,
+        &pl.name,
+        &pl.provider,
+        &pl.region,
+        &pl.template,
+    )
+    .map_err(|e| {
+        bad_input(format!(
+            "the catalog's bootstrap template failed to render: {e} — fix [bootstrap] user_data, or pass --user-data FILE or --no-user-data"
+        ))
+    })?;
     Ok(Some(out))
 }
 
@@ -728,11 +759,74 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// Templates whose plan is not a live product id (`api.plan_lookup`), resolved to the product in
+/// stock that fits, one per placement (`None`: the plan is used as it is). A dry run resolves
+/// only where credentials are configured, and says so otherwise.
+fn resolve_plans(
+    ctx: &Ctx,
+    placements: &[Placement],
+    dry: bool,
+) -> anyhow::Result<Vec<Option<crate::driver::ResolvedPlan>>> {
+    let mut out = Vec::with_capacity(placements.len());
+    let mut rt = None;
+    for pl in placements {
+        let p = ctx.provider(&pl.provider)?;
+        let t = ctx
+            .catalog
+            .template(&pl.template)
+            .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", pl.template))?;
+        if p.api.plan_lookup.is_none() || !needs_lookup(&t.plan) {
+            out.push(None);
+            continue;
+        }
+        if dry && crate::credentials::configured(&ctx.home, p)? == "no" {
+            eprintln!(
+                "capsule: {}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
+                p.id(),
+                t.id,
+                p.id()
+            );
+            out.push(None);
+            continue;
+        }
+        let driver = if dry {
+            dry_run_driver(ctx, p.id())?
+        } else {
+            ctx.driver(p.id())?
+        };
+        if rt.is_none() {
+            rt = Some(ctx.runtime()?);
+        }
+        let resolved = rt
+            .as_ref()
+            .map(|rt| rt.block_on(driver.resolve_plan(t, &pl.region)))
+            .ok_or_else(|| anyhow::anyhow!("no runtime"))??;
+        if ctx.format() == OutputFormat::Table {
+            writeln!(
+                stdout(),
+                "{} in {}: {} {}",
+                t.id,
+                pl.region,
+                p.id(),
+                resolved.describe()
+            )?;
+        }
+        out.push(Some(resolved));
+    }
+    Ok(out)
+}
+
+/// A plan that is not all digits is a catalog name, not a live product id.
+fn needs_lookup(plan: &str) -> bool {
+    plan.is_empty() || !plan.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn create_request(
     ctx: &Ctx,
     args: &DeployArgs,
     pl: &Placement,
     deploy_id: &str,
+    resolved: Option<&crate::driver::ResolvedPlan>,
 ) -> anyhow::Result<CreateRequest> {
     let p = ctx.provider(&pl.provider)?;
     let t = ctx
@@ -754,9 +848,12 @@ fn create_request(
     Ok(CreateRequest {
         name: pl.name.clone(),
         region: pl.region.clone(),
-        plan: t.plan.clone(),
+        plan: resolved.map_or_else(|| t.plan.clone(), |r| r.plan.clone()),
         template: t.id.clone(),
-        image: args.image.clone(),
+        image: args
+            .image
+            .clone()
+            .or_else(|| resolved.and_then(|r| r.image.clone())),
         ssh_keys: ssh_keys(p, args)?,
         user_data,
         deploy_id: deploy_id.to_string(),
@@ -776,7 +873,8 @@ fn placement_json(pl: &Placement) -> Value {
 /// rendered request redacts auth either way).
 fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
     let p = ctx.provider(provider)?;
-    let mut creds = crate::credentials::load(&ctx.home, p).unwrap_or_default();
+    // A broken credentials file is reported, not replaced by placeholders.
+    let mut creds = crate::credentials::load(&ctx.home, p)?;
     // Placeholders only for the fields a request cannot do without: an optional field left out
     // (a session token, a subnet) must stay out of the shown request as it would of the real one.
     for f in p.credentials.iter().filter(|f| f.required) {
@@ -797,6 +895,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         return resume(ctx, args, group);
     }
     let plan = plan_deploy(ctx, args)?;
+    ctx.note_stale(plan.placements.iter().map(|p| p.provider.as_str()));
     let json_out = ctx.format() == OutputFormat::Json;
     if let Some(exp) = &plan.explanation {
         if !json_out {
@@ -828,8 +927,9 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
             )));
         }
     }
+    let resolved = resolve_plans(ctx, &plan.placements, args.dry_run)?;
     if args.dry_run {
-        return dry_run(ctx, args, &plan);
+        return dry_run(ctx, args, &plan, &resolved);
     }
     let total_h: f64 = plan.placements.iter().map(|p| p.hourly_usd).sum();
     let total_m: f64 = plan.placements.iter().map(|p| p.monthly_usd).sum();
@@ -855,9 +955,9 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     // Build every request before anything is recorded: bad input stops here with nothing lost.
     let group_id = state::new_deploy_id();
     let mut jobs = Vec::new();
-    for pl in &plan.placements {
+    for (pl, r) in plan.placements.iter().zip(&resolved) {
         let deploy_id = state::new_deploy_id();
-        let req = create_request(ctx, args, pl, &deploy_id)?;
+        let req = create_request(ctx, args, pl, &deploy_id, r.as_ref())?;
         jobs.push((pl.clone(), req));
     }
     let store = open_store(ctx)?;
@@ -903,11 +1003,16 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
-fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
+fn dry_run(
+    ctx: &Ctx,
+    args: &DeployArgs,
+    plan: &Plan,
+    resolved: &[Option<crate::driver::ResolvedPlan>],
+) -> anyhow::Result<ExitCode> {
     let mut items = Vec::new();
-    for pl in &plan.placements {
+    for (pl, r) in plan.placements.iter().zip(resolved) {
         let driver = dry_run_driver(ctx, &pl.provider)?;
-        let req = create_request(ctx, args, pl, "dryrun000000")?;
+        let req = create_request(ctx, args, pl, "dryrun000000", r.as_ref())?;
         let requests = driver.render_create(&req)?;
         items.push((pl, requests));
     }
@@ -1297,7 +1402,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
         } else {
             n.deploy_id.clone()
         };
-        let mut req = create_request(ctx, args, &pl, &deploy_id)?;
+        let mut req = create_request(ctx, args, &pl, &deploy_id, None)?;
         req.plan = n.plan.clone();
         req.api_variant = t
             .map(|t| t.api_variant.clone())

@@ -110,6 +110,11 @@ fn open(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
     state::open(&ctx.home)
 }
 
+/// For the commands that only read: a read-only or empty home still answers.
+fn open_read(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
+    state::open_read(&ctx.home)
+}
+
 // ------------------------------------------------------------------------------------ list
 
 const LIST_COLUMNS: &[Column] = &[
@@ -145,7 +150,7 @@ fn round(v: f64, digits: i32) -> f64 {
 }
 
 fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let filter = node_filter(ctx, f)?;
     let billing = billing(&ctx.catalog);
     // Rows go out as they are read: JSON and CSV listings of any size use flat memory.
@@ -179,7 +184,7 @@ const CLEANUP_COLUMNS: &[Column] = &[
 
 /// Pending cleanups, oldest first.
 fn cleanups(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let rows: Vec<Value> = store
         .pending_cleanups(None)?
         .iter()
@@ -222,7 +227,7 @@ pub(crate) fn find(store: &dyn Store, text: &str) -> anyhow::Result<NodeRecord> 
 }
 
 fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let node = find(store.as_ref(), text)?;
     let events = store.events(&EventFilter {
         deploy_id: Some(node.deploy_id.clone()),
@@ -284,7 +289,7 @@ const STATS_COLUMNS: &[Column] = &[
 ];
 
 fn stats(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let filter = node_filter(ctx, f)?;
     let (rows, missing) = state::stats::compute(store.as_ref(), &billing(&ctx.catalog), &filter)?;
     let rows: Vec<Value> = rows
@@ -331,7 +336,7 @@ fn export(
             }
         },
     };
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let mut filter = node_filter(ctx, f)?;
     // An export is a backup: deleted nodes are part of it.
     filter.include_deleted = true;
@@ -396,22 +401,38 @@ fn import(
         }
         None => Format::Csv,
     };
+    let max = crate::input_file::MAX_CSV;
     let mut input: Box<dyn Read> = if label == "-" {
-        Box::new(std::io::stdin().lock())
+        Box::new(std::io::stdin().lock().take(max))
     } else {
-        Box::new(
-            std::fs::File::open(file)
-                .map_err(|e| bad_input(format!("cannot read {label}: {e} — check the path")))?,
-        )
+        // Regular files only, size-capped: a FIFO or /dev/zero is refused, not read forever.
+        Box::new(std::io::Cursor::new(crate::input_file::read_bytes(
+            file,
+            "import file",
+            max,
+        )?))
     };
-    let providers: Vec<String> = ctx
-        .catalog
-        .providers
-        .iter()
-        .map(|p| p.id().to_string())
-        .collect();
-    let parsed =
-        transfer::parse(&mut input, &label, format, &providers).map_err(|e| row_errors(&e))?;
+    let known = transfer::Known {
+        providers: ctx
+            .catalog
+            .providers
+            .iter()
+            .map(|p| {
+                let slugs = p.regions.iter().map(|r| r.id.clone()).collect();
+                (p.id().to_string(), slugs)
+            })
+            .collect(),
+        templates: ctx
+            .catalog
+            .templates
+            .iter()
+            .map(|t| (t.id.clone(), t.provider.clone()))
+            .collect(),
+        currencies: std::iter::once("USD".to_string())
+            .chain(ctx.catalog.rates.iter().map(|r| r.currency.to_uppercase()))
+            .collect(),
+    };
+    let parsed = transfer::parse(&mut input, &label, format, &known).map_err(|e| row_errors(&e))?;
     let rows: Vec<NodeRecord> = parsed.iter().map(|(_, n)| n.clone()).collect();
     let store = open(ctx)?;
     let report = store.import_nodes(&rows, dry_run)?;

@@ -7,11 +7,11 @@
 //! from `inventory stats`. This file gathers them; `crate::report` draws the page and
 //! `crate::chart` the terminal bars.
 
-use super::catalog::{base_offer, filter_query, find_template, matching_templates, template_row};
+use super::catalog::{compare_offers, listed_templates, template_row};
 use super::cost::billing;
 use super::stdout;
 use crate::chart::{self, Bar, BarChart};
-use crate::cli::{CostArgs, DeployArgs, OutputFormat, ReportArgs, TemplateFilter};
+use crate::cli::{CostArgs, CostGroup, DeployArgs, OutputFormat, ReportArgs, TemplateFilter};
 use crate::context::Ctx;
 use crate::error::bad_input;
 use crate::render::usd;
@@ -23,13 +23,9 @@ use crate::state::daily::{self, DailySpend};
 use crate::state::stats::{self, StatsRow};
 use crate::state::{self, time, NodeFilter};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
 
-/// Prices older than this many days are flagged as stale (the default threshold of the catalog
-/// refresh work, issue 11).
-const STALE_AFTER_DAYS: i64 = 30;
 /// Ranked bars shown at most; the rest are counted in a note.
 const MAX_BARS: usize = 40;
 const DAY: i64 = 86_400;
@@ -68,29 +64,10 @@ fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<
 // terminal charts
 
 /// `compare --chart`: price per hour and per vCPU-hour as bars; the cheapest marked.
-pub fn compare_chart(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
+pub fn compare_chart(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow::Result<ExitCode> {
     chart_needs_table_output(ctx)?;
-    let mut offers = Vec::new();
-    let mut seen = BTreeSet::new();
-    for id in ids {
-        let t = find_template(&ctx.catalog, id)?;
-        if !seen.insert(t.id.clone()) {
-            continue;
-        }
-        offers.push(
-            base_offer(&ctx.catalog, t)
-                .ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?,
-        );
-    }
-    // The same rule as `compare`: lowest USD hourly price, then id.
-    let cheapest = offers
-        .iter()
-        .min_by(|a, b| {
-            a.hourly_usd
-                .total_cmp(&b.hourly_usd)
-                .then_with(|| a.template.id.cmp(&b.template.id))
-        })
-        .map(|o| o.template.id.clone());
+    let (offers, cheapest) = compare_offers(ctx, ids, include_retired)?;
+    ctx.note_stale(offers.iter().map(|o| o.provider.id()));
     let bars = |value: &dyn Fn(&crate::select::Offer) -> f64, unit: &str| -> Vec<Bar> {
         offers
             .iter()
@@ -154,6 +131,11 @@ pub fn compare_chart(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
 /// `cost --chart`: daily spend stacked by provider, with the month's figures `cost` prints.
 pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
     chart_needs_table_output(ctx)?;
+    if !matches!(args.by, CostGroup::Day | CostGroup::Provider) {
+        return Err(bad_input(
+            "--chart draws daily spend stacked by provider — use it with --by day, or drop --chart",
+        ));
+    }
     let now = time::now_unix();
     let (since, until) = window(args.since.as_deref(), args.until.as_deref(), now)?;
     let store = state::open(&ctx.home)?;
@@ -169,7 +151,7 @@ pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         until,
         now,
     )?;
-    let totals = days.day_totals();
+    let totals = &days.day_totals;
     let max = totals.iter().copied().fold(0.0, f64::max);
     let bars: Vec<Bar> = days
         .days
@@ -305,11 +287,8 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
     let cat = &ctx.catalog;
     let palette = Palette(cat.providers.iter().map(|p| p.id().to_string()).collect());
     // The templates exactly as `templates -o json` lists them.
-    let q = filter_query(cat, &args.filter)?;
-    let mut found = matching_templates(cat, &q, args.filter.sort);
-    if let Some(n) = args.filter.limit {
-        found.truncate(n);
-    }
+    let (found, _) = listed_templates(ctx, &args.filter)?;
+    ctx.note_stale(found.iter().map(|o| o.provider.id()));
     let rows: Vec<Value> = found.iter().map(template_row).collect();
     // The cheapest fit exactly as `deploy` would choose it (with --include-unconfigured).
     let (_, explanation) = super::deploy::smart_plan(ctx, &deploy_args(&args.filter))?;
@@ -681,7 +660,7 @@ fn value(
 }
 
 fn cost_section(days: &DailySpend, costs: &CostReport, palette: &Palette) -> Section {
-    let totals = days.day_totals();
+    let totals = &days.day_totals;
     let cats: Vec<Category> = days
         .days
         .iter()
@@ -1023,10 +1002,10 @@ fn chart_or_note(id: &str, chart: report::Chart, table: Table, empty: bool, none
 
 fn trust(ctx: &Ctx, now: i64) -> Section {
     let cat = &ctx.catalog;
-    let today = now.div_euclid(DAY);
-    let age = |date: &str| -> Option<i64> {
-        time::unix(&format!("{date}T00:00:00Z")).map(|t| today - t.div_euclid(DAY))
-    };
+    // The rule of `catalog status`: age from the refresh (or the embedded price date), stale
+    // past --stale-after, retired providers never stale (nothing refreshes them).
+    let limit_days = ctx.stale_after.as_secs_f64() / 86400.0;
+    let stale_days = limit_days.round();
     let mut cats = Vec::new();
     let mut table = Table::new(
         "Price dates and sources by provider",
@@ -1034,6 +1013,7 @@ fn trust(ctx: &Ctx, now: i64) -> Section {
             ("provider", false),
             ("status", false),
             ("prices as of", false),
+            ("layer", false),
             ("age, days", true),
             ("stale", false),
             ("currency", false),
@@ -1043,8 +1023,12 @@ fn trust(ctx: &Ctx, now: i64) -> Section {
     let mut stale_count = 0;
     for p in &cat.providers {
         let m = &p.meta;
-        let days = age(&m.prices_as_of);
-        let stale = days.is_some_and(|d| d > STALE_AFTER_DAYS);
+        let days = crate::context::prices_age_days(cat, p, now);
+        let stale = !p.is_retired() && days.is_some_and(|d| d as f64 > limit_days);
+        let layer = match cat.refreshed.get(p.id()) {
+            Some(at) => format!("refreshed {at}"),
+            None => "embedded".to_string(),
+        };
         stale_count += usize::from(stale);
         let status = if p.is_retired() {
             format!("retired {}", m.status.date)
@@ -1072,6 +1056,7 @@ fn trust(ctx: &Ctx, now: i64) -> Section {
                 p.id().to_string(),
                 status,
                 m.prices_as_of.clone(),
+                layer,
                 days.map_or("-".into(), |d| d.to_string()),
                 if stale { "yes".into() } else { "no".into() },
                 m.currency.clone(),
@@ -1131,7 +1116,7 @@ fn trust(ctx: &Ctx, now: i64) -> Section {
         .map(|p| p.id())
         .collect();
     let mut lead = vec![format!(
-        "Each provider's prices carry the date they were taken and their source. Prices older than {STALE_AFTER_DAYS} days are flagged stale: refresh them with `capsule openmesh catalog refresh`."
+        "Each provider's prices carry the date they were taken and their source. Prices older than {stale_days} days are flagged stale: refresh them with `capsule openmesh catalog refresh`."
     )];
     if !rate_lines.is_empty() {
         lead.push(format!(
@@ -1175,7 +1160,7 @@ fn trust(ctx: &Ctx, now: i64) -> Section {
                 table,
                 empty: None,
                 note: Some(format!(
-                    "Bars past {STALE_AFTER_DAYS} days are stale (labels in amber)."
+                    "Bars past {stale_days} days are stale (labels in amber); retired providers are never refreshed, so never flagged."
                 )),
             },
             Figure {

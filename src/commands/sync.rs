@@ -53,13 +53,22 @@ fn adopt_as(provider: &ProviderEntry, ctx: &Ctx, o: &LiveNode) -> NewNode {
         .catalog
         .templates_of(provider.id())
         .find(|t| t.plan.eq_ignore_ascii_case(&o.plan));
+    // Names and ids from a listing are the provider's (or whoever named the server): a record
+    // keeps to the same alphabet as a deploy, so an odd one is adopted under a safe form.
+    use crate::state::names;
     let deploy_id = o
         .deploy_id()
-        .map_or_else(|| format!("adopted-{}", o.id), str::to_string);
-    let name = if o.name.trim().is_empty() {
-        format!("{}-{}", provider.id(), o.id)
-    } else {
+        .filter(|d| names::deploy_id_problem("deploy id", d).is_none())
+        .map_or_else(
+            || format!("adopted-{}", names::safe_label(&o.id, 48)),
+            str::to_string,
+        );
+    let name = if names::name_problem(&o.name).is_none() {
         o.name.clone()
+    } else if o.name.trim().is_empty() {
+        names::safe_label(&format!("{}-{}", provider.id(), o.id), names::MAX_NAME)
+    } else {
+        names::safe_label(&o.name, names::MAX_NAME)
     };
     NewNode {
         group_id: deploy_id.clone(),
@@ -131,6 +140,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(async {
             let mut tasks = Vec::new();
             for p in &providers {
+                // A broken credentials file is reported below (exit 2), not listed around.
                 if crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no") {
                     let id = p.id().to_string();
                     match ctx.driver(&id) {
@@ -157,6 +167,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<Value> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
+    let mut unconfigured: Vec<&str> = Vec::new();
     let mut providers_done: Vec<String> = Vec::new();
     for p in providers {
         let id = p.id();
@@ -169,7 +180,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
                 rows.push(failure_row(id, &msg));
                 failed = true;
             } else {
-                eprintln!("note: {id}: skipped, {msg}");
+                unconfigured.push(id);
             }
             continue;
         }
@@ -210,8 +221,20 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     // Cleanups left by deletes run once their node is gone (the listing above shows which).
     super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&providers_done))?;
     render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
+    if !unconfigured.is_empty() {
+        eprintln!(
+            "note: skipped, no credentials: {} — configure them with `capsule openmesh provider configure NAME`",
+            unconfigured.join(", ")
+        );
+    }
+    let found = rows
+        .iter()
+        .any(|r| matches!(r["finding"].as_str(), Some("drift" | "orphan" | "ghost")));
     Ok(if failed {
         ExitCode::from(1)
+    } else if args.exit_code && found {
+        // Like `terraform plan -detailed-exitcode`: 2 means "differences found".
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })

@@ -27,17 +27,10 @@ pub struct DailySpend {
     pub provider_totals: Vec<f64>,
     /// The whole window, all providers, summed before rounding: `cost`'s `total_usd`.
     pub total_usd: f64,
+    /// Each day, all providers, summed before rounding: `cost --by day`'s `cost_usd`.
+    pub day_totals: Vec<f64>,
     /// Currencies without a USD rate (their nodes are left out).
     pub missing_rates: Vec<String>,
-}
-
-impl DailySpend {
-    /// The whole window's spend of each day, all providers together.
-    pub fn day_totals(&self) -> Vec<f64> {
-        (0..self.days.len())
-            .map(|d| round6(self.usd.iter().map(|s| s[d]).sum()))
-            .collect()
-    }
 }
 
 fn round6(v: f64) -> f64 {
@@ -97,7 +90,7 @@ pub fn daily(
                 Some(&(NodeStatus::Deleted, at)) => at,
                 _ => i64::MAX,
             };
-            let rule = billing.rule(&node.provider);
+            let rule = billing.rule_for(node);
             let mut spent: Vec<(usize, f64)> = Vec::new();
             for d in 0..n_days {
                 let ds = (first + d as i64 * DAY).max(since);
@@ -130,6 +123,9 @@ pub fn daily(
     )?;
     let providers: Vec<String> = by_provider.keys().cloned().collect();
     let exact: Vec<f64> = by_provider.values().map(|v| v.iter().sum()).collect();
+    let day_totals = (0..n_days)
+        .map(|d| round6(by_provider.values().map(|v| v[d]).sum()))
+        .collect();
     let usd = by_provider
         .into_values()
         .map(|v| v.into_iter().map(round6).collect())
@@ -140,6 +136,7 @@ pub fn daily(
         usd,
         provider_totals: exact.iter().copied().map(round6).collect(),
         total_usd: round6(exact.iter().sum()),
+        day_totals,
         missing_rates: missing,
     })
 }
@@ -227,7 +224,7 @@ mod tests {
         assert_eq!(d.providers, ["pa", "pb"]);
         assert_eq!(d.usd[0], [9.0, 1.0, 0.0]);
         assert_eq!(d.usd[1], [0.0, 1.25, 0.0]);
-        assert_eq!(d.day_totals(), [9.0, 2.25, 0.0]);
+        assert_eq!(d.day_totals, [9.0, 2.25, 0.0]);
         assert_eq!(d.missing_rates, ["XXX"]);
         let whole = crate::state::cost::report(
             &store,

@@ -9,15 +9,15 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-const HEADER: &str = "deploy_id,name,provider,template,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at";
+const HEADER: &str = "deploy_id,name,provider,template,plan,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at";
 
 /// A small history: nodes deleted in early 2024 (fixed figures), and two still running (they
 /// make the month-to-date and projection figures non-zero).
-const NODES: &str = "r1,alpha,digitalocean,do-small,nyc3,deleted,0.00893,6,USD,2024-01-05T00:00:00Z,2024-01-05T00:00:00Z,,2024-02-20T12:00:00Z
-r2,beta,vultr,vultr-vc2-1,ewr,deleted,0.007,5,USD,2024-01-20T00:00:00Z,2024-01-20T00:00:00Z,2024-02-01T00:00:00Z,2024-03-05T00:00:00Z
-r3,gamma,scaleway,scw-dev1-m,par1,deleted,0.0198,14.45,EUR,2024-02-10T00:00:00Z,2024-02-10T00:00:00Z,,2024-03-10T00:00:00Z
-r4,delta,linode,linode-2gb,us-east,running,0.018,12,USD,2024-03-01T00:00:00Z,2024-03-01T00:00:00Z,,
-r5,epsilon,hivelocity,hive-large,atlanta,stopped,0.5,365,USD,2024-03-15T00:00:00Z,2024-03-15T00:00:00Z,2024-03-20T00:00:00Z,
+const NODES: &str = "r1,alpha,digitalocean,do-small,s-1vcpu-1gb,nyc3,deleted,0.00893,6,USD,2024-01-05T00:00:00Z,2024-01-05T00:00:00Z,,2024-02-20T12:00:00Z
+r2,beta,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,deleted,0.007,5,USD,2024-01-20T00:00:00Z,2024-01-20T00:00:00Z,2024-02-01T00:00:00Z,2024-03-05T00:00:00Z
+r3,gamma,scaleway,scw-dev1-m,DEV1-M,par1,deleted,0.0198,14.45,EUR,2024-02-10T00:00:00Z,2024-02-10T00:00:00Z,,2024-03-10T00:00:00Z
+r4,delta,linode,linode-2gb,g6-standard-1,us-east,running,0.018,12,USD,2024-03-01T00:00:00Z,2024-03-01T00:00:00Z,,
+r5,epsilon,hivelocity,hive-large,BM-2020-3,atlanta,stopped,0.5,365,USD,2024-03-15T00:00:00Z,2024-03-15T00:00:00Z,2024-03-20T00:00:00Z,
 ";
 
 const FILTER: &[&str] = &["--min-cpu", "2", "--min-memory", "4", "--max-price", "0.1"];
@@ -222,6 +222,24 @@ fn sections_charts_and_tables_agree_with_the_cli() {
     assert_eq!(days[0].0[0], "2024-01-01");
     assert_eq!(days[90].0[0], "2024-03-31");
     let sum: f64 = days.iter().map(|(c, _)| f(c.last().unwrap())).sum();
+    // Each day's total is `cost --by day`'s figure (it lists only the days with spend).
+    let mut by_day = vec!["openmesh", "cost", "--by", "day", "-o", "json"];
+    by_day.extend_from_slice(WINDOW);
+    let by_day = c.run_args(&by_day).json();
+    let by_day = by_day.as_array().unwrap();
+    assert!(by_day.len() > 60, "{}", by_day.len());
+    for b in by_day.iter().filter(|b| b["period"] != "total") {
+        let (cells, _) = days
+            .iter()
+            .find(|(c, _)| c[0] == b["period"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("no row for {}", b["period"]));
+        assert_eq!(
+            f(cells.last().unwrap()),
+            json_f(&b["cost_usd"]),
+            "{}",
+            b["period"]
+        );
+    }
     let total_usd = json_f(&total["cost_usd"]);
     assert!((sum - total_usd).abs() < 1e-4, "{sum} vs {total_usd}");
     assert_eq!(f(window_row[0].0.last().unwrap()), total_usd);
@@ -259,20 +277,27 @@ fn sections_charts_and_tables_agree_with_the_cli() {
         .iter()
         .any(|(c, _)| c[0] == "stopped"));
 
-    // Trust: every provider's price date as `providers` has it; the retired one marked; the
-    // exchange rate with its date.
-    let providers = c.run_args(&["openmesh", "providers", "-o", "json"]).json();
+    // Trust: every provider's price date, age and staleness as `catalog status` has them; the
+    // retired one marked; the exchange rate with its date.
+    let status = c
+        .run_args(&["openmesh", "catalog", "status", "-o", "json"])
+        .json();
     let rows = table(&doc, "figure#trust-age");
-    for p in providers.as_array().unwrap() {
-        let id = p["id"].as_str().unwrap();
+    assert_eq!(rows.len(), status.as_array().unwrap().len());
+    for p in status.as_array().unwrap() {
+        let id = p["provider"].as_str().unwrap();
         let (cells, class) = rows.iter().find(|(c, _)| c[0] == id).unwrap();
         assert_eq!(cells[2], p["prices_as_of"].as_str().unwrap());
+        assert_eq!(cells[3], p["layer"].as_str().unwrap());
+        assert_eq!(f(&cells[4]), json_f(&p["age_days"]));
+        assert_eq!(cells[5] == "yes", p["stale"] == true, "{cells:?}");
+        assert_eq!(cells[7], p["source"].as_str().unwrap());
         if p["status"] == "retired" {
             assert_eq!(class, "retired");
             assert!(cells[1].starts_with("retired "), "{cells:?}");
+        } else if p["stale"] == true {
+            assert_eq!(class, "warn");
         }
-        let stale = cells[4] == "yes";
-        assert_eq!(stale, f(&cells[3]) > 30.0, "{cells:?}");
     }
     let rates = table(&doc, "figure#trust-rates");
     let catalog = capsule::catalog::embedded().unwrap();
@@ -364,11 +389,46 @@ fn many_nodes(n: usize) -> String {
     // A handful of distinct instants, formatted once (date(1) per node would be slow).
     let stamps: Vec<String> = (0..60).map(|d| fmt(now - (d + 1) * 86_400)).collect();
     let kinds = [
-        ("digitalocean", "do-small", "nyc3", "0.00893", "6", "USD"),
-        ("vultr", "vultr-vc2-1", "ewr", "0.007", "5", "USD"),
-        ("linode", "linode-2gb", "us-east", "0.018", "12", "USD"),
-        ("scaleway", "scw-dev1-m", "par1", "0.0198", "14.45", "EUR"),
-        ("hivelocity", "hive-large", "atlanta", "0.5", "365", "USD"),
+        (
+            "digitalocean",
+            "do-small,s-1vcpu-1gb",
+            "nyc3",
+            "0.00893",
+            "6",
+            "USD",
+        ),
+        (
+            "vultr",
+            "vultr-vc2-1,vc2-1c-1gb",
+            "ewr",
+            "0.007",
+            "5",
+            "USD",
+        ),
+        (
+            "linode",
+            "linode-2gb,g6-standard-1",
+            "us-east",
+            "0.018",
+            "12",
+            "USD",
+        ),
+        (
+            "scaleway",
+            "scw-dev1-m,DEV1-M",
+            "par1",
+            "0.0198",
+            "14.45",
+            "EUR",
+        ),
+        (
+            "hivelocity",
+            "hive-large,BM-2020-3",
+            "atlanta",
+            "0.5",
+            "365",
+            "USD",
+        ),
     ];
     let mut out = String::new();
     for i in 0..n {
@@ -438,6 +498,31 @@ fn bad_arguments_are_one_sentence_and_exit_2() {
     let out = c.run_args(&["openmesh", "compare", "do-small", "--chart", "-o", "json"]);
     assert_eq!(out.code, 2);
     out.stderr_has("--chart draws a picture");
+    let out = c.run_args(&["openmesh", "cost", "--chart", "--by", "week"]);
+    assert_eq!(out.code, 2);
+    out.stderr_has("use it with --by day");
+    // compare --chart takes compare's rule on retired providers.
+    let retired = capsule::catalog::embedded()
+        .unwrap()
+        .templates
+        .iter()
+        .find(|t| t.provider == "equinix-metal")
+        .unwrap()
+        .id
+        .clone();
+    let out = c.run_args(&["openmesh", "compare", "do-small", &retired, "--chart"]);
+    assert_eq!(out.code, 2);
+    out.stderr_has("--include-retired");
+    let out = c.run_args(&[
+        "openmesh",
+        "compare",
+        "do-small",
+        &retired,
+        "--chart",
+        "--include-retired",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout_has(&retired);
 }
 
 // ---------------------------------------------------------------------------------------------
