@@ -206,7 +206,8 @@ pub enum Command {
     /// Compare templates side by side; the cheapest is highlighted.
     #[command(after_help = "Examples:
   capsule openmesh compare do-large vultr-hf-4 hive-large
-  capsule openmesh compare do-small linode-2gb -o json")]
+  capsule openmesh compare do-small linode-2gb -o json
+  capsule openmesh compare do-small vultr-vc2-1 scw-dev1-m --chart")]
     Compare(CompareArgs),
     /// Deploy a node: name a provider and template, or give constraints and let capsule pick.
     #[command(after_help = "Examples:
@@ -278,6 +279,10 @@ pub enum Command {
     #[command(subcommand)]
     Catalog(CatalogCommand),
     /// Write a self-contained HTML report: prices, value, cost over time, fleet, price dates.
+    #[command(after_help = "Examples:
+  capsule openmesh report --html report.html
+  capsule openmesh report --html report.html --min-cpu 2 --min-memory 4 --since 2024-05-01
+  capsule openmesh report --html - --gpu > gpus.html")]
     Report(ReportArgs),
 }
 
