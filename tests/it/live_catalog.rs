@@ -677,3 +677,45 @@ fn all_plans_adds_every_plan_and_smart_deploy_picks_from_them() {
     assert_eq!(c.run_args(&refresh_args()).code, 0);
     assert_eq!(listed(&c, &[]).len(), 28);
 }
+
+#[test]
+fn scaleway_prices_come_from_every_zone_with_its_stock() {
+    let server = PriceServer::start(PriceBook::default());
+    let c = capsule()
+        .env("CAPSULE_ENDPOINT_SCALEWAY", &server.url)
+        .env("SCW_SECRET_KEY", "scw-secret")
+        .env("SCW_ACCESS_KEY", "SCWXXXXXXXXXXXXXXXXX")
+        .env(
+            "SCW_DEFAULT_PROJECT_ID",
+            "11111111-1111-1111-1111-111111111111",
+        );
+    let out = c.run_args(&["openmesh", "catalog", "refresh", "--provider", "scaleway"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let seen = server.seen();
+    for zone in ["fr-par-1", "fr-par-2", "nl-ams-1", "nl-ams-2", "pl-waw-1"] {
+        let avail = format!("/instance/v1/zones/{zone}/products/servers/availability");
+        assert!(
+            seen.iter().any(|s| s.starts_with(&avail)),
+            "{avail} not read: {seen:?}"
+        );
+    }
+    let ts = listed(&c, &["--provider", "scaleway"]);
+    let h100 = find(&ts, "scw-h100-1-80g");
+    assert_eq!(h100["price_hourly"], 2.73, "EUR from the list");
+    assert_eq!(h100["regions"], serde_json::json!(["par2"]));
+    // DEV1-M is short in nl-ams-1: not offered there.
+    assert_eq!(
+        find(&ts, "scw-dev1-m")["regions"],
+        serde_json::json!(["par1", "par2", "waw1"])
+    );
+    let status = c
+        .run_args(&["openmesh", "catalog", "status", "-o", "json"])
+        .json();
+    let scw = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["provider"] == "scaleway")
+        .unwrap();
+    assert_eq!(scw["layer"], "refreshed");
+}
