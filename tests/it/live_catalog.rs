@@ -719,3 +719,25 @@ fn scaleway_prices_come_from_every_zone_with_its_stock() {
         .unwrap();
     assert_eq!(scw["layer"], "refreshed");
 }
+
+#[test]
+fn a_price_list_description_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("scaleway")).unwrap();
+    std::fs::write(
+        dir.path().join("scaleway/api.toml"),
+        "[api.prices]\navailability = { operation = \"availabilty\", value = \"/availability\", sold = [\"available\"] }\nspecs = { cores = \"/ncpus\" }\n",
+    )
+    .unwrap();
+    let out = capsule()
+        .args([
+            "openmesh",
+            "catalog",
+            "validate",
+            dir.path().to_str().unwrap(),
+        ])
+        .code(2);
+    out.stderr_has("availabilty")
+        .stderr_has("did you mean 'availability'");
+    out.stderr_has("cores");
+}
