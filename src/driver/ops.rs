@@ -1418,15 +1418,75 @@ impl Driver {
         t: &crate::catalog::schema::Template,
         region_slug: &str,
     ) -> Result<ResolvedPlan, DriverError> {
+        let (items, _) = self.inventory(Some(region_slug)).await?;
+        self.pick_product(&items, t, region_slug)
+    }
+
+    /// Every item of the `plan_lookup` listings, and the requests they came from.
+    async fn inventory(
+        &self,
+        region_slug: Option<&str>,
+    ) -> Result<(Vec<Value>, String), DriverError> {
         let p = &self.inner.provider;
         let Some(lk) = &p.api.plan_lookup else {
             return Err(self.no_op("plan_lookup", ""));
         };
-        let ctx = Value::Object(self.base_ctx(Some(region_slug)));
+        let ctx = Value::Object(self.base_ctx(region_slug));
         let mut items = Vec::new();
+        let mut sources = Vec::new();
         for name in &lk.operations {
+            let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
+            let prep = self.prepare(name, op, &ctx)?;
+            sources.push(format!("{} {}", prep.method, prep.url));
             items.extend(self.items(name, "", &ctx).await?);
         }
+        Ok((items, sources.join(", ")))
+    }
+
+    /// Prices from the `plan_lookup` inventory (a provider without a price list): for each
+    /// template, the product that fits it in each region, in stock; the template's price is the
+    /// cheapest region's, the others are regional prices.
+    pub async fn inventory_prices(
+        &self,
+        templates: &[crate::catalog::schema::Template],
+    ) -> Result<PriceList, DriverError> {
+        let (items, source) = self.inventory(None).await?;
+        let p = &self.inner.provider;
+        let mut plans = Vec::new();
+        for t in templates {
+            let mut found: Vec<(String, f64)> = Vec::new();
+            for r in &p.regions {
+                if let Ok(best) = self.pick_product(&items, t, &r.id) {
+                    if let Some(h) = best.hourly.filter(|h| *h > 0.0) {
+                        found.push((p.region_api_id(&r.id).to_string(), h));
+                    }
+                }
+            }
+            let hourly = found.iter().map(|x| x.1).reduce(f64::min);
+            plans.push(PlanPrice {
+                plan: t.plan.clone(),
+                hourly,
+                monthly: None,
+                regions: Some(found.iter().map(|x| x.0.clone()).collect()),
+                region_prices: found,
+                specs: Default::default(),
+                variant: String::new(),
+            });
+        }
+        Ok(PriceList { source, plans })
+    }
+
+    /// The smallest product of `items` in stock in the region that fits `t`.
+    fn pick_product(
+        &self,
+        items: &[Value],
+        t: &crate::catalog::schema::Template,
+        region_slug: &str,
+    ) -> Result<ResolvedPlan, DriverError> {
+        let p = &self.inner.provider;
+        let Some(lk) = &p.api.plan_lookup else {
+            return Err(self.no_op("plan_lookup", ""));
+        };
         let facility = p.region_api_id(region_slug).to_string();
         let want_gpu = t.gpu.as_ref().map(|g| {
             // The model's distinctive token: "NVIDIA RTX 4090" → "4090".
@@ -1438,7 +1498,7 @@ impl Driver {
         });
         let mut fits = Vec::new();
         let mut near = Vec::new();
-        for v in &items {
+        for v in items {
             let text = |ptr: &str| {
                 if ptr.is_empty() {
                     None

@@ -741,3 +741,55 @@ fn a_price_list_description_is_validated() {
         .stderr_has("did you mean 'availability'");
     out.stderr_has("cores");
 }
+
+#[test]
+fn hivelocity_prices_and_stock_come_from_its_inventory() {
+    let mock = MockServer::new(Provider::Hivelocity);
+    let mut c = capsule();
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    let out = c.run_args(&["openmesh", "catalog", "refresh", "--provider", "hivelocity"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let ts = listed(&c, &["--provider", "hivelocity"]);
+    // hive-large (16 cores, 64 GB) fits 612 in ATL2 (0.48 + 0.02 premium) and the VPS 2379 in
+    // TPA1 (0.30); nothing in stock fits it in LAX2 or NYC1.
+    let large = find(&ts, "hive-large");
+    assert_eq!(large["regions"], serde_json::json!(["atlanta", "tampa"]));
+    assert_eq!(large["price_hourly"], 0.3);
+    let gpu = find(&ts, "hive-gpu");
+    assert_eq!(gpu["regions"], serde_json::json!(["atlanta"]));
+    assert_eq!(gpu["price_hourly"], 0.79);
+    let atl = c
+        .run_args(&[
+            "openmesh",
+            "templates",
+            "--region",
+            "atlanta",
+            "-p",
+            "hivelocity",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        find(atl.as_array().unwrap(), "hive-large")["price_hourly"],
+        0.5
+    );
+    let status = c
+        .run_args(&["openmesh", "catalog", "status", "-o", "json"])
+        .json();
+    let hv = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["provider"] == "hivelocity")
+        .unwrap();
+    assert!(
+        hv["source"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v2/inventory/product"),
+        "{hv}"
+    );
+}
