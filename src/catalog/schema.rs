@@ -397,6 +397,26 @@ pub struct PriceFields {
     /// Operation name → the API variant that creates its plans (`prices_metal = "bare-metal"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variants: BTreeMap<String, String>,
+    /// Read the list once per region (a zone-scoped API): a plan is sold where it is listed.
+    #[serde(default)]
+    pub per_region: bool,
+    /// The list is a map keyed by plan id (`{"servers": {"DEV1-S": {…}}}`): each entry is an
+    /// item, its key readable at `/_key`.
+    #[serde(default)]
+    pub keyed: bool,
+    /// Per-region stock, read with `per_region` (a keyed map like the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityFields>,
+}
+
+/// `availability = { operation = "availability", value = "/availability", sold = [...] }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityFields {
+    pub operation: String,
+    /// Pointer inside one keyed entry, and the values that mean "can be ordered".
+    pub value: String,
+    pub sold: Vec<String>,
 }
 
 /// `region_prices = { list = "/region_prices", region = "/id", hourly = "/hourly" }`.

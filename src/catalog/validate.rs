@@ -54,6 +54,9 @@ pub const REQUIRED_OPERATIONS: &[&str] =
     &["create", "list", "get", "start", "stop", "delete", "verify"];
 const DEFAULT_RATIO: [f64; 2] = [600.0, 745.0];
 
+/// The plan shape a price list may state (`[api.prices] specs`).
+const PRICE_SPECS: &[&str] = &["cpu", "memory_gb", "storage_gb", "bandwidth_tb"];
+
 struct Checker {
     out: Vec<Problem>,
 }
@@ -437,6 +440,36 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         }
     }
     check_step_cycles(c, &e, api);
+    if let Some(prices) = &api.prices {
+        if let Some(av) = &prices.availability {
+            if !api.operations.contains_key(&av.operation) {
+                c.push(
+                    &e,
+                    &["prices", "availability", "operation"],
+                    unknown_msg("operation", &av.operation, &names),
+                );
+            }
+        }
+        for k in prices.specs.keys().chain(prices.spec_divisors.keys()) {
+            c.one_of(&e, &["prices", "specs"], "spec", k, PRICE_SPECS);
+        }
+        for (op, variant) in &prices.variants {
+            if !api.operations.contains_key(op) {
+                c.push(
+                    &e,
+                    &["prices", "variants", op],
+                    unknown_msg("operation", op, &names),
+                );
+            }
+            if !api.variants.contains_key(variant) {
+                c.push(
+                    &e,
+                    &["prices", "variants", op],
+                    format!("[api.prices] variants names '{variant}', which [api.variants] does not define"),
+                );
+            }
+        }
+    }
     if let Some(lk) = &api.plan_lookup {
         if lk.operations.is_empty() || lk.id.is_empty() || lk.region.is_empty() {
             c.push(

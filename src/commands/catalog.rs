@@ -898,7 +898,7 @@ fn refresh_targets<'a>(
             ));
             continue;
         }
-        if p.api.prices.is_none() {
+        if p.api.prices.is_none() && p.api.plan_lookup.is_none() {
             failed.push((
                 p.id().to_string(),
                 "its catalog describes no price list API".to_string(),
@@ -923,8 +923,16 @@ fn fetch_prices(
 ) -> anyhow::Result<Vec<Fetched>> {
     let mut drivers = Vec::new();
     for p in targets {
+        // A provider without a price list is priced from its plan-lookup inventory.
+        let inventory: Option<Vec<Template>> = p.api.prices.is_none().then(|| {
+            ctx.catalog
+                .templates_of(p.id())
+                .filter(|t| !from_price_list(t))
+                .cloned()
+                .collect()
+        });
         match ctx.driver(p.id()) {
-            Ok(d) => drivers.push(d),
+            Ok(d) => drivers.push((d, inventory)),
             Err(e) => failed.push((p.id().to_string(), e.to_string())),
         }
     }
@@ -932,7 +940,15 @@ fn fetch_prices(
     let results = rt.block_on(async {
         let tasks: Vec<_> = drivers
             .into_iter()
-            .map(|d| tokio::spawn(async move { (d.provider_id().to_string(), d.prices().await) }))
+            .map(|(d, inventory)| {
+                tokio::spawn(async move {
+                    let list = match &inventory {
+                        Some(ts) => d.inventory_prices(ts).await,
+                        None => d.prices().await,
+                    };
+                    (d.provider_id().to_string(), list)
+                })
+            })
             .collect();
         let mut v = Vec::new();
         for t in tasks {

@@ -452,32 +452,95 @@ impl Driver {
         let Some(fields) = &api.prices else {
             return Err(self.no_op("prices", ""));
         };
-        let region = if api.regional {
-            self.default_region()
+        let provider = &self.inner.provider;
+        let scopes: Vec<Option<String>> = if fields.per_region {
+            provider
+                .regions
+                .iter()
+                .map(|r| Some(r.id.clone()))
+                .collect()
+        } else if api.regional {
+            vec![self.default_region()]
         } else {
-            None
+            vec![None]
         };
-        let ctx = Value::Object(self.base_ctx(region.as_deref()));
         let names: Vec<&str> = if fields.operations.is_empty() {
             vec!["prices"]
         } else {
             fields.operations.iter().map(String::as_str).collect()
         };
-        let mut sources = Vec::new();
-        let mut items = Vec::new();
-        for name in names {
-            let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
-            let prep = self.prepare(name, op, &ctx)?;
-            let mut url = prep.url.clone();
-            url.set_query(None);
-            sources.push(format!("{} {url}", prep.method));
-            let variant = fields.variants.get(name).cloned().unwrap_or_default();
-            items.extend(
-                self.items(name, "", &ctx)
-                    .await?
+        // A keyed map (`{"DEV1-S": {…}}`) becomes one item per entry, its key at `/_key`.
+        let expand = |v: Value| -> Vec<Value> {
+            match v {
+                Value::Object(m) if fields.keyed => m
                     .into_iter()
-                    .map(|v| (v, variant.clone())),
-            );
+                    .map(|(k, mut e)| {
+                        if let Value::Object(o) = &mut e {
+                            o.insert("_key".into(), Value::String(k));
+                        }
+                        e
+                    })
+                    .collect(),
+                other => vec![other],
+            }
+        };
+        let mut sources: Vec<String> = Vec::new();
+        let mut items = Vec::new();
+        for scope in &scopes {
+            let ctx = Value::Object(self.base_ctx(scope.as_deref()));
+            let region_id = scope
+                .as_deref()
+                .map(|s| provider.region_api_id(s).to_string());
+            let stock: Option<std::collections::HashMap<String, String>> =
+                match (&fields.availability, fields.per_region) {
+                    (Some(av), true) => {
+                        let mut m = std::collections::HashMap::new();
+                        for v in self.items(&av.operation, "", &ctx).await? {
+                            for e in expand(v) {
+                                if let (Some(k), Some(val)) =
+                                    (tree::text_at(&e, "/_key"), tree::text_at(&e, &av.value))
+                                {
+                                    m.insert(k, val);
+                                }
+                            }
+                        }
+                        Some(m)
+                    }
+                    _ => None,
+                };
+            for name in &names {
+                let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
+                let prep = self.prepare(name, op, &ctx)?;
+                let mut url = prep.url.clone();
+                url.set_query(None);
+                let src = format!("{} {url}", prep.method);
+                if !sources.contains(&src) {
+                    sources.push(src);
+                }
+                let variant = fields.variants.get(*name).cloned().unwrap_or_default();
+                for v in self.items(name, "", &ctx).await? {
+                    for mut e in expand(v) {
+                        if let (Some(r), true, Value::Object(o)) =
+                            (&region_id, fields.per_region, &mut e)
+                        {
+                            let key = o.get("_key").and_then(Value::as_str).unwrap_or_default();
+                            let sold = match (&stock, &fields.availability) {
+                                (Some(m), Some(av)) => {
+                                    m.get(key).is_some_and(|s| av.sold.iter().any(|x| x == s))
+                                }
+                                _ => true,
+                            };
+                            let regions = if sold {
+                                vec![Value::String(r.clone())]
+                            } else {
+                                vec![]
+                            };
+                            o.insert("_regions".into(), Value::Array(regions));
+                        }
+                        items.push((e, variant.clone()));
+                    }
+                }
+            }
         }
         let source = sources.join(", ");
         let num = |v: &Value, f: &crate::catalog::schema::Field| {
@@ -485,7 +548,7 @@ impl Driver {
                 .and_then(|t| t.trim().parse::<f64>().ok())
                 .filter(|x| x.is_finite() && *x > 0.0)
         };
-        let plans = items
+        let plans: Vec<PlanPrice> = items
             .iter()
             .filter_map(|(v, variant)| {
                 let plan = tree::field(v, &fields.plan)?;
@@ -539,6 +602,27 @@ impl Driver {
                 })
             })
             .collect();
+        // Listed once per region: one plan, sold in the union of its regions.
+        let plans = if fields.per_region {
+            let mut merged: Vec<PlanPrice> = Vec::new();
+            let mut index: std::collections::HashMap<String, usize> = Default::default();
+            for p in plans {
+                match index.get(&p.plan) {
+                    Some(&i) => {
+                        let m = &mut merged[i];
+                        let add = p.regions.unwrap_or_default();
+                        m.regions.get_or_insert_with(Vec::new).extend(add);
+                    }
+                    None => {
+                        index.insert(p.plan.clone(), merged.len());
+                        merged.push(p);
+                    }
+                }
+            }
+            merged
+        } else {
+            plans
+        };
         Ok(PriceList { source, plans })
     }
 
@@ -592,7 +676,11 @@ impl Driver {
             }
             let resp = self.send(&prep, Mode::Safe).await?;
             let value = self.read_value(name, &op.node, &resp, true)?;
-            let items = tree::elements(value, &op.node);
+            // An empty map (`{"servers": {}}`, a keyed list past its last page) is no item.
+            let items: Vec<&Value> = tree::elements(value, &op.node)
+                .into_iter()
+                .filter(|v| !matches!(v, Value::Object(m) if m.is_empty()))
+                .collect();
             let n = items.len();
             out.extend(items.into_iter().cloned());
             match style {
@@ -1330,15 +1418,75 @@ impl Driver {
         t: &crate::catalog::schema::Template,
         region_slug: &str,
     ) -> Result<ResolvedPlan, DriverError> {
+        let (items, _) = self.inventory(Some(region_slug)).await?;
+        self.pick_product(&items, t, region_slug)
+    }
+
+    /// Every item of the `plan_lookup` listings, and the requests they came from.
+    async fn inventory(
+        &self,
+        region_slug: Option<&str>,
+    ) -> Result<(Vec<Value>, String), DriverError> {
         let p = &self.inner.provider;
         let Some(lk) = &p.api.plan_lookup else {
             return Err(self.no_op("plan_lookup", ""));
         };
-        let ctx = Value::Object(self.base_ctx(Some(region_slug)));
+        let ctx = Value::Object(self.base_ctx(region_slug));
         let mut items = Vec::new();
+        let mut sources = Vec::new();
         for name in &lk.operations {
+            let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
+            let prep = self.prepare(name, op, &ctx)?;
+            sources.push(format!("{} {}", prep.method, prep.url));
             items.extend(self.items(name, "", &ctx).await?);
         }
+        Ok((items, sources.join(", ")))
+    }
+
+    /// Prices from the `plan_lookup` inventory (a provider without a price list): for each
+    /// template, the product that fits it in each region, in stock; the template's price is the
+    /// cheapest region's, the others are regional prices.
+    pub async fn inventory_prices(
+        &self,
+        templates: &[crate::catalog::schema::Template],
+    ) -> Result<PriceList, DriverError> {
+        let (items, source) = self.inventory(None).await?;
+        let p = &self.inner.provider;
+        let mut plans = Vec::new();
+        for t in templates {
+            let mut found: Vec<(String, f64)> = Vec::new();
+            for r in &p.regions {
+                if let Ok(best) = self.pick_product(&items, t, &r.id) {
+                    if let Some(h) = best.hourly.filter(|h| *h > 0.0) {
+                        found.push((p.region_api_id(&r.id).to_string(), h));
+                    }
+                }
+            }
+            let hourly = found.iter().map(|x| x.1).reduce(f64::min);
+            plans.push(PlanPrice {
+                plan: t.plan.clone(),
+                hourly,
+                monthly: None,
+                regions: Some(found.iter().map(|x| x.0.clone()).collect()),
+                region_prices: found,
+                specs: Default::default(),
+                variant: String::new(),
+            });
+        }
+        Ok(PriceList { source, plans })
+    }
+
+    /// The smallest product of `items` in stock in the region that fits `t`.
+    fn pick_product(
+        &self,
+        items: &[Value],
+        t: &crate::catalog::schema::Template,
+        region_slug: &str,
+    ) -> Result<ResolvedPlan, DriverError> {
+        let p = &self.inner.provider;
+        let Some(lk) = &p.api.plan_lookup else {
+            return Err(self.no_op("plan_lookup", ""));
+        };
         let facility = p.region_api_id(region_slug).to_string();
         let want_gpu = t.gpu.as_ref().map(|g| {
             // The model's distinctive token: "NVIDIA RTX 4090" → "4090".
@@ -1350,7 +1498,7 @@ impl Driver {
         });
         let mut fits = Vec::new();
         let mut near = Vec::new();
-        for v in &items {
+        for v in items {
             let text = |ptr: &str| {
                 if ptr.is_empty() {
                     None

@@ -677,3 +677,119 @@ fn all_plans_adds_every_plan_and_smart_deploy_picks_from_them() {
     assert_eq!(c.run_args(&refresh_args()).code, 0);
     assert_eq!(listed(&c, &[]).len(), 28);
 }
+
+#[test]
+fn scaleway_prices_come_from_every_zone_with_its_stock() {
+    let server = PriceServer::start(PriceBook::default());
+    let c = capsule()
+        .env("CAPSULE_ENDPOINT_SCALEWAY", &server.url)
+        .env("SCW_SECRET_KEY", "scw-secret")
+        .env("SCW_ACCESS_KEY", "SCWXXXXXXXXXXXXXXXXX")
+        .env(
+            "SCW_DEFAULT_PROJECT_ID",
+            "11111111-1111-1111-1111-111111111111",
+        );
+    let out = c.run_args(&["openmesh", "catalog", "refresh", "--provider", "scaleway"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let seen = server.seen();
+    for zone in ["fr-par-1", "fr-par-2", "nl-ams-1", "nl-ams-2", "pl-waw-1"] {
+        let avail = format!("/instance/v1/zones/{zone}/products/servers/availability");
+        assert!(
+            seen.iter().any(|s| s.starts_with(&avail)),
+            "{avail} not read: {seen:?}"
+        );
+    }
+    let ts = listed(&c, &["--provider", "scaleway"]);
+    let h100 = find(&ts, "scw-h100-1-80g");
+    assert_eq!(h100["price_hourly"], 2.73, "EUR from the list");
+    assert_eq!(h100["regions"], serde_json::json!(["par2"]));
+    // DEV1-M is short in nl-ams-1: not offered there.
+    assert_eq!(
+        find(&ts, "scw-dev1-m")["regions"],
+        serde_json::json!(["par1", "par2", "waw1"])
+    );
+    let status = c
+        .run_args(&["openmesh", "catalog", "status", "-o", "json"])
+        .json();
+    let scw = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["provider"] == "scaleway")
+        .unwrap();
+    assert_eq!(scw["layer"], "refreshed");
+}
+
+#[test]
+fn a_price_list_description_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("scaleway")).unwrap();
+    std::fs::write(
+        dir.path().join("scaleway/api.toml"),
+        "[api.prices]\navailability = { operation = \"availabilty\", value = \"/availability\", sold = [\"available\"] }\nspecs = { cores = \"/ncpus\" }\n",
+    )
+    .unwrap();
+    let out = capsule()
+        .args([
+            "openmesh",
+            "catalog",
+            "validate",
+            dir.path().to_str().unwrap(),
+        ])
+        .code(2);
+    out.stderr_has("availabilty")
+        .stderr_has("did you mean 'availability'");
+    out.stderr_has("cores");
+}
+
+#[test]
+fn hivelocity_prices_and_stock_come_from_its_inventory() {
+    let mock = MockServer::new(Provider::Hivelocity);
+    let mut c = capsule();
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    let out = c.run_args(&["openmesh", "catalog", "refresh", "--provider", "hivelocity"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let ts = listed(&c, &["--provider", "hivelocity"]);
+    // hive-large (16 cores, 64 GB) fits 612 in ATL2 (0.48 + 0.02 premium) and the VPS 2379 in
+    // TPA1 (0.30); nothing in stock fits it in LAX2 or NYC1.
+    let large = find(&ts, "hive-large");
+    assert_eq!(large["regions"], serde_json::json!(["atlanta", "tampa"]));
+    assert_eq!(large["price_hourly"], 0.3);
+    let gpu = find(&ts, "hive-gpu");
+    assert_eq!(gpu["regions"], serde_json::json!(["atlanta"]));
+    assert_eq!(gpu["price_hourly"], 0.79);
+    let atl = c
+        .run_args(&[
+            "openmesh",
+            "templates",
+            "--region",
+            "atlanta",
+            "-p",
+            "hivelocity",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(
+        find(atl.as_array().unwrap(), "hive-large")["price_hourly"],
+        0.5
+    );
+    let status = c
+        .run_args(&["openmesh", "catalog", "status", "-o", "json"])
+        .json();
+    let hv = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["provider"] == "hivelocity")
+        .unwrap();
+    assert!(
+        hv["source"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v2/inventory/product"),
+        "{hv}"
+    );
+}

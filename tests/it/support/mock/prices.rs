@@ -11,6 +11,11 @@
 //!   `transfer`, `gpus`, `price{hourly,monthly}`, `region_prices[]`; `page`, `pages`, `results`);
 //!   GPU types answer a $0 base price, as the live endpoint does.
 //!
+//! - Scaleway `GET /instance/v1/zones/{zone}/products/servers` (`ListServersTypesResponse`: a
+//!   map `servers` keyed by commercial type, `hourly_price` EUR, `ncpus`, `ram` bytes) and
+//!   `…/products/servers/availability` (`servers.<type>.availability`: available, scarce,
+//!   shortage), page by page until an empty map.
+//!
 //! A route can be made to fail (HTTP 500) to test that a refresh is all or nothing.
 
 use serde_json::{json, Value};
@@ -175,6 +180,7 @@ fn route(book: &PriceBook, base: &str, path: &str, q: &HashMap<&str, &str>) -> (
                 json!({"data": chunk, "page": page, "pages": pages, "results": all.len()}),
             )
         }
+        p if p.starts_with("/instance/v1/zones/") => scaleway(book, p, num("page", 1)),
         _ => (
             404,
             json!({"error": format!("no route {path}"), "status": 404}),
@@ -338,4 +344,90 @@ fn linode_types(book: &PriceBook) -> Vec<Value> {
         }));
     }
     out
+}
+
+/// Scaleway: which types each zone lists, and their stock there.
+fn scaleway(book: &PriceBook, path: &str, page: usize) -> (u16, Value) {
+    let rest = path.trim_start_matches("/instance/v1/zones/");
+    let (zone, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let listed: &[(&str, &str)] = match zone {
+        "fr-par-1" => &[
+            ("DEV1-S", "available"),
+            ("DEV1-M", "available"),
+            ("PLAY2-NANO", "available"),
+            ("BASIC2-A2C-4G", "scarce"),
+            ("RENDER-S", "available"),
+        ],
+        "fr-par-2" => &[
+            ("DEV1-S", "available"),
+            ("DEV1-M", "available"),
+            ("PLAY2-NANO", "available"),
+            ("BASIC2-A2C-4G", "available"),
+            ("H100-1-80G", "scarce"),
+        ],
+        "nl-ams-1" => &[
+            ("DEV1-S", "available"),
+            ("DEV1-M", "shortage"),
+            ("PLAY2-NANO", "available"),
+        ],
+        "nl-ams-2" => &[("PLAY2-NANO", "available")],
+        "pl-waw-1" => &[
+            ("DEV1-S", "available"),
+            ("DEV1-M", "available"),
+            ("PLAY2-NANO", "available"),
+        ],
+        _ => {
+            return (
+                404,
+                json!({"message": "zone not found", "type": "not_found"}),
+            )
+        }
+    };
+    let shape = |t: &str| -> (u32, u64, f64) {
+        match t {
+            "DEV1-S" => (2, 2, 0.008976),
+            "DEV1-M" => (3, 4, 0.02019),
+            "PLAY2-NANO" => (2, 4, 0.02754),
+            "BASIC2-A2C-4G" => (2, 4, 0.023),
+            "RENDER-S" => (10, 42, 1.221),
+            "H100-1-80G" => (24, 240, 2.73),
+            _ => (1, 1, 0.01),
+        }
+    };
+    let mut servers = serde_json::Map::new();
+    let mut avail = serde_json::Map::new();
+    if page == 1 {
+        for (t, stock) in listed {
+            let (cpu, gb, h0) = shape(t);
+            let (h, _) = price(book, t, h0, h0 * 730.0);
+            servers.insert(
+                t.to_string(),
+                json!({
+                    "ncpus": cpu, "ram": gb * 1_073_741_824,
+                    "arch": if t.starts_with("BASIC2-A") { "arm64" } else { "x86_64" },
+                    "hourly_price": h, "monthly_price": (h * 730.0 * 100.0).round() / 100.0,
+                    "volumes_constraint": {"min_size": 0, "max_size": 0},
+                    "baremetal": false, "alt_names": [],
+                }),
+            );
+            avail.insert(t.to_string(), json!({"availability": stock}));
+        }
+        for i in 0..book.filler.min(60) {
+            let n = 1u64 << (i % 5);
+            let t = format!("POP2-{n}C-{}G-{i}", 4 * n);
+            servers.insert(
+                t.clone(),
+                json!({
+                    "ncpus": n, "ram": 4 * n * 1_073_741_824, "arch": "x86_64",
+                    "hourly_price": 0.05 * n as f64, "monthly_price": 36.5 * n as f64,
+                }),
+            );
+            avail.insert(t, json!({"availability": "available"}));
+        }
+    }
+    if tail.ends_with("/availability") {
+        (200, json!({"servers": avail}))
+    } else {
+        (200, json!({"servers": servers}))
+    }
 }
