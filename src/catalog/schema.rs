@@ -208,6 +208,10 @@ pub struct Template {
     pub storage_gb: f64,
     #[serde(default)]
     pub bandwidth_tb: f64,
+    /// Transfer is not metered: `bandwidth_tb` is then only the line rate × 730 h, an upper
+    /// bound, and listings say "unmetered".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bandwidth_unmetered: bool,
     /// Native currency of the provider.
     #[serde(default)]
     pub price_hourly: f64,
@@ -434,6 +438,50 @@ pub struct Api {
     /// operation `prices` (paged like `list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<PriceFields>,
+    /// Templates whose plan is not a live product id (not all digits) are resolved at deploy
+    /// time to a product of this listing that is in stock in the region and fits the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_lookup: Option<PlanLookup>,
+}
+
+/// `[api.plan_lookup]`: how to find the live product that fits a template in one region.
+/// Pointers are relative to one item of the listing; numbers are read from the first number in
+/// the text (`"64GB"` → 64, `"16 Cores"` → 16).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLookup {
+    /// The listing operations, read in order and concatenated (paged like `list`).
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// The product id sent as the plan.
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The provider's region id of the item (compared with the region's `api_id`).
+    #[serde(default)]
+    pub region: String,
+    /// Stock word, and the words that mean "can be ordered now".
+    #[serde(default)]
+    pub stock: String,
+    #[serde(default)]
+    pub in_stock: Vec<String>,
+    /// Cores, memory in GB (a unit MB/TB in the text is converted), GPU description.
+    #[serde(default)]
+    pub cpu: String,
+    #[serde(default)]
+    pub memory_gb: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gpu: String,
+    /// Hourly price, plus a per-region extra where the provider adds one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hourly: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hourly_extra: String,
+    /// The default image by product kind: pointer → value → image (`{ "/is_vps" = { "true" =
+    /// "Ubuntu 24.04 (VPS)" } }`); used only when the deploy names no image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub image_by: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// `[api.prices]`: field locations inside one item of the price list.
@@ -448,6 +496,61 @@ pub struct PriceFields {
     pub hourly: Field,
     #[serde(default)]
     pub monthly: Field,
+    /// The listing operations that make up the price list, read in order and concatenated
+    /// (`["prices", "prices_metal"]`); empty = `["prices"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
+    /// Pointer to the list of provider region ids where the plan is sold (`/regions`,
+    /// `/locations`); empty = the price list says nothing about regions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub regions: String,
+    /// Pointer to a boolean: `false` means the plan is sold nowhere right now.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub available: String,
+    /// Per-region prices inside the item (Linode `region_prices`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_prices: Option<RegionPriceFields>,
+    /// The plan's shape, for `catalog refresh --all-plans` (plans the catalog has no template
+    /// for): pointers for `cpu`, `memory_gb`, `storage_gb`, `bandwidth_tb`…
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub specs: BTreeMap<String, Field>,
+    /// …and what each read value is divided by to reach the unit (`memory_gb = 1024` for MB).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spec_divisors: BTreeMap<String, f64>,
+    /// Operation name → the API variant that creates its plans (`prices_metal = "bare-metal"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, String>,
+    /// Read the list once per region (a zone-scoped API): a plan is sold where it is listed.
+    #[serde(default)]
+    pub per_region: bool,
+    /// The list is a map keyed by plan id (`{"servers": {"DEV1-S": {…}}}`): each entry is an
+    /// item, its key readable at `/_key`.
+    #[serde(default)]
+    pub keyed: bool,
+    /// Per-region stock, read with `per_region` (a keyed map like the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityFields>,
+}
+
+/// `availability = { operation = "availability", value = "/availability", sold = [...] }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityFields {
+    pub operation: String,
+    /// Pointer inside one keyed entry, and the values that mean "can be ordered".
+    pub value: String,
+    pub sold: Vec<String>,
+}
+
+/// `region_prices = { list = "/region_prices", region = "/id", hourly = "/hourly" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionPriceFields {
+    /// Pointer to the list of per-region entries.
+    pub list: String,
+    /// Pointers inside one entry: the provider's region id and the hourly price.
+    pub region: String,
+    pub hourly: String,
 }
 
 /// `[api.auth]`.

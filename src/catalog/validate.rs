@@ -54,6 +54,9 @@ pub const REQUIRED_OPERATIONS: &[&str] =
     &["create", "list", "get", "start", "stop", "delete", "verify"];
 const DEFAULT_RATIO: [f64; 2] = [600.0, 745.0];
 
+/// The plan shape a price list may state (`[api.prices] specs`).
+const PRICE_SPECS: &[&str] = &["cpu", "memory_gb", "storage_gb", "bandwidth_tb"];
+
 struct Checker {
     out: Vec<Problem>,
 }
@@ -150,7 +153,7 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
             c.push(
                 &Entity::Bootstrap,
                 &["user_data"],
-                format!("the bootstrap template does not compile: {msg}"),
+                format!("the bootstrap template {msg}"),
             );
         } else if let Err(e) = render_bootstrap(
             &catalog.bootstrap.user_data,
@@ -491,12 +494,25 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         check_operation(c, &e, &["operations", name], op, &names);
     }
     if let Some(prices) = &api.prices {
-        if !api.operations.contains_key("prices") {
+        if prices.operations.is_empty() && !api.operations.contains_key("prices") {
             c.push(
                 &e,
                 &["prices"],
                 "[api.prices] needs an operation named 'prices'".to_string(),
             );
+        }
+        for (i, name) in prices.operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                c.push_path(
+                    &e,
+                    vec![
+                        Seg::Key("prices".into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, &names),
+                );
+            }
         }
         if prices.plan == Field::default() || prices.hourly == Field::default() {
             c.push(
@@ -507,6 +523,58 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         }
     }
     check_step_cycles(c, &e, api);
+    if let Some(prices) = &api.prices {
+        if let Some(av) = &prices.availability {
+            if !api.operations.contains_key(&av.operation) {
+                c.push(
+                    &e,
+                    &["prices", "availability", "operation"],
+                    unknown_msg("operation", &av.operation, &names),
+                );
+            }
+        }
+        for k in prices.specs.keys().chain(prices.spec_divisors.keys()) {
+            c.one_of(&e, &["prices", "specs"], "spec", k, PRICE_SPECS);
+        }
+        for (op, variant) in &prices.variants {
+            if !api.operations.contains_key(op) {
+                c.push(
+                    &e,
+                    &["prices", "variants", op],
+                    unknown_msg("operation", op, &names),
+                );
+            }
+            if !api.variants.contains_key(variant) {
+                c.push(
+                    &e,
+                    &["prices", "variants", op],
+                    format!("[api.prices] variants names '{variant}', which [api.variants] does not define"),
+                );
+            }
+        }
+    }
+    if let Some(lk) = &api.plan_lookup {
+        if lk.operations.is_empty() || lk.id.is_empty() || lk.region.is_empty() {
+            c.push(
+                &e,
+                &["plan_lookup"],
+                "[api.plan_lookup] needs operations, id and region".to_string(),
+            );
+        }
+        for (i, name) in lk.operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                c.push_path(
+                    &e,
+                    vec![
+                        Seg::Key("plan_lookup".into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, &names),
+                );
+            }
+        }
+    }
     for (variant, ops) in &api.variants {
         for (name, op) in ops {
             if !api.operations.contains_key(name) {
@@ -970,7 +1038,7 @@ fn unknown_msg(what: &str, word: &str, candidates: &[&str]) -> String {
 
 fn template_ok(c: &mut Checker, e: &Entity, field: &[&str], source: &str) {
     if let Err(msg) = compile(source) {
-        c.push(e, field, format!("template does not compile: {msg}"));
+        c.push(e, field, format!("template {msg}"));
     }
 }
 
@@ -985,8 +1053,8 @@ pub fn compile_expression(source: &str) -> Result<(), String> {
 }
 
 /// Compile a minijinja template the way the driver does, and try it with no values so that a
-/// loop that cannot finish or an output past the size cap is caught before any request; the
-/// error text on failure.
+/// loop that cannot finish or an output past the size cap is caught before any request. The
+/// error completes "template …": `does not compile: …` or `fails with no values: …`.
 pub fn compile(source: &str) -> Result<(), String> {
     let mut env = super::jinja::environment();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
@@ -996,12 +1064,14 @@ pub fn compile(source: &str) -> Result<(), String> {
             .map(str::to_string)
             .unwrap_or_else(|| e.kind().to_string());
         match e.line() {
-            Some(l) if source.contains('\n') => format!("{detail} (template line {l})"),
-            _ => detail,
+            Some(l) if source.contains('\n') => {
+                format!("does not compile: {detail} (template line {l})")
+            }
+            _ => format!("does not compile: {detail}"),
         }
     })?;
     match super::jinja::render(&env, source, ()) {
-        Err(e) if e.limit => Err(e.message),
+        Err(e) if e.limit => Err(format!("fails with no values: {}", e.message)),
         _ => Ok(()),
     }
 }

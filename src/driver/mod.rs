@@ -19,7 +19,7 @@ mod template;
 mod tree;
 
 pub use error::{DriverError, ErrorKind};
-pub use ops::PlanPrice;
+pub use ops::{PlanPrice, PriceList, ResolvedPlan};
 
 use crate::catalog::model::ProviderEntry;
 use crate::catalog::schema::Operation;

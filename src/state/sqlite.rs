@@ -96,6 +96,30 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Open an existing store for reading only, as it is (no migration, no WAL switch): for a
+    /// read-only command when `CAPSULE_HOME` cannot be written. Any write fails.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<SqliteStore> {
+        use rusqlite::OpenFlags;
+        let shown = path.display().to_string();
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| anyhow!("cannot read the state store {shown}: {e}"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let version = schema::version(&conn)
+            .map_err(|e| anyhow!("cannot read the state store {shown}: {e}"))?;
+        if version != schema::LATEST {
+            return Err(anyhow!(
+                "the state store {shown} is at schema version {version} and needs upgrading, but CAPSULE_HOME cannot be written — make it writable and run the command again"
+            ));
+        }
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// A private in-memory store (unit tests).
     pub fn open_in_memory() -> anyhow::Result<SqliteStore> {
         let store = SqliteStore {

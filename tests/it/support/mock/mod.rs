@@ -25,6 +25,7 @@ pub mod digitalocean;
 pub mod equinix;
 pub mod hivelocity;
 pub mod linode;
+pub mod prices;
 pub mod scaleway;
 pub mod vultr;
 mod wire;
