@@ -121,6 +121,20 @@ pub struct Global {
     /// Seconds one API request may take in all.
     #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS", help_heading = GLOBAL)]
     pub request_timeout: f64,
+    /// Ignore the refreshed prices in $CAPSULE_HOME/catalog/ (use the embedded catalog, and
+    /// --catalog if given).
+    #[arg(long, global = true)]
+    pub embedded_only: bool,
+    /// Prices older than this are announced on stderr when a command prices or selects
+    /// (30d by default; e.g. 7d, 90d).
+    #[arg(
+        long,
+        global = true,
+        env = "CAPSULE_STALE_AFTER",
+        value_name = "AGE",
+        default_value = "30d"
+    )]
+    pub stale_after: String,
 }
 
 /// Help heading of the options every command takes.
@@ -192,7 +206,8 @@ pub enum Command {
     /// Compare templates side by side; the cheapest is highlighted.
     #[command(after_help = "Examples:
   capsule openmesh compare do-large vultr-hf-4 hive-large
-  capsule openmesh compare do-small linode-2gb -o json")]
+  capsule openmesh compare do-small linode-2gb -o json
+  capsule openmesh compare do-small vultr-vc2-1 scw-dev1-m --chart")]
     Compare(CompareArgs),
     /// Deploy a node: name a provider and template, or give constraints and let capsule pick.
     #[command(after_help = "Examples:
@@ -207,11 +222,12 @@ pub enum Command {
   capsule openmesh list --all -p digitalocean -o json
   capsule openmesh list -q | xargs -n1 capsule openmesh status")]
     List(ListArgs),
-    /// Show a node's live status.
+    /// Show a node's live status (with --probe, an xNode's readiness stage).
     #[command(after_help = "Examples:
   capsule openmesh status my-node
-  capsule openmesh status digitalocean:123456 -o json")]
-    Status(NodeArgs),
+  capsule openmesh status digitalocean:123456 -o json
+  capsule openmesh status my-xnode --probe")]
+    Status(StatusArgs),
     /// Power nodes on.
     #[command(after_help = "Examples:
   capsule openmesh start my-node --wait
@@ -230,6 +246,11 @@ pub enum Command {
   capsule openmesh delete --provider vultr --all --yes
   capsule openmesh inventory --name 'test-*' -q | xargs capsule openmesh delete --yes")]
     Delete(BulkArgs),
+    /// Reinstall a node in place as an xNode (wipes its disks), where the provider can.
+    #[command(after_help = "Examples:
+  capsule openmesh reinstall my-node --xnode --owner 0x… --dry-run
+  capsule openmesh reinstall vultr:abc123 --xnode --owner eth:… --wait-ready --yes")]
+    Reinstall(Box<ReinstallArgs>),
     /// The local record of nodes.
     #[command(after_help = "Examples:
   capsule openmesh inventory
@@ -276,6 +297,28 @@ pub enum Command {
   capsule openmesh catalog refresh --out ./prices")]
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Write a self-contained HTML report: prices, value, cost over time, fleet, price dates.
+    #[command(after_help = "Examples:
+  capsule openmesh report --html report.html
+  capsule openmesh report --html report.html --min-cpu 2 --min-memory 4 --since 2024-05-01
+  capsule openmesh report --html - --gpu > gpus.html")]
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Write the report to FILE (`-` = stdout): one offline HTML file.
+    #[arg(long, value_name = "FILE")]
+    pub html: String,
+    /// The templates shown, as `templates` takes them (and the cheapest fit among them).
+    #[command(flatten)]
+    pub filter: TemplateFilter,
+    /// Cost window start (YYYY-MM-DD, RFC 3339 or `30d`); default: 30 days ago, at midnight UTC.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Cost window end; default: now.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -382,6 +425,10 @@ pub struct TemplateFilter {
     /// Include the templates of retired providers (left out otherwise).
     #[arg(long)]
     pub include_retired: bool,
+    /// Only the curated templates of the embedded catalog (not the plans `catalog refresh
+    /// --all-plans` added).
+    #[arg(long)]
+    pub curated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -428,6 +475,9 @@ pub struct CompareArgs {
     /// Allow templates of retired providers.
     #[arg(long)]
     pub include_retired: bool,
+    /// Draw bar charts (price per hour, per vCPU) sized to the terminal instead of the table.
+    #[arg(long)]
+    pub chart: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -461,10 +511,10 @@ pub struct DeployArgs {
     #[arg(long, env = "CAPSULE_NO_SSH_KEY", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_ssh_key: bool,
     /// cloud-init user data file; default: the catalog's xNode bootstrap.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "xnode")]
     pub user_data: Option<PathBuf>,
     /// Send no user data at all.
-    #[arg(long, conflicts_with = "user_data")]
+    #[arg(long, conflicts_with_all = ["user_data", "xnode"])]
     pub no_user_data: bool,
 
     // --- smart selection
@@ -524,9 +574,9 @@ pub struct DeployArgs {
     /// Also wait until port 22 answers.
     #[arg(long)]
     pub wait_ssh: bool,
-    /// Longest wait, with a unit: `10m`, `90s`.
-    #[arg(long, default_value = "10m")]
-    pub timeout: String,
+    /// Longest wait, with a unit: `10m`, `90s` (default 10m; 45m with --wait-ready).
+    #[arg(long)]
+    pub timeout: Option<String>,
     /// Expire the nodes after this long (`8h`, `2d`): `list` and `inventory` show the time
     /// left, and `capsule openmesh reap` deletes them once it ran out.
     #[arg(long, value_name = "DURATION", conflicts_with = "resume")]
@@ -534,6 +584,60 @@ pub struct DeployArgs {
     /// Complete an interrupted fleet deploy without duplicates.
     #[arg(long, value_name = "DEPLOY_ID")]
     pub resume: Option<String>,
+
+    // --- xNode
+    #[command(flatten)]
+    pub xnode: XnodeArgs,
+}
+
+/// The xNode options of `deploy` and `reinstall`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct XnodeArgs {
+    /// Install XnodeOS (an OpenMesh xNode) with the catalog's pinned installer instead of the
+    /// generic bootstrap.
+    #[arg(long)]
+    pub xnode: bool,
+    /// The wallet that owns the xNode and may log in: 0x… or eth:… with 40 hex digits.
+    #[arg(long, value_name = "ADDR", requires = "xnode")]
+    pub owner: Option<String>,
+    /// Install without an owner: the node's management API is then open to anyone.
+    #[arg(long, requires = "xnode", conflicts_with = "owner")]
+    pub no_owner: bool,
+    /// A hostname whose A record points at the node (for its ACME certificate).
+    #[arg(long, value_name = "HOSTNAME", requires = "xnode")]
+    pub domain: Option<String>,
+    /// ACME contact address.
+    #[arg(long, value_name = "ADDRESS", requires = "xnode")]
+    pub email: Option<String>,
+    /// Installer release tag; default: the catalog's pinned one.
+    #[arg(long, value_name = "TAG", requires = "xnode")]
+    pub xnode_version: Option<String>,
+    /// Wait until each xNode is ready (the readiness ladder), bounded by --timeout.
+    #[arg(long, requires = "xnode")]
+    pub wait_ready: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Probe an xNode's readiness over the network (TLS, login gateway, certificate).
+    #[arg(long)]
+    pub probe: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReinstallArgs {
+    /// `PROVIDER:ID`, `PROVIDER:REGION/ID`, or a node name from the inventory.
+    pub node: String,
+    #[command(flatten)]
+    pub xnode: XnodeArgs,
+    /// Longest wait (power off, readiness), e.g. `45m`.
+    #[arg(long, default_value = "45m")]
+    pub timeout: String,
+    /// Print the requests; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -759,6 +863,10 @@ pub struct CostArgs {
     /// Rows per group (provider, region, template, node) or per time bucket (day, week, month).
     #[arg(long, value_enum, default_value_t = CostGroup::Provider)]
     pub by: CostGroup,
+    /// With --by day (or no --by): draw daily spend as bars stacked by provider, sized to the
+    /// terminal (default window: the last 30 days).
+    #[arg(long)]
+    pub chart: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -813,19 +921,30 @@ pub enum CatalogCommand {
         /// Where to write the TOML files.
         dir: PathBuf,
     },
-    /// Read live prices from the providers' APIs and write the changes as an overlay directory
-    /// (use it with --catalog, or review and copy it into catalog/).
+    /// Read live prices from the providers' APIs into $CAPSULE_HOME/catalog/, which every
+    /// command then uses (all or nothing: a failed refresh changes nothing). With --out, write
+    /// the changes as an overlay directory to review instead.
     #[command(after_help = "Examples:
-  capsule openmesh catalog refresh --out ./prices
-  capsule openmesh catalog refresh --out ./prices -p scaleway && capsule openmesh --catalog ./prices templates -p scaleway")]
+  capsule openmesh catalog refresh
+  capsule openmesh catalog refresh -p scaleway
+  capsule openmesh catalog refresh --out ./prices && capsule openmesh --catalog ./prices templates")]
     Refresh {
-        /// Where to write `<provider>/prices.toml`.
+        /// Write `<provider>/prices.toml` overlay files here instead of the refreshed layer.
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// Only these providers (default: every configured provider with a price list).
         #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
         providers: Vec<String>,
+        /// Also add every plan the providers sell as a template (id `PROVIDER-PLAN`), which
+        /// listing, compare and smart deploy then choose from.
+        #[arg(long)]
+        all_plans: bool,
     },
+    /// Each provider's prices: their date, age and source, and whether they are refreshed.
+    #[command(after_help = "Examples:
+  capsule openmesh catalog status
+  capsule openmesh catalog status -o json")]
+    Status,
     /// Write a synthetic catalog with N templates (for benchmarks).
     #[command(hide = true)]
     Generate {

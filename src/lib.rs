@@ -6,6 +6,7 @@
 //! → `error` (exit codes).
 
 pub mod catalog;
+pub mod chart;
 pub mod cli;
 pub mod commands;
 pub mod complete;
@@ -14,7 +15,9 @@ pub mod credentials;
 pub mod driver;
 pub mod error;
 pub mod input_file;
+pub mod probe;
 pub mod render;
+pub mod report;
 pub mod secret;
 pub mod select;
 pub mod state;

@@ -80,6 +80,7 @@ const PROVIDER_COLUMNS: &[Column] = &[
     col("usd/h from (conv.)", "price_hourly_min_usd", Kind::Usd).prio(5),
     col("gpus", "gpu_models", Kind::List).prio(4),
     col("prices as of", "prices_as_of", Kind::Text).prio(3),
+    col("age days", "prices_age_days", Kind::Num).prio(5),
     col("usd rate", "_rate", Kind::Text).prio(4),
     col("configured", "configured", Kind::Text).prio(0),
 ];
@@ -103,6 +104,7 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| provider_row(ctx, p))
         .collect::<anyhow::Result<_>>()?;
+    ctx.note_stale(ctx.catalog.providers.iter().map(|p| p.id()));
     render::listing(&mut stdout(), ctx.style, PROVIDER_COLUMNS, &rows)?;
     if ctx.format() == OutputFormat::Table && !ctx.style.quiet {
         let rates: BTreeSet<String> = ctx
@@ -164,6 +166,9 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> anyhow::Result<Value> {
         "price_monthly_max_usd": usd_of(&m_hi),
         "gpu_models": gpus,
         "prices_as_of": p.meta.prices_as_of,
+        "prices_age_days": crate::context::prices_age_days(cat, p, crate::state::time::now_unix()),
+        "prices_source": p.meta.prices_source,
+        "prices_refreshed_at": cat.refreshed.get(p.id()),
         "homepage": p.meta.homepage,
         "configured": configured,
         "usd_rate": rate,
@@ -257,6 +262,7 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
         }
     }
     Ok(Query {
+        xnode: None,
         providers: f.providers.clone(),
         region: f.region.clone(),
         continent: f.continent.clone(),
@@ -313,7 +319,12 @@ pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) ->
     best
 }
 
-pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
+/// The templates `templates` lists for a filter (each at its best matching offer, sorted and
+/// limited), and how many templates of retired providers were left out. Shared with `report`.
+pub(crate) fn listed_templates<'a>(
+    ctx: &'a Ctx,
+    f: &TemplateFilter,
+) -> anyhow::Result<(Vec<Offer<'a>>, usize)> {
     let q = filter_query(&ctx.catalog, f)?;
     let mut found = matching_templates(&ctx.catalog, &q, f.sort);
     // A retired provider's templates cannot be deployed: shown only when asked for, by
@@ -322,9 +333,21 @@ pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
     let before = found.len();
     found.retain(|o| f.include_retired || !o.provider.is_retired() || asked(o.provider.id()));
     let left_out = before - found.len();
+    if f.curated {
+        let embedded = catalog::embedded()?;
+        let ids: std::collections::HashSet<&str> =
+            embedded.templates.iter().map(|t| t.id.as_str()).collect();
+        found.retain(|o| ids.contains(o.template.id.as_str()));
+    }
     if let Some(n) = f.limit {
         found.truncate(n);
     }
+    Ok((found, left_out))
+}
+
+pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
+    let (found, left_out) = listed_templates(ctx, f)?;
+    ctx.note_stale(found.iter().map(|o| o.provider.id()));
     let rows: Vec<Value> = found.iter().map(template_row).collect();
     let cols = if ctx.format() == OutputFormat::Csv {
         TEMPLATE_CSV
@@ -383,7 +406,7 @@ fn bandwidth_text(t: &Template) -> String {
     }
 }
 
-fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Template> {
+pub(crate) fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Template> {
     catalog.template(id).ok_or_else(|| {
         unknown(
             "template",
@@ -395,7 +418,7 @@ fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Templ
 }
 
 /// The base offer of a template: its price without a regional difference.
-fn base_offer<'a>(catalog: &'a Catalog, t: &'a Template) -> Option<Offer<'a>> {
+pub(crate) fn base_offer<'a>(catalog: &'a Catalog, t: &'a Template) -> Option<Offer<'a>> {
     let mut offers: Vec<Offer<'a>> = select::all_offers(catalog)
         .into_iter()
         .filter(|o| o.template.id == t.id)
@@ -410,6 +433,7 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?;
     let mut row = template_row(&o);
     let p = o.provider;
+    ctx.note_stale([p.id()]);
     let rate = ctx.catalog.usd_rate(p.currency()).unwrap_or(1.0);
     let regional: Vec<Value> = t
         .regions
@@ -559,7 +583,13 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 // compare
 
-pub fn compare(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow::Result<ExitCode> {
+/// The offers `compare` shows (each template at its base offer, duplicates dropped) and the id
+/// of the cheapest. Shared with `compare --chart`.
+pub(crate) fn compare_offers<'a>(
+    ctx: &'a Ctx,
+    ids: &[String],
+    include_retired: bool,
+) -> anyhow::Result<(Vec<Offer<'a>>, Option<String>)> {
     let mut offers = Vec::new();
     let mut seen = BTreeSet::new();
     for id in ids {
@@ -590,6 +620,12 @@ pub fn compare(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow::Resu
                 .then_with(|| a.template.id.cmp(&b.template.id))
         })
         .map(|o| o.template.id.clone());
+    Ok((offers, cheapest))
+}
+
+pub fn compare(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow::Result<ExitCode> {
+    let (offers, cheapest) = compare_offers(ctx, ids, include_retired)?;
+    ctx.note_stale(offers.iter().map(|o| o.provider.id()));
     let rows: Vec<Value> = offers
         .iter()
         .map(|o| {
@@ -733,7 +769,15 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
             writeln!(out, "wrote {} files to {}", files.len(), dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
-        CatalogCommand::Refresh { out, providers } => refresh(ctx, &out, &providers),
+        CatalogCommand::Refresh {
+            out,
+            providers,
+            all_plans,
+        } => match out {
+            Some(dir) => refresh_out(ctx, &dir, &providers),
+            None => refresh_layer(ctx, &providers, all_plans),
+        },
+        CatalogCommand::Status => status(ctx),
         CatalogCommand::Generate { dir, templates } => {
             generate(&ctx.catalog, &dir, templates)?;
             writeln!(
@@ -814,49 +858,98 @@ const REFRESH_COLUMNS: &[Column] = &[
     col("currency", "currency", Kind::Text),
 ];
 
-/// Live prices → `OUT/<provider>/prices.toml` patches for the templates whose price changed,
-/// validated over the effective catalog before anything is written.
-fn refresh(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
-    use std::fmt::Write as _;
+/// What one provider's price list said.
+struct Fetched {
+    provider: String,
+    list: crate::driver::PriceList,
+}
+
+/// The providers to refresh, the ones skipped (with why) and the ones that failed before any
+/// request (with why).
+#[allow(clippy::type_complexity)]
+fn refresh_targets<'a>(
+    ctx: &'a Ctx,
+    only: &[String],
+) -> anyhow::Result<(
+    Vec<&'a ProviderEntry>,
+    Vec<(String, String)>,
+    Vec<(String, String)>,
+)> {
     check_providers(&ctx.catalog, only)?;
-    let targets: Vec<&ProviderEntry> = ctx
-        .catalog
-        .providers
-        .iter()
-        .filter(|p| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(p.id())))
-        .map(|p| {
-            let keep = !only.is_empty() || crate::credentials::configured(&ctx.home, p)? != "no";
-            Ok(keep.then_some(p))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    if targets.is_empty() {
-        return Err(bad_input(
-            "no provider is configured to refresh — run `capsule openmesh provider configure NAME`, or name one with --provider",
-        ));
-    }
+    let mut targets = Vec::new();
+    let mut skipped = Vec::new();
     let mut failed = Vec::new();
-    let mut drivers = Vec::new();
-    for p in &targets {
-        if p.api.prices.is_none() {
+    for p in &ctx.catalog.providers {
+        let named = only.iter().any(|o| o.eq_ignore_ascii_case(p.id()));
+        if !only.is_empty() && !named {
+            continue;
+        }
+        if only.is_empty() && crate::credentials::configured(&ctx.home, p)? == "no" {
+            continue;
+        }
+        if p.is_retired() {
+            let s = &p.meta.status;
+            skipped.push((
+                p.id().to_string(),
+                format!(
+                    "retired {} ({}); its prices stay as they were",
+                    s.date,
+                    s.reason.trim_end_matches('.')
+                ),
+            ));
+            continue;
+        }
+        if p.api.prices.is_none() && p.api.plan_lookup.is_none() {
             failed.push((
                 p.id().to_string(),
                 "its catalog describes no price list API".to_string(),
             ));
             continue;
         }
+        targets.push(p);
+    }
+    if targets.is_empty() && failed.is_empty() && skipped.is_empty() {
+        return Err(bad_input(
+            "no provider is configured to refresh — run `capsule openmesh provider configure NAME`, or name one with --provider",
+        ));
+    }
+    Ok((targets, skipped, failed))
+}
+
+/// Fetch every target's price list at once; failures carry the provider and the reason.
+fn fetch_prices(
+    ctx: &Ctx,
+    targets: &[&ProviderEntry],
+    failed: &mut Vec<(String, String)>,
+) -> anyhow::Result<Vec<Fetched>> {
+    let mut drivers = Vec::new();
+    for p in targets {
+        // A provider without a price list is priced from its plan-lookup inventory.
+        let inventory: Option<Vec<Template>> = p.api.prices.is_none().then(|| {
+            ctx.catalog
+                .templates_of(p.id())
+                .filter(|t| !from_price_list(t))
+                .cloned()
+                .collect()
+        });
         match ctx.driver(p.id()) {
-            Ok(d) => drivers.push(d),
+            Ok(d) => drivers.push((d, inventory)),
             Err(e) => failed.push((p.id().to_string(), e.to_string())),
         }
     }
     let rt = ctx.runtime()?;
-    let fetched = rt.block_on(async {
+    let results = rt.block_on(async {
         let tasks: Vec<_> = drivers
             .into_iter()
-            .map(|d| tokio::spawn(async move { (d.provider_id().to_string(), d.prices().await) }))
+            .map(|(d, inventory)| {
+                tokio::spawn(async move {
+                    let list = match &inventory {
+                        Some(ts) => d.inventory_prices(ts).await,
+                        None => d.prices().await,
+                    };
+                    (d.provider_id().to_string(), list)
+                })
+            })
             .collect();
         let mut v = Vec::new();
         for t in tasks {
@@ -864,50 +957,330 @@ fn refresh(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
         }
         v
     });
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok((provider, Ok(list))) => out.push(Fetched { provider, list }),
+            Ok((id, Err(e))) => failed.push((id, e.to_string())),
+            Err(e) => failed.push(("?".into(), e.to_string())),
+        }
+    }
+    out.sort_by(|a, b| a.provider.cmp(&b.provider));
+    Ok(out)
+}
+
+/// The provider's templates at their live prices (only those the list names), the change
+/// rows, and the templates whose plan the list does not have.
+fn refreshed_templates(
+    ctx: &Ctx,
+    f: &Fetched,
+) -> anyhow::Result<(Vec<Template>, Vec<Value>, Vec<String>)> {
+    let p = ctx.provider(&f.provider)?;
+    let by_plan: std::collections::HashMap<&str, &crate::driver::PlanPrice> =
+        f.list.plans.iter().map(|x| (x.plan.as_str(), x)).collect();
+    let mut ts = Vec::new();
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for t in ctx
+        .catalog
+        .templates_of(&f.provider)
+        .filter(|t| !from_price_list(t))
+    {
+        let Some(live) = by_plan.get(t.plan.as_str()) else {
+            missing.push(format!(
+                "{} ({}) is not in the live price list; its catalog price is kept",
+                t.id, t.plan
+            ));
+            continue;
+        };
+        let hourly = live.hourly.unwrap_or(t.price_hourly);
+        let monthly = live.monthly.unwrap_or_else(|| {
+            if t.price_hourly > 0.0 {
+                t.price_monthly * hourly / t.price_hourly
+            } else {
+                t.price_monthly
+            }
+        });
+        let mut nt = t.clone();
+        // Where the plan is sold now, among the provider's regions capsule knows.
+        if let Some(live_regions) = &live.regions {
+            let sold: BTreeSet<&str> = live_regions
+                .iter()
+                .filter_map(|r| p.region(r).map(|x| x.id.as_str()))
+                .collect();
+            if sold.is_empty() {
+                missing.push(format!(
+                    "{} ({}) is sold in none of capsule's {} regions right now; it is kept as it was",
+                    t.id,
+                    t.plan,
+                    p.id()
+                ));
+                continue;
+            }
+            // Keep the catalog's order for regions it had, then the new ones.
+            let mut regions: Vec<String> = t
+                .regions
+                .iter()
+                .filter(|r| sold.contains(r.as_str()))
+                .cloned()
+                .collect();
+            for r in &p.regions {
+                if sold.contains(r.id.as_str()) && !regions.contains(&r.id) {
+                    regions.push(r.id.clone());
+                }
+            }
+            nt.regions = regions;
+        }
+        if live.region_prices.is_empty() {
+            // A regional price stays relative to the base price it was declared against.
+            if t.price_hourly > 0.0 && (hourly - t.price_hourly).abs() > 1e-12 {
+                let k = hourly / t.price_hourly;
+                for v in nt.region_prices.values_mut() {
+                    *v *= k;
+                }
+            }
+        } else {
+            nt.region_prices = live
+                .region_prices
+                .iter()
+                .filter_map(|(r, h)| p.region(r).map(|x| (x.id.clone(), *h)))
+                .collect();
+        }
+        nt.region_prices.retain(|r, _| nt.regions.contains(r));
+        nt.price_hourly = hourly;
+        nt.price_monthly = monthly;
+        if (hourly - t.price_hourly).abs() >= 1e-9 || (monthly - t.price_monthly).abs() >= 1e-9 {
+            rows.push(json!({
+                "provider": f.provider, "template": t.id, "plan": t.plan,
+                "price_hourly_was": t.price_hourly, "price_hourly": hourly,
+                "price_monthly_was": t.price_monthly, "price_monthly": monthly,
+                "currency": p.currency(),
+            }));
+        }
+        ts.push(nt);
+    }
+    Ok((ts, rows, missing))
+}
+
+/// A template `catalog refresh --all-plans` added (not one of the catalog's own).
+fn from_price_list(t: &Template) -> bool {
+    t.features.iter().any(|f| f == PRICE_LIST_FEATURE)
+}
+
+const PRICE_LIST_FEATURE: &str = "price-list";
+
+/// `--all-plans`: every plan of the list that no template names, as a template with a stable
+/// id (`PROVIDER-PLAN`), when the list gives its shape, a plausible price and a region capsule
+/// knows. Returns the templates and how many plans were left out.
+fn new_plan_templates(ctx: &Ctx, f: &Fetched) -> anyhow::Result<(Vec<Template>, usize)> {
+    let p = ctx.provider(&f.provider)?;
+    let known: BTreeSet<&str> = ctx
+        .catalog
+        .templates_of(&f.provider)
+        .filter(|t| !from_price_list(t))
+        .map(|t| t.plan.as_str())
+        .collect();
+    let [lo, hi] = p.meta.monthly_ratio.unwrap_or([600.0, 745.0]);
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut skipped = 0;
+    for live in &f.list.plans {
+        if known.contains(live.plan.as_str()) || !seen.insert(live.plan.clone()) {
+            continue;
+        }
+        let spec = |k: &str| live.specs.get(k).copied().unwrap_or(0.0);
+        let (cpu, mem) = (spec("cpu"), spec("memory_gb"));
+        let regions: Vec<String> = match &live.regions {
+            Some(rs) => p
+                .regions
+                .iter()
+                .filter(|r| rs.iter().any(|x| p.region(x).is_some_and(|y| y.id == r.id)))
+                .map(|r| r.id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        let Some(hourly) = live.hourly else {
+            skipped += 1;
+            continue;
+        };
+        let monthly = live.monthly.unwrap_or(hourly * 730.0);
+        let ratio = monthly / hourly;
+        if cpu < 1.0 || mem <= 0.0 || regions.is_empty() || ratio < lo || ratio > hi {
+            skipped += 1;
+            continue;
+        }
+        let slug: String = live
+            .plan
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let mut region_prices = std::collections::BTreeMap::new();
+        for (r, h) in &live.region_prices {
+            if let Some(x) = p.region(r) {
+                if regions.contains(&x.id) {
+                    region_prices.insert(x.id.clone(), *h);
+                }
+            }
+        }
+        out.push(Template {
+            id: format!("{}-{slug}", p.id()),
+            provider: p.id().to_string(),
+            plan: live.plan.clone(),
+            name: format!("{} (from the price list)", live.plan),
+            cpu: cpu as u32,
+            memory_gb: mem,
+            storage_gb: spec("storage_gb"),
+            bandwidth_tb: spec("bandwidth_tb"),
+            price_hourly: hourly,
+            price_monthly: monthly,
+            region_prices,
+            arch: "x86_64".into(),
+            regions,
+            features: vec![PRICE_LIST_FEATURE.into()],
+            api_variant: live.variant.clone(),
+            ..Template::default()
+        });
+    }
+    Ok((out, skipped))
+}
+
+fn report_problems(skipped: &[(String, String)], failed: &[(String, String)]) {
+    for (id, msg) in skipped {
+        eprintln!("capsule: {id}: skipped: {msg}");
+    }
+    for (id, msg) in failed {
+        eprintln!("capsule: {id}: not refreshed: {msg}");
+    }
+}
+
+/// `catalog refresh`: live prices into the refreshed layer `$CAPSULE_HOME/catalog/layer.json`,
+/// all or nothing. Providers not refreshed this time keep what the previous layer had.
+fn refresh_layer(ctx: &Ctx, only: &[String], all_plans: bool) -> anyhow::Result<ExitCode> {
+    use crate::catalog::layer::{self, Layer, Provenance};
+    let (targets, skipped, mut failed) = refresh_targets(ctx, only)?;
+    let fetched = fetch_prices(ctx, &targets, &mut failed)?;
+    let path = layer::path(&ctx.home);
+    if fetched.is_empty() && failed.is_empty() {
+        report_problems(&skipped, &failed);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !failed.is_empty() {
+        report_problems(&skipped, &failed);
+        return Err(anyhow::anyhow!(
+            "{} of {} providers could not be refreshed, so nothing was written — {} is unchanged",
+            failed.len(),
+            failed.len() + fetched.len(),
+            path.display()
+        ));
+    }
+    let now = crate::state::time::now();
+    let today = now.get(..10).unwrap_or_default().to_string();
+    let previous = layer::read(&ctx.home).ok().flatten().unwrap_or_default();
+    let refreshed: BTreeSet<&str> = fetched.iter().map(|f| f.provider.as_str()).collect();
+    let mut next = Layer {
+        version: layer::VERSION,
+        embedded_digest: catalog::embedded_digest(),
+        providers: previous
+            .providers
+            .into_iter()
+            .filter(|(id, _)| !refreshed.contains(id.as_str()))
+            .collect(),
+        templates: previous
+            .templates
+            .into_iter()
+            .filter(|t| !refreshed.contains(t.provider.as_str()))
+            .collect(),
+    };
+    let mut rows = Vec::new();
+    for f in &fetched {
+        let (ts, mut changes, missing) = refreshed_templates(ctx, f)?;
+        for m in missing {
+            eprintln!("capsule: {}: {m}", f.provider);
+        }
+        rows.append(&mut changes);
+        next.templates.extend(ts);
+        if all_plans {
+            let (added, skipped_plans) = new_plan_templates(ctx, f)?;
+            if skipped_plans > 0 {
+                eprintln!(
+                    "capsule: {}: {skipped_plans} plans left out (sold in none of capsule's regions, or no shape or price in the list)",
+                    f.provider
+                );
+            }
+            next.templates.extend(added);
+        }
+        next.providers.insert(
+            f.provider.clone(),
+            Provenance {
+                refreshed_at: now.clone(),
+                prices_as_of: today.clone(),
+                source: f.list.source.clone(),
+            },
+        );
+    }
+    layer::sort_templates(&mut next.templates);
+    // Validate the new layer over the embedded catalog before it replaces the old one.
+    let base = catalog::embedded()?;
+    let mut files = catalog::embedded_files();
+    files.extend(layer::source_files(&next, &base, &ctx.home, 1));
+    if let Err(d) = catalog::load::load_files(&files) {
+        return Err(anyhow::anyhow!(
+            "the live prices do not validate, so nothing was written ({} is unchanged):\n{d}",
+            path.display()
+        ));
+    }
+    layer::write(&ctx.home, &next).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write {}: {e} — the previous layer is unchanged",
+            path.display()
+        )
+    })?;
+    render::listing(&mut stdout(), ctx.style, REFRESH_COLUMNS, &rows)?;
+    report_problems(&skipped, &[]);
+    if ctx.format() == OutputFormat::Table {
+        eprintln!(
+            "capsule: refreshed {} ({} price changes) into {} — every command uses it now (--embedded-only ignores it)",
+            fetched.iter().map(|f| f.provider.as_str()).collect::<Vec<_>>().join(", "),
+            rows.len(),
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `catalog refresh --out DIR`: live prices → `DIR/<provider>/prices.toml` patches for the
+/// templates whose price changed, validated over the effective catalog before anything is
+/// written. Providers that fail are reported (exit 1); the others are written.
+fn refresh_out(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
+    use std::fmt::Write as _;
+    let (targets, skipped, mut failed) = refresh_targets(ctx, only)?;
+    let fetched = fetch_prices(ctx, &targets, &mut failed)?;
     let today = crate::state::time::now()
         .get(..10)
         .unwrap_or_default()
         .to_string();
     let mut rows = Vec::new();
     let mut files: Vec<(std::path::PathBuf, String)> = Vec::new();
-    for r in fetched {
-        let (id, prices) = match r {
-            Ok((id, Ok(prices))) => (id, prices),
-            Ok((id, Err(e))) => {
-                failed.push((id, e.to_string()));
-                continue;
-            }
-            Err(e) => {
-                failed.push(("?".into(), e.to_string()));
-                continue;
-            }
-        };
-        let p = ctx.provider(&id)?;
+    for f in &fetched {
+        let (_, mut changes, _) = refreshed_templates(ctx, f)?;
         let mut text = format!(
-            "# Written by `capsule openmesh catalog refresh` on {today}.\n\n[provider]\nprices_as_of = \"{today}\"\nprices_source = \"the provider's price list API (capsule catalog refresh)\"\n"
+            "# Written by `capsule openmesh catalog refresh` on {today}.\n\n[provider]\nprices_as_of = \"{today}\"\nprices_source = {}\n",
+            toml::Value::from(f.list.source.clone())
         );
-        for t in ctx.catalog.templates_of(&id) {
-            let Some(live) = prices.iter().find(|x| x.plan == t.plan) else {
-                continue;
-            };
-            let hourly = live.hourly.unwrap_or(t.price_hourly);
-            let monthly = live.monthly.unwrap_or(t.price_monthly);
-            if (hourly - t.price_hourly).abs() < 1e-9 && (monthly - t.price_monthly).abs() < 1e-9 {
-                continue;
-            }
+        for r in &changes {
             let _ = write!(
                 text,
-                "\n[[templates]]\nid = \"{}\"\nprice_hourly = {hourly}\nprice_monthly = {monthly}  # was {} / {}\n",
-                t.id, t.price_hourly, t.price_monthly
+                "\n[[templates]]\nid = \"{}\"\nprice_hourly = {}\nprice_monthly = {}  # was {} / {}\n",
+                r["template"].as_str().unwrap_or_default(),
+                r["price_hourly"],
+                r["price_monthly"],
+                r["price_hourly_was"],
+                r["price_monthly_was"]
             );
-            rows.push(json!({
-                "provider": id, "template": t.id, "plan": t.plan,
-                "price_hourly_was": t.price_hourly, "price_hourly": hourly,
-                "price_monthly_was": t.price_monthly, "price_monthly": monthly,
-                "currency": p.currency(),
-            }));
         }
-        files.push((out.join(&id).join("prices.toml"), text));
+        rows.append(&mut changes);
+        files.push((out.join(&f.provider).join("prices.toml"), text));
     }
     // Check the overlay over the current catalog before writing it.
     let staging = tempdir_in(out)?;
@@ -942,9 +1315,7 @@ fn refresh(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
             out.display()
         );
     }
-    for (id, msg) in &failed {
-        eprintln!("capsule: {id}: not refreshed: {msg}");
-    }
+    report_problems(&skipped, &failed);
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -959,4 +1330,44 @@ fn tempdir_in(out: &Path) -> anyhow::Result<std::path::PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// catalog status
+
+const STATUS_COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("status", "status", Kind::Text),
+    col("prices from", "layer", Kind::Text),
+    col("as of", "prices_as_of", Kind::Text),
+    col("age days", "age_days", Kind::Num),
+    col("stale", "stale", Kind::Text),
+    col("source", "source", Kind::Text),
+];
+
+/// `catalog status`: where each provider's prices come from and how old they are.
+fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let now = crate::state::time::now_unix();
+    let limit_days = ctx.stale_after.as_secs_f64() / 86400.0;
+    let rows: Vec<Value> = ctx
+        .catalog
+        .providers
+        .iter()
+        .map(|p| {
+            let age = crate::context::prices_age_days(&ctx.catalog, p, now);
+            let refreshed = ctx.catalog.refreshed.get(p.id());
+            json!({
+                "provider": p.id(),
+                "status": p.meta.status.state,
+                "layer": if refreshed.is_some() { "refreshed" } else { "embedded" },
+                "prices_as_of": p.meta.prices_as_of,
+                "refreshed_at": refreshed,
+                "age_days": age,
+                "stale": !p.is_retired() && age.is_some_and(|d| d as f64 > limit_days),
+                "source": p.meta.prices_source,
+            })
+        })
+        .collect();
+    render::listing(&mut stdout(), ctx.style, STATUS_COLUMNS, &rows)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -75,6 +75,9 @@ fn columns(by: CostGroup) -> Vec<Column> {
 }
 
 pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
+    if args.chart {
+        return super::report::cost_chart(ctx, args);
+    }
     let now = time::now_unix();
     let since = match &args.since {
         Some(s) => time::parse_when(s, "--since", now)?,

@@ -39,9 +39,9 @@ struct Placement {
 
 /// The explanation of a smart choice.
 #[derive(Debug, Default)]
-struct Explanation {
-    constraints: String,
-    choice: Option<Value>,
+pub(crate) struct Explanation {
+    pub(crate) constraints: String,
+    pub(crate) choice: Option<Value>,
     candidates: Vec<Value>,
     rejected: Vec<(String, usize)>,
     skipped: Vec<(String, String)>,
@@ -63,7 +63,7 @@ fn offer_json(o: &Offer<'_>) -> Value {
     })
 }
 
-fn offer_line(o: &Value) -> String {
+pub(crate) fn offer_line(o: &Value) -> String {
     let gpu = o["gpu"]
         .as_object()
         .map(|g| format!(", {}× {}", g["count"], g["model"].as_str().unwrap_or("")))
@@ -176,6 +176,9 @@ fn constraint_text(args: &DeployArgs) -> String {
     if !args.providers.is_empty() {
         parts.push(format!("provider {}", args.providers.join("/")));
     }
+    if args.xnode.xnode {
+        parts.push("able to run an xNode".to_string());
+    }
     if parts.is_empty() {
         "any server".to_string()
     } else {
@@ -206,6 +209,7 @@ fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
         None => None,
     };
     Ok(Query {
+        xnode: super::xnode::needs(ctx, &args.xnode),
         providers: args.providers.clone(),
         exclude_providers: args.exclude_provider.clone(),
         region: args.region.clone(),
@@ -268,7 +272,7 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Usable> {
 }
 
 /// Plan a smart deploy: the ranked feasible offers and the explanation.
-fn smart_plan<'a>(
+pub(crate) fn smart_plan<'a>(
     ctx: &'a Ctx,
     args: &DeployArgs,
 ) -> anyhow::Result<(Vec<Offer<'a>>, Explanation)> {
@@ -615,6 +619,11 @@ fn spread(offers: &[Offer<'_>], by: Option<Spread>, n: usize) -> Vec<usize> {
 
 /// User data for a node: the file, the catalog bootstrap, or none.
 fn user_data(ctx: &Ctx, args: &DeployArgs, pl: &Placement) -> anyhow::Result<Option<String>> {
+    if let Some(spec) = super::xnode::spec(ctx, &args.xnode)? {
+        let ud =
+            super::xnode::user_data(ctx, &spec, &pl.name, &pl.provider, &pl.region, &pl.template)?;
+        return Ok(Some(ud));
+    }
     if args.no_user_data {
         return Ok(None);
     }
@@ -660,6 +669,7 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
             )
         })?;
         let p = ctx.provider(&t.provider)?;
+        super::xnode::check_template(ctx, &args.xnode, t)?;
         if let Some(given) = args.providers.first() {
             let gp = ctx.provider(given)?;
             if gp.id() != p.id() {
@@ -717,11 +727,74 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// Templates whose plan is not a live product id (`api.plan_lookup`), resolved to the product in
+/// stock that fits, one per placement (`None`: the plan is used as it is). A dry run resolves
+/// only where credentials are configured, and says so otherwise.
+fn resolve_plans(
+    ctx: &Ctx,
+    placements: &[Placement],
+    dry: bool,
+) -> anyhow::Result<Vec<Option<crate::driver::ResolvedPlan>>> {
+    let mut out = Vec::with_capacity(placements.len());
+    let mut rt = None;
+    for pl in placements {
+        let p = ctx.provider(&pl.provider)?;
+        let t = ctx
+            .catalog
+            .template(&pl.template)
+            .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", pl.template))?;
+        if p.api.plan_lookup.is_none() || !needs_lookup(&t.plan) {
+            out.push(None);
+            continue;
+        }
+        if dry && crate::credentials::configured(&ctx.home, p)? == "no" {
+            eprintln!(
+                "capsule: {}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
+                p.id(),
+                t.id,
+                p.id()
+            );
+            out.push(None);
+            continue;
+        }
+        let driver = if dry {
+            dry_run_driver(ctx, p.id())?
+        } else {
+            ctx.driver(p.id())?
+        };
+        if rt.is_none() {
+            rt = Some(ctx.runtime()?);
+        }
+        let resolved = rt
+            .as_ref()
+            .map(|rt| rt.block_on(driver.resolve_plan(t, &pl.region)))
+            .ok_or_else(|| anyhow::anyhow!("no runtime"))??;
+        if ctx.format() == OutputFormat::Table {
+            writeln!(
+                stdout(),
+                "{} in {}: {} {}",
+                t.id,
+                pl.region,
+                p.id(),
+                resolved.describe()
+            )?;
+        }
+        out.push(Some(resolved));
+    }
+    Ok(out)
+}
+
+/// A plan that is not all digits is a catalog name, not a live product id.
+fn needs_lookup(plan: &str) -> bool {
+    plan.is_empty() || !plan.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn create_request(
     ctx: &Ctx,
     args: &DeployArgs,
     pl: &Placement,
     deploy_id: &str,
+    resolved: Option<&crate::driver::ResolvedPlan>,
 ) -> anyhow::Result<CreateRequest> {
     let p = ctx.provider(&pl.provider)?;
     let t = ctx
@@ -743,13 +816,27 @@ fn create_request(
     Ok(CreateRequest {
         name: pl.name.clone(),
         region: pl.region.clone(),
-        plan: t.plan.clone(),
+        plan: resolved.map_or_else(|| t.plan.clone(), |r| r.plan.clone()),
         template: t.id.clone(),
-        image: args.image.clone(),
+        image: args
+            .image
+            .clone()
+            .or_else(|| resolved.and_then(|r| r.image.clone()))
+            .or_else(|| {
+                args.xnode
+                    .xnode
+                    .then(|| super::xnode::image(p, t))
+                    .flatten()
+            }),
         ssh_keys: super::sshkeys::for_provider(ctx, args, p, &pl.region)?,
         user_data,
         deploy_id: deploy_id.to_string(),
         api_variant: t.api_variant.clone(),
+        vars: if args.xnode.xnode {
+            super::xnode::create_vars()
+        } else {
+            Default::default()
+        },
     })
 }
 
@@ -783,11 +870,14 @@ fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
 }
 
 pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
+    // xNode values are checked before anything else; the warnings are said once, below.
+    let xnode = super::xnode::spec(ctx, &args.xnode)?;
     if let Some(group) = &args.resume {
         return resume(ctx, args, group);
     }
     let ttl = super::expiry::parse_ttl(args.ttl.as_deref())?;
     let plan = plan_deploy(ctx, args)?;
+    ctx.note_stale(plan.placements.iter().map(|p| p.provider.as_str()));
     let json_out = ctx.format() == OutputFormat::Json;
     if let Some(exp) = &plan.explanation {
         if !json_out {
@@ -819,8 +909,12 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
             )));
         }
     }
+    if let Some(spec) = &xnode {
+        super::xnode::warn(ctx, spec);
+    }
+    let resolved = resolve_plans(ctx, &plan.placements, args.dry_run)?;
     if args.dry_run {
-        return dry_run(ctx, args, &plan);
+        return dry_run(ctx, args, &plan, &resolved);
     }
     let total_h: f64 = plan.placements.iter().map(|p| p.hourly_usd).sum();
     let total_m: f64 = plan.placements.iter().map(|p| p.monthly_usd).sum();
@@ -846,9 +940,9 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     // Build every request before anything is recorded: bad input stops here with nothing lost.
     let group_id = state::new_deploy_id();
     let mut jobs = Vec::new();
-    for pl in &plan.placements {
+    for (pl, r) in plan.placements.iter().zip(&resolved) {
         let deploy_id = state::new_deploy_id();
-        let req = create_request(ctx, args, pl, &deploy_id)?;
+        let req = create_request(ctx, args, pl, &deploy_id, r.as_ref())?;
         jobs.push((pl.clone(), req));
     }
     let store = open_store(ctx)?;
@@ -896,28 +990,36 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
-fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
+fn dry_run(
+    ctx: &Ctx,
+    args: &DeployArgs,
+    plan: &Plan,
+    resolved: &[Option<crate::driver::ResolvedPlan>],
+) -> anyhow::Result<ExitCode> {
     let mut items = Vec::new();
-    for pl in &plan.placements {
+    for (pl, r) in plan.placements.iter().zip(resolved) {
         let driver = dry_run_driver(ctx, &pl.provider)?;
-        let req = create_request(ctx, args, pl, "dryrun000000")?;
+        let req = create_request(ctx, args, pl, "dryrun000000", r.as_ref())?;
         let requests = driver.render_create(&req)?;
-        items.push((pl, requests));
+        items.push((pl, requests, req.user_data.filter(|_| args.xnode.xnode)));
     }
     let mut out = stdout();
     if ctx.format() == OutputFormat::Json {
         let nodes: Vec<Value> = items
             .iter()
-            .map(|(pl, reqs)| {
+            .map(|(pl, reqs, ud)| {
                 let mut v = placement_json(pl);
                 v["requests"] = json!(reqs);
+                if let Some(ud) = ud {
+                    v["user_data"] = json!(ud);
+                }
                 v
             })
             .collect();
         let v = json!({"dry_run": true, "plan": plan.explanation.as_ref().map(Explanation::json), "nodes": nodes});
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        for (pl, reqs) in &items {
+        for (pl, reqs, ud) in &items {
             writeln!(
                 out,
                 "Would deploy {} on {} ({} in {}) for {}/h ({}/month):",
@@ -931,13 +1033,19 @@ fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode
             for r in reqs {
                 write_request(&mut out, r)?;
             }
+            if let Some(ud) = ud {
+                writeln!(out, "  user data ({} bytes):", ud.len())?;
+                for line in ud.lines() {
+                    writeln!(out, "    {line}")?;
+                }
+            }
         }
         writeln!(out, "Dry run: nothing was created.")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_request(out: &mut dyn Write, r: &RenderedRequest) -> std::io::Result<()> {
+pub(super) fn write_request(out: &mut dyn Write, r: &RenderedRequest) -> std::io::Result<()> {
     writeln!(out, "  {} {}", r.method, r.url)?;
     for (k, v) in &r.headers {
         writeln!(out, "  {k}: {v}")?;
@@ -990,7 +1098,9 @@ fn run_jobs(
     group_id: &str,
     explanation: Option<&Explanation>,
 ) -> anyhow::Result<ExitCode> {
-    let timeout = parse_duration(&args.timeout)?;
+    let default_timeout = if args.xnode.wait_ready { "45m" } else { "10m" };
+    let timeout = parse_duration(args.timeout.as_deref().unwrap_or(default_timeout))?;
+    let xnode = super::xnode::spec(ctx, &args.xnode)?;
     let mut drivers: BTreeMap<String, Driver> = BTreeMap::new();
     for j in &jobs {
         if !drivers.contains_key(&j.provider) {
@@ -1118,6 +1228,12 @@ fn run_jobs(
         }));
     }
     rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let not_ready = match &xnode {
+        Some(spec) => {
+            super::xnode::finish(ctx, store, spec, &mut rows, args.xnode.wait_ready, timeout)?
+        }
+        None => 0,
+    };
     let cols = [
         col("name", "name", Kind::Text),
         col("provider", "provider", Kind::Text),
@@ -1133,12 +1249,17 @@ fn run_jobs(
         writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         render::listing(&mut stdout(), ctx.style, &cols, &rows)?;
+        super::xnode::print_summary(&rows)?;
     }
     if failures > 0 {
         eprintln!(
             "capsule: {failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
             names.len()
         );
+        return Ok(ExitCode::from(1));
+    }
+    if not_ready > 0 {
+        super::xnode::report_not_ready(&rows);
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -1290,7 +1411,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
         } else {
             n.deploy_id.clone()
         };
-        let mut req = create_request(ctx, args, &pl, &deploy_id)?;
+        let mut req = create_request(ctx, args, &pl, &deploy_id, None)?;
         req.plan = n.plan.clone();
         req.api_variant = t
             .map(|t| t.api_variant.clone())

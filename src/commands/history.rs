@@ -48,6 +48,7 @@ fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         deploy_id,
         since,
         limit: args.limit,
+        ..EventFilter::default()
     })?;
     let rows: Vec<Value> = events
         .iter()

@@ -153,17 +153,26 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     let store = open_read(ctx)?;
     let filter = node_filter(ctx, f)?;
     let billing = billing(&ctx.catalog);
+    // xNodes show the last readiness stage recorded (a column only when there are any).
+    let stages = super::xnode::recorded_stages(store.as_ref())?;
+    let mut columns: Vec<Column> = LIST_COLUMNS.to_vec();
+    if !stages.is_empty() {
+        columns.insert(5, col("xnode", "xnode", Kind::Text));
+    }
     // Rows go out as they are read: JSON and CSV listings of any size use flat memory.
     let mut out = stdout();
     // An `expires` column (time left) when some node was deployed with `--ttl`.
     let expires = store.expiries()?;
-    let mut cols = LIST_COLUMNS.to_vec();
     if !expires.is_empty() {
-        cols.insert(cols.len() - 2, super::expiry::EXPIRES_COLUMN);
+        let at = columns.len() - 2;
+        columns.insert(at, super::expiry::EXPIRES_COLUMN);
     }
-    let mut rows = render::RowStream::new(&mut out, ctx.style, &cols)?;
+    let mut rows = render::RowStream::new(&mut out, ctx.style, &columns)?;
     store.for_each_node(&filter, &mut |n| {
         let mut row = node_row(&n, &billing);
+        if let Some(s) = stages.get(&n.deploy_id) {
+            row["xnode"] = json!(s);
+        }
         if !expires.is_empty() {
             row["expires_at"] = json!(expires.get(&n.deploy_id));
         }

@@ -15,7 +15,9 @@ pub mod nodes;
 pub mod provider;
 pub mod ssh;
 pub mod sshkeys;
+pub mod report;
 pub mod sync;
+pub mod xnode;
 
 use crate::cli::{Cli, Command, TopCommand};
 use crate::context::Ctx;
@@ -86,11 +88,16 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             catalog::template_show(ctx, &id)
         }
         Command::Regions(args) => catalog::regions(ctx, &args),
+        Command::Compare(args) if args.chart => {
+            report::compare_chart(ctx, &args.ids, args.include_retired)
+        }
         Command::Compare(args) => catalog::compare(ctx, &args.ids, args.include_retired),
         Command::Catalog(cmd) => catalog::catalog_command(ctx, cmd),
         Command::Deploy(args) => deploy::deploy(ctx, &args),
         Command::List(args) => nodes::list(ctx, &args),
-        Command::Status(args) => nodes::status(ctx, &args),
+        Command::Status(args) if args.probe => xnode::status_probe(ctx, &args),
+        Command::Status(args) => nodes::status(ctx, &args.node),
+        Command::Reinstall(args) => xnode::reinstall(ctx, &args),
         Command::Start(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Start),
         Command::Stop(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Stop),
         Command::Delete(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Delete),
@@ -100,6 +107,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => sync::run(ctx, &args),
         Command::Reap(args) => expiry::reap(ctx, &args),
         Command::Ssh(args) => ssh::run(ctx, &args),
+        Command::Report(args) => report::html(ctx, &args),
     }
 }
 

@@ -209,7 +209,7 @@ pub(super) fn resolve_node(
     ))
 }
 
-fn driver_error(e: DriverError) -> anyhow::Error {
+pub(super) fn driver_error(e: DriverError) -> anyhow::Error {
     anyhow::Error::new(e)
 }
 

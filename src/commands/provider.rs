@@ -443,10 +443,19 @@ fn read_stdin_key(p: &ProviderEntry, field: &CredentialField) -> anyhow::Result<
         );
         rpassword::read_password().context("cannot read the key from the terminal")?
     } else {
+        // Bounded: `< /dev/zero` must not fill the memory.
+        let max = crate::input_file::MAX_CREDENTIALS;
         let mut buf = String::new();
         std::io::stdin()
+            .take(max + 1)
             .read_to_string(&mut buf)
             .context("cannot read the key from stdin")?;
+        if buf.len() as u64 > max {
+            return Err(bad_input(format!(
+                "--api-key-stdin read more than {} KB — pipe in the key alone",
+                max / 1024
+            )));
+        }
         buf
     };
     let key = text.trim();

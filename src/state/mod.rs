@@ -31,6 +31,7 @@
 //! takes a secret and none may ever be given one: messages are the provider's scrubbed text.
 
 pub mod cost;
+pub mod daily;
 pub mod model;
 pub mod names;
 pub mod reconcile;

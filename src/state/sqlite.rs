@@ -911,10 +911,12 @@ impl Store for SqliteStore {
             "SELECT e.id, e.time, e.deploy_id, n.name, n.provider, e.action, e.outcome, e.state, e.message \
              FROM events e LEFT JOIN nodes n ON n.deploy_id = e.deploy_id \
              WHERE (?1 IS NULL OR e.deploy_id = ?1) AND (?2 IS NULL OR e.time >= ?2) \
+             AND (?4 IS NULL OR e.action = ?4) \
              ORDER BY e.id DESC LIMIT ?3",
         )?;
         let mut out: Vec<Event> = Vec::new();
-        let mut rows = st.query(params![filter.deploy_id, filter.since, limit])?;
+        let action = filter.action.map(Action::as_str);
+        let mut rows = st.query(params![filter.deploy_id, filter.since, limit, action])?;
         while let Some(r) = rows.next()? {
             let action: String = r.get(5)?;
             let outcome: String = r.get(6)?;

@@ -612,11 +612,12 @@ fn refresh_of_a_provider_without_a_price_api_says_so() {
             "catalog",
             "refresh",
             "--provider",
-            "hivelocity",
+            "aws",
             "--out",
             out_dir.path().to_str().unwrap(),
         ])
-        .env("HIVELOCITY_API_KEY", "k")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "k")
         .code(1);
-    out.stderr_has("hivelocity: not refreshed: its catalog describes no price list API");
+    out.stderr_has("aws: not refreshed: its catalog describes no price list API");
 }

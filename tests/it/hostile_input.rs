@@ -733,3 +733,78 @@ fn a_region_part_is_checked_not_ignored() {
         out.stderr
     );
 }
+
+#[test]
+fn a_request_template_that_spins_on_a_value_fails_fast_in_a_dry_run() {
+    // The loop depends on the name, so validation (with no values) passes; the dry run must
+    // stop on fuel and call it bad input, not hang or report a provider failure.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "digitalocean/api.toml",
+        "[api.operations.create]\nbody = '''{\"name\": {{ name }}{% for a in range(name | length * 3000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}}'''\n",
+    );
+    let d = dir.path().to_str().unwrap();
+    capsule().args(["openmesh", "catalog", "validate", d]).ok();
+    capsule()
+        .args([
+            "openmesh",
+            "--catalog",
+            d,
+            "deploy",
+            "--template",
+            "do-small",
+            "--name",
+            "big",
+            "--dry-run",
+            "--yes",
+        ])
+        .code(2)
+        .stderr_has("the catalog's `create` body does not render: the template ran out of fuel");
+}
+
+#[test]
+fn an_api_key_on_stdin_is_bounded() {
+    // From a file, so capsule may stop reading early without breaking the test's pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, vec![b'k'; 2 * 1024 * 1024]).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_capsule"))
+        .args([
+            "openmesh",
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key-stdin",
+        ])
+        .env_clear()
+        .env("CAPSULE_HOME", dir.path().join("home"))
+        .env("NO_COLOR", "1")
+        .stdin(std::fs::File::open(&key).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--api-key-stdin read more than 1024 KB"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_store_opened_read_only_reads_and_refuses_writes() {
+    use capsule::state::{SqliteStore, Store};
+    let c = capsule();
+    let csv = write(c.home(), "n.csv", &format!("{HEADER}\n{GOOD}\n"));
+    c.run_args(&["openmesh", "inventory", "import", &csv]);
+    let path = c.home().join("state.db");
+    let store = SqliteStore::open_read_only(&path).unwrap();
+    let nodes = store.list_nodes(&Default::default()).unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].name, "good");
+    let err = store
+        .connection()
+        .execute("CREATE TABLE x(y)", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("readonly"), "{err}");
+}

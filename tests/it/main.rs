@@ -11,5 +11,7 @@ mod mocks;
 mod output;
 mod providers;
 mod readme;
+mod report;
 mod state;
 mod support;
+mod xnode;

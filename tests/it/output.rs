@@ -29,6 +29,8 @@ fn in_pty(home: &Path, cols: u16, args: &[&str]) -> String {
     cmd.env("CAPSULE_HOME", home);
     cmd.env("HOME", home);
     cmd.env("TERM", "xterm-256color");
+    // Catalog prices age every day: no stale-price notice in the goldens.
+    cmd.env("CAPSULE_STALE_AFTER", "36500d");
     let mut child = pair.slave.spawn_command(cmd).expect("spawn in pty");
     drop(pair.slave);
     let mut reader = pair.master.try_clone_reader().expect("pty reader");
@@ -145,6 +147,30 @@ fn tables_fit_and_align_in_a_terminal() {
                 .count(),
             "{name} --wide keeps every column"
         );
+    }
+}
+
+#[test]
+fn every_other_listing_fits_80_columns_too() {
+    let c = seeded_home();
+    for args in [
+        vec!["openmesh", "regions"],
+        vec!["openmesh", "inventory", "stats"],
+        vec!["openmesh", "inventory", "--all"],
+        vec!["openmesh", "history"],
+        vec!["openmesh", "cost", "--by", "node"],
+        vec![
+            "openmesh",
+            "templates",
+            "--include-retired",
+            "--sort",
+            "price-per-cpu",
+        ],
+    ] {
+        for cols in [60u16, 80] {
+            let out = in_pty(c.home(), cols, &args);
+            check_table(&out, cols as usize);
+        }
     }
 }
 
@@ -675,4 +701,41 @@ fn cost_by_day_splits_at_midnight_across_a_month_boundary() {
         "-q",
     ]);
     assert_eq!(q.stdout, "2024-05-27\ntotal\n");
+}
+
+#[test]
+fn sync_exit_code_says_whether_the_record_and_the_providers_differ() {
+    let mock = MockServer::start(Provider::DigitalOcean, MockConfig::default());
+    let mut c = capsule();
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    // Nothing recorded, nothing at the provider: in sync, exit 0.
+    let same = c.run_args(&["openmesh", "sync", "-p", "digitalocean", "--exit-code"]);
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    // A capsule-tagged server capsule has no record of: an orphan, exit 2.
+    mock.add_node(
+        NodeSpec::named("stray")
+            .tag("capsule")
+            .tag("capsule-o1")
+            .plan("s-1vcpu-1gb"),
+    );
+    let differs = c.run_args(&[
+        "openmesh",
+        "sync",
+        "-p",
+        "digitalocean",
+        "--exit-code",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(differs.code, 2, "{}", differs.stderr);
+    assert_eq!(differs.json()[0]["finding"], "orphan");
+    // Without --exit-code a finding is not a failure.
+    let plain = c.run_args(&["openmesh", "sync", "-p", "digitalocean"]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    // Adopted: in sync again.
+    c.run_args(&["openmesh", "sync", "-p", "digitalocean", "--adopt"]);
+    let after = c.run_args(&["openmesh", "sync", "-p", "digitalocean", "--exit-code"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
 }
