@@ -13,9 +13,9 @@ pub mod history;
 pub mod inventory;
 pub mod nodes;
 pub mod provider;
+pub mod report;
 pub mod ssh;
 pub mod sshkeys;
-pub mod report;
 pub mod sync;
 pub mod xnode;
 
