@@ -145,7 +145,15 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     // Rows go out as they are read: JSON and CSV listings of any size use flat memory.
     let mut out = stdout();
     let mut rows = render::RowStream::new(&mut out, ctx.style, LIST_COLUMNS)?;
-    store.for_each_node(&filter, &mut |n| Ok(rows.push(node_row(&n, &billing))?))?;
+    let table = ctx.format() == crate::cli::OutputFormat::Table;
+    store.for_each_node(&filter, &mut |n| {
+        let mut row = node_row(&n, &billing);
+        if table {
+            // People read `in doubt`; JSON and CSV keep the status word.
+            row["status"] = json!(n.status.label());
+        }
+        Ok(rows.push(row)?)
+    })?;
     let count = rows.finish()?;
     if count == 0 && ctx.format() == crate::cli::OutputFormat::Table {
         eprintln!("capsule: no recorded node matches — `capsule openmesh inventory --all` includes deleted ones");
@@ -207,14 +215,19 @@ fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
             pairs.push((k.clone(), if text.is_empty() { "-".into() } else { text }));
         }
     }
-    pairs.push(("tag".into(), state::deploy_tag(&node.deploy_id)));
+    // The provider's one tag format (the default format for a provider the catalog lost).
+    let tag = ctx.catalog.provider(&node.provider).map_or_else(
+        || crate::catalog::schema::Tagging::default().tag_for(&node.deploy_id),
+        |p| p.api.tagging.tag_for(&node.deploy_id),
+    );
+    pairs.push(("tag".into(), tag.clone()));
     let transitions: Vec<String> = timeline
         .iter()
         .map(|t| format!("{} {}", t.since, t.state))
         .collect();
     pairs.push(("timeline".into(), transitions.join(", ")));
     let mut doc = row.clone();
-    doc["tag"] = json!(state::deploy_tag(&node.deploy_id));
+    doc["tag"] = json!(tag);
     doc["timeline"] = json!(timeline);
     doc["events"] = json!(events);
     let mut out = stdout();

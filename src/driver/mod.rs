@@ -15,11 +15,13 @@ mod error;
 mod form;
 mod http;
 mod ops;
+mod outcome;
 mod template;
 mod tree;
 
 pub use error::{DriverError, ErrorKind};
 pub use ops::PlanPrice;
+pub use outcome::CreateOutcome;
 
 use crate::catalog::model::ProviderEntry;
 use crate::catalog::schema::Operation;
