@@ -46,10 +46,10 @@ pub struct Global {
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
     /// Seconds to wait for a TCP connection to a provider.
-    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS")]
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS", value_parser = crate::context::timeout_secs_value)]
     pub connect_timeout: f64,
     /// Seconds one API request may take in all.
-    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS")]
+    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS", value_parser = crate::context::timeout_secs_value)]
     pub request_timeout: f64,
 }
 
@@ -301,8 +301,8 @@ pub struct DeployArgs {
     #[arg(long)]
     pub wait_ssh: bool,
     /// Longest wait, e.g. `10m`, `90s`.
-    #[arg(long, default_value = "10m")]
-    pub timeout: String,
+    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
+    pub timeout: std::time::Duration,
     /// Complete an interrupted fleet deploy without duplicates.
     #[arg(long, value_name = "DEPLOY_ID")]
     pub resume: Option<String>,
@@ -331,8 +331,8 @@ pub struct NodeArgs {
     #[arg(long)]
     pub wait: bool,
     /// Longest wait, e.g. `10m`.
-    #[arg(long, default_value = "10m")]
-    pub timeout: String,
+    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

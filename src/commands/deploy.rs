@@ -10,7 +10,7 @@ use super::stdout;
 use crate::catalog::schema::Template;
 use crate::catalog::ProviderEntry;
 use crate::cli::{DeployArgs, OutputFormat, Spread};
-use crate::context::{parse_duration, Ctx};
+use crate::context::Ctx;
 use crate::driver::{
     CreateOutcome, CreateRequest, Driver, DriverError, ErrorKind, Node, NodeState, RenderedRequest,
 };
@@ -988,7 +988,7 @@ impl Runner {
         args: &DeployArgs,
         providers: impl IntoIterator<Item = &'a str>,
     ) -> anyhow::Result<Runner> {
-        let timeout = parse_duration(&args.timeout)?;
+        let timeout = args.timeout;
         let mut drivers = BTreeMap::new();
         for p in providers {
             if !drivers.contains_key(p) {

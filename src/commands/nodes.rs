@@ -7,7 +7,7 @@
 use super::stdout;
 use crate::catalog::ProviderEntry;
 use crate::cli::{ListArgs, NodeArgs, OutputFormat};
-use crate::context::{parse_duration, Ctx};
+use crate::context::Ctx;
 use crate::driver::{DriverError, ErrorKind, Node, NodeRef, NodeState};
 use crate::error::bad_input;
 use crate::render::{self, col, Column, Kind};
@@ -233,7 +233,7 @@ pub fn power(ctx: &Ctx, args: &NodeArgs, what: Power) -> anyhow::Result<ExitCode
     let store = open_store(ctx)?;
     let (node_ref, record) = resolve_node(ctx, store.as_ref(), &args.node)?;
     let driver = ctx.driver(&node_ref.provider)?;
-    let timeout = parse_duration(&args.timeout)?;
+    let timeout = args.timeout;
     let (action, want, verb) = match what {
         Power::Start => (Action::Start, NodeState::Running, "started"),
         Power::Stop => (Action::Stop, NodeState::Stopped, "stopped"),
@@ -335,7 +335,7 @@ pub fn delete(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(ctx)?;
     let (node_ref, record) = resolve_node(ctx, store.as_ref(), &args.node)?;
     let driver = ctx.driver(&node_ref.provider)?;
-    let timeout = parse_duration(&args.timeout)?;
+    let timeout = args.timeout;
     let name = record
         .as_ref()
         .map_or(args.node.clone(), |r| r.name.clone());

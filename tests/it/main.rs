@@ -3,6 +3,7 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod in_doubt;
 mod mocks;
 mod providers;
 mod readme;
