@@ -11,6 +11,8 @@ use std::path::PathBuf;
     propagate_version = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
     #[command(subcommand)]
     pub command: TopCommand,
 }
@@ -27,37 +29,55 @@ pub enum TopCommand {
     },
 }
 
-/// Options that every `openmesh` command accepts.
+/// Options that every command accepts, before or after `openmesh` and the subcommand.
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// Layer a directory of catalog TOML files over the embedded catalog.
-    #[arg(long, global = true, env = "CAPSULE_CATALOG", value_name = "DIR")]
+    #[arg(long, global = true, env = "CAPSULE_CATALOG", value_name = "DIR", help_heading = GLOBAL)]
     pub catalog: Option<PathBuf>,
-    /// Output format of listings.
-    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    /// Output format of listings (default from CAPSULE_OUTPUT, else table).
+    #[arg(short, long, global = true, value_enum, env = "CAPSULE_OUTPUT", default_value_t = OutputFormat::Table, help_heading = OUTPUT)]
     pub output: OutputFormat,
     /// Colour: auto (only on a terminal, never under NO_COLOR), always, never.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, help_heading = OUTPUT)]
     pub color: ColorChoice,
+    /// Only the ids of a listing, one per line (input for other commands).
+    #[arg(short, long, global = true, help_heading = OUTPUT)]
+    pub quiet: bool,
+    /// Leave out the header line of tables and CSV.
+    #[arg(long, global = true, help_heading = OUTPUT)]
+    pub no_header: bool,
+    /// Only these columns, named by their JSON keys, in this order (e.g. `id,cpu,price_hourly_usd`).
+    #[arg(long, global = true, value_delimiter = ',', value_name = "KEYS", help_heading = OUTPUT)]
+    pub columns: Option<Vec<String>>,
+    /// Every column of a table, even wider than the terminal.
+    #[arg(long, global = true, help_heading = OUTPUT)]
+    pub wide: bool,
     /// Log each API request to stderr (-vv adds headers and bodies; secrets are redacted).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Answer yes to confirmations (required off a terminal for deploys and deletes).
-    #[arg(short = 'y', long, global = true)]
+    #[arg(short = 'y', long, global = true, help_heading = GLOBAL)]
     pub yes: bool,
     /// Seconds to wait for a TCP connection to a provider.
-    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS", value_parser = crate::context::timeout_secs_value)]
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS", help_heading = GLOBAL, value_parser = crate::context::timeout_secs_value)]
     pub connect_timeout: f64,
     /// Seconds one API request may take in all.
-    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS", value_parser = crate::context::timeout_secs_value)]
+    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS", help_heading = GLOBAL, value_parser = crate::context::timeout_secs_value)]
     pub request_timeout: f64,
 }
+
+/// Help heading of the options every command takes.
+pub const GLOBAL: &str = "Global options";
+/// Help heading of the output options every command takes.
+pub const OUTPUT: &str = "Output options";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Table,
     Json,
     Csv,
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,10 +89,8 @@ pub enum ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct Openmesh {
-    #[command(flatten)]
-    pub global: Global,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,7 +390,7 @@ pub enum InventoryCommand {
     Export {
         #[arg(default_value = "-")]
         file: String,
-        /// Default: from the file's extension (`.json`), else CSV.
+        /// Default: from the file's extension (`.json`, `.csv`), else from -o, else CSV.
         #[arg(long, value_enum)]
         format: Option<FileFormat>,
     },

@@ -41,6 +41,15 @@ impl Ctx {
             style: Style {
                 format: global.output,
                 color,
+                width: if stdout_tty { terminal_width() } else { None },
+                wide: global.wide,
+                header: !global.no_header,
+                quiet: global.quiet,
+                // Leaked once per process: `Style` stays `Copy` for every renderer call.
+                columns: global
+                    .columns
+                    .clone()
+                    .map(|c| &*Box::leak(c.into_boxed_slice())),
             },
             verbose: global.verbose,
             yes: global.yes,
@@ -98,6 +107,13 @@ impl Ctx {
             .enable_all()
             .build()?)
     }
+}
+
+/// The width of the terminal on stdout, if it tells.
+fn terminal_width() -> Option<usize> {
+    terminal_size::terminal_size_of(std::io::stdout())
+        .map(|(w, _)| usize::from(w.0))
+        .filter(|w| *w > 0)
 }
 
 fn secs(v: f64, default: f64) -> Duration {

@@ -24,7 +24,14 @@ pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
 
 /// Exit code for an error: 2 for bad input anywhere in the chain, else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.downcast_ref::<BadInput>().is_some()) {
+    // A renderer reports a bad `--columns` inside an io::Error.
+    let bad = |e: &(dyn std::error::Error + 'static)| {
+        e.downcast_ref::<BadInput>().is_some()
+            || e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<BadInput>().is_some())
+    };
+    if err.chain().any(bad) {
         2
     } else {
         1

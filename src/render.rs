@@ -8,6 +8,7 @@ use crate::cli::OutputFormat;
 use colored::Colorize;
 use serde_json::Value;
 use std::io::{self, Write};
+use unicode_width::UnicodeWidthStr;
 
 /// How a column's value reads in a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,10 +16,16 @@ pub enum Kind {
     Text,
     /// A USD amount, small amounts with more digits (`$0.0089`, `$48.00`).
     Usd,
+    /// An amount in the currency whose ISO code is at this other key of the row (`€0.0120`).
+    Money(&'static str),
     /// A number, trailing zeros trimmed.
     Num,
     /// A list, joined with `, ` (`;` in CSV).
     List,
+    /// A status word, coloured on a terminal (running green, stopped yellow, error red).
+    Status,
+    /// An RFC 3339 timestamp, read as an age in tables (`3h ago`); JSON and CSV keep the timestamp.
+    Age,
 }
 
 /// One column of a listing.
@@ -28,10 +35,35 @@ pub struct Column {
     /// Key in the row object; nested keys with `.` (`gpu.model`).
     pub key: &'static str,
     pub kind: Kind,
+    /// 0: always shown; higher numbers are dropped first when a table does not fit the terminal.
+    pub priority: u8,
+    /// The value `--quiet` prints, one per line (else the first column's).
+    pub ident: bool,
 }
 
 pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column {
-    Column { header, key, kind }
+    Column {
+        header,
+        key,
+        kind,
+        priority: 1,
+        ident: false,
+    }
+}
+
+impl Column {
+    /// Set the drop priority (0 never dropped; higher dropped first on a narrow terminal).
+    pub const fn prio(mut self, priority: u8) -> Column {
+        self.priority = priority;
+        self
+    }
+
+    /// Mark the column whose values `--quiet` prints (and which is never dropped).
+    pub const fn ident(mut self) -> Column {
+        self.ident = true;
+        self.priority = 0;
+        self
+    }
 }
 
 /// Output settings a renderer needs.
@@ -39,6 +71,31 @@ pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column 
 pub struct Style {
     pub format: OutputFormat,
     pub color: bool,
+    /// The terminal's width when stdout is one; `None` (piped) means no width budget.
+    pub width: Option<usize>,
+    /// Every column, whatever the width.
+    pub wide: bool,
+    /// Header line (table) or header record (CSV).
+    pub header: bool,
+    /// Only the listing's ids, one per line.
+    pub quiet: bool,
+    /// The columns asked for with `--columns` (JSON key names, in order).
+    pub columns: Option<&'static [String]>,
+}
+
+impl Style {
+    /// A style without a terminal: every column, a header, no colour.
+    pub fn plain(format: OutputFormat) -> Style {
+        Style {
+            format,
+            color: false,
+            width: None,
+            wide: false,
+            header: true,
+            quiet: false,
+            columns: None,
+        }
+    }
 }
 
 /// Rows marked with `"_highlight": true` are drawn in colour in tables (and the key is removed
@@ -49,27 +106,92 @@ pub fn listing(
     columns: &[Column],
     rows: &[Value],
 ) -> io::Result<()> {
-    // One write per buffer, not per line: stdout is line-buffered.
-    let mut buffered = io::BufWriter::with_capacity(64 * 1024, out);
-    listing_to(&mut buffered, style, columns, rows)?;
-    buffered.flush()
+    let mut s = RowStream::new(out, style, columns)?;
+    for row in rows {
+        s.push_ref(row)?;
+    }
+    s.finish().map(|_| ())
 }
 
-fn listing_to(
-    out: &mut dyn Write,
+/// The columns a listing shows: `--columns` (checked against the declared columns and the
+/// row's keys) or the declared ones.
+fn chosen_columns(
     style: Style,
-    columns: &[Column],
-    rows: &[Value],
-) -> io::Result<()> {
-    match style.format {
-        OutputFormat::Json => {
-            let clean: Vec<Public> = rows.iter().map(Public).collect();
-            serde_json::to_writer_pretty(&mut *out, &clean)?;
-            writeln!(out)
-        }
-        OutputFormat::Csv => write_csv(out, columns, rows),
-        OutputFormat::Table => write_table(out, style.color, columns, rows),
+    declared: &[Column],
+    sample: Option<&Value>,
+) -> io::Result<Vec<Column>> {
+    let Some(names) = style.columns else {
+        return Ok(declared.to_vec());
+    };
+    let mut known: Vec<&str> = declared.iter().map(|c| c.key).collect();
+    if let Some(Value::Object(map)) = sample {
+        known.extend(
+            map.keys()
+                .map(String::as_str)
+                .filter(|k| !k.starts_with('_')),
+        );
     }
+    let mut chosen = Vec::new();
+    for name in names {
+        let name: &'static str = name.as_str();
+        if let Some(c) = declared.iter().find(|c| c.key == name) {
+            chosen.push(Column { priority: 0, ..*c });
+            continue;
+        }
+        let found = sample.is_none_or(|row| !lookup(row, name).is_null() || has_key(row, name));
+        if !found || name.starts_with('_') {
+            let msg = match crate::error::suggest(name, known.iter().copied()) {
+                Some(s) => format!("unknown column '{name}' — did you mean '{s}'?"),
+                None => format!(
+                    "unknown column '{name}' — the columns are the JSON keys: {}",
+                    known.join(", ")
+                ),
+            };
+            return Err(io::Error::other(crate::error::BadInput(msg)));
+        }
+        let kind = match sample.map(|r| lookup(r, name)) {
+            Some(Value::Number(_)) if name.ends_with("_usd") => Kind::Usd,
+            Some(Value::Number(_)) => Kind::Num,
+            Some(Value::Array(_)) => Kind::List,
+            _ => Kind::Text,
+        };
+        chosen.push(Column {
+            header: name,
+            key: name,
+            kind,
+            priority: 0,
+            ident: false,
+        });
+    }
+    Ok(chosen)
+}
+
+fn has_key(row: &Value, key: &str) -> bool {
+    let (parent, last) = match key.rsplit_once('.') {
+        Some((p, l)) => (lookup(row, p), l),
+        None => (row, key),
+    };
+    parent.as_object().is_some_and(|m| m.contains_key(last))
+}
+
+/// A row reduced to the chosen columns, in their order (the JSON and YAML of `--columns`).
+fn project(row: &Value, columns: &[Column]) -> Value {
+    let mut map = serde_json::Map::new();
+    for c in columns {
+        map.insert(c.key.to_string(), lookup(row, c.key).clone());
+    }
+    Value::Object(map)
+}
+
+/// The `--quiet` value of a row: its private `_id` (a reference other commands take, such as
+/// `PROVIDER:ID`), else the ident column, else the first column.
+fn ident_of(row: &Value, columns: &[Column]) -> String {
+    if let Some(id) = row.get("_id").and_then(Value::as_str) {
+        return id.to_string();
+    }
+    let c = columns.iter().find(|c| c.ident).or(columns.first());
+    c.map(|c| raw_text(lookup(row, c.key), ";"))
+        .unwrap_or_default()
 }
 
 /// A listing written row by row: JSON and CSV go out as rows arrive (memory stays flat however
@@ -78,7 +200,9 @@ fn listing_to(
 pub struct RowStream<'a> {
     out: io::BufWriter<&'a mut dyn Write>,
     style: Style,
-    columns: &'a [Column],
+    declared: &'a [Column],
+    /// The shown columns, known from the first row on (`--columns` is checked against it).
+    columns: Option<Vec<Column>>,
     rows: usize,
     table: Vec<Value>,
 }
@@ -89,42 +213,69 @@ impl<'a> RowStream<'a> {
         style: Style,
         columns: &'a [Column],
     ) -> io::Result<RowStream<'a>> {
-        let mut s = RowStream {
+        Ok(RowStream {
+            // One write per buffer, not per line: stdout is line-buffered.
             out: io::BufWriter::with_capacity(64 * 1024, out),
             style,
-            columns,
+            declared: columns,
+            columns: None,
             rows: 0,
             table: Vec::new(),
-        };
-        if style.format == OutputFormat::Csv {
-            let mut w = csv::Writer::from_writer(&mut s.out);
-            w.write_record(columns.iter().map(|c| c.key))
-                .map_err(csv_io)?;
-            w.flush()?;
+        })
+    }
+
+    fn columns_for(&mut self, sample: Option<&Value>) -> io::Result<Vec<Column>> {
+        if self.columns.is_none() {
+            let cols = chosen_columns(self.style, self.declared, sample)?;
+            if self.style.format == OutputFormat::Csv && self.style.header && !self.style.quiet {
+                let mut w = csv::Writer::from_writer(&mut self.out);
+                w.write_record(cols.iter().map(|c| c.key)).map_err(csv_io)?;
+                w.flush()?;
+            }
+            self.columns = Some(cols);
         }
-        Ok(s)
+        Ok(self.columns.clone().unwrap_or_default())
     }
 
     pub fn push(&mut self, row: Value) -> io::Result<()> {
+        if !self.style.quiet
+            && matches!(self.style.format, OutputFormat::Table | OutputFormat::Yaml)
+        {
+            self.columns_for(Some(&row))?;
+            self.table.push(row);
+            self.rows += 1;
+            return Ok(());
+        }
+        self.push_ref(&row)
+    }
+
+    fn push_ref(&mut self, row: &Value) -> io::Result<()> {
+        let columns = self.columns_for(Some(row))?;
+        if self.style.quiet {
+            let id = ident_of(row, &columns);
+            writeln!(self.out, "{id}")?;
+            self.rows += 1;
+            return Ok(());
+        }
         match self.style.format {
-            OutputFormat::Table => self.table.push(row),
+            OutputFormat::Table | OutputFormat::Yaml => self.table.push(row.clone()),
             OutputFormat::Csv => {
                 let mut w = csv::WriterBuilder::new()
                     .has_headers(false)
                     .from_writer(&mut self.out);
-                w.write_record(
-                    self.columns
-                        .iter()
-                        .map(|c| raw_text(lookup(&row, c.key), ";")),
-                )
-                .map_err(csv_io)?;
+                w.write_record(columns.iter().map(|c| raw_text(lookup(row, c.key), ";")))
+                    .map_err(csv_io)?;
                 w.flush()?;
             }
             OutputFormat::Json => {
                 // serde_json's pretty array layout: `[`, rows indented by two, `,` between.
                 self.out
                     .write_all(if self.rows == 0 { b"[\n" } else { b",\n" })?;
-                let text = serde_json::to_string_pretty(&Public(&row))?;
+                let text = if self.style.columns.is_some() {
+                    serde_json::to_string_pretty(&project(row, &columns))?
+                } else {
+                    serde_json::to_string_pretty(&Public(row))?
+                };
                 for (i, line) in text.lines().enumerate() {
                     if i > 0 {
                         self.out.write_all(b"\n")?;
@@ -140,9 +291,24 @@ impl<'a> RowStream<'a> {
 
     /// Close the listing; the number of rows.
     pub fn finish(mut self) -> io::Result<usize> {
+        let columns = self.columns_for(None)?;
+        if self.style.quiet {
+            self.out.flush()?;
+            return Ok(self.rows);
+        }
         match self.style.format {
-            OutputFormat::Table => {
-                write_table(&mut self.out, self.style.color, self.columns, &self.table)?
+            OutputFormat::Table => write_table(&mut self.out, self.style, &columns, &self.table)?,
+            OutputFormat::Yaml => {
+                let text = if self.style.columns.is_some() {
+                    let rows: Vec<Value> =
+                        self.table.iter().map(|r| project(r, &columns)).collect();
+                    serde_norway::to_string(&rows)
+                } else {
+                    let rows: Vec<Public> = self.table.iter().map(Public).collect();
+                    serde_norway::to_string(&rows)
+                }
+                .map_err(io::Error::other)?;
+                self.out.write_all(text.as_bytes())?;
             }
             OutputFormat::Json if self.rows == 0 => self.out.write_all(b"[]\n")?,
             OutputFormat::Json => self.out.write_all(b"\n]\n")?,
@@ -175,6 +341,10 @@ fn detail_to(
         OutputFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, &Public(json))?;
             writeln!(out)
+        }
+        OutputFormat::Yaml => {
+            let text = serde_norway::to_string(&Public(json)).map_err(io::Error::other)?;
+            out.write_all(text.as_bytes())
         }
         OutputFormat::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
@@ -233,17 +403,6 @@ pub fn lookup<'a>(row: &'a Value, key: &str) -> &'a Value {
     cur
 }
 
-fn write_csv(out: &mut dyn Write, columns: &[Column], rows: &[Value]) -> io::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(columns.iter().map(|c| c.key))
-        .map_err(csv_io)?;
-    for row in rows {
-        w.write_record(columns.iter().map(|c| raw_text(lookup(row, c.key), ";")))
-            .map_err(csv_io)?;
-    }
-    w.flush()
-}
-
 fn csv_io(e: csv::Error) -> io::Error {
     match e.into_kind() {
         csv::ErrorKind::Io(e) => e,
@@ -295,69 +454,241 @@ pub fn num(v: f64) -> String {
     s.to_string()
 }
 
-fn cell_text(v: &Value, kind: Kind) -> String {
-    match (kind, v) {
+/// An amount with its currency's symbol: `$0.0089`, `€0.0120`; other codes follow the number.
+pub fn money(amount: f64, currency: &str) -> String {
+    let symbol = match currency.to_ascii_uppercase().as_str() {
+        "USD" | "" => "$",
+        "EUR" => "€",
+        "GBP" => "£",
+        "JPY" => "¥",
+        _ => "",
+    };
+    let text = usd(amount);
+    if symbol.is_empty() {
+        format!("{} {currency}", &text[1..])
+    } else {
+        text.replacen('$', symbol, 1)
+    }
+}
+
+/// How long ago a timestamp was, in its largest whole unit (`45s ago`, `3h ago`, `12d ago`).
+pub fn age(timestamp: &str, now: i64) -> String {
+    let Some(then) = crate::state::time::unix(timestamp) else {
+        return timestamp.to_string();
+    };
+    let secs = now - then;
+    let (n, future) = (secs.unsigned_abs(), secs < 0);
+    let text = match n {
+        0..=59 => format!("{n}s"),
+        60..=3599 => format!("{}m", n / 60),
+        3600..=86_399 => format!("{}h", n / 3600),
+        86_400..=5_183_999 => format!("{}d", n / 86_400),
+        5_184_000..=63_071_999 => format!("{}mo", n / 2_592_000),
+        _ => format!("{}y", n / 31_536_000),
+    };
+    if future {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
+
+fn cell_text(row: &Value, c: &Column, now: i64) -> String {
+    let v = lookup(row, c.key);
+    match (c.kind, v) {
         (_, Value::Null) => "-".to_string(),
         (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
+        (Kind::Money(cur), Value::Number(n)) => money(
+            n.as_f64().unwrap_or(0.0),
+            lookup(row, cur).as_str().unwrap_or("USD"),
+        ),
         (Kind::Num, Value::Number(n)) => num(n.as_f64().unwrap_or(0.0)),
         (Kind::List, Value::Array(a)) if a.is_empty() => "-".to_string(),
+        (Kind::Age, Value::String(s)) => age(s, now),
         (_, v) => raw_text(v, ", "),
     }
 }
 
+/// The colour of a status word on a terminal.
+fn status_colour(text: &str, padded: String) -> String {
+    match text {
+        "running" | "active" | "ok" | "created" | "adopted" | "in_sync" => {
+            padded.green().to_string()
+        }
+        "pending" | "stopped" | "stopping" | "starting" | "deleting" | "provisioning" | "drift"
+        | "in_doubt" | "orphan" | "ghost" => padded.yellow().to_string(),
+        "error" | "failed" | "retired" | "rejected" => padded.red().to_string(),
+        "deleted" => padded.dimmed().to_string(),
+        _ => padded,
+    }
+}
+
+fn text_width(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
+/// `s` cut to `width` columns, with `…` when cut.
+fn truncate(s: &str, width: usize) -> String {
+    if text_width(s) <= width {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for ch in s.chars() {
+        let cw = unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+        if w + cw + 1 > width {
+            break;
+        }
+        out.push(ch);
+        w += cw;
+    }
+    out.push('…');
+    out
+}
+
+/// A table's line width for these column widths: a border space, each cell padded by one,
+/// a space between cells, a border space.
+fn line_width(widths: &[usize]) -> usize {
+    widths.iter().sum::<usize>() + 2 * widths.len() + 1
+}
+
+/// Which columns fit `budget`: the highest priority numbers go first (the rightmost of equals),
+/// never a priority-0 column. Returns the kept indexes.
+fn fit_columns(columns: &[Column], widths: &[usize], budget: usize) -> Vec<usize> {
+    let mut kept: Vec<usize> = (0..columns.len()).collect();
+    loop {
+        let w: Vec<usize> = kept.iter().map(|&i| widths[i]).collect();
+        if line_width(&w) <= budget {
+            return kept;
+        }
+        let victim = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, &i)| columns[i].priority > 0)
+            .max_by_key(|(pos, &i)| (columns[i].priority, *pos))
+            .map(|(pos, _)| pos);
+        match victim {
+            Some(pos) => {
+                kept.remove(pos);
+            }
+            None => return kept,
+        }
+    }
+}
+
+/// Laid out as the table always was (a border space, cells padded by one, single spaces
+/// between), measured on the plain text so colours never shift a column. On a terminal the
+/// table fits its width: low-priority columns go first (unless `--wide`), then the widest text
+/// columns are cut with `…`.
 fn write_table(
     out: &mut dyn Write,
-    color: bool,
+    style: Style,
     columns: &[Column],
     rows: &[Value],
 ) -> io::Result<()> {
-    use prettytable::{format, Cell, Row, Table};
-    let mut table = Table::new();
-    let fmt = format::FormatBuilder::new()
-        .column_separator(' ')
-        .borders(' ')
-        .padding(0, 1)
-        .build();
-    table.set_format(fmt);
-    table.set_titles(Row::new(
-        columns
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let now = crate::state::time::now_unix();
+    let headers: Vec<String> = columns.iter().map(|c| c.header.to_uppercase()).collect();
+    let mut cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| cell_text(r, c, now)).collect())
+        .collect();
+    let width_of = |i: usize, cells: &[Vec<String>]| {
+        // The header counts even when it is left out: `--no-header` rows line up the same.
+        let head = text_width(&headers[i]);
+        cells
             .iter()
-            .map(|c| {
-                let h = c.header.to_uppercase();
-                Cell::new(&if color { h.bold().to_string() } else { h })
-            })
-            .collect(),
-    ));
-    for row in rows {
-        let highlight = color
+            .map(|r| text_width(&r[i]))
+            .max()
+            .unwrap_or(0)
+            .max(head)
+    };
+    let mut widths: Vec<usize> = (0..columns.len()).map(|i| width_of(i, &cells)).collect();
+    let mut kept: Vec<usize> = (0..columns.len()).collect();
+    let mut hidden = 0;
+    if let Some(budget) = style.width.filter(|_| !style.wide) {
+        if style.columns.is_none() {
+            kept = fit_columns(columns, &widths, budget);
+            hidden = columns.len() - kept.len();
+        }
+        // Still too wide: cut the widest text columns, no narrower than their header.
+        loop {
+            let w: Vec<usize> = kept.iter().map(|&i| widths[i]).collect();
+            let over = line_width(&w).saturating_sub(budget);
+            if over == 0 {
+                break;
+            }
+            let widest = kept
+                .iter()
+                .copied()
+                .filter(|&i| matches!(columns[i].kind, Kind::Text | Kind::List))
+                .filter(|&i| widths[i] > text_width(&headers[i]).max(6))
+                .max_by_key(|&i| widths[i]);
+            let Some(i) = widest else { break };
+            let floor = text_width(&headers[i]).max(6);
+            let target = widths[i].saturating_sub(over).max(floor);
+            for r in cells.iter_mut() {
+                r[i] = truncate(&r[i], target);
+            }
+            widths[i] = width_of(i, &cells);
+        }
+    }
+    let line = |texts: &[(usize, &str)], paint: &dyn Fn(usize, &str, String) -> String| {
+        let mut s = String::from(" ");
+        for (n, &(i, text)) in texts.iter().enumerate() {
+            let pad = widths[i].saturating_sub(text_width(text));
+            let right = matches!(columns[i].kind, Kind::Usd | Kind::Num | Kind::Money(_));
+            let padded = if right {
+                format!("{}{text}", " ".repeat(pad))
+            } else {
+                format!("{text}{}", " ".repeat(pad))
+            };
+            s.push_str(&paint(i, text, padded));
+            s.push(' ');
+            if n + 1 < texts.len() {
+                s.push(' ');
+            }
+        }
+        s.push(' ');
+        s
+    };
+    if style.header {
+        let texts: Vec<(usize, &str)> = kept.iter().map(|&i| (i, headers[i].as_str())).collect();
+        let bold = |_: usize, _: &str, p: String| {
+            if style.color {
+                p.bold().to_string()
+            } else {
+                p
+            }
+        };
+        writeln!(out, "{}", line(&texts, &bold))?;
+    }
+    for (row, texts) in rows.iter().zip(&cells) {
+        let highlight = style.color
             && row
                 .get("_highlight")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-        table.add_row(Row::new(
-            columns
-                .iter()
-                .map(|c| {
-                    let text = cell_text(lookup(row, c.key), c.kind);
-                    let text = if highlight {
-                        text.green().bold().to_string()
-                    } else {
-                        text
-                    };
-                    let cell = Cell::new(&text);
-                    if matches!(c.kind, Kind::Usd | Kind::Num) {
-                        cell.style_spec("r")
-                    } else {
-                        cell
-                    }
-                })
-                .collect(),
-        ));
+        let texts: Vec<(usize, &str)> = kept.iter().map(|&i| (i, texts[i].as_str())).collect();
+        let paint = |i: usize, text: &str, p: String| {
+            if !style.color {
+                p
+            } else if highlight {
+                p.green().bold().to_string()
+            } else if columns[i].kind == Kind::Status {
+                status_colour(text, p)
+            } else {
+                p
+            }
+        };
+        writeln!(out, "{}", line(&texts, &paint))?;
     }
-    if rows.is_empty() {
-        return Ok(());
+    if hidden > 0 {
+        eprintln!("capsule: {hidden} columns hidden to fit the terminal — --wide shows them all");
     }
-    table.print(out).map(|_| ())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -373,16 +704,7 @@ mod tests {
 
     fn render(format: OutputFormat, rows: &[Value]) -> String {
         let mut buf = Vec::new();
-        listing(
-            &mut buf,
-            Style {
-                format,
-                color: false,
-            },
-            COLS,
-            rows,
-        )
-        .unwrap();
+        listing(&mut buf, Style::plain(format), COLS, rows).unwrap();
         String::from_utf8(buf).unwrap()
     }
 
@@ -422,10 +744,7 @@ mod tests {
         ];
         for format in [OutputFormat::Json, OutputFormat::Csv, OutputFormat::Table] {
             for n in [0, 1, 2] {
-                let style = Style {
-                    format,
-                    color: false,
-                };
+                let style = Style::plain(format);
                 let mut whole = Vec::new();
                 listing(&mut whole, style, COLS, &rows[..n]).unwrap();
                 let mut streamed = Vec::new();

@@ -58,8 +58,10 @@ pub struct ProviderMeta {
     /// Region slug used when a deploy names none.
     #[serde(default)]
     pub default_region: String,
-    /// Hours after which a month is billed at the monthly price (672 for a 28-day cap, 730 …).
-    #[serde(default)]
+    /// Hours after which a month is billed at the monthly price (672 for a 28-day cap, 730 …),
+    /// or `"none"`: every hour is billed, with no monthly ceiling (read as `f64::INFINITY`).
+    /// 0 = not declared (a month costs at most the monthly price).
+    #[serde(default, with = "cap_hours")]
     pub monthly_cap_hours: f64,
     /// Allowed range of `price_monthly / price_hourly`; defaults to 600..745.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +195,14 @@ pub struct Template {
     /// Region slug → hourly price where it differs from `price_hourly`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub region_prices: BTreeMap<String, f64>,
+    /// The provider's `monthly_cap_hours` for this template only (a plan class billed by
+    /// another rule, e.g. GPU plans billed per hour with no cap: `"none"`).
+    #[serde(
+        default,
+        with = "cap_hours_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub monthly_cap_hours: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<Gpu>,
     /// `x86_64` or `arm64`.
@@ -634,4 +644,51 @@ pub struct Paging {
     /// Pointer to the total item count, or a response header name prefixed with `header:`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub total: String,
+}
+
+/// `monthly_cap_hours`: a number of hours, or `"none"` for "no monthly cap" (`f64::INFINITY`).
+/// JSON has no infinity, so the pre-digested catalog carries the word too.
+pub mod cap_hours {
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Hours(f64),
+        Word(String),
+    }
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_infinite() {
+            s.serialize_str("none")
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Hours(h) => Ok(h),
+            Raw::Word(w) if w.eq_ignore_ascii_case("none") => Ok(f64::INFINITY),
+            Raw::Word(w) => Err(de::Error::custom(format!(
+                "monthly_cap_hours '{w}' is neither a number of hours nor \"none\""
+            ))),
+        }
+    }
+}
+
+/// [`cap_hours`] for an optional field.
+pub mod cap_hours_opt {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(h) => super::cap_hours::serialize(h, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        super::cap_hours::deserialize(d).map(Some)
+    }
 }

@@ -202,11 +202,14 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
     if !m.ssh_key.is_empty() {
         c.one_of(&e, &["ssh_key"], "ssh_key mode", &m.ssh_key, SSH_KEY_MODES);
     }
-    if !(0.0..=745.0).contains(&m.monthly_cap_hours) {
+    if !cap_hours_ok(m.monthly_cap_hours) {
         c.push(
             &e,
             &["monthly_cap_hours"],
-            format!("monthly_cap_hours {} is outside 0–745", m.monthly_cap_hours),
+            format!(
+                "monthly_cap_hours {} is outside 0–745 — give hours, or \"none\" for no cap",
+                m.monthly_cap_hours
+            ),
         );
     }
     if let Some([lo, hi]) = m.monthly_ratio {
@@ -629,6 +632,17 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
             );
         }
     }
+    if let Some(h) = t.monthly_cap_hours {
+        if !cap_hours_ok(h) {
+            c.push(
+                &e,
+                &["monthly_cap_hours"],
+                format!(
+                    "monthly_cap_hours {h} is outside 0–745 — give hours, or \"none\" for no cap"
+                ),
+            );
+        }
+    }
     for (r, price) in &t.region_prices {
         if !slugs.contains(&r.as_str()) {
             c.push(
@@ -736,4 +750,9 @@ pub fn compile(source: &str) -> Result<(), String> {
             _ => detail,
         }
     })
+}
+
+/// A monthly cap is 0 (not declared), 1–745 hours, or infinite (`"none"`: no cap).
+fn cap_hours_ok(h: f64) -> bool {
+    h == f64::INFINITY || (0.0..=745.0).contains(&h)
 }

@@ -67,19 +67,19 @@ pub fn check_place(
 // providers
 
 const PROVIDER_COLUMNS: &[Column] = &[
-    col("id", "id", Kind::Text),
-    col("name", "name", Kind::Text),
-    col("kind", "kind", Kind::Text),
-    col("status", "status", Kind::Text),
-    col("templates", "templates", Kind::Num),
-    col("regions", "regions", Kind::Num),
-    col("$/h from", "price_hourly_min_usd", Kind::Usd),
-    col("$/h to", "price_hourly_max_usd", Kind::Usd),
-    col("$/mo from", "price_monthly_min_usd", Kind::Usd),
-    col("$/mo to", "price_monthly_max_usd", Kind::Usd),
-    col("gpus", "gpu_models", Kind::List),
-    col("prices as of", "prices_as_of", Kind::Text),
-    col("configured", "configured", Kind::Text),
+    col("id", "id", Kind::Text).ident(),
+    col("name", "name", Kind::Text).prio(5),
+    col("kind", "kind", Kind::Text).prio(4),
+    col("status", "status", Kind::Status).prio(0),
+    col("templates", "templates", Kind::Num).prio(3),
+    col("regions", "regions", Kind::Num).prio(3),
+    col("$/h from", "price_hourly_min_usd", Kind::Usd).prio(0),
+    col("$/h to", "price_hourly_max_usd", Kind::Usd).prio(2),
+    col("$/mo from", "price_monthly_min_usd", Kind::Usd).prio(1),
+    col("$/mo to", "price_monthly_max_usd", Kind::Usd).prio(2),
+    col("gpus", "gpu_models", Kind::List).prio(4),
+    col("prices as of", "prices_as_of", Kind::Text).prio(3),
+    col("configured", "configured", Kind::Text).prio(0),
 ];
 
 pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -160,18 +160,18 @@ fn round(x: f64, digits: i32) -> f64 {
 // templates
 
 const TEMPLATE_TABLE: &[Column] = &[
-    col("id", "id", Kind::Text),
-    col("provider", "provider", Kind::Text),
-    col("plan", "plan", Kind::Text),
-    col("cpu", "cpu", Kind::Num),
-    col("mem gb", "memory_gb", Kind::Num),
-    col("disk gb", "storage_gb", Kind::Num),
-    col("bw tb", "bandwidth_tb", Kind::Num),
-    col("$/hour", "price_hourly_usd", Kind::Usd),
-    col("$/month", "price_monthly_usd", Kind::Usd),
-    col("gpu", "gpu", Kind::Text),
-    col("arch", "arch", Kind::Text),
-    col("regions", "_region_count", Kind::Num),
+    col("id", "id", Kind::Text).ident(),
+    col("provider", "provider", Kind::Text).prio(0),
+    col("plan", "plan", Kind::Text).prio(5),
+    col("cpu", "cpu", Kind::Num).prio(0),
+    col("mem gb", "memory_gb", Kind::Num).prio(0),
+    col("disk gb", "storage_gb", Kind::Num).prio(2),
+    col("bw tb", "bandwidth_tb", Kind::Num).prio(4),
+    col("$/hour", "price_hourly_usd", Kind::Usd).prio(0),
+    col("$/month", "price_monthly_usd", Kind::Usd).prio(1),
+    col("gpu", "gpu", Kind::Text).prio(2),
+    col("arch", "arch", Kind::Text).prio(3),
+    col("regions", "_region_count", Kind::Num).prio(4),
 ];
 
 const TEMPLATE_CSV: &[Column] = &[
@@ -432,13 +432,13 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
 // regions
 
 const REGION_COLUMNS: &[Column] = &[
-    col("provider", "provider", Kind::Text),
-    col("region", "id", Kind::Text),
-    col("api id", "api_id", Kind::Text),
-    col("city", "city", Kind::Text),
-    col("country", "country", Kind::Text),
-    col("continent", "continent", Kind::Text),
-    col("templates", "templates", Kind::Num),
+    col("provider", "provider", Kind::Text).prio(0),
+    col("region", "id", Kind::Text).ident(),
+    col("api id", "api_id", Kind::Text).prio(3),
+    col("city", "city", Kind::Text).prio(1),
+    col("country", "country", Kind::Text).prio(1),
+    col("continent", "continent", Kind::Text).prio(2),
+    col("templates", "templates", Kind::Num).prio(2),
 ];
 
 pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {

@@ -25,6 +25,11 @@ pub(crate) fn billing(catalog: &Catalog) -> Billing {
             },
         );
     }
+    for t in &catalog.templates {
+        if let Some(cap) = t.monthly_cap_hours {
+            b.set_template_cap(&t.provider, &t.id, cap);
+        }
+    }
     for r in &catalog.rates {
         if r.usd > 0.0 {
             b.set_rate(&r.currency, r.usd);

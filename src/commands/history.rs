@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use std::process::ExitCode;
 
 const COLUMNS: &[Column] = &[
-    col("time", "time", Kind::Text),
-    col("node", "node", Kind::Text),
-    col("provider", "provider", Kind::Text),
-    col("action", "action", Kind::Text),
-    col("outcome", "outcome", Kind::Text),
-    col("state", "state", Kind::Text),
-    col("message", "message", Kind::Text),
+    col("time", "time", Kind::Age).prio(0),
+    col("node", "node", Kind::Text).prio(0),
+    col("provider", "provider", Kind::Text).prio(2),
+    col("action", "action", Kind::Text).prio(0),
+    col("outcome", "outcome", Kind::Status).prio(1),
+    col("state", "state", Kind::Status).prio(3),
+    col("message", "message", Kind::Text).prio(4),
 ];
 
 pub fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<ExitCode> {

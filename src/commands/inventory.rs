@@ -112,16 +112,16 @@ fn open(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
 // ------------------------------------------------------------------------------------ list
 
 const LIST_COLUMNS: &[Column] = &[
-    col("name", "name", Kind::Text),
-    col("provider", "provider", Kind::Text),
-    col("region", "region", Kind::Text),
-    col("template", "template", Kind::Text),
-    col("status", "status", Kind::Text),
-    col("ipv4", "ipv4", Kind::Text),
-    col("$/h", "hourly_usd", Kind::Usd),
-    col("$/mo", "monthly_usd", Kind::Usd),
-    col("created", "created_at", Kind::Text),
-    col("deploy id", "deploy_id", Kind::Text),
+    col("name", "name", Kind::Text).prio(0),
+    col("provider", "provider", Kind::Text).prio(0),
+    col("region", "region", Kind::Text).prio(2),
+    col("template", "template", Kind::Text).prio(3),
+    col("status", "status", Kind::Status).prio(0),
+    col("ipv4", "ipv4", Kind::Text).prio(1),
+    col("$/h", "hourly_usd", Kind::Usd).prio(3),
+    col("$/mo", "monthly_usd", Kind::Usd).prio(2),
+    col("created", "created_at", Kind::Age).prio(4),
+    col("deploy id", "deploy_id", Kind::Text).prio(5),
 ];
 
 /// A node as a listing row: every record field plus its run rate in USD.
@@ -130,6 +130,11 @@ pub(crate) fn node_row(node: &NodeRecord, billing: &Billing) -> Value {
     let rate = billing.run_rate_usd(node);
     row["hourly_usd"] = json!(rate.map(|r| round(r.0, 6)));
     row["monthly_usd"] = json!(rate.map(|r| round(r.1, 4)));
+    // What `--quiet` prints: a reference `delete`, `status` and the others take.
+    row["_id"] = json!(match &node.provider_id {
+        Some(id) => format!("{}:{id}", node.provider),
+        None => node.deploy_id.clone(),
+    });
     row
 }
 
@@ -164,7 +169,7 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
 // ------------------------------------------------------------------------------------ show
 
 const EVENT_COLUMNS: &[Column] = &[
-    col("time", "time", Kind::Text),
+    col("time", "time", Kind::Age),
     col("action", "action", Kind::Text),
     col("outcome", "outcome", Kind::Text),
     col("state", "state", Kind::Text),
@@ -205,7 +210,7 @@ fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
     let row = node_row(&node, &billing);
     let mut pairs: Vec<(String, String)> = Vec::new();
     if let Value::Object(map) = &row {
-        for (k, v) in map {
+        for (k, v) in map.iter().filter(|(k, _)| !k.starts_with('_')) {
             let text = match (k.as_str(), v) {
                 ("hourly_usd" | "monthly_usd", Value::Number(n)) => {
                     render::usd(n.as_f64().unwrap_or(0.0))
@@ -246,18 +251,18 @@ fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
 // ------------------------------------------------------------------------------------ stats
 
 const STATS_COLUMNS: &[Column] = &[
-    col("by", "by", Kind::Text),
-    col("value", "value", Kind::Text),
-    col("nodes", "nodes", Kind::Num),
-    col("running", "running", Kind::Num),
-    col("stopped", "stopped", Kind::Num),
-    col("billable", "billable", Kind::Num),
-    col("$/h", "hourly_usd", Kind::Usd),
-    col("$/mo", "monthly_usd", Kind::Usd),
-    col("oldest", "oldest", Kind::Text),
-    col("oldest at", "oldest_at", Kind::Text),
-    col("newest", "newest", Kind::Text),
-    col("newest at", "newest_at", Kind::Text),
+    col("by", "by", Kind::Text).prio(0),
+    col("value", "value", Kind::Text).ident(),
+    col("nodes", "nodes", Kind::Num).prio(0),
+    col("running", "running", Kind::Num).prio(1),
+    col("stopped", "stopped", Kind::Num).prio(2),
+    col("billable", "billable", Kind::Num).prio(2),
+    col("$/h", "hourly_usd", Kind::Usd).prio(1),
+    col("$/mo", "monthly_usd", Kind::Usd).prio(0),
+    col("oldest", "oldest", Kind::Text).prio(4),
+    col("oldest at", "oldest_at", Kind::Age).prio(3),
+    col("newest", "newest", Kind::Text).prio(4),
+    col("newest at", "newest_at", Kind::Age).prio(3),
 ];
 
 fn stats(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
@@ -292,11 +297,22 @@ fn export(
     file: &str,
     format: Option<FileFormat>,
 ) -> anyhow::Result<ExitCode> {
-    let format = format.unwrap_or(if file.to_ascii_lowercase().ends_with(".json") {
-        FileFormat::Json
-    } else {
-        FileFormat::Csv
-    });
+    // --format, else the file's extension, else -o, else CSV.
+    let lower = file.to_ascii_lowercase();
+    let format = match format {
+        Some(f) => f,
+        None if lower.ends_with(".json") => FileFormat::Json,
+        None if lower.ends_with(".csv") => FileFormat::Csv,
+        None => match ctx.format() {
+            crate::cli::OutputFormat::Json => FileFormat::Json,
+            crate::cli::OutputFormat::Csv | crate::cli::OutputFormat::Table => FileFormat::Csv,
+            crate::cli::OutputFormat::Yaml => {
+                return Err(bad_input(
+                    "inventory export writes CSV or JSON, not YAML — use -o json or -o csv",
+                ))
+            }
+        },
+    };
     let store = open(ctx)?;
     let mut filter = node_filter(ctx, f)?;
     // An export is a backup: deleted nodes are part of it.

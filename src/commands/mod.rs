@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
     let om = match cli.command {
         TopCommand::Completions { shell } => {
             use clap::CommandFactory;
@@ -29,12 +30,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         TopCommand::Openmesh(om) => *om,
     };
+    let Some(command) = om.command else {
+        std::io::Write::write_all(&mut stdout(), GETTING_STARTED.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    };
     // Validating a directory must not require the effective catalog to load.
-    if let Command::Catalog(crate::cli::CatalogCommand::Validate { dir }) = &om.command {
-        return catalog::validate_dir(dir, om.global.output);
+    if let Command::Catalog(crate::cli::CatalogCommand::Validate { dir }) = &command {
+        return catalog::validate_dir(dir, global.output);
     }
-    let ctx = Ctx::new(&om.global)?;
-    let result = dispatch(&ctx, om.command);
+    let ctx = Ctx::new(&global)?;
+    let result = dispatch(&ctx, command);
     // The process ends next; the OS frees a large catalog faster than dropping it piece by piece.
     std::mem::forget(ctx);
     result
@@ -63,6 +68,23 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => sync::run(ctx, &args),
     }
 }
+
+/// What `capsule openmesh` alone prints.
+const GETTING_STARTED: &str = "\
+capsule openmesh: see every provider's server templates side by side, deploy the cheapest that
+fits, and keep a record of every node.
+
+Getting started:
+  capsule openmesh providers                        the providers, their prices and status
+  capsule openmesh templates --min-cpu 4            templates that fit, cheapest first
+  capsule openmesh provider configure NAME --api-key-stdin
+                                                    store an API key (see `provider show NAME`)
+  capsule openmesh deploy --min-cpu 4 --min-memory 8 --budget 0.10 --dry-run
+                                                    what would be deployed, and why
+  capsule openmesh inventory                        the nodes capsule has recorded
+
+Every command has examples in its help: capsule openmesh help COMMAND
+";
 
 /// `provider: message` for a provider's failure, without repeating the provider when the
 /// message already starts with it (driver errors do).

@@ -24,14 +24,14 @@ pub enum Power {
 }
 
 pub const NODE_COLUMNS: &[Column] = &[
-    col("provider", "provider", Kind::Text),
-    col("id", "id", Kind::Text),
-    col("name", "name", Kind::Text),
-    col("template", "template", Kind::Text),
-    col("region", "region", Kind::Text),
-    col("status", "status", Kind::Text),
-    col("ipv4", "ipv4", Kind::Text),
-    col("created", "created_at", Kind::Text),
+    col("provider", "provider", Kind::Text).prio(0),
+    col("id", "id", Kind::Text).prio(0),
+    col("name", "name", Kind::Text).prio(0),
+    col("template", "template", Kind::Text).prio(3),
+    col("region", "region", Kind::Text).prio(2),
+    col("status", "status", Kind::Status).prio(0),
+    col("ipv4", "ipv4", Kind::Text).prio(1),
+    col("created", "created_at", Kind::Age).prio(4),
 ];
 
 pub const NODE_CSV: &[Column] = &[
@@ -86,6 +86,7 @@ fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>) -> Value {
         "ipv4": n.ipv4,
         "created_at": created_at,
         "deploy_id": record.map(|r| r.deploy_id.clone()),
+        "_id": format!("{}:{id}", n.provider),
     })
 }
 

@@ -183,7 +183,8 @@ fn output_format(text: &str) -> anyhow::Result<OutputFormat> {
         "table" => Ok(OutputFormat::Table),
         "json" => Ok(OutputFormat::Json),
         "csv" => Ok(OutputFormat::Csv),
-        _ => Err(bad_input("--output takes table, json or csv")),
+        "yaml" => Ok(OutputFormat::Yaml),
+        _ => Err(bad_input("--output takes table, json, csv or yaml")),
     }
 }
 
@@ -525,7 +526,7 @@ fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
     let p = provider(ctx, name)?;
     let r = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
     let mut out = stdout();
-    if ctx.format() == OutputFormat::Json {
+    if matches!(ctx.format(), OutputFormat::Json | OutputFormat::Yaml) {
         let fields: Vec<Value> = r
             .fields
             .iter()
@@ -566,7 +567,7 @@ fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         })
         .collect();
     match ctx.format() {
-        OutputFormat::Json | OutputFormat::Csv => {
+        OutputFormat::Json | OutputFormat::Csv | OutputFormat::Yaml => {
             render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?
         }
         OutputFormat::Table => {

@@ -19,13 +19,13 @@ use serde_json::{json, Value};
 use std::process::ExitCode;
 
 const COLUMNS: &[Column] = &[
-    col("provider", "provider", Kind::Text),
-    col("finding", "finding", Kind::Text),
-    col("node", "name", Kind::Text),
-    col("deploy id", "deploy_id", Kind::Text),
-    col("provider id", "provider_id", Kind::Text),
-    col("detail", "detail", Kind::Text),
-    col("action", "action", Kind::Text),
+    col("provider", "provider", Kind::Text).prio(0),
+    col("finding", "finding", Kind::Status).prio(0),
+    col("node", "name", Kind::Text).prio(0),
+    col("deploy id", "deploy_id", Kind::Text).prio(3),
+    col("provider id", "provider_id", Kind::Text).prio(2),
+    col("detail", "detail", Kind::Text).prio(1),
+    col("action", "action", Kind::Text).prio(0),
 ];
 
 /// The driver's node as sync compares it; its deploy id read with the provider's tag format.

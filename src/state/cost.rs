@@ -11,7 +11,8 @@
 //!   `deleted` are free. Time is counted to the second, not rounded up to hours.
 //! - Monthly cap, per node and calendar month: the month's charge is
 //!   `min(hours × hourly, cap)` with `cap = min(hourly × monthly_cap_hours, price_monthly)`
-//!   when the provider declares `monthly_cap_hours`, else `cap = price_monthly` (no cap when
+//!   when the provider (or the node's template) declares `monthly_cap_hours`, else
+//!   `cap = price_monthly`; a declared `"none"` (infinite hours) bills every hour uncapped (no cap when
 //!   neither is known).
 //! - A window `[since, until)` that cuts a month gets the part of the month's capped charge that
 //!   accrued inside it: `charge(hours up to until) − charge(hours up to since)`. Windows that
@@ -29,7 +30,8 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BillingRule {
     pub billed_when_stopped: bool,
-    /// Hours after which a month is billed at the monthly price; 0 = not declared.
+    /// Hours after which a month is billed at the monthly price; 0 = not declared;
+    /// `f64::INFINITY` = no cap at all (every hour is billed, the monthly price is ignored).
     pub monthly_cap_hours: f64,
 }
 
@@ -47,6 +49,8 @@ impl Default for BillingRule {
 #[derive(Debug, Clone, Default)]
 pub struct Billing {
     rules: HashMap<String, BillingRule>,
+    /// `(provider, template)` → a template's own `monthly_cap_hours`.
+    template_caps: HashMap<(String, String), f64>,
     usd: HashMap<String, f64>,
 }
 
@@ -64,9 +68,27 @@ impl Billing {
         self.usd.insert(currency.to_ascii_uppercase(), usd);
     }
 
+    /// A template billed by another cap than its provider's (`monthly_cap_hours` on the template).
+    pub fn set_template_cap(&mut self, provider: &str, template: &str, cap_hours: f64) {
+        self.template_caps
+            .insert((provider.to_string(), template.to_string()), cap_hours);
+    }
+
     /// The provider's rule; providers the catalog no longer knows bill as most do.
     pub fn rule(&self, provider: &str) -> BillingRule {
         self.rules.get(provider).copied().unwrap_or_default()
+    }
+
+    /// The rule for one node: its provider's, with its template's own cap where it has one.
+    pub fn rule_for(&self, node: &NodeRecord) -> BillingRule {
+        let mut rule = self.rule(&node.provider);
+        if let Some(cap) = self
+            .template_caps
+            .get(&(node.provider.clone(), node.template.clone()))
+        {
+            rule.monthly_cap_hours = *cap;
+        }
+        rule
     }
 
     /// USD per unit of `currency`; `None` when no rate is known.
@@ -83,7 +105,7 @@ impl Billing {
         let cap = month_cap(
             node.price_hourly,
             node.price_monthly,
-            self.rule(&node.provider).monthly_cap_hours,
+            self.rule_for(node).monthly_cap_hours,
         );
         let monthly = if cap.is_finite() {
             cap
@@ -97,6 +119,9 @@ impl Billing {
 /// The most a node is charged for one calendar month: see the module docs. `f64::INFINITY`
 /// when there is no cap.
 pub fn month_cap(hourly: f64, monthly: f64, cap_hours: f64) -> f64 {
+    if cap_hours == f64::INFINITY {
+        return f64::INFINITY;
+    }
     let by_hours = if cap_hours > 0.0 {
         hourly * cap_hours
     } else {
@@ -278,7 +303,7 @@ pub fn report(
             if points.is_empty() {
                 return Ok(());
             }
-            let rule = billing.rule(&node.provider);
+            let rule = billing.rule_for(node);
             let c = node_cost(
                 &points,
                 node.price_hourly,
@@ -427,6 +452,33 @@ mod tests {
             monthly_cap_hours: 0.0,
         };
         close(node_cost(&tl, 0.25, 0.0, free, ALWAYS, now).cost, 1.0);
+    }
+
+    #[test]
+    fn no_cap_bills_every_hour_of_a_long_month() {
+        // "none" (infinite cap hours): a 744-hour month at 1.50/h is 1116.00, above both the
+        // monthly price (1095) and 730 × hourly.
+        let tl = [
+            (Running, t("2024-01-01T00:00:00Z")),
+            (Deleted, t("2024-02-01T00:00:00Z")),
+        ];
+        let uncapped = BillingRule {
+            billed_when_stopped: true,
+            monthly_cap_hours: f64::INFINITY,
+        };
+        let now = t("2024-03-01T00:00:00Z");
+        let c = node_cost(&tl, 1.5, 1095.0, uncapped, ALWAYS, now);
+        close(c.hours, 744.0);
+        close(c.cost, 1116.0);
+        let capped = BillingRule {
+            billed_when_stopped: true,
+            monthly_cap_hours: 730.0,
+        };
+        close(
+            node_cost(&tl, 1.5, 1095.0, capped, ALWAYS, now).cost,
+            1095.0,
+        );
+        assert!(month_cap(1.5, 1095.0, f64::INFINITY).is_infinite());
     }
 
     #[test]
