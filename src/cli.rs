@@ -115,12 +115,12 @@ pub enum Command {
     List(ListArgs),
     /// Show a node's live status.
     Status(NodeArgs),
-    /// Power a node on.
-    Start(NodeArgs),
-    /// Power a node off (it is still billed by most providers).
-    Stop(NodeArgs),
-    /// Delete a node (billing stops).
-    Delete(NodeArgs),
+    /// Power nodes on.
+    Start(BulkArgs),
+    /// Power nodes off (most providers still bill them).
+    Stop(BulkArgs),
+    /// Delete nodes (billing stops).
+    Delete(BulkArgs),
     /// The local record of nodes.
     Inventory(InventoryArgs),
     /// Deployment and lifecycle history.
@@ -353,6 +353,35 @@ pub struct NodeArgs {
     pub timeout: std::time::Duration,
 }
 
+/// Nodes to start, stop or delete: named, or selected from the inventory.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BulkArgs {
+    /// `PROVIDER:ID`, `PROVIDER:REGION/ID`, or node names from the inventory.
+    #[arg(value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// Every live node of a fleet (the group id `deploy` printed).
+    #[arg(long, value_name = "GROUP_ID")]
+    pub group: Option<String>,
+    /// Live recorded nodes whose name matches this glob, e.g. `web-*`.
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+    /// Only nodes at this provider (with --all: every live recorded node there).
+    #[arg(long, short = 'p', value_name = "ID")]
+    pub provider: Option<String>,
+    /// With --provider: every live node capsule recorded at that provider.
+    #[arg(long, requires = "provider")]
+    pub all: bool,
+    /// Wait until each node reaches the state (and, for delete, until its cleanups ran).
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest wait, e.g. `10m`.
+    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
+    pub timeout: std::time::Duration,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 8, value_name = "K")]
+    pub parallel: usize,
+}
+
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
     #[command(subcommand)]
@@ -386,6 +415,8 @@ pub enum InventoryCommand {
     Show { node: String },
     /// Counts and run rates.
     Stats(InventoryFilter),
+    /// Work left for after a delete (volumes that keep billing), not done yet.
+    Cleanups,
     /// Write the inventory as CSV or JSON (`-` = stdout).
     Export {
         #[arg(default_value = "-")]

@@ -38,6 +38,64 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// Text from outside (a provider's answer, a file) made safe for a terminal: ANSI escape
+/// sequences (CSI, OSC and two-byte ones, 7-bit and 8-bit) are removed, line breaks and tabs
+/// become spaces, other control characters and bidirectional overrides are dropped. The one
+/// sanitizer: errors, tables and driver messages all pass through it.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            '\u{1b}' | '\u{9b}' | '\u{9d}' => {
+                let kind = if c == '\u{1b}' {
+                    chars.next()
+                } else if c == '\u{9b}' {
+                    Some('[')
+                } else {
+                    Some(']')
+                };
+                match kind {
+                    // CSI: parameter and intermediate bytes, then one final byte.
+                    Some('[') => {
+                        for n in chars.by_ref() {
+                            if ('\u{40}'..='\u{7e}').contains(&n) {
+                                break;
+                            }
+                        }
+                    }
+                    // OSC (and DCS, PM, APC, SOS): up to BEL or the string terminator.
+                    Some(']' | 'P' | '^' | '_' | 'X') => {
+                        while let Some(n) = chars.next() {
+                            if n == '\u{7}' || n == '\u{9c}' {
+                                break;
+                            }
+                            if n == '\u{1b}' {
+                                if chars.peek() == Some(&'\\') {
+                                    chars.next();
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            c if c.is_control() || is_bidi_control(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}')
+}
+
 /// "did you mean 'x'?" for the closest candidate within a small edit distance (the catalog's
 /// diagnostics use the same rule).
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -70,6 +128,21 @@ mod tests {
             Some("hive-large")
         );
         assert_eq!(suggest("zzzzzz", ["hive-large"]), None);
+    }
+
+    #[test]
+    fn printable_strips_escapes_and_controls() {
+        assert_eq!(printable("plain text"), "plain text");
+        assert_eq!(printable("a\u{1b}[2J\u{1b}[31mred\u{1b}[0m"), "ared");
+        assert_eq!(
+            printable("x\u{1b}]0;title\u{7}y\u{1b}]8;;http://e\u{1b}\\z"),
+            "xyz"
+        );
+        assert_eq!(printable("a\u{9b}1mb\u{0}c\u{7f}d"), "abcd");
+        assert_eq!(printable("one\ntwo\tthree\r"), "one two three ");
+        assert_eq!(printable("abc\u{202e}def"), "abcdef");
+        assert_eq!(printable("café ✓"), "café ✓");
+        assert_eq!(printable("trailing\u{1b}"), "trailing");
     }
 
     #[test]

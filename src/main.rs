@@ -40,7 +40,14 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("capsule: {}", one_sentence(&err));
+            // Errors carry text from providers and files: no terminal escape gets through
+            // (line by line: a diagnostic may span lines on purpose).
+            let text = one_sentence(&err)
+                .split('\n')
+                .map(capsule::error::printable)
+                .collect::<Vec<_>>()
+                .join("\n");
+            eprintln!("capsule: {text}");
             ExitCode::from(capsule::error::exit_code(&err))
         }
     }

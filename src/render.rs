@@ -361,6 +361,7 @@ fn detail_to(
                 .max()
                 .unwrap_or(0);
             for (k, v) in pairs {
+                let v = crate::error::printable(v);
                 let key = format!("{k:width$}");
                 let key = if style.color {
                     key.bold().to_string()
@@ -493,9 +494,11 @@ pub fn age(timestamp: &str, now: i64) -> String {
     }
 }
 
+/// A table cell: provider text (node names, statuses) passes through
+/// [`crate::error::printable`] here.
 fn cell_text(row: &Value, c: &Column, now: i64) -> String {
     let v = lookup(row, c.key);
-    match (c.kind, v) {
+    crate::error::printable(&match (c.kind, v) {
         (_, Value::Null) => "-".to_string(),
         (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
         (Kind::Money(cur), Value::Number(n)) => money(
@@ -506,7 +509,7 @@ fn cell_text(row: &Value, c: &Column, now: i64) -> String {
         (Kind::List, Value::Array(a)) if a.is_empty() => "-".to_string(),
         (Kind::Age, Value::String(s)) => age(s, now),
         (_, v) => raw_text(v, ", "),
-    }
+    })
 }
 
 /// The colour of a status word on a terminal.

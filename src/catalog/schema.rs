@@ -520,6 +520,10 @@ pub struct Limits {
     /// "not found" means deleted; until then it reads as pending.
     #[serde(default)]
     pub hidden_after_create_seconds: f64,
+    /// Largest answer body the driver reads, in MB (default 8); a provider whose price list
+    /// or listing pages are larger raises it. A larger body is an error, never read in full.
+    #[serde(default)]
+    pub max_body_mb: f64,
 }
 
 /// One HTTP call (plus the steps around it).
@@ -565,6 +569,12 @@ pub struct Operation {
     /// Operations run after this one succeeded (`poweron` after `create`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Step>,
+    /// Operations that can run only once the node is gone (the volumes a delete leaves behind,
+    /// still billed). They are recorded as pending cleanups and run when the node no longer
+    /// exists: by `--wait`, the next command on that provider, or `sync`. `each` reads the node
+    /// as it was before the operation; `wait_for` and `unless` do not apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cleanup: Vec<Step>,
     /// An async action object returned by this call, to poll until done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<ActionPoll>,

@@ -347,6 +347,14 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             );
         }
     }
+    let mb = api.limits.max_body_mb;
+    if !(mb.is_finite() && (0.0..=1024.0).contains(&mb)) {
+        c.push(
+            &e,
+            &["limits", "max_body_mb"],
+            format!("limits.max_body_mb = {mb} must be between 0 (the default, 8 MB) and 1024"),
+        );
+    }
     if api.node.id == Field::default() {
         c.push(&e, &["node"], "api.node needs an id pointer".to_string());
     }
@@ -476,15 +484,28 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         &op.paging.style,
         PAGING_STYLES,
     );
-    for step in op.before.iter().chain(op.after.iter()) {
-        if !names.contains(&step.operation.as_str()) {
+    for step in &op.cleanup {
+        if !step.wait_for.is_empty() || !step.unless.is_empty() {
             c.push(
                 e,
-                &path(if op.before.iter().any(|s| s.operation == step.operation) {
-                    "before"
-                } else {
-                    "after"
-                }),
+                &path("cleanup"),
+                "a cleanup step runs once the node is gone: `wait_for` and `unless` do not apply"
+                    .to_string(),
+            );
+        }
+    }
+    for step in op.before.iter().chain(&op.after).chain(&op.cleanup) {
+        if !names.contains(&step.operation.as_str()) {
+            let key = if op.before.iter().any(|s| s.operation == step.operation) {
+                "before"
+            } else if op.cleanup.iter().any(|s| s.operation == step.operation) {
+                "cleanup"
+            } else {
+                "after"
+            };
+            c.push(
+                e,
+                &path(key),
                 unknown_msg("operation", &step.operation, names),
             );
         }

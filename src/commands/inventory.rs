@@ -24,6 +24,7 @@ pub fn run(ctx: &Ctx, args: InventoryArgs) -> anyhow::Result<ExitCode> {
         Some(InventoryCommand::List(f)) => list(ctx, &merge(&outer, &f)),
         Some(InventoryCommand::Show { node }) => show(ctx, &node),
         Some(InventoryCommand::Stats(f)) => stats(ctx, &merge(&outer, &f)),
+        Some(InventoryCommand::Cleanups) => cleanups(ctx),
         Some(InventoryCommand::Export { file, format }) => export(ctx, &outer, &file, format),
         Some(InventoryCommand::Import {
             file,
@@ -163,6 +164,36 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     if count == 0 && ctx.format() == crate::cli::OutputFormat::Table {
         eprintln!("capsule: no recorded node matches — `capsule openmesh inventory --all` includes deleted ones");
     }
+    let pending = store.pending_cleanups(None)?.len();
+    if pending > 0 {
+        eprintln!(
+            "note: {pending} pending cleanup(s) left by deletes — `capsule openmesh inventory cleanups` lists them; `--wait`, the next command on that provider or `sync` finishes them"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------------------------ cleanups
+
+const CLEANUP_COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("node", "node_ref", Kind::Text),
+    col("deploy id", "deploy_id", Kind::Text),
+    col("what", "what", Kind::Text),
+    col("recorded", "recorded_at", Kind::Text),
+    col("attempts", "attempts", Kind::Text),
+    col("last error", "last_error", Kind::Text),
+];
+
+/// Pending cleanups, oldest first.
+fn cleanups(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let store = open(ctx)?;
+    let rows: Vec<Value> = store
+        .pending_cleanups(None)?
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+        .collect();
+    render::listing(&mut stdout(), ctx.style, CLEANUP_COLUMNS, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,9 +2,12 @@
 //! `driver` and `state`, and hand it to `render`; they choose no exit code themselves except by
 //! returning `ExitCode` for partial failures.
 
+pub mod bulk;
 pub mod catalog;
+pub mod cleanup;
 pub mod cost;
 pub mod deploy;
+pub mod fanout;
 pub mod history;
 pub mod inventory;
 pub mod nodes;
@@ -59,9 +62,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::deploy(ctx, &args),
         Command::List(args) => nodes::list(ctx, &args),
         Command::Status(args) => nodes::status(ctx, &args),
-        Command::Start(args) => nodes::power(ctx, &args, nodes::Power::Start),
-        Command::Stop(args) => nodes::power(ctx, &args, nodes::Power::Stop),
-        Command::Delete(args) => nodes::delete(ctx, &args),
+        Command::Start(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Start),
+        Command::Stop(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Stop),
+        Command::Delete(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Delete),
         Command::Inventory(args) => inventory::run(ctx, args),
         Command::History(args) => history::run(ctx, args),
         Command::Cost(args) => cost::run(ctx, &args),

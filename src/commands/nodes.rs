@@ -1,5 +1,5 @@
-//! The life of existing nodes: `list`, `status`, `start`, `stop`, `delete` (creating them is
-//! `deploy.rs`).
+//! Existing nodes: `list` and `status`, and the node resolution and confirmation that
+//! `start`, `stop` and `delete` (`bulk.rs`) share. Creating nodes is `deploy.rs`.
 //!
 //! Every lifecycle command writes its intent to the state store before calling the provider and
 //! its outcome after.
@@ -8,20 +8,13 @@ use super::stdout;
 use crate::catalog::ProviderEntry;
 use crate::cli::{ListArgs, NodeArgs, OutputFormat};
 use crate::context::Ctx;
-use crate::driver::{DriverError, ErrorKind, Node, NodeRef, NodeState};
+use crate::driver::{DriverError, Node, NodeRef, NodeState};
 use crate::error::bad_input;
 use crate::render::{self, col, Column, Kind};
-use crate::state::{self, Action, NodeRecord, NodeStatus, Observation, Outcome, Store};
+use crate::state::{self, Action, NodeRecord, NodeStatus, Observation, Store};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::ExitCode;
-
-/// Power actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Power {
-    Start,
-    Stop,
-}
 
 pub const NODE_COLUMNS: &[Column] = &[
     col("provider", "provider", Kind::Text).prio(0),
@@ -120,7 +113,7 @@ pub(super) fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
 }
 
 /// `PROVIDER:ID`, `PROVIDER:REGION/ID` or a recorded name → the node and its record.
-fn resolve_node(
+pub(super) fn resolve_node(
     ctx: &Ctx,
     store: &dyn Store,
     text: &str,
@@ -199,11 +192,34 @@ pub fn status(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
     let (node_ref, record) = resolve_node(ctx, store.as_ref(), &args.node)?;
     let driver = ctx.driver(&node_ref.provider)?;
     let rt = ctx.runtime()?;
+    super::cleanup::settle(
+        ctx,
+        store.as_ref(),
+        &rt,
+        Some(std::slice::from_ref(&node_ref.provider)),
+    )?;
     let mut node = rt.block_on(driver.get(&node_ref)).map_err(driver_error)?;
-    if node.state == NodeState::Deleted && record.as_ref().is_some_and(|r| still_hidden(ctx, r)) {
-        // Some APIs hide a node until it is provisioned: not found yet is not deleted.
-        node.state = NodeState::Pending;
-        node.raw_status = "provisioning (not listed yet)".into();
+    if node.state == NodeState::Deleted {
+        if record.as_ref().is_some_and(|r| still_hidden(ctx, r)) {
+            // Some APIs hide a node until it is provisioned: not found yet is not deleted.
+            node.state = NodeState::Pending;
+            node.raw_status = "provisioning (not listed yet)".into();
+        } else if !deleted_by_capsule(store.as_ref(), &node_ref, record.as_ref())? {
+            // Gone without capsule deleting it, or never there: say so, not "deleted".
+            let hint = if record.is_some() {
+                format!(
+                    " — `capsule openmesh sync --provider {} --forget` updates the record",
+                    node_ref.provider
+                )
+            } else {
+                String::new()
+            };
+            return Err(anyhow::anyhow!(
+                "node {} not found at {}{hint}",
+                node_ref.id,
+                node_ref.provider
+            ));
+        }
     }
     if let Some(r) = &record {
         store.record_observation(&r.deploy_id, &observe(&node), Action::Status, "")?;
@@ -211,6 +227,21 @@ pub fn status(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
     let row = node_json(ctx, &node, record.as_ref());
     render::listing(&mut stdout(), ctx.style, node_columns(ctx), &[row])?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether capsule asked for this node's deletion (its record says so, or an event of a delete
+/// of the unrecorded node does).
+fn deleted_by_capsule(
+    store: &dyn Store,
+    node_ref: &NodeRef,
+    record: Option<&NodeRecord>,
+) -> anyhow::Result<bool> {
+    Ok(match record {
+        Some(r) => matches!(r.status, NodeStatus::Deleting | NodeStatus::Deleted),
+        None => store
+            .deleted_unrecorded(&format!("{}:{}", node_ref.provider, node_ref.id))?
+            .is_some(),
+    })
 }
 
 /// A live node created within the provider's hiding window (it may not be listed yet).
@@ -228,88 +259,6 @@ fn still_hidden(ctx: &Ctx, r: &NodeRecord) -> bool {
     }
     let since = r.created_at.as_deref().unwrap_or(&r.recorded_at);
     state::time::unix(since).is_some_and(|t| (state::time::now_unix() - t) as f64 <= window)
-}
-
-pub fn power(ctx: &Ctx, args: &NodeArgs, what: Power) -> anyhow::Result<ExitCode> {
-    let store = open_store(ctx)?;
-    let (node_ref, record) = resolve_node(ctx, store.as_ref(), &args.node)?;
-    let driver = ctx.driver(&node_ref.provider)?;
-    let timeout = args.timeout;
-    let (action, want, verb) = match what {
-        Power::Start => (Action::Start, NodeState::Running, "started"),
-        Power::Stop => (Action::Stop, NodeState::Stopped, "stopped"),
-    };
-    let deploy_id = record.as_ref().map(|r| r.deploy_id.clone());
-    store.record_action(deploy_id.as_deref(), action, Outcome::Started, "")?;
-    let rt = ctx.runtime()?;
-    let result = rt.block_on(async {
-        match what {
-            Power::Start => driver.start(&node_ref).await?,
-            Power::Stop => driver.stop(&node_ref).await?,
-        }
-        if args.wait {
-            driver
-                .wait_for(&node_ref, want, false, timeout)
-                .await
-                .map(Some)
-        } else {
-            Ok(None)
-        }
-    });
-    match result {
-        Ok(node) => {
-            store.record_action(deploy_id.as_deref(), action, Outcome::Ok, "")?;
-            if let (Some(d), Some(n)) = (&deploy_id, &node) {
-                store.record_observation(d, &observe(n), action, "")?;
-            }
-            let name = record
-                .as_ref()
-                .map_or(args.node.clone(), |r| r.name.clone());
-            let how = if args.wait {
-                verb.to_string()
-            } else {
-                format!("asked to be {verb}")
-            };
-            emit_done(ctx, &name, &node_ref, how.as_str(), node.as_ref())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            store.record_action(
-                deploy_id.as_deref(),
-                action,
-                Outcome::Failed,
-                &e.to_string(),
-            )?;
-            Err(driver_error(e))
-        }
-    }
-}
-
-fn emit_done(
-    ctx: &Ctx,
-    name: &str,
-    node_ref: &NodeRef,
-    what: &str,
-    node: Option<&Node>,
-) -> anyhow::Result<()> {
-    let mut out = stdout();
-    if ctx.format() == OutputFormat::Table {
-        writeln!(out, "{name} ({}:{}) {what}", node_ref.provider, node_ref.id)?;
-    } else {
-        let row = json!({
-            "provider": node_ref.provider, "id": node_ref.id, "name": name, "result": what,
-            "status": node.map(|n| n.state.as_str()),
-        });
-        let cols = [
-            col("provider", "provider", Kind::Text),
-            col("id", "id", Kind::Text),
-            col("name", "name", Kind::Text),
-            col("result", "result", Kind::Text),
-            col("status", "status", Kind::Text),
-        ];
-        render::listing(&mut out, ctx.style, &cols, &[row])?;
-    }
-    Ok(())
 }
 
 /// Ask on a terminal; off one, `--yes` is required.
@@ -330,84 +279,6 @@ pub(super) fn confirm(ctx: &Ctx, question: &str, flag_hint: &str) -> anyhow::Res
         line.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
-}
-
-pub fn delete(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(ctx)?;
-    let (node_ref, record) = resolve_node(ctx, store.as_ref(), &args.node)?;
-    let driver = ctx.driver(&node_ref.provider)?;
-    let timeout = args.timeout;
-    let name = record
-        .as_ref()
-        .map_or(args.node.clone(), |r| r.name.clone());
-    if !confirm(
-        ctx,
-        &format!(
-            "Delete {name} ({}:{})? Its disks and data go with it",
-            node_ref.provider, node_ref.id
-        ),
-        "--yes",
-    )? {
-        eprintln!("capsule: not deleted");
-        return Ok(ExitCode::from(1));
-    }
-    let deploy_id = record.as_ref().map(|r| r.deploy_id.clone());
-    store.record_action(deploy_id.as_deref(), Action::Delete, Outcome::Started, "")?;
-    let rt = ctx.runtime()?;
-    let result = rt.block_on(async {
-        driver.delete(&node_ref).await?;
-        if args.wait {
-            driver
-                .wait_for(&node_ref, NodeState::Deleted, false, timeout)
-                .await
-                .map(Some)
-        } else {
-            Ok(None)
-        }
-    });
-    match result {
-        Ok(node) => {
-            store.record_action(deploy_id.as_deref(), Action::Delete, Outcome::Ok, "")?;
-            if let Some(d) = &deploy_id {
-                let st = node
-                    .as_ref()
-                    .map_or(NodeStatus::Deleting, |n| status_of(n.state));
-                let raw = node
-                    .as_ref()
-                    .map(|n| n.raw_status.clone())
-                    .unwrap_or_default();
-                store.record_status(d, Action::Delete, st, &raw, None)?;
-            }
-            emit_done(
-                ctx,
-                &name,
-                &node_ref,
-                if args.wait {
-                    "deleted"
-                } else {
-                    "deletion started"
-                },
-                node.as_ref(),
-            )?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) if e.kind == ErrorKind::NotFound => {
-            if let Some(d) = &deploy_id {
-                store.record_status(d, Action::Delete, NodeStatus::Deleted, "", None)?;
-            }
-            emit_done(ctx, &name, &node_ref, "already gone", None)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            store.record_action(
-                deploy_id.as_deref(),
-                Action::Delete,
-                Outcome::Failed,
-                &e.to_string(),
-            )?;
-            Err(driver_error(e))
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,6 +330,14 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
         out
     });
     let store = open_store(ctx)?;
+    let listed: Vec<String> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok((id, Ok(_))) => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    super::cleanup::settle(ctx, store.as_ref(), &rt, Some(&listed))?;
     let mut rows = Vec::new();
     for r in results {
         match r {

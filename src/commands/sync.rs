@@ -162,6 +162,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<Value> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
+    let mut providers_done: Vec<String> = Vec::new();
     for p in providers {
         let id = p.id();
         if crate::credentials::configured(&ctx.home, p)? == "no" {
@@ -212,12 +213,19 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
             failed = true;
         }
         rows.extend(applied.iter().map(row));
+        providers_done.push(id.to_string());
         synced += 1;
     }
-    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
     if synced == 0 && !failed {
-        eprintln!("capsule: no provider has credentials — nothing to sync");
+        // As `list` and `catalog refresh`: a command that needs a provider's API exits 2 when
+        // none has credentials (the fix is the user's).
+        return Err(crate::error::bad_input(
+            "no provider has credentials — nothing to sync; run `capsule openmesh provider configure NAME --api-key KEY`",
+        ));
     }
+    // Cleanups left by deletes run once their node is gone (the listing above shows which).
+    super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&providers_done))?;
+    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
     Ok(if failed {
         ExitCode::from(1)
     } else {

@@ -90,9 +90,12 @@ impl DriverError {
 
 impl fmt::Display for DriverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let msg = self.message.trim().trim_end_matches('.');
+        // Provider text reaches the terminal only through `printable`.
+        let message = printable(&self.message);
+        let msg = message.trim().trim_end_matches('.');
         write!(f, "{}: {}", self.provider, msg)?;
-        match (self.status, &self.code) {
+        let code = self.code.as_deref().map(printable);
+        match (self.status, &code) {
             (Some(s), Some(c)) if !msg.contains(c.as_str()) => write!(f, " (HTTP {s}, {c})")?,
             (Some(s), _) => write!(f, " (HTTP {s})")?,
             (None, Some(c)) if !msg.contains(c.as_str()) => write!(f, " ({c})")?,
@@ -106,6 +109,22 @@ impl fmt::Display for DriverError {
 }
 
 impl std::error::Error for DriverError {}
+
+/// Provider text for a message: secrets scrubbed from the whole text first, then control
+/// characters stripped, whitespace folded to one line, and only then cut to `max` characters
+/// (cutting first could leave all but the end of a secret that straddles the cut).
+pub(crate) fn excerpt(text: &str, secrets: &[String], max: usize) -> String {
+    let clean = printable(&scrub(text, secrets));
+    let one_line = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut cut: String = one_line.chars().take(max).collect();
+    cut.push('…');
+    cut
+}
+
+pub(crate) use crate::error::printable;
 
 /// Replace every occurrence of a secret value in `text` with `(redacted)`.
 pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
@@ -131,6 +150,28 @@ mod tests {
             e.to_string(),
             "acme: Unable to authenticate you (HTTP 401) — check the token with `capsule openmesh provider verify acme`"
         );
+    }
+
+    #[test]
+    fn excerpt_scrubs_before_cutting() {
+        let secret = "tok_0123456789abcdefghijklmnopqrstuvwxyz".to_string();
+        // The secret straddles the 200-character cut.
+        let text = format!("{}{secret} and more", "x".repeat(190));
+        let e = excerpt(&text, std::slice::from_ref(&secret), 200);
+        assert!(!e.contains("tok_0123"), "{e}");
+        assert!(e.contains("(redacted)"), "{e}");
+        assert!(e.ends_with('…'));
+    }
+
+    #[test]
+    fn display_strips_terminal_escapes() {
+        let e = DriverError::new(
+            "acme",
+            ErrorKind::Api,
+            "bad \u{1b}[31mred\u{1b}[0m\u{7}\nline",
+        )
+        .with_status(500);
+        assert_eq!(e.to_string(), "acme: bad red line (HTTP 500)");
     }
 
     #[test]

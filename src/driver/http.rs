@@ -5,8 +5,13 @@
 //! codes, connection errors and timeouts; a `Create` is retried only when the server provably did
 //! not act (429/throttle code, or a connect error before sending) — any other doubt is handed back
 //! to the caller with `in_doubt = true`, who looks the node up by its tag before trying again.
+//!
+//! Servers are input too: no redirect is followed (a 3xx is an error naming its target, so no
+//! credential header travels to another address); a body is read in chunks up to a cap
+//! (`limits.max_body_mb`, default 8 MB); one deadline (`--request-timeout`) covers every attempt
+//! and every wait of a request, and a wait of a few seconds or more is announced on stderr.
 
-use super::error::{scrub, DriverError, ErrorKind};
+use super::error::{excerpt, scrub, DriverError, ErrorKind};
 use super::{form, tree, Driver};
 use crate::catalog::schema::Operation;
 use reqwest::header::HeaderMap;
@@ -18,6 +23,10 @@ use std::time::{Duration, Instant};
 const MAX_SERVER_WAIT: Duration = Duration::from_secs(120);
 /// Cap of the exponential backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Body cap when the catalog sets no `limits.max_body_mb`.
+pub(crate) const DEFAULT_MAX_BODY_MB: f64 = 8.0;
+/// A wait this long or longer is announced on stderr.
+const ANNOUNCE_WAIT: Duration = Duration::from_secs(3);
 
 /// How a request may be retried.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -57,6 +66,9 @@ pub(crate) struct Prepared {
     pub op: String,
     pub method: Method,
     pub url: Url,
+    /// The URL as the catalog makes it, before any endpoint override: next-page links may point
+    /// to its origin or to `url`'s, nowhere else.
+    pub api_url: Url,
     pub headers: Vec<(String, String)>,
     pub body: Option<Body>,
     pub expect: Vec<u16>,
@@ -92,6 +104,8 @@ pub(crate) struct Resp {
     pub text: String,
     /// The parsed body (JSON, or XML converted); `Null` when empty or unparsable.
     pub value: Value,
+    /// Why the body did not parse, when it did not.
+    pub parse_error: Option<String>,
 }
 
 enum Failure {
@@ -99,6 +113,8 @@ enum Failure {
     Connect { timeout: bool, message: String },
     /// Sent (or maybe sent) but no usable answer.
     Transport { timeout: bool, message: String },
+    /// An answer whose body is past the cap: not retried.
+    Body { status: u16, message: String },
 }
 
 /// Whether a host is loopback (plain http is allowed only there).
@@ -217,6 +233,7 @@ impl Driver {
                 url.query_pairs_mut().append_pair(k, &v);
             }
         }
+        let api_url = url.clone();
         if let Some(ep) = &inner.endpoint {
             apply_override(&mut url, ep);
         }
@@ -305,6 +322,7 @@ impl Driver {
             op: name.to_string(),
             method,
             url,
+            api_url,
             headers,
             body,
             expect: op.expect.clone(),
@@ -312,14 +330,17 @@ impl Driver {
         })
     }
 
-    /// Send with retries; an unexpected status becomes a [`DriverError`].
+    /// Send with retries; an unexpected status becomes a [`DriverError`]. Every attempt and
+    /// every wait between them fits in one deadline, `opts.timeout` (`--request-timeout`).
     pub(crate) async fn send(&self, prep: &Prepared, mode: Mode) -> Result<Resp, DriverError> {
         let inner = &self.inner;
         let max = inner.opts.max_attempts.max(1);
+        let deadline = Instant::now() + inner.opts.timeout;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.attempt(prep).await {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match self.attempt(prep, remaining).await {
                 Ok(resp) => {
                     let ok = if prep.expect.is_empty() {
                         (200..300).contains(&resp.status)
@@ -328,6 +349,9 @@ impl Driver {
                     };
                     if ok {
                         return Ok(resp);
+                    }
+                    if (300..400).contains(&resp.status) {
+                        return Err(self.redirect_error(prep, &resp));
                     }
                     let mut err = self.api_error(&resp);
                     let throttled = resp.status == 429 || err.kind == ErrorKind::Throttled;
@@ -342,38 +366,48 @@ impl Driver {
                         } else {
                             ""
                         };
-                        let wait = server_wait(&resp.headers, reset)
-                            .unwrap_or_else(|| backoff(inner.opts.backoff_base, attempt));
-                        self.log(
-                            1,
-                            &format!("retrying {} in {} ms ({err})", prep.op, wait.as_millis()),
-                        );
-                        tokio::time::sleep(wait).await;
-                        continue;
+                        let (wait, why) = match server_wait(&resp.headers, reset) {
+                            Some(w) if resp.headers.contains_key("retry-after") => {
+                                (w, "Retry-After".to_string())
+                            }
+                            Some(w) => (w, reset.to_string()),
+                            None => (
+                                backoff(inner.opts.backoff_base, attempt),
+                                "backoff".to_string(),
+                            ),
+                        };
+                        match self
+                            .pause(prep, wait, &why, deadline, &err.to_string())
+                            .await
+                        {
+                            Ok(()) => continue,
+                            Err(note) => err.message = format!("{}; {note}", err.message),
+                        }
                     }
                     if mode == Mode::Create && server && !throttled {
                         err.in_doubt = true;
                     }
                     return Err(err);
                 }
+                Err(Failure::Body { status, message }) => {
+                    let mut err =
+                        DriverError::new(&inner.id, ErrorKind::Api, message).with_status(status);
+                    err.in_doubt = mode == Mode::Create;
+                    return Err(err);
+                }
                 Err(f) => {
-                    let (connect, timeout, message) = match f {
+                    let (connect, timeout, mut message) = match f {
                         Failure::Connect { timeout, message } => (true, timeout, message),
                         Failure::Transport { timeout, message } => (false, timeout, message),
+                        Failure::Body { message, .. } => (false, false, message),
                     };
                     let retry = mode == Mode::Safe || connect;
                     if retry && attempt < max {
                         let wait = backoff(inner.opts.backoff_base, attempt);
-                        self.log(
-                            1,
-                            &format!(
-                                "retrying {} in {} ms ({message})",
-                                prep.op,
-                                wait.as_millis()
-                            ),
-                        );
-                        tokio::time::sleep(wait).await;
-                        continue;
+                        match self.pause(prep, wait, "backoff", deadline, &message).await {
+                            Ok(()) => continue,
+                            Err(note) => message = format!("{message}; {note}"),
+                        }
                     }
                     let kind = if timeout {
                         ErrorKind::Timeout
@@ -389,7 +423,62 @@ impl Driver {
         }
     }
 
-    async fn attempt(&self, prep: &Prepared) -> Result<Resp, Failure> {
+    /// Wait before the next attempt, if that still fits before the deadline; a long wait is
+    /// announced on stderr. `Err` says why the request is not retried.
+    async fn pause(
+        &self,
+        prep: &Prepared,
+        wait: Duration,
+        why: &str,
+        deadline: Instant,
+        last: &str,
+    ) -> Result<(), String> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let limit = secs_text(self.inner.opts.timeout);
+        if wait >= remaining {
+            return Err(if why == "backoff" {
+                format!("not retried: the request's {limit} limit (--request-timeout) is used up")
+            } else {
+                format!(
+                    "not retried: {why} asks for a {} wait, past the request's {limit} limit (--request-timeout)",
+                    secs_text(wait)
+                )
+            });
+        }
+        if wait >= ANNOUNCE_WAIT {
+            eprintln!(
+                "capsule: waiting {} for {} ({why})…",
+                secs_text(wait),
+                self.inner.id
+            );
+        }
+        self.log(
+            1,
+            &format!("retrying {} in {} ms ({last})", prep.op, wait.as_millis()),
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// The largest body read, in bytes.
+    fn body_cap(&self) -> usize {
+        let mb = self.inner.provider.api.limits.max_body_mb;
+        let mb = if mb.is_finite() && mb > 0.0 {
+            mb.min(1024.0)
+        } else {
+            DEFAULT_MAX_BODY_MB
+        };
+        (mb * 1024.0 * 1024.0) as usize
+    }
+
+    fn too_large(&self, cap: usize) -> String {
+        format!(
+            "the answer is larger than {} MB, the most capsule reads (raise `limits.max_body_mb` in the provider's catalog if the API really sends that much)",
+            crate::render::num(cap as f64 / (1024.0 * 1024.0))
+        )
+    }
+
+    async fn attempt(&self, prep: &Prepared, remaining: Duration) -> Result<Resp, Failure> {
         let inner = &self.inner;
         let body = prep.body.as_ref().map(Body::encode).unwrap_or_default();
         let auth = inner
@@ -405,7 +494,10 @@ impl Driver {
                 timeout: false,
                 message: m,
             })?;
-        let mut rb = inner.client.request(prep.method.clone(), prep.url.clone());
+        let mut rb = inner
+            .client
+            .request(prep.method.clone(), prep.url.clone())
+            .timeout(remaining);
         for (k, v) in prep.headers.iter().chain(auth.iter()) {
             rb = rb.header(k.as_str(), v.as_str());
         }
@@ -429,7 +521,7 @@ impl Driver {
         let started = Instant::now();
         let result = rb.send().await;
         let ms = started.elapsed().as_millis();
-        let resp = match result {
+        let mut resp = match result {
             Ok(r) => r,
             Err(e) => {
                 let message = describe(&e);
@@ -452,22 +544,54 @@ impl Driver {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => {
-                let message = describe(&e);
-                self.log(
-                    1,
-                    &format!(
-                        "{} {} → {status}, {message} ({ms} ms)",
-                        prep.method, prep.url
-                    ),
-                );
-                return Err(Failure::Transport {
-                    timeout: e.is_timeout(),
-                    message,
-                });
+        // The body in chunks, never past the cap (a declared length past it is refused unread).
+        let cap = self.body_cap();
+        if resp.content_length().is_some_and(|n| n > cap as u64) {
+            self.log(
+                1,
+                &format!("{} {} → {status}, body too large", prep.method, prep.url),
+            );
+            return Err(Failure::Body {
+                status,
+                message: self.too_large(cap),
+            });
+        }
+        let mut bytes: Vec<u8> = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > cap {
+                        self.log(
+                            1,
+                            &format!("{} {} → {status}, body too large", prep.method, prep.url),
+                        );
+                        return Err(Failure::Body {
+                            status,
+                            message: self.too_large(cap),
+                        });
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let message = describe(&e);
+                    self.log(
+                        1,
+                        &format!(
+                            "{} {} → {status}, {message} ({ms} ms)",
+                            prep.method, prep.url
+                        ),
+                    );
+                    return Err(Failure::Transport {
+                        timeout: e.is_timeout(),
+                        message,
+                    });
+                }
             }
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         };
         self.log(
             1,
@@ -479,34 +603,72 @@ impl Driver {
             ),
         );
         if inner.opts.verbose >= 2 && !text.is_empty() {
-            let shown: String = text.chars().take(2000).collect();
-            self.log(2, &format!("  < {}", scrub(&shown, &inner.secrets())));
+            self.log(
+                2,
+                &format!("  < {}", excerpt(&text, &inner.secrets(), 2000)),
+            );
         }
-        let value = self.parse_body(&text);
+        let (value, parse_error) = match self.parse_body(&text) {
+            Ok(v) => (v, None),
+            Err(e) => (Value::Null, Some(e)),
+        };
         Ok(Resp {
             status,
             headers,
             text,
             value,
+            parse_error,
         })
     }
 
-    /// Parse an answer per `api.format` (falling back to the other format, then to `Null`).
-    pub(crate) fn parse_body(&self, text: &str) -> Value {
+    /// Parse an answer per `api.format` (falling back to the other format); an empty body is
+    /// `Null`. JSON deeper than 128 levels (serde_json's limit) and XML deeper than
+    /// [`tree::MAX_XML_DEPTH`] are errors.
+    pub(crate) fn parse_body(&self, text: &str) -> Result<Value, String> {
         let t = text.trim_start();
         if t.is_empty() {
-            return Value::Null;
+            return Ok(Value::Null);
         }
         let api = &self.inner.provider.api;
-        let xml = || tree::xml_to_json(t, &api.xml_list_elements).ok();
-        let json = || serde_json::from_str::<Value>(t).ok();
+        let xml = || tree::xml_to_json(t, &api.xml_list_elements);
+        let json = || serde_json::from_str::<Value>(t).map_err(|e| format!("invalid JSON: {e}"));
         if api.format == "xml" {
-            xml().or_else(json).unwrap_or(Value::Null)
+            xml().or_else(|xe| json().map_err(|_| xe))
+        } else if t.starts_with('<') {
+            json().or_else(|je| {
+                if t.starts_with("<?xml") {
+                    xml()
+                } else {
+                    Err(je)
+                }
+            })
         } else {
             json()
-                .or_else(|| if t.starts_with("<?xml") { xml() } else { None })
-                .unwrap_or(Value::Null)
         }
+    }
+
+    /// A 3xx answer: capsule follows no redirect, so credentials never travel to another
+    /// address; the error names where the server pointed.
+    fn redirect_error(&self, prep: &Prepared, resp: &Resp) -> DriverError {
+        let inner = &self.inner;
+        let target = resp
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(|l| {
+                prep.url
+                    .join(l.trim())
+                    .map_or_else(|_| l.to_string(), |u| u.to_string())
+            })
+            .map(|l| excerpt(&l, &inner.secrets(), 200));
+        let to = target.map_or_else(String::new, |t| format!(" to {t}"));
+        DriverError::new(
+            &inner.id,
+            ErrorKind::Api,
+            format!("`{}` was answered with a redirect{to}, which capsule does not follow (credentials go only to the API's own address)", prep.op),
+        )
+        .with_status(resp.status)
+        .with_hint("check the catalog's base URL and any endpoint override")
     }
 
     /// Turn an unexpected answer into a [`DriverError`] with the provider's message and code.
@@ -524,19 +686,14 @@ impl Driver {
         if message.is_none() {
             let t = resp.text.trim();
             if !t.is_empty() && !t.starts_with('<') {
-                let one_line: String = t.split_whitespace().collect::<Vec<_>>().join(" ");
-                let mut excerpt: String = one_line.chars().take(200).collect();
-                if one_line.chars().count() > 200 {
-                    excerpt.push('…');
-                }
-                message = Some(excerpt);
+                message = Some(excerpt(t, &inner.secrets(), 200));
             }
         }
         let reason = reqwest::StatusCode::from_u16(resp.status)
             .ok()
             .and_then(|s| s.canonical_reason().map(str::to_string))
             .unwrap_or_else(|| "error".to_string());
-        let message = scrub(&message.unwrap_or(reason), &inner.secrets());
+        let message = excerpt(&message.unwrap_or(reason), &inner.secrets(), 500);
         let in_list = |list: &[String]| {
             code.as_ref()
                 .is_some_and(|c| list.iter().any(|x| x.eq_ignore_ascii_case(c)))
@@ -553,7 +710,7 @@ impl Driver {
             ErrorKind::Api
         };
         let mut err = DriverError::new(&inner.id, kind, message).with_status(resp.status);
-        err.code = code.map(|c| scrub(&c, &inner.secrets()));
+        err.code = code.map(|c| excerpt(&c, &inner.secrets(), 100));
         if kind == ErrorKind::Auth {
             err.hint = Some(format!(
                 "check the {} with `capsule openmesh provider verify {}`",
@@ -569,6 +726,16 @@ impl Driver {
         if self.inner.opts.verbose >= level {
             eprintln!("capsule: {line}");
         }
+    }
+}
+
+/// `60 s`, `0.5 s`.
+fn secs_text(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 10.0 || s.fract() == 0.0 {
+        format!("{} s", s.round())
+    } else {
+        format!("{s:.1} s")
     }
 }
 
@@ -667,6 +834,7 @@ mod tests {
             op: "list".into(),
             method: Method::GET,
             url: Url::parse("http://h/x?a=1&page=1").unwrap(),
+            api_url: Url::parse("http://h/x?a=1&page=1").unwrap(),
             headers: vec![],
             body: None,
             expect: vec![],

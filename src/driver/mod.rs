@@ -8,7 +8,7 @@
 //! retries and logging), `ops` (the operations, steps, actions, paging, waits).
 //!
 //! The driver returns data and errors; it prints nothing except the `--verbose` request log on
-//! stderr, with secrets redacted.
+//! stderr, with secrets redacted, and a note when it waits a few seconds or more before a retry.
 
 mod auth;
 mod error;
@@ -185,6 +185,49 @@ pub struct NodeRef {
     pub variant: String,
 }
 
+/// A request on an existing node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Start,
+    Stop,
+    Delete,
+}
+
+impl Lifecycle {
+    /// The catalog operation's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Start => "start",
+            Lifecycle::Stop => "stop",
+            Lifecycle::Delete => "delete",
+        }
+    }
+}
+
+/// Work an operation leaves for after the node is gone (a catalog `cleanup` step, once per
+/// element it reads from the node): kept in the state store until it ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Cleanup {
+    pub node: NodeRef,
+    /// The catalog operation to run.
+    pub operation: String,
+    /// The step's extra template variables.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// The element of the node the step runs for (the template variable `item`); null = none.
+    #[serde(default)]
+    pub item: Value,
+}
+
+/// Where a pending cleanup stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupState {
+    /// The node still exists: try again later.
+    Waiting,
+    /// Done (or what it removes was already gone).
+    Done,
+}
+
 /// A request as it would be sent (dry run).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RenderedRequest {
@@ -314,6 +357,9 @@ impl Driver {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.timeout)
+            // No redirect is followed: a 3xx is an error naming its target (see `http`), so
+            // no credential header ever travels to another scheme, host or port.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("capsule/", env!("CARGO_PKG_VERSION")));
         if endpoint.as_ref().is_some_and(http::is_loopback) {
             builder = builder.no_proxy();
@@ -410,7 +456,11 @@ impl Driver {
     pub(crate) fn node_from(&self, v: &Value, variant: &str, region_slug: Option<&str>) -> Node {
         let p = &self.inner.provider;
         let f = &p.api.node;
-        let raw = tree::field(v, &f.status).unwrap_or_default();
+        // Text from the server: no control character reaches a table, a log or the store.
+        let field = |f: &crate::catalog::schema::Field| {
+            tree::field(v, f).map(|t| crate::error::printable(&t))
+        };
+        let raw = field(&f.status).unwrap_or_default();
         let state = if raw.is_empty() {
             NodeState::Unknown
         } else {
@@ -418,8 +468,7 @@ impl Driver {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(NodeState::Unknown)
         };
-        let field_region =
-            tree::field(v, &f.region).map(|r| p.region_slug_for_api_id(&r).to_string());
+        let field_region = field(&f.region).map(|r| p.region_slug_for_api_id(&r).to_string());
         let ctx_region = region_slug
             .filter(|s| !s.is_empty())
             .map(|s| p.region(s).map_or(s, |r| r.id.as_str()).to_string());
@@ -430,15 +479,15 @@ impl Driver {
         };
         Node {
             provider: self.inner.id.clone(),
-            id: tree::field(v, &f.id).unwrap_or_default(),
-            name: tree::field(v, &f.name).unwrap_or_default(),
+            id: field(&f.id).unwrap_or_default(),
+            name: field(&f.name).unwrap_or_default(),
             region: region.unwrap_or_default(),
-            plan: tree::field(v, &f.plan).unwrap_or_default(),
+            plan: field(&f.plan).unwrap_or_default(),
             state,
             raw_status: raw,
-            ipv4: tree::field(v, &f.ipv4),
-            created_at: tree::field(v, &f.created_at),
-            tag: tree::field(v, &f.deploy_id),
+            ipv4: field(&f.ipv4),
+            created_at: field(&f.created_at),
+            tag: field(&f.deploy_id),
             variant: variant.to_string(),
         }
     }

@@ -1,11 +1,11 @@
 //! The operations: create (with its idempotent retry), list (regions × variants, paging),
 //! find_by_tag, get, start, stop, delete, steps around them, async action polling and waits.
 
-use super::error::{DriverError, ErrorKind};
+use super::error::{excerpt, DriverError, ErrorKind};
 use super::http::{backoff, Body, Mode, Prepared, Resp};
 use super::outcome::{self, Certainty, CreateOutcome};
 use super::tree;
-use super::{Driver, Node, NodeRef, NodeState, RenderedRequest};
+use super::{Cleanup, CleanupState, Driver, Lifecycle, Node, NodeRef, NodeState, RenderedRequest};
 use crate::catalog::schema::{ActionPoll, Step};
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Longest wait for a step's `wait_for` or an action to finish.
 const STEP_WAIT: Duration = Duration::from_secs(20 * 60);
-/// Guard against endless pagination.
+/// Guard against endless pagination: a listing still going after this many pages is an error.
 const MAX_PAGES: usize = 1000;
 
 /// The first node object a pointer reaches (the whole answer for an empty pointer).
@@ -304,7 +304,7 @@ impl Driver {
         let mut c = ctx.clone();
         set(&mut c, "id", node.id.clone());
         if let (Some(a), Some(resp)) = (&op.action, resp) {
-            if let Err(e) = self.poll_action(variant, a, &c, resp).await {
+            if let Err(e) = self.poll_action(variant, a, &c, resp, true).await {
                 return CreateOutcome::InDoubt {
                     error: self.after_failed(&node, "create", e),
                     node: Some(node),
@@ -587,12 +587,30 @@ impl Driver {
         let mut out = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut page: u64 = 1;
-        for _ in 0..MAX_PAGES {
+        let mut pages = 0usize;
+        // A listing that stops early is an error, never a shorter list: `sync` would read the
+        // missing nodes as gone.
+        let incomplete = |why: String| {
+            DriverError::new(
+                &self.inner.id,
+                ErrorKind::Api,
+                format!("the `{name}` listing stopped early: {why}; its result is incomplete"),
+            )
+        };
+        let shown = |s: &str| excerpt(s, &self.inner.secrets(), 200);
+        loop {
+            if pages >= MAX_PAGES {
+                return Err(incomplete(format!(
+                    "it did not end after {MAX_PAGES} pages"
+                )));
+            }
+            pages += 1;
             if style == "page" && !pg.page_param.is_empty() {
                 prep.set_query(&pg.page_param, &page.to_string());
             }
             let resp = self.send(&prep, Mode::Safe).await?;
-            let items = tree::elements(&resp.value, &op.node);
+            let value = self.read_value(name, &op.node, &resp, true)?;
+            let items = tree::elements(value, &op.node);
             let n = items.len();
             out.extend(items.into_iter().cloned());
             match style {
@@ -601,7 +619,7 @@ impl Driver {
                         break;
                     }
                     if !pg.total_pages.is_empty() {
-                        if let Some(tp) = tree::text_at(&resp.value, &pg.total_pages)
+                        if let Some(tp) = tree::text_at(value, &pg.total_pages)
                             .and_then(|t| t.parse::<u64>().ok())
                         {
                             if page >= tp {
@@ -622,29 +640,42 @@ impl Driver {
                 }
                 "next_link" => {
                     let Some(next) =
-                        tree::text_at(&resp.value, &pg.next).filter(|s| !s.trim().is_empty())
+                        tree::text_at(value, &pg.next).filter(|s| !s.trim().is_empty())
                     else {
                         break;
                     };
                     if !seen.insert(next.clone()) {
-                        break;
+                        return Err(incomplete(format!(
+                            "the next-page link {} came back twice",
+                            shown(&next)
+                        )));
                     }
-                    let Ok(mut url) = prep.url.join(next.trim()) else {
-                        break;
-                    };
-                    if let Some(ep) = &self.inner.endpoint {
-                        super::http::apply_override(&mut url, ep);
-                    }
-                    prep.url = url;
+                    let url = prep.url.join(next.trim()).map_err(|e| {
+                        incomplete(format!(
+                            "the next-page link {} is not a URL ({e})",
+                            shown(&next)
+                        ))
+                    })?;
+                    prep.url = self.follow_link(&prep, url).map_err(|target| {
+                        DriverError::new(
+                            &self.inner.id,
+                            ErrorKind::Api,
+                            format!(
+                                "the `{name}` listing's next-page link points to {}, another address than the API's; capsule sends credentials only to the API's own scheme, host and port",
+                                shown(&target)
+                            ),
+                        )
+                    })?;
                 }
                 "cursor" | "token" => {
-                    let Some(token) =
-                        tree::text_at(&resp.value, &pg.next).filter(|s| !s.is_empty())
+                    let Some(token) = tree::text_at(value, &pg.next).filter(|s| !s.is_empty())
                     else {
                         break;
                     };
                     if !seen.insert(token.clone()) {
-                        break;
+                        return Err(incomplete(
+                            "the server sent the same page token twice".to_string(),
+                        ));
                     }
                     let param = if pg.cursor_param.is_empty() {
                         "cursor"
@@ -660,6 +691,69 @@ impl Driver {
             }
         }
         Ok(out)
+    }
+
+    /// Where a next-page link may lead: the origin (scheme, host, port) of the request that
+    /// brought it, or that of the catalog's URL it came from before an endpoint override. The
+    /// result carries the override. `Err` is the refused link.
+    fn follow_link(&self, prep: &Prepared, mut url: reqwest::Url) -> Result<reqwest::Url, String> {
+        let same = |a: &reqwest::Url, b: &reqwest::Url| {
+            a.scheme() == b.scheme()
+                && a.host_str() == b.host_str()
+                && a.port_or_known_default() == b.port_or_known_default()
+        };
+        if !same(&url, &prep.url) && !same(&url, &prep.api_url) {
+            return Err(url.to_string());
+        }
+        if let Some(ep) = &self.inner.endpoint {
+            super::http::apply_override(&mut url, ep);
+        }
+        Ok(url)
+    }
+
+    /// The parsed answer of a read (a list page, a get). An answer that does not parse, is
+    /// empty, lacks the node pointer or (`list`) is not a list where the whole answer should be
+    /// one is an error naming what came back, never "no servers".
+    fn read_value<'a>(
+        &self,
+        name: &str,
+        pointer: &str,
+        resp: &'a Resp,
+        list: bool,
+    ) -> Result<&'a Value, DriverError> {
+        let fail = |problem: String| {
+            let t = resp.text.trim();
+            let began = if t.is_empty() {
+                String::new()
+            } else {
+                format!("; it began: {}", excerpt(t, &self.inner.secrets(), 120))
+            };
+            DriverError::new(
+                &self.inner.id,
+                ErrorKind::Api,
+                format!("the `{name}` answer {problem}{began}"),
+            )
+            .with_status(resp.status)
+        };
+        if let Some(e) = &resp.parse_error {
+            return Err(fail(format!("does not parse ({e})")));
+        }
+        let v = &resp.value;
+        if v.is_null() {
+            return Err(fail("is empty".to_string()));
+        }
+        if !tree::reaches(v, pointer) {
+            return Err(fail(format!("has no `{pointer}`")));
+        }
+        if pointer.is_empty() {
+            if list && !v.is_array() {
+                return Err(fail("is not a list".to_string()));
+            }
+            if !list && v.as_object().is_none_or(|m| m.is_empty()) {
+                return Err(fail("holds no node".to_string()));
+            }
+        }
+        Ok(v)
     }
 
     fn node_ctx(&self, node: &NodeRef) -> Value {
@@ -707,7 +801,8 @@ impl Driver {
             .ok_or_else(|| self.no_op("get", &node.variant))?;
         let ctx = self.node_ctx(node);
         match self.call_plain(&node.variant, "get", &ctx).await {
-            Ok(resp) => match first_node(&resp.value, &op.node) {
+            Ok(resp) => match first_node(self.read_value("get", &op.node, &resp, false)?, &op.node)
+            {
                 Some(v) => {
                     let mut n = self.node_from(v, &node.variant, node.region.as_deref());
                     if n.id.is_empty() {
@@ -740,25 +835,38 @@ impl Driver {
         Ok(found.node_ref())
     }
 
-    /// Power on.
+    /// Power on, and follow the provider's action object until it finishes.
     pub async fn start(&self, node: &NodeRef) -> Result<(), DriverError> {
-        self.lifecycle(node, "start").await
+        self.request(node, Lifecycle::Start, true).await.map(drop)
     }
 
-    /// Power off.
+    /// Power off, and follow the provider's action object until it finishes.
     pub async fn stop(&self, node: &NodeRef) -> Result<(), DriverError> {
-        self.lifecycle(node, "stop").await
+        self.request(node, Lifecycle::Stop, true).await.map(drop)
     }
 
-    /// Delete (after the `before` steps, e.g. power off and wait). A node already gone is fine.
-    pub async fn delete(&self, node: &NodeRef) -> Result<(), DriverError> {
-        match self.lifecycle(node, "delete").await {
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+    /// Delete, following the action object; a node already gone is fine. The cleanups the
+    /// catalog declares are returned for the caller to run once the node is gone.
+    pub async fn delete(&self, node: &NodeRef) -> Result<Vec<Cleanup>, DriverError> {
+        match self.request(node, Lifecycle::Delete, true).await {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(Vec::new()),
             r => r,
         }
     }
 
-    async fn lifecycle(&self, node: &NodeRef, name: &str) -> Result<(), DriverError> {
+    /// Ask the provider to start, stop or delete a node. With `follow = false` this returns as
+    /// soon as the provider accepted the request (an action object it returns is checked once,
+    /// not polled); `follow = true` polls the action until it finishes. A node the provider does
+    /// not have is an error of kind [`ErrorKind::NotFound`]. The operation's `before` steps run
+    /// first, its `after` steps next; its `cleanup` steps are returned, one per element of the
+    /// node as read before the call, to run once the node is gone ([`Driver::run_cleanup`]).
+    pub async fn request(
+        &self,
+        node: &NodeRef,
+        what: Lifecycle,
+        follow: bool,
+    ) -> Result<Vec<Cleanup>, DriverError> {
+        let name = what.as_str();
         let node = self.resolve_ref(node).await?;
         let variant = node.variant.as_str();
         let op = self
@@ -766,24 +874,85 @@ impl Driver {
             .ok_or_else(|| self.no_op(name, variant))?
             .clone();
         let mut ctx = self.node_ctx(&node);
-        // Steps that run per element of the node (`each`) read it before the operation.
-        if op
-            .before
-            .iter()
-            .chain(op.after.iter())
-            .any(|s| !s.each.is_empty())
-        {
-            let raw = match self.call(variant, "get", &ctx).await {
+        // Steps that run per element of the node (`each`) read it before the operation; so does
+        // any operation with cleanups, which must not be sent for a node that is not there.
+        let steps = || op.before.iter().chain(&op.after).chain(&op.cleanup);
+        if steps().any(|s| !s.each.is_empty()) || !op.cleanup.is_empty() {
+            let raw = match self.call_plain(variant, "get", &ctx).await {
                 Ok(resp) => resp.value,
-                Err(e) if e.kind == ErrorKind::NotFound => Value::Null,
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    return Err(self.not_found(&node));
+                }
                 Err(e) => return Err(e),
             };
             set(&mut ctx, "node", raw);
         }
         self.run_steps(&op.before, variant, &ctx, Some(&node))
             .await?;
-        self.call(variant, name, &ctx).await?;
-        self.run_steps(&op.after, variant, &ctx, Some(&node)).await
+        let resp = self.call_plain(variant, name, &ctx).await.map_err(|e| {
+            if e.kind == ErrorKind::NotFound {
+                self.not_found(&node)
+            } else {
+                e
+            }
+        })?;
+        if let Some(a) = &op.action {
+            self.poll_action(variant, a, &ctx, &resp, follow).await?;
+        }
+        self.run_steps(&op.after, variant, &ctx, Some(&node))
+            .await?;
+        let mut cleanups = Vec::new();
+        for step in &op.cleanup {
+            let items: Vec<Value> = if step.each.is_empty() {
+                vec![Value::Null]
+            } else {
+                let raw = ctx.get("node").cloned().unwrap_or(Value::Null);
+                tree::elements(&raw, &step.each)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            };
+            for item in items {
+                cleanups.push(Cleanup {
+                    node: node.clone(),
+                    operation: step.operation.clone(),
+                    vars: step.vars.clone(),
+                    item,
+                });
+            }
+        }
+        Ok(cleanups)
+    }
+
+    fn not_found(&self, node: &NodeRef) -> DriverError {
+        let mut e = DriverError::new(
+            &self.inner.id,
+            ErrorKind::NotFound,
+            format!("node {} not found at {}", node.id, self.inner.id),
+        );
+        e.status = Some(404);
+        e
+    }
+
+    /// Run one pending cleanup: nothing while the node still exists ([`CleanupState::Waiting`]);
+    /// once it is gone, the cleanup's operation. What it removes being gone already counts as
+    /// done.
+    pub async fn run_cleanup(&self, c: &Cleanup) -> Result<CleanupState, DriverError> {
+        if self.get(&c.node).await?.state != NodeState::Deleted {
+            return Ok(CleanupState::Waiting);
+        }
+        let mut ctx = self.node_ctx(&c.node);
+        for (k, v) in &c.vars {
+            set(&mut ctx, k, v.clone());
+        }
+        if !c.item.is_null() {
+            set(&mut ctx, "item", c.item.clone());
+        }
+        match self.call(&c.node.variant, &c.operation, &ctx).await {
+            Ok(_) => Ok(CleanupState::Done),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(CleanupState::Done),
+            Err(e) => Err(e),
+        }
     }
 
     /// Poll until the node is in `want` (and has a public IPv4 when asked).
@@ -872,7 +1041,7 @@ impl Driver {
     async fn call(&self, variant: &str, name: &str, ctx: &Value) -> Result<Resp, DriverError> {
         let resp = self.call_plain(variant, name, ctx).await?;
         if let Some(a) = self.op(variant, name).and_then(|o| o.action.as_ref()) {
-            self.poll_action(variant, a, ctx, &resp).await?;
+            self.poll_action(variant, a, ctx, &resp, true).await?;
         }
         Ok(resp)
     }
@@ -883,6 +1052,7 @@ impl Driver {
         action: &ActionPoll,
         ctx: &Value,
         resp: &Resp,
+        follow: bool,
     ) -> Result<(), DriverError> {
         let Some(aid) = tree::text_at(&resp.value, &action.id).filter(|s| !s.is_empty()) else {
             return Ok(());
@@ -905,7 +1075,7 @@ impl Driver {
         if let Some(r) = check(&resp.value) {
             return r;
         }
-        if action.operation.is_empty() {
+        if action.operation.is_empty() || !follow {
             return Ok(());
         }
         let mut c = ctx.clone();

@@ -866,7 +866,8 @@ async fn page_and_cursor_paging_across_variants() {
             ),
             "/api/v2/metal/?after=t1" => json(
                 200,
-                serde_json::json!({"items": [dev(11, "x")], "next": "t1"}),
+                // The last page: a repeated cursor would be an error (issue 9, defect 13).
+                serde_json::json!({"items": [dev(11, "x")], "next": ""}),
             ),
             "/api/v2/metal/11" => json(
                 200,
@@ -926,7 +927,7 @@ async fn page_and_cursor_paging_across_variants() {
             .filter(|s| s.url.starts_with("/api/v2/metal/?after=t1"))
             .count(),
         4,
-        "one list each, a repeated cursor stops paging"
+        "one list each, the empty cursor ends paging"
     );
 }
 

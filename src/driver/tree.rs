@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 /// Convert an XML document to JSON: `{ root: … }`. An element becomes an object keyed by the local
 /// names (namespaces dropped) of its children; a text-only element becomes a string; repeated
 /// children become an array; an element whose name is in `list_elements` is always inside an
-/// array. Attributes are ignored.
+/// array. Attributes are ignored. Nesting deeper than [`MAX_XML_DEPTH`] is an error (as
+/// serde_json refuses JSON deeper than 128), so no value too deep to drop is ever built.
 pub fn xml_to_json(xml: &str, list_elements: &[String]) -> Result<Value, String> {
     use quick_xml::events::Event;
     use quick_xml::Reader;
@@ -56,6 +57,11 @@ pub fn xml_to_json(xml: &str, list_elements: &[String]) -> Result<Value, String>
             .map_err(|e| format!("invalid XML: {e}"))?;
         match ev {
             Event::Start(e) => {
+                if stack.len() >= MAX_XML_DEPTH {
+                    return Err(format!(
+                        "invalid XML: nested deeper than {MAX_XML_DEPTH} levels"
+                    ));
+                }
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                 stack.push(Open {
                     name,
@@ -110,6 +116,9 @@ pub fn xml_to_json(xml: &str, list_elements: &[String]) -> Result<Value, String>
     Ok(Value::Object(m))
 }
 
+/// Deepest element nesting [`xml_to_json`] accepts (serde_json's JSON limit is 128 too).
+pub const MAX_XML_DEPTH: usize = 128;
+
 fn unescape_segment(s: &str) -> String {
     s.replace("~1", "/").replace("~0", "~")
 }
@@ -162,6 +171,38 @@ pub fn resolve_all<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
         }
     }
     cur
+}
+
+/// Whether a pointer leads somewhere in an answer: each named segment exists, up to a `*` or
+/// up to an empty value (`null`, `""` as an empty XML element, an index past an array's end),
+/// which is an empty result rather than a missing one. `""` reaches any value but `null`.
+pub fn reaches(root: &Value, pointer: &str) -> bool {
+    if pointer.is_empty() {
+        return !root.is_null();
+    }
+    let mut cur = root;
+    for raw in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
+        if raw == "*" {
+            return true;
+        }
+        cur = match cur {
+            Value::Object(m) => match m.get(&unescape_segment(raw)) {
+                Some(v) => v,
+                None => return false,
+            },
+            Value::Array(a) => match raw.parse::<usize>() {
+                Ok(i) => match a.get(i) {
+                    Some(v) => v,
+                    None => return true,
+                },
+                Err(_) => return false,
+            },
+            Value::Null => return true,
+            Value::String(s) => return s.is_empty(),
+            _ => return false,
+        };
+    }
+    true
 }
 
 /// All elements a list pointer reaches: arrays are flattened one level, objects are elements.
@@ -254,6 +295,35 @@ pub fn map_status<'a>(table: &'a BTreeMap<String, Vec<String>>, raw: &str) -> Op
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reaches_tells_missing_from_empty() {
+        let v = json!({"droplets": [], "meta": {"total": 0}, "set": ""});
+        assert!(reaches(&v, "/droplets"));
+        assert!(reaches(&v, "/set/item/*/x"));
+        assert!(reaches(&v, "/droplets/0/id"));
+        assert!(!reaches(&v, "/servers"));
+        assert!(!reaches(&json!({}), "/droplets"));
+        assert!(!reaches(&Value::Null, ""));
+        assert!(!reaches(&json!({"a": 3}), "/a/b"));
+        assert!(reaches(&json!({"a": [{"b": 1}]}), "/a/*/c"));
+    }
+
+    #[test]
+    fn deep_xml_is_an_error_not_a_crash() {
+        let n = 2_000_000;
+        let deep = format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        let err = xml_to_json(&deep, &[]).unwrap_err();
+        assert!(err.contains("deeper than 128"), "{err}");
+        // Unclosed too (a truncated answer).
+        assert!(xml_to_json(&"<a>".repeat(n), &[]).is_err());
+        let ok = format!(
+            "{}x{}",
+            "<a>".repeat(MAX_XML_DEPTH),
+            "</a>".repeat(MAX_XML_DEPTH)
+        );
+        assert!(xml_to_json(&ok, &[]).is_ok());
+    }
 
     const DESCRIBE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <DescribeInstancesResponse xmlns="http://compute.example.com/doc/2016-11-15/">

@@ -143,6 +143,19 @@ pub trait Store {
     /// written either with `dry_run`. New nodes get a timeline from their timestamps.
     fn import_nodes(&self, rows: &[NodeRecord], dry_run: bool) -> anyhow::Result<ImportReport>;
 
+    /// Record work to run once a node is gone, in one transaction.
+    fn add_cleanups(&self, items: &[NewCleanup]) -> anyhow::Result<()>;
+
+    /// Cleanups not done yet, oldest first (`None`: every provider's).
+    fn pending_cleanups(&self, provider: Option<&str>) -> anyhow::Result<Vec<PendingCleanup>>;
+
+    /// Record a cleanup's run: `Ok` marks it done; `Err(message)` counts a failed attempt and
+    /// keeps it pending with the message.
+    fn finish_cleanup(&self, id: i64, result: Result<(), &str>) -> anyhow::Result<()>;
+
+    /// When capsule deleted a node it has no record of (`PROVIDER:ID`), if it did.
+    fn deleted_unrecorded(&self, node_ref: &str) -> anyhow::Result<Option<String>>;
+
     /// Remove events older than `before` (RFC 3339 UTC), except those of live nodes.
     fn clean_events(&self, before: &str, dry_run: bool) -> anyhow::Result<CleanReport>;
 

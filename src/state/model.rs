@@ -434,3 +434,31 @@ pub struct ImportReport {
     #[serde(skip)]
     pub conflicts: Vec<(usize, &'static str, String)>,
 }
+
+/// Work recorded to run once a node is gone (`cleanups`): what the driver needs, as opaque JSON
+/// the store does not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCleanup {
+    pub provider: String,
+    /// `PROVIDER:ID` of the node, for messages.
+    pub node_ref: String,
+    pub deploy_id: Option<String>,
+    /// One line for people (`delete_volume 7017…`).
+    pub what: String,
+    pub work: String,
+}
+
+/// A recorded cleanup that has not run yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingCleanup {
+    pub id: i64,
+    pub provider: String,
+    pub node_ref: String,
+    pub deploy_id: Option<String>,
+    pub what: String,
+    #[serde(skip)]
+    pub work: String,
+    pub recorded_at: String,
+    pub attempts: i64,
+    pub last_error: String,
+}

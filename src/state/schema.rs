@@ -9,6 +9,8 @@
 //! - v1: `nodes` and `events` (the first release's layout).
 //! - v2: fleets (`nodes.group_id`), API variants, `events.state`, and the `node_states` timeline
 //!   cost reports integrate; v1 nodes get a timeline rebuilt from their timestamps.
+//! - v3: `cleanups`, the work a delete leaves for after the node is gone (volumes that would
+//!   keep billing), kept until it ran.
 
 use super::model::NodeRecord;
 use super::sqlite::{node_from_row, NODE_COLUMNS};
@@ -16,7 +18,7 @@ use anyhow::Context as _;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 const V1: &str = "
 CREATE TABLE nodes (
@@ -74,6 +76,22 @@ CREATE TABLE node_states (
 CREATE INDEX node_states_node ON node_states(node_id, since, id);
 ";
 
+const V3: &str = "
+CREATE TABLE cleanups (
+    id          INTEGER PRIMARY KEY,
+    provider    TEXT NOT NULL,
+    node_ref    TEXT NOT NULL,
+    deploy_id   TEXT,
+    what        TEXT NOT NULL,
+    work        TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT NOT NULL DEFAULT '',
+    done_at     TEXT
+);
+CREATE INDEX cleanups_pending ON cleanups(provider, id) WHERE done_at IS NULL;
+";
+
 /// Rebuild a timeline for nodes a v1 store recorded (it kept only their timestamps).
 fn backfill_v2(tx: &Transaction) -> anyhow::Result<()> {
     let mut nodes = tx.prepare(&format!("SELECT id, {NODE_COLUMNS} FROM nodes ORDER BY id"))?;
@@ -104,6 +122,10 @@ const STEPS: [Step; LATEST as usize] = [
     Step {
         sql: V2,
         after: Some(backfill_v2),
+    },
+    Step {
+        sql: V3,
+        after: None,
     },
 ];
 

@@ -939,6 +939,82 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_cleanups(&self, items: &[NewCleanup]) -> anyhow::Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let now = time::now();
+            let mut insert = tx.prepare(
+                "INSERT INTO cleanups(provider, node_ref, deploy_id, what, work, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for c in items {
+                insert.execute(params![
+                    c.provider,
+                    c.node_ref,
+                    c.deploy_id,
+                    c.what,
+                    c.work,
+                    now
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn pending_cleanups(&self, provider: Option<&str>) -> anyhow::Result<Vec<PendingCleanup>> {
+        let mut q = self.conn.prepare(
+            "SELECT id, provider, node_ref, deploy_id, what, work, recorded_at, attempts, last_error \
+             FROM cleanups WHERE done_at IS NULL AND (?1 IS NULL OR provider = ?1) ORDER BY id",
+        )?;
+        let rows = q
+            .query_map(params![provider], |r| {
+                Ok(PendingCleanup {
+                    id: r.get(0)?,
+                    provider: r.get(1)?,
+                    node_ref: r.get(2)?,
+                    deploy_id: r.get(3)?,
+                    what: r.get(4)?,
+                    work: r.get(5)?,
+                    recorded_at: r.get(6)?,
+                    attempts: r.get(7)?,
+                    last_error: r.get(8)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn finish_cleanup(&self, id: i64, result: Result<(), &str>) -> anyhow::Result<()> {
+        self.write(|tx| {
+            match result {
+                Ok(()) => tx.execute(
+                    "UPDATE cleanups SET done_at = ?2, attempts = attempts + 1, last_error = '' \
+                     WHERE id = ?1",
+                    params![id, time::now()],
+                )?,
+                Err(msg) => tx.execute(
+                    "UPDATE cleanups SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    params![id, msg],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    fn deleted_unrecorded(&self, node_ref: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT time FROM events WHERE deploy_id IS NULL AND action = 'delete' \
+                 AND outcome = 'ok' AND message = ?1 ORDER BY id DESC LIMIT 1",
+                params![node_ref],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     fn import_nodes(&self, rows: &[NodeRecord], dry_run: bool) -> anyhow::Result<ImportReport> {
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(|e| self.lock_error(e))?;
@@ -1261,9 +1337,10 @@ mod tests {
         drop(s);
         let e = SqliteStore::open(&path).err().unwrap().to_string();
         assert!(
-            e.contains(
-                "has schema version 99, newer than this capsule understands (2) — upgrade capsule"
-            ),
+            e.contains(&format!(
+                "has schema version 99, newer than this capsule understands ({}) — upgrade capsule",
+                schema::LATEST
+            )),
             "{e}"
         );
     }

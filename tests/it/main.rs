@@ -3,6 +3,8 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod fleet_ops;
+mod hostile_net;
 mod in_doubt;
 mod live_catalog;
 mod mocks;

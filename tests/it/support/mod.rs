@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod hostile;
 pub mod mock;
 
 /// A `capsule` invocation under construction.

@@ -1,0 +1,585 @@
+//! `start`, `stop` and `delete` on one node or many: named nodes, a fleet (`--group`), a name
+//! glob (`--name`) or every node recorded at a provider (`--provider P --all`).
+//!
+//! The run: select (inventory and `PROVIDER:ID`s; bad input fails before anything is sent) →
+//! confirm (the nodes, what happens, the hourly spend that stops) → record each intent → ask the
+//! providers through the bounded fan-out → record each outcome → one result table. Without
+//! `--wait` a request returns once the provider accepted it; work that can only happen after a
+//! node is gone is recorded as a pending cleanup (see `cleanup.rs`). A partial failure exits 1
+//! and prints the command that retries the rest.
+
+use super::{cleanup, fanout, nodes, stdout};
+use crate::cli::{BulkArgs, InventoryFilter, OutputFormat};
+use crate::context::Ctx;
+use crate::driver::{Cleanup, Driver, DriverError, ErrorKind, Lifecycle, Node, NodeRef, NodeState};
+use crate::error::bad_input;
+use crate::render::{self, col, Column, Kind};
+use crate::state::{Action, NodeRecord, NodeStatus, Outcome, Store};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const RESULT_COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("id", "id", Kind::Text),
+    col("name", "name", Kind::Text),
+    col("result", "result", Kind::Text),
+    col("status", "status", Kind::Text),
+];
+
+/// A node to act on.
+#[derive(Debug, Clone)]
+struct Target {
+    /// How the retry command names it: the recorded name, else what the user wrote.
+    label: String,
+    node_ref: NodeRef,
+    record: Option<NodeRecord>,
+}
+
+impl Target {
+    /// The recorded name; empty for a node capsule has no record of.
+    fn name(&self) -> String {
+        self.record
+            .as_ref()
+            .map_or_else(String::new, |r| r.name.clone())
+    }
+}
+
+/// One line of the result table.
+#[derive(Debug, Clone)]
+struct Row {
+    provider: String,
+    id: String,
+    name: String,
+    result: String,
+    status: Option<String>,
+    ok: bool,
+    /// Failed in a way a second try may fix: it goes into the retry command.
+    retry: Option<String>,
+}
+
+impl Row {
+    fn of(t: &Target, result: impl Into<String>, status: Option<&str>, ok: bool) -> Row {
+        Row {
+            provider: t.node_ref.provider.clone(),
+            id: t.node_ref.id.clone(),
+            name: t.name(),
+            result: result.into(),
+            status: status.map(str::to_string),
+            ok,
+            retry: None,
+        }
+    }
+}
+
+fn verb(what: Lifecycle) -> &'static str {
+    match what {
+        Lifecycle::Start => "start",
+        Lifecycle::Stop => "stop",
+        Lifecycle::Delete => "delete",
+    }
+}
+
+fn action(what: Lifecycle) -> Action {
+    match what {
+        Lifecycle::Start => Action::Start,
+        Lifecycle::Stop => Action::Stop,
+        Lifecycle::Delete => Action::Delete,
+    }
+}
+
+pub fn run(ctx: &Ctx, args: &BulkArgs, what: Lifecycle) -> anyhow::Result<ExitCode> {
+    let store = nodes::open_store(ctx)?;
+    let timeout = args.timeout;
+    let filtered = args.group.is_some() || args.name.is_some() || args.all;
+    let (targets, mut rows) = select(ctx, store.as_ref(), args, what)?;
+    if targets.is_empty() {
+        if rows.is_empty() {
+            eprintln!(
+                "capsule: no live recorded node matches; nothing to {}",
+                verb(what)
+            );
+        }
+        return finish(ctx, what, args, &rows, 0);
+    }
+    let confirm_needed = what == Lifecycle::Delete || filtered || targets.len() > 1;
+    if confirm_needed {
+        if !ctx.yes {
+            eprint!("{}", plan_text(ctx, &targets, what));
+        }
+        let n = targets.len();
+        let question = if n == 1 {
+            format!("{} this node?", capitalized(verb(what)))
+        } else {
+            format!("{} these {n} nodes?", capitalized(verb(what)))
+        };
+        if !nodes::confirm(ctx, &question, "--yes")? {
+            eprintln!("capsule: nothing was done");
+            return Ok(ExitCode::from(1));
+        }
+    }
+
+    // One driver per provider; a provider without usable credentials fails its nodes only.
+    let mut drivers: BTreeMap<String, Result<Driver, String>> = BTreeMap::new();
+    for t in &targets {
+        drivers
+            .entry(t.node_ref.provider.clone())
+            .or_insert_with(|| ctx.driver(&t.node_ref.provider).map_err(|e| e.to_string()));
+    }
+    let rt = ctx.runtime()?;
+    let usable: Vec<String> = drivers
+        .iter()
+        .filter(|(_, d)| d.is_ok())
+        .map(|(p, _)| p.clone())
+        .collect();
+    cleanup::settle(ctx, store.as_ref(), &rt, Some(&usable))?;
+
+    let act = action(what);
+    let mut jobs = Vec::new();
+    for t in &targets {
+        match &drivers[&t.node_ref.provider] {
+            Ok(d) => {
+                store.record_action(
+                    t.record.as_ref().map(|r| r.deploy_id.as_str()),
+                    act,
+                    Outcome::Started,
+                    "",
+                )?;
+                jobs.push((t.clone(), d.clone()));
+            }
+            Err(msg) => {
+                let mut row = Row::of(t, format!("failed: {msg}"), None, false);
+                row.retry = Some(t.label.clone());
+                rows.push(row);
+            }
+        }
+    }
+    let wait = args.wait;
+    let bar = fanout::progress(ctx, jobs.len(), "nodes");
+    let results = rt.block_on(fanout::run(
+        jobs,
+        args.parallel,
+        bar.as_ref(),
+        move |(t, d): (Target, Driver)| async move {
+            let r = act_on(&d, &t.node_ref, what, wait, timeout).await;
+            (t, r)
+        },
+    ));
+    let mut cleanup_providers = BTreeSet::new();
+    for (t, r) in results {
+        let row = record_outcome(store.as_ref(), &t, what, wait, r, &mut cleanup_providers)?;
+        rows.push(row);
+    }
+    if wait && !cleanup_providers.is_empty() {
+        let list: Vec<String> = cleanup_providers.into_iter().collect();
+        cleanup::settle(ctx, store.as_ref(), &rt, Some(&list))?;
+    }
+    finish(ctx, what, args, &rows, targets.len())
+}
+
+/// The provider calls for one node.
+async fn act_on(
+    d: &Driver,
+    node: &NodeRef,
+    what: Lifecycle,
+    wait: bool,
+    timeout: Duration,
+) -> Result<(Vec<Cleanup>, Option<Node>), DriverError> {
+    let work = d.request(node, what, wait).await?;
+    if !wait {
+        return Ok((work, None));
+    }
+    let want = match what {
+        Lifecycle::Start => NodeState::Running,
+        Lifecycle::Stop => NodeState::Stopped,
+        Lifecycle::Delete => NodeState::Deleted,
+    };
+    let n = d.wait_for(node, want, false, timeout).await?;
+    Ok((work, Some(n)))
+}
+
+fn record_outcome(
+    store: &dyn Store,
+    t: &Target,
+    what: Lifecycle,
+    wait: bool,
+    r: Result<(Vec<Cleanup>, Option<Node>), DriverError>,
+    cleanup_providers: &mut BTreeSet<String>,
+) -> anyhow::Result<Row> {
+    let act = action(what);
+    let deploy_id = t.record.as_ref().map(|r| r.deploy_id.clone());
+    let d = deploy_id.as_deref();
+    let provider = &t.node_ref.provider;
+    match r {
+        Ok((work, node)) => {
+            // An unrecorded node's events name it, so `status` can tell "deleted by capsule"
+            // from "never existed".
+            let message = if d.is_none() && what == Lifecycle::Delete {
+                format!("{provider}:{}", t.node_ref.id)
+            } else {
+                String::new()
+            };
+            store.record_action(d, act, Outcome::Ok, &message)?;
+            if let (Some(d), Some(n)) = (d, &node) {
+                store.record_observation(d, &nodes::observe(n), act, "")?;
+            }
+            let status = node.as_ref().map(|n| n.state.as_str());
+            let result = match what {
+                Lifecycle::Delete => {
+                    if let Some(d) = d {
+                        let st = node
+                            .as_ref()
+                            .map_or(NodeStatus::Deleting, |n| nodes::status_of(n.state));
+                        store.record_status(d, act, st, "", None)?;
+                    }
+                    if !work.is_empty() {
+                        cleanup::record(store, d, &work)?;
+                        cleanup_providers.insert(provider.clone());
+                    }
+                    match (wait, work.len()) {
+                        (true, _) => "deleted".to_string(),
+                        (false, 0) => "deletion started".to_string(),
+                        (false, n) => format!("deletion started; {n} cleanup(s) pending"),
+                    }
+                }
+                Lifecycle::Start if wait => "started".into(),
+                Lifecycle::Stop if wait => "stopped".into(),
+                Lifecycle::Start => "asked to be started".into(),
+                Lifecycle::Stop => "asked to be stopped".into(),
+            };
+            let status = status.or(match what {
+                Lifecycle::Delete => Some("deleting"),
+                _ => None,
+            });
+            Ok(Row::of(t, result, status, true))
+        }
+        Err(e)
+            if e.kind == ErrorKind::NotFound
+                && what == Lifecycle::Delete
+                && t.record
+                    .as_ref()
+                    .is_some_and(|r| r.status == NodeStatus::Deleting) =>
+        {
+            // A delete asked for earlier has finished.
+            let d = d.expect("a record");
+            store.record_action(Some(d), act, Outcome::Ok, "already gone")?;
+            store.record_status(d, act, NodeStatus::Deleted, "", None)?;
+            Ok(Row::of(t, "already gone", Some("deleted"), true))
+        }
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            let msg = format!("not found at {provider}");
+            store.record_action(d, act, Outcome::Failed, &msg)?;
+            let hint = if t.record.is_some() {
+                format!(
+                    " (`capsule openmesh sync --provider {provider} --forget` updates the record)"
+                )
+            } else {
+                String::new()
+            };
+            Ok(Row::of(t, format!("{msg}{hint}"), None, false))
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            store.record_action(d, act, Outcome::Failed, &msg)?;
+            let shown = msg
+                .strip_prefix(&format!("{provider}: "))
+                .unwrap_or(&msg)
+                .to_string();
+            let mut row = Row::of(t, format!("failed: {shown}"), None, false);
+            row.retry = Some(t.label.clone());
+            Ok(row)
+        }
+    }
+}
+
+/// Print the results; exit 1 when any node failed (with the retry command for those a second
+/// try may fix).
+fn finish(
+    ctx: &Ctx,
+    what: Lifecycle,
+    args: &BulkArgs,
+    rows: &[Row],
+    targets: usize,
+) -> anyhow::Result<ExitCode> {
+    let mut out = stdout();
+    if ctx.format() == OutputFormat::Table && rows.len() == 1 {
+        let r = &rows[0];
+        writeln!(out, "{} {}", who(r), r.result)?;
+    } else if !rows.is_empty() {
+        let json_rows: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({"provider": r.provider, "id": r.id, "name": r.name,
+                       "result": r.result, "status": r.status})
+            })
+            .collect();
+        render::listing(&mut out, ctx.style, RESULT_COLUMNS, &json_rows)?;
+    }
+    drop(out);
+    let failed: Vec<&Row> = rows.iter().filter(|r| !r.ok).collect();
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &failed {
+        eprintln!("capsule: {}: {}", who(r), r.result);
+    }
+    let retry: Vec<&str> = failed.iter().filter_map(|r| r.retry.as_deref()).collect();
+    if targets > 1 && !retry.is_empty() {
+        let mut cmd = format!("capsule openmesh {}", verb(what));
+        for r in &retry {
+            cmd.push(' ');
+            cmd.push_str(&shell_word(r));
+        }
+        cmd.push_str(" --yes");
+        if args.wait {
+            cmd.push_str(" --wait");
+        }
+        eprintln!(
+            "capsule: {} of {} nodes failed; retry them with:\n  {cmd}",
+            failed.len(),
+            rows.len()
+        );
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// `web-01 (digitalocean:123)`, or `digitalocean:123` for a node with no record.
+fn who(r: &Row) -> String {
+    if r.name.is_empty() {
+        format!("{}:{}", r.provider, r.id)
+    } else {
+        format!("{} ({}:{})", r.name, r.provider, r.id)
+    }
+}
+
+/// A word safe to paste into a POSIX shell.
+fn shell_word(w: &str) -> String {
+    if !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@%+=,".contains(c))
+    {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+fn capitalized(w: &str) -> String {
+    let mut c = w.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// The nodes the arguments name, and rows for those that need no provider call (a node already
+/// deleted, one never created). Bad input fails here, before anything is sent.
+fn select(
+    ctx: &Ctx,
+    store: &dyn Store,
+    args: &BulkArgs,
+    what: Lifecycle,
+) -> anyhow::Result<(Vec<Target>, Vec<Row>)> {
+    let filtered = args.group.is_some() || args.name.is_some() || args.all;
+    if args.nodes.is_empty() && !filtered {
+        return Err(bad_input(match &args.provider {
+            Some(p) => format!(
+                "--provider {p} alone selects nothing — add --all for every node capsule recorded there, or --name GLOB"
+            ),
+            None => format!(
+                "name the nodes to {}: NODE…, --group GROUP_ID, --name GLOB, or --provider P --all",
+                verb(what)
+            ),
+        }));
+    }
+    let mut targets = Vec::new();
+    let mut rows = Vec::new();
+    for text in &args.nodes {
+        let (node_ref, record) = nodes::resolve_node(ctx, store, text)?;
+        let t = Target {
+            label: record
+                .as_ref()
+                .filter(|r| r.is_live())
+                .map_or_else(|| text.clone(), |r| r.name.clone()),
+            node_ref,
+            record,
+        };
+        if let Some(row) = no_call_needed(store, &t, what)? {
+            rows.push(row);
+        } else {
+            targets.push(t);
+        }
+    }
+    if filtered {
+        let filter = super::inventory::node_filter(
+            ctx,
+            &InventoryFilter {
+                providers: args.provider.iter().cloned().collect(),
+                name: args.name.clone(),
+                ..InventoryFilter::default()
+            },
+        )?;
+        let mut records = store.list_nodes(&filter)?;
+        if let Some(g) = &args.group {
+            if store.nodes_in_group(g)?.is_empty() {
+                return Err(bad_input(format!(
+                    "no fleet '{g}' in the inventory — the group id is the one `deploy` printed (see `capsule openmesh inventory`)"
+                )));
+            }
+            records.retain(|r| &r.group_id == g);
+        }
+        records.sort_by(|a, b| (&a.name, &a.provider).cmp(&(&b.name, &b.provider)));
+        for r in records.into_iter().filter(NodeRecord::is_live) {
+            let Some(id) = r.provider_id.clone() else {
+                rows.push(Row {
+                    provider: r.provider.clone(),
+                    id: String::new(),
+                    name: r.name.clone(),
+                    result: format!(
+                        "never created at {} — `capsule openmesh sync --provider {}` settles it",
+                        r.provider, r.provider
+                    ),
+                    status: Some(r.status.as_str().to_string()),
+                    ok: false,
+                    retry: None,
+                });
+                continue;
+            };
+            targets.push(Target {
+                label: r.name.clone(),
+                node_ref: NodeRef {
+                    provider: r.provider.clone(),
+                    id,
+                    region: Some(r.region.clone()).filter(|s| !s.is_empty()),
+                    variant: r.api_variant.clone(),
+                },
+                record: Some(r),
+            });
+        }
+    }
+    let mut seen = HashSet::new();
+    targets.retain(|t| seen.insert((t.node_ref.provider.clone(), t.node_ref.id.clone())));
+    Ok((targets, rows))
+}
+
+/// A row instead of a call: deleting a node already deleted is a no-op that says so and leaves
+/// the record alone; starting or stopping one is refused.
+fn no_call_needed(store: &dyn Store, t: &Target, what: Lifecycle) -> anyhow::Result<Option<Row>> {
+    let deleted_at = match &t.record {
+        Some(r) if r.status == NodeStatus::Deleted => {
+            Some(r.deleted_at.clone().unwrap_or_else(|| r.updated_at.clone()))
+        }
+        Some(_) => None,
+        None => store.deleted_unrecorded(&format!("{}:{}", t.node_ref.provider, t.node_ref.id))?,
+    };
+    let Some(at) = deleted_at else {
+        return Ok(None);
+    };
+    Ok(Some(if what == Lifecycle::Delete {
+        Row::of(
+            t,
+            format!("already deleted ({at}); nothing to do"),
+            Some("deleted"),
+            true,
+        )
+    } else {
+        Row::of(
+            t,
+            format!("was deleted ({at}); nothing to {}", verb(what)),
+            Some("deleted"),
+            false,
+        )
+    }))
+}
+
+/// What the confirmation shows: the nodes, what will happen, and the hourly spend that stops.
+fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle) -> String {
+    let billing = super::cost::billing(&ctx.catalog);
+    let n = targets.len();
+    let nodes_word = if n == 1 { "node" } else { "nodes" };
+    let mut s = match what {
+        Lifecycle::Delete => format!(
+            "Delete {n} {nodes_word} — {} disks and data go with {}:\n",
+            if n == 1 { "its" } else { "their" },
+            if n == 1 { "it" } else { "them" }
+        ),
+        Lifecycle::Stop => format!("Stop {n} {nodes_word}:\n"),
+        Lifecycle::Start => format!("Start {n} {nodes_word}:\n"),
+    };
+    let mut stops = 0.0;
+    let mut continues = 0.0;
+    let mut unknown = 0usize;
+    let mut keep_billing: BTreeSet<String> = BTreeSet::new();
+    let shown = |t: &Target| {
+        let n = t.name();
+        if n.is_empty() {
+            "(not in the inventory)".to_string()
+        } else {
+            n
+        }
+    };
+    let width = targets.iter().map(|t| shown(t).len()).max().unwrap_or(0);
+    for t in targets {
+        let rate = t
+            .record
+            .as_ref()
+            .and_then(|r| billing.run_rate_usd(r))
+            .map(|(h, _)| h);
+        let region = t
+            .record
+            .as_ref()
+            .map(|r| r.region.clone())
+            .or_else(|| t.node_ref.region.clone())
+            .unwrap_or_default();
+        let price = rate.map_or_else(|| "price unknown".to_string(), |h| format!("${h:.4}/h"));
+        s.push_str(&format!(
+            "  {:<width$}  {}:{}  {}  {}\n",
+            shown(t),
+            t.node_ref.provider,
+            t.node_ref.id,
+            region,
+            price
+        ));
+        match rate {
+            None => unknown += 1,
+            Some(h) => {
+                let billed_stopped = billing.rule(&t.node_ref.provider).billed_when_stopped;
+                if what == Lifecycle::Delete || !billed_stopped {
+                    stops += h;
+                } else {
+                    continues += h;
+                    keep_billing.insert(t.node_ref.provider.clone());
+                }
+            }
+        }
+    }
+    let unknown_note = if unknown > 0 {
+        format!(
+            " ({unknown} {} not in the inventory, price unknown)",
+            if unknown == 1 { "node" } else { "nodes" }
+        )
+    } else {
+        String::new()
+    };
+    match what {
+        Lifecycle::Delete => {
+            s.push_str(&format!("Billing of ${stops:.4}/h stops{unknown_note}.\n"))
+        }
+        Lifecycle::Stop => {
+            s.push_str(&format!("Billing of ${stops:.4}/h stops{unknown_note}"));
+            if continues > 0.0 {
+                let list: Vec<&str> = keep_billing.iter().map(String::as_str).collect();
+                s.push_str(&format!(
+                    "; ${continues:.4}/h continues ({} bill stopped nodes)",
+                    list.join(", ")
+                ));
+            }
+            s.push_str(".\n");
+        }
+        Lifecycle::Start => s.push_str(&format!(
+            "Billing of ${stops:.4}/h resumes{unknown_note}.\n"
+        )),
+    }
+    s
+}
