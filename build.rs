@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 mod catalog {
     #[path = "../src/catalog/diagnostic.rs"]
     pub mod diagnostic;
+    #[path = "../src/catalog/jinja.rs"]
+    pub mod jinja;
     #[path = "../src/catalog/load.rs"]
     pub mod load;
     #[path = "../src/catalog/model.rs"]

@@ -12,6 +12,7 @@ pub mod context;
 pub mod credentials;
 pub mod driver;
 pub mod error;
+pub mod input_file;
 pub mod render;
 pub mod secret;
 pub mod select;

@@ -7,6 +7,7 @@
 //! validated afresh.
 
 pub mod diagnostic;
+pub mod jinja;
 pub mod load;
 pub mod model;
 pub mod schema;
@@ -80,18 +81,11 @@ pub fn dir_files(dir: &Path, layer: u8) -> anyhow::Result<Vec<SourceFile>> {
             dir.display()
         )));
     }
-    let mut paths = Vec::new();
-    walk(dir, &mut paths).map_err(|e| {
-        bad_input(format!(
-            "cannot read catalog directory {}: {e}",
-            dir.display()
-        ))
-    })?;
-    paths.sort();
+    let paths = walk(dir)?;
     let mut out = Vec::new();
     for p in paths {
-        let text = std::fs::read_to_string(&p)
-            .map_err(|e| bad_input(format!("cannot read catalog file {}: {e}", p.display())))?;
+        let text =
+            crate::input_file::read_text(&p, "catalog file", crate::input_file::MAX_CATALOG_FILE)?;
         let rel = p.strip_prefix(dir).unwrap_or(&p);
         out.push(SourceFile {
             path: p.display().to_string(),
@@ -103,16 +97,47 @@ pub fn dir_files(dir: &Path, layer: u8) -> anyhow::Result<Vec<SourceFile>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "toml") {
-            out.push(path);
+/// Every `*.toml` under `dir`, sorted. Symbolic links are followed, but a link back to a
+/// directory being walked is an error, and a directory reached twice is walked once.
+fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut paths = Vec::new();
+    let mut it = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .max_depth(32)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = it.next() {
+        let entry = entry.map_err(|e| {
+            let at = e
+                .path()
+                .map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
+            if let Some(ancestor) = e.loop_ancestor() {
+                bad_input(format!(
+                    "catalog directory {} has a symbolic link loop: {at} leads back to {} — remove the link",
+                    dir.display(),
+                    ancestor.display()
+                ))
+            } else {
+                bad_input(format!("cannot read catalog directory {at}: {e}"))
+            }
+        })?;
+        if entry.file_type().is_dir() {
+            let canon = std::fs::canonicalize(entry.path()).map_err(|e| {
+                bad_input(format!(
+                    "cannot read catalog directory {}: {e}",
+                    entry.path().display()
+                ))
+            })?;
+            if !seen.insert(canon) {
+                it.skip_current_dir();
+            }
+        } else if entry.path().extension().is_some_and(|e| e == "toml") {
+            paths.push(entry.into_path());
         }
     }
-    Ok(())
+    paths.sort();
+    Ok(paths)
 }
 
 /// Catalog diagnostics are bad input (exit 2).

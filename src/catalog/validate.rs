@@ -152,6 +152,18 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
                 &["user_data"],
                 format!("the bootstrap template does not compile: {msg}"),
             );
+        } else if let Err(e) = render_bootstrap(
+            &catalog.bootstrap.user_data,
+            "xnode-01",
+            "provider",
+            "region",
+            "template",
+        ) {
+            c.push(
+                &Entity::Bootstrap,
+                &["user_data"],
+                format!("the bootstrap template fails on a sample node: {e}"),
+            );
         }
     }
     c.out
@@ -291,6 +303,9 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         return;
     }
     template_ok(c, &e, &["base_url"], &api.base_url);
+    if let Some(msg) = base_url_problem(&api.base_url) {
+        c.push(&e, &["base_url"], msg);
+    }
     if !api.format.is_empty() {
         c.one_of(&e, &["format"], "format", &api.format, &["json", "xml"]);
     }
@@ -428,6 +443,7 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             );
         }
     }
+    check_step_cycles(c, &e, api);
     for (variant, ops) in &api.variants {
         for (name, op) in ops {
             if !api.operations.contains_key(name) {
@@ -439,6 +455,72 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             }
             check_operation(c, &e, &["variants", variant, name], op, &names);
         }
+    }
+}
+
+/// Steps and action polls must not loop back to an operation already running
+/// (`poweron.after = [poweroff]`, `poweroff.after = [poweron]`): one cycle, one problem.
+fn check_step_cycles(c: &mut Checker, e: &Entity, api: &Api) {
+    use std::collections::BTreeMap;
+    let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let all = api
+        .operations
+        .iter()
+        .chain(api.variants.values().flat_map(|ops| ops.iter()));
+    for (name, op) in all {
+        let out = edges.entry(name.as_str()).or_default();
+        for step in op.before.iter().chain(&op.after).chain(&op.cleanup) {
+            if step.operation != *name {
+                out.insert(step.operation.as_str());
+            }
+        }
+        if let Some(a) = &op.action {
+            if a.operation != *name {
+                out.insert(a.operation.as_str());
+            }
+        }
+    }
+    // Depth-first search with colours; each back edge is a cycle, reported from its start.
+    fn visit<'a>(
+        n: &'a str,
+        edges: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+        state: &mut BTreeMap<&'a str, u8>,
+        stack: &mut Vec<&'a str>,
+        found: &mut Vec<Vec<&'a str>>,
+    ) {
+        state.insert(n, 1);
+        stack.push(n);
+        for &m in edges.get(n).into_iter().flatten() {
+            match state.get(m).copied().unwrap_or(0) {
+                0 => visit(m, edges, state, stack, found),
+                1 => {
+                    let from = stack.iter().position(|x| *x == m).unwrap_or(0);
+                    let mut cycle = stack[from..].to_vec();
+                    cycle.push(m);
+                    found.push(cycle);
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        state.insert(n, 2);
+    }
+    let mut state = BTreeMap::new();
+    let mut found = Vec::new();
+    for &n in edges.keys() {
+        if state.get(n).copied().unwrap_or(0) == 0 {
+            visit(n, &edges, &mut state, &mut Vec::new(), &mut found);
+        }
+    }
+    for cycle in found {
+        c.push(
+            e,
+            &["operations", cycle[0]],
+            format!(
+                "operation steps form a cycle: {} — a step must not lead back to an operation already running",
+                cycle.join(" → ")
+            ),
+        );
     }
 }
 
@@ -484,6 +566,44 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         &op.paging.style,
         PAGING_STYLES,
     );
+    let own = at.last().copied().unwrap_or("");
+    for (list, steps) in [
+        ("before", &op.before),
+        ("after", &op.after),
+        ("cleanup", &op.cleanup),
+    ] {
+        for step in steps {
+            let target = step.operation.as_str();
+            let why = if target == own {
+                Some("its own operation")
+            } else if target == "create" || target == "delete" {
+                Some("an operation that creates or deletes servers")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                c.push(
+                    e,
+                    &path(list),
+                    format!(
+                        "step '{target}' of operation '{own}' names {why} — a step may only run a read or a power action"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(a) = &op.action {
+        if a.operation == own || a.operation == "create" || a.operation == "delete" {
+            c.push(
+                e,
+                &path("action"),
+                format!(
+                    "action '{}' of operation '{own}' names its own operation or one that creates or deletes servers — name a read such as 'get'",
+                    a.operation
+                ),
+            );
+        }
+    }
     for step in &op.cleanup {
         if !step.wait_for.is_empty() || !step.unless.is_empty() {
             c.push(
@@ -724,6 +844,22 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
     }
 }
 
+/// Render the bootstrap user data for one node, under the shared limits.
+pub fn render_bootstrap(
+    source: &str,
+    name: &str,
+    provider: &str,
+    region: &str,
+    template: &str,
+) -> Result<String, super::jinja::RenderError> {
+    let env = super::jinja::environment();
+    super::jinja::render(
+        &env,
+        source,
+        minijinja::context! { name => name, provider => provider, region => region, template => template },
+    )
+}
+
 fn check_date(c: &mut Checker, e: &Entity, field: &[&str], date: &str) {
     let parts: Vec<&str> = date.split('-').collect();
     let ok = parts.len() == 3
@@ -757,9 +893,11 @@ fn template_ok(c: &mut Checker, e: &Entity, field: &[&str], source: &str) {
     }
 }
 
-/// Compile a minijinja template the way the driver does; the error text on failure.
+/// Compile a minijinja template the way the driver does, and try it with no values so that a
+/// loop that cannot finish or an output past the size cap is caught before any request; the
+/// error text on failure.
 pub fn compile(source: &str) -> Result<(), String> {
-    let mut env = minijinja::Environment::new();
+    let mut env = super::jinja::environment();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
     env.template_from_str(source).map(|_| ()).map_err(|e| {
         let detail = e
@@ -770,7 +908,41 @@ pub fn compile(source: &str) -> Result<(), String> {
             Some(l) if source.contains('\n') => format!("{detail} (template line {l})"),
             _ => detail,
         }
-    })
+    })?;
+    match super::jinja::render(&env, source, ()) {
+        Err(e) if e.limit => Err(e.message),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `base_url` keeps to https, or plain http to a loopback host (the rule
+/// `CAPSULE_ENDPOINT_*` follows); the problem otherwise.
+fn base_url_problem(url: &str) -> Option<String> {
+    let lower = url.trim().to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return None;
+    }
+    if let Some(rest) = lower.strip_prefix("http://") {
+        let host = if let Some(v6) = rest.strip_prefix('[') {
+            v6.split(']').next().unwrap_or("")
+        } else {
+            rest.split([':', '/', '?', '#']).next().unwrap_or("")
+        };
+        let loopback = host == "localhost"
+            || host == "::1"
+            || (host.starts_with("127.")
+                && host.split('.').count() == 4
+                && host.split('.').all(|p| p.parse::<u8>().is_ok()));
+        if loopback {
+            return None;
+        }
+        return Some(format!(
+            "base_url '{url}' uses plain http to a non-loopback host — use https, or http only to 127.0.0.1, ::1 or localhost"
+        ));
+    }
+    Some(format!(
+        "base_url '{url}' does not start with https:// — use https (or http to a loopback host)"
+    ))
 }
 
 /// A monthly cap is 0 (not declared), 1–745 hours, or infinite (`"none"`: no cap).

@@ -481,17 +481,20 @@ fn node_names(args: &DeployArgs, default_base: &str) -> anyhow::Result<Vec<Strin
         return Ok(vec![base]);
     }
     let width = n.to_string().len().max(2);
-    Ok((1..=n).map(|i| format!("{base}-{i:0width$}")).collect())
+    let names: Vec<String> = (1..=n).map(|i| format!("{base}-{i:0width$}")).collect();
+    for name in &names {
+        check_name(name)?;
+    }
+    Ok(names)
 }
 
-/// Names become hostnames at most providers: letters, digits, `-` and `.`.
+/// Names become hostnames at most providers and land in files scripts source: letters,
+/// digits, `-` and `.` only (`state::names`).
 fn check_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || name.len() > 63 {
-        return Err(bad_input(format!(
-            "node name '{name}' must be 1 to 63 characters"
-        )));
+    match crate::state::names::name_problem(name) {
+        Some(msg) => Err(bad_input(msg)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The region for a template: `--region`, else its cheapest within --continent/--country, else
@@ -598,18 +601,27 @@ fn user_data(ctx: &Ctx, args: &DeployArgs, pl: &Placement) -> anyhow::Result<Opt
         return Ok(None);
     }
     if let Some(path) = &args.user_data {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| bad_input(format!("cannot read --user-data {}: {e}", path.display())))?;
+        let text =
+            crate::input_file::read_text(path, "--user-data", crate::input_file::MAX_USER_DATA)?;
         return Ok(Some(text));
     }
     let tpl = &ctx.catalog.bootstrap.user_data;
     if tpl.is_empty() {
         return Ok(None);
     }
-    let env = minijinja::Environment::new();
-    let out = env
-        .render_str(tpl, minijinja::context! { name => pl.name, provider => pl.provider, region => pl.region, template => pl.template })
-        .map_err(|e| anyhow::anyhow!("the catalog's bootstrap template failed to render: {e}"))?;
+    // A template that fails is a catalog fault (exit 2), like any other catalog error.
+    let out = crate::catalog::validate::render_bootstrap(
+        tpl,
+        &pl.name,
+        &pl.provider,
+        &pl.region,
+        &pl.template,
+    )
+    .map_err(|e| {
+        bad_input(format!(
+            "the catalog's bootstrap template failed to render: {e} — fix [bootstrap] user_data, or pass --user-data FILE or --no-user-data"
+        ))
+    })?;
     Ok(Some(out))
 }
 

@@ -409,22 +409,38 @@ fn import(
         }
         None => Format::Csv,
     };
+    let max = crate::input_file::MAX_CSV;
     let mut input: Box<dyn Read> = if label == "-" {
-        Box::new(std::io::stdin().lock())
+        Box::new(std::io::stdin().lock().take(max))
     } else {
-        Box::new(
-            std::fs::File::open(file)
-                .map_err(|e| bad_input(format!("cannot read {label}: {e} — check the path")))?,
-        )
+        // Regular files only, size-capped: a FIFO or /dev/zero is refused, not read forever.
+        Box::new(std::io::Cursor::new(crate::input_file::read_bytes(
+            file,
+            "import file",
+            max,
+        )?))
     };
-    let providers: Vec<String> = ctx
-        .catalog
-        .providers
-        .iter()
-        .map(|p| p.id().to_string())
-        .collect();
-    let parsed =
-        transfer::parse(&mut input, &label, format, &providers).map_err(|e| row_errors(&e))?;
+    let known = transfer::Known {
+        providers: ctx
+            .catalog
+            .providers
+            .iter()
+            .map(|p| {
+                let slugs = p.regions.iter().map(|r| r.id.clone()).collect();
+                (p.id().to_string(), slugs)
+            })
+            .collect(),
+        templates: ctx
+            .catalog
+            .templates
+            .iter()
+            .map(|t| (t.id.clone(), t.provider.clone()))
+            .collect(),
+        currencies: std::iter::once("USD".to_string())
+            .chain(ctx.catalog.rates.iter().map(|r| r.currency.to_uppercase()))
+            .collect(),
+    };
+    let parsed = transfer::parse(&mut input, &label, format, &known).map_err(|e| row_errors(&e))?;
     let rows: Vec<NodeRecord> = parsed.iter().map(|(_, n)| n.clone()).collect();
     let store = open(ctx)?;
     let report = store.import_nodes(&rows, dry_run)?;

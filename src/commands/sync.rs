@@ -58,13 +58,22 @@ fn adopt_as(provider: &ProviderEntry, ctx: &Ctx, o: &LiveNode) -> NewNode {
         .catalog
         .templates_of(provider.id())
         .find(|t| t.plan.eq_ignore_ascii_case(&o.plan));
+    // Names and ids from a listing are the provider's (or whoever named the server): a record
+    // keeps to the same alphabet as a deploy, so an odd one is adopted under a safe form.
+    use crate::state::names;
     let deploy_id = o
         .deploy_id()
-        .map_or_else(|| format!("adopted-{}", o.id), str::to_string);
-    let name = if o.name.trim().is_empty() {
-        format!("{}-{}", provider.id(), o.id)
-    } else {
+        .filter(|d| names::deploy_id_problem("deploy id", d).is_none())
+        .map_or_else(
+            || format!("adopted-{}", names::safe_label(&o.id, 48)),
+            str::to_string,
+        );
+    let name = if names::name_problem(&o.name).is_none() {
         o.name.clone()
+    } else if o.name.trim().is_empty() {
+        names::safe_label(&format!("{}-{}", provider.id(), o.id), names::MAX_NAME)
+    } else {
+        names::safe_label(&o.name, names::MAX_NAME)
     };
     NewNode {
         group_id: deploy_id.clone(),

@@ -5,8 +5,11 @@
 //! - plain: values printed as they are (query and header values, base URLs, text bodies).
 //!
 //! Contexts are plain JSON objects built by the driver; secrets are never put in them.
+//! All three start from the shared catalog environment (`catalog::jinja`): fuel, recursion and
+//! output limits, and the `shell_quote` filter.
 
 use super::form;
+use crate::catalog::jinja;
 use minijinja::{AutoEscape, Environment, Value};
 
 /// The three template environments.
@@ -24,9 +27,9 @@ impl Default for Renderer {
 
 impl Renderer {
     pub fn new() -> Renderer {
-        let mut body = Environment::new();
+        let mut body = jinja::environment();
         body.set_auto_escape_callback(|_| AutoEscape::Json);
-        let mut path = Environment::new();
+        let mut path = jinja::environment();
         path.set_auto_escape_callback(|_| AutoEscape::None);
         path.set_formatter(|out, _state, value| {
             if value.is_undefined() || value.is_none() {
@@ -39,7 +42,7 @@ impl Renderer {
             out.write_str(&form::encode(&s))
                 .map_err(minijinja::Error::from)
         });
-        let mut plain = Environment::new();
+        let mut plain = jinja::environment();
         plain.set_auto_escape_callback(|_| AutoEscape::None);
         plain.set_formatter(|out, state, value| {
             // none prints as nothing, like undefined, so `{{ user_data }}` can be empty.
@@ -80,16 +83,7 @@ fn render(
     if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
         return Ok(src.to_string());
     }
-    env.render_str(src, Value::from_serialize(ctx))
-        .map_err(|e| {
-            let mut msg = e.to_string();
-            if let Some(d) = e.detail() {
-                if !msg.contains(d) {
-                    msg = format!("{msg}: {d}");
-                }
-            }
-            msg
-        })
+    jinja::render(env, src, Value::from_serialize(ctx)).map_err(|e| e.message)
 }
 
 #[cfg(test)]
@@ -151,5 +145,20 @@ mod tests {
         assert_eq!(r.plain("{{ t }}", &ctx).unwrap(), "");
         assert_eq!(r.plain("{{ account.project_id }}", &ctx).unwrap(), "p1");
         assert!(r.body("{{ broken", &ctx).is_err());
+    }
+
+    #[test]
+    fn every_flavour_is_bounded() {
+        let r = Renderer::new();
+        let ctx = json!({});
+        let spin =
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
+        let blow = "{% for a in range(100000) %}{{ 'x' * 100000 }}{% endfor %}";
+        for src in [spin, blow] {
+            for out in [r.body(src, &ctx), r.path(src, &ctx), r.plain(src, &ctx)] {
+                let err = out.unwrap_err();
+                assert!(err.contains("fuel") || err.contains("MB limit"), "{err}");
+            }
+        }
     }
 }

@@ -35,6 +35,7 @@ pub mod cost;
 pub mod lease;
 pub mod lifecycle;
 pub mod model;
+pub mod names;
 pub mod reconcile;
 pub mod schema;
 pub mod seed;

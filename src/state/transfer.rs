@@ -63,12 +63,13 @@ pub const COLUMNS: [&str; 22] = [
     "updated_at",
 ];
 
-/// Columns an import file must have.
-pub const REQUIRED: [&str; 9] = [
+/// Columns an import file must have (`plan` too: a resumed create sends it to the provider).
+pub const REQUIRED: [&str; 10] = [
     "deploy_id",
     "name",
     "provider",
     "template",
+    "plan",
     "region",
     "status",
     "price_hourly",
@@ -81,6 +82,45 @@ pub const REQUIRED: [&str; 9] = [
 pub enum Format {
     Csv,
     Json,
+}
+
+/// The catalog's vocabulary an import is checked against, as plain data (the store knows no
+/// catalog): the same checks a deploy makes on the values it records.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Provider ids, each with its region slugs.
+    pub providers: Vec<(String, Vec<String>)>,
+    /// Template id → provider id.
+    pub templates: HashMap<String, String>,
+    /// Currencies with an exchange rate.
+    pub currencies: Vec<String>,
+}
+
+/// Characters that make a spreadsheet read a cell as a formula (CSV injection).
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether a cell needs the `'` guard: it starts (after any `'` already there) with a formula
+/// character. Counting existing quotes keeps the guard reversible for every value.
+fn needs_guard(cell: &str) -> bool {
+    cell.trim_start_matches('\'')
+        .starts_with(FORMULA_START.as_slice())
+}
+
+/// A cell as CSV export writes it: `'` before a value a spreadsheet would run as a formula.
+pub fn guard_cell(cell: String) -> String {
+    if needs_guard(&cell) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
+/// The inverse of [`guard_cell`], applied by CSV import.
+pub fn unguard_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if needs_guard(cell) => rest,
+        _ => cell,
+    }
 }
 
 fn text(v: &Option<String>) -> &str {
@@ -128,7 +168,7 @@ pub fn export(
             let mut w = csv::Writer::from_writer(out);
             w.write_record(COLUMNS)?;
             store.for_each_node(filter, &mut |n| {
-                w.write_record(cells(&n))?;
+                w.write_record(cells(&n).map(guard_cell))?;
                 count += 1;
                 Ok(())
             })?;
@@ -178,18 +218,36 @@ impl fmt::Display for RowError {
 /// A parsed import: the records, each with the row it came from.
 pub type Parsed = Vec<(u64, NodeRecord)>;
 
-/// Read and check an import file. `providers` are the catalog's provider ids (a provider's case
-/// is normalised to the catalog's). All bad cells are returned, in file order.
+/// Read and check an import file against the catalog's vocabulary (a provider's case is
+/// normalised to the catalog's). All bad cells are returned, in file order.
 pub fn parse(
     input: &mut dyn Read,
     file: &str,
     format: Format,
-    providers: &[String],
+    known: &Known,
 ) -> Result<Parsed, Vec<RowError>> {
+    // A UTF-16 file (as some spreadsheets save "Unicode text") would read as garbled columns.
+    let mut input = std::io::BufReader::new(input);
+    let head = std::io::BufRead::fill_buf(&mut input).map_err(|e| {
+        vec![RowError {
+            file: file.to_string(),
+            row: 1,
+            column: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }]
+    })?;
+    if let Some(enc) = crate::input_file::utf16_bom(head) {
+        return Err(vec![RowError {
+            file: file.to_string(),
+            row: 1,
+            column: String::new(),
+            message: format!("the file is {enc} text — save it as UTF-8 and import again"),
+        }]);
+    }
     // Header-level problems stop here; row-level ones are collected with the cells' below.
     let (rows, mut errors) = match format {
-        Format::Csv => csv_rows(input, file)?,
-        Format::Json => json_rows(input, file)?,
+        Format::Csv => csv_rows(&mut input, file)?,
+        Format::Json => json_rows(&mut input, file)?,
     };
     let mut out = Vec::with_capacity(rows.len());
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -200,7 +258,7 @@ pub fn parse(
             row,
             errors: &mut errors,
         };
-        if let Some(n) = record(&mut cx, &cells, providers, &now) {
+        if let Some(n) = record(&mut cx, &cells, known, &now) {
             if let Some(first) = seen.get(&n.deploy_id) {
                 cx.err(
                     "deploy_id",
@@ -269,7 +327,7 @@ fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Rows, Vec<RowError>> {
             let col = if name.is_empty() {
                 (i + 1).to_string()
             } else {
-                name.clone()
+                super::names::shown(&name)
             };
             errors.push(err(1, &col, format!("unknown column — {hint}")));
         } else if names.contains(&name) {
@@ -327,7 +385,7 @@ fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Rows, Vec<RowError>> {
         for (name, raw) in names.iter().zip(rec.iter()) {
             match std::str::from_utf8(raw) {
                 Ok(s) => {
-                    cells.insert(name.clone(), s.to_string());
+                    cells.insert(name.clone(), unguard_cell(s).to_string());
                 }
                 Err(_) => {
                     errors.push(err(
@@ -401,7 +459,11 @@ fn json_rows(input: &mut dyn Read, file: &str) -> Result<Rows, Vec<RowError>> {
                     || "remove it".to_string(),
                     |s| format!("did you mean '{s}'?"),
                 );
-                errors.extend(one(row, &k, format!("unknown field — {hint}")));
+                errors.extend(one(
+                    row,
+                    &super::names::shown(&k),
+                    format!("unknown field — {hint}"),
+                ));
                 continue;
             }
             let s = match v {
@@ -413,7 +475,10 @@ fn json_rows(input: &mut dyn Read, file: &str) -> Result<Rows, Vec<RowError>> {
                     errors.extend(one(
                         row,
                         &k,
-                        format!("expected a string or a number, found {other}"),
+                        format!(
+                            "expected a string or a number, found {}",
+                            super::names::shown(&other.to_string())
+                        ),
                     ));
                     continue;
                 }
@@ -481,7 +546,10 @@ fn price(cx: &mut Cx, cells: &Cells, column: &str) -> Option<f64> {
         Ok(_) => {
             cx.err(
                 column,
-                format!("'{v}' is not a price — write zero or a positive decimal like 0.0125"),
+                format!(
+                    "'{}' is not a price — write zero or a positive decimal like 0.0125",
+                    super::names::shown(v)
+                ),
             );
             None
         }
@@ -492,7 +560,10 @@ fn price(cx: &mut Cx, cells: &Cells, column: &str) -> Option<f64> {
         Err(_) => {
             cx.err(
                 column,
-                format!("'{v}' is not a number — write the price as a decimal like 0.0125"),
+                format!(
+                    "'{}' is not a number — write the price as a decimal like 0.0125",
+                    super::names::shown(v)
+                ),
             );
             None
         }
@@ -509,33 +580,98 @@ fn when(cx: &mut Cx, cells: &Cells, column: &str) -> Result<Option<String>, ()> 
         None => {
             cx.err(
                 column,
-                format!("'{v}' is not a date and time — write RFC 3339 like 2024-05-01T12:00:00Z"),
+                format!(
+                    "'{}' is not a date and time — write RFC 3339 like 2024-05-01T12:00:00Z",
+                    super::names::shown(v)
+                ),
             );
             Err(())
         }
     }
 }
 
-fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option<NodeRecord> {
+fn record(cx: &mut Cx, cells: &Cells, known: &Known, now: &str) -> Option<NodeRecord> {
+    use super::names;
     let before = cx.errors.len();
-    let deploy_id = required(cx, cells, "deploy_id");
-    let name = required(cx, cells, "name");
+    let deploy_id = required(cx, cells, "deploy_id").filter(|d| {
+        let problem = names::deploy_id_problem("deploy id", d);
+        problem.map(|m| cx.err("deploy_id", m)).is_none()
+    });
+    if let Some(g) = opt(cells, "group_id") {
+        if let Some(m) = names::deploy_id_problem("group id", &g) {
+            cx.err("group_id", m);
+        }
+    }
+    if let Some(id) = opt(cells, "provider_id") {
+        if let Some(m) = names::provider_id_problem(&id) {
+            cx.err("provider_id", m);
+        }
+    }
+    let name = required(cx, cells, "name").filter(|n| {
+        let problem = names::name_problem(n);
+        problem.map(|m| cx.err("name", m)).is_none()
+    });
+    let provider_ids: Vec<&str> = known.providers.iter().map(|(p, _)| p.as_str()).collect();
     let provider = required(cx, cells, "provider").and_then(|p| {
-        let found = providers
+        let found = provider_ids
             .iter()
             .find(|k| k.eq_ignore_ascii_case(p.trim()))
-            .cloned();
+            .map(|k| k.to_string());
         if found.is_none() {
-            let hint = match crate::error::suggest(&p, providers.iter().map(String::as_str)) {
+            let hint = match crate::error::suggest(&p, provider_ids.iter().copied()) {
                 Some(s) => format!("did you mean '{s}'?"),
                 None => "run `capsule openmesh providers` to see them".to_string(),
             };
-            cx.err("provider", format!("unknown provider '{p}' — {hint}"));
+            cx.err(
+                "provider",
+                format!("unknown provider '{}' — {hint}", names::shown(&p)),
+            );
         }
         found
     });
-    let template = required(cx, cells, "template");
-    let region = required(cx, cells, "region");
+    let template = required(cx, cells, "template").filter(|t| {
+        let problem = match (known.templates.get(t.as_str()), &provider) {
+            (None, _) => {
+                let hint =
+                    match crate::error::suggest(t, known.templates.keys().map(String::as_str)) {
+                        Some(s) => format!("did you mean '{s}'?"),
+                        None => "run `capsule openmesh templates` to see them".to_string(),
+                    };
+                Some(format!("unknown template '{}' — {hint}", names::shown(t)))
+            }
+            (Some(owner), Some(p)) if owner != p => Some(format!(
+                "template '{t}' belongs to {owner}, not {p} — fix the provider or the template"
+            )),
+            _ => None,
+        };
+        problem.map(|m| cx.err("template", m)).is_none()
+    });
+    let region = required(cx, cells, "region").filter(|r| {
+        let Some(slugs) = provider
+            .as_ref()
+            .and_then(|p| known.providers.iter().find(|(k, _)| k == p))
+            .map(|(_, s)| s)
+        else {
+            return true;
+        };
+        if slugs.iter().any(|s| s == r) {
+            return true;
+        }
+        let hint = match crate::error::suggest(r, slugs.iter().map(String::as_str)) {
+            Some(s) => format!("did you mean '{s}'?"),
+            None => "run `capsule openmesh regions` to see them".to_string(),
+        };
+        cx.err(
+            "region",
+            format!(
+                "unknown {} region '{}' — {hint}",
+                provider.as_deref().unwrap_or(""),
+                names::shown(r)
+            ),
+        );
+        false
+    });
+    let plan = required(cx, cells, "plan");
     let status = required(cx, cells, "status").and_then(|s| {
         let parsed = NodeStatus::parse(&s);
         if parsed.is_none() {
@@ -544,7 +680,10 @@ fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option
                 Some(m) => format!("did you mean '{m}'?"),
                 None => format!("use one of {}", names.join(", ")),
             };
-            cx.err("status", format!("unknown status '{s}' — {hint}"));
+            cx.err(
+                "status",
+                format!("unknown status '{}' — {hint}", names::shown(&s)),
+            );
         }
         parsed
     });
@@ -554,7 +693,8 @@ fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option
             cx.err(
                 "ipv4",
                 format!(
-                    "'{ip}' is not an IPv4 address — write it like 203.0.113.7, or leave it empty"
+                    "'{}' is not an IPv4 address — write it like 203.0.113.7, or leave it empty",
+                    names::shown(ip)
                 ),
             );
         }
@@ -563,14 +703,26 @@ fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option
     let price_monthly = price(cx, cells, "price_monthly");
     let currency = required(cx, cells, "currency").and_then(|c| {
         let c = c.trim().to_string();
-        if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
-            Some(c)
-        } else {
+        if !(c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())) {
             cx.err(
                 "currency",
-                format!("'{c}' is not a currency code — write an ISO 4217 code like USD or EUR"),
+                format!(
+                    "'{}' is not a currency code — write an ISO 4217 code like USD or EUR",
+                    names::shown(&c)
+                ),
             );
             None
+        } else if !known.currencies.contains(&c) {
+            cx.err(
+                "currency",
+                format!(
+                    "the catalog has no exchange rate for '{c}' — use one of {}",
+                    known.currencies.join(", ")
+                ),
+            );
+            None
+        } else {
+            Some(c)
         }
     });
     let mut times: [Option<String>; 6] = Default::default();
@@ -588,8 +740,9 @@ fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option
         return None;
     }
     let [recorded_at, created_at, started_at, stopped_at, mut deleted_at, updated_at] = times;
-    let (deploy_id, name, provider, template, region, status) =
-        (deploy_id?, name?, provider?, template?, region?, status?);
+    let (deploy_id, name, provider, template, region, status, plan) = (
+        deploy_id?, name?, provider?, template?, region?, status?, plan?,
+    );
     let recorded_at = recorded_at
         .or_else(|| created_at.clone())
         .unwrap_or_else(|| now.to_string());
@@ -618,7 +771,7 @@ fn record(cx: &mut Cx, cells: &Cells, providers: &[String], now: &str) -> Option
         name,
         provider,
         provider_id: opt(cells, "provider_id"),
-        plan: opt(cells, "plan").unwrap_or_else(|| template.clone()),
+        plan,
         template,
         region,
         api_variant: get(cells, "api_variant").to_string(),

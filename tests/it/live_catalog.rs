@@ -140,9 +140,9 @@ fn monthly_caps_are_data_and_cost_follows_them() {
     let csv = home.home().join("nodes.csv");
     std::fs::write(
         &csv,
-        "deploy_id,name,provider,template,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at\n\
-         g1,gpu,linode,linode-gpu-rtx6000,us-east,deleted,1.5,1095,USD,2024-01-01T00:00:00Z,2024-01-01T00:00:00Z,,2024-02-01T00:00:00Z\n\
-         n1,nano,linode,linode-nanode-1gb,us-east,deleted,0.0075,5,USD,2024-01-01T00:00:00Z,2024-01-01T00:00:00Z,,2024-02-01T00:00:00Z\n",
+        "deploy_id,name,provider,template,plan,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at\n\
+         g1,gpu,linode,linode-gpu-rtx6000,g1-gpu-rtx6000-1,us-east,deleted,1.5,1095,USD,2024-01-01T00:00:00Z,2024-01-01T00:00:00Z,,2024-02-01T00:00:00Z\n\
+         n1,nano,linode,linode-nanode-1gb,g6-nanode-1,us-east,deleted,0.0075,5,USD,2024-01-01T00:00:00Z,2024-01-01T00:00:00Z,,2024-02-01T00:00:00Z\n",
     )
     .unwrap();
     let imported = home.run_args(&["openmesh", "inventory", "import", csv.to_str().unwrap()]);

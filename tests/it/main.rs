@@ -4,6 +4,7 @@ mod catalog;
 mod credentials;
 mod deploy;
 mod fleet_ops;
+mod hostile_input;
 mod hostile_net;
 mod in_doubt;
 mod live_catalog;

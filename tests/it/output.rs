@@ -101,10 +101,10 @@ fn seeded_home() -> crate::support::Capsule {
     let c = capsule();
     let t = capsule::state::time::format(capsule::state::time::now_unix() - 3 * 3600 - 1800);
     let csv = format!(
-        "deploy_id,name,provider,provider_id,template,region,status,ipv4,price_hourly,price_monthly,currency,created_at\n\
-         a1,web-1,digitalocean,1001,do-small,nyc1,running,203.0.113.7,0.00893,6,USD,{t}\n\
-         a2,web-2,vultr,ab-22,vultr-vc2-1,ewr,stopped,,0.007,5,USD,{t}\n\
-         a3,db-1,scaleway,fr-par-1/9f2c,scw-dev1-m,par1,error,,0.0198,14.45,EUR,{t}\n"
+        "deploy_id,name,provider,provider_id,template,plan,region,status,ipv4,price_hourly,price_monthly,currency,created_at\n\
+         a1,web-1,digitalocean,1001,do-small,s-1vcpu-1gb,nyc1,running,203.0.113.7,0.00893,6,USD,{t}\n\
+         a2,web-2,vultr,ab-22,vultr-vc2-1,vc2-1c-1gb,ewr,stopped,,0.007,5,USD,{t}\n\
+         a3,db-1,scaleway,fr-par-1/9f2c,scw-dev1-m,DEV1-M,par1,error,,0.0198,14.45,EUR,{t}\n"
     );
     let file = c.home().join("in.csv");
     std::fs::write(&file, csv).unwrap();

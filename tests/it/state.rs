@@ -6,15 +6,16 @@ use capsule::state::{SqliteStore, Store};
 use serde_json::Value;
 use std::process::{Command, Stdio};
 
-const HEADER: &str = "deploy_id,name,provider,template,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at";
+const HEADER: &str = "deploy_id,name,provider,template,plan,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at";
 
-/// Names that CSV has to quote: commas, quotes, newlines, non-ASCII.
-const AWKWARD: &str = "deploy_id,name,provider,template,region,status,price_hourly,price_monthly,currency,ipv4,created_at,started_at,stopped_at,deleted_at
-a1,\"web, one\",digitalocean,do-s-1vcpu-1gb,nyc1,running,0.00893,6,USD,203.0.113.7,2024-05-01T00:00:00Z,2024-05-01T00:01:00Z,,
-a2,\"say \"\"hi\"\"\",vultr,vc2-1c-1gb,ewr,stopped,0.007,5,USD,,2024-05-02T10:00:00+02:00,2024-05-02T08:01:00Z,2024-05-03T00:00:00Z,
-a3,\"two
-lines\",linode,g6-nanode-1,us-east,deleted,0.0075,5,USD,,2024-05-03T00:00:00Z,2024-05-03T00:00:00Z,,2024-05-04T00:00:00Z
-a4,ñodo-東京-🚀,scaleway,DEV1-M,par1,running,0.0198,14.45,EUR,,2024-05-04T00:00:00Z,2024-05-04T00:00:00Z,,
+/// Values that CSV has to quote: commas, quotes, newlines, non-ASCII (in `raw_status`, the
+/// free-text column; node names keep to the hostname alphabet).
+const AWKWARD: &str = "deploy_id,name,provider,template,plan,region,status,raw_status,price_hourly,price_monthly,currency,ipv4,created_at,started_at,stopped_at,deleted_at
+a1,web-one,digitalocean,do-small,s-1vcpu-1gb,nyc1,running,\"web, one\",0.00893,6,USD,203.0.113.7,2024-05-01T00:00:00Z,2024-05-01T00:01:00Z,,
+a2,say-hi,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,stopped,\"say \"\"hi\"\"\",0.007,5,USD,,2024-05-02T10:00:00+02:00,2024-05-02T08:01:00Z,2024-05-03T00:00:00Z,
+a3,two-lines,linode,linode-nanode-1gb,g6-nanode-1,us-east,deleted,\"two
+lines\",0.0075,5,USD,,2024-05-03T00:00:00Z,2024-05-03T00:00:00Z,,2024-05-04T00:00:00Z
+a4,nodo-tokyo,scaleway,scw-dev1-m,DEV1-M,par1,running,ñodo-東京-🚀,0.0198,14.45,EUR,,2024-05-04T00:00:00Z,2024-05-04T00:00:00Z,,
 ";
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
@@ -79,7 +80,8 @@ fn json_round_trip_is_byte_identical() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let first = std::fs::read_to_string(&out).unwrap();
     let parsed: Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(parsed[2]["name"], "two\nlines");
+    assert_eq!(parsed[2]["name"], "two-lines");
+    assert_eq!(parsed[2]["raw_status"], "two\nlines");
     let b = capsule();
     let r = b.run_args(&["openmesh", "inventory", "import", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -91,8 +93,8 @@ fn json_round_trip_is_byte_identical() {
 fn import_updates_a_node_by_deploy_id() {
     let files = tempfile::tempdir().unwrap();
     let c = capsule();
-    let one = write(files.path(), "1.csv", &format!("{HEADER}\nx1,web,vultr,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-05-01T00:00:00Z,2024-05-01T00:00:00Z,,\n"));
-    let two = write(files.path(), "2.csv", &format!("{HEADER}\nx1,web-renamed,vultr,vc2-1c-1gb,ewr,stopped,0.007,5,USD,2024-05-01T00:00:00Z,2024-05-01T00:00:00Z,2024-05-02T00:00:00Z,\n"));
+    let one = write(files.path(), "1.csv", &format!("{HEADER}\nx1,web,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-05-01T00:00:00Z,2024-05-01T00:00:00Z,,\n"));
+    let two = write(files.path(), "2.csv", &format!("{HEADER}\nx1,web-renamed,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,stopped,0.007,5,USD,2024-05-01T00:00:00Z,2024-05-01T00:00:00Z,2024-05-02T00:00:00Z,\n"));
     c.run_args(&["openmesh", "inventory", "import", &one]);
     let r = c.run_args(&["openmesh", "inventory", "import", &two, "-o", "json"]);
     assert_eq!(r.json()["updated"], 1, "{}", r.stdout);
@@ -157,12 +159,13 @@ fn rejects(text: &str, expected: &str) {
     );
 }
 
-const GOOD_ROW: &str = "g1,good,vultr,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-05-01T00:00:00Z,,,";
+const GOOD_ROW: &str =
+    "g1,good,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-05-01T00:00:00Z,,,";
 
 #[test]
 fn malformed_csv_missing_column() {
     rejects(
-        "deploy_id,name,provider,template,region,status,price_hourly,currency\ng1,good,vultr,vc2-1c-1gb,ewr,running,0.007,USD\n",
+        "deploy_id,name,provider,template,plan,region,status,price_hourly,currency\ng1,good,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,USD\n",
         "FILE:1:price_monthly: missing column — add it to the header; `capsule openmesh inventory export` writes every column",
     );
 }
@@ -170,7 +173,7 @@ fn malformed_csv_missing_column() {
 #[test]
 fn malformed_csv_bad_number() {
     rejects(
-        &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultr,vc2-1c-1gb,ewr,running,cheap,5,USD,,,,\n"),
+        &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,cheap,5,USD,,,,\n"),
         "FILE:3:price_hourly: 'cheap' is not a number — write the price as a decimal like 0.0125",
     );
 }
@@ -178,7 +181,7 @@ fn malformed_csv_bad_number() {
 #[test]
 fn malformed_csv_bad_date() {
     rejects(
-        &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultr,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-13-01,,,\n"),
+        &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-13-01,,,\n"),
         "FILE:3:created_at: '2024-13-01' is not a date and time — write RFC 3339 like 2024-05-01T12:00:00Z",
     );
 }
@@ -186,7 +189,7 @@ fn malformed_csv_bad_date() {
 #[test]
 fn malformed_csv_unknown_provider() {
     rejects(
-        &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultur,vc2-1c-1gb,ewr,running,0.007,5,USD,,,,\n"),
+        &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultur,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,,,,\n"),
         "FILE:3:provider: unknown provider 'vultur' — did you mean 'vultr'?",
     );
 }
@@ -195,16 +198,17 @@ fn malformed_csv_unknown_provider() {
 fn malformed_csv_reports_every_bad_row_by_its_line() {
     // The quoted newline makes the second record span lines 3–4, so the third starts on line 5.
     rejects(
-        &format!("{HEADER}\n{GOOD_ROW}\nb1,\"two\nlines\",vultr,vc2-1c-1gb,ewr,runing,0.007,5,USD,,,,\nb2,short,vultr\n"),
-        "FILE:3:status: unknown status 'runing' — did you mean 'running'?\n\
-         FILE:5:template: missing value — the row has 3 fields, the header 13",
+        &format!("{HEADER}\n{GOOD_ROW}\nb1,\"two\nlines\",vultr,vultr-vc2-1,vc2-1c-1gb,ewr,runing,0.007,5,USD,,,,\nb2,short,vultr\n"),
+        "FILE:3:name: node name 'two\\nlines' is not a valid hostname — use 1 to 63 letters, digits, '-' or '.', starting and ending with a letter or digit\n\
+         FILE:3:status: unknown status 'runing' — did you mean 'running'?\n\
+         FILE:5:template: missing value — the row has 3 fields, the header 14",
     );
 }
 
 #[test]
 fn malformed_csv_duplicate_live_name() {
     rejects(
-        &format!("{HEADER}\n{GOOD_ROW}\ng2,good,vultr,vc2-1c-1gb,ewr,running,0.007,5,USD,,,,\n"),
+        &format!("{HEADER}\n{GOOD_ROW}\ng2,good,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,,,,\n"),
         "FILE:3:name: a live node is already named 'good' (deploy id g1) — rename one of them",
     );
 }
@@ -220,7 +224,7 @@ fn eight_processes_write_at_once_and_lose_nothing() {
         let mut text = format!("{HEADER}\n");
         for r in 0..ROWS {
             text.push_str(&format!(
-                "p{p}r{r},node-{p}-{r},digitalocean,do-s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z,,,\n"
+                "p{p}r{r},node-{p}-{r},digitalocean,do-small,s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z,,,\n"
             ));
         }
         paths.push(write(files.path(), &format!("{p}.csv"), &text));
@@ -312,8 +316,8 @@ fn cost_uses_the_price_paid_and_the_monthly_cap() {
         "n.csv",
         &format!(
             "{HEADER}\n\
-             c1,capped,vultr,vc2-1c-1gb,ewr,deleted,0.01,5,USD,2024-01-20T00:00:00Z,2024-01-20T00:00:00Z,,2024-03-05T00:00:00Z\n\
-             c2,euro,scaleway,DEV1-M,par1,deleted,0.02,14,EUR,2024-02-10T00:00:00Z,2024-02-10T00:00:00Z,2024-02-11T00:00:00Z,2024-02-12T00:00:00Z\n"
+             c1,capped,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,deleted,0.01,5,USD,2024-01-20T00:00:00Z,2024-01-20T00:00:00Z,,2024-03-05T00:00:00Z\n\
+             c2,euro,scaleway,scw-dev1-m,DEV1-M,par1,deleted,0.02,14,EUR,2024-02-10T00:00:00Z,2024-02-10T00:00:00Z,2024-02-11T00:00:00Z,2024-02-12T00:00:00Z\n"
         ),
     );
     let c = capsule();
@@ -465,15 +469,15 @@ fn inventory_filters_show_and_stats() {
             .map(|n| n["name"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(names(&[]), ["web, one", "say \"hi\"", "ñodo-東京-🚀"]);
+    assert_eq!(names(&[]), ["web-one", "say-hi", "nodo-tokyo"]);
     assert_eq!(names(&["--all"]).len(), 4);
-    assert_eq!(names(&["list", "--provider", "vultr"]), ["say \"hi\""]);
+    assert_eq!(names(&["list", "--provider", "vultr"]), ["say-hi"]);
     assert_eq!(
         names(&["list", "--status", "running", "--region", "par1"]),
-        ["ñodo-東京-🚀"]
+        ["nodo-tokyo"]
     );
-    assert_eq!(names(&["--name", "web*"]), ["web, one"]);
-    assert_eq!(names(&["--status", "deleted"]), ["two\nlines"]);
+    assert_eq!(names(&["--name", "web*"]), ["web-one"]);
+    assert_eq!(names(&["--status", "deleted"]), ["two-lines"]);
     let bad = c.run_args(&["openmesh", "inventory", "--status", "runing"]);
     assert_eq!(bad.code, 2);
     assert_eq!(
@@ -489,7 +493,7 @@ fn inventory_filters_show_and_stats() {
     );
 
     let show = c
-        .run_args(&["openmesh", "inventory", "show", "web, one", "-o", "json"])
+        .run_args(&["openmesh", "inventory", "show", "web-one", "-o", "json"])
         .json();
     assert_eq!(show["deploy_id"], "a1");
     assert_eq!(show["tag"], "capsule-a1");
@@ -497,7 +501,7 @@ fn inventory_filters_show_and_stats() {
     assert_eq!(show["timeline"][1]["state"], "running");
     let table = c.run_args(&["openmesh", "inventory", "show", "a1"]);
     assert!(table.stdout.contains("203.0.113.7"), "{}", table.stdout);
-    let missing = c.run_args(&["openmesh", "inventory", "show", "web, onе"]);
+    let missing = c.run_args(&["openmesh", "inventory", "show", "web-onе"]);
     assert_eq!(missing.code, 2);
     assert!(
         missing.stderr.contains("unknown node"),
@@ -517,8 +521,8 @@ fn inventory_filters_show_and_stats() {
         ),
         (Some("all"), Some(3), Some(2))
     );
-    assert_eq!(all["oldest"], "web, one");
-    assert_eq!(all["newest"], "ñodo-東京-🚀");
+    assert_eq!(all["oldest"], "web-one");
+    assert_eq!(all["newest"], "nodo-tokyo");
     let vultr = stats
         .as_array()
         .unwrap()
@@ -579,14 +583,14 @@ mod sync {
         );
         mock.add_node(NodeSpec::named("not-ours"));
         let files = tempfile::tempdir().unwrap();
-        let header = "deploy_id,name,provider,provider_id,template,region,status,price_hourly,price_monthly,currency,created_at";
+        let header = "deploy_id,name,provider,provider_id,template,plan,region,status,price_hourly,price_monthly,currency,created_at";
         let csv = write(
             files.path(),
             "n.csv",
             &format!(
                 "{header}\n\
-                 k1,kept,digitalocean,{kept},do-s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z\n\
-                 g1,ghost,digitalocean,99999999,do-s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z\n"
+                 k1,kept,digitalocean,{kept},do-small,s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z\n\
+                 g1,ghost,digitalocean,99999999,do-small,s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z\n"
             ),
         );
         let mut c = capsule();
