@@ -1,6 +1,8 @@
 //! The command line, as clap derive structs. No I/O and no logic here: `commands` reads these.
 
+use crate::complete::{node_names, provider_ids, region_ids, template_ids};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -8,7 +10,12 @@ use std::path::PathBuf;
     name = "capsule",
     version,
     about = "See every provider's server templates side by side, deploy the cheapest that fits, and keep a record of every node.",
-    propagate_version = true
+    propagate_version = true,
+    after_help = "Examples:
+  capsule openmesh                                  # getting started
+  capsule openmesh templates --min-cpu 4 --min-memory 8
+  capsule -o json openmesh providers
+  capsule completions bash > ~/.local/share/bash-completion/completions/capsule"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -20,13 +27,62 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
     /// Provider templates, deploys and node records for OpenMesh xNodes.
-    #[command(name = "openmesh", visible_alias = "om")]
+    #[command(
+        name = "openmesh",
+        visible_alias = "om",
+        after_help = "Examples:
+  capsule openmesh                                  # a short getting-started
+  capsule openmesh providers
+  capsule om templates --gpu"
+    )]
     Openmesh(Box<Openmesh>),
-    /// Print a shell completion script.
+    /// Print a shell completion script (it completes template ids, providers, regions and
+    /// node names by asking capsule as you type).
+    #[command(after_help = "Examples:
+  capsule completions bash > ~/.local/share/bash-completion/completions/capsule
+  capsule completions zsh > \"${fpath[1]}/_capsule\"
+  capsule completions fish > ~/.config/fish/completions/capsule.fish")]
     Completions {
+        /// The shell to register with.
         #[arg(value_enum)]
-        shell: clap_complete::Shell,
+        shell: Shell,
     },
+    /// Write man pages (capsule.1, capsule-openmesh.1, one per subcommand) into DIR.
+    #[command(after_help = "Examples:
+  capsule man ./man && man ./man/capsule-openmesh-deploy.1
+  capsule man /usr/local/share/man/man1             # as root")]
+    Man {
+        /// Directory to write the `.1` files into (created if missing).
+        dir: PathBuf,
+    },
+}
+
+/// Shells `capsule completions` can register with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU Bash.
+    Bash,
+    /// Elvish.
+    Elvish,
+    /// fish.
+    Fish,
+    /// PowerShell.
+    Powershell,
+    /// Z shell.
+    Zsh,
+}
+
+impl Shell {
+    /// The name clap_complete knows the shell by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Elvish => "elvish",
+            Shell::Fish => "fish",
+            Shell::Powershell => "powershell",
+            Shell::Zsh => "zsh",
+        }
+    }
 }
 
 /// Options that every command accepts, before or after `openmesh` and the subcommand.
@@ -65,6 +121,20 @@ pub struct Global {
     /// Seconds one API request may take in all.
     #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS", help_heading = GLOBAL, value_parser = crate::context::timeout_secs_value)]
     pub request_timeout: f64,
+    /// Ignore the refreshed prices in $CAPSULE_HOME/catalog/ (use the embedded catalog, and
+    /// --catalog if given).
+    #[arg(long, global = true)]
+    pub embedded_only: bool,
+    /// Prices older than this are announced on stderr when a command prices or selects
+    /// (30d by default; e.g. 7d, 90d).
+    #[arg(
+        long,
+        global = true,
+        env = "CAPSULE_STALE_AFTER",
+        value_name = "AGE",
+        default_value = "30d"
+    )]
+    pub stale_after: String,
 }
 
 /// Help heading of the options every command takes.
@@ -74,16 +144,23 @@ pub const OUTPUT: &str = "Output options";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// Aligned columns for people (fitted to the terminal).
     Table,
+    /// The documented JSON schema.
     Json,
+    /// Comma-separated values with a header row.
     Csv,
+    /// The JSON data as YAML.
     Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
+    /// Only on a terminal, and never when NO_COLOR is set.
     Auto,
+    /// Always, even into a pipe.
     Always,
+    /// Never.
     Never,
 }
 
@@ -96,59 +173,183 @@ pub struct Openmesh {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the providers: templates, regions, price range, GPUs, status, credentials.
+    #[command(after_help = "Examples:
+  capsule openmesh providers
+  capsule openmesh providers -o json --columns id,status,price_hourly_min_usd
+  capsule openmesh providers --wide")]
     Providers,
     /// Configure, show, verify or remove a provider account.
+    #[command(after_help = "Examples:
+  capsule openmesh provider configure digitalocean --api-key-stdin < token.txt
+  capsule openmesh provider show aws
+  capsule openmesh provider verify")]
     #[command(subcommand)]
     Provider(ProviderCommand),
     /// List templates, with filters and sorting.
+    #[command(after_help = "Examples:
+  capsule openmesh templates --gpu
+  capsule openmesh templates --min-cpu 4 --min-memory 8 --max-price 0.2 --sort price-per-cpu
+  capsule openmesh templates --continent europe --arch arm64 -o json
+  capsule openmesh templates -p vultr -q")]
     Templates(TemplateFilter),
     /// Show one template.
+    #[command(after_help = "Examples:
+  capsule openmesh template show hive-large
+  capsule openmesh template show scw-dev1-m -o yaml")]
     #[command(subcommand)]
     Template(TemplateCommand),
     /// List regions.
+    #[command(after_help = "Examples:
+  capsule openmesh regions --provider scaleway
+  capsule openmesh regions --continent europe -o csv")]
     Regions(RegionsArgs),
     /// Compare templates side by side; the cheapest is highlighted.
+    #[command(after_help = "Examples:
+  capsule openmesh compare do-large vultr-hf-4 hive-large
+  capsule openmesh compare do-small linode-2gb -o json
+  capsule openmesh compare do-small vultr-vc2-1 scw-dev1-m --chart")]
     Compare(CompareArgs),
     /// Deploy a node: name a provider and template, or give constraints and let capsule pick.
+    #[command(after_help = "Examples:
+  capsule openmesh deploy --min-cpu 4 --min-memory 8 --budget 0.10
+  capsule openmesh deploy --provider hivelocity --template hive-large --name my-node --region atlanta
+  capsule openmesh deploy --template do-small --count 5 --name-prefix web --wait --yes
+  capsule openmesh deploy --min-cpu 2 --count 6 --spread provider --dry-run")]
     Deploy(Box<DeployArgs>),
     /// List live nodes at the providers (only capsule's, or --all).
+    #[command(after_help = "Examples:
+  capsule openmesh list
+  capsule openmesh list --all -p digitalocean -o json
+  capsule openmesh list -q | xargs -n1 capsule openmesh status")]
     List(ListArgs),
-    /// Show a node's live status.
-    Status(NodeArgs),
+    /// Show a node's live status (with --probe, an xNode's readiness stage).
+    #[command(after_help = "Examples:
+  capsule openmesh status my-node
+  capsule openmesh status digitalocean:123456 -o json
+  capsule openmesh status my-xnode --probe")]
+    Status(StatusArgs),
     /// Power nodes on.
+    #[command(after_help = "Examples:
+  capsule openmesh start my-node --wait
+  capsule openmesh start --group 3f9c2a1b7d0e --wait
+  capsule openmesh start vultr:0c4b1d2e --wait --timeout 5m")]
     Start(BulkArgs),
     /// Power nodes off (most providers still bill them).
+    #[command(after_help = "Examples:
+  capsule openmesh stop my-node --wait
+  capsule openmesh stop --name 'web-*' --yes")]
     Stop(BulkArgs),
     /// Delete nodes (billing stops).
+    #[command(after_help = "Examples:
+  capsule openmesh delete my-node
+  capsule openmesh delete digitalocean:123456 --yes --wait
+  capsule openmesh delete --provider vultr --all --yes
+  capsule openmesh inventory --name 'test-*' -q | xargs capsule openmesh delete --yes")]
     Delete(BulkArgs),
+    /// Reinstall a node in place as an xNode (wipes its disks), where the provider can.
+    #[command(after_help = "Examples:
+  capsule openmesh reinstall my-node --xnode --owner 0x… --dry-run
+  capsule openmesh reinstall vultr:abc123 --xnode --owner eth:… --wait-ready --yes")]
+    Reinstall(Box<ReinstallArgs>),
     /// The local record of nodes.
+    #[command(after_help = "Examples:
+  capsule openmesh inventory
+  capsule openmesh inventory --status running -p vultr -o json
+  capsule openmesh inventory stats
+  capsule openmesh inventory export nodes.csv")]
     Inventory(InventoryArgs),
     /// Deployment and lifecycle history.
+    #[command(after_help = "Examples:
+  capsule openmesh history --since 7d
+  capsule openmesh history --node my-node -o json
+  capsule openmesh history clean --older-than 90d --dry-run")]
     History(HistoryArgs),
     /// Cost report from the prices paid.
+    #[command(after_help = "Examples:
+  capsule openmesh cost
+  capsule openmesh cost --by template --since 2024-05-01
+  capsule openmesh cost --by day --since 30d
+  capsule openmesh cost --by month -o csv")]
     Cost(CostArgs),
     /// Compare the local record with the providers: orphans, ghosts, drift.
+    #[command(after_help = "Examples:
+  capsule openmesh sync
+  capsule openmesh sync --adopt --forget
+  capsule openmesh sync --exit-code -q || echo \"the record and the providers differ\"")]
     Sync(SyncArgs),
     /// Validate, export or refresh catalogs.
+    #[command(after_help = "Examples:
+  capsule openmesh catalog validate ./my-catalog
+  capsule openmesh catalog export ./out
+  capsule openmesh catalog refresh --out ./prices")]
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Write a self-contained HTML report: prices, value, cost over time, fleet, price dates.
+    #[command(after_help = "Examples:
+  capsule openmesh report --html report.html
+  capsule openmesh report --html report.html --min-cpu 2 --min-memory 4 --since 2024-05-01
+  capsule openmesh report --html - --gpu > gpus.html")]
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Write the report to FILE (`-` = stdout): one offline HTML file.
+    #[arg(long, value_name = "FILE")]
+    pub html: String,
+    /// The templates shown, as `templates` takes them (and the cheapest fit among them).
+    #[command(flatten)]
+    pub filter: TemplateFilter,
+    /// Cost window start (YYYY-MM-DD, RFC 3339 or `30d`); default: 30 days ago, at midnight UTC.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Cost window end; default: now.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ProviderCommand {
     /// Store credentials for a provider (flags after NAME set the provider's other fields,
     /// e.g. `--project-id ID`).
+    #[command(after_help = "Examples:
+  capsule openmesh provider configure digitalocean --api-key-stdin < token.txt
+  capsule openmesh provider configure scaleway --api-key KEY --project-id ID --verify
+  capsule openmesh provider configure aws --set region=eu-west-1")]
     Configure(ConfigureArgs),
     /// Show where each credential field comes from (secrets redacted).
-    Show { name: String },
+    #[command(after_help = "Examples:
+  capsule openmesh provider show aws
+  capsule openmesh provider show scaleway -o json")]
+    Show {
+        /// Provider id (see `capsule openmesh providers`).
+        #[arg(add = ArgValueCandidates::new(provider_ids))]
+        name: String,
+    },
     /// Check credentials against each provider's API (default: every configured provider).
-    Verify { names: Vec<String> },
+    #[command(after_help = "Examples:
+  capsule openmesh provider verify
+  capsule openmesh provider verify vultr linode -o json")]
+    Verify {
+        /// Provider ids to check (default: every configured provider).
+        #[arg(add = ArgValueCandidates::new(provider_ids))]
+        names: Vec<String>,
+    },
     /// Remove a provider's stored credentials.
-    Remove { name: String },
+    #[command(after_help = "Examples:
+  capsule openmesh provider remove vultr
+  capsule openmesh provider remove aws && capsule openmesh provider show aws")]
+    Remove {
+        /// Provider id whose stored credentials go.
+        #[arg(add = ArgValueCandidates::new(provider_ids))]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct ConfigureArgs {
+    /// Provider id (see `capsule openmesh providers`).
+    #[arg(add = ArgValueCandidates::new(provider_ids))]
     pub name: String,
     /// The provider's main secret (API token / key).
     #[arg(long, value_name = "KEY", conflicts_with = "api_key_stdin")]
@@ -162,6 +363,7 @@ pub struct ConfigureArgs {
     /// Other fields the provider declares, as `--field-name VALUE` or `--set field=value`.
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
+    /// The provider's own fields as `--field-name VALUE` (see `provider show NAME`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub extra: Vec<String>,
 }
@@ -175,18 +377,21 @@ pub struct TemplateFilter {
     #[arg(long, value_name = "MODEL")]
     pub gpu_model: Option<String>,
     /// Only these providers (repeatable).
-    #[arg(long = "provider", short = 'p', value_name = "ID")]
+    #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub providers: Vec<String>,
     /// Only templates offered in this region.
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(region_ids))]
     pub region: Option<String>,
     /// Only templates offered on this continent.
     #[arg(long)]
     pub continent: Option<String>,
+    /// At least N vCPUs.
     #[arg(long, value_name = "N")]
     pub min_cpu: Option<u32>,
+    /// At least this much memory, in GB.
     #[arg(long, value_name = "GB")]
     pub min_memory: Option<f64>,
+    /// At least this much disk, in GB.
     #[arg(long, value_name = "GB")]
     pub min_storage: Option<f64>,
     /// Highest hourly price in USD.
@@ -204,51 +409,78 @@ pub struct TemplateFilter {
     /// Show at most N templates.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Include the templates of retired providers (left out otherwise).
+    #[arg(long)]
+    pub include_retired: bool,
+    /// Only the curated templates of the embedded catalog (not the plans `catalog refresh
+    /// --all-plans` added).
+    #[arg(long)]
+    pub curated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum SortKey {
+    /// Cheapest first (USD per hour).
     #[default]
     Price,
+    /// Fewest vCPUs first.
     Cpu,
+    /// Least memory first.
     Memory,
+    /// Cheapest vCPU first.
     PricePerCpu,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
     /// Everything about one template.
-    Show { id: String },
+    #[command(after_help = "Examples:
+  capsule openmesh template show hive-large
+  capsule openmesh template show scw-dev1-m -o yaml")]
+    Show {
+        /// Template id (see `capsule openmesh templates`).
+        #[arg(add = ArgValueCandidates::new(template_ids))]
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct RegionsArgs {
-    #[arg(long = "provider", short = 'p', value_name = "ID")]
+    /// Only these providers (repeatable).
+    #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub providers: Vec<String>,
+    /// Only regions on this continent (europe, north-america, …).
     #[arg(long)]
     pub continent: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    #[arg(required = true, num_args = 1..)]
+    /// Template ids to put side by side.
+    #[arg(required = true, num_args = 1.., add = ArgValueCandidates::new(template_ids))]
     pub ids: Vec<String>,
+    /// Allow templates of retired providers.
+    #[arg(long)]
+    pub include_retired: bool,
+    /// Draw bar charts (price per hour, per vCPU) sized to the terminal instead of the table.
+    #[arg(long)]
+    pub chart: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct DeployArgs {
     /// Provider to deploy on (with --template: the manual form).
-    #[arg(long = "provider", short = 'p', value_name = "ID")]
+    #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub providers: Vec<String>,
-    /// Template id (the manual form).
-    #[arg(long, short = 't')]
+    /// Template id (the manual form; constraints like --min-cpu pick one instead).
+    #[arg(long, short = 't', add = ArgValueCandidates::new(template_ids), conflicts_with_all = ["min_cpu", "min_memory", "min_storage", "gpu", "budget", "max_monthly", "exclude_provider", "arch"])]
     pub template: Option<String>,
     /// Region slug; default: the cheapest region within --continent/--country, else the
     /// provider's default.
-    #[arg(long, short = 'r')]
+    #[arg(long, short = 'r', add = ArgValueCandidates::new(region_ids))]
     pub region: Option<String>,
     /// Node name (fleets: NAME-01, NAME-02, …).
-    #[arg(long, short = 'n')]
+    #[arg(long, short = 'n', conflicts_with = "name_prefix")]
     pub name: Option<String>,
     /// Name prefix for fleets.
     #[arg(long, value_name = "PREFIX")]
@@ -260,17 +492,20 @@ pub struct DeployArgs {
     #[arg(long = "ssh-key", value_name = "KEY")]
     pub ssh_keys: Vec<String>,
     /// cloud-init user data file; default: the catalog's xNode bootstrap.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "xnode")]
     pub user_data: Option<PathBuf>,
     /// Send no user data at all.
-    #[arg(long, conflicts_with = "user_data")]
+    #[arg(long, conflicts_with_all = ["user_data", "xnode"])]
     pub no_user_data: bool,
 
     // --- smart selection
+    /// At least N vCPUs.
     #[arg(long, value_name = "N")]
     pub min_cpu: Option<u32>,
+    /// At least this much memory, in GB.
     #[arg(long, value_name = "GB")]
     pub min_memory: Option<f64>,
+    /// At least this much disk, in GB.
     #[arg(long, value_name = "GB")]
     pub min_storage: Option<f64>,
     /// A GPU, optionally a model and count: `--gpu`, `--gpu h100`, `--gpu rtx4090:2`.
@@ -283,13 +518,15 @@ pub struct DeployArgs {
     #[arg(long, value_name = "USD")]
     pub max_monthly: Option<f64>,
     /// Never pick these providers (repeatable).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub exclude_provider: Vec<String>,
+    /// Only regions on this continent (europe, north-america, …).
     #[arg(long)]
     pub continent: Option<String>,
     /// ISO country code (US, DE, …).
     #[arg(long)]
     pub country: Option<String>,
+    /// `x86_64` or `arm64`.
     #[arg(long)]
     pub arch: Option<String>,
     /// Plan with providers that have no credentials too.
@@ -318,23 +555,80 @@ pub struct DeployArgs {
     /// Also wait until port 22 answers.
     #[arg(long)]
     pub wait_ssh: bool,
-    /// Longest wait, e.g. `10m`, `90s`.
-    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
-    pub timeout: std::time::Duration,
+    /// Longest wait, with a unit: `10m`, `90s` (default 10m; 45m with --wait-ready).
+    #[arg(long)]
+    pub timeout: Option<String>,
     /// Complete an interrupted fleet deploy without duplicates.
     #[arg(long, value_name = "DEPLOY_ID")]
     pub resume: Option<String>,
+
+    // --- xNode
+    #[command(flatten)]
+    pub xnode: XnodeArgs,
+}
+
+/// The xNode options of `deploy` and `reinstall`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct XnodeArgs {
+    /// Install XnodeOS (an OpenMesh xNode) with the catalog's pinned installer instead of the
+    /// generic bootstrap.
+    #[arg(long)]
+    pub xnode: bool,
+    /// The wallet that owns the xNode and may log in: 0x… or eth:… with 40 hex digits.
+    #[arg(long, value_name = "ADDR", requires = "xnode")]
+    pub owner: Option<String>,
+    /// Install without an owner: the node's management API is then open to anyone.
+    #[arg(long, requires = "xnode", conflicts_with = "owner")]
+    pub no_owner: bool,
+    /// A hostname whose A record points at the node (for its ACME certificate).
+    #[arg(long, value_name = "HOSTNAME", requires = "xnode")]
+    pub domain: Option<String>,
+    /// ACME contact address.
+    #[arg(long, value_name = "ADDRESS", requires = "xnode")]
+    pub email: Option<String>,
+    /// Installer release tag; default: the catalog's pinned one.
+    #[arg(long, value_name = "TAG", requires = "xnode")]
+    pub xnode_version: Option<String>,
+    /// Wait until each xNode is ready (the readiness ladder), bounded by --timeout.
+    #[arg(long, requires = "xnode")]
+    pub wait_ready: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Probe an xNode's readiness over the network (TLS, login gateway, certificate).
+    #[arg(long)]
+    pub probe: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReinstallArgs {
+    /// `PROVIDER:ID`, `PROVIDER:REGION/ID`, or a node name from the inventory.
+    pub node: String,
+    #[command(flatten)]
+    pub xnode: XnodeArgs,
+    /// Longest wait (power off, readiness), e.g. `45m`.
+    #[arg(long, default_value = "45m")]
+    pub timeout: String,
+    /// Print the requests; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Spread {
+    /// Over the cheapest feasible regions.
     Region,
+    /// Over the cheapest feasible providers.
     Provider,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    #[arg(long = "provider", short = 'p', value_name = "ID")]
+    /// Only these providers (repeatable).
+    #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub providers: Vec<String>,
     /// Every node on the accounts, not only capsule's.
     #[arg(long)]
@@ -344,20 +638,21 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     /// `PROVIDER:ID`, `PROVIDER:REGION/ID`, or a node name from the inventory.
+    #[arg(add = ArgValueCandidates::new(node_names))]
     pub node: String,
     /// Wait until the node reaches the state (start/stop/delete).
     #[arg(long)]
     pub wait: bool,
-    /// Longest wait, e.g. `10m`.
-    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
-    pub timeout: std::time::Duration,
+    /// Longest wait, with a unit: `10m`, `90s`.
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
 }
 
 /// Nodes to start, stop or delete: named, or selected from the inventory.
 #[derive(Debug, Args, Clone, Default)]
 pub struct BulkArgs {
     /// `PROVIDER:ID`, `PROVIDER:REGION/ID`, or node names from the inventory.
-    #[arg(value_name = "NODE")]
+    #[arg(value_name = "NODE", add = ArgValueCandidates::new(node_names))]
     pub nodes: Vec<String>,
     /// Every live node of a fleet (the group id `deploy` printed).
     #[arg(long, value_name = "GROUP_ID")]
@@ -366,7 +661,7 @@ pub struct BulkArgs {
     #[arg(long, value_name = "GLOB")]
     pub name: Option<String>,
     /// Only nodes at this provider (with --all: every live recorded node there).
-    #[arg(long, short = 'p', value_name = "ID")]
+    #[arg(long, short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub provider: Option<String>,
     /// With --provider: every live node capsule recorded at that provider.
     #[arg(long, requires = "provider")]
@@ -392,9 +687,11 @@ pub struct InventoryArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct InventoryFilter {
-    #[arg(long = "provider", short = 'p', value_name = "ID")]
+    /// Only these providers (repeatable).
+    #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub providers: Vec<String>,
-    #[arg(long)]
+    /// Only nodes in this region.
+    #[arg(long, add = ArgValueCandidates::new(region_ids))]
     pub region: Option<String>,
     /// pending, running, stopped, deleting, deleted, error (repeatable).
     #[arg(long = "status")]
@@ -410,15 +707,36 @@ pub struct InventoryFilter {
 #[derive(Debug, Subcommand)]
 pub enum InventoryCommand {
     /// List recorded nodes.
+    #[command(after_help = "Examples:
+  capsule openmesh inventory list --status running
+  capsule openmesh inventory list --all --name 'web-*' -o json")]
     List(InventoryFilter),
     /// One node's record and its history.
-    Show { node: String },
+    #[command(after_help = "Examples:
+  capsule openmesh inventory show my-node
+  capsule openmesh inventory show digitalocean:123456 -o json")]
+    Show {
+        /// A node name, `PROVIDER:ID` or a deploy id.
+        #[arg(add = ArgValueCandidates::new(node_names))]
+        node: String,
+    },
     /// Counts and run rates.
+    #[command(after_help = "Examples:
+  capsule openmesh inventory stats
+  capsule openmesh inventory stats -p vultr -o json")]
     Stats(InventoryFilter),
     /// Work left for after a delete (volumes that keep billing), not done yet.
+    #[command(after_help = "Examples:
+  capsule openmesh inventory cleanups
+  capsule openmesh inventory cleanups -o json")]
     Cleanups,
     /// Write the inventory as CSV or JSON (`-` = stdout).
+    #[command(after_help = "Examples:
+  capsule openmesh inventory export nodes.csv
+  capsule openmesh inventory export -o json > nodes.json
+  capsule openmesh inventory export backup.dat --format json")]
     Export {
+        /// Where to write (`-`: standard output).
         #[arg(default_value = "-")]
         file: String,
         /// Default: from the file's extension (`.json`, `.csv`), else from -o, else CSV.
@@ -426,10 +744,16 @@ pub enum InventoryCommand {
         format: Option<FileFormat>,
     },
     /// Read nodes from a CSV or JSON export; all rows or none.
+    #[command(after_help = "Examples:
+  capsule openmesh inventory import nodes.csv --dry-run
+  capsule openmesh inventory import nodes.json")]
     Import {
+        /// The CSV or JSON file to read.
         file: PathBuf,
+        /// Default: from the file's extension (`.json`), else CSV.
         #[arg(long, value_enum)]
         format: Option<FileFormat>,
+        /// Check the file and report what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -437,7 +761,9 @@ pub enum InventoryCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FileFormat {
+    /// Comma-separated values with a header row.
     Csv,
+    /// A JSON array of node objects.
     Json,
 }
 
@@ -446,22 +772,27 @@ pub struct HistoryArgs {
     #[command(subcommand)]
     pub command: Option<HistoryCommand>,
     /// Only this node (name or PROVIDER:ID).
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(node_names))]
     pub node: Option<String>,
     /// Only events since DATE (YYYY-MM-DD or RFC 3339) or a duration ago (`7d`, `12h`).
     #[arg(long)]
     pub since: Option<String>,
-    #[arg(long, default_value_t = 50)]
+    /// Show at most N events, newest first.
+    #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: usize,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum HistoryCommand {
-    /// Remove old events (never those of live nodes).
+    /// Remove old events (never those of live nodes); asks first unless --yes.
+    #[command(after_help = "Examples:
+  capsule openmesh history clean --older-than 90d --dry-run
+  capsule openmesh history clean --older-than 30d --yes")]
     Clean {
-        /// e.g. `30d`.
+        /// An age with a unit: `30d`, `12h`, `2w`.
         #[arg(long, value_name = "AGE")]
         older_than: String,
+        /// Count what would go; remove nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -469,25 +800,43 @@ pub enum HistoryCommand {
 
 #[derive(Debug, Args)]
 pub struct CostArgs {
+    /// From DATE (YYYY-MM-DD or RFC 3339) or a duration ago (`30d`); default: the first record.
     #[arg(long)]
     pub since: Option<String>,
+    /// Until DATE (YYYY-MM-DD or RFC 3339) or a duration ago; default: now.
     #[arg(long)]
     pub until: Option<String>,
+    /// Rows per group (provider, region, template, node) or per time bucket (day, week, month).
     #[arg(long, value_enum, default_value_t = CostGroup::Provider)]
     pub by: CostGroup,
+    /// With --by day (or no --by): draw daily spend as bars stacked by provider, sized to the
+    /// terminal (default window: the last 30 days).
+    #[arg(long)]
+    pub chart: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CostGroup {
+    /// One row per provider.
     Provider,
+    /// One row per region.
     Region,
+    /// One row per template.
     Template,
+    /// One row per node.
     Node,
+    /// Cost over time: one row per UTC day.
+    Day,
+    /// Cost over time: one row per week (Monday to Monday, UTC).
+    Week,
+    /// Cost over time: one row per calendar month (UTC).
+    Month,
 }
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    #[arg(long = "provider", short = 'p', value_name = "ID")]
+    /// Only these providers (repeatable; a provider without credentials is then a failure).
+    #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub providers: Vec<String>,
     /// Record orphans (capsule-tagged nodes missing from the inventory).
     #[arg(long)]
@@ -495,28 +844,59 @@ pub struct SyncArgs {
     /// Mark ghosts (recorded nodes gone from the provider) deleted.
     #[arg(long)]
     pub forget: bool,
+    /// Exit 2 when drift, orphans or ghosts were found (0: in sync, 1: a provider failed).
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
     /// Check a catalog directory without using it.
-    Validate { dir: PathBuf },
-    /// Write the effective catalog (embedded + --catalog) as TOML files.
-    Export { dir: PathBuf },
-    /// Read live prices from the providers' APIs and write the changes as an overlay directory
-    /// (use it with --catalog, or review and copy it into catalog/).
-    Refresh {
-        /// Where to write `<provider>/prices.toml`.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Only these providers (default: every configured provider with a price list).
-        #[arg(long = "provider", short = 'p', value_name = "ID")]
-        providers: Vec<String>,
+    #[command(after_help = "Examples:
+  capsule openmesh catalog validate ./my-catalog
+  capsule openmesh catalog validate ./my-catalog -o json")]
+    Validate {
+        /// The overlay directory to check.
+        dir: PathBuf,
     },
+    /// Write the effective catalog (embedded + --catalog) as TOML files.
+    #[command(after_help = "Examples:
+  capsule openmesh catalog export ./out
+  capsule openmesh --catalog ./overlay catalog export ./merged")]
+    Export {
+        /// Where to write the TOML files.
+        dir: PathBuf,
+    },
+    /// Read live prices from the providers' APIs into $CAPSULE_HOME/catalog/, which every
+    /// command then uses (all or nothing: a failed refresh changes nothing). With --out, write
+    /// the changes as an overlay directory to review instead.
+    #[command(after_help = "Examples:
+  capsule openmesh catalog refresh
+  capsule openmesh catalog refresh -p scaleway
+  capsule openmesh catalog refresh --out ./prices && capsule openmesh --catalog ./prices templates")]
+    Refresh {
+        /// Write `<provider>/prices.toml` overlay files here instead of the refreshed layer.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Only these providers (default: every configured provider with a price list).
+        #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
+        providers: Vec<String>,
+        /// Also add every plan the providers sell as a template (id `PROVIDER-PLAN`), which
+        /// listing, compare and smart deploy then choose from.
+        #[arg(long)]
+        all_plans: bool,
+    },
+    /// Each provider's prices: their date, age and source, and whether they are refreshed.
+    #[command(after_help = "Examples:
+  capsule openmesh catalog status
+  capsule openmesh catalog status -o json")]
+    Status,
     /// Write a synthetic catalog with N templates (for benchmarks).
     #[command(hide = true)]
     Generate {
+        /// Where to write the synthetic provider.
         dir: PathBuf,
+        /// How many templates.
         #[arg(long, default_value_t = 1000)]
         templates: usize,
     },

@@ -22,11 +22,25 @@ pub struct Ctx {
     pub interactive: bool,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// Prices older than this are announced (once) by [`Ctx::note_stale`].
+    pub stale_after: Duration,
+    stale_noted: std::cell::Cell<bool>,
 }
 
 impl Ctx {
     pub fn new(global: &Global) -> anyhow::Result<Ctx> {
-        let catalog = catalog::load(global.catalog.as_deref())?;
+        let home = home_dir();
+        let stale_after = parse_duration(&global.stale_after).map_err(|_| {
+            crate::error::bad_input(format!(
+                "--stale-after '{}' is not an age — write it like 30d, 12h or 2w",
+                global.stale_after
+            ))
+        })?;
+        let (catalog, notes) =
+            catalog::load_layered(&home, global.catalog.as_deref(), global.embedded_only)?;
+        for n in notes {
+            eprintln!("capsule: {n}");
+        }
         let stdout_tty = std::io::stdout().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let color = match global.color {
@@ -36,7 +50,7 @@ impl Ctx {
         };
         colored::control::set_override(color);
         Ok(Ctx {
-            home: home_dir(),
+            home,
             catalog,
             style: Style {
                 format: global.output,
@@ -56,7 +70,53 @@ impl Ctx {
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
             connect_timeout: secs(global.connect_timeout, 10.0),
             request_timeout: secs(global.request_timeout, 60.0),
+            stale_after,
+            stale_noted: std::cell::Cell::new(false),
         })
+    }
+
+    /// Announce, once per command and on stderr only, the providers among `ids` whose prices are
+    /// older than `--stale-after` (retired providers excepted: nothing refreshes them).
+    pub fn note_stale<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        // Scripts reading JSON or CSV get the dates in the data; the notice is for a person:
+        // a table, or machine output watched on a terminal.
+        if self.stale_noted.get()
+            || (self.format() != OutputFormat::Table && !std::io::stderr().is_terminal())
+        {
+            return;
+        }
+        let now = crate::state::time::now_unix();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut old = Vec::new();
+        for id in ids {
+            if !seen.insert(id.to_string()) {
+                continue;
+            }
+            let Some(p) = self.catalog.provider(id) else {
+                continue;
+            };
+            if p.is_retired() {
+                continue;
+            }
+            if let Some(days) = prices_age_days(&self.catalog, p, now) {
+                if days as f64 * 86400.0 > self.stale_after.as_secs_f64() {
+                    old.push(format!(
+                        "{} ({}, {days} days old)",
+                        p.id(),
+                        p.meta.prices_as_of
+                    ));
+                }
+            }
+        }
+        if old.is_empty() {
+            return;
+        }
+        self.stale_noted.set(true);
+        eprintln!(
+            "capsule: prices of {} are older than {} days — run `capsule openmesh catalog refresh` (or set --stale-after)",
+            old.join(", "),
+            (self.stale_after.as_secs_f64() / 86400.0).round()
+        );
     }
 
     pub fn format(&self) -> OutputFormat {
@@ -109,6 +169,16 @@ impl Ctx {
     }
 }
 
+/// Whole days since a provider's prices were dated: the refresh time when they come from the
+/// refreshed layer, else `prices_as_of` (midnight UTC). `None` when no date is known.
+pub fn prices_age_days(catalog: &Catalog, p: &ProviderEntry, now: i64) -> Option<i64> {
+    let when = match catalog.refreshed.get(p.id()) {
+        Some(t) => crate::state::time::unix(t),
+        None => crate::state::time::unix(&format!("{}T00:00:00Z", p.meta.prices_as_of)),
+    }?;
+    Some(((now - when).max(0)) / 86400)
+}
+
 /// The width of the terminal on stdout, if it tells.
 fn terminal_width() -> Option<usize> {
     terminal_size::terminal_size_of(std::io::stdout())
@@ -153,8 +223,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
 /// The longest `--connect-timeout` / `--request-timeout`: one day.
 pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
-/// Parse `90s`, `10m`, `2h`, `30d`, `1w`, `1h30m`, or bare seconds; bad or absurd input is bad
-/// input (exit 2).
+/// Parse `90s`, `10m`, `2h`, `30d`, `1w`, `1h30m`; a bare number is an error (`30` could mean
+/// anything); bad or absurd input is bad input (exit 2).
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     duration_value(text).map_err(crate::error::bad_input)
 }
@@ -166,12 +236,14 @@ pub fn duration_value(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let hint = "write it like 90s, 10m, 2h, 30d or 1w";
     let too_long = || format!("'{text}' is too long a duration — at most 36525d (100 years)");
-    let d = if let Ok(secs) = t.parse::<f64>() {
-        if !(secs.is_finite() && secs >= 0.0) {
-            return Err(format!("'{text}' is not a positive duration — {hint}"));
-        }
-        Duration::try_from_secs_f64(secs).map_err(|_| too_long())?
-    } else {
+    if let Ok(n) = t.parse::<f64>() {
+        return Err(if n.is_finite() {
+            format!("'{text}' has no unit — write {t}d for days, or {t}h, {t}m, {t}s")
+        } else {
+            format!("'{text}' is not a duration — {hint}")
+        });
+    }
+    let d = {
         let months_or_years = t
             .split(|c: char| !c.is_ascii_alphabetic())
             .any(|u| matches!(u, "M" | "month" | "months" | "y" | "year" | "years"));
@@ -209,6 +281,18 @@ pub fn timeout_secs_value(text: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A duration as `45m`, `1h30m`, `90s` (the way `--timeout` takes it).
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, sec) => format!("{m}m{sec}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,11 +307,13 @@ mod tests {
         );
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5y").is_err());
+        let bare = parse_duration("30").unwrap_err().to_string();
+        assert!(bare.contains("30d"), "{bare}");
     }
 
     #[test]
     fn absurd_durations_and_timeouts_are_refused_not_a_panic() {
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("90").is_err(), "a bare number has no unit");
         assert_eq!(parse_duration("1w").unwrap(), Duration::from_secs(604_800));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         for bad in [

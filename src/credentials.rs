@@ -433,10 +433,20 @@ pub fn stored_providers(home: &Path) -> anyhow::Result<Vec<String>> {
 fn read(file: &Path) -> anyhow::Result<Option<toml_edit::DocumentMut>> {
     let meta = match fs::metadata(file) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // No file, or a home that does not exist as a directory: nothing is stored.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None)
+        }
         Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot read credentials file {}", file.display()))
+            return Err(bad_input(format!(
+                "cannot read credentials file {}: {e} — check the permissions of it and of CAPSULE_HOME",
+                file.display()
+            )))
         }
     };
     check_private(file, &meta)?;
@@ -446,8 +456,14 @@ fn read(file: &Path) -> anyhow::Result<Option<toml_edit::DocumentMut>> {
             file.display()
         )));
     }
-    let text = fs::read_to_string(file)
-        .with_context(|| format!("cannot read credentials file {}", file.display()))?;
+    // Unreadable, too large or not UTF-8: an error naming the file, never "not configured".
+    let text =
+        crate::input_file::read_text(file, "credentials file", crate::input_file::MAX_CREDENTIALS)
+            .map_err(|e| {
+                bad_input(format!(
+            "{e} — fix it, or remove it and run `capsule openmesh provider configure` again"
+        ))
+            })?;
     let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
         // Never the parser's message: it quotes the offending line, which may hold a key.
         let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));

@@ -6,14 +6,18 @@
 //! → `error` (exit codes).
 
 pub mod catalog;
+pub mod chart;
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod context;
 pub mod credentials;
 pub mod driver;
 pub mod error;
 pub mod input_file;
+pub mod probe;
 pub mod render;
+pub mod report;
 pub mod secret;
 pub mod select;
 pub mod state;

@@ -18,6 +18,9 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("capsule: internal error ({what}{at}) — please report it; nothing else was changed after this point");
     }));
+    // `COMPLETE=bash capsule -- …`: a shell asking for completions (see `capsule completions`).
+    clap_complete::CompleteEnv::with_factory(<capsule::cli::Cli as clap::CommandFactory>::command)
+        .complete();
     let cli = match capsule::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -297,7 +297,16 @@ impl<'a> RowStream<'a> {
             return Ok(self.rows);
         }
         match self.style.format {
-            OutputFormat::Table => write_table(&mut self.out, self.style, &columns, &self.table)?,
+            OutputFormat::Table => {
+                let hidden = write_table(&mut self.out, self.style, &columns, &self.table)?;
+                self.out.flush()?;
+                // After the table, so that it reads as a footnote.
+                if hidden > 0 {
+                    eprintln!(
+                        "capsule: {hidden} columns hidden to fit the terminal — --wide shows them all"
+                    );
+                }
+            }
             OutputFormat::Yaml => {
                 let text = if self.style.columns.is_some() {
                     let rows: Vec<Value> =
@@ -582,15 +591,15 @@ fn fit_columns(columns: &[Column], widths: &[usize], budget: usize) -> Vec<usize
 /// Laid out as the table always was (a border space, cells padded by one, single spaces
 /// between), measured on the plain text so colours never shift a column. On a terminal the
 /// table fits its width: low-priority columns go first (unless `--wide`), then the widest text
-/// columns are cut with `…`.
+/// columns are cut with `…`. Returns how many columns were left out.
 fn write_table(
     out: &mut dyn Write,
     style: Style,
     columns: &[Column],
     rows: &[Value],
-) -> io::Result<()> {
+) -> io::Result<usize> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let now = crate::state::time::now_unix();
     let headers: Vec<String> = columns.iter().map(|c| c.header.to_uppercase()).collect();
@@ -688,10 +697,7 @@ fn write_table(
         };
         writeln!(out, "{}", line(&texts, &paint))?;
     }
-    if hidden > 0 {
-        eprintln!("capsule: {hidden} columns hidden to fit the terminal — --wide shows them all");
-    }
-    Ok(())
+    Ok(hidden)
 }
 
 #[cfg(test)]

@@ -23,6 +23,29 @@ pub struct Query {
     pub max_hourly_usd: Option<f64>,
     pub max_monthly_usd: Option<f64>,
     pub arch: Option<String>,
+    /// Only templates an xNode can be installed on (`deploy --xnode`).
+    pub xnode: Option<XnodeNeeds>,
+}
+
+/// What a template needs to become an xNode (from the catalog's `[bootstrap.xnode]`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct XnodeNeeds {
+    /// Architectures with an installer.
+    pub arch: Vec<String>,
+    pub min_memory_gb: f64,
+}
+
+impl XnodeNeeds {
+    /// The first need a template fails.
+    pub fn check(&self, t: &Template) -> Option<Reject> {
+        if !self.arch.is_empty() && !self.arch.iter().any(|a| arch_eq(a, &t.arch)) {
+            return Some(Reject::XnodeArch);
+        }
+        if t.memory_gb + 1e-9 < self.min_memory_gb {
+            return Some(Reject::XnodeMemory);
+        }
+        None
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,6 +109,10 @@ pub struct Offer<'a> {
 pub enum Reject {
     Provider,
     Region,
+    /// `--xnode`: no installer for the template's architecture.
+    XnodeArch,
+    /// `--xnode`: less memory than the installer needs.
+    XnodeMemory,
     Arch,
     Cpu,
     Memory,
@@ -100,6 +127,8 @@ impl Reject {
         match self {
             Reject::Provider => "provider",
             Reject::Region => "region / continent / country",
+            Reject::XnodeArch => "--xnode (no XnodeOS installer for the architecture)",
+            Reject::XnodeMemory => "--xnode (less memory than XnodeOS needs)",
             Reject::Arch => "architecture",
             Reject::Cpu => "--min-cpu",
             Reject::Memory => "--min-memory",
@@ -170,6 +199,7 @@ impl Query {
             && self.min_memory.is_none_or(|m| t.memory_gb + 1e-9 >= m)
             && self.min_storage.is_none_or(|s| t.storage_gb + 1e-9 >= s)
             && self.gpu.as_ref().is_none_or(|g| g.matches(t))
+            && self.xnode.as_ref().is_none_or(|x| x.check(t).is_none())
     }
 
     /// The first constraint an offer fails, or `None` when it fits.
@@ -203,6 +233,9 @@ impl Query {
             return Some(Reject::Region);
         }
         let t = o.template;
+        if let Some(r) = self.xnode.as_ref().and_then(|x| x.check(t)) {
+            return Some(r);
+        }
         if self.arch.as_ref().is_some_and(|a| !arch_eq(a, &t.arch)) {
             return Some(Reject::Arch);
         }

@@ -38,22 +38,29 @@ impl Diagnostic {
     ) -> Diagnostic {
         let span = span.unwrap_or(0..0);
         let (line, col) = line_col(&file.text, span.start);
-        let line_text = file.text.lines().nth(line - 1).unwrap_or("").to_string();
+        let line_start = floor_char_boundary(&file.text, span.start.min(file.text.len()));
+        let line_start = file.text[..line_start].rfind('\n').map_or(0, |i| i + 1);
+        let line_text = file.text[line_start..]
+            .split('\n')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('\r');
         let width = {
             let end = span.end.min(file.text.len());
             let piece = file.text.get(span.start..end).unwrap_or("");
-            let first = piece.lines().next().unwrap_or("");
-            first.chars().count().max(1)
+            let first = piece.split('\n').next().unwrap_or("");
+            first.chars().take(SNIPPET_CHARS).count().max(1)
         };
+        let (shown, shown_col) = window(line_text, col);
         Diagnostic {
             path: file.path.clone(),
             line,
             col,
-            message: message.into(),
+            message: cap(message.into(), MESSAGE_CHARS),
             snippet: if file.text.is_empty() {
                 None
             } else {
-                Some((line_text, col, width))
+                Some((shown, shown_col, width))
             },
         }
     }
@@ -88,6 +95,44 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.headline())
     }
+}
+
+/// Characters of a source line a snippet shows (a minified or hostile file can hold a 10 MB line).
+pub const SNIPPET_CHARS: usize = 120;
+/// Characters of a message (it may quote a value from the file).
+pub const MESSAGE_CHARS: usize = 400;
+
+/// At most [`SNIPPET_CHARS`] of `line` around 1-based column `col`, with `…` where it was cut;
+/// the text and the column of the same character within it.
+fn window(line: &str, col: usize) -> (String, usize) {
+    let total = line.chars().count();
+    if total <= SNIPPET_CHARS {
+        return (line.trim_end_matches('\r').to_string(), col);
+    }
+    let start = col.saturating_sub(1).saturating_sub(SNIPPET_CHARS / 3);
+    let start = start.min(total.saturating_sub(SNIPPET_CHARS));
+    let mut out = String::new();
+    let mut shown_col = col - start;
+    if start > 0 {
+        out.push('…');
+        shown_col += 1;
+    }
+    out.extend(line.chars().skip(start).take(SNIPPET_CHARS));
+    if start + SNIPPET_CHARS < total {
+        out.push('…');
+    }
+    (out, shown_col)
+}
+
+/// `text` cut to `max` characters, with a note of how long it was.
+fn cap(text: String, max: usize) -> String {
+    let total = text.chars().count();
+    if total <= max {
+        return text;
+    }
+    let mut out: String = text.chars().take(max).collect();
+    out.push_str(&format!("… ({total} characters)"));
+    out
 }
 
 /// Several diagnostics: the error type of catalog loading.
@@ -228,6 +273,10 @@ fn item_span(item: &toml_edit::Item) -> Option<Range<usize>> {
 
 /// The closest candidate to `word`, for "did you mean" hints.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Nothing long is a typo of an id, and the distance costs length × length.
+    if word.len() > 256 {
+        return None;
+    }
     let w = word.to_lowercase();
     let limit = w.chars().count().max(3) / 3 + 1;
     let mut best: Option<(usize, &str)> = None;
@@ -253,4 +302,33 @@ fn distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_line_is_shown_in_part_around_the_error() {
+        let line = format!("x = \"{}\" # {}", "a".repeat(5_000_000), "b".repeat(100));
+        let at = line.find('#').unwrap();
+        let file = SourceFile {
+            path: "big.toml".into(),
+            text: format!("[t]\n{line}\n"),
+            folder: None,
+            layer: 1,
+        };
+        let d = Diagnostic::at(&file, Some(4 + at..4 + at + 1), "m".repeat(1_000_000));
+        assert_eq!((d.line, d.col), (2, at + 1));
+        let text = d.render();
+        assert!(text.len() < 2_000, "{} bytes", text.len());
+        assert!(text.contains("… (1000000 characters)"), "{text}");
+        // The caret still sits under the `#`.
+        let lines: Vec<&str> = text.lines().collect();
+        let src = lines[2];
+        let carets = lines[3];
+        let src_col = src.chars().position(|c| c == '#').unwrap();
+        let caret_col = carets.chars().position(|c| c == '^').unwrap();
+        assert_eq!(src_col, caret_col, "{src}\n{carets}");
+    }
 }

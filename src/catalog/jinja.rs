@@ -91,8 +91,9 @@ pub fn render<S: serde::Serialize>(
             limit: true,
         }),
         Err(e) => Err(RenderError {
-            limit: matches!(e.kind(), ErrorKind::OutOfFuel | ErrorKind::InvalidOperation)
-                && (e.kind() == ErrorKind::OutOfFuel || e.to_string().contains("recursion")),
+            limit: e.kind() == ErrorKind::OutOfFuel
+                || (e.kind() == ErrorKind::InvalidOperation
+                    && e.to_string().contains("recursion limit")),
             message: describe(&e),
         }),
     }
@@ -182,6 +183,19 @@ mod tests {
             assert_eq!(String::from_utf8_lossy(&out.stdout), *v);
             assert!(!dir.path().join("pwned").exists(), "{v:?} ran a command");
         }
+    }
+
+    /// The embedded bootstrap stays far inside the budget (measured: printed with --nocapture).
+    #[test]
+    fn the_embedded_bootstrap_uses_little_fuel() {
+        let catalog = crate::catalog::embedded().unwrap();
+        let env = environment();
+        let tpl = env.template_from_str(&catalog.bootstrap.user_data).unwrap();
+        let ctx = context! { name => "xnode-01", provider => "p", region => "r", template => "t" };
+        let captured = tpl.render_captured(ctx).unwrap();
+        let (used, _) = captured.state().fuel_levels().unwrap();
+        println!("bootstrap fuel: {used} of {FUEL}");
+        assert!(used < FUEL / 100, "{used}");
     }
 
     #[test]

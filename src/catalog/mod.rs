@@ -8,6 +8,7 @@
 
 pub mod diagnostic;
 pub mod jinja;
+pub mod layer;
 pub mod load;
 pub mod model;
 pub mod schema;
@@ -33,6 +34,77 @@ pub fn load(overlay: Option<&Path>) -> anyhow::Result<Catalog> {
             load::load_files(&files).map_err(catalog_error)
         }
     }
+}
+
+/// The effective catalog for a command: embedded, then the refreshed layer in `home` (unless
+/// `embedded_only`), then `overlay`. The second value holds notices for stderr (a refreshed
+/// layer that cannot be used is ignored, never fatal).
+pub fn load_layered(
+    home: &Path,
+    overlay: Option<&Path>,
+    embedded_only: bool,
+) -> anyhow::Result<(Catalog, Vec<String>)> {
+    let mut notes = Vec::new();
+    let stored = if embedded_only {
+        None
+    } else {
+        match layer::read(home) {
+            Ok(l) => l,
+            Err(e) => {
+                notes.push(format!(
+                    "{e} — the refreshed prices are ignored; run `capsule openmesh catalog refresh`"
+                ));
+                None
+            }
+        }
+    };
+    let Some(stored) = stored else {
+        return Ok((load(overlay)?, notes));
+    };
+    let base = embedded()?;
+    if overlay.is_none() && stored.embedded_digest == layer::digest(DIGESTED) {
+        let mut cat = base;
+        layer::apply(&mut cat, &stored);
+        return Ok((cat, notes));
+    }
+    // Through the TOML merge: the layer as patches over the embedded files, the overlay last.
+    let mut files = embedded_files();
+    files.extend(layer::source_files(&stored, &base, home, 1));
+    let with_layer_only = files.clone();
+    if let Some(dir) = overlay {
+        files.extend(dir_files(dir, 2)?);
+    }
+    match load::load_files(&files) {
+        Ok(mut cat) => {
+            mark_refreshed(&mut cat, &stored);
+            Ok((cat, notes))
+        }
+        Err(d) => {
+            // Is it the layer (stale against this capsule's catalog) or the overlay?
+            if load::load_files(&with_layer_only).is_err() {
+                notes.push(format!(
+                    "the refreshed catalog {} no longer fits this capsule's catalog and is ignored — run `capsule openmesh catalog refresh`",
+                    layer::path(home).display()
+                ));
+                Ok((load(overlay)?, notes))
+            } else {
+                Err(catalog_error(d))
+            }
+        }
+    }
+}
+
+fn mark_refreshed(cat: &mut Catalog, stored: &layer::Layer) {
+    for (id, prov) in &stored.providers {
+        if cat.provider(id).is_some() {
+            cat.refreshed.insert(id.clone(), prov.refreshed_at.clone());
+        }
+    }
+}
+
+/// sha256 of the embedded catalog (what a refreshed layer is validated against).
+pub fn embedded_digest() -> String {
+    layer::digest(DIGESTED)
 }
 
 /// The embedded catalog, from the build's pre-digested JSON.

@@ -14,6 +14,10 @@ pub struct Catalog {
     pub templates: Vec<Template>,
     pub rates: Vec<Rate>,
     pub bootstrap: Bootstrap,
+    /// Provider id → RFC 3339 time of the refresh its prices come from (the refreshed layer);
+    /// absent = the prices are the embedded catalog's (or an overlay's).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub refreshed: std::collections::BTreeMap<String, String>,
 }
 
 /// One provider: its description, regions, credential fields and API.

@@ -79,6 +79,26 @@ pub struct ProviderMeta {
     /// Whether a powered-off node is still billed (most providers: yes).
     #[serde(default = "default_true")]
     pub billed_when_stopped: bool,
+    /// `[provider.xnode]`: how an xNode (`deploy --xnode`) is put on this provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xnode: Option<ProviderXnode>,
+}
+
+/// `[provider.xnode]`: the provider's side of an xNode install.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderXnode {
+    /// The image the installer runs over (Ubuntu 24.04 x86_64); empty = `default_image`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    /// Template feature → image, for providers whose image name depends on the product kind
+    /// (the first feature of the template found here wins over `image`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub image_by_feature: BTreeMap<String, String>,
+    /// The operation that reinstalls a node in place with new user data (`openmesh reinstall`);
+    /// empty = the provider has none (delete and deploy instead).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reinstall: String,
 }
 
 fn default_true() -> bool {
@@ -103,6 +123,7 @@ impl Default for ProviderMeta {
             ssh_key: String::new(),
             default_image: String::new(),
             billed_when_stopped: true,
+            xnode: None,
         }
     }
 }
@@ -187,6 +208,10 @@ pub struct Template {
     pub storage_gb: f64,
     #[serde(default)]
     pub bandwidth_tb: f64,
+    /// Transfer is not metered: `bandwidth_tb` is then only the line rate × 730 h, an upper
+    /// bound, and listings say "unmetered".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bandwidth_unmetered: bool,
     /// Native currency of the provider.
     #[serde(default)]
     pub price_hourly: f64,
@@ -252,6 +277,108 @@ pub struct Rate {
 pub struct Bootstrap {
     #[serde(default)]
     pub user_data: String,
+    /// `[bootstrap.xnode]`: the XnodeOS install (`deploy --xnode`), next to the generic one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xnode: Option<XnodeBootstrap>,
+}
+
+/// `[bootstrap.xnode]`: the user data that installs XnodeOS, the values it takes and the rules
+/// they must match, which templates can run it, and how to tell that a node is ready.
+///
+/// Every user value is checked against its pattern and never escaped: the template is plain
+/// text, and a value that does not match is refused.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XnodeBootstrap {
+    /// Installer release installed when `--xnode-version` is not given (`v1.0.0`).
+    #[serde(default)]
+    pub version: String,
+    /// Installer script URL, a template over `version` (pinned to the same tag).
+    #[serde(default)]
+    pub installer_url: String,
+    /// The user data, a minijinja template rendered as plain text over `owner`, `domain`,
+    /// `email`, `version`, `installer_url` (and `name`, `provider`, `region`, `template`).
+    #[serde(default)]
+    pub user_data: String,
+    /// How the owner is accepted and written.
+    #[serde(default)]
+    pub owner: XnodeOwner,
+    /// Patterns (Rust `regex` syntax, anchored) each value must match, with the rule shown when
+    /// it does not: keys `owner` (after normalisation), `domain`, `email`, `version`.
+    #[serde(default)]
+    pub rules: BTreeMap<String, XnodeRule>,
+    /// Architectures the installer exists for (`x86_64`).
+    #[serde(default)]
+    pub arch: Vec<String>,
+    /// Smallest memory a template may have, in GB.
+    #[serde(default)]
+    pub min_memory_gb: f64,
+    /// Where `min_memory_gb` comes from, shown when a template is refused.
+    #[serde(default)]
+    pub min_memory_source: String,
+    /// What the install does to the disks, said once per deploy.
+    #[serde(default)]
+    pub disk_warning: String,
+    /// The next step printed after a deploy (a template over `ip`, `domain`, `owner`).
+    #[serde(default)]
+    pub next_step: String,
+    /// The readiness ladder.
+    #[serde(default)]
+    pub probe: XnodeProbe,
+}
+
+/// `[bootstrap.xnode.owner]`: an owner address as typed → as the installer wants it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XnodeOwner {
+    /// Prefixes accepted on input and stripped (`0x`, `eth:`), compared case-insensitively.
+    #[serde(default)]
+    pub accept_prefixes: Vec<String>,
+    /// Prefix written before the lower-cased rest (`eth:`).
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// One validation rule.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XnodeRule {
+    #[serde(default)]
+    pub pattern: String,
+    /// The rule in words (`an Ethereum address: 0x or eth: and 40 hex digits`).
+    #[serde(default)]
+    pub rule: String,
+    /// Longest accepted value in bytes (0 = no limit beyond the pattern).
+    #[serde(default)]
+    pub max_len: usize,
+}
+
+/// `[bootstrap.xnode.probe]`: what an xNode shows on the network as it comes up.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct XnodeProbe {
+    /// The port that answers while the pre-install OS runs (SSH); closed once the installer runs.
+    #[serde(default)]
+    pub ssh_port: u16,
+    /// The HTTPS port of the installed node.
+    #[serde(default)]
+    pub https_port: u16,
+    /// SNI and `Host` of the management vhost (self-signed: not verified).
+    #[serde(default)]
+    pub manager_host: String,
+    /// Path asked for.
+    #[serde(default)]
+    pub path: String,
+    /// Redirect location prefix of the login gateway (`/xnode-auth`): a redirect there means
+    /// the manager is protected; a direct 2xx means it is not.
+    #[serde(default)]
+    pub auth_location: String,
+    /// Seconds between probes.
+    #[serde(default)]
+    pub interval_seconds: f64,
+    /// Seconds for one connection, handshake or HTTP exchange.
+    #[serde(default)]
+    pub timeout_seconds: f64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,6 +438,50 @@ pub struct Api {
     /// operation `prices` (paged like `list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<PriceFields>,
+    /// Templates whose plan is not a live product id (not all digits) are resolved at deploy
+    /// time to a product of this listing that is in stock in the region and fits the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_lookup: Option<PlanLookup>,
+}
+
+/// `[api.plan_lookup]`: how to find the live product that fits a template in one region.
+/// Pointers are relative to one item of the listing; numbers are read from the first number in
+/// the text (`"64GB"` → 64, `"16 Cores"` → 16).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLookup {
+    /// The listing operations, read in order and concatenated (paged like `list`).
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// The product id sent as the plan.
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The provider's region id of the item (compared with the region's `api_id`).
+    #[serde(default)]
+    pub region: String,
+    /// Stock word, and the words that mean "can be ordered now".
+    #[serde(default)]
+    pub stock: String,
+    #[serde(default)]
+    pub in_stock: Vec<String>,
+    /// Cores, memory in GB (a unit MB/TB in the text is converted), GPU description.
+    #[serde(default)]
+    pub cpu: String,
+    #[serde(default)]
+    pub memory_gb: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gpu: String,
+    /// Hourly price, plus a per-region extra where the provider adds one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hourly: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hourly_extra: String,
+    /// The default image by product kind: pointer → value → image (`{ "/is_vps" = { "true" =
+    /// "Ubuntu 24.04 (VPS)" } }`); used only when the deploy names no image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub image_by: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// `[api.prices]`: field locations inside one item of the price list.
@@ -325,6 +496,61 @@ pub struct PriceFields {
     pub hourly: Field,
     #[serde(default)]
     pub monthly: Field,
+    /// The listing operations that make up the price list, read in order and concatenated
+    /// (`["prices", "prices_metal"]`); empty = `["prices"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
+    /// Pointer to the list of provider region ids where the plan is sold (`/regions`,
+    /// `/locations`); empty = the price list says nothing about regions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub regions: String,
+    /// Pointer to a boolean: `false` means the plan is sold nowhere right now.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub available: String,
+    /// Per-region prices inside the item (Linode `region_prices`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_prices: Option<RegionPriceFields>,
+    /// The plan's shape, for `catalog refresh --all-plans` (plans the catalog has no template
+    /// for): pointers for `cpu`, `memory_gb`, `storage_gb`, `bandwidth_tb`…
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub specs: BTreeMap<String, Field>,
+    /// …and what each read value is divided by to reach the unit (`memory_gb = 1024` for MB).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spec_divisors: BTreeMap<String, f64>,
+    /// Operation name → the API variant that creates its plans (`prices_metal = "bare-metal"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, String>,
+    /// Read the list once per region (a zone-scoped API): a plan is sold where it is listed.
+    #[serde(default)]
+    pub per_region: bool,
+    /// The list is a map keyed by plan id (`{"servers": {"DEV1-S": {…}}}`): each entry is an
+    /// item, its key readable at `/_key`.
+    #[serde(default)]
+    pub keyed: bool,
+    /// Per-region stock, read with `per_region` (a keyed map like the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityFields>,
+}
+
+/// `availability = { operation = "availability", value = "/availability", sold = [...] }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityFields {
+    pub operation: String,
+    /// Pointer inside one keyed entry, and the values that mean "can be ordered".
+    pub value: String,
+    pub sold: Vec<String>,
+}
+
+/// `region_prices = { list = "/region_prices", region = "/id", hourly = "/hourly" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionPriceFields {
+    /// Pointer to the list of per-region entries.
+    pub list: String,
+    /// Pointers inside one entry: the provider's region id and the hourly price.
+    pub region: String,
+    pub hourly: String,
 }
 
 /// `[api.auth]`.
@@ -604,6 +830,15 @@ pub struct Step {
     /// how a delete cleans up the volumes and addresses a provider leaves behind.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub each: String,
+    /// A minijinja expression over the operation's variables: the step runs only when it is
+    /// true (`xnode and not xnode_sg`). Empty = always.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub when: String,
+    /// Variables read from the step's answer for the steps and the operation that follow
+    /// (`{ xnode_sg = "/DescribeSecurityGroupsResponse/securityGroupInfo/item/0/groupId" }`); a
+    /// pointer that finds nothing sets the variable to an empty string.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub save: BTreeMap<String, String>,
 }
 
 /// An async action object to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).

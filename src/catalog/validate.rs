@@ -1,11 +1,11 @@
 //! Semantic checks of a merged catalog: pure functions from a `Catalog` to problems, each naming
 //! the entity and field it is about (the loader turns that into `file:line:col`).
 //!
-//! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `minijinja` only.
+//! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `minijinja`, `regex` only.
 
 use super::diagnostic::{closest, Seg};
 use super::model::{Catalog, ProviderEntry};
-use super::schema::{Api, Field, Operation, Template};
+use super::schema::{Api, Field, Operation, Template, XnodeBootstrap};
 use std::collections::BTreeSet;
 
 /// The entity a problem is about.
@@ -53,6 +53,9 @@ pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 pub const REQUIRED_OPERATIONS: &[&str] =
     &["create", "list", "get", "start", "stop", "delete", "verify"];
 const DEFAULT_RATIO: [f64; 2] = [600.0, 745.0];
+
+/// The plan shape a price list may state (`[api.prices] specs`).
+const PRICE_SPECS: &[&str] = &["cpu", "memory_gb", "storage_gb", "bandwidth_tb"];
 
 struct Checker {
     out: Vec<Problem>,
@@ -150,7 +153,7 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
             c.push(
                 &Entity::Bootstrap,
                 &["user_data"],
-                format!("the bootstrap template does not compile: {msg}"),
+                format!("the bootstrap template {msg}"),
             );
         } else if let Err(e) = render_bootstrap(
             &catalog.bootstrap.user_data,
@@ -166,10 +169,93 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
             );
         }
     }
+    if let Some(x) = &catalog.bootstrap.xnode {
+        check_xnode(&mut c, x);
+    }
     c.out
 }
 
+/// `[bootstrap.xnode]`: every key present, every template compiles, every rule compiles.
+fn check_xnode(c: &mut Checker, x: &XnodeBootstrap) {
+    let e = Entity::Bootstrap;
+    let what = "[bootstrap.xnode]";
+    c.required(&e, what, "version", &x.version);
+    c.required(&e, what, "installer_url", &x.installer_url);
+    c.required(&e, what, "user_data", &x.user_data);
+    c.required(&e, what, "owner.prefix", &x.owner.prefix);
+    c.required(&e, what, "probe.manager_host", &x.probe.manager_host);
+    c.required(&e, what, "probe.auth_location", &x.probe.auth_location);
+    for (key, text) in [
+        ("installer_url", &x.installer_url),
+        ("user_data", &x.user_data),
+        ("next_step", &x.next_step),
+    ] {
+        if let Err(msg) = compile(text) {
+            c.push(
+                &e,
+                &["xnode", key],
+                format!("the xnode {key} template does not compile: {msg}"),
+            );
+        }
+    }
+    for key in ["owner", "domain", "email", "version"] {
+        match x.rules.get(key) {
+            None => c.push(
+                &e,
+                &["xnode", "rules"],
+                format!("[bootstrap.xnode.rules] has no rule for '{key}'"),
+            ),
+            Some(r) => {
+                if let Err(err) = regex::Regex::new(&r.pattern) {
+                    c.push(
+                        &e,
+                        &["xnode", "rules", key, "pattern"],
+                        format!("the {key} pattern does not compile: {err}"),
+                    );
+                }
+                if !(r.pattern.starts_with('^') && r.pattern.ends_with('$')) {
+                    c.push(
+                        &e,
+                        &["xnode", "rules", key, "pattern"],
+                        format!("the {key} pattern must be anchored with ^ and $"),
+                    );
+                }
+            }
+        }
+    }
+    if !(x.min_memory_gb.is_finite() && x.min_memory_gb >= 0.0) {
+        c.push(
+            &e,
+            &["xnode", "min_memory_gb"],
+            "min_memory_gb must be a number of GB".to_string(),
+        );
+    }
+    for a in &x.arch {
+        c.one_of(&e, &["xnode", "arch"], "architecture", a, ARCHES);
+    }
+    if x.probe.https_port == 0 {
+        c.push(
+            &e,
+            &["xnode", "probe", "https_port"],
+            "probe.https_port must be a port number".to_string(),
+        );
+    }
+}
+
 fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
+    if let Some(x) = &p.meta.xnode {
+        let known = |op: &str| {
+            p.api.operations.contains_key(op) || p.api.variants.values().any(|v| v.contains_key(op))
+        };
+        if !x.reinstall.is_empty() && !known(&x.reinstall) {
+            let names: Vec<&str> = p.api.operations.keys().map(String::as_str).collect();
+            c.push(
+                &Entity::Provider(p.meta.id.clone()),
+                &["xnode", "reinstall"],
+                unknown_msg("operation", &x.reinstall, &names),
+            );
+        }
+    }
     let m = &p.meta;
     let e = Entity::Provider(m.id.clone());
     let what = format!("provider '{}'", m.id);
@@ -428,12 +514,25 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         check_operation(c, &e, &["operations", name], op, &names);
     }
     if let Some(prices) = &api.prices {
-        if !api.operations.contains_key("prices") {
+        if prices.operations.is_empty() && !api.operations.contains_key("prices") {
             c.push(
                 &e,
                 &["prices"],
                 "[api.prices] needs an operation named 'prices'".to_string(),
             );
+        }
+        for (i, name) in prices.operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                c.push_path(
+                    &e,
+                    vec![
+                        Seg::Key("prices".into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, &names),
+                );
+            }
         }
         if prices.plan == Field::default() || prices.hourly == Field::default() {
             c.push(
@@ -444,6 +543,58 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         }
     }
     check_step_cycles(c, &e, api);
+    if let Some(prices) = &api.prices {
+        if let Some(av) = &prices.availability {
+            if !api.operations.contains_key(&av.operation) {
+                c.push(
+                    &e,
+                    &["prices", "availability", "operation"],
+                    unknown_msg("operation", &av.operation, &names),
+                );
+            }
+        }
+        for k in prices.specs.keys().chain(prices.spec_divisors.keys()) {
+            c.one_of(&e, &["prices", "specs"], "spec", k, PRICE_SPECS);
+        }
+        for (op, variant) in &prices.variants {
+            if !api.operations.contains_key(op) {
+                c.push(
+                    &e,
+                    &["prices", "variants", op],
+                    unknown_msg("operation", op, &names),
+                );
+            }
+            if !api.variants.contains_key(variant) {
+                c.push(
+                    &e,
+                    &["prices", "variants", op],
+                    format!("[api.prices] variants names '{variant}', which [api.variants] does not define"),
+                );
+            }
+        }
+    }
+    if let Some(lk) = &api.plan_lookup {
+        if lk.operations.is_empty() || lk.id.is_empty() || lk.region.is_empty() {
+            c.push(
+                &e,
+                &["plan_lookup"],
+                "[api.plan_lookup] needs operations, id and region".to_string(),
+            );
+        }
+        for (i, name) in lk.operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                c.push_path(
+                    &e,
+                    vec![
+                        Seg::Key("plan_lookup".into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, &names),
+                );
+            }
+        }
+    }
     for (variant, ops) in &api.variants {
         for (name, op) in ops {
             if !api.operations.contains_key(name) {
@@ -646,6 +797,24 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         for s in &step.unless {
             if !STATES.contains(&s.as_str()) {
                 c.push(e, &path("before"), unknown_msg("state", s, STATES));
+            }
+        }
+        if !step.when.is_empty() {
+            if let Err(msg) = compile_expression(&step.when) {
+                c.push(
+                    e,
+                    &path("before"),
+                    format!("step condition `{}` does not compile: {msg}", step.when),
+                );
+            }
+        }
+        for (var, ptr) in &step.save {
+            if !ptr.starts_with('/') {
+                c.push(
+                    e,
+                    &path("before"),
+                    format!("`save` pointer '{ptr}' for `{var}` must start with '/'"),
+                );
             }
         }
     }
@@ -889,13 +1058,23 @@ fn unknown_msg(what: &str, word: &str, candidates: &[&str]) -> String {
 
 fn template_ok(c: &mut Checker, e: &Entity, field: &[&str], source: &str) {
     if let Err(msg) = compile(source) {
-        c.push(e, field, format!("template does not compile: {msg}"));
+        c.push(e, field, format!("template {msg}"));
     }
 }
 
+/// Whether a minijinja expression compiles (step conditions).
+pub fn compile_expression(source: &str) -> Result<(), String> {
+    let env = minijinja::Environment::new();
+    env.compile_expression(source).map(|_| ()).map_err(|e| {
+        e.detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.kind().to_string())
+    })
+}
+
 /// Compile a minijinja template the way the driver does, and try it with no values so that a
-/// loop that cannot finish or an output past the size cap is caught before any request; the
-/// error text on failure.
+/// loop that cannot finish or an output past the size cap is caught before any request. The
+/// error completes "template …": `does not compile: …` or `fails with no values: …`.
 pub fn compile(source: &str) -> Result<(), String> {
     let mut env = super::jinja::environment();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
@@ -905,12 +1084,14 @@ pub fn compile(source: &str) -> Result<(), String> {
             .map(str::to_string)
             .unwrap_or_else(|| e.kind().to_string());
         match e.line() {
-            Some(l) if source.contains('\n') => format!("{detail} (template line {l})"),
-            _ => detail,
+            Some(l) if source.contains('\n') => {
+                format!("does not compile: {detail} (template line {l})")
+            }
+            _ => format!("does not compile: {detail}"),
         }
     })?;
     match super::jinja::render(&env, source, ()) {
-        Err(e) if e.limit => Err(e.message),
+        Err(e) if e.limit => Err(format!("fails with no values: {}", e.message)),
         _ => Ok(()),
     }
 }

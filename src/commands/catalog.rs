@@ -73,14 +73,29 @@ const PROVIDER_COLUMNS: &[Column] = &[
     col("status", "status", Kind::Status).prio(0),
     col("templates", "templates", Kind::Num).prio(3),
     col("regions", "regions", Kind::Num).prio(3),
-    col("$/h from", "price_hourly_min_usd", Kind::Usd).prio(0),
-    col("$/h to", "price_hourly_max_usd", Kind::Usd).prio(2),
-    col("$/mo from", "price_monthly_min_usd", Kind::Usd).prio(1),
-    col("$/mo to", "price_monthly_max_usd", Kind::Usd).prio(2),
+    col("from/h", "price_hourly_min", Kind::Money("currency")).prio(0),
+    col("to/h", "price_hourly_max", Kind::Money("currency")).prio(2),
+    col("from/mo", "price_monthly_min", Kind::Money("currency")).prio(1),
+    col("to/mo", "price_monthly_max", Kind::Money("currency")).prio(2),
+    col("usd/h from (conv.)", "price_hourly_min_usd", Kind::Usd).prio(5),
     col("gpus", "gpu_models", Kind::List).prio(4),
     col("prices as of", "prices_as_of", Kind::Text).prio(3),
+    col("age days", "prices_age_days", Kind::Num).prio(5),
+    col("usd rate", "_rate", Kind::Text).prio(4),
     col("configured", "configured", Kind::Text).prio(0),
 ];
+
+/// `1 EUR = 1.16 USD (2026-01-02)` for a non-USD currency; `None` for USD.
+fn rate_text(catalog: &Catalog, currency: &str) -> Option<String> {
+    if currency.eq_ignore_ascii_case("USD") {
+        return None;
+    }
+    let r = catalog
+        .rates
+        .iter()
+        .find(|r| r.currency.eq_ignore_ascii_case(currency))?;
+    Some(format!("1 {} = {} USD ({})", r.currency, r.usd, r.as_of))
+}
 
 pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let rows: Vec<Value> = ctx
@@ -88,12 +103,25 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .providers
         .iter()
         .map(|p| provider_row(ctx, p))
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
+    ctx.note_stale(ctx.catalog.providers.iter().map(|p| p.id()));
     render::listing(&mut stdout(), ctx.style, PROVIDER_COLUMNS, &rows)?;
+    if ctx.format() == OutputFormat::Table && !ctx.style.quiet {
+        let rates: BTreeSet<String> = ctx
+            .catalog
+            .providers
+            .iter()
+            .filter_map(|p| rate_text(&ctx.catalog, p.currency()))
+            .collect();
+        for r in rates {
+            eprintln!("note: prices are in each provider's currency; USD figures convert at {r}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
+fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> anyhow::Result<Value> {
+    let configured = crate::credentials::configured(&ctx.home, p)?;
     let cat = &ctx.catalog;
     let rate = cat.usd_rate(p.currency()).unwrap_or(1.0);
     let ts: Vec<&Template> = cat.templates_of(p.id()).collect();
@@ -118,7 +146,7 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
         .filter_map(|t| t.gpu.as_ref().map(|g| g.model.as_str()))
         .collect();
     let status = &p.meta.status;
-    json!({
+    Ok(json!({
         "id": p.id(),
         "name": p.meta.name,
         "kind": p.meta.kind,
@@ -138,9 +166,15 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> Value {
         "price_monthly_max_usd": usd_of(&m_hi),
         "gpu_models": gpus,
         "prices_as_of": p.meta.prices_as_of,
+        "prices_age_days": crate::context::prices_age_days(cat, p, crate::state::time::now_unix()),
+        "prices_source": p.meta.prices_source,
+        "prices_refreshed_at": cat.refreshed.get(p.id()),
         "homepage": p.meta.homepage,
-        "configured": crate::credentials::configured(&ctx.home, p).unwrap_or("no"),
-    })
+        "configured": configured,
+        "usd_rate": rate,
+        "usd_rate_as_of": cat.rates.iter().find(|r| r.currency.eq_ignore_ascii_case(p.currency())).map(|r| r.as_of.clone()),
+        "_rate": rate_text(cat, p.currency()),
+    }))
 }
 
 fn nonempty(s: &str) -> Value {
@@ -161,14 +195,15 @@ fn round(x: f64, digits: i32) -> f64 {
 
 const TEMPLATE_TABLE: &[Column] = &[
     col("id", "id", Kind::Text).ident(),
-    col("provider", "provider", Kind::Text).prio(0),
+    col("provider", "_provider", Kind::Text).prio(0),
     col("plan", "plan", Kind::Text).prio(5),
     col("cpu", "cpu", Kind::Num).prio(0),
     col("mem gb", "memory_gb", Kind::Num).prio(0),
     col("disk gb", "storage_gb", Kind::Num).prio(2),
-    col("bw tb", "bandwidth_tb", Kind::Num).prio(4),
-    col("$/hour", "price_hourly_usd", Kind::Usd).prio(0),
-    col("$/month", "price_monthly_usd", Kind::Usd).prio(1),
+    col("transfer", "_bandwidth", Kind::Text).prio(4),
+    col("price/h", "price_hourly", Kind::Money("currency")).prio(0),
+    col("price/mo", "price_monthly", Kind::Money("currency")).prio(1),
+    col("usd/mo (conv.)", "price_monthly_usd", Kind::Usd).prio(5),
     col("gpu", "gpu", Kind::Text).prio(2),
     col("arch", "arch", Kind::Text).prio(3),
     col("regions", "_region_count", Kind::Num).prio(4),
@@ -183,6 +218,7 @@ const TEMPLATE_CSV: &[Column] = &[
     col("memory_gb", "memory_gb", Kind::Num),
     col("storage_gb", "storage_gb", Kind::Num),
     col("bandwidth_tb", "bandwidth_tb", Kind::Num),
+    col("bandwidth_unmetered", "bandwidth_unmetered", Kind::Text),
     col("price_hourly", "price_hourly", Kind::Num),
     col("price_monthly", "price_monthly", Kind::Num),
     col("currency", "currency", Kind::Text),
@@ -226,6 +262,7 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
         }
     }
     Ok(Query {
+        xnode: None,
         providers: f.providers.clone(),
         region: f.region.clone(),
         continent: f.continent.clone(),
@@ -282,12 +319,35 @@ pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) ->
     best
 }
 
-pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
+/// The templates `templates` lists for a filter (each at its best matching offer, sorted and
+/// limited), and how many templates of retired providers were left out. Shared with `report`.
+pub(crate) fn listed_templates<'a>(
+    ctx: &'a Ctx,
+    f: &TemplateFilter,
+) -> anyhow::Result<(Vec<Offer<'a>>, usize)> {
     let q = filter_query(&ctx.catalog, f)?;
     let mut found = matching_templates(&ctx.catalog, &q, f.sort);
+    // A retired provider's templates cannot be deployed: shown only when asked for, by
+    // --include-retired or by naming the provider.
+    let asked = |id: &str| f.providers.iter().any(|p| p.eq_ignore_ascii_case(id));
+    let before = found.len();
+    found.retain(|o| f.include_retired || !o.provider.is_retired() || asked(o.provider.id()));
+    let left_out = before - found.len();
+    if f.curated {
+        let embedded = catalog::embedded()?;
+        let ids: std::collections::HashSet<&str> =
+            embedded.templates.iter().map(|t| t.id.as_str()).collect();
+        found.retain(|o| ids.contains(o.template.id.as_str()));
+    }
     if let Some(n) = f.limit {
         found.truncate(n);
     }
+    Ok((found, left_out))
+}
+
+pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
+    let (found, left_out) = listed_templates(ctx, f)?;
+    ctx.note_stale(found.iter().map(|o| o.provider.id()));
     let rows: Vec<Value> = found.iter().map(template_row).collect();
     let cols = if ctx.format() == OutputFormat::Csv {
         TEMPLATE_CSV
@@ -297,6 +357,11 @@ pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
     render::listing(&mut stdout(), ctx.style, cols, &rows)?;
     if rows.is_empty() && ctx.format() == OutputFormat::Table {
         eprintln!("capsule: no template matches these filters");
+    }
+    if left_out > 0 && ctx.format() == OutputFormat::Table && !ctx.style.quiet {
+        eprintln!(
+            "note: {left_out} templates of retired providers left out — --include-retired shows them"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -313,6 +378,7 @@ pub fn template_row(o: &Offer<'_>) -> Value {
         "memory_gb": t.memory_gb,
         "storage_gb": t.storage_gb,
         "bandwidth_tb": t.bandwidth_tb,
+        "bandwidth_unmetered": t.bandwidth_unmetered,
         "price_hourly": o.hourly,
         "price_monthly": o.monthly,
         "currency": o.provider.currency(),
@@ -322,11 +388,25 @@ pub fn template_row(o: &Offer<'_>) -> Value {
         "arch": t.arch,
         "regions": t.regions,
         "features": t.features,
+        "provider_retired": o.provider.is_retired(),
         "_region_count": t.regions.len(),
+        "_bandwidth": bandwidth_text(t),
+        "_provider": if o.provider.is_retired() { format!("{} (retired)", t.provider) } else { t.provider.clone() },
     })
 }
 
-fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Template> {
+/// Transfer as a person reads it: `unmetered`, `5 TB` included, or `none` included.
+fn bandwidth_text(t: &Template) -> String {
+    if t.bandwidth_unmetered {
+        "unmetered".into()
+    } else if t.bandwidth_tb > 0.0 {
+        format!("{} TB", render::num(t.bandwidth_tb))
+    } else {
+        "none".into()
+    }
+}
+
+pub(crate) fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Template> {
     catalog.template(id).ok_or_else(|| {
         unknown(
             "template",
@@ -338,7 +418,7 @@ fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Result<&'a Templ
 }
 
 /// The base offer of a template: its price without a regional difference.
-fn base_offer<'a>(catalog: &'a Catalog, t: &'a Template) -> Option<Offer<'a>> {
+pub(crate) fn base_offer<'a>(catalog: &'a Catalog, t: &'a Template) -> Option<Offer<'a>> {
     let mut offers: Vec<Offer<'a>> = select::all_offers(catalog)
         .into_iter()
         .filter(|o| o.template.id == t.id)
@@ -353,6 +433,7 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?;
     let mut row = template_row(&o);
     let p = o.provider;
+    ctx.note_stale([p.id()]);
     let rate = ctx.catalog.usd_rate(p.currency()).unwrap_or(1.0);
     let regional: Vec<Value> = t
         .regions
@@ -366,7 +447,17 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
     row["prices_as_of"] = json!(p.meta.prices_as_of);
     row["provider_status"] = json!(p.meta.status.state);
     row.as_object_mut().map(|m| m.remove("_region_count"));
-    let native = |v: f64| format!("{v} {}", p.currency());
+    let usd_native = p.currency().eq_ignore_ascii_case("USD");
+    row["usd_rate"] = json!(rate);
+    row["usd_rate_as_of"] = json!(ctx
+        .catalog
+        .rates
+        .iter()
+        .find(|r| r.currency.eq_ignore_ascii_case(p.currency()))
+        .map(|r| r.as_of.clone()));
+    if let Some(m) = row.as_object_mut() {
+        m.retain(|k, _| !k.starts_with('_'));
+    }
     let mut pairs = vec![
         ("id".to_string(), t.id.clone()),
         ("name".into(), t.name.clone()),
@@ -379,23 +470,30 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
             format!("{} GB", render::num(t.storage_gb)),
         ),
         (
-            "bandwidth".into(),
-            format!("{} TB", render::num(t.bandwidth_tb)),
+            "transfer".into(),
+            if t.bandwidth_unmetered {
+                "unmetered".to_string()
+            } else {
+                format!("{} TB included", render::num(t.bandwidth_tb))
+            },
         ),
         (
             "price".into(),
-            format!("{}/h, {}/month", usd(o.hourly_usd), usd(o.monthly_usd)),
-        ),
-    ];
-    if !p.currency().eq_ignore_ascii_case("USD") {
-        pairs.push((
-            "native price".into(),
             format!(
                 "{}/h, {}/month",
-                native(t.price_hourly),
-                native(t.price_monthly)
+                render::money(o.hourly, p.currency()),
+                render::money(o.monthly, p.currency())
             ),
+        ),
+    ];
+    if !usd_native {
+        pairs.push((
+            "price in USD (converted)".into(),
+            format!("{}/h, {}/month", usd(o.hourly_usd), usd(o.monthly_usd)),
         ));
+        if let Some(r) = rate_text(&ctx.catalog, p.currency()) {
+            pairs.push(("exchange rate".into(), r));
+        }
     }
     pairs.push((
         "gpu".into(),
@@ -485,11 +583,27 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 // compare
 
-pub fn compare(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
+/// The offers `compare` shows (each template at its base offer, duplicates dropped) and the id
+/// of the cheapest. Shared with `compare --chart`.
+pub(crate) fn compare_offers<'a>(
+    ctx: &'a Ctx,
+    ids: &[String],
+    include_retired: bool,
+) -> anyhow::Result<(Vec<Offer<'a>>, Option<String>)> {
     let mut offers = Vec::new();
     let mut seen = BTreeSet::new();
     for id in ids {
         let t = find_template(&ctx.catalog, id)?;
+        if let Some(p) = ctx.catalog.provider(&t.provider).filter(|p| p.is_retired()) {
+            if !include_retired {
+                return Err(bad_input(format!(
+                    "template '{}' belongs to {}, retired {} — add --include-retired to compare it anyway",
+                    t.id,
+                    p.id(),
+                    p.meta.status.date
+                )));
+            }
+        }
         if !seen.insert(t.id.clone()) {
             continue;
         }
@@ -506,6 +620,12 @@ pub fn compare(ctx: &Ctx, ids: &[String]) -> anyhow::Result<ExitCode> {
                 .then_with(|| a.template.id.cmp(&b.template.id))
         })
         .map(|o| o.template.id.clone());
+    Ok((offers, cheapest))
+}
+
+pub fn compare(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow::Result<ExitCode> {
+    let (offers, cheapest) = compare_offers(ctx, ids, include_retired)?;
+    ctx.note_stale(offers.iter().map(|o| o.provider.id()));
     let rows: Vec<Value> = offers
         .iter()
         .map(|o| {
@@ -543,10 +663,11 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
         ("cpu", "cpu", Kind::Num),
         ("memory gb", "memory_gb", Kind::Num),
         ("storage gb", "storage_gb", Kind::Num),
-        ("bandwidth tb", "bandwidth_tb", Kind::Num),
-        ("$/hour", "price_hourly_usd", Kind::Usd),
-        ("$/month", "price_monthly_usd", Kind::Usd),
-        ("$/cpu/hour", "price_per_cpu_usd", Kind::Usd),
+        ("transfer", "_bandwidth", Kind::Text),
+        ("price/hour", "price_hourly", Kind::Money("currency")),
+        ("price/month", "price_monthly", Kind::Money("currency")),
+        ("usd/hour (conv.)", "price_hourly_usd", Kind::Usd),
+        ("usd/cpu/hour", "price_per_cpu_usd", Kind::Usd),
         ("gpu", "gpu", Kind::Text),
         ("arch", "arch", Kind::Text),
         ("regions", "regions", Kind::List),
@@ -554,7 +675,10 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
     let mut grid: Vec<Vec<String>> = Vec::new();
     let mut header = vec![String::new()];
     for r in rows {
-        let id = r["id"].as_str().unwrap_or("").to_string();
+        let mut id = r["id"].as_str().unwrap_or("").to_string();
+        if r["provider_retired"].as_bool().unwrap_or(false) {
+            id.push_str(" (retired)");
+        }
         let cheap = r["cheapest"].as_bool().unwrap_or(false);
         header.push(if cheap {
             format!("{id} (cheapest)")
@@ -570,6 +694,9 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
             line.push(match (kind, v) {
                 (_, Value::Null) => "-".into(),
                 (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
+                (Kind::Money(cur), Value::Number(n)) => {
+                    render::money(n.as_f64().unwrap_or(0.0), r[cur].as_str().unwrap_or("USD"))
+                }
                 (Kind::Num, Value::Number(n)) => render::num(n.as_f64().unwrap_or(0.0)),
                 (Kind::List, Value::Array(a)) => format!("{} regions", a.len()),
                 (_, v) => render::raw_text(v, ", "),
@@ -642,7 +769,15 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
             writeln!(out, "wrote {} files to {}", files.len(), dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
-        CatalogCommand::Refresh { out, providers } => refresh(ctx, &out, &providers),
+        CatalogCommand::Refresh {
+            out,
+            providers,
+            all_plans,
+        } => match out {
+            Some(dir) => refresh_out(ctx, &dir, &providers),
+            None => refresh_layer(ctx, &providers, all_plans),
+        },
+        CatalogCommand::Status => status(ctx),
         CatalogCommand::Generate { dir, templates } => {
             generate(&ctx.catalog, &dir, templates)?;
             writeln!(
@@ -723,46 +858,98 @@ const REFRESH_COLUMNS: &[Column] = &[
     col("currency", "currency", Kind::Text),
 ];
 
-/// Live prices → `OUT/<provider>/prices.toml` patches for the templates whose price changed,
-/// validated over the effective catalog before anything is written.
-fn refresh(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
-    use std::fmt::Write as _;
+/// What one provider's price list said.
+struct Fetched {
+    provider: String,
+    list: crate::driver::PriceList,
+}
+
+/// The providers to refresh, the ones skipped (with why) and the ones that failed before any
+/// request (with why).
+#[allow(clippy::type_complexity)]
+fn refresh_targets<'a>(
+    ctx: &'a Ctx,
+    only: &[String],
+) -> anyhow::Result<(
+    Vec<&'a ProviderEntry>,
+    Vec<(String, String)>,
+    Vec<(String, String)>,
+)> {
     check_providers(&ctx.catalog, only)?;
-    let targets: Vec<&ProviderEntry> = ctx
-        .catalog
-        .providers
-        .iter()
-        .filter(|p| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(p.id())))
-        .filter(|p| {
-            !only.is_empty()
-                || crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no")
-        })
-        .collect();
-    if targets.is_empty() {
-        return Err(bad_input(
-            "no provider is configured to refresh — run `capsule openmesh provider configure NAME`, or name one with --provider",
-        ));
-    }
+    let mut targets = Vec::new();
+    let mut skipped = Vec::new();
     let mut failed = Vec::new();
-    let mut drivers = Vec::new();
-    for p in &targets {
-        if p.api.prices.is_none() {
+    for p in &ctx.catalog.providers {
+        let named = only.iter().any(|o| o.eq_ignore_ascii_case(p.id()));
+        if !only.is_empty() && !named {
+            continue;
+        }
+        if only.is_empty() && crate::credentials::configured(&ctx.home, p)? == "no" {
+            continue;
+        }
+        if p.is_retired() {
+            let s = &p.meta.status;
+            skipped.push((
+                p.id().to_string(),
+                format!(
+                    "retired {} ({}); its prices stay as they were",
+                    s.date,
+                    s.reason.trim_end_matches('.')
+                ),
+            ));
+            continue;
+        }
+        if p.api.prices.is_none() && p.api.plan_lookup.is_none() {
             failed.push((
                 p.id().to_string(),
                 "its catalog describes no price list API".to_string(),
             ));
             continue;
         }
+        targets.push(p);
+    }
+    if targets.is_empty() && failed.is_empty() && skipped.is_empty() {
+        return Err(bad_input(
+            "no provider is configured to refresh — run `capsule openmesh provider configure NAME`, or name one with --provider",
+        ));
+    }
+    Ok((targets, skipped, failed))
+}
+
+/// Fetch every target's price list at once; failures carry the provider and the reason.
+fn fetch_prices(
+    ctx: &Ctx,
+    targets: &[&ProviderEntry],
+    failed: &mut Vec<(String, String)>,
+) -> anyhow::Result<Vec<Fetched>> {
+    let mut drivers = Vec::new();
+    for p in targets {
+        // A provider without a price list is priced from its plan-lookup inventory.
+        let inventory: Option<Vec<Template>> = p.api.prices.is_none().then(|| {
+            ctx.catalog
+                .templates_of(p.id())
+                .filter(|t| !from_price_list(t))
+                .cloned()
+                .collect()
+        });
         match ctx.driver(p.id()) {
-            Ok(d) => drivers.push(d),
+            Ok(d) => drivers.push((d, inventory)),
             Err(e) => failed.push((p.id().to_string(), e.to_string())),
         }
     }
     let rt = ctx.runtime()?;
-    let fetched = rt.block_on(async {
+    let results = rt.block_on(async {
         let tasks: Vec<_> = drivers
             .into_iter()
-            .map(|d| tokio::spawn(async move { (d.provider_id().to_string(), d.prices().await) }))
+            .map(|(d, inventory)| {
+                tokio::spawn(async move {
+                    let list = match &inventory {
+                        Some(ts) => d.inventory_prices(ts).await,
+                        None => d.prices().await,
+                    };
+                    (d.provider_id().to_string(), list)
+                })
+            })
             .collect();
         let mut v = Vec::new();
         for t in tasks {
@@ -770,50 +957,330 @@ fn refresh(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
         }
         v
     });
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok((provider, Ok(list))) => out.push(Fetched { provider, list }),
+            Ok((id, Err(e))) => failed.push((id, e.to_string())),
+            Err(e) => failed.push(("?".into(), e.to_string())),
+        }
+    }
+    out.sort_by(|a, b| a.provider.cmp(&b.provider));
+    Ok(out)
+}
+
+/// The provider's templates at their live prices (only those the list names), the change
+/// rows, and the templates whose plan the list does not have.
+fn refreshed_templates(
+    ctx: &Ctx,
+    f: &Fetched,
+) -> anyhow::Result<(Vec<Template>, Vec<Value>, Vec<String>)> {
+    let p = ctx.provider(&f.provider)?;
+    let by_plan: std::collections::HashMap<&str, &crate::driver::PlanPrice> =
+        f.list.plans.iter().map(|x| (x.plan.as_str(), x)).collect();
+    let mut ts = Vec::new();
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for t in ctx
+        .catalog
+        .templates_of(&f.provider)
+        .filter(|t| !from_price_list(t))
+    {
+        let Some(live) = by_plan.get(t.plan.as_str()) else {
+            missing.push(format!(
+                "{} ({}) is not in the live price list; its catalog price is kept",
+                t.id, t.plan
+            ));
+            continue;
+        };
+        let hourly = live.hourly.unwrap_or(t.price_hourly);
+        let monthly = live.monthly.unwrap_or_else(|| {
+            if t.price_hourly > 0.0 {
+                t.price_monthly * hourly / t.price_hourly
+            } else {
+                t.price_monthly
+            }
+        });
+        let mut nt = t.clone();
+        // Where the plan is sold now, among the provider's regions capsule knows.
+        if let Some(live_regions) = &live.regions {
+            let sold: BTreeSet<&str> = live_regions
+                .iter()
+                .filter_map(|r| p.region(r).map(|x| x.id.as_str()))
+                .collect();
+            if sold.is_empty() {
+                missing.push(format!(
+                    "{} ({}) is sold in none of capsule's {} regions right now; it is kept as it was",
+                    t.id,
+                    t.plan,
+                    p.id()
+                ));
+                continue;
+            }
+            // Keep the catalog's order for regions it had, then the new ones.
+            let mut regions: Vec<String> = t
+                .regions
+                .iter()
+                .filter(|r| sold.contains(r.as_str()))
+                .cloned()
+                .collect();
+            for r in &p.regions {
+                if sold.contains(r.id.as_str()) && !regions.contains(&r.id) {
+                    regions.push(r.id.clone());
+                }
+            }
+            nt.regions = regions;
+        }
+        if live.region_prices.is_empty() {
+            // A regional price stays relative to the base price it was declared against.
+            if t.price_hourly > 0.0 && (hourly - t.price_hourly).abs() > 1e-12 {
+                let k = hourly / t.price_hourly;
+                for v in nt.region_prices.values_mut() {
+                    *v *= k;
+                }
+            }
+        } else {
+            nt.region_prices = live
+                .region_prices
+                .iter()
+                .filter_map(|(r, h)| p.region(r).map(|x| (x.id.clone(), *h)))
+                .collect();
+        }
+        nt.region_prices.retain(|r, _| nt.regions.contains(r));
+        nt.price_hourly = hourly;
+        nt.price_monthly = monthly;
+        if (hourly - t.price_hourly).abs() >= 1e-9 || (monthly - t.price_monthly).abs() >= 1e-9 {
+            rows.push(json!({
+                "provider": f.provider, "template": t.id, "plan": t.plan,
+                "price_hourly_was": t.price_hourly, "price_hourly": hourly,
+                "price_monthly_was": t.price_monthly, "price_monthly": monthly,
+                "currency": p.currency(),
+            }));
+        }
+        ts.push(nt);
+    }
+    Ok((ts, rows, missing))
+}
+
+/// A template `catalog refresh --all-plans` added (not one of the catalog's own).
+fn from_price_list(t: &Template) -> bool {
+    t.features.iter().any(|f| f == PRICE_LIST_FEATURE)
+}
+
+const PRICE_LIST_FEATURE: &str = "price-list";
+
+/// `--all-plans`: every plan of the list that no template names, as a template with a stable
+/// id (`PROVIDER-PLAN`), when the list gives its shape, a plausible price and a region capsule
+/// knows. Returns the templates and how many plans were left out.
+fn new_plan_templates(ctx: &Ctx, f: &Fetched) -> anyhow::Result<(Vec<Template>, usize)> {
+    let p = ctx.provider(&f.provider)?;
+    let known: BTreeSet<&str> = ctx
+        .catalog
+        .templates_of(&f.provider)
+        .filter(|t| !from_price_list(t))
+        .map(|t| t.plan.as_str())
+        .collect();
+    let [lo, hi] = p.meta.monthly_ratio.unwrap_or([600.0, 745.0]);
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut skipped = 0;
+    for live in &f.list.plans {
+        if known.contains(live.plan.as_str()) || !seen.insert(live.plan.clone()) {
+            continue;
+        }
+        let spec = |k: &str| live.specs.get(k).copied().unwrap_or(0.0);
+        let (cpu, mem) = (spec("cpu"), spec("memory_gb"));
+        let regions: Vec<String> = match &live.regions {
+            Some(rs) => p
+                .regions
+                .iter()
+                .filter(|r| rs.iter().any(|x| p.region(x).is_some_and(|y| y.id == r.id)))
+                .map(|r| r.id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        let Some(hourly) = live.hourly else {
+            skipped += 1;
+            continue;
+        };
+        let monthly = live.monthly.unwrap_or(hourly * 730.0);
+        let ratio = monthly / hourly;
+        if cpu < 1.0 || mem <= 0.0 || regions.is_empty() || ratio < lo || ratio > hi {
+            skipped += 1;
+            continue;
+        }
+        let slug: String = live
+            .plan
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let mut region_prices = std::collections::BTreeMap::new();
+        for (r, h) in &live.region_prices {
+            if let Some(x) = p.region(r) {
+                if regions.contains(&x.id) {
+                    region_prices.insert(x.id.clone(), *h);
+                }
+            }
+        }
+        out.push(Template {
+            id: format!("{}-{slug}", p.id()),
+            provider: p.id().to_string(),
+            plan: live.plan.clone(),
+            name: format!("{} (from the price list)", live.plan),
+            cpu: cpu as u32,
+            memory_gb: mem,
+            storage_gb: spec("storage_gb"),
+            bandwidth_tb: spec("bandwidth_tb"),
+            price_hourly: hourly,
+            price_monthly: monthly,
+            region_prices,
+            arch: "x86_64".into(),
+            regions,
+            features: vec![PRICE_LIST_FEATURE.into()],
+            api_variant: live.variant.clone(),
+            ..Template::default()
+        });
+    }
+    Ok((out, skipped))
+}
+
+fn report_problems(skipped: &[(String, String)], failed: &[(String, String)]) {
+    for (id, msg) in skipped {
+        eprintln!("capsule: {id}: skipped: {msg}");
+    }
+    for (id, msg) in failed {
+        eprintln!("capsule: {id}: not refreshed: {msg}");
+    }
+}
+
+/// `catalog refresh`: live prices into the refreshed layer `$CAPSULE_HOME/catalog/layer.json`,
+/// all or nothing. Providers not refreshed this time keep what the previous layer had.
+fn refresh_layer(ctx: &Ctx, only: &[String], all_plans: bool) -> anyhow::Result<ExitCode> {
+    use crate::catalog::layer::{self, Layer, Provenance};
+    let (targets, skipped, mut failed) = refresh_targets(ctx, only)?;
+    let fetched = fetch_prices(ctx, &targets, &mut failed)?;
+    let path = layer::path(&ctx.home);
+    if fetched.is_empty() && failed.is_empty() {
+        report_problems(&skipped, &failed);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !failed.is_empty() {
+        report_problems(&skipped, &failed);
+        return Err(anyhow::anyhow!(
+            "{} of {} providers could not be refreshed, so nothing was written — {} is unchanged",
+            failed.len(),
+            failed.len() + fetched.len(),
+            path.display()
+        ));
+    }
+    let now = crate::state::time::now();
+    let today = now.get(..10).unwrap_or_default().to_string();
+    let previous = layer::read(&ctx.home).ok().flatten().unwrap_or_default();
+    let refreshed: BTreeSet<&str> = fetched.iter().map(|f| f.provider.as_str()).collect();
+    let mut next = Layer {
+        version: layer::VERSION,
+        embedded_digest: catalog::embedded_digest(),
+        providers: previous
+            .providers
+            .into_iter()
+            .filter(|(id, _)| !refreshed.contains(id.as_str()))
+            .collect(),
+        templates: previous
+            .templates
+            .into_iter()
+            .filter(|t| !refreshed.contains(t.provider.as_str()))
+            .collect(),
+    };
+    let mut rows = Vec::new();
+    for f in &fetched {
+        let (ts, mut changes, missing) = refreshed_templates(ctx, f)?;
+        for m in missing {
+            eprintln!("capsule: {}: {m}", f.provider);
+        }
+        rows.append(&mut changes);
+        next.templates.extend(ts);
+        if all_plans {
+            let (added, skipped_plans) = new_plan_templates(ctx, f)?;
+            if skipped_plans > 0 {
+                eprintln!(
+                    "capsule: {}: {skipped_plans} plans left out (sold in none of capsule's regions, or no shape or price in the list)",
+                    f.provider
+                );
+            }
+            next.templates.extend(added);
+        }
+        next.providers.insert(
+            f.provider.clone(),
+            Provenance {
+                refreshed_at: now.clone(),
+                prices_as_of: today.clone(),
+                source: f.list.source.clone(),
+            },
+        );
+    }
+    layer::sort_templates(&mut next.templates);
+    // Validate the new layer over the embedded catalog before it replaces the old one.
+    let base = catalog::embedded()?;
+    let mut files = catalog::embedded_files();
+    files.extend(layer::source_files(&next, &base, &ctx.home, 1));
+    if let Err(d) = catalog::load::load_files(&files) {
+        return Err(anyhow::anyhow!(
+            "the live prices do not validate, so nothing was written ({} is unchanged):\n{d}",
+            path.display()
+        ));
+    }
+    layer::write(&ctx.home, &next).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write {}: {e} — the previous layer is unchanged",
+            path.display()
+        )
+    })?;
+    render::listing(&mut stdout(), ctx.style, REFRESH_COLUMNS, &rows)?;
+    report_problems(&skipped, &[]);
+    if ctx.format() == OutputFormat::Table {
+        eprintln!(
+            "capsule: refreshed {} ({} price changes) into {} — every command uses it now (--embedded-only ignores it)",
+            fetched.iter().map(|f| f.provider.as_str()).collect::<Vec<_>>().join(", "),
+            rows.len(),
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `catalog refresh --out DIR`: live prices → `DIR/<provider>/prices.toml` patches for the
+/// templates whose price changed, validated over the effective catalog before anything is
+/// written. Providers that fail are reported (exit 1); the others are written.
+fn refresh_out(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
+    use std::fmt::Write as _;
+    let (targets, skipped, mut failed) = refresh_targets(ctx, only)?;
+    let fetched = fetch_prices(ctx, &targets, &mut failed)?;
     let today = crate::state::time::now()
         .get(..10)
         .unwrap_or_default()
         .to_string();
     let mut rows = Vec::new();
     let mut files: Vec<(std::path::PathBuf, String)> = Vec::new();
-    for r in fetched {
-        let (id, prices) = match r {
-            Ok((id, Ok(prices))) => (id, prices),
-            Ok((id, Err(e))) => {
-                failed.push((id, e.to_string()));
-                continue;
-            }
-            Err(e) => {
-                failed.push(("?".into(), e.to_string()));
-                continue;
-            }
-        };
-        let p = ctx.provider(&id)?;
+    for f in &fetched {
+        let (_, mut changes, _) = refreshed_templates(ctx, f)?;
         let mut text = format!(
-            "# Written by `capsule openmesh catalog refresh` on {today}.\n\n[provider]\nprices_as_of = \"{today}\"\nprices_source = \"the provider's price list API (capsule catalog refresh)\"\n"
+            "# Written by `capsule openmesh catalog refresh` on {today}.\n\n[provider]\nprices_as_of = \"{today}\"\nprices_source = {}\n",
+            toml::Value::from(f.list.source.clone())
         );
-        for t in ctx.catalog.templates_of(&id) {
-            let Some(live) = prices.iter().find(|x| x.plan == t.plan) else {
-                continue;
-            };
-            let hourly = live.hourly.unwrap_or(t.price_hourly);
-            let monthly = live.monthly.unwrap_or(t.price_monthly);
-            if (hourly - t.price_hourly).abs() < 1e-9 && (monthly - t.price_monthly).abs() < 1e-9 {
-                continue;
-            }
+        for r in &changes {
             let _ = write!(
                 text,
-                "\n[[templates]]\nid = \"{}\"\nprice_hourly = {hourly}\nprice_monthly = {monthly}  # was {} / {}\n",
-                t.id, t.price_hourly, t.price_monthly
+                "\n[[templates]]\nid = \"{}\"\nprice_hourly = {}\nprice_monthly = {}  # was {} / {}\n",
+                r["template"].as_str().unwrap_or_default(),
+                r["price_hourly"],
+                r["price_monthly"],
+                r["price_hourly_was"],
+                r["price_monthly_was"]
             );
-            rows.push(json!({
-                "provider": id, "template": t.id, "plan": t.plan,
-                "price_hourly_was": t.price_hourly, "price_hourly": hourly,
-                "price_monthly_was": t.price_monthly, "price_monthly": monthly,
-                "currency": p.currency(),
-            }));
         }
-        files.push((out.join(&id).join("prices.toml"), text));
+        rows.append(&mut changes);
+        files.push((out.join(&f.provider).join("prices.toml"), text));
     }
     // Check the overlay over the current catalog before writing it.
     let staging = tempdir_in(out)?;
@@ -848,9 +1315,7 @@ fn refresh(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCode> {
             out.display()
         );
     }
-    for (id, msg) in &failed {
-        eprintln!("capsule: {id}: not refreshed: {msg}");
-    }
+    report_problems(&skipped, &failed);
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -865,4 +1330,44 @@ fn tempdir_in(out: &Path) -> anyhow::Result<std::path::PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// catalog status
+
+const STATUS_COLUMNS: &[Column] = &[
+    col("provider", "provider", Kind::Text),
+    col("status", "status", Kind::Text),
+    col("prices from", "layer", Kind::Text),
+    col("as of", "prices_as_of", Kind::Text),
+    col("age days", "age_days", Kind::Num),
+    col("stale", "stale", Kind::Text),
+    col("source", "source", Kind::Text),
+];
+
+/// `catalog status`: where each provider's prices come from and how old they are.
+fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let now = crate::state::time::now_unix();
+    let limit_days = ctx.stale_after.as_secs_f64() / 86400.0;
+    let rows: Vec<Value> = ctx
+        .catalog
+        .providers
+        .iter()
+        .map(|p| {
+            let age = crate::context::prices_age_days(&ctx.catalog, p, now);
+            let refreshed = ctx.catalog.refreshed.get(p.id());
+            json!({
+                "provider": p.id(),
+                "status": p.meta.status.state,
+                "layer": if refreshed.is_some() { "refreshed" } else { "embedded" },
+                "prices_as_of": p.meta.prices_as_of,
+                "refreshed_at": refreshed,
+                "age_days": age,
+                "stale": !p.is_retired() && age.is_some_and(|d| d as f64 > limit_days),
+                "source": p.meta.prices_source,
+            })
+        })
+        .collect();
+    render::listing(&mut stdout(), ctx.style, STATUS_COLUMNS, &rows)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -38,12 +38,22 @@ pub(crate) fn billing(catalog: &Catalog) -> Billing {
     b
 }
 
+const BUCKET_COLUMNS: &[Column] = &[
+    col("period", "period", Kind::Text).ident(),
+    col("from", "start", Kind::Text).prio(2),
+    col("until", "end", Kind::Text).prio(2),
+    col("nodes", "nodes", Kind::Num).prio(1),
+    col("hours", "hours", Kind::Num).prio(1),
+    col("cost $", "cost_usd", Kind::Usd).prio(0),
+];
+
 fn columns(by: CostGroup) -> Vec<Column> {
     let group = match by {
         CostGroup::Provider => col("provider", "group", Kind::Text),
         CostGroup::Region => col("region", "group", Kind::Text),
         CostGroup::Template => col("template", "group", Kind::Text),
         CostGroup::Node => col("node", "group", Kind::Text),
+        CostGroup::Day | CostGroup::Week | CostGroup::Month => return BUCKET_COLUMNS.to_vec(),
     };
     let second = match by {
         CostGroup::Provider => None,
@@ -65,6 +75,9 @@ fn columns(by: CostGroup) -> Vec<Column> {
 }
 
 pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
+    if args.chart {
+        return super::report::cost_chart(ctx, args);
+    }
     let now = time::now_unix();
     let since = match &args.since {
         Some(s) => time::parse_when(s, "--since", now)?,
@@ -86,8 +99,11 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         CostGroup::Region => GroupBy::Region,
         CostGroup::Template => GroupBy::Template,
         CostGroup::Node => GroupBy::Node,
+        CostGroup::Day => return over_time(ctx, args.by, cost::Period::Day, since, until, now),
+        CostGroup::Week => return over_time(ctx, args.by, cost::Period::Week, since, until, now),
+        CostGroup::Month => return over_time(ctx, args.by, cost::Period::Month, since, until, now),
     };
-    let store = state::open(&ctx.home)?;
+    let store = state::open_read(&ctx.home)?;
     let report = cost::report(
         store.as_ref(),
         &billing(&ctx.catalog),
@@ -129,6 +145,54 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
             "note: cost from {from} to {}; the projection is for {} if every node stays as it is now",
             report.until, report.month
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cost --by day|week|month`: one row per time bucket, in USD, and a total.
+fn over_time(
+    ctx: &Ctx,
+    by: CostGroup,
+    period: cost::Period,
+    since: i64,
+    until: i64,
+    now: i64,
+) -> anyhow::Result<ExitCode> {
+    let store = state::open(&ctx.home)?;
+    let (buckets, missing) = cost::buckets(
+        store.as_ref(),
+        &billing(&ctx.catalog),
+        &NodeFilter::default(),
+        period,
+        since,
+        until,
+        now,
+    )?;
+    let mut rows: Vec<Value> = buckets
+        .iter()
+        .map(|b| serde_json::to_value(b).unwrap_or(Value::Null))
+        .collect();
+    if !buckets.is_empty() {
+        let total: f64 = buckets.iter().map(|b| b.cost_usd).sum();
+        let hours: f64 = buckets.iter().map(|b| b.hours).sum();
+        rows.push(json!({
+            "period": "total",
+            "start": buckets.first().map(|b| b.start.clone()),
+            "end": buckets.last().map(|b| b.end.clone()),
+            "nodes": null,
+            "hours": (hours * 1e4).round() / 1e4,
+            "cost_usd": (total * 1e6).round() / 1e6,
+            "_highlight": true,
+        }));
+    }
+    render::listing(&mut stdout(), ctx.style, &columns(by), &rows)?;
+    for c in &missing {
+        eprintln!(
+            "note: no USD rate for {c} in the catalog — its nodes are left out of the buckets"
+        );
+    }
+    if rows.is_empty() && ctx.format() == crate::cli::OutputFormat::Table {
+        eprintln!("capsule: no recorded node has billable time in this window");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use super::stdout;
 use crate::catalog::schema::Template;
 use crate::catalog::ProviderEntry;
 use crate::cli::{DeployArgs, OutputFormat, Spread};
-use crate::context::Ctx;
+use crate::context::{parse_duration, Ctx};
 use crate::driver::{
     CreateOutcome, CreateRequest, Driver, DriverError, ErrorKind, Node, NodeState, RenderedRequest,
 };
@@ -40,9 +40,9 @@ struct Placement {
 
 /// The explanation of a smart choice.
 #[derive(Debug, Default)]
-struct Explanation {
-    constraints: String,
-    choice: Option<Value>,
+pub(crate) struct Explanation {
+    pub(crate) constraints: String,
+    pub(crate) choice: Option<Value>,
     candidates: Vec<Value>,
     rejected: Vec<(String, usize)>,
     skipped: Vec<(String, String)>,
@@ -64,7 +64,7 @@ fn offer_json(o: &Offer<'_>) -> Value {
     })
 }
 
-fn offer_line(o: &Value) -> String {
+pub(crate) fn offer_line(o: &Value) -> String {
     let gpu = o["gpu"]
         .as_object()
         .map(|g| format!(", {}× {}", g["count"], g["model"].as_str().unwrap_or("")))
@@ -107,8 +107,20 @@ impl Explanation {
                 .collect();
             s.push_str(&format!("Offers rejected: {}.\n", parts.join(", ")));
         }
-        for (p, why) in &self.skipped {
+        // Providers without credentials read as one line, not one each.
+        let (bare, other): (Vec<_>, Vec<_>) = self
+            .skipped
+            .iter()
+            .partition(|(_, why)| why.starts_with(NO_CREDENTIALS));
+        for (p, why) in other {
             s.push_str(&format!("Skipped {p}: {why}.\n"));
+        }
+        if !bare.is_empty() {
+            let names: Vec<&str> = bare.iter().map(|(p, _)| p.as_str()).collect();
+            s.push_str(&format!(
+                "Skipped, {NO_CREDENTIALS}: {} — run `capsule openmesh provider configure NAME`, or plan anyway with --include-unconfigured.\n",
+                names.join(", ")
+            ));
         }
         if let Some(m) = &self.nearest_miss {
             s.push_str(&format!("{m}\n"));
@@ -165,6 +177,9 @@ fn constraint_text(args: &DeployArgs) -> String {
     if !args.providers.is_empty() {
         parts.push(format!("provider {}", args.providers.join("/")));
     }
+    if args.xnode.xnode {
+        parts.push("able to run an xNode".to_string());
+    }
     if parts.is_empty() {
         "any server".to_string()
     } else {
@@ -195,6 +210,7 @@ fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
         None => None,
     };
     Ok(Query {
+        xnode: super::xnode::needs(ctx, &args.xnode),
         providers: args.providers.clone(),
         exclude_providers: args.exclude_provider.clone(),
         region: args.region.clone(),
@@ -210,8 +226,15 @@ fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
     })
 }
 
+/// How a skip for missing credentials starts (such skips are listed together).
+const NO_CREDENTIALS: &str = "no credentials";
+
 /// Which providers may be planned on, and why the others are skipped.
-fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(String, String)>) {
+/// Provider ids to plan on, and (provider, reason) for those skipped.
+type Usable = (BTreeSet<String>, Vec<(String, String)>);
+
+/// A broken credentials file is an error here, never "not configured".
+fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Usable> {
     let mut ok = BTreeSet::new();
     let mut skipped = Vec::new();
     for p in &ctx.catalog.providers {
@@ -236,26 +259,26 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> (BTreeSet<String>, Vec<(Str
             ));
             continue;
         }
-        let configured = crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no");
+        let configured = crate::credentials::configured(&ctx.home, p)? != "no";
         if !configured && !args.include_unconfigured {
             skipped.push((
                 id.clone(),
-                format!("no credentials — run `capsule openmesh provider configure {id}`, or plan anyway with --include-unconfigured"),
+                format!("{NO_CREDENTIALS} — run `capsule openmesh provider configure {id}`, or plan anyway with --include-unconfigured"),
             ));
             continue;
         }
         ok.insert(id);
     }
-    (ok, skipped)
+    Ok((ok, skipped))
 }
 
 /// Plan a smart deploy: the ranked feasible offers and the explanation.
-fn smart_plan<'a>(
+pub(crate) fn smart_plan<'a>(
     ctx: &'a Ctx,
     args: &DeployArgs,
 ) -> anyhow::Result<(Vec<Offer<'a>>, Explanation)> {
     let q = smart_query(ctx, args)?;
-    let (usable, skipped) = usable_providers(ctx, args);
+    let (usable, skipped) = usable_providers(ctx, args)?;
     let (fits, mut rejected) = select::plan(&ctx.catalog, &q);
     let mut skipped_offers = 0;
     let fits: Vec<Offer<'a>> = fits
@@ -597,6 +620,11 @@ fn spread(offers: &[Offer<'_>], by: Option<Spread>, n: usize) -> Vec<usize> {
 
 /// User data for a node: the file, the catalog bootstrap, or none.
 fn user_data(ctx: &Ctx, args: &DeployArgs, pl: &Placement) -> anyhow::Result<Option<String>> {
+    if let Some(spec) = super::xnode::spec(ctx, &args.xnode)? {
+        let ud =
+            super::xnode::user_data(ctx, &spec, &pl.name, &pl.provider, &pl.region, &pl.template)?;
+        return Ok(Some(ud));
+    }
     if args.no_user_data {
         return Ok(None);
     }
@@ -684,6 +712,7 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
             )
         })?;
         let p = ctx.provider(&t.provider)?;
+        super::xnode::check_template(ctx, &args.xnode, t)?;
         if let Some(given) = args.providers.first() {
             let gp = ctx.provider(given)?;
             if gp.id() != p.id() {
@@ -741,11 +770,74 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// Templates whose plan is not a live product id (`api.plan_lookup`), resolved to the product in
+/// stock that fits, one per placement (`None`: the plan is used as it is). A dry run resolves
+/// only where credentials are configured, and says so otherwise.
+fn resolve_plans(
+    ctx: &Ctx,
+    placements: &[Placement],
+    dry: bool,
+) -> anyhow::Result<Vec<Option<crate::driver::ResolvedPlan>>> {
+    let mut out = Vec::with_capacity(placements.len());
+    let mut rt = None;
+    for pl in placements {
+        let p = ctx.provider(&pl.provider)?;
+        let t = ctx
+            .catalog
+            .template(&pl.template)
+            .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", pl.template))?;
+        if p.api.plan_lookup.is_none() || !needs_lookup(&t.plan) {
+            out.push(None);
+            continue;
+        }
+        if dry && crate::credentials::configured(&ctx.home, p)? == "no" {
+            eprintln!(
+                "capsule: {}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
+                p.id(),
+                t.id,
+                p.id()
+            );
+            out.push(None);
+            continue;
+        }
+        let driver = if dry {
+            dry_run_driver(ctx, p.id())?
+        } else {
+            ctx.driver(p.id())?
+        };
+        if rt.is_none() {
+            rt = Some(ctx.runtime()?);
+        }
+        let resolved = rt
+            .as_ref()
+            .map(|rt| rt.block_on(driver.resolve_plan(t, &pl.region)))
+            .ok_or_else(|| anyhow::anyhow!("no runtime"))??;
+        if ctx.format() == OutputFormat::Table {
+            writeln!(
+                stdout(),
+                "{} in {}: {} {}",
+                t.id,
+                pl.region,
+                p.id(),
+                resolved.describe()
+            )?;
+        }
+        out.push(Some(resolved));
+    }
+    Ok(out)
+}
+
+/// A plan that is not all digits is a catalog name, not a live product id.
+fn needs_lookup(plan: &str) -> bool {
+    plan.is_empty() || !plan.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn create_request(
     ctx: &Ctx,
     args: &DeployArgs,
     pl: &Placement,
     deploy_id: &str,
+    resolved: Option<&crate::driver::ResolvedPlan>,
 ) -> anyhow::Result<CreateRequest> {
     let p = ctx.provider(&pl.provider)?;
     let t = ctx
@@ -767,13 +859,27 @@ fn create_request(
     Ok(CreateRequest {
         name: pl.name.clone(),
         region: pl.region.clone(),
-        plan: t.plan.clone(),
+        plan: resolved.map_or_else(|| t.plan.clone(), |r| r.plan.clone()),
         template: t.id.clone(),
-        image: args.image.clone(),
+        image: args
+            .image
+            .clone()
+            .or_else(|| resolved.and_then(|r| r.image.clone()))
+            .or_else(|| {
+                args.xnode
+                    .xnode
+                    .then(|| super::xnode::image(p, t))
+                    .flatten()
+            }),
         ssh_keys: ssh_keys(p, args)?,
         user_data,
         deploy_id: deploy_id.to_string(),
         api_variant: t.api_variant.clone(),
+        vars: if args.xnode.xnode {
+            super::xnode::create_vars()
+        } else {
+            Default::default()
+        },
     })
 }
 
@@ -789,7 +895,8 @@ fn placement_json(pl: &Placement) -> Value {
 /// rendered request redacts auth either way).
 fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
     let p = ctx.provider(provider)?;
-    let mut creds = crate::credentials::load(&ctx.home, p).unwrap_or_default();
+    // A broken credentials file is reported, not replaced by placeholders.
+    let mut creds = crate::credentials::load(&ctx.home, p)?;
     // Placeholders only for the fields a request cannot do without: an optional field left out
     // (a session token, a subnet) must stay out of the shown request as it would of the real one.
     for f in p.credentials.iter().filter(|f| f.required) {
@@ -806,10 +913,13 @@ fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
 }
 
 pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
+    // xNode values are checked before anything else; the warnings are said once, below.
+    let xnode = super::xnode::spec(ctx, &args.xnode)?;
     if let Some(group) = &args.resume {
         return resume(ctx, args, group);
     }
     let plan = plan_deploy(ctx, args)?;
+    ctx.note_stale(plan.placements.iter().map(|p| p.provider.as_str()));
     let json_out = ctx.format() == OutputFormat::Json;
     if let Some(exp) = &plan.explanation {
         if !json_out {
@@ -841,8 +951,12 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
             )));
         }
     }
+    if let Some(spec) = &xnode {
+        super::xnode::warn(ctx, spec);
+    }
+    let resolved = resolve_plans(ctx, &plan.placements, args.dry_run)?;
     if args.dry_run {
-        return dry_run(ctx, args, &plan);
+        return dry_run(ctx, args, &plan, &resolved);
     }
     let total_h: f64 = plan.placements.iter().map(|p| p.hourly_usd).sum();
     let total_m: f64 = plan.placements.iter().map(|p| p.monthly_usd).sum();
@@ -869,9 +983,9 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     // is recorded: bad input or a missing credential stops here with no record written.
     let group_id = state::new_deploy_id();
     let mut jobs = Vec::new();
-    for pl in &plan.placements {
+    for (pl, r) in plan.placements.iter().zip(&resolved) {
         let deploy_id = state::new_deploy_id();
-        let req = create_request(ctx, args, pl, &deploy_id)?;
+        let req = create_request(ctx, args, pl, &deploy_id, r.as_ref())?;
         jobs.push((pl.clone(), req));
     }
     let runner = Runner::new(ctx, args, jobs.iter().map(|(pl, _)| pl.provider.as_str()))?;
@@ -920,28 +1034,36 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
-fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode> {
+fn dry_run(
+    ctx: &Ctx,
+    args: &DeployArgs,
+    plan: &Plan,
+    resolved: &[Option<crate::driver::ResolvedPlan>],
+) -> anyhow::Result<ExitCode> {
     let mut items = Vec::new();
-    for pl in &plan.placements {
+    for (pl, r) in plan.placements.iter().zip(resolved) {
         let driver = dry_run_driver(ctx, &pl.provider)?;
-        let req = create_request(ctx, args, pl, "dryrun000000")?;
+        let req = create_request(ctx, args, pl, "dryrun000000", r.as_ref())?;
         let requests = driver.render_create(&req)?;
-        items.push((pl, requests));
+        items.push((pl, requests, req.user_data.filter(|_| args.xnode.xnode)));
     }
     let mut out = stdout();
     if ctx.format() == OutputFormat::Json {
         let nodes: Vec<Value> = items
             .iter()
-            .map(|(pl, reqs)| {
+            .map(|(pl, reqs, ud)| {
                 let mut v = placement_json(pl);
                 v["requests"] = json!(reqs);
+                if let Some(ud) = ud {
+                    v["user_data"] = json!(ud);
+                }
                 v
             })
             .collect();
         let v = json!({"dry_run": true, "plan": plan.explanation.as_ref().map(Explanation::json), "nodes": nodes});
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        for (pl, reqs) in &items {
+        for (pl, reqs, ud) in &items {
             writeln!(
                 out,
                 "Would deploy {} on {} ({} in {}) for {}/h ({}/month):",
@@ -955,13 +1077,19 @@ fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> anyhow::Result<ExitCode
             for r in reqs {
                 write_request(&mut out, r)?;
             }
+            if let Some(ud) = ud {
+                writeln!(out, "  user data ({} bytes):", ud.len())?;
+                for line in ud.lines() {
+                    writeln!(out, "    {line}")?;
+                }
+            }
         }
         writeln!(out, "Dry run: nothing was created.")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_request(out: &mut dyn Write, r: &RenderedRequest) -> std::io::Result<()> {
+pub(super) fn write_request(out: &mut dyn Write, r: &RenderedRequest) -> std::io::Result<()> {
     writeln!(out, "  {} {}", r.method, r.url)?;
     for (k, v) in &r.headers {
         writeln!(out, "  {k}: {v}")?;
@@ -992,6 +1120,9 @@ struct Runner {
     parallel: usize,
     wait: bool,
     wait_ssh: bool,
+    /// The xNode install to check for, with `--xnode`.
+    xnode: Option<super::xnode::Spec>,
+    wait_ready: bool,
 }
 
 impl Runner {
@@ -1000,7 +1131,9 @@ impl Runner {
         args: &DeployArgs,
         providers: impl IntoIterator<Item = &'a str>,
     ) -> anyhow::Result<Runner> {
-        let timeout = args.timeout;
+        let default_timeout = if args.xnode.wait_ready { "45m" } else { "10m" };
+        let timeout = parse_duration(args.timeout.as_deref().unwrap_or(default_timeout))?;
+        let xnode = super::xnode::spec(ctx, &args.xnode)?;
         let mut drivers = BTreeMap::new();
         for p in providers {
             if !drivers.contains_key(p) {
@@ -1013,6 +1146,8 @@ impl Runner {
             parallel: args.parallel.max(1),
             wait: args.wait || args.wait_ssh,
             wait_ssh: args.wait_ssh,
+            xnode,
+            wait_ready: args.xnode.wait_ready,
         })
     }
 }
@@ -1245,6 +1380,12 @@ fn run_jobs(
         }));
     }
     rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let not_ready = match &runner.xnode {
+        Some(spec) => {
+            super::xnode::finish(ctx, store, spec, &mut rows, runner.wait_ready, timeout)?
+        }
+        None => 0,
+    };
     let cols = [
         col("name", "name", Kind::Text),
         col("provider", "provider", Kind::Text),
@@ -1260,6 +1401,7 @@ fn run_jobs(
         writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         render::listing(&mut stdout(), ctx.style, &cols, &rows)?;
+        super::xnode::print_summary(&rows)?;
     }
     if !in_doubt.is_empty() {
         let which: Vec<&str> = in_doubt
@@ -1278,6 +1420,10 @@ fn run_jobs(
             "capsule: {failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
             names.len()
         );
+        return Ok(ExitCode::from(1));
+    }
+    if not_ready > 0 {
+        super::xnode::report_not_ready(&rows);
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -1444,7 +1590,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
         } else {
             n.deploy_id.clone()
         };
-        let mut req = create_request(ctx, args, &pl, &deploy_id)?;
+        let mut req = create_request(ctx, args, &pl, &deploy_id, None)?;
         req.plan = n.plan.clone();
         req.api_variant = t
             .map(|t| t.api_variant.clone())

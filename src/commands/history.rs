@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
-    let store = state::open(&ctx.home)?;
+    let store = state::open_read(&ctx.home)?;
     let deploy_id = match &args.node {
         Some(n) => Some(find(store.as_ref(), n)?.deploy_id),
         None => None,
@@ -48,6 +48,7 @@ fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         deploy_id,
         since,
         limit: args.limit,
+        ..EventFilter::default()
     })?;
     let rows: Vec<Value> = events
         .iter()
@@ -64,6 +65,22 @@ fn clean(ctx: &Ctx, older_than: &str, dry_run: bool) -> anyhow::Result<ExitCode>
     let age = parse_duration(older_than)?;
     let before = time::format(time::now_unix() - age.as_secs() as i64);
     let store = state::open(&ctx.home)?;
+    if !dry_run {
+        let count = store.clean_events(&before, true)?.removed;
+        if count > 0
+            && !super::nodes::confirm(
+                ctx,
+                &format!(
+                    "Remove {count} event{} older than {before} from the history?",
+                    if count == 1 { "" } else { "s" }
+                ),
+                "--yes (or see them first with --dry-run)",
+            )?
+        {
+            eprintln!("capsule: nothing removed");
+            return Ok(ExitCode::from(1));
+        }
+    }
     let report = store.clean_events(&before, dry_run)?;
     let removed_key = if dry_run { "would remove" } else { "removed" };
     let pairs = vec![

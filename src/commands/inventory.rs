@@ -110,6 +110,11 @@ fn open(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
     state::open(&ctx.home)
 }
 
+/// For the commands that only read: a read-only or empty home still answers.
+fn open_read(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
+    state::open_read(&ctx.home)
+}
+
 // ------------------------------------------------------------------------------------ list
 
 const LIST_COLUMNS: &[Column] = &[
@@ -145,18 +150,27 @@ fn round(v: f64, digits: i32) -> f64 {
 }
 
 fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let filter = node_filter(ctx, f)?;
     let billing = billing(&ctx.catalog);
+    // xNodes show the last readiness stage recorded (a column only when there are any).
+    let stages = super::xnode::recorded_stages(store.as_ref())?;
+    let mut columns: Vec<Column> = LIST_COLUMNS.to_vec();
+    if !stages.is_empty() {
+        columns.insert(5, col("xnode", "xnode", Kind::Text));
+    }
     // Rows go out as they are read: JSON and CSV listings of any size use flat memory.
     let mut out = stdout();
-    let mut rows = render::RowStream::new(&mut out, ctx.style, LIST_COLUMNS)?;
+    let mut rows = render::RowStream::new(&mut out, ctx.style, &columns)?;
     let table = ctx.format() == crate::cli::OutputFormat::Table;
     store.for_each_node(&filter, &mut |n| {
         let mut row = node_row(&n, &billing);
         if table {
             // People read `in doubt`; JSON and CSV keep the status word.
             row["status"] = json!(n.status.label());
+        }
+        if let Some(s) = stages.get(&n.deploy_id) {
+            row["xnode"] = json!(s);
         }
         Ok(rows.push(row)?)
     })?;
@@ -187,7 +201,7 @@ const CLEANUP_COLUMNS: &[Column] = &[
 
 /// Pending cleanups, oldest first.
 fn cleanups(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let rows: Vec<Value> = store
         .pending_cleanups(None)?
         .iter()
@@ -230,7 +244,7 @@ pub(crate) fn find(store: &dyn Store, text: &str) -> anyhow::Result<NodeRecord> 
 }
 
 fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let node = find(store.as_ref(), text)?;
     let events = store.events(&EventFilter {
         deploy_id: Some(node.deploy_id.clone()),
@@ -297,7 +311,7 @@ const STATS_COLUMNS: &[Column] = &[
 ];
 
 fn stats(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let filter = node_filter(ctx, f)?;
     let (rows, missing) = state::stats::compute(store.as_ref(), &billing(&ctx.catalog), &filter)?;
     let rows: Vec<Value> = rows
@@ -344,7 +358,7 @@ fn export(
             }
         },
     };
-    let store = open(ctx)?;
+    let store = open_read(ctx)?;
     let mut filter = node_filter(ctx, f)?;
     // An export is a backup: deleted nodes are part of it.
     filter.include_deleted = true;

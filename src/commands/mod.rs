@@ -12,7 +12,9 @@ pub mod history;
 pub mod inventory;
 pub mod nodes;
 pub mod provider;
+pub mod report;
 pub mod sync;
+pub mod xnode;
 
 use crate::cli::{Cli, Command, TopCommand};
 use crate::context::Ctx;
@@ -23,12 +25,38 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     let om = match cli.command {
         TopCommand::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            // Generated into memory first: clap_complete panics on a write error (a closed pipe).
+            // The registration script calls `COMPLETE=<shell> capsule -- …` as the user types,
+            // so candidates (template ids, providers, regions, node names) are always current.
+            let name = shell.name();
+            let shells = clap_complete::env::Shells::builtins();
+            let completer = shells
+                .completer(name)
+                .ok_or_else(|| anyhow::anyhow!("no completion support for {name}"))?;
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut cmd, "capsule", &mut script);
+            completer.write_registration(
+                "COMPLETE",
+                "capsule",
+                "capsule",
+                "capsule",
+                &mut script,
+            )?;
             std::io::Write::write_all(&mut stdout(), &script)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        TopCommand::Man { dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                crate::error::bad_input(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            clap_mangen::generate_to(Cli::command(), &dir)?;
+            let n = std::fs::read_dir(&dir)?
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "1"))
+                .count();
+            std::io::Write::write_all(
+                &mut stdout(),
+                format!("wrote {n} man pages to {}\n", dir.display()).as_bytes(),
+            )?;
             return Ok(ExitCode::SUCCESS);
         }
         TopCommand::Openmesh(om) => *om,
@@ -57,11 +85,16 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             catalog::template_show(ctx, &id)
         }
         Command::Regions(args) => catalog::regions(ctx, &args),
-        Command::Compare(args) => catalog::compare(ctx, &args.ids),
+        Command::Compare(args) if args.chart => {
+            report::compare_chart(ctx, &args.ids, args.include_retired)
+        }
+        Command::Compare(args) => catalog::compare(ctx, &args.ids, args.include_retired),
         Command::Catalog(cmd) => catalog::catalog_command(ctx, cmd),
         Command::Deploy(args) => deploy::deploy(ctx, &args),
         Command::List(args) => nodes::list(ctx, &args),
-        Command::Status(args) => nodes::status(ctx, &args),
+        Command::Status(args) if args.probe => xnode::status_probe(ctx, &args),
+        Command::Status(args) => nodes::status(ctx, &args.node),
+        Command::Reinstall(args) => xnode::reinstall(ctx, &args),
         Command::Start(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Start),
         Command::Stop(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Stop),
         Command::Delete(args) => bulk::run(ctx, &args, crate::driver::Lifecycle::Delete),
@@ -69,6 +102,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::History(args) => history::run(ctx, args),
         Command::Cost(args) => cost::run(ctx, &args),
         Command::Sync(args) => sync::run(ctx, &args),
+        Command::Report(args) => report::html(ctx, &args),
     }
 }
 

@@ -122,6 +122,27 @@ pub(super) fn resolve_node(
     if let Some((prov, rest)) = text.split_once(':') {
         if let Some(p) = ctx.catalog.provider(prov) {
             let (region, id) = match rest.rsplit_once('/') {
+                // A region part is checked, never ignored: `mars/1000` must not reach node 1000.
+                Some((r, _)) if !r.is_empty() && !p.api.regional => {
+                    return Err(bad_input(format!(
+                        "{} addresses a node by its id alone, without a region — write {}:ID",
+                        p.id(),
+                        p.id()
+                    )));
+                }
+                Some((r, _))
+                    if !r.is_empty()
+                        && !p.regions.iter().any(|x| {
+                            x.id.eq_ignore_ascii_case(r) || x.api_id.eq_ignore_ascii_case(r)
+                        }) =>
+                {
+                    return Err(crate::error::unknown(
+                        &format!("{} region", p.id()),
+                        r,
+                        p.regions.iter().map(|x| x.id.as_str()),
+                        "capsule openmesh regions",
+                    ));
+                }
                 Some((r, id)) if !r.is_empty() => (
                     Some(p.region_slug_for_api_id(r).to_string()),
                     id.to_string(),
@@ -180,7 +201,7 @@ pub(super) fn resolve_node(
     ))
 }
 
-fn driver_error(e: DriverError) -> anyhow::Error {
+pub(super) fn driver_error(e: DriverError) -> anyhow::Error {
     anyhow::Error::new(e)
 }
 
@@ -285,17 +306,21 @@ pub(super) fn confirm(ctx: &Ctx, question: &str, flag_hint: &str) -> anyhow::Res
 // list
 
 /// Providers with usable credentials (every required field set).
-fn configured_providers(ctx: &Ctx) -> Vec<&ProviderEntry> {
-    ctx.catalog
-        .providers
-        .iter()
-        .filter(|p| crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no"))
-        .collect()
+/// Providers with usable credentials (every required field set); a broken credentials file
+/// is an error, never "nothing configured".
+fn configured_providers(ctx: &Ctx) -> anyhow::Result<Vec<&ProviderEntry>> {
+    let mut out = Vec::new();
+    for p in &ctx.catalog.providers {
+        if crate::credentials::configured(&ctx.home, p)? != "no" {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let providers: Vec<&ProviderEntry> = if args.providers.is_empty() {
-        configured_providers(ctx)
+        configured_providers(ctx)?
     } else {
         args.providers
             .iter()

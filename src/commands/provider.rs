@@ -443,10 +443,19 @@ fn read_stdin_key(p: &ProviderEntry, field: &CredentialField) -> anyhow::Result<
         );
         rpassword::read_password().context("cannot read the key from the terminal")?
     } else {
+        // Bounded: `< /dev/zero` must not fill the memory.
+        let max = crate::input_file::MAX_CREDENTIALS;
         let mut buf = String::new();
         std::io::stdin()
+            .take(max + 1)
             .read_to_string(&mut buf)
             .context("cannot read the key from stdin")?;
+        if buf.len() as u64 > max {
+            return Err(bad_input(format!(
+                "--api-key-stdin read more than {} KB — pipe in the key alone",
+                max / 1024
+            )));
+        }
         buf
     };
     let key = text.trim();
@@ -743,6 +752,7 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let mut sentences: Vec<String> = Vec::new();
     let mut failed = 0usize;
+    let mut bad_input = 0usize;
     for (p, r) in &resolved {
         let configured = r.configured();
         let (status, kind, message) = if configured == "no" {
@@ -761,6 +771,10 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
                 Some(Ok(())) => ("ok", None, None),
                 Some(Err(f)) => {
                     failed += 1;
+                    // A bad endpoint override or a missing field is the user's input (exit 2).
+                    if matches!(&f, Failure::Setup(e) if crate::error::exit_code(e) == 2) {
+                        bad_input += 1;
+                    }
                     ("failed", Some(f.kind()), Some(f.sentence(p, r)))
                 }
                 None => ("failed", Some("internal"), Some("no result".to_string())),
@@ -801,7 +815,9 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     {
         writeln!(out, "\nno provider has credentials yet — run `capsule openmesh provider configure NAME --api-key KEY`")?;
     }
-    Ok(if failed > 0 {
+    Ok(if bad_input > 0 {
+        ExitCode::from(2)
+    } else if failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -145,6 +145,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
         runtime.block_on(async {
             let mut tasks = Vec::new();
             for p in &providers {
+                // A broken credentials file is reported below (exit 2), not listed around.
                 if crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no") {
                     let id = p.id().to_string();
                     match ctx.driver(&id) {
@@ -171,6 +172,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<Value> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
+    let mut unconfigured: Vec<&str> = Vec::new();
     let mut providers_done: Vec<String> = Vec::new();
     for p in providers {
         let id = p.id();
@@ -183,7 +185,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
                 rows.push(failure_row(id, &msg));
                 failed = true;
             } else {
-                eprintln!("note: {id}: skipped, {msg}");
+                unconfigured.push(id);
             }
             continue;
         }
@@ -235,8 +237,20 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     // Cleanups left by deletes run once their node is gone (the listing above shows which).
     super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&providers_done))?;
     render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
+    if !unconfigured.is_empty() {
+        eprintln!(
+            "note: skipped, no credentials: {} — configure them with `capsule openmesh provider configure NAME`",
+            unconfigured.join(", ")
+        );
+    }
+    let found = rows
+        .iter()
+        .any(|r| matches!(r["finding"].as_str(), Some("drift" | "orphan" | "ghost")));
     Ok(if failed {
         ExitCode::from(1)
+    } else if args.exit_code && found {
+        // Like `terraform plan -detailed-exitcode`: 2 means "differences found".
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })

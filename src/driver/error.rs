@@ -54,6 +54,9 @@ pub struct DriverError {
     pub hint: Option<String>,
     /// Create only: the server may have acted (timeout, 5xx, reset after sending).
     pub(crate) in_doubt: bool,
+    /// Set when the fault is the input's, not the provider's (a catalog template that does not
+    /// render): the error's source is then bad input, so it exits 2.
+    bad_input: Option<std::sync::Arc<crate::error::BadInput>>,
 }
 
 impl DriverError {
@@ -66,7 +69,16 @@ impl DriverError {
             provider: provider.to_string(),
             hint: None,
             in_doubt: false,
+            bad_input: None,
         }
+    }
+
+    /// Mark this error as the input's fault (a template that does not render): exit code 2.
+    pub fn as_bad_input(mut self) -> DriverError {
+        self.bad_input = Some(std::sync::Arc::new(crate::error::BadInput(
+            self.message.clone(),
+        )));
+        self
     }
 
     pub fn with_status(mut self, status: u16) -> DriverError {
@@ -108,7 +120,13 @@ impl fmt::Display for DriverError {
     }
 }
 
-impl std::error::Error for DriverError {}
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.bad_input
+            .as_deref()
+            .map(|b| b as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Provider text for a message: secrets scrubbed from the whole text first, then control
 /// characters stripped, whitespace folded to one line, and only then cut to `max` characters

@@ -207,6 +207,7 @@ impl Driver {
                 ErrorKind::Refused,
                 format!("the catalog's `{name}` {what} does not render: {e}"),
             )
+            .as_bad_input()
         };
         let base = inner
             .renderer

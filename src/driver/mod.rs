@@ -20,7 +20,7 @@ mod template;
 mod tree;
 
 pub use error::{DriverError, ErrorKind};
-pub use ops::PlanPrice;
+pub use ops::{PlanPrice, PriceList, ResolvedPlan};
 pub use outcome::CreateOutcome;
 
 use crate::catalog::model::ProviderEntry;
@@ -84,6 +84,9 @@ pub struct CreateRequest {
     pub deploy_id: String,
     /// The template's `api_variant` (empty = main operations).
     pub api_variant: String,
+    /// Extra template variables for the create and its steps (`xnode = true`).
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, Value>,
 }
 
 /// Common node states.

@@ -123,6 +123,9 @@ impl Driver {
             }),
         );
         m.insert("deploy_id".into(), req.deploy_id.clone().into());
+        for (k, v) in &req.vars {
+            m.insert(k.clone(), v.clone());
+        }
         let password = if real {
             let pw = random_password();
             self.inner.add_secret(&pw);
@@ -138,6 +141,7 @@ impl Driver {
                 ErrorKind::Refused,
                 format!("the catalog's tagging.tag is unusable: {e}"),
             )
+            .as_bad_input()
         })?;
         set(&mut ctx, "tag", p.api.tagging.tag_for(&req.deploy_id));
         Ok(ctx)
@@ -179,16 +183,120 @@ impl Driver {
             r.url = r.url.replace("%7Bid%7D", "{id}");
             Ok(r)
         };
+        // Steps run in order; a value a step would save is shown as `{name}`.
+        let mut ctx = ctx;
         for step in &op.before {
+            if !self.step_applies(step, &ctx)? {
+                continue;
+            }
             out.push(step_req(step, &ctx)?);
+            for var in step.save.keys() {
+                set(&mut ctx, var, format!("{{{var}}}"));
+            }
         }
         out.push(self.rendered(&self.prepare("create", op, &ctx)?));
         let mut after_ctx = ctx.clone();
         set(&mut after_ctx, "id", "{id}");
         for step in &op.after {
-            out.push(step_req(step, &after_ctx)?);
+            if self.step_applies(step, &after_ctx)? {
+                out.push(step_req(step, &after_ctx)?);
+            }
         }
         Ok(out)
+    }
+
+    /// Whether a step's `when` condition holds over the context.
+    fn step_applies(&self, step: &Step, ctx: &Value) -> Result<bool, DriverError> {
+        if step.when.is_empty() {
+            return Ok(true);
+        }
+        self.inner.renderer.truthy(&step.when, ctx).map_err(|e| {
+            DriverError::new(
+                &self.inner.id,
+                ErrorKind::Refused,
+                format!(
+                    "step `{}`: condition `{}` fails: {e}",
+                    step.operation, step.when
+                ),
+            )
+        })
+    }
+
+    /// Run a named node operation (and its steps) with extra variables: `reinstall` with new
+    /// user data. `user_data` and `image` in `vars` also get their `_b64` forms.
+    pub async fn invoke(
+        &self,
+        node: &super::NodeRef,
+        name: &str,
+        vars: &std::collections::BTreeMap<String, Value>,
+    ) -> Result<(), DriverError> {
+        let node = self.resolve_ref(node).await?;
+        let variant = node.variant.as_str();
+        let op = self
+            .op(variant, name)
+            .ok_or_else(|| self.no_op(name, variant))?
+            .clone();
+        let mut ctx = self.node_ctx(&node);
+        self.add_vars(&mut ctx, vars);
+        let saved = self
+            .run_steps(&op.before, variant, &ctx, Some(&node))
+            .await?;
+        for (k, v) in saved {
+            set(&mut ctx, &k, v);
+        }
+        self.call(variant, name, &ctx).await?;
+        self.run_steps(&op.after, variant, &ctx, Some(&node))
+            .await
+            .map(|_| ())
+    }
+
+    /// The requests `invoke` would send, without the network (node steps' waits not shown).
+    pub fn render_invoke(
+        &self,
+        node: &super::NodeRef,
+        name: &str,
+        vars: &std::collections::BTreeMap<String, Value>,
+    ) -> anyhow::Result<Vec<RenderedRequest>> {
+        let variant = node.variant.as_str();
+        let op = self
+            .op(variant, name)
+            .ok_or_else(|| self.no_op(name, variant))?;
+        let mut ctx = self.node_ctx(node);
+        self.add_vars(&mut ctx, vars);
+        let mut out = Vec::new();
+        for step in op.before.iter() {
+            if !self.step_applies(step, &ctx)? {
+                continue;
+            }
+            let sop = self
+                .op(variant, &step.operation)
+                .ok_or_else(|| self.no_op(&step.operation, variant))?;
+            let mut c = ctx.clone();
+            for (k, v) in &step.vars {
+                set(&mut c, k, v.clone());
+            }
+            out.push(self.rendered(&self.prepare(&step.operation, sop, &c)?));
+            for var in step.save.keys() {
+                set(&mut ctx, var, format!("{{{var}}}"));
+            }
+        }
+        out.push(self.rendered(&self.prepare(name, op, &ctx)?));
+        Ok(out)
+    }
+
+    fn add_vars(&self, ctx: &mut Value, vars: &std::collections::BTreeMap<String, Value>) {
+        for (k, v) in vars {
+            set(ctx, k, v.clone());
+            if k == "user_data" {
+                if let Some(u) = v.as_str() {
+                    set(
+                        ctx,
+                        "user_data_b64",
+                        base64::engine::general_purpose::STANDARD.encode(u.as_bytes()),
+                    );
+                }
+            }
+        }
     }
 
     /// Create a node, then run the create's `after` steps. Never blindly retried: when the
@@ -199,7 +307,7 @@ impl Driver {
             return CreateOutcome::Rejected(e);
         }
         let variant = req.api_variant.clone();
-        let ctx = match self.create_ctx(req) {
+        let mut ctx = match self.create_ctx(req) {
             Ok(c) => c,
             Err(e) => return CreateOutcome::Rejected(e),
         };
@@ -209,8 +317,13 @@ impl Driver {
             return CreateOutcome::Rejected(self.no_op("create", &variant));
         };
         // Nothing is created before the create call itself.
-        if let Err(e) = self.run_steps(&op.before, &variant, &ctx, None).await {
-            return CreateOutcome::Rejected(e);
+        match self.run_steps(&op.before, &variant, &ctx, None).await {
+            Ok(saved) => {
+                for (k, v) in saved {
+                    set(&mut ctx, &k, v);
+                }
+            }
+            Err(e) => return CreateOutcome::Rejected(e),
         }
         let prep = match self.prepare("create", &op, &ctx) {
             Ok(p) => p,
@@ -359,6 +472,7 @@ impl Driver {
         let nref = node.node_ref();
         self.run_steps(steps, variant, ctx, Some(&nref))
             .await
+            .map(|_| ())
             .map_err(|e| self.after_failed(node, "a step after create", e))
     }
 
@@ -529,35 +643,185 @@ impl Driver {
             .collect())
     }
 
-    /// The provider's live price list (`api.prices`, operation `prices`), in its currency.
-    pub async fn prices(&self) -> Result<Vec<PlanPrice>, DriverError> {
+    /// The provider's live price list (`api.prices`, operation `prices`), in its currency, with
+    /// the request it came from (`GET https://…/v2/sizes`, query and secrets left out).
+    pub async fn prices(&self) -> Result<PriceList, DriverError> {
         let api = &self.inner.provider.api;
         let Some(fields) = &api.prices else {
             return Err(self.no_op("prices", ""));
         };
-        let region = if api.regional {
-            self.default_region()
+        let provider = &self.inner.provider;
+        let scopes: Vec<Option<String>> = if fields.per_region {
+            provider
+                .regions
+                .iter()
+                .map(|r| Some(r.id.clone()))
+                .collect()
+        } else if api.regional {
+            vec![self.default_region()]
         } else {
-            None
+            vec![None]
         };
-        let ctx = Value::Object(self.base_ctx(region.as_deref()));
-        let items = self.items("prices", "", &ctx).await?;
+        let names: Vec<&str> = if fields.operations.is_empty() {
+            vec!["prices"]
+        } else {
+            fields.operations.iter().map(String::as_str).collect()
+        };
+        // A keyed map (`{"DEV1-S": {…}}`) becomes one item per entry, its key at `/_key`.
+        let expand = |v: Value| -> Vec<Value> {
+            match v {
+                Value::Object(m) if fields.keyed => m
+                    .into_iter()
+                    .map(|(k, mut e)| {
+                        if let Value::Object(o) = &mut e {
+                            o.insert("_key".into(), Value::String(k));
+                        }
+                        e
+                    })
+                    .collect(),
+                other => vec![other],
+            }
+        };
+        let mut sources: Vec<String> = Vec::new();
+        let mut items = Vec::new();
+        for scope in &scopes {
+            let ctx = Value::Object(self.base_ctx(scope.as_deref()));
+            let region_id = scope
+                .as_deref()
+                .map(|s| provider.region_api_id(s).to_string());
+            let stock: Option<std::collections::HashMap<String, String>> =
+                match (&fields.availability, fields.per_region) {
+                    (Some(av), true) => {
+                        let mut m = std::collections::HashMap::new();
+                        for v in self.items(&av.operation, "", &ctx).await? {
+                            for e in expand(v) {
+                                if let (Some(k), Some(val)) =
+                                    (tree::text_at(&e, "/_key"), tree::text_at(&e, &av.value))
+                                {
+                                    m.insert(k, val);
+                                }
+                            }
+                        }
+                        Some(m)
+                    }
+                    _ => None,
+                };
+            for name in &names {
+                let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
+                let prep = self.prepare(name, op, &ctx)?;
+                let mut url = prep.url.clone();
+                url.set_query(None);
+                let src = format!("{} {url}", prep.method);
+                if !sources.contains(&src) {
+                    sources.push(src);
+                }
+                let variant = fields.variants.get(*name).cloned().unwrap_or_default();
+                for v in self.items(name, "", &ctx).await? {
+                    for mut e in expand(v) {
+                        if let (Some(r), true, Value::Object(o)) =
+                            (&region_id, fields.per_region, &mut e)
+                        {
+                            let key = o.get("_key").and_then(Value::as_str).unwrap_or_default();
+                            let sold = match (&stock, &fields.availability) {
+                                (Some(m), Some(av)) => {
+                                    m.get(key).is_some_and(|s| av.sold.iter().any(|x| x == s))
+                                }
+                                _ => true,
+                            };
+                            let regions = if sold {
+                                vec![Value::String(r.clone())]
+                            } else {
+                                vec![]
+                            };
+                            o.insert("_regions".into(), Value::Array(regions));
+                        }
+                        items.push((e, variant.clone()));
+                    }
+                }
+            }
+        }
+        let source = sources.join(", ");
         let num = |v: &Value, f: &crate::catalog::schema::Field| {
             tree::field(v, f)
                 .and_then(|t| t.trim().parse::<f64>().ok())
                 .filter(|x| x.is_finite() && *x > 0.0)
         };
-        Ok(items
+        let plans: Vec<PlanPrice> = items
             .iter()
-            .filter_map(|v| {
+            .filter_map(|(v, variant)| {
                 let plan = tree::field(v, &fields.plan)?;
+                // An item without the regions key says nothing about regions (not "nowhere").
+                let says_regions = !fields.regions.is_empty()
+                    && tree::resolve_all(v, &fields.regions)
+                        .iter()
+                        .any(|x| x.is_array());
+                let regions = says_regions.then(|| {
+                    let sold = fields.available.is_empty()
+                        || tree::text_at(v, &fields.available).is_none_or(|t| t != "false");
+                    if !sold {
+                        return Vec::new();
+                    }
+                    tree::elements(v, &fields.regions)
+                        .into_iter()
+                        .filter_map(|r| r.as_str().map(str::to_string))
+                        .collect()
+                });
+                let region_prices = fields
+                    .region_prices
+                    .as_ref()
+                    .map(|rp| {
+                        tree::elements(v, &rp.list)
+                            .into_iter()
+                            .filter_map(|e| {
+                                let id = tree::text_at(e, &rp.region)?;
+                                let h = tree::text_at(e, &rp.hourly)?.trim().parse::<f64>().ok()?;
+                                (h.is_finite() && h > 0.0).then_some((id, h))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let specs = fields
+                    .specs
+                    .iter()
+                    .filter_map(|(k, ptr)| {
+                        let x = tree::field(v, ptr)?.trim().parse::<f64>().ok()?;
+                        let d = fields.spec_divisors.get(k).copied().unwrap_or(1.0);
+                        (x.is_finite() && d > 0.0).then(|| (k.clone(), x / d))
+                    })
+                    .collect();
                 Some(PlanPrice {
                     plan,
                     hourly: num(v, &fields.hourly),
                     monthly: num(v, &fields.monthly),
+                    regions,
+                    region_prices,
+                    specs,
+                    variant: variant.clone(),
                 })
             })
-            .collect())
+            .collect();
+        // Listed once per region: one plan, sold in the union of its regions.
+        let plans = if fields.per_region {
+            let mut merged: Vec<PlanPrice> = Vec::new();
+            let mut index: std::collections::HashMap<String, usize> = Default::default();
+            for p in plans {
+                match index.get(&p.plan) {
+                    Some(&i) => {
+                        let m = &mut merged[i];
+                        let add = p.regions.unwrap_or_default();
+                        m.regions.get_or_insert_with(Vec::new).extend(add);
+                    }
+                    None => {
+                        index.insert(p.plan.clone(), merged.len());
+                        merged.push(p);
+                    }
+                }
+            }
+            merged
+        } else {
+            plans
+        };
+        Ok(PriceList { source, plans })
     }
 
     /// Every item of a listing operation, across its pages.
@@ -610,7 +874,11 @@ impl Driver {
             }
             let resp = self.send(&prep, Mode::Safe).await?;
             let value = self.read_value(name, &op.node, &resp, true)?;
-            let items = tree::elements(value, &op.node);
+            // An empty map (`{"servers": {}}`, a keyed list past its last page) is no item.
+            let items: Vec<&Value> = tree::elements(value, &op.node)
+                .into_iter()
+                .filter(|v| !matches!(v, Value::Object(m) if m.is_empty()))
+                .collect();
             let n = items.len();
             out.extend(items.into_iter().cloned());
             match style {
@@ -1103,14 +1371,24 @@ impl Driver {
 
     /// Run `before`/`after` steps. A step is skipped when the node is in one of its `unless`
     /// states (or gone); an `optional` step's failure is logged and ignored.
+    ///
+    /// A step with a `when` condition runs only when it holds; the values a step `save`s are
+    /// returned, and seen by the steps after it.
     async fn run_steps(
         &self,
         steps: &[Step],
         variant: &str,
         ctx: &Value,
         node: Option<&NodeRef>,
-    ) -> Result<(), DriverError> {
+    ) -> Result<Map<String, Value>, DriverError> {
+        let mut saved = Map::new();
+        let mut ctx = ctx.clone();
         for step in steps {
+            if !self.step_applies(step, &ctx)? {
+                continue;
+            }
+            let ctx = &mut ctx;
+            let saved = &mut saved;
             let result: Result<(), DriverError> = async {
                 if let Some(n) = node {
                     if !step.unless.is_empty() {
@@ -1153,7 +1431,13 @@ impl Driver {
                             }
                         }
                         Err(e) => return Err(e),
-                        Ok(_) => {}
+                        Ok(resp) => {
+                            for (var, ptr) in &step.save {
+                                let v = tree::text_at(&resp.value, ptr).unwrap_or_default();
+                                set(ctx, var, v.clone());
+                                saved.insert(var.clone(), Value::String(v));
+                            }
+                        }
                     }
                 }
                 if !step.wait_for.is_empty() {
@@ -1180,7 +1464,7 @@ impl Driver {
                 Ok(()) => {}
             }
         }
-        Ok(())
+        Ok(saved)
     }
 
     /// Check the credentials with the `verify` operation (or one list call when there is none).
@@ -1235,12 +1519,27 @@ fn total_of(resp: &Resp, spec: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
+/// A provider's live price list and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceList {
+    pub source: String,
+    pub plans: Vec<PlanPrice>,
+}
+
 /// One plan's live price (`catalog refresh`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PlanPrice {
     pub plan: String,
     pub hourly: Option<f64>,
     pub monthly: Option<f64>,
+    /// Provider region ids where the plan is sold now (`None`: the list does not say; empty: nowhere).
+    pub regions: Option<Vec<String>>,
+    /// Provider region id → hourly price where it differs.
+    pub region_prices: Vec<(String, f64)>,
+    /// `cpu`, `memory_gb`, `storage_gb`, `bandwidth_tb` as the list states them.
+    pub specs: std::collections::BTreeMap<String, f64>,
+    /// The API variant that creates the plan (empty = the main operations).
+    pub variant: String,
 }
 
 /// 32 characters from upper, lower, digits and symbols, at least one of each: strong enough for
@@ -1279,5 +1578,234 @@ mod password_tests {
         assert!(a.chars().any(|c| c.is_ascii_lowercase()));
         assert!(a.chars().any(|c| c.is_ascii_digit()));
         assert!(a.chars().any(|c| "-_.+=".contains(c)));
+    }
+}
+
+/// A product chosen for a template by `api.plan_lookup`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ResolvedPlan {
+    pub plan: String,
+    pub name: String,
+    pub cpu: f64,
+    pub memory_gb: f64,
+    pub hourly: Option<f64>,
+    /// The image its kind needs, when the catalog says so.
+    pub image: Option<String>,
+}
+
+impl ResolvedPlan {
+    pub fn describe(&self) -> String {
+        let price = self.hourly.map(|h| format!(", {h}/h")).unwrap_or_default();
+        format!(
+            "product {} \"{}\" ({} cores, {} GB{price})",
+            self.plan, self.name, self.cpu, self.memory_gb
+        )
+    }
+}
+
+/// The first number in a text (`"64GB"` → 64); with `gb`, an `MB`/`TB` unit is converted.
+fn number_in(text: &str, gb: bool) -> Option<f64> {
+    let start = text.find(|c: char| c.is_ascii_digit())?;
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let n: f64 = rest[..end].parse().ok()?;
+    if !gb {
+        return Some(n);
+    }
+    let unit = rest[end..].trim_start().to_ascii_uppercase();
+    Some(if unit.starts_with("MB") {
+        n / 1024.0
+    } else if unit.starts_with("TB") {
+        n * 1024.0
+    } else {
+        n
+    })
+}
+
+impl Driver {
+    /// The live product that fits `t` in `region_slug` and is in stock there: the smallest that
+    /// fits (cores, then memory, then price). None fits: a refusal naming the nearest products.
+    pub async fn resolve_plan(
+        &self,
+        t: &crate::catalog::schema::Template,
+        region_slug: &str,
+    ) -> Result<ResolvedPlan, DriverError> {
+        let (items, _) = self.inventory(Some(region_slug)).await?;
+        self.pick_product(&items, t, region_slug)
+    }
+
+    /// Every item of the `plan_lookup` listings, and the requests they came from.
+    async fn inventory(
+        &self,
+        region_slug: Option<&str>,
+    ) -> Result<(Vec<Value>, String), DriverError> {
+        let p = &self.inner.provider;
+        let Some(lk) = &p.api.plan_lookup else {
+            return Err(self.no_op("plan_lookup", ""));
+        };
+        let ctx = Value::Object(self.base_ctx(region_slug));
+        let mut items = Vec::new();
+        let mut sources = Vec::new();
+        for name in &lk.operations {
+            let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
+            let prep = self.prepare(name, op, &ctx)?;
+            sources.push(format!("{} {}", prep.method, prep.url));
+            items.extend(self.items(name, "", &ctx).await?);
+        }
+        Ok((items, sources.join(", ")))
+    }
+
+    /// Prices from the `plan_lookup` inventory (a provider without a price list): for each
+    /// template, the product that fits it in each region, in stock; the template's price is the
+    /// cheapest region's, the others are regional prices.
+    pub async fn inventory_prices(
+        &self,
+        templates: &[crate::catalog::schema::Template],
+    ) -> Result<PriceList, DriverError> {
+        let (items, source) = self.inventory(None).await?;
+        let p = &self.inner.provider;
+        let mut plans = Vec::new();
+        for t in templates {
+            let mut found: Vec<(String, f64)> = Vec::new();
+            for r in &p.regions {
+                if let Ok(best) = self.pick_product(&items, t, &r.id) {
+                    if let Some(h) = best.hourly.filter(|h| *h > 0.0) {
+                        found.push((p.region_api_id(&r.id).to_string(), h));
+                    }
+                }
+            }
+            let hourly = found.iter().map(|x| x.1).reduce(f64::min);
+            plans.push(PlanPrice {
+                plan: t.plan.clone(),
+                hourly,
+                monthly: None,
+                regions: Some(found.iter().map(|x| x.0.clone()).collect()),
+                region_prices: found,
+                specs: Default::default(),
+                variant: String::new(),
+            });
+        }
+        Ok(PriceList { source, plans })
+    }
+
+    /// The smallest product of `items` in stock in the region that fits `t`.
+    fn pick_product(
+        &self,
+        items: &[Value],
+        t: &crate::catalog::schema::Template,
+        region_slug: &str,
+    ) -> Result<ResolvedPlan, DriverError> {
+        let p = &self.inner.provider;
+        let Some(lk) = &p.api.plan_lookup else {
+            return Err(self.no_op("plan_lookup", ""));
+        };
+        let facility = p.region_api_id(region_slug).to_string();
+        let want_gpu = t.gpu.as_ref().map(|g| {
+            // The model's distinctive token: "NVIDIA RTX 4090" → "4090".
+            g.model
+                .split_whitespace()
+                .last()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        });
+        let mut fits = Vec::new();
+        let mut near = Vec::new();
+        for v in items {
+            let text = |ptr: &str| {
+                if ptr.is_empty() {
+                    None
+                } else {
+                    tree::text_at(v, ptr)
+                }
+            };
+            let Some(id) = text(&lk.id) else { continue };
+            let region = text(&lk.region).unwrap_or_default();
+            if !region.eq_ignore_ascii_case(&facility) {
+                continue;
+            }
+            let cpu = text(&lk.cpu)
+                .and_then(|s| number_in(&s, false))
+                .unwrap_or(0.0);
+            let mem = text(&lk.memory_gb)
+                .and_then(|s| number_in(&s, true))
+                .unwrap_or(0.0);
+            let gpu = text(&lk.gpu).unwrap_or_default().to_ascii_lowercase();
+            let hourly = text(&lk.hourly)
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .map(|h| {
+                    h + text(&lk.hourly_extra)
+                        .and_then(|s| s.trim().parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                });
+            let stock = text(&lk.stock).unwrap_or_default();
+            let in_stock = lk.in_stock.is_empty()
+                || lk.in_stock.iter().any(|s| s.eq_ignore_ascii_case(&stock));
+            let gpu_ok = match &want_gpu {
+                Some(tok) => gpu.contains(tok.as_str()),
+                None => gpu.trim().is_empty() || gpu == "none" || gpu == "n/a",
+            };
+            let image = lk.image_by.iter().find_map(|(ptr, map)| {
+                let got = text(ptr)?;
+                map.get(&got).cloned()
+            });
+            let r = ResolvedPlan {
+                plan: id,
+                name: text(&lk.name).unwrap_or_default(),
+                cpu,
+                memory_gb: mem,
+                hourly,
+                image,
+            };
+            if in_stock && gpu_ok && cpu >= f64::from(t.cpu) && mem + 1e-9 >= t.memory_gb {
+                fits.push(r);
+            } else if gpu_ok {
+                let gap = (f64::from(t.cpu) - cpu).abs() / f64::from(t.cpu.max(1))
+                    + (t.memory_gb - mem).abs() / t.memory_gb.max(1.0)
+                    + if in_stock { 0.0 } else { 0.5 };
+                near.push((gap, r, stock));
+            }
+        }
+        fits.sort_by(|a, b| {
+            a.cpu
+                .total_cmp(&b.cpu)
+                .then(a.memory_gb.total_cmp(&b.memory_gb))
+                .then(
+                    a.hourly
+                        .unwrap_or(f64::MAX)
+                        .total_cmp(&b.hourly.unwrap_or(f64::MAX)),
+                )
+                .then_with(|| a.plan.cmp(&b.plan))
+        });
+        if let Some(best) = fits.into_iter().next() {
+            return Ok(best);
+        }
+        near.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.plan.cmp(&b.1.plan)));
+        let names: Vec<String> = near
+            .iter()
+            .take(3)
+            .map(|(_, r, stock)| format!("{} ({stock})", r.describe()))
+            .collect();
+        let mut e = DriverError::new(
+            &self.inner.id,
+            ErrorKind::Refused,
+            format!(
+                "no product in stock in {facility} fits template '{}' ({} cores, {} GB{})",
+                t.id,
+                t.cpu,
+                t.memory_gb,
+                t.gpu
+                    .as_ref()
+                    .map(|g| format!(", {}", g.model))
+                    .unwrap_or_default()
+            ),
+        );
+        e.hint = Some(if names.is_empty() {
+            format!("the inventory lists no such product in {facility}; try another region")
+        } else {
+            format!("nearest there: {}", names.join("; "))
+        });
+        Err(e)
     }
 }

@@ -59,6 +59,17 @@ impl Renderer {
         Renderer { body, path, plain }
     }
 
+    /// Evaluate a condition (a minijinja expression) over the context: its truthiness.
+    pub fn truthy(&self, expr: &str, ctx: &serde_json::Value) -> Result<bool, String> {
+        let e = self
+            .plain
+            .compile_expression(expr)
+            .map_err(|e| e.to_string())?;
+        e.eval(Value::from_serialize(ctx))
+            .map(|v| v.is_true())
+            .map_err(|e| e.to_string())
+    }
+
     /// Render a JSON body template (values JSON-encoded).
     pub fn body(&self, src: &str, ctx: &serde_json::Value) -> Result<String, String> {
         render(&self.body, src, ctx)

@@ -239,6 +239,7 @@ fn request(name: &str) -> CreateRequest {
         user_data: Some("#cloud-config\n".into()),
         deploy_id: "d1".into(),
         api_variant: String::new(),
+        vars: Default::default(),
     }
 }
 

@@ -393,10 +393,155 @@ pub fn report(
     })
 }
 
+/// Time buckets of a cost-over-time report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    /// Monday to Monday (ISO weeks), UTC.
+    Week,
+    Month,
+}
+
+impl Period {
+    /// The bucket holding `unix`: `(start, end)`, end exclusive.
+    pub fn bounds(self, unix: i64) -> (i64, i64) {
+        let day = unix.div_euclid(86_400) * 86_400;
+        match self {
+            Period::Day => (day, day + 86_400),
+            Period::Week => {
+                // 1970-01-01 was a Thursday: days since the Monday before it.
+                let weekday = (unix.div_euclid(86_400) + 3).rem_euclid(7);
+                let start = day - weekday * 86_400;
+                (start, start + 7 * 86_400)
+            }
+            Period::Month => time::month_bounds(unix),
+        }
+    }
+
+    /// A bucket's label: `2024-05-31`, `2024-05-27` (the week's Monday), `2024-05`.
+    pub fn label(self, start: i64) -> String {
+        let text = time::format(start);
+        match self {
+            Period::Day | Period::Week => text[..10].to_string(),
+            Period::Month => text[..7].to_string(),
+        }
+    }
+}
+
+/// One bucket of a cost-over-time report, in USD (buckets mix currencies).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketRow {
+    pub period: String,
+    pub start: String,
+    pub end: String,
+    /// Nodes with billable time in the bucket.
+    pub nodes: u64,
+    pub hours: f64,
+    pub cost_usd: f64,
+}
+
+/// Most buckets one report holds (a day-by-day report of many years is a mistake).
+pub const MAX_BUCKETS: usize = 5000;
+
+/// Cost per day, week or month over `[since, until)`, from the store's timelines: each
+/// bucket is a window of [`node_cost`], so buckets that tile a month add up to its capped bill.
+/// Buckets start at the first billable record when `since` is earlier. Currencies without a
+/// USD rate are left out and named in the second value.
+pub fn buckets(
+    store: &dyn Store,
+    billing: &Billing,
+    filter: &NodeFilter,
+    period: Period,
+    since: i64,
+    until: i64,
+    now: i64,
+) -> anyhow::Result<(Vec<BucketRow>, Vec<String>)> {
+    let mut nodes: Vec<(NodeRecord, Vec<(NodeStatus, i64)>)> = Vec::new();
+    let mut filter = filter.clone();
+    filter.include_deleted = true;
+    store.for_each_timeline(
+        &filter,
+        &mut |node: &NodeRecord, timeline: &[Transition]| {
+            let points: Vec<(NodeStatus, i64)> = timeline
+                .iter()
+                .filter_map(|t| time::unix(&t.since).map(|u| (t.state, u)))
+                .collect();
+            if !points.is_empty() {
+                nodes.push((node.clone(), points));
+            }
+            Ok(())
+        },
+    )?;
+    let end = until.min(now);
+    let first = nodes.iter().map(|(_, p)| p[0].1).min();
+    let Some(first) = first else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let mut cursor = period.bounds(since.max(first)).0;
+    let mut rows = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
+    while cursor < end {
+        let (bs, be) = period.bounds(cursor);
+        if rows.len() >= MAX_BUCKETS {
+            anyhow::bail!(crate::error::BadInput(format!(
+                "more than {MAX_BUCKETS} buckets — give a later --since or a longer period (--by week or --by month)"
+            )));
+        }
+        let window = (bs.max(since), be.min(end));
+        let mut row = BucketRow {
+            period: period.label(bs),
+            start: time::format(window.0),
+            end: time::format(window.1),
+            nodes: 0,
+            hours: 0.0,
+            cost_usd: 0.0,
+        };
+        for (node, points) in &nodes {
+            let c = node_cost(
+                points,
+                node.price_hourly,
+                node.price_monthly,
+                billing.rule_for(node),
+                window,
+                now,
+            );
+            if c.hours <= 0.0 {
+                continue;
+            }
+            match billing.usd_rate(&node.currency) {
+                Some(rate) => {
+                    row.nodes += 1;
+                    row.hours += c.hours;
+                    row.cost_usd += c.cost * rate;
+                }
+                None if !missing.contains(&node.currency) => missing.push(node.currency.clone()),
+                None => {}
+            }
+        }
+        row.hours = round(row.hours, 4);
+        row.cost_usd = round(row.cost_usd, 6);
+        rows.push(row);
+        cursor = be;
+    }
+    Ok((rows, missing))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use NodeStatus::*;
+
+    #[test]
+    fn periods_cut_days_weeks_and_months() {
+        // 2024-05-31T12:00:00Z, a Friday.
+        let t = 1_717_156_800;
+        assert_eq!(Period::Day.label(Period::Day.bounds(t).0), "2024-05-31");
+        assert_eq!(Period::Week.label(Period::Week.bounds(t).0), "2024-05-27");
+        assert_eq!(Period::Month.label(Period::Month.bounds(t).0), "2024-05");
+        let (s, e) = Period::Day.bounds(t);
+        assert_eq!(Period::Day.label(e), "2024-06-01");
+        assert_eq!(e - s, 86_400);
+    }
 
     fn t(s: &str) -> i64 {
         time::unix(s).unwrap()

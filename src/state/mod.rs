@@ -32,6 +32,7 @@
 //! takes a secret and none may ever be given one: messages are the provider's scrubbed text.
 
 pub mod cost;
+pub mod daily;
 pub mod lease;
 pub mod lifecycle;
 pub mod model;
@@ -231,6 +232,22 @@ pub trait Store {
 /// Open the store of a capsule home (`$CAPSULE_HOME/state.db`), creating and migrating it.
 pub fn open(home: &Path) -> anyhow::Result<Box<dyn Store>> {
     Ok(Box::new(SqliteStore::open(&home.join(DB_FILE))?))
+}
+
+/// The store for a command that only reads (inventory, history, cost): a home without a store
+/// reads as empty and nothing is created, and a store in a home that cannot be written is
+/// opened read-only, so a read-only `CAPSULE_HOME` still answers.
+pub fn open_read(home: &Path) -> anyhow::Result<Box<dyn Store>> {
+    let path = home.join(DB_FILE);
+    if !path.is_file() {
+        return Ok(Box::new(SqliteStore::open_in_memory()?));
+    }
+    match SqliteStore::open(&path) {
+        Ok(s) => Ok(Box::new(s)),
+        Err(e) => SqliteStore::open_read_only(&path)
+            .map(|s| Box::new(s) as Box<dyn Store>)
+            .map_err(|_| e),
+    }
 }
 
 /// A fresh deploy id: 12 lowercase hex digits (random), short enough for provider tag limits.

@@ -285,10 +285,12 @@ pub enum Action {
     Import,
     Adopt,
     Forget,
+    /// An xNode's install and readiness: the installer it got, each readiness stage reached.
+    Xnode,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::Deploy,
         Action::Start,
         Action::Stop,
@@ -299,6 +301,7 @@ impl Action {
         Action::Import,
         Action::Adopt,
         Action::Forget,
+        Action::Xnode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -313,6 +316,7 @@ impl Action {
             Action::Import => "import",
             Action::Adopt => "adopt",
             Action::Forget => "forget",
+            Action::Xnode => "xnode",
         }
     }
 
@@ -413,6 +417,8 @@ pub struct EventFilter {
     pub since: Option<String>,
     /// The newest `limit` events (0 = all), returned oldest first.
     pub limit: usize,
+    /// Only events of this action.
+    pub action: Option<Action>,
 }
 
 /// What `clean_events` removed (or would remove).

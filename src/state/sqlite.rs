@@ -97,6 +97,30 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Open an existing store for reading only, as it is (no migration, no WAL switch): for a
+    /// read-only command when `CAPSULE_HOME` cannot be written. Any write fails.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<SqliteStore> {
+        use rusqlite::OpenFlags;
+        let shown = path.display().to_string();
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| anyhow!("cannot read the state store {shown}: {e}"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let version = schema::version(&conn)
+            .map_err(|e| anyhow!("cannot read the state store {shown}: {e}"))?;
+        if version != schema::LATEST {
+            return Err(anyhow!(
+                "the state store {shown} is at schema version {version} and needs upgrading, but CAPSULE_HOME cannot be written — make it writable and run the command again"
+            ));
+        }
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// A private in-memory store (unit tests).
     pub fn open_in_memory() -> anyhow::Result<SqliteStore> {
         let store = SqliteStore {
@@ -889,10 +913,12 @@ impl Store for SqliteStore {
             "SELECT e.id, e.time, e.deploy_id, n.name, n.provider, e.action, e.outcome, e.state, e.message \
              FROM events e LEFT JOIN nodes n ON n.deploy_id = e.deploy_id \
              WHERE (?1 IS NULL OR e.deploy_id = ?1) AND (?2 IS NULL OR e.time >= ?2) \
+             AND (?4 IS NULL OR e.action = ?4) \
              ORDER BY e.id DESC LIMIT ?3",
         )?;
         let mut out: Vec<Event> = Vec::new();
-        let mut rows = st.query(params![filter.deploy_id, filter.since, limit])?;
+        let action = filter.action.map(Action::as_str);
+        let mut rows = st.query(params![filter.deploy_id, filter.since, limit, action])?;
         while let Some(r) = rows.next()? {
             let action: String = r.get(5)?;
             let outcome: String = r.get(6)?;

@@ -92,7 +92,14 @@ fn seed_smart_deploy_picks_the_cheapest_fit_and_creates_one_node() {
     out.stdout_has("Cheapest offer for ≥4 vCPU, ≥8 GB memory, ≤ $0.100/h:")
         .stdout_has("do-large (digitalocean s-4vcpu-8gb)");
     // The explanation says why the other providers were not considered.
-    out.stdout_has("Skipped vultr: no credentials");
+    // (issue 14: the providers without credentials are listed on one line)
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("Skipped, no credentials: ") && l.contains("vultr")),
+        "{}",
+        out.stdout
+    );
     assert_eq!(mock.count_creates(), 1, "{}", mock.log_summary());
     let nodes = mock.nodes();
     assert_eq!(nodes.len(), 1);

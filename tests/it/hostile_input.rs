@@ -551,3 +551,260 @@ fn import_reads_regular_files_only() {
         .code(2)
         .stderr_has("is a named pipe (FIFO)");
 }
+
+// ---- defect 19: errors and exit codes ----------------------------------------------------------
+
+#[test]
+fn a_long_catalog_line_is_quoted_in_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(10 * 1024 * 1024);
+    write(
+        dir.path(),
+        "digitalocean/templates.toml",
+        &format!("[[templates]]\nid = \"do-small\"\nregions = [\"{long}\"]\n"),
+    );
+    let r = capsule()
+        .args([
+            "openmesh",
+            "catalog",
+            "validate",
+            dir.path().to_str().unwrap(),
+        ])
+        .code(2);
+    r.stderr_has("templates.toml:3:");
+    assert!(r.stderr.len() < 4096, "{} bytes of stderr", r.stderr.len());
+}
+
+#[test]
+fn a_utf16_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{HEADER}\n{GOOD}\n");
+    let mut le = vec![0xFF, 0xFE];
+    le.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let mut be = vec![0xFE, 0xFF];
+    be.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+    for (bytes, enc) in [(le, "UTF-16 (little-endian)"), (be, "UTF-16 (big-endian)")] {
+        let path = dir.path().join("nodes.csv");
+        std::fs::write(&path, &bytes).unwrap();
+        capsule()
+            .args(["openmesh", "inventory", "import", path.to_str().unwrap()])
+            .code(2)
+            .stderr_has(&format!("the file is {enc} text — save it as UTF-8"));
+        let cat = dir.path().join("cat");
+        std::fs::create_dir_all(&cat).unwrap();
+        std::fs::write(cat.join("rates.toml"), &bytes).unwrap();
+        capsule()
+            .args(["openmesh", "catalog", "validate", cat.to_str().unwrap()])
+            .code(2)
+            .stderr_has(&format!("is {enc} text"));
+    }
+}
+
+#[test]
+fn read_only_commands_answer_when_the_home_cannot_be_written() {
+    // A home under a regular file can be neither created nor written (root ignores modes, so
+    // this is the unwritable home a test can build anywhere).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let home = dir.path().join("file").join("home");
+    let c = capsule().env("CAPSULE_HOME", home.to_str().unwrap());
+    for args in [
+        vec!["openmesh", "templates"],
+        vec!["openmesh", "providers"],
+        vec!["openmesh", "inventory"],
+        vec!["openmesh", "inventory", "stats"],
+        vec!["openmesh", "inventory", "export"],
+        vec!["openmesh", "history"],
+        vec!["openmesh", "cost"],
+    ] {
+        let out = c.run_args(&args);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+    }
+    let csv = write(dir.path(), "n.csv", &format!("{HEADER}\n{GOOD}\n"));
+    let out = c.run_args(&["openmesh", "inventory", "import", &csv]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("check that CAPSULE_HOME is writable"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_broken_credentials_file_is_an_error_not_unconfigured() {
+    for (what, bytes) in [
+        ("garbage", b"\x00\x01[[[ not toml".to_vec()),
+        (
+            "not UTF-8",
+            b"[digitalocean]\ntoken = \"\xff\xfe\"\n".to_vec(),
+        ),
+    ] {
+        let c = capsule();
+        let file = c.home().join("credentials.toml");
+        std::fs::write(&file, &bytes).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        for args in [
+            vec!["openmesh", "list"],
+            vec!["openmesh", "providers"],
+            vec!["openmesh", "provider", "verify"],
+            vec!["openmesh", "deploy", "--min-cpu", "1", "--dry-run", "--yes"],
+            vec![
+                "openmesh",
+                "deploy",
+                "--template",
+                "do-small",
+                "--dry-run",
+                "--yes",
+            ],
+        ] {
+            let out = c.run_args(&args);
+            assert_eq!(out.code, 2, "{what}: {args:?}: {}", out.stderr);
+            assert!(
+                out.stderr
+                    .contains(&format!("credentials file {}", file.display())),
+                "{what}: {args:?}: {}",
+                out.stderr
+            );
+            assert!(!out.stderr.contains("not configured"), "{}", out.stderr);
+        }
+    }
+}
+
+#[test]
+fn verify_with_a_bad_endpoint_is_bad_input() {
+    let out = capsule()
+        .env("DIGITALOCEAN_TOKEN", "dop_v1_x")
+        .env("CAPSULE_ENDPOINT_DIGITALOCEAN", "http://10.1.2.3:80")
+        .args(["openmesh", "provider", "verify", "digitalocean"])
+        .code(2);
+    out.stderr_has("plain http to a non-loopback host");
+}
+
+#[test]
+fn a_bootstrap_that_fails_for_a_node_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "bootstrap.toml",
+        "[bootstrap]\nuser_data = '''{% if name == 'odd' %}{{ name | no_such_filter }}{% endif %}ok'''\n",
+    );
+    let d = dir.path().to_str().unwrap();
+    capsule()
+        .args([
+            "openmesh",
+            "--catalog",
+            d,
+            "deploy",
+            "--template",
+            "do-small",
+            "--name",
+            "odd",
+            "--dry-run",
+            "--yes",
+        ])
+        .code(2)
+        .stderr_has("bootstrap template failed to render");
+}
+
+#[test]
+fn a_region_part_is_checked_not_ignored() {
+    let mock = MockServer::new(Provider::DigitalOcean);
+    let mut c = capsule();
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    let out = c.run_args(&["openmesh", "delete", "digitalocean:mars/1000", "--yes"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("digitalocean addresses a node by its id alone, without a region"),
+        "{}",
+        out.stderr
+    );
+    assert!(mock.requests().is_empty(), "{}", mock.log_summary());
+    let out = c.run_args(&["openmesh", "status", "aws:mars/i-0123"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown aws region 'mars'"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_request_template_that_spins_on_a_value_fails_fast_in_a_dry_run() {
+    // The loop depends on the name, so validation (with no values) passes; the dry run must
+    // stop on fuel and call it bad input, not hang or report a provider failure.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "digitalocean/api.toml",
+        "[api.operations.create]\nbody = '''{\"name\": {{ name }}{% for a in range(name | length * 3000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}}'''\n",
+    );
+    let d = dir.path().to_str().unwrap();
+    capsule().args(["openmesh", "catalog", "validate", d]).ok();
+    capsule()
+        .args([
+            "openmesh",
+            "--catalog",
+            d,
+            "deploy",
+            "--template",
+            "do-small",
+            "--name",
+            "big",
+            "--dry-run",
+            "--yes",
+        ])
+        .code(2)
+        .stderr_has("the catalog's `create` body does not render: the template ran out of fuel");
+}
+
+#[test]
+fn an_api_key_on_stdin_is_bounded() {
+    // From a file, so capsule may stop reading early without breaking the test's pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, vec![b'k'; 2 * 1024 * 1024]).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_capsule"))
+        .args([
+            "openmesh",
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key-stdin",
+        ])
+        .env_clear()
+        .env("CAPSULE_HOME", dir.path().join("home"))
+        .env("NO_COLOR", "1")
+        .stdin(std::fs::File::open(&key).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--api-key-stdin read more than 1024 KB"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_store_opened_read_only_reads_and_refuses_writes() {
+    use capsule::state::{SqliteStore, Store};
+    let c = capsule();
+    let csv = write(c.home(), "n.csv", &format!("{HEADER}\n{GOOD}\n"));
+    c.run_args(&["openmesh", "inventory", "import", &csv]);
+    let path = c.home().join("state.db");
+    let store = SqliteStore::open_read_only(&path).unwrap();
+    let nodes = store.list_nodes(&Default::default()).unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].name, "good");
+    let err = store
+        .connection()
+        .execute("CREATE TABLE x(y)", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("readonly"), "{err}");
+}

@@ -12,5 +12,7 @@ mod mocks;
 mod output;
 mod providers;
 mod readme;
+mod report;
 mod state;
 mod support;
+mod xnode;

@@ -728,6 +728,7 @@ fn rendered_create(c: &Case, name: &str) -> capsule::driver::RenderedRequest {
             user_data: None,
             deploy_id: "d1".to_string(),
             api_variant: String::new(),
+            ..Default::default()
         })
         .unwrap();
     reqs.into_iter().next().expect("a create request")

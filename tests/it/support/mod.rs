@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod fake_xnode;
 pub mod hostile;
 pub mod mock;
 
@@ -83,6 +84,9 @@ impl Capsule {
         cmd.env("CAPSULE_HOME", self.home.path());
         cmd.env("HOME", self.home.path());
         cmd.env("NO_COLOR", "1");
+        // Catalog prices age every day: outputs (and goldens) must not depend on today's date.
+        // The tests of the stale-price notice set their own threshold (`live_catalog.rs`).
+        cmd.env("CAPSULE_STALE_AFTER", "36500d");
         cmd.env("CAPSULE_POLL_INTERVAL_MS", "20");
         cmd.env("CAPSULE_BACKOFF_MS", "5");
         for (k, v) in &self.env {

@@ -73,6 +73,7 @@ impl Api for Hivelocity {
                 _ => Op::Other,
             },
             ("GET", ["device", _, "power"]) => Op::Poll,
+            ("GET", ["inventory", "product"]) => Op::Other,
             _ => Op::Unrouted,
         }
     }
@@ -88,6 +89,7 @@ impl Api for Hivelocity {
         let rest = api_path(req).unwrap_or_default();
         match op {
             Op::Verify => return profile(),
+            Op::Other if rest == ["inventory", "product"] => return inventory(req),
             Op::Create => return create(req, cx),
             Op::List => {
                 let hide = cx.cfg.hide_provisioning;
@@ -334,4 +336,157 @@ fn create(req: &Request, cx: &mut Cx) -> Resp {
     let out = render(&node);
     cx.store.create(node);
     Resp::json(200, out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inventory (issue 11): GET /api/v2/inventory/product?location=MAIN|GPU&group_by=flat, an array of
+// the swagger's `Stock` objects: integer product ids, specs as text, prices and per-location
+// premiums, stock per facility.
+
+/// One `Stock` row.
+#[allow(clippy::too_many_arguments)]
+fn stock(
+    id: u64,
+    name: &str,
+    dc: &str,
+    stock: &str,
+    cores: u32,
+    memory: &str,
+    gpu: &str,
+    hourly: f64,
+    premium: f64,
+    vps: bool,
+) -> Value {
+    json!({
+        "product_id": id, "product_name": name, "data_center": dc, "stock": stock,
+        "product_cpu": name, "product_cpu_cores": format!("{cores} Cores"),
+        "processor_info": {"cores": cores, "threads": cores * 2, "sockets": 1, "vCPUs": cores * 2},
+        "product_memory": memory, "product_drive": "960GB SSD", "product_gpu": gpu,
+        "product_bandwidth": "20TB", "product_hourly_price": hourly,
+        "product_monthly_price": (hourly * 720.0).round(), "hourly_location_premium": premium,
+        "monthly_location_premium": (premium * 720.0).round(),
+        "product_disabled_billing_periods": ["triennial"], "is_vps": vps, "is_sps": !vps,
+        "core": true, "edge": false, "location_option_id": 1, "product_on_sale": false,
+    })
+}
+
+fn inventory(req: &Request) -> Resp {
+    if req.q("group_by") != Some("flat") {
+        return err(400, "this mock answers group_by=flat only");
+    }
+    let rows = match req.q("location").unwrap_or("MAIN") {
+        "GPU" => vec![
+            stock(
+                780,
+                "Ryzen 9 7900X + RTX 4090",
+                "ATL2",
+                "available",
+                12,
+                "96GB",
+                "1x NVIDIA RTX 4090",
+                0.79,
+                0.0,
+                false,
+            ),
+            stock(
+                780,
+                "Ryzen 9 7900X + RTX 4090",
+                "LAX2",
+                "unavailable",
+                12,
+                "96GB",
+                "1x NVIDIA RTX 4090",
+                0.79,
+                0.0,
+                false,
+            ),
+        ],
+        _ => vec![
+            stock(
+                474,
+                "ci.nano.s2 E-2136",
+                "ATL2",
+                "available",
+                6,
+                "16GB",
+                "",
+                0.14,
+                0.0,
+                false,
+            ),
+            stock(
+                538,
+                "E-2288G",
+                "ATL2",
+                "available",
+                8,
+                "32GB",
+                "",
+                0.24,
+                0.0,
+                false,
+            ),
+            stock(
+                612,
+                "Dual Xeon Silver 4110",
+                "ATL2",
+                "limited",
+                16,
+                "64GB",
+                "",
+                0.48,
+                0.02,
+                false,
+            ),
+            stock(
+                640,
+                "Dual Xeon Gold 6130",
+                "ATL2",
+                "available",
+                32,
+                "131072 MB",
+                "",
+                0.95,
+                0.0,
+                false,
+            ),
+            stock(
+                612,
+                "Dual Xeon Silver 4110",
+                "NYC1",
+                "unavailable",
+                16,
+                "64GB",
+                "",
+                0.48,
+                0.03,
+                false,
+            ),
+            stock(
+                538,
+                "E-2288G",
+                "NYC1",
+                "available",
+                8,
+                "32GB",
+                "",
+                0.24,
+                0.03,
+                false,
+            ),
+            stock(
+                2379,
+                "VPS 16 vCPU",
+                "TPA1",
+                "available",
+                16,
+                "64GB",
+                "",
+                0.30,
+                0.0,
+                true,
+            ),
+        ],
+    };
+    Resp::json(200, Value::Array(rows))
 }

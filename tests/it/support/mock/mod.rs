@@ -25,6 +25,7 @@ pub mod digitalocean;
 pub mod equinix;
 pub mod hivelocity;
 pub mod linode;
+pub mod prices;
 pub mod scaleway;
 pub mod vultr;
 mod wire;
@@ -201,6 +202,8 @@ pub struct MockConfig {
     /// Hivelocity: a device is absent (GET 404, not listed) until provisioning finished, as on
     /// the real API (default true); `false` shows it with `powerStatus: "OFF"` instead.
     pub hide_provisioning: bool,
+    /// Give every node this public IPv4 (e.g. `127.0.0.1`, where a fake xNode listens).
+    pub public_ip: Option<String>,
 }
 
 impl Default for MockConfig {
@@ -223,6 +226,7 @@ impl Default for MockConfig {
             public_links: false,
             plans: None,
             hide_provisioning: true,
+            public_ip: None,
         }
     }
 }
@@ -270,6 +274,10 @@ impl MockConfig {
     }
     pub fn with_public_links(mut self) -> Self {
         self.public_links = true;
+        self
+    }
+    pub fn with_public_ip(mut self, ip: &str) -> Self {
+        self.public_ip = Some(ip.into());
         self
     }
     pub fn with_plans(mut self, plans: &[&str]) -> Self {
@@ -913,10 +921,14 @@ struct Action {
 struct IpPool {
     public: u32,
     private: u32,
+    fixed: Option<String>,
 }
 
 impl IpPool {
     fn public(&mut self) -> String {
+        if let Some(ip) = &self.fixed {
+            return ip.clone();
+        }
         let n = self.public;
         self.public += 1;
         let nets = ["203.0.113", "198.51.100", "192.0.2"];
@@ -937,6 +949,7 @@ impl Store {
             ips: IpPool {
                 public: 0,
                 private: 0,
+                fixed: cfg.public_ip.clone(),
             },
             creates: 0,
             actions: Vec::new(),
