@@ -217,8 +217,9 @@ pub fn home_dir() -> PathBuf {
     base.join(".capsule")
 }
 
-/// The longest duration capsule accepts anywhere (`--timeout`, `--since 7d`, …): 100 years.
-pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
+/// The longest duration capsule accepts anywhere (`--timeout`, `--since 7d`, `--stale-after`, …):
+/// 1,000 years.
+pub const MAX_DURATION: Duration = Duration::from_secs(365_250 * 86_400);
 
 /// The longest `--connect-timeout` / `--request-timeout`: one day.
 pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
@@ -235,7 +236,7 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 pub fn duration_value(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let hint = "write it like 90s, 10m, 2h, 30d or 1w";
-    let too_long = || format!("'{text}' is too long a duration — at most 36525d (100 years)");
+    let too_long = || format!("'{text}' is too long a duration — at most 365250d (1,000 years)");
     if let Ok(n) = t.parse::<f64>() {
         return Err(if n.is_finite() {
             format!("'{text}' has no unit — write {t}d for days, or {t}h, {t}m, {t}s")
@@ -322,7 +323,7 @@ mod tests {
             "99999999999999999999w",
             "1e30",
             "1e300w",
-            "36526d",
+            "365251d",
             "-5",
             "NaN",
             "inf",
@@ -330,7 +331,7 @@ mod tests {
         ] {
             assert!(duration_value(bad).is_err(), "{bad}");
         }
-        assert!(duration_value("36525d").is_ok());
+        assert!(duration_value("365250d").is_ok());
         for bad in ["1e20", "1e300", "0", "-3", "NaN", "inf", "86401", "soon"] {
             assert!(timeout_secs_value(bad).is_err(), "{bad}");
         }
