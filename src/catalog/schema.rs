@@ -99,6 +99,9 @@ pub struct ProviderXnode {
     /// empty = the provider has none (delete and deploy instead).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reinstall: String,
+    /// Why there is no reinstall here, said when one is asked for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub no_reinstall_reason: String,
 }
 
 fn default_true() -> bool {

@@ -826,8 +826,15 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
         .map(|x| x.reinstall.clone())
         .unwrap_or_default();
     if op.is_empty() {
+        let why = p
+            .meta
+            .xnode
+            .as_ref()
+            .map(|x| x.no_reinstall_reason.clone())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "it has no reinstall endpoint".to_string());
         return Err(bad_input(format!(
-            "reinstall is not supported by {}: it has no reinstall endpoint — delete the node and deploy a new one with `capsule openmesh deploy --xnode`",
+            "reinstall is not supported by {}: {why} — delete the node and deploy a new one with `capsule openmesh deploy --xnode`",
             p.id()
         )));
     }

@@ -336,7 +336,11 @@ impl Driver {
     pub(crate) async fn send(&self, prep: &Prepared, mode: Mode) -> Result<Resp, DriverError> {
         let inner = &self.inner;
         let max = inner.opts.max_attempts.max(1);
-        let deadline = Instant::now() + inner.opts.timeout;
+        // A day stands for "no limit" when the option is absurdly large.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(inner.opts.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400));
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -352,7 +356,10 @@ impl Driver {
                         return Ok(resp);
                     }
                     if (300..400).contains(&resp.status) {
-                        return Err(self.redirect_error(prep, &resp));
+                        // A create answered with a redirect (`303 See Other`) may have acted.
+                        let mut err = self.redirect_error(prep, &resp);
+                        err.in_doubt = mode == Mode::Create;
+                        return Err(err);
                     }
                     let mut err = self.api_error(&resp);
                     let throttled = resp.status == 429 || err.kind == ErrorKind::Throttled;

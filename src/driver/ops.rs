@@ -238,6 +238,10 @@ impl Driver {
             .clone();
         let mut ctx = self.node_ctx(&node);
         self.add_vars(&mut ctx, vars);
+        // A rebuild may insist on a new root password, as a create does: one-time, scrubbed.
+        let pw = random_password();
+        self.inner.add_secret(&pw);
+        set(&mut ctx, "random_password", pw);
         let saved = self
             .run_steps(&op.before, variant, &ctx, Some(&node))
             .await?;
@@ -263,6 +267,7 @@ impl Driver {
             .ok_or_else(|| self.no_op(name, variant))?;
         let mut ctx = self.node_ctx(node);
         self.add_vars(&mut ctx, vars);
+        set(&mut ctx, "random_password", "(redacted)");
         let mut out = Vec::new();
         for step in op.before.iter() {
             if !self.step_applies(step, &ctx)? {

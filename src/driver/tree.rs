@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 /// names (namespaces dropped) of its children; a text-only element becomes a string; repeated
 /// children become an array; an element whose name is in `list_elements` is always inside an
 /// array. Attributes are ignored. Nesting deeper than [`MAX_XML_DEPTH`] is an error (as
-/// serde_json refuses JSON deeper than 128), so no value too deep to drop is ever built.
+/// serde_json refuses JSON deeper than 128), so no value too deep to drop is ever built; so is
+/// a document of more than [`MAX_XML_ELEMENTS`] elements (tiny elements cost a hundred times
+/// their size once converted).
 pub fn xml_to_json(xml: &str, list_elements: &[String]) -> Result<Value, String> {
     use quick_xml::events::Event;
     use quick_xml::Reader;
@@ -51,10 +53,19 @@ pub fn xml_to_json(xml: &str, list_elements: &[String]) -> Result<Value, String>
     reader.config_mut().trim_text(false);
     let mut stack: Vec<Open> = Vec::new();
     let mut root: Option<(String, Value)> = None;
+    let mut elements = 0usize;
     loop {
         let ev = reader
             .read_event()
             .map_err(|e| format!("invalid XML: {e}"))?;
+        if matches!(ev, Event::Start(_) | Event::Empty(_)) {
+            elements += 1;
+            if elements > MAX_XML_ELEMENTS {
+                return Err(format!(
+                    "invalid XML: more than {MAX_XML_ELEMENTS} elements"
+                ));
+            }
+        }
         match ev {
             Event::Start(e) => {
                 if stack.len() >= MAX_XML_DEPTH {
@@ -118,6 +129,8 @@ pub fn xml_to_json(xml: &str, list_elements: &[String]) -> Result<Value, String>
 
 /// Deepest element nesting [`xml_to_json`] accepts (serde_json's JSON limit is 128 too).
 pub const MAX_XML_DEPTH: usize = 128;
+/// Most elements [`xml_to_json`] converts: a page of 1000 EC2 instances has about 250,000.
+pub const MAX_XML_ELEMENTS: usize = 500_000;
 
 fn unescape_segment(s: &str) -> String {
     s.replace("~1", "/").replace("~0", "~")
@@ -323,6 +336,9 @@ mod tests {
             "</a>".repeat(MAX_XML_DEPTH)
         );
         assert!(xml_to_json(&ok, &[]).is_ok());
+        let wide = format!("<r>{}</r>", "<a/>".repeat(MAX_XML_ELEMENTS));
+        let err = xml_to_json(&wide, &[]).unwrap_err();
+        assert!(err.contains("more than 500000 elements"), "{err}");
     }
 
     const DESCRIBE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

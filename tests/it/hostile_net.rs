@@ -546,6 +546,20 @@ fn the_catalog_may_raise_the_cap() {
     );
 }
 
+#[test]
+fn an_absurd_body_cap_is_refused_by_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("digitalocean")).unwrap();
+    std::fs::write(
+        dir.path().join("digitalocean/api.toml"),
+        "[api.limits]\nmax_body_mb = 1e9\n",
+    )
+    .unwrap();
+    let out = capsule().run_args(&om(&["catalog", "validate", dir.path().to_str().unwrap()]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("max_body_mb"), "{}", out.stderr);
+}
+
 // ---- 8: next links --------------------------------------------------------------------------
 
 #[test]
@@ -711,6 +725,20 @@ fn provider_text_reaches_the_terminal_without_control_characters() {
             "a control character reached the terminal: {text:?}"
         );
     }
+}
+
+#[test]
+fn a_csv_header_with_escapes_is_reported_without_them() {
+    let cli = capsule();
+    let file = cli.home().join("nodes.csv");
+    std::fs::write(&file, "name,\u{1b}[31mprovider\u{1b}]0;owned\u{7}\n").unwrap();
+    let out = cli.run_args(&om(&["inventory", "import", file.to_str().unwrap()]));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        !out.stderr.chars().any(|c| c.is_control() && c != '\n'),
+        "a control character reached the terminal: {:?}",
+        out.stderr
+    );
 }
 
 // ---- 17: Retry-After and the request deadline -----------------------------------------------

@@ -738,3 +738,249 @@ fn a_direct_answer_is_reported_unprotected() {
     assert_eq!(v["nodes"][0]["xnode"]["stage"], "unprotected");
     assert_eq!(v["nodes"][0]["xnode"]["owner"], Value::Null);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reinstall
+
+fn reinstall(mock: &MockServer, id: &str, extra: &[&str]) -> crate::support::Output {
+    let target = format!("{}:{id}", mock.provider().id());
+    let mut args = vec![
+        "openmesh",
+        "reinstall",
+        target.as_str(),
+        "--xnode",
+        "--owner",
+        OWNER_MIXED,
+    ];
+    args.extend_from_slice(extra);
+    against(capsule(), &[mock]).args(&args).run()
+}
+
+#[test]
+fn reinstall_on_hivelocity_powers_off_then_reloads_with_the_new_script() {
+    let mock = MockServer::start(Provider::Hivelocity, MockConfig::default());
+    let id = mock.add_node(crate::support::mock::NodeSpec::named("hv1.example.com"));
+    let out = reinstall(&mock, &id, &["--yes"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let reqs: Vec<(String, String)> = mock
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.method.clone(), format!("{}?{}", r.path, r.raw_query)))
+        .collect();
+    assert_eq!(
+        reqs,
+        vec![
+            (
+                "POST".to_string(),
+                format!("/api/v2/device/{id}/power?action=shutdown")
+            ),
+            ("PUT".to_string(), format!("/api/v2/compute/{id}?")),
+        ],
+        "{}",
+        mock.log_summary()
+    );
+    let put = mock
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .expect("PUT");
+    let body = put.json();
+    assert_eq!(body["forceReload"], true);
+    assert_eq!(body["osName"], "Ubuntu 24.04");
+    assert!(
+        body["script"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("OWNER=\"{OWNER_NORM}\"")),
+        "{body}"
+    );
+    assert!(out.stderr.contains("wipes"), "{}", out.stderr);
+}
+
+#[test]
+fn reinstall_on_linode_rebuilds_with_metadata_user_data() {
+    let mock = MockServer::start(Provider::Linode, MockConfig::default());
+    let id = mock.add_node(crate::support::mock::NodeSpec::named("ln1"));
+    let out = reinstall(&mock, &id, &["--yes", "-o", "json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let rebuilds: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/rebuild"))
+        .collect();
+    assert_eq!(rebuilds.len(), 1, "{}", mock.log_summary());
+    assert_eq!(
+        rebuilds[0].path,
+        format!("/v4/linode/instances/{id}/rebuild")
+    );
+    let node = mock.node(&id).expect("node");
+    assert_eq!(node.image, "linode/ubuntu24.04");
+    assert!(node
+        .user_data
+        .unwrap_or_default()
+        .contains(&format!("OWNER=\"{OWNER_NORM}\"")));
+    assert!(
+        !out.stdout
+            .contains(rebuilds[0].json()["root_pass"].as_str().unwrap_or("-")),
+        "root password leaked"
+    );
+    assert_eq!(out.json()["xnode"]["owner"], OWNER_NORM);
+}
+
+#[test]
+fn reinstall_on_vultr_sets_the_user_data_then_reinstalls() {
+    let mock = MockServer::start(Provider::Vultr, MockConfig::default());
+    let id = mock.add_node(crate::support::mock::NodeSpec::named("vu1"));
+    let out = reinstall(&mock, &id, &["--yes"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let calls: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        calls,
+        vec![
+            format!("PATCH /v2/instances/{id}"),
+            format!("POST /v2/instances/{id}/reinstall")
+        ],
+        "{}",
+        mock.log_summary()
+    );
+    let node = mock.node(&id).expect("node");
+    assert!(node
+        .user_data
+        .unwrap_or_default()
+        .contains(&format!("OWNER=\"{OWNER_NORM}\"")));
+}
+
+#[test]
+fn reinstall_dry_run_shows_the_requests_and_changes_nothing() {
+    let mock = MockServer::start(Provider::Vultr, MockConfig::default());
+    let id = mock.add_node(crate::support::mock::NodeSpec::named("vu2"));
+    let out = reinstall(&mock, &id, &["--dry-run"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.stdout_has("PATCH http")
+        .stdout_has("/reinstall")
+        .stdout_has("nothing was changed");
+    assert!(
+        mock.requests().iter().all(|r| r.method == "GET"),
+        "{}",
+        mock.log_summary()
+    );
+}
+
+#[test]
+fn reinstall_needs_confirmation_and_is_refused_where_unsupported() {
+    let mock = MockServer::start(Provider::Linode, MockConfig::default());
+    let id = mock.add_node(crate::support::mock::NodeSpec::named("ln2"));
+    let out = reinstall(&mock, &id, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--yes") && out.stderr.contains("WIPES"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        mock.requests().iter().all(|r| r.method == "GET"),
+        "{}",
+        mock.log_summary()
+    );
+    for provider in [Provider::DigitalOcean, Provider::Scaleway, Provider::Aws] {
+        let m = MockServer::new(provider);
+        let out = reinstall(&m, "12345", &["--yes"]);
+        assert_eq!(out.code, 2, "{provider:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains(&format!("not supported by {}", provider.id()))
+                && out.stderr.contains("delete the node and deploy"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AWS network
+
+#[test]
+fn aws_xnodes_get_one_managed_security_group_with_exactly_80_and_443() {
+    let mock = MockServer::new(Provider::Aws);
+    let c = against(capsule(), &[&mock]);
+    for name in ["ax1", "ax2"] {
+        let out = c.run_args(&[
+            "openmesh",
+            "deploy",
+            "--template",
+            "aws-t3-medium",
+            "--xnode",
+            "--owner",
+            OWNER_MIXED,
+            "--name",
+            name,
+            "--image",
+            "ami-0123456789abcdef0",
+            "--yes",
+        ]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    }
+    let groups = mock.security_groups();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let (id, name, rules) = &groups[0];
+    assert_eq!(name, "capsule-xnode");
+    assert_eq!(
+        rules,
+        &vec![
+            "tcp:80-80:0.0.0.0/0".to_string(),
+            "tcp:443-443:0.0.0.0/0".to_string()
+        ]
+    );
+    let actions: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.form_value("Action"))
+        .filter(|a| a.contains("SecurityGroup"))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "DescribeSecurityGroups",
+            "CreateSecurityGroup",
+            "AuthorizeSecurityGroupIngress",
+            "DescribeSecurityGroups",
+        ],
+        "created once, then reused"
+    );
+    for n in mock.nodes() {
+        assert_eq!(
+            n.extra["security_group_ids"],
+            serde_json::json!([id]),
+            "{}",
+            n.name
+        );
+    }
+    // A plain deploy leaves security groups alone.
+    let out = c.run_args(&[
+        "openmesh",
+        "deploy",
+        "--template",
+        "aws-t3-medium",
+        "--name",
+        "plain",
+        "--image",
+        "ami-0123456789abcdef0",
+        "--yes",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let after = mock
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.form_value("Action")
+                .is_some_and(|a| a.contains("SecurityGroup"))
+        })
+        .count();
+    assert_eq!(after, 4);
+}

@@ -195,6 +195,9 @@ impl Api for Ec2 {
             Some("StopInstances") => Op::Stop,
             Some("RebootInstances") => Op::Reboot,
             Some("TerminateInstances") => Op::Delete,
+            Some(
+                "DescribeSecurityGroups" | "CreateSecurityGroup" | "AuthorizeSecurityGroupIngress",
+            ) => Op::Other,
             None => Op::Other,
             Some(_) => Op::Unrouted,
         }
@@ -241,6 +244,7 @@ impl Api for Ec2 {
             Op::Start | Op::Stop | Op::Delete | Op::Reboot => {
                 change_state(&action, &p, &region, seq, cx)
             }
+            Op::Other => security_groups(&action, &p, seq, cx),
             _ => error(
                 400,
                 "InvalidAction",
@@ -798,6 +802,118 @@ fn describe_regions(p: &Params, seq: u64) -> Resp {
     ok("DescribeRegions", seq, &x)
 }
 
+/// DescribeSecurityGroups (filter `group-name`), CreateSecurityGroup (GroupName and
+/// GroupDescription required; a taken name is `InvalidGroup.Duplicate`) and
+/// AuthorizeSecurityGroupIngress (`IpPermissions.N.{IpProtocol,FromPort,ToPort,IpRanges.M.CidrIp}`;
+/// a rule already there is `InvalidPermission.Duplicate`), as the EC2 API reference describes.
+fn security_groups(action: &str, p: &Params, seq: u64, cx: &mut Cx) -> Resp {
+    let groups = &mut cx.store.security_groups;
+    match action {
+        "DescribeSecurityGroups" => {
+            let mut names = Vec::new();
+            for n in 1..=10 {
+                if p.get(&format!("Filter.{n}.Name")) == Some("group-name") {
+                    names.extend(p.list(&format!("Filter.{n}.Value")));
+                }
+            }
+            let mut x = String::from("<securityGroupInfo>");
+            for (id, name, rules) in groups
+                .iter()
+                .filter(|g| names.is_empty() || names.contains(&g.1))
+            {
+                x.push_str(&format!("<item><ownerId>123456789012</ownerId><groupId>{id}</groupId><groupName>{name}</groupName><ipPermissions>"));
+                for r in rules {
+                    let mut parts = r.split(':');
+                    let proto = parts.next().unwrap_or("");
+                    let (from, to) = parts
+                        .next()
+                        .and_then(|p| p.split_once('-'))
+                        .unwrap_or(("", ""));
+                    let cidr = parts.next().unwrap_or("");
+                    x.push_str(&format!("<item><ipProtocol>{proto}</ipProtocol><fromPort>{from}</fromPort><toPort>{to}</toPort><ipRanges><item><cidrIp>{cidr}</cidrIp></item></ipRanges></item>"));
+                }
+                x.push_str("</ipPermissions></item>");
+            }
+            x.push_str("</securityGroupInfo>");
+            ok("DescribeSecurityGroups", seq, &x)
+        }
+        "CreateSecurityGroup" => {
+            let (Some(name), Some(_)) = (p.get("GroupName"), p.get("GroupDescription")) else {
+                return error(
+                    400,
+                    "MissingParameter",
+                    "The request must contain the parameters GroupName and GroupDescription",
+                );
+            };
+            if groups.iter().any(|g| g.1 == name) {
+                return error(
+                    400,
+                    "InvalidGroup.Duplicate",
+                    &format!("The security group '{name}' already exists"),
+                );
+            }
+            let id = format!("sg-{:017x}", 0x5ec0_0000 + seq);
+            groups.push((id.clone(), name.to_string(), Vec::new()));
+            ok(
+                "CreateSecurityGroup",
+                seq,
+                &format!("<return>true</return><groupId>{id}</groupId>"),
+            )
+        }
+        _ => {
+            let Some(gid) = p.get("GroupId") else {
+                return error(
+                    400,
+                    "MissingParameter",
+                    "The request must contain the parameter GroupId",
+                );
+            };
+            let Some(g) = groups.iter_mut().find(|g| g.0 == gid) else {
+                return error(
+                    400,
+                    "InvalidGroup.NotFound",
+                    &format!("The security group '{gid}' does not exist"),
+                );
+            };
+            let mut new = Vec::new();
+            for n in 1..=20 {
+                let Some(proto) = p.get(&format!("IpPermissions.{n}.IpProtocol")) else {
+                    break;
+                };
+                let from = p.get(&format!("IpPermissions.{n}.FromPort")).unwrap_or("");
+                let to = p.get(&format!("IpPermissions.{n}.ToPort")).unwrap_or("");
+                for cidr in p.list(&format!("IpPermissions.{n}.IpRanges")).iter().chain(
+                    (1..=5)
+                        .filter_map(|m| {
+                            p.get(&format!("IpPermissions.{n}.IpRanges.{m}.CidrIp"))
+                                .map(str::to_string)
+                        })
+                        .collect::<Vec<_>>()
+                        .iter(),
+                ) {
+                    new.push(format!("{proto}:{from}-{to}:{cidr}"));
+                }
+            }
+            if new.is_empty() {
+                return error(400, "MissingParameter", "No IpPermissions given");
+            }
+            if new.iter().any(|r| g.2.contains(r)) {
+                return error(
+                    400,
+                    "InvalidPermission.Duplicate",
+                    "the specified rule already exists",
+                );
+            }
+            g.2.extend(new);
+            ok(
+                "AuthorizeSecurityGroupIngress",
+                seq,
+                "<return>true</return>",
+            )
+        }
+    }
+}
+
 fn run_instances(p: &Params, region: &str, seq: u64, cx: &mut Cx) -> Resp {
     for required in ["ImageId", "InstanceType", "MinCount", "MaxCount"] {
         if p.get(required).is_none_or(str::is_empty) {
@@ -971,6 +1087,11 @@ fn run_instances(p: &Params, region: &str, seq: u64, cx: &mut Cx) -> Resp {
         if let Some(k) = p.get("KeyName") {
             node.extra
                 .insert("key_name".into(), Value::String(k.to_string()));
+        }
+        let groups = p.list("SecurityGroupId");
+        if !groups.is_empty() {
+            node.extra
+                .insert("security_group_ids".into(), serde_json::json!(groups));
         }
         if let Some(s) = p.get("SubnetId") {
             node.extra

@@ -73,6 +73,8 @@ impl Api for Hivelocity {
                 _ => Op::Other,
             },
             ("GET", ["device", _, "power"]) => Op::Poll,
+            // A reload (BareMetalDeviceUpdate with forceReload).
+            ("PUT", ["compute" | "bare-metal-devices", _]) => Op::Other,
             ("GET", ["inventory", "product"]) => Op::Other,
             _ => Op::Unrouted,
         }
@@ -118,6 +120,28 @@ impl Api for Hivelocity {
             Op::Delete => {
                 cx.store.nodes.retain(|n| n.id != id);
                 Resp::empty(204)
+            }
+            Op::Other if req.method == "PUT" => {
+                // BareMetalDeviceUpdate: hostname and osName required; script; forceReload.
+                let Ok(body) = req.parsed_json() else {
+                    return err(400, "Invalid device parameters.");
+                };
+                let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+                let (Some(hostname), Some(os)) = (text("hostname"), text("osName")) else {
+                    return err(400, "Invalid device parameters.");
+                };
+                if body.get("forceReload").is_some_and(|v| !v.is_boolean()) {
+                    return err(400, "Invalid device parameters.");
+                }
+                let node = cx.store.node_mut(&id).expect("checked");
+                if node.status != "OFF" || !node.is_settled() {
+                    return err(409, "Device must be powered off to reload.");
+                }
+                node.name = hostname;
+                node.image = os;
+                node.user_data = text("script");
+                node.go(&["ON"]);
+                Resp::json(200, render(node))
             }
             Op::Start | Op::Stop | Op::Reboot => {
                 let node = cx.store.node_mut(&id).expect("checked");

@@ -98,6 +98,7 @@ impl Api for Linode {
             ("POST", ["linode", "instances", _, "boot"]) => Op::Start,
             ("POST", ["linode", "instances", _, "shutdown"]) => Op::Stop,
             ("POST", ["linode", "instances", _, "reboot"]) => Op::Reboot,
+            ("POST", ["linode", "instances", _, "rebuild"]) => Op::Other,
             _ => Op::Unrouted,
         }
     }
@@ -121,6 +122,33 @@ impl Api for Linode {
                 Some(n) => Resp::json(200, render(&n)),
                 None => not_found(),
             },
+            // Rebuild: image and root_pass required; metadata.user_data base64.
+            Op::Other => {
+                let body = req.json();
+                let image = body.get("image").and_then(Value::as_str);
+                let pass = body.get("root_pass").and_then(Value::as_str);
+                let (Some(image), Some(_)) = (image, pass) else {
+                    return err(400, "image and root_pass are required", Some("image"));
+                };
+                let ud = body.pointer("/metadata/user_data");
+                if ud.is_some_and(|u| !u.as_str().is_some_and(is_base64)) {
+                    return err(
+                        400,
+                        "user_data must be valid base64",
+                        Some("metadata.user_data"),
+                    );
+                }
+                let node = cx.store.node_mut(&id).expect("checked");
+                node.image = image.to_string();
+                node.user_data = ud.and_then(Value::as_str).map(|u| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(u.trim())
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default()
+                });
+                node.go(&["rebuilding", "running"]);
+                Resp::json(200, render(node))
+            }
             Op::Delete => {
                 let node = cx.store.node_mut(&id).expect("checked");
                 if node.status != "deleting" {

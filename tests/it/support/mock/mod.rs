@@ -612,6 +612,11 @@ impl MockServer {
     }
 
     /// Current server-side nodes, in creation order.
+    /// EC2 security groups: (group id, name, ingress rules as `proto:from-to:cidr`).
+    pub fn security_groups(&self) -> Vec<(String, String, Vec<String>)> {
+        self.lock().security_groups.clone()
+    }
+
     pub fn nodes(&self) -> Vec<Node> {
         self.lock().nodes.clone()
     }
@@ -891,6 +896,8 @@ struct Shared {
 
 /// Server-side state behind the mutex.
 struct Store {
+    /// EC2 security groups: (group id, name, ingress rules as `proto:from-to:cidr`).
+    security_groups: Vec<(String, String, Vec<String>)>,
     nodes: Vec<Node>,
     seq: u64,
     ips: IpPool,
@@ -944,6 +951,7 @@ impl IpPool {
 impl Store {
     fn new(cfg: &MockConfig) -> Store {
         Store {
+            security_groups: Vec::new(),
             nodes: Vec::new(),
             seq: 0,
             ips: IpPool {

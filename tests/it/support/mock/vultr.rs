@@ -117,6 +117,8 @@ impl Api for Vultr {
             ("POST", ["v2", "instances" | "bare-metals", _, "start"]) => Op::Start,
             ("POST", ["v2", "instances" | "bare-metals", _, "halt"]) => Op::Stop,
             ("POST", ["v2", "instances" | "bare-metals", _, "reboot"]) => Op::Reboot,
+            ("PATCH", ["v2", "instances" | "bare-metals", _]) => Op::Other,
+            ("POST", ["v2", "instances" | "bare-metals", _, "reinstall"]) => Op::Other,
             _ => Op::Unrouted,
         }
     }
@@ -151,6 +153,33 @@ impl Api for Vultr {
             Op::Delete => {
                 cx.store.nodes.retain(|n| n.id != id);
                 Resp::empty(204)
+            }
+            // PATCH: user_data (base64) kept for the next reinstall; reinstall {hostname}.
+            Op::Other => {
+                let body = req.json();
+                let node = cx.store.node_mut(&id).expect("checked");
+                if req.method == "PATCH" {
+                    let Some(u) = body.get("user_data").and_then(Value::as_str) else {
+                        return err(400, "Nothing to update.");
+                    };
+                    if !is_base64(u) {
+                        return err(400, "Invalid user_data: it must be base64 encoded.");
+                    }
+                    node.user_data = Some(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(u.trim())
+                            .map(|b| String::from_utf8_lossy(&b).into_owned())
+                            .unwrap_or_default(),
+                    );
+                    node.extra.insert("user_data_updated".into(), json!(true));
+                    return Resp::json(202, json!({ kind.tag(): render(node, false) }));
+                }
+                if body.get("hostname").is_some_and(|h| !h.is_string()) {
+                    return err(400, "Invalid hostname.");
+                }
+                node.extra.insert("reinstalled".into(), json!(true));
+                node.go(&["pending", "active"]);
+                Resp::json(202, json!({ kind.tag(): render(node, false) }))
             }
             Op::Start | Op::Stop | Op::Reboot => {
                 let node = cx.store.node_mut(&id).expect("checked");
