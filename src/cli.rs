@@ -116,10 +116,10 @@ pub struct Global {
     #[arg(short = 'y', long, global = true, help_heading = GLOBAL)]
     pub yes: bool,
     /// Seconds to wait for a TCP connection to a provider.
-    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS", help_heading = GLOBAL)]
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS", help_heading = GLOBAL, value_parser = crate::context::timeout_secs_value)]
     pub connect_timeout: f64,
     /// Seconds one API request may take in all.
-    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS", help_heading = GLOBAL)]
+    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS", help_heading = GLOBAL, value_parser = crate::context::timeout_secs_value)]
     pub request_timeout: f64,
     /// Ignore the refreshed prices in $CAPSULE_HOME/catalog/ (use the embedded catalog, and
     /// --catalog if given).
@@ -693,8 +693,8 @@ pub struct BulkArgs {
     #[arg(long)]
     pub wait: bool,
     /// Longest wait, e.g. `10m`.
-    #[arg(long, default_value = "10m")]
-    pub timeout: String,
+    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
+    pub timeout: std::time::Duration,
     /// Most requests in flight at once.
     #[arg(long, default_value_t = 8, value_name = "K")]
     pub parallel: usize,
@@ -724,8 +724,8 @@ pub struct ReapArgs {
     #[arg(long)]
     pub wait: bool,
     /// Longest wait, e.g. `10m`.
-    #[arg(long, default_value = "10m")]
-    pub timeout: String,
+    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
+    pub timeout: std::time::Duration,
     /// Most requests in flight at once.
     #[arg(long, default_value_t = 8, value_name = "K")]
     pub parallel: usize,

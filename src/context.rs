@@ -187,11 +187,8 @@ fn terminal_width() -> Option<usize> {
 }
 
 fn secs(v: f64, default: f64) -> Duration {
-    if v.is_finite() && v > 0.0 {
-        Duration::from_secs_f64(v)
-    } else {
-        Duration::from_secs_f64(default)
-    }
+    let v = if v.is_finite() && v > 0.0 { v } else { default };
+    Duration::try_from_secs_f64(v.min(MAX_TIMEOUT_SECS)).unwrap_or(Duration::from_secs(60))
 }
 
 fn env_millis(var: &str) -> anyhow::Result<Option<Duration>> {
@@ -220,39 +217,69 @@ pub fn home_dir() -> PathBuf {
     base.join(".capsule")
 }
 
-/// Parse `90s`, `10m`, `2h`, `30d`, `1w`; a bare number is an error (`30` could mean anything).
+/// The longest duration capsule accepts anywhere (`--timeout`, `--since 7d`, `--stale-after`, …):
+/// 1,000 years.
+pub const MAX_DURATION: Duration = Duration::from_secs(365_250 * 86_400);
+
+/// The longest `--connect-timeout` / `--request-timeout`: one day.
+pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// Parse `90s`, `10m`, `2h`, `30d`, `1w`, `1h30m`; a bare number is an error (`30` could mean
+/// anything); bad or absurd input is bad input (exit 2).
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    duration_value(text).map_err(crate::error::bad_input)
+}
+
+/// The value parser behind [`parse_duration`] (and clap's for duration options): `humantime`
+/// reads the units, months and years are refused (their length varies), and anything past
+/// [`MAX_DURATION`] is refused rather than overflowing.
+pub fn duration_value(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
-    let n: f64 = num.trim().parse().map_err(|_| {
-        crate::error::bad_input(format!(
-            "'{text}' is not a duration — write it like 90s, 10m, 2h or 30d"
-        ))
-    })?;
-    let mult = match unit {
-        "" => {
-            return Err(crate::error::bad_input(format!(
-                "'{text}' has no unit — write {n}d for days, or {n}h, {n}m, {n}s",
-                n = num.trim()
-            )))
-        }
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        "w" => 604800.0,
-        _ => {
-            return Err(crate::error::bad_input(format!(
-                "'{text}' has an unknown unit '{unit}' — use s, m, h, d or w"
-            )))
-        }
-    };
-    if !(n.is_finite() && n >= 0.0) {
-        return Err(crate::error::bad_input(format!(
-            "'{text}' is not a positive duration"
-        )));
+    let hint = "write it like 90s, 10m, 2h, 30d or 1w";
+    let too_long = || format!("'{text}' is too long a duration — at most 365250d (1,000 years)");
+    if let Ok(n) = t.parse::<f64>() {
+        return Err(if n.is_finite() {
+            format!("'{text}' has no unit — write {t}d for days, or {t}h, {t}m, {t}s")
+        } else {
+            format!("'{text}' is not a duration — {hint}")
+        });
     }
-    Ok(Duration::from_secs_f64(n * mult))
+    let d = {
+        let months_or_years = t
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .any(|u| matches!(u, "M" | "month" | "months" | "y" | "year" | "years"));
+        if months_or_years {
+            return Err(format!(
+                "'{text}' counts months or years, which vary in length — use s, m, h, d or w"
+            ));
+        }
+        humantime::parse_duration(t).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => too_long(),
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("'{text}' has an unknown unit '{unit}' — use s, m, h, d or w")
+            }
+            _ => format!("'{text}' is not a duration — {hint}"),
+        })?
+    };
+    if d > MAX_DURATION {
+        return Err(too_long());
+    }
+    Ok(d)
+}
+
+/// The value parser of `--connect-timeout` and `--request-timeout`: seconds, more than 0 and
+/// at most [`MAX_TIMEOUT_SECS`].
+pub fn timeout_secs_value(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds — write it like 30 or 2.5"))?;
+    if !(v.is_finite() && v > 0.0 && v <= MAX_TIMEOUT_SECS) {
+        return Err(format!(
+            "{text} seconds is out of range — give more than 0 and at most {MAX_TIMEOUT_SECS} (one day)"
+        ));
+    }
+    Ok(v)
 }
 
 /// A duration as `45m`, `1h30m`, `90s` (the way `--timeout` takes it).
@@ -283,5 +310,31 @@ mod tests {
         assert!(parse_duration("5y").is_err());
         let bare = parse_duration("30").unwrap_err().to_string();
         assert!(bare.contains("30d"), "{bare}");
+    }
+
+    #[test]
+    fn absurd_durations_and_timeouts_are_refused_not_a_panic() {
+        assert!(parse_duration("90").is_err(), "a bare number has no unit");
+        assert_eq!(parse_duration("1w").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        for bad in [
+            "99999999999999999999s",
+            "99999999999999999999d",
+            "99999999999999999999w",
+            "1e30",
+            "1e300w",
+            "365251d",
+            "-5",
+            "NaN",
+            "inf",
+            "3 months",
+        ] {
+            assert!(duration_value(bad).is_err(), "{bad}");
+        }
+        assert!(duration_value("365250d").is_ok());
+        for bad in ["1e20", "1e300", "0", "-3", "NaN", "inf", "86401", "soon"] {
+            assert!(timeout_secs_value(bad).is_err(), "{bad}");
+        }
+        assert_eq!(timeout_secs_value("2.5"), Ok(2.5));
     }
 }

@@ -700,6 +700,68 @@ pub struct Tagging {
     pub server_side_filter: bool,
 }
 
+/// The deploy tag when `tagging.tag` is not set.
+pub const DEFAULT_TAG: &str = "capsule-{{ deploy_id }}";
+
+impl Tagging {
+    /// The tag format as its literal text around the deploy id: `("capsule-", "")` for the
+    /// default. The format must hold `{{ deploy_id }}` exactly once and nothing else templated,
+    /// so that a tag read back from a node gives its deploy id again (resume and sync depend on
+    /// it); the error says what is wrong.
+    pub fn parts(&self) -> Result<(&str, &str), String> {
+        let tpl = if self.tag.is_empty() {
+            DEFAULT_TAG
+        } else {
+            self.tag.as_str()
+        };
+        let open = tpl
+            .find("{{")
+            .ok_or_else(|| format!("tag '{tpl}' must contain {{{{ deploy_id }}}}"))?;
+        let close = tpl[open..]
+            .find("}}")
+            .map(|i| open + i)
+            .ok_or_else(|| format!("tag '{tpl}' has an unclosed {{{{"))?;
+        if tpl[open + 2..close].trim() != "deploy_id" {
+            return Err(format!(
+                "tag '{tpl}' may template only {{{{ deploy_id }}}}, with literal text around it"
+            ));
+        }
+        let (prefix, suffix) = (&tpl[..open], &tpl[close + 2..]);
+        if [prefix, suffix]
+            .iter()
+            .any(|s| s.contains("{{") || s.contains("{%") || s.contains("}}"))
+        {
+            return Err(format!(
+                "tag '{tpl}' may template only one {{{{ deploy_id }}}}, with literal text around it"
+            ));
+        }
+        if prefix.is_empty() && suffix.is_empty() {
+            return Err(format!(
+                "tag '{tpl}' needs literal text around {{{{ deploy_id }}}} (e.g. 'capsule-{{{{ deploy_id }}}}'), so capsule's tags can be told from others"
+            ));
+        }
+        Ok((prefix, suffix))
+    }
+
+    /// THE deploy tag of a deploy id (`capsule-ab12`), used by the driver's create and lookups,
+    /// the inventory, sync and resume alike. An invalid format (refused by catalog validation)
+    /// falls back to the default.
+    pub fn tag_for(&self, deploy_id: &str) -> String {
+        let (prefix, suffix) = self.parts().unwrap_or(("capsule-", ""));
+        format!("{prefix}{deploy_id}{suffix}")
+    }
+
+    /// The deploy id a tag carries under this format (`capsule-ab12` → `ab12`); `None` for a tag
+    /// of another format.
+    pub fn deploy_id_in<'t>(&self, tag: &'t str) -> Option<&'t str> {
+        let (prefix, suffix) = self.parts().unwrap_or(("capsule-", ""));
+        tag.trim()
+            .strip_prefix(prefix)?
+            .strip_suffix(suffix)
+            .filter(|d| !d.is_empty())
+    }
+}
+
 /// `[api.limits]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -495,6 +495,26 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
     if !api.tagging.tag.is_empty() {
         template_ok(c, &e, &["tagging", "tag"], &api.tagging.tag);
     }
+    match api.tagging.parts() {
+        Err(msg) => c.push(&e, &["tagging", "tag"], msg),
+        Ok((prefix, _)) => {
+            // A `~prefix` filter that picks the deploy tag out of a tag list must match the tag
+            // capsule writes, or no node would ever be found again by its tag.
+            if let Field::Pick(pick) = &api.node.deploy_id {
+                if let Some(want) = pick.filter.get("").and_then(|v| v.strip_prefix('~')) {
+                    if !prefix.starts_with(want) {
+                        c.push(
+                            &e,
+                            &["node", "deploy_id"],
+                            format!(
+                                "the filter '~{want}' does not match the tags capsule writes ('{prefix}…', from tagging.tag) — make it '~{prefix}'"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
     for (k, v) in &api.headers {
         template_ok(c, &e, &["headers", k], v);
     }

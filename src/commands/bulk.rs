@@ -10,7 +10,7 @@
 
 use super::{cleanup, fanout, nodes, stdout};
 use crate::cli::{BulkArgs, InventoryFilter, OutputFormat};
-use crate::context::{parse_duration, Ctx};
+use crate::context::Ctx;
 use crate::driver::{Cleanup, Driver, DriverError, ErrorKind, Lifecycle, Node, NodeRef, NodeState};
 use crate::error::bad_input;
 use crate::render::{self, col, Column, Kind};
@@ -154,7 +154,7 @@ pub(super) fn execute(
     confirm: bool,
     why: &str,
 ) -> anyhow::Result<ExitCode> {
-    let timeout = parse_duration(&args.timeout)?;
+    let timeout = args.timeout;
     if targets.is_empty() {
         return finish(ctx, what, args, &rows, 0);
     }

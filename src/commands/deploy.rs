@@ -12,11 +12,12 @@ use crate::catalog::ProviderEntry;
 use crate::cli::{DeployArgs, OutputFormat, Spread};
 use crate::context::{parse_duration, Ctx};
 use crate::driver::{
-    CreateRequest, Driver, DriverError, ErrorKind, Node, NodeState, RenderedRequest,
+    CreateOutcome, CreateRequest, Driver, DriverError, ErrorKind, Node, NodeState, RenderedRequest,
 };
 use crate::error::bad_input;
 use crate::render::{self, col, usd, Kind};
 use crate::select::{self, GpuWant, Offer, Query, Reject};
+use crate::state::lifecycle::{self, ResumeStep};
 use crate::state::{self, Action, Created, Failure, NewNode, NodeStatus, Outcome, Store};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -937,7 +938,8 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         eprintln!("capsule: nothing deployed");
         return Ok(ExitCode::from(1));
     }
-    // Build every request before anything is recorded: bad input stops here with nothing lost.
+    // Build every request, every driver (credentials, endpoint) and the wait before anything
+    // is recorded: bad input or a missing credential stops here with no record written.
     let group_id = state::new_deploy_id();
     let mut jobs = Vec::new();
     for (pl, r) in plan.placements.iter().zip(&resolved) {
@@ -945,7 +947,9 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         let req = create_request(ctx, args, pl, &deploy_id, r.as_ref())?;
         jobs.push((pl.clone(), req));
     }
+    let runner = Runner::new(ctx, args, jobs.iter().map(|(pl, _)| pl.provider.as_str()))?;
     let store = open_store(ctx)?;
+    let lease = take_lease(ctx, &group_id)?;
     let mut intents = Vec::with_capacity(jobs.len());
     for (pl, req) in &jobs {
         let p = ctx.provider(&pl.provider)?;
@@ -977,13 +981,14 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
             name: pl.name,
             provider: pl.provider,
             req,
-            lookup_first: false,
+            start: Start::Create,
         })
         .collect();
     run_jobs(
         ctx,
-        args,
         store.as_ref(),
+        &runner,
+        &lease,
         jobs,
         &group_id,
         plan.explanation.as_ref(),
@@ -1062,23 +1067,92 @@ pub(super) fn write_request(out: &mut dyn Write, r: &RenderedRequest) -> std::io
     Ok(())
 }
 
-/// One create to run: with `lookup_first`, look the node up by its tag before creating (resume).
+/// How long creates that a killed process had in flight may take to reach the provider: a
+/// resume right after a `kill -9` waits this long after the previous holder's last heartbeat
+/// before it looks up the nodes that were still `creating`.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything a run needs, built and checked before the first intent is written: a failure
+/// here (no credentials, an unreadable credentials file, a bad endpoint, a bad `--timeout`)
+/// leaves no record behind.
+struct Runner {
+    drivers: BTreeMap<String, Driver>,
+    timeout: Duration,
+    parallel: usize,
+    wait: bool,
+    wait_ssh: bool,
+    /// The xNode install to check for, with `--xnode`.
+    xnode: Option<super::xnode::Spec>,
+    wait_ready: bool,
+}
+
+impl Runner {
+    fn new<'a>(
+        ctx: &Ctx,
+        args: &DeployArgs,
+        providers: impl IntoIterator<Item = &'a str>,
+    ) -> anyhow::Result<Runner> {
+        let default_timeout = if args.xnode.wait_ready { "45m" } else { "10m" };
+        let timeout = parse_duration(args.timeout.as_deref().unwrap_or(default_timeout))?;
+        let xnode = super::xnode::spec(ctx, &args.xnode)?;
+        let mut drivers = BTreeMap::new();
+        for p in providers {
+            if !drivers.contains_key(p) {
+                drivers.insert(p.to_string(), ctx.driver(p)?);
+            }
+        }
+        Ok(Runner {
+            drivers,
+            timeout,
+            parallel: args.parallel.max(1),
+            wait: args.wait || args.wait_ssh,
+            wait_ssh: args.wait_ssh,
+            xnode,
+            wait_ready: args.xnode.wait_ready,
+        })
+    }
+}
+
+/// Take the fleet's lease, or say which process holds it.
+fn take_lease(ctx: &Ctx, group: &str) -> anyhow::Result<state::lease::Lease> {
+    match state::lease::acquire(&ctx.home, group)? {
+        state::lease::Acquired::Held(l) => Ok(l),
+        state::lease::Acquired::Busy { pid } => {
+            let who = pid.map_or_else(
+                || "another capsule process".to_string(),
+                |p| format!("capsule process {p}"),
+            );
+            Err(anyhow::anyhow!(
+                "fleet {group} is being deployed by {who} — wait for it to finish, then run `capsule openmesh deploy --resume {group}`"
+            ))
+        }
+    }
+}
+
+/// How a job begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A deploy id never sent: create at once.
+    Create,
+    /// Resume: look the node up by its recorded (old) deploy tag and adopt what is found;
+    /// create under that deploy id only when the lookup definitively finds nothing and
+    /// `may_create` (outside the provider's hidden window).
+    LookUp { may_create: bool },
+}
+
+/// One create to run.
 struct Job {
     name: String,
     provider: String,
     req: CreateRequest,
-    lookup_first: bool,
+    start: Start,
 }
 
 /// What a create task reports back to the thread that owns the store.
 enum Report {
-    Created {
+    Outcome {
         deploy_id: String,
-        node: Node,
-    },
-    Failed {
-        deploy_id: String,
-        error: DriverError,
+        outcome: CreateOutcome,
     },
     Observed {
         deploy_id: String,
@@ -1090,31 +1164,62 @@ enum Report {
     },
 }
 
+/// The outcome of one job: the create, or (resume) the lookup by the old tag first.
+async fn run_job(driver: &Driver, job: &Job) -> CreateOutcome {
+    let may_create = match job.start {
+        Start::Create => return driver.create(&job.req).await,
+        Start::LookUp { may_create } => may_create,
+    };
+    let tag = driver.tag_for(&job.req.deploy_id);
+    let found = driver
+        .find_by_deploy_id(&job.req.deploy_id, Some(job.req.region.as_str()))
+        .await;
+    match found {
+        Ok(Some(node)) => CreateOutcome::Created(node),
+        Ok(None) if may_create && driver.can_find_by_tag() => driver.create(&job.req).await,
+        Ok(None) => {
+            let hidden = driver.hidden_after_create_seconds();
+            let why = if hidden > 0.0 {
+                format!(
+                    "tag '{tag}' is not listed yet, and the provider may not list a new node for up to {hidden} s after its create"
+                )
+            } else {
+                format!("tag '{tag}' cannot be looked up with this provider's catalog")
+            };
+            CreateOutcome::InDoubt {
+                error: DriverError::new(&job.provider, ErrorKind::NotFound, why).with_hint(
+                    "nothing was created again; resume once that window has passed, or `capsule openmesh sync` to settle it",
+                ),
+                node: None,
+            }
+        }
+        Err(e) => {
+            let mut error = e;
+            error.message = format!(
+                "looking up tag '{tag}' failed: {} — nothing was created again",
+                error.message
+            );
+            CreateOutcome::InDoubt { error, node: None }
+        }
+    }
+}
+
 fn run_jobs(
     ctx: &Ctx,
-    args: &DeployArgs,
     store: &dyn Store,
+    runner: &Runner,
+    lease: &state::lease::Lease,
     jobs: Vec<Job>,
     group_id: &str,
     explanation: Option<&Explanation>,
 ) -> anyhow::Result<ExitCode> {
-    let default_timeout = if args.xnode.wait_ready { "45m" } else { "10m" };
-    let timeout = parse_duration(args.timeout.as_deref().unwrap_or(default_timeout))?;
-    let xnode = super::xnode::spec(ctx, &args.xnode)?;
-    let mut drivers: BTreeMap<String, Driver> = BTreeMap::new();
-    for j in &jobs {
-        if !drivers.contains_key(&j.provider) {
-            drivers.insert(j.provider.clone(), ctx.driver(&j.provider)?);
-        }
-    }
     let names: BTreeMap<String, String> = jobs
         .iter()
         .map(|j| (j.req.deploy_id.clone(), j.name.clone()))
         .collect();
     let rt = ctx.runtime()?;
-    let parallel = args.parallel.max(1);
-    let wait = args.wait || args.wait_ssh;
-    let wait_ssh = args.wait_ssh;
+    let timeout = runner.timeout;
+    let (wait, wait_ssh) = (runner.wait, runner.wait_ssh);
     let progress = ctx.interactive && ctx.format() == OutputFormat::Table && jobs.len() > 1;
     let bar = progress.then(|| {
         let b = indicatif::ProgressBar::new(jobs.len() as u64);
@@ -1125,44 +1230,37 @@ fn run_jobs(
         b
     });
     let mut results: BTreeMap<String, (Option<Node>, Option<String>)> = BTreeMap::new();
+    let mut in_doubt: BTreeSet<String> = BTreeSet::new();
+    let beat = lease.handle()?;
     rt.block_on(async {
+        // The lease's heartbeat: the next holder learns when this process was last alive.
+        let heartbeat = tokio::spawn(async move {
+            loop {
+                let _ = beat.set_modified(std::time::SystemTime::now());
+                tokio::time::sleep(state::lease::HEARTBEAT).await;
+            }
+        });
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Report>();
-        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(runner.parallel));
         for job in jobs {
-            let driver = drivers[&job.provider].clone();
+            let driver = runner.drivers[&job.provider].clone();
             let tx = tx.clone();
             let sem = sem.clone();
             tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let deploy_id = job.req.deploy_id.clone();
-                let tag = state::deploy_tag(&deploy_id);
-                let found = if job.lookup_first {
-                    driver
-                        .find_by_tag(&tag, Some(job.req.region.as_str()))
-                        .await
-                        .ok()
-                        .flatten()
-                } else {
-                    None
+                let outcome = run_job(&driver, &job).await;
+                let created = match &outcome {
+                    CreateOutcome::Created(n) => Some(n.clone()),
+                    CreateOutcome::Rejected(_) | CreateOutcome::InDoubt { .. } => None,
                 };
-                let created = match found {
-                    Some(n) => Ok(n),
-                    None => driver.create(&job.req).await,
-                };
-                let node = match created {
-                    Ok(n) => n,
-                    Err(error) => {
-                        let _ = tx.send(Report::Failed { deploy_id, error });
-                        return;
-                    }
-                };
-                let _ = tx.send(Report::Created {
+                let _ = tx.send(Report::Outcome {
                     deploy_id: deploy_id.clone(),
-                    node: node.clone(),
+                    outcome,
                 });
-                if !wait {
+                let Some(node) = created.filter(|_| wait) else {
                     return;
-                }
+                };
                 match driver
                     .wait_for(&node.node_ref(), NodeState::Running, true, timeout)
                     .await
@@ -1191,15 +1289,24 @@ fn run_jobs(
         }
         drop(tx);
         while let Some(report) = rx.recv().await {
-            let res = handle_report(store, &names, &mut results, report, bar.as_ref());
+            let res = handle_report(
+                store,
+                &names,
+                &mut results,
+                &mut in_doubt,
+                report,
+                bar.as_ref(),
+            );
             if let Err(e) = res {
                 eprintln!("capsule: could not record a result: {e}");
             }
         }
+        heartbeat.abort();
     });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let table = ctx.format() == OutputFormat::Table;
     // The per-node result table.
     let mut rows = Vec::new();
     let mut failures = 0;
@@ -1212,13 +1319,19 @@ fn run_jobs(
         if err.is_some() {
             failures += 1;
         }
+        let status = match (&node, &rec) {
+            (Some(n), _) => Some(n.state.as_str().to_string()),
+            (None, Some(r)) if table => Some(r.status.label().to_string()),
+            (None, Some(r)) => Some(r.status.as_str().to_string()),
+            (None, None) => None,
+        };
         rows.push(json!({
             "name": name,
             "provider": rec.as_ref().map(|r| r.provider.clone()),
             "template": rec.as_ref().map(|r| r.template.clone()),
             "region": rec.as_ref().map(|r| r.region.clone()),
             "id": node.as_ref().map(|n| n.id.clone()).or_else(|| rec.as_ref().and_then(|r| r.provider_id.clone())),
-            "status": node.as_ref().map(|n| n.state.as_str().to_string()).or_else(|| rec.as_ref().map(|r| r.status.as_str().to_string())),
+            "status": status,
             "ipv4": node.as_ref().and_then(|n| n.ipv4.clone()),
             "deploy_id": deploy_id,
             "group_id": group_id,
@@ -1228,9 +1341,9 @@ fn run_jobs(
         }));
     }
     rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    let not_ready = match &xnode {
+    let not_ready = match &runner.xnode {
         Some(spec) => {
-            super::xnode::finish(ctx, store, spec, &mut rows, args.xnode.wait_ready, timeout)?
+            super::xnode::finish(ctx, store, spec, &mut rows, runner.wait_ready, timeout)?
         }
         None => 0,
     };
@@ -1251,6 +1364,18 @@ fn run_jobs(
         render::listing(&mut stdout(), ctx.style, &cols, &rows)?;
         super::xnode::print_summary(&rows)?;
     }
+    if !in_doubt.is_empty() {
+        let which: Vec<&str> = in_doubt
+            .iter()
+            .filter_map(|d| names.get(d).map(String::as_str))
+            .collect();
+        eprintln!(
+            "capsule: {} in doubt: the provider may have created {} ({}); the name is kept, and `capsule openmesh deploy --resume {group_id}` or `capsule openmesh sync` look it up by its tag rather than create it twice",
+            if which.len() == 1 { "1 node is".to_string() } else { format!("{} nodes are", which.len()) },
+            if which.len() == 1 { "it" } else { "them" },
+            which.join(", ")
+        );
+    }
     if failures > 0 {
         eprintln!(
             "capsule: {failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
@@ -1265,10 +1390,21 @@ fn run_jobs(
     Ok(ExitCode::SUCCESS)
 }
 
+fn created_of(node: &Node) -> Created {
+    Created {
+        provider_id: node.id.clone(),
+        status: status_of(node.state),
+        raw_status: node.raw_status.clone(),
+        ipv4: node.ipv4.clone(),
+        created_at: node.created_at.clone(),
+    }
+}
+
 fn handle_report(
     store: &dyn Store,
     names: &BTreeMap<String, String>,
     results: &mut BTreeMap<String, (Option<Node>, Option<String>)>,
+    in_doubt: &mut BTreeSet<String>,
     report: Report,
     bar: Option<&indicatif::ProgressBar>,
 ) -> anyhow::Result<()> {
@@ -1277,42 +1413,37 @@ fn handle_report(
         None => eprintln!("capsule: {msg}"),
     };
     match report {
-        Report::Created { deploy_id, node } => {
-            store.record_created(
-                &deploy_id,
-                &Created {
-                    provider_id: node.id.clone(),
-                    status: status_of(node.state),
-                    raw_status: node.raw_status.clone(),
-                    ipv4: node.ipv4.clone(),
-                    created_at: node.created_at.clone(),
-                },
-            )?;
-            say(format!(
-                "{} created at {} ({})",
-                names[&deploy_id], node.provider, node.id
-            ));
+        Report::Outcome { deploy_id, outcome } => {
             if let Some(b) = bar {
                 b.inc(1);
             }
-            results.insert(deploy_id, (Some(node), None));
-        }
-        Report::Failed { deploy_id, error } => {
-            // The provider answered with a refusal: it created nothing. Anything else is in
-            // doubt and stays live for `sync` / `--resume` to settle.
-            let failure = match error.kind {
-                ErrorKind::Auth | ErrorKind::Refused | ErrorKind::Api | ErrorKind::Throttled => {
-                    Failure::Rejected
+            let name = &names[&deploy_id];
+            match outcome {
+                CreateOutcome::Created(node) => {
+                    store.record_created(&deploy_id, &created_of(&node))?;
+                    say(format!("{name} created at {} ({})", node.provider, node.id));
+                    results.insert(deploy_id, (Some(node), None));
                 }
-                _ => Failure::InDoubt,
-            };
-            let msg = error.to_string();
-            store.record_failed(&deploy_id, &msg, failure)?;
-            say(format!("{} failed: {msg}", names[&deploy_id]));
-            if let Some(b) = bar {
-                b.inc(1);
+                CreateOutcome::Rejected(error) => {
+                    // A definite refusal: nothing exists, the record leaves the live set.
+                    let msg = error.to_string();
+                    store.record_failed(&deploy_id, &msg, Failure::Rejected)?;
+                    say(format!("{name} failed: {msg}"));
+                    results.insert(deploy_id, (None, Some(msg)));
+                }
+                CreateOutcome::InDoubt { error, node } => {
+                    // The provider may have created it: the name stays taken, and a lookup by
+                    // its tag settles it later. A node whose id is known is recorded with it.
+                    if let Some(n) = &node {
+                        store.record_created(&deploy_id, &created_of(n))?;
+                    }
+                    let msg = error.to_string();
+                    store.record_failed(&deploy_id, &msg, Failure::InDoubt)?;
+                    say(format!("{name} is in doubt: {msg}"));
+                    in_doubt.insert(deploy_id.clone());
+                    results.insert(deploy_id, (None, Some(msg)));
+                }
             }
-            results.insert(deploy_id, (None, Some(msg)));
         }
         Report::Observed { deploy_id, node } => {
             store.record_observation(&deploy_id, &observe(&node), Action::Deploy, "")?;
@@ -1361,40 +1492,49 @@ async fn wait_port(ip: &str, port: u16, timeout: Duration) -> Result<(), String>
     }
 }
 
-/// Finish an interrupted fleet: every recorded node without a provider id is looked up by its
-/// deploy tag and created only if the provider does not have it.
+/// Finish an interrupted fleet (the rules are `state::lifecycle::resume_step`): a node whose
+/// id is recorded is left alone; a `creating` or in-doubt node is looked up by its OLD deploy
+/// tag and adopted when found, and created under that same deploy id only when the lookup
+/// definitively finds nothing outside the provider's hidden window; a refused node is created
+/// again under a fresh record. The fleet's lease is held throughout, and creates a killed
+/// process may still have had in flight are given time to land before the lookups.
 fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode> {
     let store = open_store(ctx)?;
+    let lease = take_lease(ctx, group)?;
     let nodes = store.nodes_in_group(group)?;
     if nodes.is_empty() {
         return Err(bad_input(format!(
             "no fleet '{group}' in the inventory — `capsule openmesh history` shows recent deploys"
         )));
     }
-    // A node whose create was refused (nothing exists at the provider) left the live set; the
-    // fleet is only complete once it exists, so resume creates it again under a fresh record —
-    // unless a live node of that name already stands for it.
+    // A refused node left the live set; the fleet is only complete once it exists, so resume
+    // creates it again under a fresh record — unless a live node of that name stands for it.
     let live_names: BTreeSet<&str> = nodes
         .iter()
         .filter(|n| n.is_live())
         .map(|n| n.name.as_str())
         .collect();
+    let now = state::time::now_unix();
     let mut retried = BTreeSet::new();
     let mut jobs = Vec::new();
     let mut fresh = Vec::new();
+    let mut in_flight = false;
     for n in &nodes {
-        if n.provider_id.is_some() {
-            continue;
-        }
-        let refused = !n.is_live();
-        if refused
-            && (n.status != NodeStatus::Error
-                || live_names.contains(n.name.as_str())
-                || !retried.insert(n.name.clone()))
-        {
-            continue;
-        }
         let p = ctx.provider(&n.provider)?;
+        let hidden = p.api.limits.hidden_after_create_seconds;
+        let start = match lifecycle::resume_step(n, now, hidden) {
+            ResumeStep::Exists | ResumeStep::Skip => continue,
+            ResumeStep::Recreate => {
+                if live_names.contains(n.name.as_str()) || !retried.insert(n.name.clone()) {
+                    continue;
+                }
+                Start::Create
+            }
+            ResumeStep::LookUp { may_create } => {
+                in_flight |= n.status == NodeStatus::Creating;
+                Start::LookUp { may_create }
+            }
+        };
         let t = ctx.catalog.template(&n.template);
         let pl = Placement {
             name: n.name.clone(),
@@ -1406,7 +1546,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
             hourly_usd: n.price_hourly,
             monthly_usd: n.price_monthly,
         };
-        let deploy_id = if refused {
+        let deploy_id = if start == Start::Create {
             state::new_deploy_id()
         } else {
             n.deploy_id.clone()
@@ -1416,7 +1556,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
         req.api_variant = t
             .map(|t| t.api_variant.clone())
             .unwrap_or_else(|| n.api_variant.clone());
-        if refused {
+        if start == Start::Create {
             fresh.push(NewNode {
                 deploy_id: deploy_id.clone(),
                 group_id: group.to_string(),
@@ -1440,8 +1580,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
             name: n.name.clone(),
             provider: n.provider.clone(),
             req,
-            // A fresh deploy id was never sent: nothing to look up.
-            lookup_first: !refused,
+            start,
         });
     }
     if jobs.is_empty() {
@@ -1462,7 +1601,21 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
     )? {
         return Ok(ExitCode::from(1));
     }
+    let runner = Runner::new(ctx, args, jobs.iter().map(|j| j.provider.as_str()))?;
+    if in_flight {
+        // A process killed a moment ago may have had creates in flight: they reach the
+        // provider a little later, and a lookup before then would miss them.
+        let wait = lease.settle_wait(IN_FLIGHT_GRACE, std::time::SystemTime::now());
+        if !wait.is_zero() {
+            eprintln!(
+                "capsule: fleet {group} was being deployed moments ago; waiting {} s for creates still in flight to reach the provider before looking them up",
+                wait.as_secs().max(1)
+            );
+            lease.beat();
+            std::thread::sleep(wait);
+        }
+    }
     // Recorded before any create, as every deploy is.
     store.record_intents(&fresh)?;
-    run_jobs(ctx, args, store.as_ref(), jobs, group, None)
+    run_jobs(ctx, store.as_ref(), &runner, &lease, jobs, group, None)
 }

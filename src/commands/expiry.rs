@@ -83,7 +83,7 @@ pub fn reap(ctx: &Ctx, args: &ReapArgs) -> anyhow::Result<ExitCode> {
     }
     let opts = BulkArgs {
         wait: args.wait,
-        timeout: args.timeout.clone(),
+        timeout: args.timeout,
         parallel: args.parallel,
         ..BulkArgs::default()
     };

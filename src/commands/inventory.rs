@@ -168,8 +168,13 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
         columns.insert(at, super::expiry::EXPIRES_COLUMN);
     }
     let mut rows = render::RowStream::new(&mut out, ctx.style, &columns)?;
+    let table = ctx.format() == crate::cli::OutputFormat::Table;
     store.for_each_node(&filter, &mut |n| {
         let mut row = node_row(&n, &billing);
+        if table {
+            // People read `in doubt`; JSON and CSV keep the status word.
+            row["status"] = json!(n.status.label());
+        }
         if let Some(s) = stages.get(&n.deploy_id) {
             row["xnode"] = json!(s);
         }
@@ -269,14 +274,19 @@ fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
             pairs.push((k.clone(), if text.is_empty() { "-".into() } else { text }));
         }
     }
-    pairs.push(("tag".into(), state::deploy_tag(&node.deploy_id)));
+    // The provider's one tag format (the default format for a provider the catalog lost).
+    let tag = ctx.catalog.provider(&node.provider).map_or_else(
+        || crate::catalog::schema::Tagging::default().tag_for(&node.deploy_id),
+        |p| p.api.tagging.tag_for(&node.deploy_id),
+    );
+    pairs.push(("tag".into(), tag.clone()));
     let transitions: Vec<String> = timeline
         .iter()
         .map(|t| format!("{} {}", t.since, t.state))
         .collect();
     pairs.push(("timeline".into(), transitions.join(", ")));
     let mut doc = row.clone();
-    doc["tag"] = json!(state::deploy_tag(&node.deploy_id));
+    doc["tag"] = json!(tag);
     doc["timeline"] = json!(timeline);
     doc["events"] = json!(events);
     let mut out = stdout();

@@ -28,9 +28,14 @@ const COLUMNS: &[Column] = &[
     col("action", "action", Kind::Text).prio(0),
 ];
 
-/// The driver's node as sync compares it.
-fn live_node(n: &Node) -> LiveNode {
+/// The driver's node as sync compares it; its deploy id read with the provider's tag format.
+fn live_node(p: &ProviderEntry, n: &Node) -> LiveNode {
     LiveNode {
+        deploy_id: n
+            .tag
+            .as_deref()
+            .and_then(|t| p.api.tagging.deploy_id_in(t))
+            .map(str::to_string),
         provider: n.provider.clone(),
         id: n.id.clone(),
         name: n.name.clone(),
@@ -207,6 +212,17 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let applied = sync_provider(store.as_ref(), ctx, p, &live, args)?;
+        // An update that could not be written is a failed sync (exit 1), named on stderr.
+        for a in applied.iter().filter(|a| a.action.starts_with("failed")) {
+            eprintln!(
+                "capsule: {id}: {} {} ({}) was not updated: {}",
+                a.finding,
+                a.name,
+                a.deploy_id.as_deref().unwrap_or("-"),
+                a.action.trim_start_matches("failed: ")
+            );
+            failed = true;
+        }
         rows.extend(applied.iter().map(row));
         providers_done.push(id.to_string());
         synced += 1;
@@ -249,7 +265,7 @@ fn sync_provider(
     args: &SyncArgs,
 ) -> anyhow::Result<Vec<Applied>> {
     let id = p.id();
-    let live: Vec<LiveNode> = live.iter().map(live_node).collect();
+    let live: Vec<LiveNode> = live.iter().map(|n| live_node(p, n)).collect();
     let records = store.list_nodes(&NodeFilter {
         providers: vec![id.to_string()],
         include_deleted: true,

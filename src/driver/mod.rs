@@ -16,12 +16,14 @@ mod form;
 mod http;
 mod keys;
 mod ops;
+mod outcome;
 mod template;
 mod tree;
 
 pub use error::{DriverError, ErrorKind};
 pub use keys::key_material;
 pub use ops::{PlanPrice, PriceList, ResolvedPlan};
+pub use outcome::CreateOutcome;
 
 use crate::catalog::model::ProviderEntry;
 use crate::catalog::schema::Operation;

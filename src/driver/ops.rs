@@ -3,6 +3,7 @@
 
 use super::error::{excerpt, DriverError, ErrorKind};
 use super::http::{backoff, Body, Mode, Prepared, Resp};
+use super::outcome::{self, Certainty, CreateOutcome};
 use super::tree;
 use super::{Cleanup, CleanupState, Driver, Lifecycle, Node, NodeRef, NodeState, RenderedRequest};
 use crate::catalog::schema::{ActionPoll, Step};
@@ -134,21 +135,15 @@ impl Driver {
         };
         m.insert("random_password".into(), password.into());
         let mut ctx = Value::Object(m);
-        let tpl = &p.api.tagging.tag;
-        let tpl = if tpl.is_empty() {
-            "capsule-{{ deploy_id }}"
-        } else {
-            tpl.as_str()
-        };
-        let tag = self.inner.renderer.plain(tpl, &ctx).map_err(|e| {
+        p.api.tagging.parts().map_err(|e| {
             DriverError::new(
                 &self.inner.id,
                 ErrorKind::Refused,
-                format!("the catalog's tag template does not render: {e}"),
+                format!("the catalog's tagging.tag is unusable: {e}"),
             )
             .as_bad_input()
         })?;
-        set(&mut ctx, "tag", tag);
+        set(&mut ctx, "tag", p.api.tagging.tag_for(&req.deploy_id));
         Ok(ctx)
     }
 
@@ -310,72 +305,91 @@ impl Driver {
     }
 
     /// Create a node, then run the create's `after` steps. Never blindly retried: when the
-    /// server may have acted, the node is looked up by its tag first.
-    pub async fn create(&self, req: &super::CreateRequest) -> Result<Node, DriverError> {
-        self.refuse_retired()?;
+    /// server may have acted, the node is looked up by its tag first, and a create is not sent
+    /// again inside the provider's hidden window (see [`super::outcome`]).
+    pub async fn create(&self, req: &super::CreateRequest) -> CreateOutcome {
+        if let Err(e) = self.refuse_retired() {
+            return CreateOutcome::Rejected(e);
+        }
         let variant = req.api_variant.clone();
-        let mut ctx = self.create_ctx(req)?;
+        let mut ctx = match self.create_ctx(req) {
+            Ok(c) => c,
+            Err(e) => return CreateOutcome::Rejected(e),
+        };
         let tag = ctx["tag"].as_str().unwrap_or_default().to_string();
         let region_slug = ctx["region_slug"].as_str().unwrap_or_default().to_string();
-        let op = self
-            .op(&variant, "create")
-            .ok_or_else(|| self.no_op("create", &variant))?
-            .clone();
-        let saved = self.run_steps(&op.before, &variant, &ctx, None).await?;
-        for (k, v) in saved {
-            set(&mut ctx, &k, v);
+        let Some(op) = self.op(&variant, "create").cloned() else {
+            return CreateOutcome::Rejected(self.no_op("create", &variant));
+        };
+        // Nothing is created before the create call itself.
+        match self.run_steps(&op.before, &variant, &ctx, None).await {
+            Ok(saved) => {
+                for (k, v) in saved {
+                    set(&mut ctx, &k, v);
+                }
+            }
+            Err(e) => return CreateOutcome::Rejected(e),
         }
-        let prep = self.prepare("create", &op, &ctx)?;
+        let prep = match self.prepare("create", &op, &ctx) {
+            Ok(p) => p,
+            Err(e) => return CreateOutcome::Rejected(e),
+        };
         let max = self.inner.opts.max_attempts.max(1);
+        let hidden =
+            outcome::hidden_window(self.inner.provider.api.limits.hidden_after_create_seconds);
+        let can_look_up = self.can_find_by_tag();
+        let mut first_sent: Option<Instant> = None;
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
-            match self.send(&prep, Mode::Create).await {
+            let sent = Instant::now();
+            let first = *first_sent.get_or_insert(sent);
+            let e = match self.send(&prep, Mode::Create).await {
                 Ok(r) => break r,
-                Err(e) if e.in_doubt => {
-                    self.log(
-                        1,
-                        &format!("create may have reached the server ({e}); looking up tag {tag}"),
-                    );
-                    tokio::time::sleep(backoff(self.inner.opts.backoff_base, attempt)).await;
-                    match self.find_by_tag(&tag, Some(&region_slug)).await {
-                        Ok(Some(node)) => {
-                            let mut c = ctx.clone();
-                            set(&mut c, "id", node.id.clone());
-                            self.after_create(&op.after, &variant, &c, &node).await?;
-                            return Ok(node);
-                        }
-                        Ok(None) if attempt < max => continue,
-                        _ => {
-                            let mut e = e;
-                            e.in_doubt = false;
-                            e.hint = Some(format!(
-                                "the server may still create it: look for tag '{tag}' with `capsule openmesh list` before deploying again"
-                            ));
-                            return Err(e);
-                        }
-                    }
+                Err(e) => e,
+            };
+            if outcome::certainty(&e) == Certainty::NotCreated {
+                return CreateOutcome::Rejected(e);
+            }
+            self.log(
+                1,
+                &format!("create may have reached the server ({e}); looking up tag {tag}"),
+            );
+            tokio::time::sleep(backoff(self.inner.opts.backoff_base, attempt)).await;
+            match self.find_by_tag(&tag, Some(&region_slug)).await {
+                Ok(Some(node)) => return self.finish_create(&op, &variant, &ctx, node, None).await,
+                Ok(None)
+                    if attempt < max
+                        && outcome::may_resend(first.elapsed(), hidden, can_look_up) =>
+                {
+                    continue
                 }
-                Err(e) => return Err(e),
+                Ok(None) => return self.in_doubt(e, &tag, None, hidden),
+                Err(lookup) => return self.in_doubt(e, &tag, Some(&lookup), hidden),
             }
         };
-        let Some(obj) = first_node(&resp.value, &op.node) else {
-            return Err(DriverError::new(
-                &self.inner.id,
-                ErrorKind::Api,
-                "the create answer holds no node",
-            )
-            .with_status(resp.status));
+        // A 2xx: the server accepted the create. An answer that names no node is settled by a
+        // lookup, never by creating again.
+        let found = first_node(&resp.value, &op.node)
+            .map(|obj| self.node_from(obj, &variant, Some(&region_slug)))
+            .filter(|n| !n.id.is_empty());
+        let node = match found {
+            Some(n) => n,
+            None => {
+                let e = DriverError::new(
+                    &self.inner.id,
+                    ErrorKind::Api,
+                    "the create was accepted but its answer names no node id",
+                )
+                .with_status(resp.status);
+                match self.find_by_tag(&tag, Some(&region_slug)).await {
+                    Ok(Some(n)) => n,
+                    Ok(None) => return self.in_doubt(e, &tag, None, hidden),
+                    Err(lookup) => return self.in_doubt(e, &tag, Some(&lookup), hidden),
+                }
+            }
         };
-        let mut node = self.node_from(obj, &variant, Some(&region_slug));
-        if node.id.is_empty() {
-            return Err(DriverError::new(
-                &self.inner.id,
-                ErrorKind::Api,
-                "the create answer holds no node id",
-            )
-            .with_status(resp.status));
-        }
+        let mut node = node;
         if node.name.is_empty() {
             node.name = req.name.clone();
         }
@@ -391,15 +405,63 @@ impl Driver {
         if node.state == NodeState::Unknown && node.raw_status.is_empty() {
             node.state = NodeState::Pending;
         }
+        self.finish_create(&op, &variant, &ctx, node, Some(&resp))
+            .await
+    }
+
+    /// The create's async action (when `resp` is the create's own answer) and `after` steps of
+    /// a node that exists: a failure leaves it in doubt with its id known.
+    async fn finish_create(
+        &self,
+        op: &crate::catalog::schema::Operation,
+        variant: &str,
+        ctx: &Value,
+        node: Node,
+        resp: Option<&Resp>,
+    ) -> CreateOutcome {
         let mut c = ctx.clone();
         set(&mut c, "id", node.id.clone());
-        if let Some(a) = &op.action {
-            self.poll_action(&variant, a, &c, &resp, true)
-                .await
-                .map_err(|e| self.after_failed(&node, "create", e))?;
+        if let (Some(a), Some(resp)) = (&op.action, resp) {
+            if let Err(e) = self.poll_action(variant, a, &c, resp, true).await {
+                return CreateOutcome::InDoubt {
+                    error: self.after_failed(&node, "create", e),
+                    node: Some(node),
+                };
+            }
         }
-        self.after_create(&op.after, &variant, &c, &node).await?;
-        Ok(node)
+        match self.after_create(&op.after, variant, &c, &node).await {
+            Ok(()) => CreateOutcome::Created(node),
+            Err(error) => CreateOutcome::InDoubt {
+                error,
+                node: Some(node),
+            },
+        }
+    }
+
+    /// An in-doubt outcome with what to do about it.
+    fn in_doubt(
+        &self,
+        mut e: DriverError,
+        tag: &str,
+        lookup: Option<&DriverError>,
+        hidden: Duration,
+    ) -> CreateOutcome {
+        e.in_doubt = true;
+        let why = match lookup {
+            Some(l) => format!("looking it up by tag '{tag}' failed ({l})"),
+            None if !hidden.is_zero() => format!(
+                "the provider may not list a new node for up to {} s, so tag '{tag}' was not found yet",
+                hidden.as_secs()
+            ),
+            None => format!("tag '{tag}' was not found"),
+        };
+        e.hint = Some(format!(
+            "the server may have created it and {why}; `capsule openmesh sync` or `deploy --resume` settle it by that tag, never by creating it again"
+        ));
+        CreateOutcome::InDoubt {
+            error: e,
+            node: None,
+        }
     }
 
     async fn after_create(
@@ -434,7 +496,7 @@ impl Driver {
         region: Option<&str>,
     ) -> Result<Option<Node>, DriverError> {
         let api = &self.inner.provider.api;
-        if !tree::field_set(&api.node.deploy_id) {
+        if !self.can_find_by_tag() {
             return Ok(None);
         }
         let region = if api.regional {
@@ -448,6 +510,31 @@ impl Driver {
         Ok(nodes
             .into_iter()
             .find(|n| n.state != NodeState::Deleted && n.tag.as_deref() == Some(tag)))
+    }
+
+    /// Whether the catalog can find a node by its deploy tag (a lookup that finds nothing then
+    /// means the provider does not list it).
+    pub fn can_find_by_tag(&self) -> bool {
+        tree::field_set(&self.inner.provider.api.node.deploy_id)
+    }
+
+    /// The provider's `limits.hidden_after_create_seconds`.
+    pub fn hidden_after_create_seconds(&self) -> f64 {
+        self.inner.provider.api.limits.hidden_after_create_seconds
+    }
+
+    /// The deploy tag of a deploy id under this provider's tag format.
+    pub fn tag_for(&self, deploy_id: &str) -> String {
+        self.inner.provider.api.tagging.tag_for(deploy_id)
+    }
+
+    /// Look a node up by its deploy id (its tag under the provider's format).
+    pub async fn find_by_deploy_id(
+        &self,
+        deploy_id: &str,
+        region: Option<&str>,
+    ) -> Result<Option<Node>, DriverError> {
+        self.find_by_tag(&self.tag_for(deploy_id), region).await
     }
 
     /// Every node: all regions (regional APIs) and every variant's list. `all = false` keeps the

@@ -11,9 +11,10 @@
 //! ```text
 //! deploy:  store.record_intent(&NewNode { deploy_id, group_id, name, … prices })   // BEFORE create
 //!          match driver.create(…) {
-//!              Ok(node)               => store.record_created(&deploy_id, &Created { … }),
-//!              Err(e) if e.in_doubt() => store.record_failed(&deploy_id, &msg, Failure::InDoubt),
-//!              Err(_)                 => store.record_failed(&deploy_id, &msg, Failure::Rejected),
+//!              Created(node)             => store.record_created(&deploy_id, &Created { … }),
+//!              InDoubt { node: Some(n), .. } => record_created, then record_failed(…, InDoubt),
+//!              InDoubt { node: None, .. }    => store.record_failed(&deploy_id, &msg, Failure::InDoubt),
+//!              Rejected(_)               => store.record_failed(&deploy_id, &msg, Failure::Rejected),
 //!          }
 //! stop:    store.record_action(Some(&deploy_id), Action::Stop, Outcome::Started, "")   // before
 //!          … driver.stop(…) …
@@ -32,6 +33,8 @@
 
 pub mod cost;
 pub mod daily;
+pub mod lease;
+pub mod lifecycle;
 pub mod model;
 pub mod names;
 pub mod reconcile;
@@ -257,16 +260,4 @@ pub fn open_read(home: &Path) -> anyhow::Result<Box<dyn Store>> {
 /// A fresh deploy id: 12 lowercase hex digits (random), short enough for provider tag limits.
 pub fn new_deploy_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
-/// The provider-side tag that marks a node with its deploy id.
-pub fn deploy_tag(deploy_id: &str) -> String {
-    format!("capsule-{deploy_id}")
-}
-
-/// The deploy id a capsule tag carries (`capsule-ab12` → `ab12`; a tag without the prefix is
-/// taken as the deploy id itself).
-pub fn deploy_id_from_tag(tag: &str) -> Option<&str> {
-    let tag = tag.trim();
-    Some(tag.strip_prefix("capsule-").unwrap_or(tag)).filter(|d| !d.is_empty())
 }

@@ -9,11 +9,16 @@ use std::fmt;
 /// A node's status as capsule records it.
 ///
 /// `Creating` is capsule's own: the intent is recorded and the provider has not answered the
-/// create call yet. The others mirror the driver's normalised states.
+/// create call yet. `InDoubt` is capsule's own too: the create may or may not have been carried
+/// out (a 5xx, a timeout, an answer without an id, a failed step after it); the node keeps its
+/// name until a lookup by its deploy tag settles it. The others mirror the driver's normalised
+/// states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeStatus {
     Creating,
+    #[serde(rename = "in_doubt")]
+    InDoubt,
     Pending,
     Running,
     Stopped,
@@ -23,8 +28,9 @@ pub enum NodeStatus {
 }
 
 impl NodeStatus {
-    pub const ALL: [NodeStatus; 7] = [
+    pub const ALL: [NodeStatus; 8] = [
         NodeStatus::Creating,
+        NodeStatus::InDoubt,
         NodeStatus::Pending,
         NodeStatus::Running,
         NodeStatus::Stopped,
@@ -36,6 +42,7 @@ impl NodeStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             NodeStatus::Creating => "creating",
+            NodeStatus::InDoubt => "in_doubt",
             NodeStatus::Pending => "pending",
             NodeStatus::Running => "running",
             NodeStatus::Stopped => "stopped",
@@ -45,30 +52,43 @@ impl NodeStatus {
         }
     }
 
-    /// The status named by `text` (case-insensitive).
+    /// The status named by `text` (case-insensitive; `in doubt` and `in-doubt` name
+    /// `in_doubt`).
     pub fn parse(text: &str) -> Option<NodeStatus> {
+        let text = text.trim().replace([' ', '-'], "_");
         NodeStatus::ALL
             .into_iter()
-            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+            .find(|s| s.as_str().eq_ignore_ascii_case(&text))
+    }
+
+    /// How people read it: `in doubt` for `in_doubt`, the status itself otherwise.
+    pub fn label(self) -> &'static str {
+        match self {
+            NodeStatus::InDoubt => "in doubt",
+            s => s.as_str(),
+        }
     }
 
     /// Whether the provider bills a node in this status.
     ///
     /// Pending, running and deleting nodes exist at the provider and are billed; stopped ones
-    /// only where the provider bills powered-off machines. `creating` (no answer yet), `error`
-    /// and `deleted` are not billed.
+    /// only where the provider bills powered-off machines. `creating` (no answer yet), `in_doubt`
+    /// (not known to exist), `error` and `deleted` are not billed.
     pub fn is_billable(self, billed_when_stopped: bool) -> bool {
         match self {
             NodeStatus::Pending | NodeStatus::Running | NodeStatus::Deleting => true,
             NodeStatus::Stopped => billed_when_stopped,
-            NodeStatus::Creating | NodeStatus::Deleted | NodeStatus::Error => false,
+            NodeStatus::Creating
+            | NodeStatus::InDoubt
+            | NodeStatus::Deleted
+            | NodeStatus::Error => false,
         }
     }
 }
 
 impl fmt::Display for NodeStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.label())
     }
 }
 
@@ -223,8 +243,9 @@ pub enum Failure {
     /// The provider answered with a definite refusal (4xx, validation): nothing exists there.
     /// The node leaves the live set (status `error`, `deleted_at` set) so its name is free.
     Rejected,
-    /// The provider may have acted (timeout, 5xx, connection reset after sending): the node stays
-    /// live in `error` so that `sync` finds it by its deploy tag and settles it.
+    /// The provider may have acted (timeout, 5xx, connection reset after sending, an answer
+    /// without an id, a failed step after the create): the node stays live in `in_doubt`, name
+    /// kept, so that `sync` or `deploy --resume` find it by its deploy tag and settle it.
     InDoubt,
 }
 

@@ -9,7 +9,7 @@
 //! `adopt` and ghosts marked deleted only with `forget`.
 
 use super::model::{Action, Created, NewNode, NodeRecord, NodeStatus, Observation};
-use super::{deploy_id_from_tag, time, Store};
+use super::{time, Store};
 use std::collections::{HashMap, HashSet};
 
 /// A node as a provider lists it, reduced to what sync compares (the command converts the
@@ -29,12 +29,15 @@ pub struct LiveNode {
     pub created_at: Option<String>,
     /// The capsule tag (`capsule-<deploy_id>`), when the node has one.
     pub tag: Option<String>,
+    /// The deploy id that tag carries under the provider's tag format (the command reads it
+    /// with the catalog's one tag function; the store knows no tag format).
+    pub deploy_id: Option<String>,
     pub api_variant: String,
 }
 
 impl LiveNode {
     pub fn deploy_id(&self) -> Option<&str> {
-        self.tag.as_deref().and_then(deploy_id_from_tag)
+        self.deploy_id.as_deref()
     }
 }
 
@@ -190,9 +193,7 @@ pub struct Applied {
     pub action: String,
 }
 
-/// A ghost still in `creating` this recently may be a deploy in flight in another process;
-/// `forget` leaves it alone.
-pub const IN_FLIGHT_SECS: i64 = 15 * 60;
+pub use super::lifecycle::IN_FLIGHT_SECS;
 
 /// Write a plan into the store. `adopt_as` turns an orphan into the record to create (the
 /// command looks its template and price up in the catalog). `hidden_secs` is how long the
@@ -276,18 +277,11 @@ pub fn apply(
     }
     let now = time::now_unix();
     for g in &plan.ghosts {
-        let in_flight = g.status == NodeStatus::Creating
-            && time::unix(&g.recorded_at).is_some_and(|t| now - t < IN_FLIGHT_SECS);
-        let provisioning = hidden_secs > 0
-            && matches!(g.status, NodeStatus::Pending | NodeStatus::Running)
-            && time::unix(g.created_at.as_deref().unwrap_or(&g.recorded_at))
-                .is_some_and(|t| now - t < hidden_secs);
+        let kept = super::lifecycle::keep_ghost(g, now, hidden_secs);
         let action = if !forget {
             "reported".to_string()
-        } else if in_flight {
-            "kept: a deploy may still be creating it".to_string()
-        } else if provisioning {
-            "kept: the provider does not list a node while it provisions".to_string()
+        } else if let Some(why) = kept {
+            why.to_string()
         } else {
             match store.forget(&g.deploy_id, "gone from the provider") {
                 Ok(_) => "forgotten".to_string(),
@@ -351,6 +345,7 @@ mod tests {
             status: Some(status),
             ipv4: ip.map(Into::into),
             tag: tag.map(Into::into),
+            deploy_id: tag.and_then(|t| t.strip_prefix("capsule-")).map(Into::into),
             ..LiveNode::default()
         }
     }

@@ -5,6 +5,7 @@
 //! taken up front, so a read-then-write can never fail half-way with `SQLITE_BUSY`). A `kill -9`
 //! at any moment leaves either the whole transaction or none of it.
 
+use super::lifecycle;
 use super::model::*;
 use super::schema;
 use super::time;
@@ -570,14 +571,15 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let (id, mut node) = require_node(tx, deploy_id)?;
             let now = time::now();
-            if node.status != NodeStatus::Error {
-                add_state(tx, id, NodeStatus::Error, &now)?;
+            let was_live = node.is_live();
+            if let Some(status) = lifecycle::fail_create(&mut node, failure, &now) {
+                add_state(tx, id, status, &now)?;
             }
-            node.status = NodeStatus::Error;
-            if failure == Failure::Rejected && node.deleted_at.is_none() {
-                node.deleted_at = Some(now.clone());
+            if !was_live && node.is_live() {
+                if let Some(holder) = live_name_holder(tx, &node.name, deploy_id)? {
+                    return Err(name_taken(&node.name, &holder));
+                }
             }
-            node.updated_at = now.clone();
             update_node(tx, id, &node)?;
             add_event(
                 tx,
@@ -585,7 +587,7 @@ impl Store for SqliteStore {
                 Some(deploy_id),
                 Action::Deploy,
                 Outcome::Failed,
-                Some(NodeStatus::Error),
+                Some(node.status),
                 message,
             )?;
             Ok(node)

@@ -121,9 +121,11 @@ pub fn parse_when(text: &str, flag: &str, now: i64) -> anyhow::Result<i64> {
     }
     if t.starts_with(|c: char| c.is_ascii_digit()) && t.ends_with(|c: char| c.is_ascii_alphabetic())
     {
-        if let Ok(ago) = crate::context::parse_duration(t) {
-            return Ok(now - ago.as_secs() as i64);
-        }
+        // A duration ago; a bad or absurd one says why (it is not a date either).
+        return match crate::context::duration_value(t) {
+            Ok(ago) => Ok(now.saturating_sub(i64::try_from(ago.as_secs()).unwrap_or(i64::MAX))),
+            Err(e) => Err(bad_input(format!("{flag} {e}"))),
+        };
     }
     Err(bad_input(format!(
         "{flag} '{text}' is not a date — write it like 2024-05-01, 2024-05-01T12:00:00Z or 7d (7 days ago)"

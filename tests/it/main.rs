@@ -6,6 +6,7 @@ mod deploy;
 mod fleet_ops;
 mod hostile_input;
 mod hostile_net;
+mod in_doubt;
 mod live_catalog;
 mod mocks;
 mod output;
