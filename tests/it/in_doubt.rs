@@ -599,7 +599,8 @@ fn spawn_fleet(c: &Capsule, mock: &MockServer, n: usize, parallel: usize) -> std
         .env("HOME", c.home())
         .env("NO_COLOR", "1")
         .env("CAPSULE_POLL_INTERVAL_MS", "20")
-        .env("CAPSULE_BACKOFF_MS", "5");
+        .env("CAPSULE_BACKOFF_MS", "5")
+        .env("CAPSULE_NO_SSH_KEY", "1");
     for (k, v) in mock.env() {
         cmd.env(k, v);
     }
