@@ -21,6 +21,15 @@ pub fn run(ctx: &Ctx, args: &SshArgs) -> anyhow::Result<ExitCode> {
     let store = nodes::open_store(ctx)?;
     let (node_ref, record) = nodes::resolve_node(ctx, store.as_ref(), &args.node)?;
     let p = ctx.provider(&node_ref.provider)?;
+    // XnodeOS has no SSH once installed (shared/reference/xnode.md): say so, do not try.
+    if let Some(r) = &record {
+        if super::xnode::recorded_stages(store.as_ref())?.contains_key(&r.deploy_id) {
+            return Err(bad_input(format!(
+                "node '{}' is an xNode: XnodeOS runs no SSH server after its install — manage it through its xnode-manager (https on port 443)",
+                args.node
+            )));
+        }
+    }
     // The recorded address, else a fresh look at the provider.
     let mut ip = record.as_ref().and_then(|r| r.ipv4.clone());
     if record.as_ref().is_some_and(|r| !r.is_live()) {

@@ -796,3 +796,25 @@ fn ssh_runs_the_system_ssh_with_address_user_and_key() {
     let out = cli.run_args(&om(&["ssh", "nosuchnode"]));
     assert_eq!(out.code, 2, "{out:?}");
 }
+
+#[test]
+fn ssh_to_an_xnode_says_there_is_no_ssh_instead_of_trying() {
+    let mock = do_mock();
+    let cli = cli_for(&mock);
+    do_single(&cli, "xn");
+    let d = record(&inventory(&cli), "xn")["deploy_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let store = capsule::state::open(cli.home()).expect("store");
+    store
+        .record_action(
+            Some(&d),
+            capsule::state::Action::Xnode,
+            capsule::state::Outcome::Ok,
+            "stage 3 installing: the installer runs",
+        )
+        .unwrap();
+    let out = run(&cli, &["ssh", "xn"], 2);
+    assert!(out.stderr.contains("is an xNode"), "{}", out.stderr);
+}
