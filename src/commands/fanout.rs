@@ -39,11 +39,13 @@ where
     let mut set = tokio::task::JoinSet::new();
     let n = items.len();
     for (i, item) in items.into_iter().enumerate() {
-        let sem = sem.clone();
+        // The permit is taken before the spawn, so jobs start in input order (spawned tasks
+        // would race for permits in whatever order the scheduler polls them). The semaphore is
+        // never closed, so acquiring cannot fail.
+        let permit = sem.clone().acquire_owned().await;
         let job = job.clone();
         set.spawn(async move {
-            // The semaphore is never closed, so acquiring cannot fail.
-            let _permit = sem.acquire_owned().await;
+            let _permit = permit;
             (i, job(item).await)
         });
     }
