@@ -179,18 +179,11 @@ pub enum Command {
   capsule openmesh providers --wide")]
     Providers,
     /// Configure, show, verify or remove a provider account.
-    #[command(after_help = "Examples:
-  capsule openmesh provider configure digitalocean --api-key-stdin < token.txt
-  capsule openmesh provider show aws
-  capsule openmesh provider verify")]
+    #[command(after_help = include_str!("../docs/help/provider.txt"))]
     #[command(subcommand)]
     Provider(ProviderCommand),
     /// List templates, with filters and sorting.
-    #[command(after_help = "Examples:
-  capsule openmesh templates --gpu
-  capsule openmesh templates --min-cpu 4 --min-memory 8 --max-price 0.2 --sort price-per-cpu
-  capsule openmesh templates --continent europe --arch arm64 -o json
-  capsule openmesh templates -p vultr -q")]
+    #[command(after_help = include_str!("../docs/help/templates.txt"))]
     Templates(TemplateFilter),
     /// Show one template.
     #[command(after_help = "Examples:
@@ -199,40 +192,22 @@ pub enum Command {
     #[command(subcommand)]
     Template(TemplateCommand),
     /// List regions.
-    #[command(after_help = "Examples:
-  capsule openmesh regions --provider scaleway
-  capsule openmesh regions --continent europe -o csv")]
+    #[command(after_help = include_str!("../docs/help/regions.txt"))]
     Regions(RegionsArgs),
     /// Compare templates side by side; the cheapest is highlighted.
-    #[command(after_help = "Examples:
-  capsule openmesh compare do-large vultr-hf-4 hive-large
-  capsule openmesh compare do-small linode-2gb -o json
-  capsule openmesh compare do-small vultr-vc2-1 scw-dev1-m --chart")]
+    #[command(after_help = include_str!("../docs/help/compare.txt"))]
     Compare(CompareArgs),
     /// Deploy a node: name a provider and template, or give constraints and let capsule pick.
-    #[command(after_help = "Examples:
-  capsule openmesh deploy --min-cpu 4 --min-memory 8 --budget 0.10
-  capsule openmesh deploy --provider hivelocity --template hive-large --name my-node --region atlanta
-  capsule openmesh deploy --template do-small --count 5 --name-prefix web --wait --yes
-  capsule openmesh deploy --min-cpu 2 --count 6 --spread provider --dry-run")]
+    #[command(after_help = include_str!("../docs/help/deploy.txt"))]
     Deploy(Box<DeployArgs>),
     /// List live nodes at the providers (only capsule's, or --all).
-    #[command(after_help = "Examples:
-  capsule openmesh list
-  capsule openmesh list --all -p digitalocean -o json
-  capsule openmesh list -q | xargs -n1 capsule openmesh status")]
+    #[command(after_help = include_str!("../docs/help/list.txt"))]
     List(ListArgs),
     /// Show a node's live status (with --probe, an xNode's readiness stage).
-    #[command(after_help = "Examples:
-  capsule openmesh status my-node
-  capsule openmesh status digitalocean:123456 -o json
-  capsule openmesh status my-xnode --probe")]
+    #[command(after_help = include_str!("../docs/help/status.txt"))]
     Status(StatusArgs),
     /// Power nodes on.
-    #[command(after_help = "Examples:
-  capsule openmesh start my-node --wait
-  capsule openmesh start --group 3f9c2a1b7d0e --wait
-  capsule openmesh start vultr:0c4b1d2e --wait --timeout 5m")]
+    #[command(after_help = include_str!("../docs/help/start.txt"))]
     Start(BulkArgs),
     /// Power nodes off (most providers still bill them).
     #[command(after_help = "Examples:
@@ -240,23 +215,13 @@ pub enum Command {
   capsule openmesh stop --name 'web-*' --yes")]
     Stop(BulkArgs),
     /// Delete nodes (billing stops).
-    #[command(after_help = "Examples:
-  capsule openmesh delete my-node
-  capsule openmesh delete digitalocean:123456 --yes --wait
-  capsule openmesh delete --provider vultr --all --yes
-  capsule openmesh inventory --name 'test-*' -q | xargs capsule openmesh delete --yes")]
+    #[command(after_help = include_str!("../docs/help/delete.txt"))]
     Delete(BulkArgs),
     /// Reinstall a node in place as an xNode (wipes its disks), where the provider can.
-    #[command(after_help = "Examples:
-  capsule openmesh reinstall my-node --xnode --owner 0x… --dry-run
-  capsule openmesh reinstall vultr:abc123 --xnode --owner eth:… --wait-ready --yes")]
+    #[command(after_help = include_str!("../docs/help/reinstall.txt"))]
     Reinstall(Box<ReinstallArgs>),
     /// The local record of nodes.
-    #[command(after_help = "Examples:
-  capsule openmesh inventory
-  capsule openmesh inventory --status running -p vultr -o json
-  capsule openmesh inventory stats
-  capsule openmesh inventory export nodes.csv")]
+    #[command(after_help = include_str!("../docs/help/inventory.txt"))]
     Inventory(InventoryArgs),
     /// Deployment and lifecycle history.
     #[command(after_help = "Examples:
@@ -325,33 +290,24 @@ pub struct ReportArgs {
 pub enum ProviderCommand {
     /// Store credentials for a provider (flags after NAME set the provider's other fields,
     /// e.g. `--project-id ID`).
-    #[command(after_help = "Examples:
-  capsule openmesh provider configure digitalocean --api-key-stdin < token.txt
-  capsule openmesh provider configure scaleway --api-key KEY --project-id ID --verify
-  capsule openmesh provider configure aws --set region=eu-west-1")]
+    #[command(after_help = include_str!("../docs/help/provider-configure.txt"))]
     Configure(ConfigureArgs),
     /// Show where each credential field comes from (secrets redacted).
-    #[command(after_help = "Examples:
-  capsule openmesh provider show aws
-  capsule openmesh provider show scaleway -o json")]
+    #[command(after_help = include_str!("../docs/help/provider-show.txt"))]
     Show {
         /// Provider id (see `capsule openmesh providers`).
         #[arg(add = ArgValueCandidates::new(provider_ids))]
         name: String,
     },
     /// Check credentials against each provider's API (default: every configured provider).
-    #[command(after_help = "Examples:
-  capsule openmesh provider verify
-  capsule openmesh provider verify vultr linode -o json")]
+    #[command(after_help = include_str!("../docs/help/provider-verify.txt"))]
     Verify {
         /// Provider ids to check (default: every configured provider).
         #[arg(add = ArgValueCandidates::new(provider_ids))]
         names: Vec<String>,
     },
     /// Remove a provider's stored credentials.
-    #[command(after_help = "Examples:
-  capsule openmesh provider remove vultr
-  capsule openmesh provider remove aws && capsule openmesh provider show aws")]
+    #[command(after_help = include_str!("../docs/help/provider-remove.txt"))]
     Remove {
         /// Provider id whose stored credentials go.
         #[arg(add = ArgValueCandidates::new(provider_ids))]
@@ -766,18 +722,14 @@ pub enum InventoryCommand {
   capsule openmesh inventory list --all --name 'web-*' -o json")]
     List(InventoryFilter),
     /// One node's record and its history.
-    #[command(after_help = "Examples:
-  capsule openmesh inventory show my-node
-  capsule openmesh inventory show digitalocean:123456 -o json")]
+    #[command(after_help = include_str!("../docs/help/inventory-show.txt"))]
     Show {
         /// A node name, `PROVIDER:ID` or a deploy id.
         #[arg(add = ArgValueCandidates::new(node_names))]
         node: String,
     },
     /// Counts and run rates.
-    #[command(after_help = "Examples:
-  capsule openmesh inventory stats
-  capsule openmesh inventory stats -p vultr -o json")]
+    #[command(after_help = include_str!("../docs/help/inventory-stats.txt"))]
     Stats(InventoryFilter),
     /// Work left for after a delete (volumes that keep billing), not done yet.
     #[command(after_help = "Examples:
@@ -924,10 +876,7 @@ pub enum CatalogCommand {
     /// Read live prices from the providers' APIs into $CAPSULE_HOME/catalog/, which every
     /// command then uses (all or nothing: a failed refresh changes nothing). With --out, write
     /// the changes as an overlay directory to review instead.
-    #[command(after_help = "Examples:
-  capsule openmesh catalog refresh
-  capsule openmesh catalog refresh -p scaleway
-  capsule openmesh catalog refresh --out ./prices && capsule openmesh --catalog ./prices templates")]
+    #[command(after_help = include_str!("../docs/help/catalog-refresh.txt"))]
     Refresh {
         /// Write `<provider>/prices.toml` overlay files here instead of the refreshed layer.
         #[arg(long, value_name = "DIR")]
