@@ -3,46 +3,10 @@
 //! with SIGKILL then resumed. Every test owns its mocks and its `CAPSULE_HOME`.
 
 use crate::support::mock::{Fault, MockConfig, MockServer, Op, Provider};
-use crate::support::{capsule, Capsule, Output};
+use crate::support::{against, capsule, Capsule, Output};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// A capsule invocation wired to these mocks (endpoints and credential variables).
-fn against(mut c: Capsule, mocks: &[&MockServer]) -> Capsule {
-    for m in mocks {
-        for (k, v) in m.env() {
-            c = c.env(&k, v);
-        }
-    }
-    c
-}
-
-/// Compare with `tests/it/golden/deploy/NAME`; `UPDATE_GOLDEN=1` rewrites it.
-#[track_caller]
-fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/it/golden/deploy")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create golden dir");
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            path.display()
-        )
-    });
-    assert_eq!(
-        actual,
-        expected,
-        "output differs from {} (UPDATE_GOLDEN=1 rewrites it)",
-        path.display()
-    );
-}
 
 /// The live records of the inventory (`inventory list -o json`).
 #[track_caller]
@@ -924,4 +888,9 @@ fn aws_subnet_and_security_groups_reach_run_instances() {
         !out.stdout.contains("secretsecret"),
         "no secret in a dry run"
     );
+}
+
+#[track_caller]
+fn golden(name: &str, actual: &str) {
+    crate::support::golden("deploy", name, actual);
 }

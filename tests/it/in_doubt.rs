@@ -5,20 +5,11 @@
 //! record left by a deploy that fails its checks, and `sync` failing when an update failed.
 
 use crate::support::mock::{Fault, MockConfig, MockServer, NodeSpec, Op, Provider};
-use crate::support::{capsule, Capsule, Output};
+use crate::support::{against, capsule, Capsule, Output};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn against(mut c: Capsule, mocks: &[&MockServer]) -> Capsule {
-    for m in mocks {
-        for (k, v) in m.env() {
-            c = c.env(&k, v);
-        }
-    }
-    c
-}
 
 /// The recorded nodes (`inventory list -o json`), deleted ones too with `all`.
 #[track_caller]

@@ -83,21 +83,6 @@ fn check_table(out: &str, cols: usize) {
     }
 }
 
-/// Compare with `tests/it/golden/output/NAME` (the visible text); `UPDATE_GOLDEN=1` rewrites it.
-#[track_caller]
-fn golden(name: &str, text: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/it/golden/output")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing golden {name}; run with UPDATE_GOLDEN=1"));
-    assert_eq!(text, want, "golden {name} differs");
-}
-
 /// A few recorded nodes, created 3½ hours ago (their age reads `3h ago` whatever the time).
 fn seeded_home() -> crate::support::Capsule {
     let c = capsule();
@@ -738,4 +723,9 @@ fn sync_exit_code_says_whether_the_record_and_the_providers_differ() {
     c.run_args(&["openmesh", "sync", "-p", "digitalocean", "--adopt"]);
     let after = c.run_args(&["openmesh", "sync", "-p", "digitalocean", "--exit-code"]);
     assert_eq!(after.code, 0, "{}", after.stderr);
+}
+
+#[track_caller]
+fn golden(name: &str, actual: &str) {
+    crate::support::golden("output", name, actual);
 }

@@ -686,19 +686,6 @@ fn renders_in_headless_chromium() {
 // ---------------------------------------------------------------------------------------------
 // terminal charts
 
-fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/it/golden/report")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing {} (UPDATE_GOLDEN=1 writes it)", path.display()));
-    assert_eq!(actual, expected, "{name} differs from its golden file");
-}
-
 #[test]
 fn compare_chart_at_80_columns() {
     let c = capsule().env("COLUMNS", "80");
@@ -793,4 +780,9 @@ fn cost_chart_at_80_columns() {
         "{}",
         out.stdout
     );
+}
+
+#[track_caller]
+fn golden(name: &str, actual: &str) {
+    crate::support::golden("report", name, actual);
 }

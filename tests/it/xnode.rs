@@ -4,41 +4,11 @@
 
 use crate::support::fake_xnode::{Behaviour, FakeXnode};
 use crate::support::mock::{MockConfig, MockServer, Op, Provider};
-use crate::support::{capsule, Capsule};
+use crate::support::{against, capsule, Capsule};
 use serde_json::Value;
-use std::path::PathBuf;
 
 const OWNER_MIXED: &str = "0xABCDEF0123456789abcdef0123456789ABCDEF01";
 const OWNER_NORM: &str = "eth:abcdef0123456789abcdef0123456789abcdef01";
-
-fn against(mut c: Capsule, mocks: &[&MockServer]) -> Capsule {
-    for m in mocks {
-        for (k, v) in m.env() {
-            c = c.env(&k, v);
-        }
-    }
-    c
-}
-
-/// Compare with `tests/it/golden/xnode/NAME`; `UPDATE_GOLDEN=1` rewrites it.
-#[track_caller]
-fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/it/golden/xnode")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create golden dir");
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            path.display()
-        )
-    });
-    assert_eq!(actual, expected, "differs from {}", path.display());
-}
 
 /// The user data a dry run of `deploy --template T --xnode EXTRA…` would send.
 #[track_caller]
@@ -983,4 +953,9 @@ fn aws_xnodes_get_one_managed_security_group_with_exactly_80_and_443() {
         })
         .count();
     assert_eq!(after, 4);
+}
+
+#[track_caller]
+fn golden(name: &str, actual: &str) {
+    crate::support::golden("xnode", name, actual);
 }

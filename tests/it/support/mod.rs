@@ -165,3 +165,39 @@ impl Output {
         self
     }
 }
+
+/// A capsule invocation wired to these mocks (their endpoints and credential variables).
+pub fn against(mut c: Capsule, mocks: &[&mock::MockServer]) -> Capsule {
+    for m in mocks {
+        for (k, v) in m.env() {
+            c = c.env(&k, v);
+        }
+    }
+    c
+}
+
+/// Compare `actual` with `tests/it/golden/DIR/NAME`; `UPDATE_GOLDEN=1` rewrites the file.
+#[track_caller]
+pub fn golden(dir: &str, name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/golden")
+        .join(dir)
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create golden dir");
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "output differs from {} (UPDATE_GOLDEN=1 rewrites it)",
+        path.display()
+    );
+}
