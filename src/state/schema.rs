@@ -12,6 +12,8 @@
 //! - v3: `cleanups`, the work a delete leaves for after the node is gone (volumes that would
 //!   keep billing), kept until it ran.
 //! - v4: `expiries`, when a node deployed with `--ttl` is due for `reap`.
+//! - v5: accounts: `nodes.account` and `cleanups.account`, the credentials account a node was
+//!   deployed with and its leftover work runs with; rows from before are the `default` account.
 
 use super::model::NodeRecord;
 use super::sqlite::{node_from_row, NODE_COLUMNS};
@@ -19,7 +21,7 @@ use anyhow::Context as _;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 4;
+pub const LATEST: u32 = 5;
 
 const V1: &str = "
 CREATE TABLE nodes (
@@ -100,9 +102,18 @@ CREATE TABLE expiries (
 );
 ";
 
+// The literal is `model::DEFAULT_ACCOUNT`; a migration's SQL never changes once released.
+const V5: &str = "
+ALTER TABLE nodes ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE cleanups ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX nodes_account ON nodes(provider, account);
+";
+
 /// Rebuild a timeline for nodes a v1 store recorded (it kept only their timestamps).
 fn backfill_v2(tx: &Transaction) -> anyhow::Result<()> {
-    let mut nodes = tx.prepare(&format!("SELECT id, {NODE_COLUMNS} FROM nodes ORDER BY id"))?;
+    // A v2 store has no `account` column yet (v5 adds it); the timeline does not need it.
+    let columns = NODE_COLUMNS.replacen("account", "'' AS account", 1);
+    let mut nodes = tx.prepare(&format!("SELECT id, {columns} FROM nodes ORDER BY id"))?;
     let rows: Vec<(i64, NodeRecord)> = nodes
         .query_map([], |r| Ok((r.get(0)?, node_from_row(r, 1)?)))?
         .collect::<Result<_, _>>()?;
@@ -137,6 +148,10 @@ const STEPS: [Step; LATEST as usize] = [
     },
     Step {
         sql: V4,
+        after: None,
+    },
+    Step {
+        sql: V5,
         after: None,
     },
 ];

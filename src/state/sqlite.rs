@@ -22,16 +22,16 @@ use std::time::Duration;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `nodes` columns, in [`NodeRecord`] field order.
-pub(crate) const NODE_COLUMNS: &str = "deploy_id, group_id, name, provider, provider_id, template, plan, region, \
+pub(crate) const NODE_COLUMNS: &str = "deploy_id, group_id, name, provider, account, provider_id, template, plan, region, \
      api_variant, status, raw_status, ipv4, price_hourly, price_monthly, currency, prices_as_of, recorded_at, \
      created_at, started_at, stopped_at, deleted_at, updated_at";
 
 /// A node from a row whose columns from `first` on are [`NODE_COLUMNS`].
 pub(crate) fn node_from_row(r: &Row, first: usize) -> rusqlite::Result<NodeRecord> {
-    let status: String = r.get(first + 9)?;
+    let status: String = r.get(first + 10)?;
     let status = NodeStatus::parse(&status).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
-            first + 9,
+            first + 10,
             rusqlite::types::Type::Text,
             format!("unknown status '{status}'").into(),
         )
@@ -41,24 +41,25 @@ pub(crate) fn node_from_row(r: &Row, first: usize) -> rusqlite::Result<NodeRecor
         group_id: r.get(first + 1)?,
         name: r.get(first + 2)?,
         provider: r.get(first + 3)?,
-        provider_id: r.get(first + 4)?,
-        template: r.get(first + 5)?,
-        plan: r.get(first + 6)?,
-        region: r.get(first + 7)?,
-        api_variant: r.get(first + 8)?,
+        account: r.get(first + 4)?,
+        provider_id: r.get(first + 5)?,
+        template: r.get(first + 6)?,
+        plan: r.get(first + 7)?,
+        region: r.get(first + 8)?,
+        api_variant: r.get(first + 9)?,
         status,
-        raw_status: r.get(first + 10)?,
-        ipv4: r.get(first + 11)?,
-        price_hourly: r.get(first + 12)?,
-        price_monthly: r.get(first + 13)?,
-        currency: r.get(first + 14)?,
-        prices_as_of: r.get(first + 15)?,
-        recorded_at: r.get(first + 16)?,
-        created_at: r.get(first + 17)?,
-        started_at: r.get(first + 18)?,
-        stopped_at: r.get(first + 19)?,
-        deleted_at: r.get(first + 20)?,
-        updated_at: r.get(first + 21)?,
+        raw_status: r.get(first + 11)?,
+        ipv4: r.get(first + 12)?,
+        price_hourly: r.get(first + 13)?,
+        price_monthly: r.get(first + 14)?,
+        currency: r.get(first + 15)?,
+        prices_as_of: r.get(first + 16)?,
+        recorded_at: r.get(first + 17)?,
+        created_at: r.get(first + 18)?,
+        started_at: r.get(first + 19)?,
+        stopped_at: r.get(first + 20)?,
+        deleted_at: r.get(first + 21)?,
+        updated_at: r.get(first + 22)?,
     })
 }
 
@@ -292,7 +293,7 @@ fn add_event(
     Ok(())
 }
 
-/// Call `f` with a node's column values, in `NODE_COLUMNS` order (?1…?22).
+/// Call `f` with a node's column values, in `NODE_COLUMNS` order (?1…?23).
 fn with_node_values<T>(n: &NodeRecord, f: impl FnOnce(&[&dyn rusqlite::ToSql]) -> T) -> T {
     let status = n.status.as_str();
     f(&[
@@ -300,6 +301,7 @@ fn with_node_values<T>(n: &NodeRecord, f: impl FnOnce(&[&dyn rusqlite::ToSql]) -
         &n.group_id,
         &n.name,
         &n.provider,
+        &n.account,
         &n.provider_id,
         &n.template,
         &n.plan,
@@ -324,18 +326,18 @@ fn with_node_values<T>(n: &NodeRecord, f: impl FnOnce(&[&dyn rusqlite::ToSql]) -
 fn insert_node(tx: &Connection, n: &NodeRecord) -> anyhow::Result<i64> {
     let sql = format!(
         "INSERT INTO nodes({NODE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-         ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+         ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
     );
     with_node_values(n, |values| tx.execute(&sql, values))?;
     Ok(tx.last_insert_rowid())
 }
 
 fn update_node(tx: &Connection, id: i64, n: &NodeRecord) -> anyhow::Result<()> {
-    let sql = "UPDATE nodes SET deploy_id = ?1, group_id = ?2, name = ?3, provider = ?4, provider_id = ?5, \
-               template = ?6, plan = ?7, region = ?8, api_variant = ?9, status = ?10, raw_status = ?11, ipv4 = ?12, \
-               price_hourly = ?13, price_monthly = ?14, currency = ?15, prices_as_of = ?16, recorded_at = ?17, \
-               created_at = ?18, started_at = ?19, stopped_at = ?20, deleted_at = ?21, updated_at = ?22 \
-               WHERE id = ?23";
+    let sql = "UPDATE nodes SET deploy_id = ?1, group_id = ?2, name = ?3, provider = ?4, account = ?5, \
+               provider_id = ?6, template = ?7, plan = ?8, region = ?9, api_variant = ?10, status = ?11, \
+               raw_status = ?12, ipv4 = ?13, price_hourly = ?14, price_monthly = ?15, currency = ?16, \
+               prices_as_of = ?17, recorded_at = ?18, created_at = ?19, started_at = ?20, stopped_at = ?21, \
+               deleted_at = ?22, updated_at = ?23 WHERE id = ?24";
     with_node_values(n, |values| {
         let mut all = values.to_vec();
         all.push(&id);
@@ -427,6 +429,7 @@ fn new_record(n: &NewNode, now: &str) -> NodeRecord {
         },
         name: n.name.clone(),
         provider: n.provider.clone(),
+        account: n.account.clone(),
         provider_id: None,
         template: n.template.clone(),
         plan: n.plan.clone(),
@@ -494,6 +497,14 @@ fn node_where(filter: &NodeFilter) -> (String, Vec<String>) {
             filter.providers.len(),
             &mut args,
             filter.providers.iter().cloned(),
+        ));
+    }
+    if !filter.accounts.is_empty() {
+        clauses.push(in_list(
+            "account",
+            filter.accounts.len(),
+            &mut args,
+            filter.accounts.iter().cloned(),
         ));
     }
     if !filter.regions.is_empty() {
@@ -972,12 +983,13 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let now = time::now();
             let mut insert = tx.prepare(
-                "INSERT INTO cleanups(provider, node_ref, deploy_id, what, work, recorded_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO cleanups(provider, account, node_ref, deploy_id, what, work, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for c in items {
                 insert.execute(params![
                     c.provider,
+                    c.account,
                     c.node_ref,
                     c.deploy_id,
                     c.what,
@@ -991,8 +1003,8 @@ impl Store for SqliteStore {
 
     fn pending_cleanups(&self, provider: Option<&str>) -> anyhow::Result<Vec<PendingCleanup>> {
         let mut q = self.conn.prepare(
-            "SELECT id, provider, node_ref, deploy_id, what, work, recorded_at, attempts, last_error \
-             FROM cleanups WHERE done_at IS NULL AND (?1 IS NULL OR provider = ?1) ORDER BY id",
+            "SELECT id, provider, node_ref, deploy_id, what, work, recorded_at, attempts, last_error, \
+             account FROM cleanups WHERE done_at IS NULL AND (?1 IS NULL OR provider = ?1) ORDER BY id",
         )?;
         let rows = q
             .query_map(params![provider], |r| {
@@ -1006,6 +1018,7 @@ impl Store for SqliteStore {
                     recorded_at: r.get(6)?,
                     attempts: r.get(7)?,
                     last_error: r.get(8)?,
+                    account: r.get(9)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -1150,6 +1163,7 @@ mod tests {
             group_id: "fleet-1".into(),
             name: name.into(),
             provider: "acme".into(),
+            account: DEFAULT_ACCOUNT.into(),
             template: "acme-small".into(),
             plan: "s-1".into(),
             region: "r1".into(),
@@ -1332,6 +1346,46 @@ mod tests {
     }
 
     #[test]
+    fn v5_puts_existing_nodes_and_cleanups_in_the_default_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let v4 = SqliteStore::open_at(&path, 4).unwrap();
+            v4.connection()
+                .execute_batch(
+                    "INSERT INTO nodes(deploy_id, group_id, name, provider, template, plan, region, status, \
+                     price_hourly, price_monthly, currency, recorded_at, updated_at) VALUES \
+                     ('d4', 'd4', 'web', 'acme', 'acme-small', 's-1', 'r1', 'running', 0.01, 5.0, 'USD', \
+                      '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z');
+                     INSERT INTO cleanups(provider, node_ref, deploy_id, what, work, recorded_at) VALUES \
+                      ('acme', 'acme:7', 'd4', 'delete_volume 9', '{}', '2024-01-01T00:00:00Z');",
+                )
+                .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(schema::version(s.connection()).unwrap(), 5);
+        let n = s.node_by_deploy_id("d4").unwrap().unwrap();
+        assert_eq!(n.account, DEFAULT_ACCOUNT);
+        let c = s.pending_cleanups(Some("acme")).unwrap();
+        assert_eq!(c[0].account, DEFAULT_ACCOUNT);
+        // A second account's node is kept apart and filtered by account.
+        let mut other = new_node("d5", "db");
+        other.account = "team-b".into();
+        s.record_intent(&other).unwrap();
+        let only_b = s
+            .list_nodes(&NodeFilter {
+                accounts: vec!["team-b".into()],
+                ..NodeFilter::default()
+            })
+            .unwrap();
+        assert_eq!(only_b.len(), 1);
+        assert_eq!(
+            (only_b[0].deploy_id.as_str(), only_b[0].account.as_str()),
+            ("d5", "team-b")
+        );
+    }
+
+    #[test]
     fn migrates_a_v1_store_and_rebuilds_timelines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("home").join("state.db");
@@ -1363,6 +1417,7 @@ mod tests {
         assert_eq!(schema::version(s.connection()).unwrap(), schema::LATEST);
         let n = s.node_by_deploy_id("old1").unwrap().unwrap();
         assert_eq!((n.group_id.as_str(), n.api_variant.as_str()), ("old1", ""));
+        assert_eq!(n.account, DEFAULT_ACCOUNT);
         let tl: Vec<(NodeStatus, String)> = s
             .timeline("old1")
             .unwrap()
