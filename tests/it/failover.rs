@@ -24,6 +24,14 @@ fn scaleway_deploy(c: Capsule, extra: &[&str]) -> Capsule {
     c.args(args)
 }
 
+/// A Scaleway whose zone fr-par-1 (catalog region par1) has no capacity.
+fn full_par1() -> MockServer {
+    MockServer::start(
+        Provider::Scaleway,
+        MockConfig::default().with_full_region("fr-par-1"),
+    )
+}
+
 /// The creates a mock was sent, as the zone or region each went to.
 fn create_zones(mock: &MockServer) -> Vec<String> {
     mock.requests_for(Op::Create)
@@ -48,10 +56,7 @@ fn attempts(out: &Output) -> Vec<Value> {
 
 #[test]
 fn a_full_region_fails_over_to_another_region_of_the_same_offer() {
-    let mock = MockServer::start(
-        Provider::Scaleway,
-        MockConfig::default().with_full_region("fr-par-1"),
-    );
+    let mock = full_par1();
     let c = scaleway_deploy(against(capsule(), &[&mock]), &["-o", "json"]);
     let out = c.run();
     exit(&out, 0);
@@ -91,10 +96,7 @@ fn a_full_region_fails_over_to_another_region_of_the_same_offer() {
 
 #[test]
 fn the_text_explanation_shows_both_attempts() {
-    let mock = MockServer::start(
-        Provider::Scaleway,
-        MockConfig::default().with_full_region("fr-par-1"),
-    );
+    let mock = full_par1();
     let out = scaleway_deploy(against(capsule(), &[&mock]), &[]).run();
     exit(&out, 0);
     let lines: Vec<&str> = out
@@ -114,10 +116,7 @@ fn the_text_explanation_shows_both_attempts() {
 
 #[test]
 fn a_fleet_of_5_spreads_around_a_full_region() {
-    let mock = MockServer::start(
-        Provider::Scaleway,
-        MockConfig::default().with_full_region("fr-par-1"),
-    );
+    let mock = full_par1();
     let c = scaleway_deploy(
         against(capsule(), &[&mock]),
         &[
@@ -168,10 +167,7 @@ fn a_fleet_of_5_spreads_around_a_full_region() {
 
 #[test]
 fn no_failover_stops_at_the_first_refusal() {
-    let mock = MockServer::start(
-        Provider::Scaleway,
-        MockConfig::default().with_full_region("fr-par-1"),
-    );
+    let mock = full_par1();
     let c = scaleway_deploy(
         against(capsule(), &[&mock]),
         &["--no-failover", "-o", "json"],
@@ -197,10 +193,7 @@ fn no_failover_stops_at_the_first_refusal() {
 fn an_in_doubt_create_is_not_failed_over() {
     // The provider may not list a new server for an hour: a 5xx "out of stock" cannot be proven
     // a refusal by the lookup, so the create stays in doubt where it was sent.
-    let mock = MockServer::start(
-        Provider::Scaleway,
-        MockConfig::default().with_full_region("fr-par-1"),
-    );
+    let mock = full_par1();
     let overlay = tempfile::tempdir().expect("overlay");
     std::fs::create_dir_all(overlay.path().join("scaleway")).expect("mkdir");
     std::fs::write(
