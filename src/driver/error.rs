@@ -3,6 +3,7 @@
 //! The message is the provider's own (read through `api.errors` pointers), never a secret: every
 //! message passes through [`scrub`] with the account's secret values before it is stored.
 
+pub use crate::catalog::schema::Refusal;
 pub use crate::error::Hint;
 use std::fmt;
 
@@ -55,6 +56,9 @@ pub struct DriverError {
     pub hint: Option<Box<Hint>>,
     /// Create only: the server may have acted (timeout, 5xx, reset after sending).
     pub(crate) in_doubt: bool,
+    /// The answer is one of the catalog's documented refusals (`[[api.errors.refusals]]`): no
+    /// capacity, no quota, or the plan not offered there.
+    pub refusal: Option<Refusal>,
     /// Set when the fault is the catalog's, not the provider's (a template that does not
     /// render): bad input, exit code 2.
     catalog_fault: bool,
@@ -70,6 +74,7 @@ impl DriverError {
             provider: provider.to_string(),
             hint: None,
             in_doubt: false,
+            refusal: None,
             catalog_fault: false,
         }
     }
