@@ -38,16 +38,18 @@ pub struct Key(u128);
 /// Builds a [`Key`] from the inputs of a load.
 pub struct KeyBuilder(Xxh3);
 
-impl KeyBuilder {
+impl Default for KeyBuilder {
     /// A key for this build of capsule.
-    pub fn new() -> KeyBuilder {
+    fn default() -> KeyBuilder {
         let mut k = KeyBuilder(Xxh3::new());
         k.part(MAGIC);
         k.part(env!("CARGO_PKG_VERSION").as_bytes());
         k.part(build_id().as_bytes());
         k
     }
+}
 
+impl KeyBuilder {
     /// One input (length-prefixed, so `ab`+`c` and `a`+`bc` differ).
     pub fn part(&mut self, bytes: &[u8]) -> &mut Self {
         self.0.update(&(bytes.len() as u64).to_le_bytes());
@@ -157,7 +159,7 @@ fn prune(d: &Path, keep: &Path) {
         .filter(|p| p != keep)
         .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
         .collect();
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
     for (_, p) in entries.into_iter().skip(KEEP - 1) {
         let _ = std::fs::remove_file(p);
     }
@@ -179,7 +181,7 @@ mod tests {
     #[test]
     fn an_entry_round_trips_and_any_damage_is_ignored() {
         let home = tempfile::tempdir().unwrap();
-        let key = KeyBuilder::new().part(b"overlay").finish();
+        let key = KeyBuilder::default().part(b"overlay").finish();
         let e = sample();
         write(home.path(), &key, &e);
         let back = read(home.path(), &key).expect("entry reads back");
@@ -197,14 +199,14 @@ mod tests {
         assert!(decode(&flipped, &key).is_none());
         assert!(decode(&good[..good.len() - 1], &key).is_none());
         assert!(decode(&good[..10], &key).is_none());
-        let other = KeyBuilder::new().part(b"overlay2").finish();
+        let other = KeyBuilder::default().part(b"overlay2").finish();
         assert!(decode(&good, &other).is_none());
     }
 
     #[test]
     fn keys_follow_every_input() {
         let k = |parts: &[&[u8]]| {
-            let mut b = KeyBuilder::new();
+            let mut b = KeyBuilder::default();
             for p in parts {
                 b.part(p);
             }
@@ -223,7 +225,7 @@ mod tests {
             notes: vec![],
         };
         for n in 0..(KEEP + 3) {
-            let key = KeyBuilder::new().part(&n.to_le_bytes()).finish();
+            let key = KeyBuilder::default().part(&n.to_le_bytes()).finish();
             write(home.path(), &key, &e);
         }
         let left = std::fs::read_dir(dir(home.path())).unwrap().count();

@@ -89,7 +89,7 @@ fn merged(
     stored: Option<&layer::Layer>,
     mut notes: Vec<String>,
 ) -> anyhow::Result<(Catalog, Vec<String>)> {
-    let mut key = cache::KeyBuilder::new();
+    let mut key = cache::KeyBuilder::default();
     key.part(DIGESTED.as_bytes());
     key.part(layer::path(home).as_os_str().as_encoded_bytes());
     match stored {
