@@ -58,7 +58,8 @@ pub fn load_layered(
             Ok(l) => l,
             Err(e) => {
                 notes.push(format!(
-                    "{e} — the refreshed prices are ignored; run `capsule openmesh catalog refresh`"
+                    "{e} — the refreshed prices are ignored; {}",
+                    crate::error::Hint::RefreshCatalog
                 ));
                 None
             }
@@ -146,8 +147,9 @@ fn merge(
                 return Err(catalog_error(d));
             }
             let note = format!(
-                "the refreshed catalog {} no longer fits this capsule's catalog and is ignored — run `capsule openmesh catalog refresh`",
-                layer::path(home).display()
+                "the refreshed catalog {} no longer fits this capsule's catalog and is ignored — {}",
+                layer::path(home).display(),
+                crate::error::Hint::RefreshCatalog
             );
             let cat = if overlay.is_empty() {
                 base
@@ -281,7 +283,7 @@ fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Catalog diagnostics are bad input (exit 2).
 pub fn catalog_error(d: Diagnostics) -> anyhow::Error {
-    anyhow::Error::new(crate::error::BadInput(d.to_string()))
+    crate::error::catalog_error(d.to_string())
 }
 
 /// Load `dir` over the embedded catalog without using it (for `catalog validate`).
