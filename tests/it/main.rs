@@ -4,6 +4,7 @@ mod aws_refresh;
 mod catalog;
 mod credentials;
 mod deploy;
+mod failover;
 mod fleet_ops;
 mod hostile_input;
 mod hostile_net;
