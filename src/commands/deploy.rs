@@ -1775,7 +1775,8 @@ fn resumed_image(
     t: Option<&Template>,
 ) -> anyhow::Result<Option<String>> {
     let p = ctx.provider(&n.provider)?;
-    let resolved = needs_lookup(t.map_or("", |t| t.plan.as_str())) && !needs_lookup(&n.plan);
+    let product_id = !n.plan.is_empty() && n.plan.bytes().all(|b| b.is_ascii_digit());
+    let resolved = product_id && t.is_none_or(|t| lookup_needed(p, t));
     if !resolved
         || p.api
             .plan_lookup
