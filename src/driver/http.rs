@@ -249,7 +249,7 @@ impl Driver {
             inner.endpoint.as_ref()
         } else {
             own_endpoint = super::op_endpoint(&inner.provider, &op.endpoint_env).map_err(|e| {
-                DriverError::new(&inner.id, ErrorKind::Refused, e.to_string()).as_bad_input()
+                DriverError::new(&inner.id, ErrorKind::Refused, e.to_string()).from_catalog()
             })?;
             own_endpoint.as_ref()
         };

@@ -1736,7 +1736,7 @@ impl Driver {
                     ErrorKind::Refused,
                     format!("product {plan} is no longer in the inventory, so the image its kind needs cannot be told"),
                 );
-                e.hint = Some("name the image with --image".into());
+                e.hint = Some(Box::new(Hint::Advice("name the image with --image".into())));
                 Err(e)
             }
         }
