@@ -156,7 +156,12 @@ pub fn source_files(layer: &Layer, base: &Catalog, home: &Path, n: u8) -> Vec<So
     let mut by_provider: BTreeMap<&str, Vec<toml::Table>> = BTreeMap::new();
     for t in &layer.templates {
         let table = match known.contains(&t.id.to_ascii_lowercase()) {
-            true => patch_of(t),
+            true => patch_of(
+                t,
+                base.templates
+                    .iter()
+                    .find(|b| b.id.eq_ignore_ascii_case(&t.id)),
+            ),
             false => match toml::Value::try_from(t) {
                 Ok(toml::Value::Table(mut tab)) => {
                     tab.remove("provider");
@@ -199,8 +204,10 @@ pub fn source_files(layer: &Layer, base: &Catalog, home: &Path, n: u8) -> Vec<So
         .collect()
 }
 
-/// The keys a refresh sets on an existing template.
-fn patch_of(t: &Template) -> toml::Table {
+/// The keys a refresh sets on an existing template. The merge adds a patch's regional prices to
+/// the base's, so a regional price the base has and the refresh does not is set back to the
+/// refreshed base price: the refresh found no difference there, and nothing stale survives.
+fn patch_of(t: &Template, base: Option<&Template>) -> toml::Table {
     let mut tab = toml::Table::new();
     tab.insert("id".into(), t.id.clone().into());
     tab.insert("price_hourly".into(), t.price_hourly.into());
@@ -209,12 +216,18 @@ fn patch_of(t: &Template) -> toml::Table {
         "regions".into(),
         toml::Value::Array(t.regions.iter().cloned().map(toml::Value::from).collect()),
     );
-    if !t.region_prices.is_empty() {
-        let rp: toml::Table = t
-            .region_prices
-            .iter()
-            .map(|(k, v)| (k.clone(), toml::Value::from(*v)))
-            .collect();
+    let stale = base
+        .into_iter()
+        .flat_map(|b| b.region_prices.keys())
+        .filter(|k| !t.region_prices.contains_key(*k))
+        .map(|k| (k.clone(), toml::Value::from(t.price_hourly)));
+    let rp: toml::Table = t
+        .region_prices
+        .iter()
+        .map(|(k, v)| (k.clone(), toml::Value::from(*v)))
+        .chain(stale)
+        .collect();
+    if !rp.is_empty() {
         tab.insert("region_prices".into(), rp.into());
     }
     tab

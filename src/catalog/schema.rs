@@ -865,6 +865,19 @@ pub struct Operation {
     /// percent-encoded as a path segment.
     #[serde(default)]
     pub path: String,
+    /// This operation's own base URL, when it is served by another endpoint than `api.base_url`
+    /// (a global price list next to a regional API). Empty = `api.base_url`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub base_url: String,
+    /// With `base_url`: the environment variables that override its endpoint, in order (after
+    /// `CAPSULE_ENDPOINT_<ID>`, which overrides every operation). `api.endpoint_env` does not
+    /// apply to an operation with its own base URL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint_env: Vec<String>,
+    /// sigv4: the service and region this operation is signed for, when they are not the API's
+    /// (`{ service = "pricing", region = "us-east-1" }`). Empty parts keep the API's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign: Option<SignAs>,
     /// Query parameters (values are templates; an empty rendered value drops the parameter).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, String>,
@@ -888,6 +901,11 @@ pub struct Operation {
     /// A `*` segment flattens arrays: `/reservationSet/item/*/instancesSet/item`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node: String,
+    /// List only: each item at `node` is a JSON document inside a string (`"PriceList":
+    /// ["{\"product\": …}"]`), parsed again before it is read. An item that does not parse is
+    /// an error, never a skipped item.
+    #[serde(default)]
+    pub items_are_json: bool,
     /// List only: pagination.
     #[serde(default)]
     pub paging: Paging,
@@ -906,6 +924,16 @@ pub struct Operation {
     /// An async action object returned by this call, to poll until done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<ActionPoll>,
+}
+
+/// `sign = { service = "pricing", region = "us-east-1" }` on an operation.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignAs {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
 }
 
 /// A step before/after an operation.

@@ -758,6 +758,15 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         );
     }
     template_ok(c, e, &path("path"), &op.path);
+    if !op.base_url.is_empty() {
+        template_ok(c, e, &path("base_url"), &op.base_url);
+    } else if !op.endpoint_env.is_empty() {
+        c.push(
+            e,
+            &path("endpoint_env"),
+            "endpoint_env applies to an operation with its own base_url — add base_url, or set api.endpoint_env".to_string(),
+        );
+    }
     for (k, v) in op.query.iter().chain(op.headers.iter()) {
         let mut p = at.to_vec();
         p.push(if op.query.contains_key(k) {

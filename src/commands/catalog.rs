@@ -1118,8 +1118,10 @@ fn refreshed_templates(
             }
             nt.regions = regions;
         }
-        if live.region_prices.is_empty() {
-            // A regional price stays relative to the base price it was declared against.
+        if !f.list.regional && live.region_prices.is_empty() {
+            // A list that says nothing about regional prices: a regional price stays relative
+            // to the base price it was declared against. A list that states them replaces them
+            // (a region it prices no differently loses its old regional price).
             if t.price_hourly > 0.0 && (hourly - t.price_hourly).abs() > 1e-12 {
                 let k = hourly / t.price_hourly;
                 for v in nt.region_prices.values_mut() {
@@ -1136,12 +1138,26 @@ fn refreshed_templates(
         nt.region_prices.retain(|r, _| nt.regions.contains(r));
         nt.price_hourly = hourly;
         nt.price_monthly = monthly;
-        if (hourly - t.price_hourly).abs() >= 1e-9 || (monthly - t.price_monthly).abs() >= 1e-9 {
+        let regional_changed = nt.region_prices != t.region_prices;
+        if regional_changed
+            || (hourly - t.price_hourly).abs() >= 1e-9
+            || (monthly - t.price_monthly).abs() >= 1e-9
+        {
+            // An overlay merges regional prices key by key: one the refresh dropped is set
+            // back to the base price, so the old figure cannot survive the merge.
+            let regional: std::collections::BTreeMap<&String, f64> = t
+                .region_prices
+                .keys()
+                .map(|r| (r, hourly))
+                .chain(nt.region_prices.iter().map(|(r, h)| (r, *h)))
+                .collect();
             rows.push(json!({
                 "provider": f.provider, "template": t.id, "plan": t.plan,
                 "price_hourly_was": t.price_hourly, "price_hourly": hourly,
                 "price_monthly_was": t.price_monthly, "price_monthly": monthly,
                 "currency": p.currency(),
+                "region_prices_was": t.region_prices,
+                "region_prices": if regional_changed { json!(regional) } else { Value::Null },
             }));
         }
         ts.push(nt);
@@ -1371,6 +1387,13 @@ fn refresh_out(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCod
                 r["price_hourly_was"],
                 r["price_monthly_was"]
             );
+            if let Some(regional) = r["region_prices"].as_object() {
+                let pairs: Vec<String> = regional
+                    .iter()
+                    .map(|(k, v)| format!("{} = {v}", toml::Value::from(k.as_str())))
+                    .collect();
+                let _ = writeln!(text, "region_prices = {{ {} }}", pairs.join(", "));
+            }
         }
         rows.append(&mut changes);
         files.push((out.join(&f.provider).join("prices.toml"), text));

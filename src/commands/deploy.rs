@@ -1767,6 +1767,35 @@ async fn wait_port(ip: &str, port: u16, timeout: Duration) -> Result<(), String>
     }
 }
 
+/// The image the first attempt chose for a node whose template was resolved to a live product
+/// (`api.plan_lookup`, the recorded plan differs from the template's): the one the product's
+/// kind needs, read again from the inventory, so a resume sends what the first attempt sent.
+/// `None` when the first attempt resolved nothing or the kind needs no particular image.
+fn resumed_image(
+    ctx: &Ctx,
+    rt: &mut Option<tokio::runtime::Runtime>,
+    n: &state::NodeRecord,
+    t: Option<&Template>,
+) -> anyhow::Result<Option<String>> {
+    let p = ctx.provider(&n.provider)?;
+    let product_id = !n.plan.is_empty() && n.plan.bytes().all(|b| b.is_ascii_digit());
+    let resolved = product_id && t.is_none_or(|t| lookup_needed(p, t));
+    if !resolved
+        || p.api
+            .plan_lookup
+            .as_ref()
+            .is_none_or(|lk| lk.image_by.is_empty())
+    {
+        return Ok(None);
+    }
+    let driver = ctx.driver(p.id())?;
+    if rt.is_none() {
+        *rt = Some(ctx.runtime()?);
+    }
+    let rt = rt.as_ref().ok_or_else(|| anyhow::anyhow!("no runtime"))?;
+    Ok(rt.block_on(driver.plan_image(&n.plan, &n.region))?)
+}
+
 /// Finish an interrupted fleet (the rules are `state::lifecycle::resume_step`): a node whose
 /// id is recorded is left alone; a `creating` or in-doubt node is looked up by its OLD deploy
 /// tag and adopted when found, and created under that same deploy id only when the lookup
@@ -1794,6 +1823,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
     let mut jobs = Vec::new();
     let mut fresh = Vec::new();
     let mut in_flight = false;
+    let mut rt = None;
     for n in &nodes {
         let p = ctx.provider(&n.provider)?;
         let hidden = p.api.limits.hidden_after_create_seconds;
@@ -1828,6 +1858,11 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
         };
         let mut req = create_request(ctx, args, &pl, &deploy_id, None)?;
         req.plan = n.plan.clone();
+        if args.image.is_none() {
+            if let Some(image) = resumed_image(ctx, &mut rt, n, t)? {
+                req.image = Some(image);
+            }
+        }
         req.api_variant = t
             .map(|t| t.api_variant.clone())
             .unwrap_or_else(|| n.api_variant.clone());

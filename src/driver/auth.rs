@@ -114,7 +114,8 @@ impl Authorizer {
         }
     }
 
-    /// The auth headers for one request. `region` is the signing region (sigv4 only).
+    /// The auth headers for one request. `region` is the signing region and `service_as` the
+    /// signing service when the operation names its own (sigv4 only; empty = the API's).
     pub fn headers(
         &self,
         method: &str,
@@ -122,6 +123,7 @@ impl Authorizer {
         headers: &[(String, String)],
         body: &[u8],
         region: &str,
+        service_as: &str,
     ) -> Result<Vec<(String, String)>, String> {
         match self {
             Authorizer::None => Ok(vec![]),
@@ -145,7 +147,11 @@ impl Authorizer {
                     secret_key: secret_key.expose(),
                     session_token: session_token.as_ref().map(|t| t.expose()),
                     region,
-                    service,
+                    service: if service_as.is_empty() {
+                        service
+                    } else {
+                        service_as
+                    },
                 },
                 SystemTime::now(),
             ),

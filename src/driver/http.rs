@@ -75,6 +75,8 @@ pub(crate) struct Prepared {
     pub expect: Vec<u16>,
     /// SigV4 signing region (the API id).
     pub sign_region: String,
+    /// SigV4 signing service when the operation names its own; empty = the API's.
+    pub sign_service: String,
 }
 
 impl Prepared {
@@ -210,9 +212,14 @@ impl Driver {
             )
             .from_catalog()
         };
+        let base_tpl = if op.base_url.is_empty() {
+            &api.base_url
+        } else {
+            &op.base_url
+        };
         let base = inner
             .renderer
-            .plain(&api.base_url, ctx)
+            .plain(base_tpl, ctx)
             .map_err(|e| bad("base URL", e))?;
         let path = inner
             .renderer
@@ -237,7 +244,16 @@ impl Driver {
             }
         }
         let api_url = url.clone();
-        if let Some(ep) = &inner.endpoint {
+        let own_endpoint;
+        let endpoint = if op.base_url.is_empty() {
+            inner.endpoint.as_ref()
+        } else {
+            own_endpoint = super::op_endpoint(&inner.provider, &op.endpoint_env).map_err(|e| {
+                DriverError::new(&inner.id, ErrorKind::Refused, e.to_string()).from_catalog()
+            })?;
+            own_endpoint.as_ref()
+        };
+        if let Some(ep) = endpoint {
             apply_override(&mut url, ep);
         }
         let mut headers = Vec::new();
@@ -313,8 +329,11 @@ impl Driver {
                 format!("invalid method '{}' for `{name}`", op.method),
             )
         })?;
+        let sign = op.sign.clone().unwrap_or_default();
         let region = ctx.get("region").and_then(Value::as_str).unwrap_or("");
-        let sign_region = if region.is_empty() {
+        let sign_region = if !sign.region.is_empty() {
+            sign.region
+        } else if region.is_empty() {
             inner
                 .provider
                 .region_api_id(&inner.provider.meta.default_region)
@@ -331,6 +350,7 @@ impl Driver {
             body,
             expect: op.expect.clone(),
             sign_region,
+            sign_service: sign.service,
         })
     }
 
@@ -500,6 +520,7 @@ impl Driver {
                 &prep.headers,
                 body.as_bytes(),
                 &prep.sign_region,
+                &prep.sign_service,
             )
             .map_err(|m| Failure::Transport {
                 timeout: false,
@@ -648,7 +669,9 @@ impl Driver {
         let api = &self.inner.provider.api;
         let xml = || tree::xml_to_json(t, &api.xml_list_elements);
         let json = || serde_json::from_str::<Value>(t).map_err(|e| format!("invalid JSON: {e}"));
-        if api.format == "xml" {
+        // An XML API may have a JSON operation (a price list on another endpoint): a body that
+        // opens like JSON is read as JSON.
+        if api.format == "xml" && !t.starts_with(['{', '[']) {
             xml().or_else(|xe| json().map_err(|_| xe))
         } else if t.starts_with('<') {
             json().or_else(|je| {
@@ -859,6 +882,7 @@ mod tests {
             body: None,
             expect: vec![],
             sign_region: String::new(),
+            sign_service: String::new(),
         };
         p.set_query("page", "2");
         assert_eq!(p.url.as_str(), "http://h/x?a=1&page=2");

@@ -299,8 +299,24 @@ pub fn endpoint_env_name(provider_id: &str) -> String {
 /// The endpoint override for a provider, from `CAPSULE_ENDPOINT_<ID>` then `api.endpoint_env`.
 /// Plain http is refused unless the host is loopback.
 pub fn endpoint_override(provider: &ProviderEntry) -> anyhow::Result<Option<Url>> {
-    let names = std::iter::once(endpoint_env_name(provider.id()))
-        .chain(provider.api.endpoint_env.iter().cloned());
+    first_endpoint(
+        std::iter::once(endpoint_env_name(provider.id()))
+            .chain(provider.api.endpoint_env.iter().cloned()),
+    )
+}
+
+/// The endpoint override of an operation with its own base URL: `CAPSULE_ENDPOINT_<ID>` (every
+/// operation), then the operation's own `endpoint_env`; the API's `endpoint_env` does not apply.
+pub(crate) fn op_endpoint(
+    provider: &ProviderEntry,
+    endpoint_env: &[String],
+) -> anyhow::Result<Option<Url>> {
+    first_endpoint(
+        std::iter::once(endpoint_env_name(provider.id())).chain(endpoint_env.iter().cloned()),
+    )
+}
+
+fn first_endpoint(names: impl Iterator<Item = String>) -> anyhow::Result<Option<Url>> {
     for name in names {
         let Ok(value) = std::env::var(&name) else {
             continue;

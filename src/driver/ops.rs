@@ -797,7 +797,8 @@ impl Driver {
                     .specs
                     .iter()
                     .filter_map(|(k, ptr)| {
-                        let x = tree::field(v, ptr)?.trim().parse::<f64>().ok()?;
+                        // A number, or a number with its unit (`"8 GiB"`).
+                        let x = number_in(&tree::field(v, ptr)?, false)?;
                         let d = fields.spec_divisors.get(k).copied().unwrap_or(1.0);
                         (x.is_finite() && d > 0.0).then(|| (k.clone(), x / d))
                     })
@@ -813,28 +814,16 @@ impl Driver {
                 })
             })
             .collect();
-        // Listed once per region: one plan, sold in the union of its regions.
         let plans = if fields.per_region {
-            let mut merged: Vec<PlanPrice> = Vec::new();
-            let mut index: std::collections::HashMap<String, usize> = Default::default();
-            for p in plans {
-                match index.get(&p.plan) {
-                    Some(&i) => {
-                        let m = &mut merged[i];
-                        let add = p.regions.unwrap_or_default();
-                        m.regions.get_or_insert_with(Vec::new).extend(add);
-                    }
-                    None => {
-                        index.insert(p.plan.clone(), merged.len());
-                        merged.push(p);
-                    }
-                }
-            }
-            merged
+            merge_regions(plans)
         } else {
             plans
         };
-        Ok(PriceList { source, plans })
+        Ok(PriceList {
+            source,
+            plans,
+            regional: fields.per_region || fields.region_prices.is_some(),
+        })
     }
 
     /// Every item of a listing operation, across its pages.
@@ -893,7 +882,13 @@ impl Driver {
                 .filter(|v| !matches!(v, Value::Object(m) if m.is_empty()))
                 .collect();
             let n = items.len();
-            out.extend(items.into_iter().cloned());
+            if op.items_are_json {
+                for item in items {
+                    out.push(self.decode_item(name, item, resp.status)?);
+                }
+            } else {
+                out.extend(items.into_iter().cloned());
+            }
             match style {
                 "page" => {
                     if pg.page_param.is_empty() || n == 0 {
@@ -972,6 +967,29 @@ impl Driver {
             }
         }
         Ok(out)
+    }
+
+    /// One list item that is a JSON document inside a string (`items_are_json`), parsed. Anything
+    /// else (not a string, not JSON, not an object) is an error: the page is broken, and a
+    /// listing never silently drops what it cannot read.
+    fn decode_item(&self, name: &str, item: &Value, status: u16) -> Result<Value, DriverError> {
+        let problem = match item {
+            Value::String(text) => match serde_json::from_str::<Value>(text) {
+                Ok(v) if v.is_object() => return Ok(v),
+                Ok(_) => "holds a JSON document that is not an object".to_string(),
+                Err(e) => format!(
+                    "holds an item that is not a JSON document ({e}); it began: {}",
+                    excerpt(text, &self.inner.secrets(), 80)
+                ),
+            },
+            _ => "holds an item that is not a JSON document in a string".to_string(),
+        };
+        Err(DriverError::new(
+            &self.inner.id,
+            ErrorKind::Api,
+            format!("the `{name}` answer {problem}"),
+        )
+        .with_status(status))
     }
 
     /// Where a next-page link may lead: the origin (scheme, host, port) of the request that
@@ -1532,11 +1550,51 @@ fn total_of(resp: &Resp, spec: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
+/// A plan listed once per region (`per_region`) becomes one plan sold in the union of its
+/// regions, at the first region's price; a region whose price differs from it gets a regional
+/// price. A plan listed twice in one region keeps its first listing there.
+fn merge_regions(plans: Vec<PlanPrice>) -> Vec<PlanPrice> {
+    let mut merged: Vec<PlanPrice> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = Default::default();
+    for p in plans {
+        let here: Vec<String> = p.regions.clone().unwrap_or_default();
+        let i = match index.get(&p.plan) {
+            Some(&i) => i,
+            None => {
+                index.insert(p.plan.clone(), merged.len());
+                merged.push(PlanPrice {
+                    regions: p.regions.as_ref().map(|_| Vec::new()),
+                    ..p.clone()
+                });
+                merged.len() - 1
+            }
+        };
+        let m = &mut merged[i];
+        for r in here {
+            let regions = m.regions.get_or_insert_with(Vec::new);
+            if regions.contains(&r) {
+                continue;
+            }
+            regions.push(r.clone());
+            let listed = m.region_prices.iter().any(|(x, _)| *x == r);
+            if let (Some(h), Some(base), false) = (p.hourly, m.hourly, listed) {
+                if (h - base).abs() > 1e-12 {
+                    m.region_prices.push((r, h));
+                }
+            }
+        }
+    }
+    merged
+}
+
 /// A provider's live price list and where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriceList {
     pub source: String,
     pub plans: Vec<PlanPrice>,
+    /// The list states every regional price (none listed = none differs): a refresh replaces
+    /// the template's regional prices instead of keeping them.
+    pub regional: bool,
 }
 
 /// One plan's live price (`catalog refresh`).
@@ -1637,7 +1695,53 @@ fn number_in(text: &str, gb: bool) -> Option<f64> {
     })
 }
 
+/// The image a product's kind needs (`plan_lookup.image_by`), when a rule applies to it.
+fn image_of(lk: &crate::catalog::schema::PlanLookup, item: &Value) -> Option<String> {
+    lk.image_by.iter().find_map(|(ptr, map)| {
+        let got = tree::text_at(item, ptr)?;
+        map.get(&got).cloned()
+    })
+}
+
 impl Driver {
+    /// The image the first deploy of live product `plan` chose for its kind (`image_by`), read
+    /// again from the inventory: what `deploy --resume` sends so it makes the same choice.
+    /// `Ok(None)`: the product's kind needs no particular image. A product the inventory no
+    /// longer lists is an error (its kind, so its image, cannot be told).
+    pub async fn plan_image(
+        &self,
+        plan: &str,
+        region_slug: &str,
+    ) -> Result<Option<String>, DriverError> {
+        let p = &self.inner.provider;
+        let Some(lk) = &p.api.plan_lookup else {
+            return Err(self.no_op("plan_lookup", ""));
+        };
+        let (items, _) = self.inventory(Some(region_slug)).await?;
+        let facility = p.region_api_id(region_slug);
+        let same = |v: &&Value| tree::text_at(v, &lk.id).is_some_and(|id| id == plan);
+        let here = |v: &&Value| {
+            tree::text_at(v, &lk.region).is_some_and(|r| r.eq_ignore_ascii_case(facility))
+        };
+        let item = items
+            .iter()
+            .filter(same)
+            .find(here)
+            .or_else(|| items.iter().find(same));
+        match item {
+            Some(v) => Ok(image_of(lk, v)),
+            None => {
+                let mut e = DriverError::new(
+                    &self.inner.id,
+                    ErrorKind::Refused,
+                    format!("product {plan} is no longer in the inventory, so the image its kind needs cannot be told"),
+                );
+                e.hint = Some(Box::new(Hint::Advice("name the image with --image".into())));
+                Err(e)
+            }
+        }
+    }
+
     /// The live product that fits `t` in `region_slug` and is in stock there: the smallest that
     /// fits (cores, then memory, then price). None fits: a refusal naming the nearest products.
     pub async fn resolve_plan(
@@ -1700,7 +1804,11 @@ impl Driver {
                 variant: String::new(),
             });
         }
-        Ok(PriceList { source, plans })
+        Ok(PriceList {
+            source,
+            plans,
+            regional: true,
+        })
     }
 
     /// The smallest product of `items` in stock in the region that fits `t`.
@@ -1759,10 +1867,7 @@ impl Driver {
                 Some(tok) => gpu.contains(tok.as_str()),
                 None => gpu.trim().is_empty() || gpu == "none" || gpu == "n/a",
             };
-            let image = lk.image_by.iter().find_map(|(ptr, map)| {
-                let got = text(ptr)?;
-                map.get(&got).cloned()
-            });
+            let image = image_of(lk, v);
             let r = ResolvedPlan {
                 plan: id,
                 name: text(&lk.name).unwrap_or_default(),

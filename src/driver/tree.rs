@@ -132,13 +132,17 @@ pub const MAX_XML_DEPTH: usize = 128;
 /// Most elements [`xml_to_json`] converts: a page of 1000 EC2 instances has about 250,000.
 pub const MAX_XML_ELEMENTS: usize = 500_000;
 
+/// The pointer segment for "every value of an object".
+const MEMBERS: &str = "{*}";
+
 fn unescape_segment(s: &str) -> String {
     s.replace("~1", "/").replace("~0", "~")
 }
 
 /// Every value a pointer reaches. `""` is the value itself; a `*` segment steps into every
 /// element of an array or every value of an object keyed by index (`{"0": …, "1": …}`); any other
-/// value passes through unchanged.
+/// value passes through unchanged. A `{*}` segment steps into every value of an object whatever
+/// its keys (`/terms/OnDemand/{*}/priceDimensions/{*}/pricePerUnit/USD`).
 pub fn resolve_all<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
     let mut cur: Vec<&Value> = vec![root];
     if pointer.is_empty() {
@@ -148,6 +152,12 @@ pub fn resolve_all<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
     for raw in path.split('/') {
         let mut next = Vec::new();
         for v in cur {
+            if raw == MEMBERS {
+                if let Value::Object(m) = v {
+                    next.extend(m.values());
+                }
+                continue;
+            }
             if raw == "*" {
                 match v {
                     Value::Array(a) => next.extend(a.iter()),
@@ -195,7 +205,7 @@ pub fn reaches(root: &Value, pointer: &str) -> bool {
     }
     let mut cur = root;
     for raw in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
-        if raw == "*" {
+        if raw == "*" || raw == MEMBERS {
             return true;
         }
         cur = match cur {
@@ -468,6 +478,15 @@ mod tests {
         let r = xml_to_json("<a><b>1</b><b>2</b><c>3</c></a>", &[]).unwrap();
         assert_eq!(r, json!({"a": {"b": ["1", "2"], "c": "3"}}));
         assert!(xml_to_json("<a><b></a>", &[]).is_err());
+    }
+
+    #[test]
+    fn members_segment_reads_every_value_of_a_map() {
+        let v = json!({"terms": {"OnDemand": {"SKU.A": {"priceDimensions": {"SKU.A.R": {"pricePerUnit": {"USD": "0.0114"}}}}}}});
+        let p = "/terms/OnDemand/{*}/priceDimensions/{*}/pricePerUnit/USD";
+        assert_eq!(text_at(&v, p).as_deref(), Some("0.0114"));
+        assert!(reaches(&v, p));
+        assert!(resolve_all(&json!({"terms": ["x"]}), "/terms/{*}").is_empty());
     }
 
     #[test]

@@ -689,19 +689,62 @@ fn refresh_writes_changed_prices_as_an_overlay() {
 
 #[test]
 fn refresh_of_a_provider_without_a_price_api_says_so() {
+    // Every active provider of the catalog has a price list now: `acme`, a copy of DigitalOcean
+    // without `[api.prices]`, stands for one that has none.
+    let export = tempfile::tempdir().unwrap();
+    capsule()
+        .args([
+            "openmesh",
+            "catalog",
+            "export",
+            export.path().to_str().unwrap(),
+        ])
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let acme = dir.path().join("acme");
+    std::fs::create_dir_all(&acme).unwrap();
+    let read =
+        |f: &str| std::fs::read_to_string(export.path().join("digitalocean").join(f)).unwrap();
+    let prov = read("provider.toml")
+        .replace("id = \"digitalocean\"", "id = \"acme\"")
+        .replace("DIGITALOCEAN_ACCESS_TOKEN", "ACME_LEGACY_TOKEN")
+        .replace("DIGITALOCEAN_TOKEN", "ACME_TOKEN");
+    std::fs::write(acme.join("provider.toml"), prov).unwrap();
+    // Every line of the `[api.prices…]` tables left out.
+    let mut in_prices = false;
+    let api: String = read("api.toml")
+        .replace("DIGITALOCEAN_API_URL", "ACME_API_URL")
+        .lines()
+        .filter(|l| {
+            if l.starts_with('[') {
+                in_prices = l.starts_with("[api.prices]") || l.starts_with("[api.prices.");
+            }
+            !in_prices
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!api.contains("[api.prices"));
+    std::fs::write(acme.join("api.toml"), api).unwrap();
+    std::fs::write(
+        acme.join("templates.toml"),
+        "[[templates]]\nid = \"acme-1\"\nplan = \"a1\"\nname = \"Acme 1\"\ncpu = 2\nmemory_gb = 2\nstorage_gb = 20\n\
+         bandwidth_tb = 1\nprice_hourly = 0.002\nprice_monthly = 1.4\narch = \"x86_64\"\nregions = [\"nyc1\"]\n",
+    )
+    .unwrap();
     let out_dir = tempfile::tempdir().unwrap();
     let out = capsule()
         .args([
             "openmesh",
+            "--catalog",
+            dir.path().to_str().unwrap(),
             "catalog",
             "refresh",
             "--provider",
-            "aws",
+            "acme",
             "--out",
             out_dir.path().to_str().unwrap(),
         ])
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "k")
+        .env("ACME_TOKEN", "t")
         .code(1);
-    out.stderr_has("aws: not refreshed: its catalog describes no price list API");
+    out.stderr_has("acme: not refreshed: its catalog describes no price list API");
 }

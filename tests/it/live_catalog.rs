@@ -793,3 +793,44 @@ fn hivelocity_prices_and_stock_come_from_its_inventory() {
         "{hv}"
     );
 }
+
+#[test]
+fn a_resumed_hivelocity_deploy_sends_the_os_name_its_product_kind_needs() {
+    use crate::support::mock::{Fault, Op};
+    let mock = MockServer::new(Provider::Hivelocity);
+    // Every create attempt of the first run is throttled: the node is refused, resume recreates it.
+    for _ in 0..5 {
+        mock.set_fault_on(Op::Create, Fault::Status429);
+    }
+    let mut c = capsule();
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    let first = c.run_args(&[
+        "openmesh",
+        "deploy",
+        "--provider",
+        "hivelocity",
+        "--template",
+        "hive-large",
+        "--name",
+        "v",
+        "--region",
+        "tampa",
+        "--yes",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(first.code, 1, "{first:?}");
+    let group = first.json()["group_id"].as_str().unwrap().to_string();
+    let again = c.run_args(&["openmesh", "deploy", "--resume", &group, "--yes"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    let bodies = create_bodies(&mock);
+    assert!(bodies.len() >= 2, "{bodies:?}");
+    // In Tampa hive-large resolved to VPS product 2379: the resumed create sends it with the
+    // VPS osName the first attempt chose, not the catalog's bare-metal default.
+    let last = bodies.last().unwrap();
+    assert_eq!(last["productId"], 2379);
+    assert_eq!(last["osName"], "Ubuntu 24.04 (VPS)");
+    assert!(bodies.iter().all(|b| b["osName"] == "Ubuntu 24.04 (VPS)"));
+}

@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod aws_pricing;
 pub mod crypto;
 pub mod digitalocean;
 pub mod equinix;
