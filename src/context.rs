@@ -7,7 +7,7 @@ use crate::catalog::{self, Catalog, ProviderEntry};
 use crate::cli::{ColorChoice, Global, OutputFormat};
 use crate::driver::{Driver, DriverOptions};
 use crate::render::Style;
-use is_terminal::IsTerminal;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 

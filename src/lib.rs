@@ -12,6 +12,7 @@ pub mod commands;
 pub mod complete;
 pub mod context;
 pub mod credentials;
+pub mod date;
 pub mod driver;
 pub mod error;
 pub mod input_file;
