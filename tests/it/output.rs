@@ -85,6 +85,12 @@ fn check_table(out: &str, cols: usize) {
 
 /// A few recorded nodes, created 3½ hours ago (their age reads `3h ago` whatever the time).
 fn seeded_home() -> crate::support::Capsule {
+    seeded_home_at(true)
+}
+
+/// The same nodes, at their prices or free. Free nodes cost nothing, so their cost figures do not
+/// tick with the clock between two runs that are compared.
+fn seeded_home_at(priced: bool) -> crate::support::Capsule {
     let c = capsule();
     let t = capsule::state::time::format(capsule::state::time::now_unix() - 3 * 3600 - 1800);
     let csv = format!(
@@ -94,6 +100,14 @@ fn seeded_home() -> crate::support::Capsule {
          a3,db-1,scaleway,fr-par-1/9f2c,scw-dev1-m,DEV1-M,par1,error,,0.0198,14.45,EUR,{t}\n\
          a4,old-1,linode,4711,linode-2gb,g6-standard-1,us-east,deleted,,0.018,12,USD,2024-05-01T00:00:00Z\n"
     );
+    let csv = if priced {
+        csv
+    } else {
+        csv.replace(",0.00893,6,", ",0,0,")
+            .replace(",0.007,5,", ",0,0,")
+            .replace(",0.0198,14.45,", ",0,0,")
+            .replace(",0.018,12,", ",0,0,")
+    };
     let file = c.home().join("in.csv");
     std::fs::write(&file, csv).unwrap();
     let out = c.run_args(&["openmesh", "inventory", "import", file.to_str().unwrap()]);
@@ -193,26 +207,35 @@ fn piped_tables_keep_every_column_without_colour() {
 
 // ------------------------------------------------------------------------------ scripting
 
-/// Every listing, as arguments after `openmesh`, with a home that has something to list.
-fn listings() -> Vec<Vec<&'static str>> {
-    vec![
-        vec!["providers"],
-        vec!["templates"],
-        vec!["regions"],
-        vec!["inventory"],
-        vec!["inventory", "stats"],
-        vec!["history"],
-        vec!["cost"],
-    ]
+/// Every listing, as arguments after `openmesh`, with a home that has something to list. The
+/// cost window ends at a fixed instant, and its home's nodes are free (see the test): its figures
+/// would otherwise tick between the runs that are compared.
+fn listings() -> Vec<Vec<String>> {
+    let until = capsule::state::time::format(capsule::state::time::now_unix() - 1800);
+    let lists: [&[&str]; 7] = [
+        &["providers"],
+        &["templates"],
+        &["regions"],
+        &["inventory"],
+        &["inventory", "stats"],
+        &["history"],
+        &["cost", "--until", &until],
+    ];
+    lists
+        .iter()
+        .map(|l| l.iter().map(|a| a.to_string()).collect())
+        .collect()
 }
 
 #[test]
 fn every_listing_speaks_yaml_quiet_no_header_and_columns() {
-    let c = seeded_home();
+    let (priced, free) = (seeded_home(), seeded_home_at(false));
     for args in listings() {
+        // Month-to-date follows the clock, whatever the window: only free nodes keep it still.
+        let c = if args[0] == "cost" { &free } else { &priced };
         let run = |extra: &[&str]| {
             let mut a = vec!["openmesh"];
-            a.extend(&args);
+            a.extend(args.iter().map(String::as_str));
             a.extend(extra);
             let out = c.run_args(&a);
             assert_eq!(out.code, 0, "{a:?}: {}", out.stderr);
