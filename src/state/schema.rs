@@ -13,8 +13,7 @@
 //!   keep billing), kept until it ran.
 //! - v4: `expiries`, when a node deployed with `--ttl` is due for `reap`.
 
-use super::model::NodeRecord;
-use super::sqlite::{node_from_row, NODE_COLUMNS};
+use super::model::{NodeRecord, NodeStatus};
 use anyhow::Context as _;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
@@ -100,11 +99,55 @@ CREATE TABLE expiries (
 );
 ";
 
+/// The columns the v2 timeline rebuild reads, as v1 wrote them: frozen here, so this step keeps
+/// its meaning whatever later versions add to `nodes`.
+const V1_TIMELINE_COLUMNS: &str =
+    "id, status, provider_id, recorded_at, created_at, started_at, stopped_at, deleted_at, updated_at";
+
+/// A v1 row as far as its timeline goes (the other fields play no part in it).
+fn v1_timeline_node(r: &rusqlite::Row) -> rusqlite::Result<(i64, NodeRecord)> {
+    let status: String = r.get(1)?;
+    let status = NodeStatus::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Text,
+            format!("unknown status '{status}'").into(),
+        )
+    })?;
+    let node = NodeRecord {
+        deploy_id: String::new(),
+        group_id: String::new(),
+        name: String::new(),
+        provider: String::new(),
+        provider_id: r.get(2)?,
+        template: String::new(),
+        plan: String::new(),
+        region: String::new(),
+        api_variant: String::new(),
+        status,
+        raw_status: String::new(),
+        ipv4: None,
+        price_hourly: 0.0,
+        price_monthly: 0.0,
+        currency: String::new(),
+        prices_as_of: String::new(),
+        recorded_at: r.get(3)?,
+        created_at: r.get(4)?,
+        started_at: r.get(5)?,
+        stopped_at: r.get(6)?,
+        deleted_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    };
+    Ok((r.get(0)?, node))
+}
+
 /// Rebuild a timeline for nodes a v1 store recorded (it kept only their timestamps).
 fn backfill_v2(tx: &Transaction) -> anyhow::Result<()> {
-    let mut nodes = tx.prepare(&format!("SELECT id, {NODE_COLUMNS} FROM nodes ORDER BY id"))?;
+    let mut nodes = tx.prepare(&format!(
+        "SELECT {V1_TIMELINE_COLUMNS} FROM nodes ORDER BY id"
+    ))?;
     let rows: Vec<(i64, NodeRecord)> = nodes
-        .query_map([], |r| Ok((r.get(0)?, node_from_row(r, 1)?)))?
+        .query_map([], v1_timeline_node)?
         .collect::<Result<_, _>>()?;
     let mut insert =
         tx.prepare("INSERT INTO node_states(node_id, state, since) VALUES (?1, ?2, ?3)")?;

@@ -1,7 +1,8 @@
 //! Synthetic stores for benchmarks: many nodes and events written fast (one transaction,
 //! prepared statements). Not used by any command.
 
-use super::sqlite::{SqliteStore, NODE_COLUMNS};
+use super::columns::{NODE_COLUMNS, NODE_COLUMN_COUNT};
+use super::sqlite::{sqlite_placeholders, SqliteStore};
 use super::time;
 use rusqlite::params;
 
@@ -31,10 +32,7 @@ pub fn seed(
     let now = time::now_unix();
     let mut ids: Vec<(String, i64)> = Vec::with_capacity(nodes);
     {
-        let placeholders = (1..=22)
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let placeholders = sqlite_placeholders(1, NODE_COLUMN_COUNT);
         let mut node = tx.prepare(&format!(
             "INSERT INTO nodes({NODE_COLUMNS}) VALUES ({placeholders})"
         ))?;

@@ -5,6 +5,7 @@
 //! taken up front, so a read-then-write can never fail half-way with `SQLITE_BUSY`). A `kill -9`
 //! at any moment leaves either the whole transaction or none of it.
 
+use super::columns::{self, node_from_values, node_values, Value, NODE_COLUMNS, NODE_COLUMN_COUNT};
 use super::lifecycle;
 use super::model::*;
 use super::schema;
@@ -12,6 +13,7 @@ use super::time;
 use super::Store;
 use crate::error::bad_input;
 use anyhow::{anyhow, Context as _};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{
     params, params_from_iter, Connection, OptionalExtension, Row, Transaction, TransactionBehavior,
 };
@@ -21,45 +23,38 @@ use std::time::Duration;
 /// How long a process waits for another one's write transaction.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The `nodes` columns, in [`NodeRecord`] field order.
-pub(crate) const NODE_COLUMNS: &str = "deploy_id, group_id, name, provider, provider_id, template, plan, region, \
-     api_variant, status, raw_status, ipv4, price_hourly, price_monthly, currency, prices_as_of, recorded_at, \
-     created_at, started_at, stopped_at, deleted_at, updated_at";
-
 /// A node from a row whose columns from `first` on are [`NODE_COLUMNS`].
 pub(crate) fn node_from_row(r: &Row, first: usize) -> rusqlite::Result<NodeRecord> {
-    let status: String = r.get(first + 9)?;
-    let status = NodeStatus::parse(&status).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            first + 9,
-            rusqlite::types::Type::Text,
-            format!("unknown status '{status}'").into(),
-        )
-    })?;
-    Ok(NodeRecord {
-        deploy_id: r.get(first)?,
-        group_id: r.get(first + 1)?,
-        name: r.get(first + 2)?,
-        provider: r.get(first + 3)?,
-        provider_id: r.get(first + 4)?,
-        template: r.get(first + 5)?,
-        plan: r.get(first + 6)?,
-        region: r.get(first + 7)?,
-        api_variant: r.get(first + 8)?,
-        status,
-        raw_status: r.get(first + 10)?,
-        ipv4: r.get(first + 11)?,
-        price_hourly: r.get(first + 12)?,
-        price_monthly: r.get(first + 13)?,
-        currency: r.get(first + 14)?,
-        prices_as_of: r.get(first + 15)?,
-        recorded_at: r.get(first + 16)?,
-        created_at: r.get(first + 17)?,
-        started_at: r.get(first + 18)?,
-        stopped_at: r.get(first + 19)?,
-        deleted_at: r.get(first + 20)?,
-        updated_at: r.get(first + 21)?,
+    let mut values = (first..first + NODE_COLUMN_COUNT)
+        .map(|i| r.get::<_, Value>(i))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    node_from_values(&mut values).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(first, rusqlite::types::Type::Text, e.into())
     })
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Value::Real(v) => ToSqlOutput::Borrowed(ValueRef::Real(*v)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
+}
+
+impl rusqlite::types::FromSql for Value {
+    fn column_result(v: ValueRef<'_>) -> rusqlite::types::FromSqlResult<Value> {
+        Ok(match v {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Int(i),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(t) | ValueRef::Blob(t) => {
+                Value::Text(String::from_utf8_lossy(t).into_owned())
+            }
+        })
+    }
 }
 
 /// The SQLite store.
@@ -292,56 +287,35 @@ fn add_event(
     Ok(())
 }
 
-/// Call `f` with a node's column values, in `NODE_COLUMNS` order (?1…?22).
-fn with_node_values<T>(n: &NodeRecord, f: impl FnOnce(&[&dyn rusqlite::ToSql]) -> T) -> T {
-    let status = n.status.as_str();
-    f(&[
-        &n.deploy_id,
-        &n.group_id,
-        &n.name,
-        &n.provider,
-        &n.provider_id,
-        &n.template,
-        &n.plan,
-        &n.region,
-        &n.api_variant,
-        &status,
-        &n.raw_status,
-        &n.ipv4,
-        &n.price_hourly,
-        &n.price_monthly,
-        &n.currency,
-        &n.prices_as_of,
-        &n.recorded_at,
-        &n.created_at,
-        &n.started_at,
-        &n.stopped_at,
-        &n.deleted_at,
-        &n.updated_at,
-    ])
-}
-
 fn insert_node(tx: &Connection, n: &NodeRecord) -> anyhow::Result<i64> {
     let sql = format!(
-        "INSERT INTO nodes({NODE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-         ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+        "INSERT INTO nodes({NODE_COLUMNS}) VALUES ({})",
+        sqlite_placeholders(1, NODE_COLUMN_COUNT)
     );
-    with_node_values(n, |values| tx.execute(&sql, values))?;
+    tx.execute(&sql, params_from_iter(node_values(n)))?;
     Ok(tx.last_insert_rowid())
 }
 
 fn update_node(tx: &Connection, id: i64, n: &NodeRecord) -> anyhow::Result<()> {
-    let sql = "UPDATE nodes SET deploy_id = ?1, group_id = ?2, name = ?3, provider = ?4, provider_id = ?5, \
-               template = ?6, plan = ?7, region = ?8, api_variant = ?9, status = ?10, raw_status = ?11, ipv4 = ?12, \
-               price_hourly = ?13, price_monthly = ?14, currency = ?15, prices_as_of = ?16, recorded_at = ?17, \
-               created_at = ?18, started_at = ?19, stopped_at = ?20, deleted_at = ?21, updated_at = ?22 \
-               WHERE id = ?23";
-    with_node_values(n, |values| {
-        let mut all = values.to_vec();
-        all.push(&id);
-        tx.execute(sql, all.as_slice())
-    })?;
+    let sets = NODE_COLUMNS
+        .split(", ")
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE nodes SET {sets} WHERE id = ?{}",
+        NODE_COLUMN_COUNT + 1
+    );
+    let mut values = node_values(n);
+    values.push(Value::Int(id));
+    tx.execute(&sql, params_from_iter(values))?;
     Ok(())
+}
+
+/// `?from, …` for `n` values.
+pub(crate) fn sqlite_placeholders(from: usize, n: usize) -> String {
+    columns::placeholders(from, n).replace('$', "?")
 }
 
 /// Move `node` to `status` at `now`, keeping the lifecycle timestamps in step.
