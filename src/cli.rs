@@ -521,6 +521,10 @@ pub struct DeployArgs {
     /// Most creates in flight at once.
     #[arg(long, default_value_t = 10, value_name = "K")]
     pub parallel: usize,
+    /// Stop at the first create a provider refuses for capacity, quota or availability
+    /// instead of moving the node to the next region or offer (smart deploy).
+    #[arg(long)]
+    pub no_failover: bool,
     /// Distribute a fleet over the cheapest feasible regions or providers.
     #[arg(long, value_enum)]
     pub spread: Option<Spread>,

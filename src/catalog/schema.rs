@@ -625,6 +625,73 @@ pub struct ErrorShape {
     /// Error codes that mean "throttled, retry later" whatever the HTTP status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub throttle_codes: Vec<String>,
+    /// `[[api.errors.refusals]]`: the answers by which the provider documents that it refused a
+    /// create for want of capacity, quota or the plan in that place (smart deploy fails over).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<RefusalRule>,
+}
+
+/// Why a provider refused a create, as far as failing over cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Refusal {
+    /// No capacity for the plan in that region now: another region may have it.
+    Capacity,
+    /// The account's quota or limit is used up: no other region of this provider helps.
+    Quota,
+    /// The plan is not offered in that region (any more).
+    Unavailable,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Capacity => "capacity",
+            Refusal::Quota => "quota",
+            Refusal::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// One `[[api.errors.refusals]]` rule: an error answer matches when its HTTP status is among
+/// `status` (any status when empty) and its code (`[api.errors] code`) is among `codes` or its
+/// message contains one of `message_contains` (both compared case-insensitively).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefusalRule {
+    pub reason: Refusal,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<u16>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_contains: Vec<String>,
+}
+
+impl RefusalRule {
+    /// Whether an error answer (HTTP status, code, message) is this refusal.
+    pub fn matches(&self, status: u16, code: Option<&str>, message: &str) -> bool {
+        if !self.status.is_empty() && !self.status.contains(&status) {
+            return false;
+        }
+        let by_code = code.is_some_and(|c| self.codes.iter().any(|x| x.eq_ignore_ascii_case(c)));
+        let text = message.to_lowercase();
+        by_code
+            || self
+                .message_contains
+                .iter()
+                .any(|m| !m.is_empty() && text.contains(&m.to_lowercase()))
+    }
+}
+
+impl ErrorShape {
+    /// The refusal an error answer is, by the first matching rule.
+    pub fn refusal(&self, status: u16, code: Option<&str>, message: &str) -> Option<Refusal> {
+        self.refusals
+            .iter()
+            .find(|r| r.matches(status, code, message))
+            .map(|r| r.reason)
+    }
 }
 
 /// `[api.node]`: field locations inside one node object (pointers relative to the node).

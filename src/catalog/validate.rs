@@ -5,7 +5,7 @@
 
 use super::diagnostic::{closest, Seg};
 use super::model::{Catalog, ProviderEntry};
-use super::schema::{Api, Field, Operation, Template, XnodeBootstrap};
+use super::schema::{Api, ErrorShape, Field, Operation, Template, XnodeBootstrap};
 use std::collections::BTreeSet;
 
 /// The entity a problem is about.
@@ -454,6 +454,7 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             unknown_msg("credential field", &api.auth.session_token_field, &fields),
         );
     }
+    check_refusals(c, &e, &api.errors);
     for (state, raws) in &api.status {
         if !STATES.contains(&state.as_str()) {
             c.one_of(&e, &["status", state], "state", state, STATES);
@@ -629,6 +630,47 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
 
 /// Steps and action polls must not loop back to an operation already running
 /// (`poweron.after = [poweroff]`, `poweroff.after = [poweron]`): one cycle, one problem.
+/// `[[api.errors.refusals]]`: each rule says what to match, by code only where codes are read.
+fn check_refusals(c: &mut Checker, e: &Entity, shape: &ErrorShape) {
+    for (i, r) in shape.refusals.iter().enumerate() {
+        let at = |key: &str| {
+            vec![
+                Seg::Key("errors".into()),
+                Seg::Key("refusals".into()),
+                Seg::Index(i),
+                Seg::Key(key.into()),
+            ]
+        };
+        if r.codes
+            .iter()
+            .chain(&r.message_contains)
+            .all(|s| s.trim().is_empty())
+        {
+            c.push_path(
+                e,
+                at("reason"),
+                "a refusal rule needs `codes` or `message_contains` to match an answer by"
+                    .to_string(),
+            );
+        }
+        if !r.codes.is_empty() && shape.code.is_empty() {
+            c.push_path(
+                e,
+                at("codes"),
+                "a refusal rule matches `codes`, but [api.errors] has no `code` pointer to read them from"
+                    .to_string(),
+            );
+        }
+        if let Some(s) = r.status.iter().find(|s| !(400..600).contains(*s)) {
+            c.push_path(
+                e,
+                at("status"),
+                format!("refusal status {s} is not an HTTP error status (400–599)"),
+            );
+        }
+    }
+}
+
 fn check_step_cycles(c: &mut Checker, e: &Entity, api: &Api) {
     use std::collections::BTreeMap;
     let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();

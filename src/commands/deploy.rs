@@ -5,6 +5,7 @@
 //! concurrently on a tokio runtime; the store is written only from the command's own thread, so
 //! the order "recorded, then created" always holds.
 
+use super::failover::{self, Attempt, Candidate, Failover};
 use super::nodes::{confirm, observe, open_store, status_of};
 use super::stdout;
 use crate::catalog::schema::Template;
@@ -47,6 +48,8 @@ pub(crate) struct Explanation {
     rejected: Vec<(String, usize)>,
     skipped: Vec<(String, String)>,
     nearest_miss: Option<String>,
+    /// Every attempt of a node that failed over (set once the deploy ran).
+    attempts: Vec<Value>,
 }
 
 fn offer_json(o: &Offer<'_>) -> Value {
@@ -136,6 +139,7 @@ impl Explanation {
             "rejected": self.rejected.iter().map(|(r, n)| json!({"constraint": r, "offers": n})).collect::<Vec<_>>(),
             "skipped": self.skipped.iter().map(|(p, w)| json!({"provider": p, "reason": w})).collect::<Vec<_>>(),
             "nearest_miss": self.nearest_miss,
+            "attempts": self.attempts,
         })
     }
 }
@@ -657,6 +661,8 @@ fn user_data(ctx: &Ctx, args: &DeployArgs, pl: &Placement) -> anyhow::Result<Opt
 struct Plan {
     placements: Vec<Placement>,
     explanation: Option<Explanation>,
+    /// Smart deploy: every feasible offer, ranked, for failing over.
+    candidates: Vec<Candidate>,
 }
 
 fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
@@ -692,6 +698,7 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
         return Ok(Plan {
             placements,
             explanation: None,
+            candidates: Vec::new(),
         });
     }
     if args.providers.len() == 1
@@ -707,6 +714,7 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
         return Ok(Plan {
             placements: Vec::new(),
             explanation: Some(exp),
+            candidates: Vec::new(),
         });
     }
     let names = node_names(args, "xnode")?;
@@ -722,9 +730,18 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
             &o.region.id,
         ));
     }
+    let candidates = offers
+        .iter()
+        .map(|o| Candidate {
+            provider: o.provider.id().to_string(),
+            template: o.template.id.clone(),
+            region: o.region.id.clone(),
+        })
+        .collect();
     Ok(Plan {
         placements,
         explanation: Some(exp),
+        candidates,
     })
 }
 
@@ -744,7 +761,7 @@ fn resolve_plans(
             .catalog
             .template(&pl.template)
             .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", pl.template))?;
-        if p.api.plan_lookup.is_none() || !needs_lookup(&t.plan) {
+        if !lookup_needed(p, t) {
             out.push(None);
             continue;
         }
@@ -785,9 +802,11 @@ fn resolve_plans(
     Ok(out)
 }
 
-/// A plan that is not all digits is a catalog name, not a live product id.
-fn needs_lookup(plan: &str) -> bool {
-    plan.is_empty() || !plan.bytes().all(|b| b.is_ascii_digit())
+/// Whether a template's product id is looked up in the live inventory (`api.plan_lookup`): a
+/// plan that is not all digits is a catalog name, not a live product id.
+fn lookup_needed(p: &ProviderEntry, t: &Template) -> bool {
+    p.api.plan_lookup.is_some()
+        && (t.plan.is_empty() || !t.plan.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn create_request(
@@ -950,24 +969,10 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let runner = Runner::new(ctx, args, jobs.iter().map(|(pl, _)| pl.provider.as_str()))?;
     let store = open_store(ctx)?;
     let lease = take_lease(ctx, &group_id)?;
-    let mut intents = Vec::with_capacity(jobs.len());
-    for (pl, req) in &jobs {
-        let p = ctx.provider(&pl.provider)?;
-        intents.push(NewNode {
-            deploy_id: req.deploy_id.clone(),
-            group_id: group_id.clone(),
-            name: pl.name.clone(),
-            provider: pl.provider.clone(),
-            template: pl.template.clone(),
-            plan: req.plan.clone(),
-            region: pl.region.clone(),
-            api_variant: req.api_variant.clone(),
-            price_hourly: pl.hourly,
-            price_monthly: pl.monthly,
-            currency: p.currency().to_string(),
-            prices_as_of: p.meta.prices_as_of.clone(),
-        });
-    }
+    let intents = jobs
+        .iter()
+        .map(|(pl, req)| new_node(ctx, &group_id, pl, req))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // Every node is recorded, in one transaction, before the first create call.
     store.record_intents(&intents)?;
     let ids: Vec<String> = intents.iter().map(|n| n.deploy_id.clone()).collect();
@@ -984,15 +989,45 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
             start: Start::Create,
         })
         .collect();
+    let failover = plan
+        .explanation
+        .is_some()
+        .then(|| Failover::new(plan.candidates, !args.no_failover));
     run_jobs(
         ctx,
+        args,
         store.as_ref(),
         &runner,
         &lease,
         jobs,
         &group_id,
-        plan.explanation.as_ref(),
+        plan.explanation,
+        failover,
     )
+}
+
+/// The record of a node about to be created at `pl` with `req`.
+fn new_node(
+    ctx: &Ctx,
+    group_id: &str,
+    pl: &Placement,
+    req: &CreateRequest,
+) -> anyhow::Result<NewNode> {
+    let p = ctx.provider(&pl.provider)?;
+    Ok(NewNode {
+        deploy_id: req.deploy_id.clone(),
+        group_id: group_id.to_string(),
+        name: pl.name.clone(),
+        provider: pl.provider.clone(),
+        template: pl.template.clone(),
+        plan: req.plan.clone(),
+        region: pl.region.clone(),
+        api_variant: req.api_variant.clone(),
+        price_hourly: pl.hourly,
+        price_monthly: pl.monthly,
+        currency: p.currency().to_string(),
+        prices_as_of: p.meta.prices_as_of.clone(),
+    })
 }
 
 fn dry_run(
@@ -1162,6 +1197,8 @@ enum Report {
         deploy_id: String,
         error: String,
     },
+    /// A task ended (sent by [`Finished`]).
+    Done,
 }
 
 /// The outcome of one job: the create, or (resume) the lookup by the old tag first.
@@ -1204,22 +1241,248 @@ async fn run_job(driver: &Driver, job: &Job) -> CreateOutcome {
     }
 }
 
+/// How long and for what each create task waits once its node exists.
+#[derive(Clone, Copy)]
+struct Waits {
+    wait: bool,
+    wait_ssh: bool,
+    timeout: Duration,
+}
+
+/// Sends [`Report::Done`] when its task ends, however it ends, so the command thread knows how
+/// many tasks still run.
+struct Finished(tokio::sync::mpsc::UnboundedSender<Report>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _ = self.0.send(Report::Done);
+    }
+}
+
+/// Run one job on the runtime: the create (bounded by `sem`), then the waits, each result sent
+/// to the command thread, which alone writes the store.
+fn spawn_job(
+    rt: &tokio::runtime::Runtime,
+    driver: Driver,
+    job: Job,
+    tx: tokio::sync::mpsc::UnboundedSender<Report>,
+    sem: std::sync::Arc<tokio::sync::Semaphore>,
+    w: Waits,
+) {
+    rt.spawn(async move {
+        let _done = Finished(tx.clone());
+        let _permit = sem.acquire_owned().await;
+        let deploy_id = job.req.deploy_id.clone();
+        let outcome = run_job(&driver, &job).await;
+        let created = match &outcome {
+            CreateOutcome::Created(n) => Some(n.clone()),
+            CreateOutcome::Rejected(_) | CreateOutcome::InDoubt { .. } => None,
+        };
+        let _ = tx.send(Report::Outcome {
+            deploy_id: deploy_id.clone(),
+            outcome,
+        });
+        let Some(node) = created.filter(|_| w.wait) else {
+            return;
+        };
+        match driver
+            .wait_for(&node.node_ref(), NodeState::Running, true, w.timeout)
+            .await
+        {
+            Ok(n) => {
+                if w.wait_ssh {
+                    if let Some(ip) = &n.ipv4 {
+                        if let Err(e) = wait_port(ip, 22, w.timeout).await {
+                            let _ = tx.send(Report::WaitFailed {
+                                deploy_id: deploy_id.clone(),
+                                error: e,
+                            });
+                        }
+                    }
+                }
+                let _ = tx.send(Report::Observed { deploy_id, node: n });
+            }
+            Err(e) => {
+                let _ = tx.send(Report::WaitFailed {
+                    deploy_id,
+                    error: e.to_string(),
+                });
+            }
+        }
+    });
+}
+
+/// What a run keeps to move refused creates: where each node is being created, the drivers,
+/// and the smart plan's failover.
+struct Moves<'a> {
+    ctx: &'a Ctx,
+    args: &'a DeployArgs,
+    store: &'a dyn Store,
+    group_id: &'a str,
+    drivers: BTreeMap<String, Driver>,
+    /// Deploy id → where that create goes.
+    places: BTreeMap<String, Candidate>,
+    failover: Option<Failover>,
+}
+
+/// After a refused create: the job that creates the node at its next candidate, or the report
+/// to record as it is.
+enum Next {
+    Move(Box<Job>, Driver),
+    Keep(Box<Report>),
+}
+
+impl Moves<'_> {
+    /// Look at a create's outcome: a documented refusal moves the node to its next candidate
+    /// (re-keying its one record, the refused attempt kept as an event); anything else, or no
+    /// candidate left, is recorded as it is.
+    fn outcome(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        names: &mut BTreeMap<String, String>,
+        deploy_id: String,
+        outcome: CreateOutcome,
+    ) -> Next {
+        let (Some(f), Some(at)) = (self.failover.as_mut(), self.places.get(&deploy_id).cloned())
+        else {
+            return Next::Keep(Box::new(Report::Outcome { deploy_id, outcome }));
+        };
+        let name = names[&deploy_id].clone();
+        let error = outcome.error().map(|e| e.to_string());
+        let Some(why) = outcome.refusal() else {
+            let label = match &outcome {
+                CreateOutcome::Created(_) => "created",
+                CreateOutcome::Rejected(_) => "failed",
+                CreateOutcome::InDoubt { .. } => "in_doubt",
+            };
+            f.finish(&name, &at, label, error);
+            return Next::Keep(Box::new(Report::Outcome { deploy_id, outcome }));
+        };
+        f.refused(&name, &at, why);
+        let mut skipped = Vec::new();
+        let mut moved = None;
+        while let Some(next) = self.failover.as_ref().and_then(|f| f.next_for(&name, &at)) {
+            let message = format!(
+                "refused, {}: {} — moving to {}",
+                failover::reason_text(why),
+                error.as_deref().unwrap_or(""),
+                failover::moved_to(&next).trim_start_matches("moved to ")
+            );
+            match self.prepare(rt, &deploy_id, &name, &next, &message) {
+                Ok(job) => {
+                    moved = Some((next, job));
+                    break;
+                }
+                Err(e) => {
+                    if let Some(f) = self.failover.as_mut() {
+                        f.tried_by(&name, &next);
+                    }
+                    skipped.push(Attempt {
+                        name: name.clone(),
+                        provider: next.provider.clone(),
+                        template: next.template.clone(),
+                        region: next.region.clone(),
+                        outcome: "skipped",
+                        reason: None,
+                        error: Some(e.to_string()),
+                        next: None,
+                    });
+                }
+            }
+        }
+        let Some(f) = self.failover.as_mut() else {
+            return Next::Keep(Box::new(Report::Outcome { deploy_id, outcome }));
+        };
+        let next = match &moved {
+            Some((c, _)) => failover::moved_to(c),
+            None => f.stop_reason().to_string(),
+        };
+        f.record(Attempt {
+            name: name.clone(),
+            provider: at.provider.clone(),
+            template: at.template.clone(),
+            region: at.region.clone(),
+            outcome: "refused",
+            reason: Some(why),
+            error,
+            next: Some(next),
+        });
+        for a in skipped {
+            f.record(a);
+        }
+        let Some((place, (job, driver))) = moved else {
+            return Next::Keep(Box::new(Report::Outcome { deploy_id, outcome }));
+        };
+        names.remove(&deploy_id);
+        self.places.remove(&deploy_id);
+        names.insert(job.req.deploy_id.clone(), name);
+        self.places.insert(job.req.deploy_id.clone(), place);
+        Next::Move(Box::new(job), driver)
+    }
+
+    /// Build the create at `c` for the node recorded under `from`, and move its record there.
+    /// Nothing is recorded unless everything else succeeded.
+    fn prepare(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        from: &str,
+        name: &str,
+        c: &Candidate,
+        message: &str,
+    ) -> anyhow::Result<(Job, Driver)> {
+        let ctx = self.ctx;
+        let p = ctx.provider(&c.provider)?;
+        let t = ctx
+            .catalog
+            .template(&c.template)
+            .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", c.template))?;
+        let pl = placement_of(ctx, name, p, t, &c.region);
+        if !self.drivers.contains_key(p.id()) {
+            self.drivers.insert(p.id().to_string(), ctx.driver(p.id())?);
+        }
+        let driver = self.drivers[p.id()].clone();
+        let resolved = if lookup_needed(p, t) {
+            Some(rt.block_on(driver.resolve_plan(t, &c.region))?)
+        } else {
+            None
+        };
+        let deploy_id = state::new_deploy_id();
+        let req = create_request(ctx, self.args, &pl, &deploy_id, resolved.as_ref())?;
+        let node = new_node(ctx, self.group_id, &pl, &req)?;
+        self.store.record_moved(from, &node, message)?;
+        let job = Job {
+            name: name.to_string(),
+            provider: pl.provider,
+            req,
+            start: Start::Create,
+        };
+        Ok((job, driver))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_jobs(
     ctx: &Ctx,
+    args: &DeployArgs,
     store: &dyn Store,
     runner: &Runner,
     lease: &state::lease::Lease,
     jobs: Vec<Job>,
     group_id: &str,
-    explanation: Option<&Explanation>,
+    explanation: Option<Explanation>,
+    failover: Option<Failover>,
 ) -> anyhow::Result<ExitCode> {
-    let names: BTreeMap<String, String> = jobs
+    let mut names: BTreeMap<String, String> = jobs
         .iter()
         .map(|j| (j.req.deploy_id.clone(), j.name.clone()))
         .collect();
     let rt = ctx.runtime()?;
     let timeout = runner.timeout;
-    let (wait, wait_ssh) = (runner.wait, runner.wait_ssh);
+    let waits = Waits {
+        wait: runner.wait,
+        wait_ssh: runner.wait_ssh,
+        timeout,
+    };
     let progress = ctx.interactive && ctx.format() == OutputFormat::Table && jobs.len() > 1;
     let bar = progress.then(|| {
         let b = indicatif::ProgressBar::new(jobs.len() as u64);
@@ -1231,81 +1494,86 @@ fn run_jobs(
     });
     let mut results: BTreeMap<String, (Option<Node>, Option<String>)> = BTreeMap::new();
     let mut in_doubt: BTreeSet<String> = BTreeSet::new();
+    let mut moves = Moves {
+        ctx,
+        args,
+        store,
+        group_id,
+        drivers: runner.drivers.clone(),
+        places: jobs
+            .iter()
+            .map(|j| {
+                let place = Candidate {
+                    provider: j.provider.clone(),
+                    template: j.req.template.clone(),
+                    region: j.req.region.clone(),
+                };
+                (j.req.deploy_id.clone(), place)
+            })
+            .collect(),
+        failover,
+    };
     let beat = lease.handle()?;
-    rt.block_on(async {
-        // The lease's heartbeat: the next holder learns when this process was last alive.
-        let heartbeat = tokio::spawn(async move {
-            loop {
-                let _ = beat.set_modified(std::time::SystemTime::now());
-                tokio::time::sleep(state::lease::HEARTBEAT).await;
-            }
-        });
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Report>();
-        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(runner.parallel));
-        for job in jobs {
-            let driver = runner.drivers[&job.provider].clone();
-            let tx = tx.clone();
-            let sem = sem.clone();
-            tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                let deploy_id = job.req.deploy_id.clone();
-                let outcome = run_job(&driver, &job).await;
-                let created = match &outcome {
-                    CreateOutcome::Created(n) => Some(n.clone()),
-                    CreateOutcome::Rejected(_) | CreateOutcome::InDoubt { .. } => None,
-                };
-                let _ = tx.send(Report::Outcome {
-                    deploy_id: deploy_id.clone(),
-                    outcome,
-                });
-                let Some(node) = created.filter(|_| wait) else {
-                    return;
-                };
-                match driver
-                    .wait_for(&node.node_ref(), NodeState::Running, true, timeout)
-                    .await
-                {
-                    Ok(n) => {
-                        if wait_ssh {
-                            if let Some(ip) = &n.ipv4 {
-                                if let Err(e) = wait_port(ip, 22, timeout).await {
-                                    let _ = tx.send(Report::WaitFailed {
-                                        deploy_id: deploy_id.clone(),
-                                        error: e,
-                                    });
-                                }
-                            }
-                        }
-                        let _ = tx.send(Report::Observed { deploy_id, node: n });
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Report::WaitFailed {
-                            deploy_id,
-                            error: e.to_string(),
-                        });
-                    }
-                }
-            });
+    // The lease's heartbeat: the next holder learns when this process was last alive.
+    let heartbeat = rt.spawn(async move {
+        loop {
+            let _ = beat.set_modified(std::time::SystemTime::now());
+            tokio::time::sleep(state::lease::HEARTBEAT).await;
         }
-        drop(tx);
-        while let Some(report) = rx.recv().await {
-            let res = handle_report(
-                store,
-                &names,
-                &mut results,
-                &mut in_doubt,
-                report,
-                bar.as_ref(),
-            );
-            if let Err(e) = res {
-                eprintln!("capsule: could not record a result: {e}");
-            }
-        }
-        heartbeat.abort();
     });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Report>();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(runner.parallel));
+    let mut running = 0usize;
+    for job in jobs {
+        let driver = moves.drivers[&job.provider].clone();
+        spawn_job(&rt, driver, job, tx.clone(), sem.clone(), waits);
+        running += 1;
+    }
+    // The command thread owns the store: it records every report, and moves refused creates.
+    while running > 0 {
+        let Some(report) = rt.block_on(rx.recv()) else {
+            break;
+        };
+        let report = match report {
+            Report::Done => {
+                running -= 1;
+                continue;
+            }
+            Report::Outcome { deploy_id, outcome } => {
+                match moves.outcome(&rt, &mut names, deploy_id, outcome) {
+                    Next::Move(job, driver) => {
+                        spawn_job(&rt, driver, *job, tx.clone(), sem.clone(), waits);
+                        running += 1;
+                        continue;
+                    }
+                    Next::Keep(report) => *report,
+                }
+            }
+            other => other,
+        };
+        let res = handle_report(
+            store,
+            &names,
+            &mut results,
+            &mut in_doubt,
+            report,
+            bar.as_ref(),
+        );
+        if let Err(e) = res {
+            eprintln!("capsule: could not record a result: {e}");
+        }
+    }
+    heartbeat.abort();
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let failover = moves.failover;
+    let explanation = explanation.map(|mut e| {
+        if let Some(f) = &failover {
+            e.attempts = f.attempts_json();
+        }
+        e
+    });
     let table = ctx.format() == OutputFormat::Table;
     // The per-node result table.
     let mut rows = Vec::new();
@@ -1358,11 +1626,14 @@ fn run_jobs(
         col("error", "error", Kind::Text),
     ];
     if ctx.format() == OutputFormat::Json {
-        let v = json!({"group_id": group_id, "plan": explanation.map(Explanation::json), "nodes": rows});
+        let v = json!({"group_id": group_id, "plan": explanation.as_ref().map(Explanation::json), "nodes": rows});
         writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         render::listing(&mut stdout(), ctx.style, &cols, &rows)?;
         super::xnode::print_summary(&rows)?;
+        if let Some(f) = failover.as_ref().filter(|_| table) {
+            write!(stdout(), "{}", f.attempts_text())?;
+        }
     }
     if !in_doubt.is_empty() {
         let which: Vec<&str> = in_doubt
@@ -1466,6 +1737,7 @@ fn handle_report(
             let entry = results.entry(deploy_id).or_insert((None, None));
             entry.1 = Some(error);
         }
+        Report::Done => {}
     }
     Ok(())
 }
@@ -1617,5 +1889,15 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
     }
     // Recorded before any create, as every deploy is.
     store.record_intents(&fresh)?;
-    run_jobs(ctx, store.as_ref(), &runner, &lease, jobs, group, None)
+    run_jobs(
+        ctx,
+        args,
+        store.as_ref(),
+        &runner,
+        &lease,
+        jobs,
+        group,
+        None,
+        None,
+    )
 }

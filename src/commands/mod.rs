@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod cost;
 pub mod deploy;
 pub mod expiry;
+pub mod failover;
 pub mod fanout;
 pub mod history;
 pub mod inventory;

@@ -3,6 +3,7 @@
 //! The message is the provider's own (read through `api.errors` pointers), never a secret: every
 //! message passes through [`scrub`] with the account's secret values before it is stored.
 
+pub use crate::catalog::schema::Refusal;
 use std::fmt;
 
 /// What kind of failure a [`DriverError`] is.
@@ -54,6 +55,9 @@ pub struct DriverError {
     pub hint: Option<String>,
     /// Create only: the server may have acted (timeout, 5xx, reset after sending).
     pub(crate) in_doubt: bool,
+    /// The answer is one of the catalog's documented refusals (`[[api.errors.refusals]]`): no
+    /// capacity, no quota, or the plan not offered there.
+    pub refusal: Option<Refusal>,
     /// Set when the fault is the input's, not the provider's (a catalog template that does not
     /// render): the error's source is then bad input, so it exits 2.
     bad_input: Option<std::sync::Arc<crate::error::BadInput>>,
@@ -69,6 +73,7 @@ impl DriverError {
             provider: provider.to_string(),
             hint: None,
             in_doubt: false,
+            refusal: None,
             bad_input: None,
         }
     }

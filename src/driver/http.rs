@@ -704,7 +704,11 @@ impl Driver {
             code.as_ref()
                 .is_some_and(|c| list.iter().any(|x| x.eq_ignore_ascii_case(c)))
         };
-        let kind = if in_list(&shape.not_found_codes) {
+        let refusal = shape.refusal(resp.status, code.as_deref(), &message);
+        let kind = if refusal.is_some() {
+            // A documented refusal (a quota answered 403, say) is not a credentials problem.
+            ErrorKind::Api
+        } else if in_list(&shape.not_found_codes) {
             ErrorKind::NotFound
         } else if in_list(&shape.throttle_codes) || resp.status == 429 {
             ErrorKind::Throttled
@@ -717,6 +721,7 @@ impl Driver {
         };
         let mut err = DriverError::new(&inner.id, kind, message).with_status(resp.status);
         err.code = code.map(|c| excerpt(&c, &inner.secrets(), 100));
+        err.refusal = refusal;
         if kind == ErrorKind::Auth {
             err.hint = Some(format!(
                 "check the {} with `capsule openmesh provider verify {}`",

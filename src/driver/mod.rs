@@ -20,7 +20,7 @@ mod outcome;
 mod template;
 mod tree;
 
-pub use error::{DriverError, ErrorKind};
+pub use error::{DriverError, ErrorKind, Refusal};
 pub use keys::key_material;
 pub use ops::{PlanPrice, PriceList, ResolvedPlan};
 pub use outcome::CreateOutcome;

@@ -358,6 +358,15 @@ impl Driver {
             tokio::time::sleep(backoff(self.inner.opts.backoff_base, attempt)).await;
             match self.find_by_tag(&tag, Some(&region_slug)).await {
                 Ok(Some(node)) => return self.finish_create(&op, &variant, &ctx, node, None).await,
+                // A documented refusal (no capacity, say) answered with a 5xx: once the lookup
+                // proves nothing was created, it is settled as the refusal it names, and sending
+                // the same create again would only be refused again.
+                Ok(None)
+                    if e.refusal.is_some()
+                        && outcome::may_resend(first.elapsed(), hidden, can_look_up) =>
+                {
+                    return CreateOutcome::Rejected(e)
+                }
                 Ok(None)
                     if attempt < max
                         && outcome::may_resend(first.elapsed(), hidden, can_look_up) =>

@@ -9,11 +9,16 @@
 //!   [`CreateOutcome::InDoubt`]: a 5xx, a timeout or reset after sending, a 2xx whose body names
 //!   no node or id, a failed tag lookup, a failed step after the create. An in-doubt node keeps
 //!   its name and is settled by looking its tag up, never by creating it again blindly.
+//! - A refusal the catalog documents (`[[api.errors.refusals]]`: no capacity, no quota, the plan
+//!   not offered there) is classified in [`CreateOutcome::refusal`]; smart deploy fails over only
+//!   on those, and only on `Rejected`: an in-doubt create is settled first, never moved. A
+//!   documented refusal answered with a 5xx is `Rejected` only once the lookup by tag proved that
+//!   nothing was created (outside the hidden window).
 //! - A create the server may have carried out is not sent again inside the provider's
 //!   `limits.hidden_after_create_seconds` window (the provider may not list a new node yet, so a
 //!   lookup that finds nothing proves nothing): see [`may_resend`].
 
-use super::{DriverError, Node};
+use super::{DriverError, Node, Refusal};
 use std::time::Duration;
 
 /// What came of a create.
@@ -39,6 +44,15 @@ impl CreateOutcome {
         match self {
             CreateOutcome::Created(_) => None,
             CreateOutcome::Rejected(e) | CreateOutcome::InDoubt { error: e, .. } => Some(e),
+        }
+    }
+
+    /// The documented refusal of a definitely refused create; `None` for anything else (an
+    /// in-doubt create is never failed over).
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            CreateOutcome::Rejected(e) => e.refusal,
+            CreateOutcome::Created(_) | CreateOutcome::InDoubt { .. } => None,
         }
     }
 
@@ -126,6 +140,28 @@ mod tests {
         assert_eq!(certainty(&err(Some(302), false)), Certainty::InDoubt);
         // A timeout or reset after sending.
         assert_eq!(certainty(&err(None, true)), Certainty::InDoubt);
+    }
+
+    #[test]
+    fn only_a_definite_refusal_carries_its_reason() {
+        let mut e = err(Some(422), false);
+        e.refusal = Some(Refusal::Capacity);
+        assert_eq!(
+            CreateOutcome::Rejected(e.clone()).refusal(),
+            Some(Refusal::Capacity)
+        );
+        assert_eq!(
+            CreateOutcome::InDoubt {
+                error: e,
+                node: None
+            }
+            .refusal(),
+            None
+        );
+        assert_eq!(
+            CreateOutcome::Rejected(err(Some(400), false)).refusal(),
+            None
+        );
     }
 
     #[test]

@@ -118,6 +118,15 @@ message = ["/message"]
 code = ["/id"]
 throttle_codes = ["slow_down"]
 
+[[api.errors.refusals]]
+reason = "capacity"
+codes = ["sold_out"]
+
+[[api.errors.refusals]]
+reason = "quota"
+status = [403]
+message_contains = ["limit reached"]
+
 [api.status]
 pending = ["new"]
 running = ["active"]
@@ -299,6 +308,60 @@ fn dry_run_escapes_hostile_name_and_redacts_auth() {
         .contains(&("Authorization".into(), "(redacted)".into())));
     let all = serde_json::to_string(&reqs).unwrap();
     assert!(!all.contains(TOKEN));
+}
+
+#[tokio::test]
+async fn documented_refusals_are_classified_and_a_5xx_one_is_settled_by_the_lookup_first() {
+    let m = mock(|s, _| match (s.method.as_str(), s.url.as_str()) {
+        ("POST", "/v2/droplets") if s.body.contains("\"full\"") => json(
+            422,
+            serde_json::json!({"id": "sold_out", "message": "No capacity here."}),
+        ),
+        ("POST", "/v2/droplets") if s.body.contains("\"busy\"") => json(
+            503,
+            serde_json::json!({"id": "sold_out", "message": "No capacity here."}),
+        ),
+        ("POST", "/v2/droplets") if s.body.contains("\"quota\"") => json(
+            403,
+            serde_json::json!({"id": "forbidden", "message": "Droplet limit reached."}),
+        ),
+        ("POST", "/v2/droplets") => json(
+            422,
+            serde_json::json!({"id": "unprocessable_entity", "message": "Bad size."}),
+        ),
+        ("GET", u) if u.starts_with("/v2/droplets?") => {
+            json(200, serde_json::json!({"droplets": [], "links": {}}))
+        }
+        _ => json(
+            404,
+            serde_json::json!({"id": "not_found", "message": "nope"}),
+        ),
+    });
+    let d = driver_at(JSON_API, "acme-refusals", &m);
+    let full = d.create(&request("full")).await;
+    assert_eq!(full.refusal(), Some(Refusal::Capacity));
+    // A 5xx is in doubt until the lookup by tag found nothing; then it is the refusal it names.
+    let busy = d.create(&request("busy")).await;
+    assert!(matches!(busy, CreateOutcome::Rejected(_)), "{busy:?}");
+    assert_eq!(busy.refusal(), Some(Refusal::Capacity));
+    let sent: Vec<String> = m.seen().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(
+        sent,
+        ["POST", "POST", "GET"],
+        "one lookup, no second create"
+    );
+    let quota = d.create(&request("quota")).await;
+    assert_eq!(quota.refusal(), Some(Refusal::Quota));
+    let e = quota.unwrap_err();
+    assert_eq!(
+        e.kind,
+        ErrorKind::Api,
+        "a quota is not a credentials problem"
+    );
+    assert!(e.hint.is_none(), "{e}");
+    let other = d.create(&request("other")).await;
+    assert!(matches!(other, CreateOutcome::Rejected(_)));
+    assert_eq!(other.refusal(), None);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //! No storage and no I/O here: every backend (SQLite today, PostgreSQL later) and every command
 //! calls these, so the rules exist once.
 
-use super::model::{Failure, NodeRecord, NodeStatus};
+use super::model::{Failure, NewNode, NodeRecord, NodeStatus};
 use super::time;
 
 /// Apply a failed create to its record at `now`: `in_doubt` and live (name kept) when the
@@ -24,6 +24,33 @@ pub fn fail_create(node: &mut NodeRecord, failure: Failure, now: &str) -> Option
     }
     node.updated_at = now.to_string();
     changed
+}
+
+/// Move a create the provider definitely refused to its next placement (smart deploy's
+/// failover): the same record, re-keyed to `to`'s deploy id, provider, template, plan, region and
+/// prices, still `creating`. Only a record still `creating` with no provider id can move: any
+/// other may stand for a node that exists.
+pub fn move_to(node: &mut NodeRecord, to: &NewNode, now: &str) -> Result<(), String> {
+    if node.status != NodeStatus::Creating || node.provider_id.is_some() || !node.is_live() {
+        return Err(format!(
+            "node '{}' ({}) is {}, not a create still to place — it was not moved",
+            node.name,
+            node.deploy_id,
+            node.status.as_str()
+        ));
+    }
+    node.deploy_id = to.deploy_id.clone();
+    node.provider = to.provider.clone();
+    node.template = to.template.clone();
+    node.plan = to.plan.clone();
+    node.region = to.region.clone();
+    node.api_variant = to.api_variant.clone();
+    node.price_hourly = to.price_hourly;
+    node.price_monthly = to.price_monthly;
+    node.currency = to.currency.clone();
+    node.prices_as_of = to.prices_as_of.clone();
+    node.updated_at = now.to_string();
+    Ok(())
 }
 
 /// Whether a record is in doubt: the provider may have created it, and no lookup settled it.

@@ -15,6 +15,8 @@
 //!              InDoubt { node: Some(n), .. } => record_created, then record_failed(…, InDoubt),
 //!              InDoubt { node: None, .. }    => store.record_failed(&deploy_id, &msg, Failure::InDoubt),
 //!              Rejected(_)               => store.record_failed(&deploy_id, &msg, Failure::Rejected),
+//!              Rejected(_) with a documented refusal and a next candidate (smart deploy)
+//!                                        => store.record_moved(&deploy_id, &next, &msg), create again
 //!          }
 //! stop:    store.record_action(Some(&deploy_id), Action::Stop, Outcome::Started, "")   // before
 //!          … driver.stop(…) …
@@ -86,6 +88,13 @@ pub trait Store {
         message: &str,
         failure: Failure,
     ) -> anyhow::Result<NodeRecord>;
+
+    /// Move a node whose create the provider definitely refused to its next placement (smart
+    /// deploy's failover), in one transaction: a `deploy failed` event with `message` under the
+    /// old deploy id, then the same record re-keyed to `to.deploy_id` (its events and expiry
+    /// follow) with `to`'s provider, template, plan, region and prices, still `creating`, and a
+    /// `deploy started` event. The name and fleet stay; one record stands for the node.
+    fn record_moved(&self, from: &str, to: &NewNode, message: &str) -> anyhow::Result<NodeRecord>;
 
     /// Record a fresh look at a node. Changes to status (a new timeline entry; `deleted` takes it
     /// out of the live set), IP, plan or provider id are written with one `action ok` event

@@ -350,10 +350,6 @@ fn intent_in(tx: &Transaction, n: &NewNode) -> anyhow::Result<NodeRecord> {
     let node = new_record(n, &now);
     let id = insert_node(tx, &node)?;
     add_state(tx, id, NodeStatus::Creating, &now)?;
-    let msg = format!(
-        "create {} ({}) in {} as '{}'",
-        n.template, n.plan, n.region, n.name
-    );
     add_event(
         tx,
         &now,
@@ -361,9 +357,17 @@ fn intent_in(tx: &Transaction, n: &NewNode) -> anyhow::Result<NodeRecord> {
         Action::Deploy,
         Outcome::Started,
         Some(NodeStatus::Creating),
-        &msg,
+        &intent_message(n),
     )?;
     Ok(node)
+}
+
+/// The `deploy started` event's text.
+fn intent_message(n: &NewNode) -> String {
+    format!(
+        "create {} ({}) in {} as '{}'",
+        n.template, n.plan, n.region, n.name
+    )
 }
 
 fn validate_new(n: &NewNode) -> anyhow::Result<()> {
@@ -563,6 +567,44 @@ impl Store for SqliteStore {
                 Outcome::Failed,
                 Some(node.status),
                 message,
+            )?;
+            Ok(node)
+        })
+    }
+
+    fn record_moved(&self, from: &str, to: &NewNode, message: &str) -> anyhow::Result<NodeRecord> {
+        validate_new(to)?;
+        self.write(|tx| {
+            let (id, mut node) = require_node(tx, from)?;
+            let now = time::now();
+            lifecycle::move_to(&mut node, to, &now).map_err(|m| anyhow!(m))?;
+            if node_row(tx, &to.deploy_id)?.is_some() {
+                return Err(anyhow!("deploy id '{}' is already recorded", to.deploy_id));
+            }
+            add_event(
+                tx,
+                &now,
+                Some(from),
+                Action::Deploy,
+                Outcome::Failed,
+                Some(NodeStatus::Creating),
+                message,
+            )?;
+            for table in ["events", "expiries"] {
+                tx.execute(
+                    &format!("UPDATE {table} SET deploy_id = ?1 WHERE deploy_id = ?2"),
+                    params![to.deploy_id, from],
+                )?;
+            }
+            update_node(tx, id, &node)?;
+            add_event(
+                tx,
+                &now,
+                Some(&to.deploy_id),
+                Action::Deploy,
+                Outcome::Started,
+                Some(NodeStatus::Creating),
+                &intent_message(to),
             )?;
             Ok(node)
         })
@@ -1235,6 +1277,48 @@ mod tests {
                 .starts_with("deploy id 'd2' is already recorded"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_moved_create_keeps_one_record_with_every_attempt_as_events() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        s.record_intent(&new_node("d1", "web")).unwrap();
+        s.set_expiries(&[("d1".into(), "2030-01-01T00:00:00Z".into())])
+            .unwrap();
+        let mut to = new_node("d2", "web");
+        to.region = "r2".into();
+        let n = s
+            .record_moved("d1", &to, "refused, no capacity: sold out")
+            .unwrap();
+        assert_eq!((n.deploy_id.as_str(), n.region.as_str()), ("d2", "r2"));
+        assert_eq!(n.status, NodeStatus::Creating);
+        assert!(n.is_live());
+        assert!(s.node_by_deploy_id("d1").unwrap().is_none());
+        let all = s
+            .list_nodes(&NodeFilter {
+                include_deleted: true,
+                ..NodeFilter::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 1, "one record, no orphan intent");
+        let ev = s
+            .events(&EventFilter {
+                deploy_id: Some("d2".into()),
+                ..EventFilter::default()
+            })
+            .unwrap();
+        let msgs: Vec<&str> = ev.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert_eq!(msgs[1], "refused, no capacity: sold out");
+        assert!(msgs[2].contains(" in r2 "), "{msgs:?}");
+        assert!(s.expiries().unwrap().contains_key("d2"));
+        // A node that exists, or a record already moved, is never moved.
+        s.record_created("d2", &created("9")).unwrap();
+        let e = s
+            .record_moved("d2", &new_node("d3", "web"), "x")
+            .unwrap_err();
+        assert!(e.to_string().contains("was not moved"), "{e}");
+        assert!(s.record_moved("d1", &new_node("d4", "web"), "x").is_err());
     }
 
     #[test]

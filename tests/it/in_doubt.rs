@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// The recorded nodes (`inventory list -o json`), deleted ones too with `all`.
 #[track_caller]
-fn records(c: &Capsule, all: bool) -> Vec<Value> {
+pub(crate) fn records(c: &Capsule, all: bool) -> Vec<Value> {
     let mut args = vec!["openmesh", "inventory", "list", "-o", "json"];
     if all {
         args.push("--all");
@@ -27,12 +27,12 @@ fn records(c: &Capsule, all: bool) -> Vec<Value> {
     out.json().as_array().cloned().expect("an array")
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(crate) fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or("")
 }
 
 #[track_caller]
-fn exit(out: &Output, code: i32) {
+pub(crate) fn exit(out: &Output, code: i32) {
     assert_eq!(
         out.code, code,
         "exited {} (wanted {code})\n--- stdout\n{}\n--- stderr\n{}",

@@ -3,6 +3,7 @@
 mod catalog;
 mod credentials;
 mod deploy;
+mod failover;
 mod fleet_ops;
 mod hostile_input;
 mod hostile_net;

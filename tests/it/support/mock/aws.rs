@@ -1053,6 +1053,25 @@ fn run_instances(p: &Params, region: &str, seq: u64, cx: &mut Cx) -> Resp {
             );
         }
     }
+    // EC2 lists InsufficientInstanceCapacity among its server errors (a 5xx) and the limit
+    // codes among its client errors (AWS EC2 API reference, "Error codes", read 2026-12).
+    match cx.cfg.refusal_in(region) {
+        Some(super::Refusal::Capacity) => {
+            return error(
+                500,
+                "InsufficientInstanceCapacity",
+                &format!("We currently do not have sufficient {itype} capacity in the Availability Zone you requested."),
+            )
+        }
+        Some(super::Refusal::Quota) => {
+            return error(
+                400,
+                "VcpuLimitExceeded",
+                "You have requested more vCPU capacity than your current vCPU limit allows.",
+            )
+        }
+        None => {}
+    }
     let reservation = format!("r-0{:016x}", cx.store.next_seq());
     let user_data = p.get("UserData").map(|u| {
         base64::engine::general_purpose::STANDARD

@@ -206,6 +206,18 @@ pub struct MockConfig {
     pub hide_provisioning: bool,
     /// Give every node this public IPv4 (e.g. `127.0.0.1`, where a fake xNode listens).
     pub public_ip: Option<String>,
+    /// Creates the provider refuses as it documents: `(region, why)`, region `*` for every
+    /// region (providers with a documented refusal answer only: EC2, Scaleway).
+    pub refusals: Vec<(String, Refusal)>,
+}
+
+/// Why a mock refuses a create (the provider's own documented answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No capacity for the plan in that region.
+    Capacity,
+    /// The account's quota is used up.
+    Quota,
 }
 
 impl Default for MockConfig {
@@ -229,6 +241,7 @@ impl Default for MockConfig {
             plans: None,
             hide_provisioning: true,
             public_ip: None,
+            refusals: Vec::new(),
         }
     }
 }
@@ -281,6 +294,23 @@ impl MockConfig {
     pub fn with_public_ip(mut self, ip: &str) -> Self {
         self.public_ip = Some(ip.into());
         self
+    }
+    /// Creates in `region` are refused for want of capacity.
+    pub fn with_full_region(mut self, region: &str) -> Self {
+        self.refusals.push((region.into(), Refusal::Capacity));
+        self
+    }
+    /// Every create is refused: the account's quota is used up.
+    pub fn with_quota_exhausted(mut self) -> Self {
+        self.refusals.push(("*".into(), Refusal::Quota));
+        self
+    }
+    /// The refusal a create in `region` meets, if any.
+    fn refusal_in(&self, region: &str) -> Option<Refusal> {
+        self.refusals
+            .iter()
+            .find(|(r, _)| r == "*" || r == region)
+            .map(|(_, why)| *why)
     }
     pub fn with_plans(mut self, plans: &[&str]) -> Self {
         self.plans = Some(plans.iter().map(|p| p.to_string()).collect());

@@ -465,6 +465,22 @@ fn create(req: &Request, zone: &str, cx: &mut Cx) -> Resp {
             }
         }
     }
+    // Error `type`s `out_of_stock` and `quotas_exceeded` (reference/apis/scaleway.md §5). The
+    // stored sources give no status for out_of_stock: the mock answers 503, the cautious reading
+    // (a 5xx stays in doubt until the lookup by tag settles it); a quota answers 403.
+    match cx.cfg.refusal_in(zone) {
+        Some(super::Refusal::Capacity) => {
+            return err(
+                503,
+                "out_of_stock",
+                &format!("{ctype} is out of stock in {zone}"),
+            )
+        }
+        Some(super::Refusal::Quota) => {
+            return err(403, "quotas_exceeded", "Quota exceeded for this resource.")
+        }
+        None => {}
+    }
     let id = uuid(0x5ca1_e000, cx.store.next_seq());
     let mut node = Node::new(id, str_field(&body, "name"), ctype, zone, "stopped");
     node.image = image.to_string();
