@@ -1542,6 +1542,13 @@ fn run_jobs(
             Report::Outcome { deploy_id, outcome } => {
                 match moves.outcome(&rt, &mut names, deploy_id, outcome) {
                     Next::Move(job, driver) => {
+                        if let Some(line) = moves.failover.as_ref().and_then(Failover::last_refusal)
+                        {
+                            match &bar {
+                                Some(b) => b.println(format!("capsule: {line}")),
+                                None => eprintln!("capsule: {line}"),
+                            }
+                        }
                         spawn_job(&rt, driver, *job, tx.clone(), sem.clone(), waits);
                         running += 1;
                         continue;

@@ -178,19 +178,32 @@ impl Failover {
         }
         let mut s = String::from("Attempts:\n");
         for a in &self.attempts {
-            let at = format!("{} ({}) in {}", a.template, a.provider, a.region);
-            let what = match (a.reason, &a.error) {
-                (Some(r), Some(e)) => format!("refused, {} — {e}", reason_text(r)),
-                (_, Some(e)) => format!("{} — {e}", a.outcome.replace('_', " ")),
-                (_, None) => a.outcome.replace('_', " "),
-            };
-            s.push_str(&format!("  {}: {at}: {what}", a.name));
-            if let Some(n) = &a.next {
-                s.push_str(&format!("; {n}"));
-            }
-            s.push('\n');
+            s.push_str(&format!("  {}\n", line(a)));
         }
         s
+    }
+
+    /// The latest refusal as one line, for the progress output.
+    pub fn last_refusal(&self) -> Option<String> {
+        self.attempts
+            .iter()
+            .rev()
+            .find(|a| a.outcome == "refused")
+            .map(line)
+    }
+}
+
+/// One attempt as text: `NAME: TEMPLATE (PROVIDER) in REGION: what came of it; next`.
+fn line(a: &Attempt) -> String {
+    let at = format!("{} ({}) in {}", a.template, a.provider, a.region);
+    let what = match (a.reason, &a.error) {
+        (Some(r), Some(e)) => format!("refused, {} — {e}", reason_text(r)),
+        (_, Some(e)) => format!("{} — {e}", a.outcome.replace('_', " ")),
+        (_, None) => a.outcome.replace('_', " "),
+    };
+    match &a.next {
+        Some(n) => format!("{}: {at}: {what}; {n}", a.name),
+        None => format!("{}: {at}: {what}", a.name),
     }
 }
 
@@ -289,5 +302,8 @@ mod tests {
             "Attempts:\n  n1: a-small (acme) in r1: refused, no capacity — acme: sold out (HTTP 503); moved to a-small (acme) in r2\n  n1: a-small (acme) in r2: created\n"
         );
         assert_eq!(f.attempts_json().len(), 2);
+        assert!(f
+            .last_refusal()
+            .is_some_and(|l| l.starts_with("n1: a-small (acme) in r1: refused")));
     }
 }

@@ -112,6 +112,12 @@ fn the_text_explanation_shows_both_attempts() {
         out.stdout
     );
     assert!(lines[2].ends_with(": created"), "{}", out.stdout);
+    // The move is said as it happens, too.
+    assert!(
+        out.stderr.contains("refused, no capacity") && out.stderr.contains("moved to"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
