@@ -16,6 +16,7 @@ use crate::driver::{
     CreateOutcome, CreateRequest, Driver, DriverError, ErrorKind, Node, NodeState, RenderedRequest,
 };
 use crate::error::bad_input;
+use crate::messages;
 use crate::render::{self, col, usd, Kind};
 use crate::select::{self, GpuWant, Offer, Query, Reject};
 use crate::state::lifecycle::{self, ResumeStep};
@@ -538,7 +539,7 @@ fn pick_region(
                 &format!("{} region", p.id()),
                 r,
                 p.regions.iter().map(|r| r.id.as_str()),
-                "capsule openmesh regions",
+                "regions",
             )
         })?;
         if !t.regions.contains(&region.id) {
@@ -672,7 +673,7 @@ fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> {
                 "template",
                 tid,
                 ctx.catalog.templates.iter().map(|t| t.id.as_str()),
-                "capsule openmesh templates",
+                "templates",
             )
         })?;
         let p = ctx.provider(&t.provider)?;
@@ -766,12 +767,10 @@ fn resolve_plans(
             continue;
         }
         if dry && crate::credentials::configured(&ctx.home, p)? == "no" {
-            eprintln!(
-                "capsule: {}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
+            messages::info(format!("{}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
                 p.id(),
                 t.id,
-                p.id()
-            );
+                p.id()));
             out.push(None);
             continue;
         }
@@ -954,7 +953,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         ),
         "--yes",
     )? {
-        eprintln!("capsule: nothing deployed");
+        messages::info("nothing deployed");
         return Ok(ExitCode::from(1));
     }
     // Build every request, every driver (credentials, endpoint) and the wait before anything
@@ -978,7 +977,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let ids: Vec<String> = intents.iter().map(|n| n.deploy_id.clone()).collect();
     super::expiry::record(store.as_ref(), &ids, ttl)?;
     if jobs.len() > 1 {
-        eprintln!("capsule: fleet {group_id}: {} nodes recorded; resume with `capsule openmesh deploy --resume {group_id}`", jobs.len());
+        messages::info(format!("fleet {group_id}: {} nodes recorded; resume with `capsule openmesh deploy --resume {group_id}`", jobs.len()));
     }
     let jobs: Vec<Job> = jobs
         .into_iter()
@@ -1567,7 +1566,7 @@ fn run_jobs(
             bar.as_ref(),
         );
         if let Err(e) = res {
-            eprintln!("capsule: could not record a result: {e}");
+            messages::info(format!("could not record a result: {e}"));
         }
     }
     heartbeat.abort();
@@ -1636,7 +1635,12 @@ fn run_jobs(
         let v = json!({"group_id": group_id, "plan": explanation.as_ref().map(Explanation::json), "nodes": rows});
         writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        render::listing(&mut stdout(), ctx.style, &cols, &rows)?;
+        render::listing(
+            &mut stdout(),
+            ctx.style,
+            &cols,
+            &render::rows_of(rows.iter().cloned()),
+        )?;
         super::xnode::print_summary(&rows)?;
         if let Some(f) = failover.as_ref().filter(|_| table) {
             write!(stdout(), "{}", f.attempts_text())?;
@@ -1647,18 +1651,14 @@ fn run_jobs(
             .iter()
             .filter_map(|d| names.get(d).map(String::as_str))
             .collect();
-        eprintln!(
-            "capsule: {} in doubt: the provider may have created {} ({}); the name is kept, and `capsule openmesh deploy --resume {group_id}` or `capsule openmesh sync` look it up by its tag rather than create it twice",
+        messages::info(format!("{} in doubt: the provider may have created {} ({}); the name is kept, and `capsule openmesh deploy --resume {group_id}` or `capsule openmesh sync` look it up by its tag rather than create it twice",
             if which.len() == 1 { "1 node is".to_string() } else { format!("{} nodes are", which.len()) },
             if which.len() == 1 { "it" } else { "them" },
-            which.join(", ")
-        );
+            which.join(", ")));
     }
     if failures > 0 {
-        eprintln!(
-            "capsule: {failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
-            names.len()
-        );
+        messages::info(format!("{failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
+            names.len()));
         return Ok(ExitCode::from(1));
     }
     if not_ready > 0 {
@@ -1688,7 +1688,7 @@ fn handle_report(
 ) -> anyhow::Result<()> {
     let say = |msg: String| match bar {
         Some(b) => b.set_message(msg),
-        None => eprintln!("capsule: {msg}"),
+        None => messages::info(msg),
     };
     match report {
         Report::Outcome { deploy_id, outcome } => {
@@ -1886,10 +1886,8 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
         // provider a little later, and a lookup before then would miss them.
         let wait = lease.settle_wait(IN_FLIGHT_GRACE, std::time::SystemTime::now());
         if !wait.is_zero() {
-            eprintln!(
-                "capsule: fleet {group} was being deployed moments ago; waiting {} s for creates still in flight to reach the provider before looking them up",
-                wait.as_secs().max(1)
-            );
+            messages::info(format!("fleet {group} was being deployed moments ago; waiting {} s for creates still in flight to reach the provider before looking them up",
+                wait.as_secs().max(1)));
             lease.beat();
             std::thread::sleep(wait);
         }
