@@ -120,8 +120,8 @@ impl From<Value> for Row {
 }
 
 /// Rows of plain JSON data.
-pub fn rows_of(values: impl IntoIterator<Item = Value>) -> Vec<Row> {
-    values.into_iter().map(Row::from).collect()
+pub fn rows_of(values: &[Value]) -> Vec<Row> {
+    values.iter().cloned().map(Row::from).collect()
 }
 
 impl Column {
@@ -769,7 +769,7 @@ mod tests {
 
     fn render(format: OutputFormat, rows: &[Value]) -> String {
         let mut buf = Vec::new();
-        let rows = rows_of(rows.iter().cloned());
+        let rows = rows_of(rows);
         listing(&mut buf, Style::plain(format), COLS, &rows).unwrap();
         String::from_utf8(buf).unwrap()
     }
@@ -806,7 +806,7 @@ mod tests {
     fn a_column_may_read_its_values_itself() {
         const GPU: &[Column] = &[col("gpu", "gpu", Kind::Text)
             .text(|v| format!("{}× {}", v["count"], v["model"].as_str().unwrap_or("")))];
-        let rows = rows_of([
+        let rows = rows_of(&[
             json!({"gpu": {"model": "A100", "count": 2}}),
             json!({"gpu": null}),
         ]);

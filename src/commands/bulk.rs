@@ -373,7 +373,7 @@ fn finish(
             &mut out,
             ctx.style,
             RESULT_COLUMNS,
-            &render::rows_of(json_rows.iter().cloned()),
+            &render::rows_of(&json_rows),
         )?;
     }
     drop(out);

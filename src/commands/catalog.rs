@@ -650,7 +650,7 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
         &mut stdout(),
         ctx.style,
         REGION_COLUMNS,
-        &render::rows_of(rows.iter().cloned()),
+        &render::rows_of(&rows),
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -1241,6 +1241,16 @@ fn report_problems(skipped: &[(String, String)], failed: &[(String, String)]) {
     }
 }
 
+/// The price changes of a refresh (or an export of one).
+fn refresh_listing(ctx: &Ctx, rows: &[Value]) -> std::io::Result<()> {
+    render::listing(
+        &mut stdout(),
+        ctx.style,
+        REFRESH_COLUMNS,
+        &render::rows_of(rows),
+    )
+}
+
 /// `catalog refresh`: live prices into the refreshed layer `$CAPSULE_HOME/catalog/layer.json`,
 /// all or nothing. Providers not refreshed this time keep what the previous layer had.
 fn refresh_layer(ctx: &Ctx, only: &[String], all_plans: bool) -> anyhow::Result<ExitCode> {
@@ -1321,12 +1331,7 @@ fn refresh_layer(ctx: &Ctx, only: &[String], all_plans: bool) -> anyhow::Result<
             path.display()
         )
     })?;
-    render::listing(
-        &mut stdout(),
-        ctx.style,
-        REFRESH_COLUMNS,
-        &render::rows_of(rows.iter().cloned()),
-    )?;
+    refresh_listing(ctx, &rows)?;
     report_problems(&skipped, &[]);
     if ctx.format() == OutputFormat::Table {
         messages::info(format!("refreshed {} ({} price changes) into {} — every command uses it now (--embedded-only ignores it)",
@@ -1393,12 +1398,7 @@ fn refresh_out(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCod
         }
         std::fs::write(path, text)?;
     }
-    render::listing(
-        &mut stdout(),
-        ctx.style,
-        REFRESH_COLUMNS,
-        &render::rows_of(rows.iter().cloned()),
-    )?;
+    refresh_listing(ctx, &rows)?;
     if ctx.format() == OutputFormat::Table {
         messages::info(format!(
             "{} price changes from {} providers written to {} — use it with --catalog {}",
@@ -1465,7 +1465,7 @@ fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         &mut stdout(),
         ctx.style,
         STATUS_COLUMNS,
-        &render::rows_of(rows.iter().cloned()),
+        &render::rows_of(&rows),
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1545,7 +1545,7 @@ fn run_jobs(
                         {
                             match &bar {
                                 Some(b) => b.println(format!("capsule: {line}")),
-                                None => eprintln!("capsule: {line}"),
+                                None => messages::info(&line),
                             }
                         }
                         spawn_job(&rt, driver, *job, tx.clone(), sem.clone(), waits);
@@ -1635,12 +1635,7 @@ fn run_jobs(
         let v = json!({"group_id": group_id, "plan": explanation.as_ref().map(Explanation::json), "nodes": rows});
         writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        render::listing(
-            &mut stdout(),
-            ctx.style,
-            &cols,
-            &render::rows_of(rows.iter().cloned()),
-        )?;
+        render::listing(&mut stdout(), ctx.style, &cols, &render::rows_of(&rows))?;
         super::xnode::print_summary(&rows)?;
         if let Some(f) = failover.as_ref().filter(|_| table) {
             write!(stdout(), "{}", f.attempts_text())?;

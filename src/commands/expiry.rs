@@ -79,7 +79,7 @@ pub fn reap(ctx: &Ctx, args: &ReapArgs) -> anyhow::Result<ExitCode> {
             &mut super::stdout(),
             ctx.style,
             &cols,
-            &crate::render::rows_of(due.iter().cloned()),
+            &crate::render::rows_of(&due),
         )?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -55,12 +55,7 @@ fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
         .collect();
-    render::listing(
-        &mut stdout(),
-        ctx.style,
-        COLUMNS,
-        &render::rows_of(rows.iter().cloned()),
-    )?;
+    render::listing(&mut stdout(), ctx.style, COLUMNS, &render::rows_of(&rows))?;
     if rows.is_empty() && ctx.format() == crate::cli::OutputFormat::Table {
         messages::info("no events match");
     }

@@ -572,19 +572,11 @@ fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         })
         .collect();
     match ctx.format() {
-        OutputFormat::Json | OutputFormat::Csv | OutputFormat::Yaml => render::listing(
-            &mut out,
-            ctx.style,
-            SHOW_COLUMNS,
-            &render::rows_of(rows.iter().cloned()),
-        )?,
+        OutputFormat::Json | OutputFormat::Csv | OutputFormat::Yaml => {
+            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &render::rows_of(&rows))?
+        }
         OutputFormat::Table => {
-            render::listing(
-                &mut out,
-                ctx.style,
-                SHOW_COLUMNS,
-                &render::rows_of(rows.iter().cloned()),
-            )?;
+            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &render::rows_of(&rows))?;
             match r.missing_error() {
                 Some(e) => writeln!(out, "\nnot usable: {e}")?,
                 None if r.configured() == "no" => writeln!(out, "\nnot configured")?,

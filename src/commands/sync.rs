@@ -234,12 +234,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     }
     // Cleanups left by deletes run once their node is gone (the listing above shows which).
     super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&providers_done))?;
-    render::listing(
-        &mut stdout(),
-        ctx.style,
-        COLUMNS,
-        &render::rows_of(rows.iter().cloned()),
-    )?;
+    render::listing(&mut stdout(), ctx.style, COLUMNS, &render::rows_of(&rows))?;
     if !unconfigured.is_empty() {
         messages::note(format!("skipped, no credentials: {} — configure them with `capsule openmesh provider configure NAME`",
             unconfigured.join(", ")));
