@@ -281,14 +281,17 @@ pub fn arch_eq(a: &str, b: &str) -> bool {
 
 /// The deterministic offer order: USD hourly, USD monthly, provider, template, region.
 pub fn rank(offers: &mut [Offer<'_>]) {
-    offers.sort_by(|a, b| {
-        a.hourly_usd
-            .total_cmp(&b.hourly_usd)
-            .then(a.monthly_usd.total_cmp(&b.monthly_usd))
-            .then_with(|| a.provider.id().cmp(b.provider.id()))
-            .then_with(|| a.template.id.cmp(&b.template.id))
-            .then_with(|| a.region.id.cmp(&b.region.id))
-    });
+    offers.sort_by(rank_order);
+}
+
+/// The order of [`rank`] for two offers.
+pub fn rank_order(a: &Offer<'_>, b: &Offer<'_>) -> std::cmp::Ordering {
+    a.hourly_usd
+        .total_cmp(&b.hourly_usd)
+        .then(a.monthly_usd.total_cmp(&b.monthly_usd))
+        .then_with(|| a.provider.id().cmp(b.provider.id()))
+        .then_with(|| a.template.id.cmp(&b.template.id))
+        .then_with(|| a.region.id.cmp(&b.region.id))
 }
 
 /// Feasible offers, ranked, and how many offers each constraint rejected.

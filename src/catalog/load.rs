@@ -122,21 +122,40 @@ fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
         }
         Ok(out)
     };
-    let results: Vec<Result<Vec<Template>, Diagnostic>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = spans
-            .chunks(per)
-            .map(|run| scope.spawn(move || parse_run(run)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Ok(Vec::new())))
-            .collect()
-    });
+    let runs: Vec<&[(usize, usize)]> = spans.chunks(per).collect();
+    let results = on_threads(&runs, |run| parse_run(run)).map_err(|n| {
+        let (start, _) = runs[n].first().copied().unwrap_or((0, 0));
+        Diagnostic::at(
+            file,
+            Some(start..start),
+            "this part of the file could not be parsed (the parser failed unexpectedly) — please report it",
+        )
+    })?;
     doc.templates.reserve(spans.len());
     for r in results {
         doc.templates.extend(r?);
     }
     Ok(doc)
+}
+
+/// `work` on every item, one scoped thread each, results in input order. A worker that panics
+/// is an error naming its item (never a silently missing result).
+fn on_threads<I: Sync, T: Send>(
+    items: &[I],
+    work: impl Fn(&I) -> T + Sync,
+) -> Result<Vec<T>, usize> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || work(item)))
+            .collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(n, h)| h.join().map_err(|_| n))
+            .collect()
+    })
 }
 
 fn toml_error(file: &SourceFile, err: &toml::de::Error, offset: usize) -> Diagnostic {
@@ -815,7 +834,19 @@ fn place(
 
 #[cfg(test)]
 mod tests {
-    use super::apply_permutation;
+    use super::{apply_permutation, on_threads};
+
+    #[test]
+    fn a_worker_that_panics_is_an_error_not_a_missing_chunk() {
+        let items = [1, 2, 3, 4];
+        let ok = on_threads(&items, |n| n * 10).unwrap();
+        assert_eq!(ok, vec![10, 20, 30, 40]);
+        let failed = on_threads(&items, |&n| {
+            assert!(n != 3, "worker {n} fails");
+            n
+        });
+        assert_eq!(failed, Err(2));
+    }
 
     #[test]
     fn permutation_in_place() {

@@ -4,8 +4,10 @@
 //! `build.rs` validates `catalog/` with the same loader (`load.rs`, `validate.rs`) and writes
 //! the merged result as JSON, so a plain start-up deserializes one pre-digested document and
 //! parses no TOML. With an overlay, the embedded TOML files and the overlay's are merged and
-//! validated afresh.
+//! validated, once: the result is kept in a cache keyed by the content of every input
+//! (`cache.rs`), so later commands with the same overlay read one binary document.
 
+pub mod cache;
 pub mod diagnostic;
 pub mod jinja;
 pub mod layer;
@@ -39,6 +41,10 @@ pub fn load(overlay: Option<&Path>) -> anyhow::Result<Catalog> {
 /// The effective catalog for a command: embedded, then the refreshed layer in `home` (unless
 /// `embedded_only`), then `overlay`. The second value holds notices for stderr (a refreshed
 /// layer that cannot be used is ignored, never fatal).
+///
+/// The embedded catalog, alone or with a layer validated against it, is pre-digested JSON.
+/// Anything else goes through the TOML merge and validation once, and then comes from the
+/// content-keyed [`cache`].
 pub fn load_layered(
     home: &Path,
     overlay: Option<&Path>,
@@ -59,39 +65,100 @@ pub fn load_layered(
             }
         }
     };
+    if overlay.is_none() {
+        match stored {
+            None => return Ok((embedded()?, notes)),
+            Some(s) if s.embedded_digest == layer::digest(DIGESTED) => {
+                let mut cat = embedded()?;
+                layer::apply(&mut cat, &s);
+                return Ok((cat, notes));
+            }
+            Some(s) => return merged(home, &[], Some(&s), notes),
+        }
+    }
+    let files = match overlay {
+        Some(dir) => dir_files(dir, if stored.is_some() { 2 } else { 1 })?,
+        None => Vec::new(),
+    };
+    merged(home, &files, stored.as_ref(), notes)
+}
+
+/// The TOML merge of the embedded catalog, `stored` and `overlay`, through the cache.
+fn merged(
+    home: &Path,
+    overlay: &[SourceFile],
+    stored: Option<&layer::Layer>,
+    mut notes: Vec<String>,
+) -> anyhow::Result<(Catalog, Vec<String>)> {
+    let mut key = cache::KeyBuilder::default();
+    key.part(DIGESTED.as_bytes());
+    key.part(layer::path(home).as_os_str().as_encoded_bytes());
+    match stored {
+        // What was read, not the file now: the layer may have been replaced since.
+        Some(l) => key.part(&serde_json::to_vec(l)?),
+        None => key.part(b"no layer"),
+    };
+    for f in overlay {
+        key.part(f.path.as_bytes())
+            .part(f.folder.as_deref().unwrap_or("").as_bytes())
+            .part(&[f.layer])
+            .part(f.text.as_bytes());
+    }
+    let key = key.finish();
+    if let Some(hit) = cache::read(home, &key) {
+        notes.extend(hit.notes);
+        return Ok((hit.catalog, notes));
+    }
+    let (catalog, found) = merge(home, overlay, stored)?;
+    let entry = cache::Entry {
+        catalog,
+        notes: found,
+    };
+    cache::write(home, &key, &entry);
+    notes.extend(entry.notes);
+    Ok((entry.catalog, notes))
+}
+
+/// Merge and validate: the layer as patches over the embedded files, the overlay last. A layer
+/// that no longer fits this capsule's catalog is left out with a notice.
+fn merge(
+    home: &Path,
+    overlay: &[SourceFile],
+    stored: Option<&layer::Layer>,
+) -> anyhow::Result<(Catalog, Vec<String>)> {
     let Some(stored) = stored else {
-        return Ok((load(overlay)?, notes));
+        let mut files = embedded_files();
+        files.extend_from_slice(overlay);
+        return Ok((load::load_files(&files).map_err(catalog_error)?, Vec::new()));
     };
     let base = embedded()?;
-    if overlay.is_none() && stored.embedded_digest == layer::digest(DIGESTED) {
-        let mut cat = base;
-        layer::apply(&mut cat, &stored);
-        return Ok((cat, notes));
-    }
-    // Through the TOML merge: the layer as patches over the embedded files, the overlay last.
     let mut files = embedded_files();
-    files.extend(layer::source_files(&stored, &base, home, 1));
-    let with_layer_only = files.clone();
-    if let Some(dir) = overlay {
-        files.extend(dir_files(dir, 2)?);
-    }
+    files.extend(layer::source_files(stored, &base, home, 1));
+    let with_layer_only = files.len();
+    files.extend_from_slice(overlay);
     match load::load_files(&files) {
         Ok(mut cat) => {
-            mark_refreshed(&mut cat, &stored);
-            Ok((cat, notes))
+            mark_refreshed(&mut cat, stored);
+            Ok((cat, Vec::new()))
         }
         Err(d) => {
             // Is it the layer (stale against this capsule's catalog) or the overlay?
-            if load::load_files(&with_layer_only).is_err() {
-                notes.push(format!(
-                    "the refreshed catalog {} no longer fits this capsule's catalog and is ignored — {}",
-                    layer::path(home).display(),
-                    crate::error::Hint::RefreshCatalog
-                ));
-                Ok((load(overlay)?, notes))
-            } else {
-                Err(catalog_error(d))
+            if load::load_files(&files[..with_layer_only]).is_ok() {
+                return Err(catalog_error(d));
             }
+            let note = format!(
+                "the refreshed catalog {} no longer fits this capsule's catalog and is ignored — {}",
+                layer::path(home).display(),
+                crate::error::Hint::RefreshCatalog
+            );
+            let cat = if overlay.is_empty() {
+                base
+            } else {
+                let mut files = embedded_files();
+                files.extend_from_slice(overlay);
+                load::load_files(&files).map_err(catalog_error)?
+            };
+            Ok((cat, vec![note]))
         }
     }
 }

@@ -289,7 +289,11 @@ fn record_outcome(
                         store.record_status(d, act, st, "", None)?;
                     }
                     if !work.is_empty() {
-                        cleanup::record(store, d, &work)?;
+                        let account = t
+                            .record
+                            .as_ref()
+                            .map_or(crate::state::DEFAULT_ACCOUNT, |r| r.account.as_str());
+                        cleanup::record(store, account, d, &work)?;
                         cleanup_providers.insert(provider.clone());
                     }
                     match (wait, work.len()) {

@@ -292,18 +292,18 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
 
 /// Templates matching a filter, each with its cheapest matching offer, sorted.
 pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) -> Vec<Offer<'a>> {
-    let mut best: Vec<Offer<'a>> = Vec::new();
-    let mut offers: Vec<Offer<'a>> = select::offers_where(catalog, |t| q.template_may_fit(t))
-        .into_iter()
-        .filter(|o| q.check(o).is_none())
+    let offers = select::offers_where(catalog, |t| q.template_may_fit(t));
+    // Offers come grouped by template: keep each template's first fitting one in rank order.
+    let mut best: Vec<Offer<'a>> = offers
+        .chunk_by(|a, b| std::ptr::eq(a.template, b.template))
+        .filter_map(|group| {
+            group
+                .iter()
+                .filter(|o| q.check(o).is_none())
+                .min_by(|a, b| select::rank_order(a, b))
+                .cloned()
+        })
         .collect();
-    select::rank(&mut offers);
-    let mut seen = std::collections::HashSet::new();
-    for o in offers {
-        if seen.insert(o.template.id.as_str()) {
-            best.push(o);
-        }
-    }
     let by_price = |a: &Offer, b: &Offer| {
         a.hourly_usd
             .total_cmp(&b.hourly_usd)

@@ -9,13 +9,19 @@ use crate::messages;
 use crate::state::{Action, NewCleanup, Outcome, PendingCleanup, Store};
 use std::collections::BTreeMap;
 
-/// Record the cleanups a delete returned.
-pub fn record(store: &dyn Store, deploy_id: Option<&str>, work: &[Cleanup]) -> anyhow::Result<()> {
+/// Record the cleanups a delete returned, to run later with `account`'s credentials.
+pub fn record(
+    store: &dyn Store,
+    account: &str,
+    deploy_id: Option<&str>,
+    work: &[Cleanup],
+) -> anyhow::Result<()> {
     let items: Vec<NewCleanup> = work
         .iter()
         .map(|c| {
             Ok(NewCleanup {
                 provider: c.node.provider.clone(),
+                account: account.to_string(),
                 node_ref: format!("{}:{}", c.node.provider, c.node.id),
                 deploy_id: deploy_id.map(str::to_string),
                 what: describe(c),

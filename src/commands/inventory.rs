@@ -101,6 +101,7 @@ pub(crate) fn node_filter(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<Node
             .any(|s| matches!(s, NodeStatus::Deleted | NodeStatus::Error));
     Ok(NodeFilter {
         providers,
+        accounts: Vec::new(),
         regions: f.region.iter().cloned().collect(),
         statuses,
         include_deleted,

@@ -81,6 +81,7 @@ fn adopt_as(provider: &ProviderEntry, ctx: &Ctx, o: &LiveNode) -> NewNode {
         deploy_id,
         name,
         provider: provider.id().to_string(),
+        account: crate::state::DEFAULT_ACCOUNT.to_string(),
         template: template.map_or_else(|| o.plan.clone(), |t| t.id.clone()),
         plan: o.plan.clone(),
         region: region.clone(),

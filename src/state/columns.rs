@@ -10,12 +10,12 @@ use super::model::{NodeRecord, NodeStatus};
 use anyhow::anyhow;
 
 /// The `nodes` columns, in [`NodeRecord`] field order.
-pub const NODE_COLUMNS: &str = "deploy_id, group_id, name, provider, provider_id, template, plan, region, \
+pub const NODE_COLUMNS: &str = "deploy_id, group_id, name, provider, account, provider_id, template, plan, region, \
      api_variant, status, raw_status, ipv4, price_hourly, price_monthly, currency, prices_as_of, recorded_at, \
      created_at, started_at, stopped_at, deleted_at, updated_at";
 
 /// How many columns [`NODE_COLUMNS`] names.
-pub const NODE_COLUMN_COUNT: usize = 22;
+pub const NODE_COLUMN_COUNT: usize = 23;
 
 /// One column value, as both backends store it.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +108,7 @@ pub fn node_values(n: &NodeRecord) -> Vec<Value> {
         (&n.group_id).into(),
         (&n.name).into(),
         (&n.provider).into(),
+        (&n.account).into(),
         n.provider_id.as_ref().into(),
         (&n.template).into(),
         (&n.plan).into(),
@@ -137,7 +138,7 @@ pub fn node_from_values(v: &mut [Value]) -> anyhow::Result<NodeRecord> {
             v.len()
         ));
     }
-    let status = v[9].take_text("status")?;
+    let status = v[10].take_text("status")?;
     let status = NodeStatus::parse(&status)
         .ok_or_else(|| anyhow!("the state store holds an unknown status '{status}'"))?;
     Ok(NodeRecord {
@@ -145,24 +146,25 @@ pub fn node_from_values(v: &mut [Value]) -> anyhow::Result<NodeRecord> {
         group_id: v[1].take_text("group_id")?,
         name: v[2].take_text("name")?,
         provider: v[3].take_text("provider")?,
-        provider_id: v[4].take_opt_text("provider_id")?,
-        template: v[5].take_text("template")?,
-        plan: v[6].take_text("plan")?,
-        region: v[7].take_text("region")?,
-        api_variant: v[8].take_text("api_variant")?,
+        account: v[4].take_text("account")?,
+        provider_id: v[5].take_opt_text("provider_id")?,
+        template: v[6].take_text("template")?,
+        plan: v[7].take_text("plan")?,
+        region: v[8].take_text("region")?,
+        api_variant: v[9].take_text("api_variant")?,
         status,
-        raw_status: v[10].take_text("raw_status")?,
-        ipv4: v[11].take_opt_text("ipv4")?,
-        price_hourly: v[12].real("price_hourly")?,
-        price_monthly: v[13].real("price_monthly")?,
-        currency: v[14].take_text("currency")?,
-        prices_as_of: v[15].take_text("prices_as_of")?,
-        recorded_at: v[16].take_text("recorded_at")?,
-        created_at: v[17].take_opt_text("created_at")?,
-        started_at: v[18].take_opt_text("started_at")?,
-        stopped_at: v[19].take_opt_text("stopped_at")?,
-        deleted_at: v[20].take_opt_text("deleted_at")?,
-        updated_at: v[21].take_text("updated_at")?,
+        raw_status: v[11].take_text("raw_status")?,
+        ipv4: v[12].take_opt_text("ipv4")?,
+        price_hourly: v[13].real("price_hourly")?,
+        price_monthly: v[14].real("price_monthly")?,
+        currency: v[15].take_text("currency")?,
+        prices_as_of: v[16].take_text("prices_as_of")?,
+        recorded_at: v[17].take_text("recorded_at")?,
+        created_at: v[18].take_opt_text("created_at")?,
+        started_at: v[19].take_opt_text("started_at")?,
+        stopped_at: v[20].take_opt_text("stopped_at")?,
+        deleted_at: v[21].take_opt_text("deleted_at")?,
+        updated_at: v[22].take_text("updated_at")?,
     })
 }
 
@@ -186,6 +188,7 @@ mod tests {
             group_id: "g".into(),
             name: "web".into(),
             provider: "acme".into(),
+            account: "team-b".into(),
             provider_id: Some("7".into()),
             template: "t".into(),
             plan: "p".into(),

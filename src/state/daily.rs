@@ -169,6 +169,7 @@ mod tests {
             group_id: id.into(),
             name: id.into(),
             provider: provider.into(),
+            account: crate::state::DEFAULT_ACCOUNT.into(),
             provider_id: Some(id.into()),
             template: "t".into(),
             plan: "p".into(),

@@ -143,6 +143,7 @@ mod tests {
             group_id: "g".into(),
             name: "web".into(),
             provider: "acme".into(),
+            account: crate::state::DEFAULT_ACCOUNT.into(),
             provider_id: pid.map(Into::into),
             template: "t".into(),
             plan: "p".into(),

@@ -6,6 +6,10 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The account a node belongs to when none is named (`--account`, `CAPSULE_ACCOUNT`), and the
+/// account of every node recorded before accounts existed.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
 /// A node's status as capsule records it.
 ///
 /// `Creating` is capsule's own: the intent is recorded and the provider has not answered the
@@ -106,6 +110,9 @@ pub struct NodeRecord {
     /// Unique among live (not deleted) nodes.
     pub name: String,
     pub provider: String,
+    /// The credentials account the node was deployed with (`default` unless `--account` named
+    /// another); every later action on the node uses that account's credentials.
+    pub account: String,
     /// The provider's id; `None` until the create call answered.
     pub provider_id: Option<String>,
     pub template: String,
@@ -216,6 +223,8 @@ pub struct NewNode {
     pub group_id: String,
     pub name: String,
     pub provider: String,
+    /// The credentials account (`DEFAULT_ACCOUNT` unless the user named one).
+    pub account: String,
     pub template: String,
     pub plan: String,
     pub region: String,
@@ -391,6 +400,8 @@ pub struct Transition {
 #[derive(Debug, Clone, Default)]
 pub struct NodeFilter {
     pub providers: Vec<String>,
+    /// Credentials accounts.
+    pub accounts: Vec<String>,
     pub regions: Vec<String>,
     pub statuses: Vec<NodeStatus>,
     /// Include nodes that left the live set.
@@ -446,6 +457,8 @@ pub struct ImportReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCleanup {
     pub provider: String,
+    /// The credentials account the work runs with (the node's).
+    pub account: String,
     /// `PROVIDER:ID` of the node, for messages.
     pub node_ref: String,
     pub deploy_id: Option<String>,
@@ -459,6 +472,7 @@ pub struct NewCleanup {
 pub struct PendingCleanup {
     pub id: i64,
     pub provider: String,
+    pub account: String,
     pub node_ref: String,
     pub deploy_id: Option<String>,
     pub what: String,

@@ -65,6 +65,25 @@ pub fn deploy_id_problem(what: &str, id: &str) -> Option<String> {
     })
 }
 
+/// Longest account name.
+pub const MAX_ACCOUNT: usize = 64;
+
+/// Why `account` cannot be an account name (`--account`, `CAPSULE_ACCOUNT`, an import's
+/// `account` column); `None` when it can. Account names become TOML table keys and are the
+/// profile names of the official CLIs' config files, so they keep to a token alphabet.
+pub fn account_problem(account: &str) -> Option<String> {
+    let ok = (1..=MAX_ACCOUNT).contains(&account.len())
+        && account
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+'));
+    (!ok).then(|| {
+        format!(
+            "account name '{}' is not valid — use 1 to {MAX_ACCOUNT} letters, digits, '-', '_', '.', '@' or '+'",
+            shown(account)
+        )
+    })
+}
+
 /// Why `id` cannot be a provider's node id; `None` when it can.
 pub fn provider_id_problem(id: &str) -> Option<String> {
     let ok = (1..=MAX_PROVIDER_ID).contains(&id.len()) && id.chars().all(|c| c.is_ascii_graphic());
@@ -163,5 +182,11 @@ mod tests {
         );
         assert!(provider_id_problem(&"1".repeat(1_000_000)).is_some());
         assert!(provider_id_problem("1\n2").is_some());
+        for good in ["default", "prod", "team-b", "me@example.org", "a.b_c+d"] {
+            assert_eq!(account_problem(good), None, "{good}");
+        }
+        for bad in ["", "a b", "a/b", "[x]", "a\nb", &"a".repeat(65)] {
+            assert!(account_problem(bad).is_some(), "{bad:?}");
+        }
     }
 }

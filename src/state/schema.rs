@@ -12,13 +12,15 @@
 //! - v3: `cleanups`, the work a delete leaves for after the node is gone (volumes that would
 //!   keep billing), kept until it ran.
 //! - v4: `expiries`, when a node deployed with `--ttl` is due for `reap`.
+//! - v5: accounts: `nodes.account` and `cleanups.account`, the credentials account a node was
+//!   deployed with and its leftover work runs with; rows from before are the `default` account.
 
 use super::model::{NodeRecord, NodeStatus};
 use anyhow::Context as _;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 4;
+pub const LATEST: u32 = 5;
 
 const V1: &str = "
 CREATE TABLE nodes (
@@ -99,6 +101,13 @@ CREATE TABLE expiries (
 );
 ";
 
+// The literal is `model::DEFAULT_ACCOUNT`; a migration's SQL never changes once released.
+const V5: &str = "
+ALTER TABLE nodes ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE cleanups ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX nodes_account ON nodes(provider, account);
+";
+
 /// The columns the v2 timeline rebuild reads, as v1 wrote them: frozen here, so this step keeps
 /// its meaning whatever later versions add to `nodes`.
 const V1_TIMELINE_COLUMNS: &str =
@@ -119,6 +128,7 @@ fn v1_timeline_node(r: &rusqlite::Row) -> rusqlite::Result<(i64, NodeRecord)> {
         group_id: String::new(),
         name: String::new(),
         provider: String::new(),
+        account: String::new(),
         provider_id: r.get(2)?,
         template: String::new(),
         plan: String::new(),
@@ -180,6 +190,10 @@ const STEPS: [Step; LATEST as usize] = [
     },
     Step {
         sql: V4,
+        after: None,
+    },
+    Step {
+        sql: V5,
         after: None,
     },
 ];

@@ -411,6 +411,7 @@ fn new_record(n: &NewNode, now: &str) -> NodeRecord {
         },
         name: n.name.clone(),
         provider: n.provider.clone(),
+        account: n.account.clone(),
         provider_id: None,
         template: n.template.clone(),
         plan: n.plan.clone(),
@@ -478,6 +479,14 @@ fn node_where(filter: &NodeFilter) -> (String, Vec<String>) {
             filter.providers.len(),
             &mut args,
             filter.providers.iter().cloned(),
+        ));
+    }
+    if !filter.accounts.is_empty() {
+        clauses.push(in_list(
+            "account",
+            filter.accounts.len(),
+            &mut args,
+            filter.accounts.iter().cloned(),
         ));
     }
     if !filter.regions.is_empty() {
@@ -994,12 +1003,13 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let now = time::now();
             let mut insert = tx.prepare(
-                "INSERT INTO cleanups(provider, node_ref, deploy_id, what, work, recorded_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO cleanups(provider, account, node_ref, deploy_id, what, work, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for c in items {
                 insert.execute(params![
                     c.provider,
+                    c.account,
                     c.node_ref,
                     c.deploy_id,
                     c.what,
@@ -1013,8 +1023,8 @@ impl Store for SqliteStore {
 
     fn pending_cleanups(&self, provider: Option<&str>) -> anyhow::Result<Vec<PendingCleanup>> {
         let mut q = self.conn.prepare(
-            "SELECT id, provider, node_ref, deploy_id, what, work, recorded_at, attempts, last_error \
-             FROM cleanups WHERE done_at IS NULL AND (?1 IS NULL OR provider = ?1) ORDER BY id",
+            "SELECT id, provider, node_ref, deploy_id, what, work, recorded_at, attempts, last_error, \
+             account FROM cleanups WHERE done_at IS NULL AND (?1 IS NULL OR provider = ?1) ORDER BY id",
         )?;
         let rows = q
             .query_map(params![provider], |r| {
@@ -1028,6 +1038,7 @@ impl Store for SqliteStore {
                     recorded_at: r.get(6)?,
                     attempts: r.get(7)?,
                     last_error: r.get(8)?,
+                    account: r.get(9)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -1172,6 +1183,7 @@ mod tests {
             group_id: "fleet-1".into(),
             name: name.into(),
             provider: "acme".into(),
+            account: DEFAULT_ACCOUNT.into(),
             template: "acme-small".into(),
             plan: "s-1".into(),
             region: "r1".into(),
@@ -1396,6 +1408,46 @@ mod tests {
     }
 
     #[test]
+    fn v5_puts_existing_nodes_and_cleanups_in_the_default_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let v4 = SqliteStore::open_at(&path, 4).unwrap();
+            v4.connection()
+                .execute_batch(
+                    "INSERT INTO nodes(deploy_id, group_id, name, provider, template, plan, region, status, \
+                     price_hourly, price_monthly, currency, recorded_at, updated_at) VALUES \
+                     ('d4', 'd4', 'web', 'acme', 'acme-small', 's-1', 'r1', 'running', 0.01, 5.0, 'USD', \
+                      '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z');
+                     INSERT INTO cleanups(provider, node_ref, deploy_id, what, work, recorded_at) VALUES \
+                      ('acme', 'acme:7', 'd4', 'delete_volume 9', '{}', '2024-01-01T00:00:00Z');",
+                )
+                .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(schema::version(s.connection()).unwrap(), 5);
+        let n = s.node_by_deploy_id("d4").unwrap().unwrap();
+        assert_eq!(n.account, DEFAULT_ACCOUNT);
+        let c = s.pending_cleanups(Some("acme")).unwrap();
+        assert_eq!(c[0].account, DEFAULT_ACCOUNT);
+        // A second account's node is kept apart and filtered by account.
+        let mut other = new_node("d5", "db");
+        other.account = "team-b".into();
+        s.record_intent(&other).unwrap();
+        let only_b = s
+            .list_nodes(&NodeFilter {
+                accounts: vec!["team-b".into()],
+                ..NodeFilter::default()
+            })
+            .unwrap();
+        assert_eq!(only_b.len(), 1);
+        assert_eq!(
+            (only_b[0].deploy_id.as_str(), only_b[0].account.as_str()),
+            ("d5", "team-b")
+        );
+    }
+
+    #[test]
     fn migrates_a_v1_store_and_rebuilds_timelines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("home").join("state.db");
@@ -1427,6 +1479,7 @@ mod tests {
         assert_eq!(schema::version(s.connection()).unwrap(), schema::LATEST);
         let n = s.node_by_deploy_id("old1").unwrap().unwrap();
         assert_eq!((n.group_id.as_str(), n.api_variant.as_str()), ("old1", ""));
+        assert_eq!(n.account, DEFAULT_ACCOUNT);
         let tl: Vec<(NodeStatus, String)> = s
             .timeline("old1")
             .unwrap()

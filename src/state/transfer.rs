@@ -10,6 +10,7 @@
 //! | `group_id` | fleet id (empty: the deploy id) |
 //! | `name` | node name (required; unique among live nodes) |
 //! | `provider` | catalog provider id (required) |
+//! | `account` | credentials account the node belongs to (empty: `default`) |
 //! | `provider_id` | the provider's id for the node (empty until created) |
 //! | `template`, `plan`, `region` | catalog template, provider plan, region slug (template and region required) |
 //! | `api_variant` | catalog API variant (usually empty) |
@@ -29,7 +30,7 @@
 //! (ROW is the line the record starts on; the header is line 1); only a clean file reaches the
 //! store, in one transaction.
 
-use super::model::{NodeFilter, NodeRecord, NodeStatus};
+use super::model::{NodeFilter, NodeRecord, NodeStatus, DEFAULT_ACCOUNT};
 use super::time;
 use super::Store;
 use crate::error::Hint;
@@ -39,11 +40,12 @@ use std::fmt;
 use std::io::{Read, Write};
 
 /// Export columns, in order.
-pub const COLUMNS: [&str; 22] = [
+pub const COLUMNS: [&str; 23] = [
     "deploy_id",
     "group_id",
     "name",
     "provider",
+    "account",
     "provider_id",
     "template",
     "plan",
@@ -129,12 +131,13 @@ fn text(v: &Option<String>) -> &str {
 }
 
 /// A node's cells in [`COLUMNS`] order.
-pub fn cells(n: &NodeRecord) -> [String; 22] {
+pub fn cells(n: &NodeRecord) -> [String; 23] {
     [
         n.deploy_id.clone(),
         n.group_id.clone(),
         n.name.clone(),
         n.provider.clone(),
+        n.account.clone(),
         text(&n.provider_id).to_string(),
         n.template.clone(),
         n.plan.clone(),
@@ -610,6 +613,11 @@ fn record(cx: &mut Cx, cells: &Cells, known: &Known, now: &str) -> Option<NodeRe
             cx.err("provider_id", m);
         }
     }
+    if let Some(a) = opt(cells, "account") {
+        if let Some(m) = names::account_problem(&a) {
+            cx.err("account", m);
+        }
+    }
     let name = required(cx, cells, "name").filter(|n| {
         let problem = names::name_problem(n);
         problem.map(|m| cx.err("name", m)).is_none()
@@ -764,6 +772,7 @@ fn record(cx: &mut Cx, cells: &Cells, known: &Known, now: &str) -> Option<NodeRe
         deploy_id,
         name,
         provider,
+        account: opt(cells, "account").unwrap_or_else(|| DEFAULT_ACCOUNT.to_string()),
         provider_id: opt(cells, "provider_id"),
         plan,
         template,

@@ -515,6 +515,90 @@ fn large_overlay_errors_keep_exact_locations() {
     ));
 }
 
+/// The cache entries a home holds (`$CAPSULE_HOME/cache/catalog-*.bin`).
+fn cache_entries(home: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(home.join("cache")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// An overlay is merged and validated once, then read from a cache keyed by its content: a
+/// changed byte is seen at once, and a damaged entry is ignored and rewritten.
+#[test]
+fn an_overlay_is_cached_by_content_never_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let c = capsule();
+    c.run_args(&["openmesh", "catalog", "generate", d, "--templates", "2000"]);
+    let show = |id: &str| {
+        let out = c.run_args(&[
+            "openmesh",
+            "template",
+            "show",
+            id,
+            "-o",
+            "json",
+            "--catalog",
+            d,
+        ]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(out.stderr, "", "nothing to say about the cache");
+        out.json()
+    };
+    let first = show("syn-1500");
+    let entries = cache_entries(c.home());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    // A miss writes a new file (a rename): the same inode afterwards means the entry was used.
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let stored = inode(&entries[0]);
+    assert_eq!(show("syn-1500"), first, "the cached catalog is the same");
+    assert_eq!(inode(&entries[0]), stored, "read, not rewritten");
+    // One byte of the overlay changes (a price digit): the change shows at once.
+    let path = dir.path().join("synthetic/templates.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find("id = \"syn-1500\"").unwrap();
+    let price = at + text[at..].find("price_hourly = ").unwrap();
+    // The last digit of the price.
+    let digit = price + text[price..].find('\n').unwrap() - 1;
+    let flip = |b: u8| if b == b'7' { b'8' } else { b'7' };
+    let original = text.clone().into_bytes();
+    let mut bytes = text.into_bytes();
+    bytes[digit] = flip(bytes[digit]);
+    std::fs::write(&path, &bytes).unwrap();
+    let changed = show("syn-1500");
+    assert_ne!(changed["price_hourly"], first["price_hourly"]);
+    assert_eq!(changed["cpu"], first["cpu"]);
+    assert_eq!(
+        cache_entries(c.home()).len(),
+        2,
+        "a new entry for the new content"
+    );
+    // Damaged entries (flipped bytes, truncated, garbage) are ignored, then rewritten.
+    for (n, e) in cache_entries(c.home()).iter().enumerate() {
+        let mut b = std::fs::read(e).unwrap();
+        match n {
+            0 => b.truncate(b.len() / 2),
+            _ => {
+                let mid = b.len() / 2;
+                b[mid] ^= 0xff;
+            }
+        }
+        std::fs::write(e, b).unwrap();
+    }
+    assert_eq!(show("syn-1500"), changed);
+    std::fs::write(&path, &original).unwrap();
+    assert_eq!(show("syn-1500"), first);
+    std::fs::write(&entries[0], b"not a cache entry").unwrap();
+    assert_eq!(show("syn-1500"), first);
+    assert_ne!(std::fs::read(&entries[0]).unwrap(), b"not a cache entry");
+}
+
 /// `catalog refresh` reads the live price list and writes only the changes as an overlay.
 #[test]
 fn refresh_writes_changed_prices_as_an_overlay() {

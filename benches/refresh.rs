@@ -1,0 +1,210 @@
+//! Refresh benchmark: `catalog refresh --all-plans` of every provider with a price list against
+//! local servers answering full-size lists, then commands on the refreshed catalog.
+//!
+//! - The price lists: the test suite's price servers (`tests/it/support/mock/prices.rs`, in the
+//!   shape of each official spec) with `REFRESH_PLANS` extra plans per list (default 1800, so
+//!   that the refreshed catalog has more than 30,000 offers), and a Hivelocity inventory of
+//!   `REFRESH_PLANS / 18` products in each of its 25 facilities.
+//! - Measured as whole processes: wall time and peak RSS (`/usr/bin/time`) of the refresh;
+//!   `templates --min-cpu 4 --min-memory 8 --limit 5` on the refreshed catalog against the same
+//!   command with `--embedded-only` (the baseline, same run), median of `REFRESH_RUNS` (20).
+//!
+//! Run: `cargo bench --bench refresh` (env `REFRESH_PLANS`, `REFRESH_RUNS`).
+
+#[path = "../tests/it/support/mock/prices.rs"]
+#[allow(dead_code)]
+mod prices;
+
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Hivelocity's `GET /api/v2/inventory/product?group_by=flat`: `Stock` rows (swagger), `per`
+/// products in each facility, the catalog's five among them.
+fn start_inventory(per: usize) -> String {
+    const FACILITIES: &[&str] = &[
+        "ATL2", "TPA1", "TPA2", "LAX2", "LAX3", "NYC1", "MIA1", "DAL1", "SEA1", "ORD1", "IAD3",
+        "SLC1", "YYZ2", "AMS1", "FRA1", "LHR2", "SIN1", "NRT2", "BOM1", "DEL1", "PNQ1", "POZ1",
+        "RIX1", "VNO1", "IND1",
+    ];
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", server.server_addr().to_ip().expect("ip"));
+    let rows = |gpu: bool| -> Value {
+        let mut out = Vec::new();
+        for (f, dc) in FACILITIES.iter().enumerate() {
+            for n in 0..per {
+                let cores = 4u32 << (n % 4);
+                let hourly = 0.03 * f64::from(cores) + (n % 7) as f64 / 100.0;
+                out.push(json!({
+                    "product_id": 400 + n + if gpu { 10_000 } else { 0 }, "product_name": format!("Server {n}"),
+                    "data_center": dc, "stock": if (n + f) % 5 == 0 { "unavailable" } else { "available" },
+                    "product_cpu": format!("Xeon {n}"), "product_cpu_cores": format!("{cores} Cores"),
+                    "processor_info": {"cores": cores, "threads": cores * 2, "sockets": 1, "vCPUs": cores * 2},
+                    "product_memory": format!("{}GB", cores * 8), "product_drive": "960GB SSD",
+                    "product_gpu": if gpu { "1x NVIDIA RTX 4090" } else { "" },
+                    "product_bandwidth": "20TB", "product_hourly_price": hourly,
+                    "product_monthly_price": (hourly * 720.0).round(), "hourly_location_premium": 0.0,
+                    "monthly_location_premium": 0.0, "product_disabled_billing_periods": ["triennial"],
+                    "is_vps": n % 3 == 0, "is_sps": n % 3 != 0, "core": true, "edge": false,
+                    "location_option_id": 1, "product_on_sale": false,
+                }));
+            }
+        }
+        Value::Array(out)
+    };
+    let (main, gpu) = (rows(false).to_string(), rows(true).to_string());
+    std::thread::spawn(move || {
+        for req in server.incoming_requests() {
+            let body = if req.url().contains("location=GPU") {
+                gpu.clone()
+            } else {
+                main.clone()
+            };
+            let header =
+                tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header");
+            let _ = req.respond(tiny_http::Response::from_string(body).with_header(header));
+        }
+    });
+    url
+}
+
+/// A capsule command in `home`, pointed at the servers, with every provider's credentials.
+fn capsule(home: &std::path::Path, prices: &str, inventory: &str) -> Command {
+    let mut c = Command::new("/usr/bin/time");
+    c.args(["-f", "%M", env!("CARGO_BIN_EXE_capsule")]);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CAPSULE_HOME", home)
+        .env("HOME", home)
+        .env("NO_COLOR", "1");
+    for p in ["DIGITALOCEAN", "VULTR", "LINODE", "SCALEWAY"] {
+        c.env(format!("CAPSULE_ENDPOINT_{p}"), prices);
+    }
+    c.env("CAPSULE_ENDPOINT_HIVELOCITY", inventory);
+    for (k, v) in [
+        ("DIGITALOCEAN_TOKEN", "do-token"),
+        ("VULTR_API_KEY", "vultr-key"),
+        ("LINODE_TOKEN", "linode-token"),
+        ("SCW_SECRET_KEY", "scw-secret"),
+        ("SCW_ACCESS_KEY", "SCWXXXXXXXXXXXXXXXXX"),
+        (
+            "SCW_DEFAULT_PROJECT_ID",
+            "11111111-1111-1111-1111-111111111111",
+        ),
+        ("HIVELOCITY_API_KEY", "hive-key"),
+    ] {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Run once: wall time, peak RSS in KB, stdout.
+fn run(mut c: Command, args: &[&str]) -> (Duration, u64, String) {
+    c.args(args).stdin(Stdio::null());
+    let t = Instant::now();
+    let out = c.output().expect("run capsule");
+    let wall = t.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?} failed: {stderr}");
+    let rss = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (wall, rss, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let plans = env_num("REFRESH_PLANS", 1800);
+    let runs = env_num("REFRESH_RUNS", 20).max(1);
+    let book = prices::PriceBook {
+        filler: plans,
+        ..Default::default()
+    };
+    let server = prices::PriceServer::start(book);
+    let inventory = start_inventory((plans / 18).max(5));
+    let home = tempfile::tempdir().expect("temp home");
+    let cmd = || capsule(home.path(), &server.url, &inventory);
+
+    let (wall, rss, _) = run(
+        cmd(),
+        &[
+            "openmesh",
+            "catalog",
+            "refresh",
+            "--all-plans",
+            "-o",
+            "json",
+        ],
+    );
+    let layer = std::fs::metadata(home.path().join("catalog/layer.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "refresh --all-plans ({plans} extra plans a list): {:.0} ms wall, {:.1} MB peak RSS, layer {:.1} MB",
+        ms(wall),
+        rss as f64 / 1024.0,
+        layer as f64 / 1e6
+    );
+    let (_, _, all) = run(cmd(), &["openmesh", "templates", "-o", "json"]);
+    let all: Value = serde_json::from_str(&all).expect("templates JSON");
+    let offers: u64 = all
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| t["_region_count"].as_u64().unwrap_or(0))
+        .sum();
+    println!(
+        "refreshed catalog: {} templates, {offers} offers",
+        all.as_array().map_or(0, Vec::len)
+    );
+
+    let query = [
+        "openmesh",
+        "templates",
+        "--min-cpu",
+        "4",
+        "--min-memory",
+        "8",
+        "--limit",
+        "5",
+        "-o",
+        "json",
+    ];
+    let mut baseline = query.to_vec();
+    baseline.push("--embedded-only");
+    let (mut base, mut refreshed, mut peak) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..runs {
+        base.push(run(cmd(), &baseline).0);
+        let (w, rss, _) = run(cmd(), &query);
+        refreshed.push(w);
+        peak = peak.max(rss);
+    }
+    let (b, r) = (median(base), median(refreshed));
+    println!(
+        "templates --min-cpu 4 --min-memory 8 --limit 5, median of {runs}: embedded only {:.1} ms, refreshed {:.1} ms ({:.2}×), peak RSS {:.1} MB",
+        ms(b),
+        ms(r),
+        r.as_secs_f64() / b.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+}

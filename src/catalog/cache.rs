@@ -1,0 +1,234 @@
+//! A cache of catalogs that had to be merged and validated from TOML (a `--catalog` overlay, or
+//! a refreshed layer over a changed embedded catalog), so that only the first command pays for
+//! it.
+//!
+//! The key is a hash of everything the result depends on: this build of capsule, the embedded
+//! catalog, the refreshed layer's bytes and every overlay file's path and content. A changed
+//! byte anywhere gives another key, so an entry is never stale; it is never consulted by
+//! modification times.
+//!
+//! An entry is `$CAPSULE_HOME/cache/catalog-<key>.bin`: a header (magic, key, payload length,
+//! payload checksum) and the catalog with the notices its load produced, as MessagePack (named
+//! fields, so every serde shape of the schema round-trips). It is written atomically (a
+//! temporary file renamed into place); an entry that is truncated, corrupt or of another format
+//! is ignored and rewritten, never trusted. Only the newest few entries are kept.
+
+use super::Catalog;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+
+/// Changes whenever the entry layout or its encoding changes.
+const MAGIC: &[u8; 8] = b"CAPCAT01";
+const HEADER: usize = 8 + 16 + 8 + 8;
+/// Entries kept in the cache directory (the newest ones).
+const KEEP: usize = 4;
+
+/// What a cache entry holds: the catalog and the notices to print again.
+#[derive(Serialize, Deserialize)]
+pub struct Entry {
+    pub catalog: Catalog,
+    pub notes: Vec<String>,
+}
+
+/// The key of a load: a 128-bit hash over its inputs, each one length-prefixed.
+pub struct Key(u128);
+
+/// Builds a [`Key`] from the inputs of a load.
+pub struct KeyBuilder(Xxh3);
+
+impl Default for KeyBuilder {
+    /// A key for this build of capsule.
+    fn default() -> KeyBuilder {
+        let mut k = KeyBuilder(Xxh3::new());
+        k.part(MAGIC);
+        k.part(env!("CARGO_PKG_VERSION").as_bytes());
+        k.part(build_id().as_bytes());
+        k
+    }
+}
+
+impl KeyBuilder {
+    /// One input (length-prefixed, so `ab`+`c` and `a`+`bc` differ).
+    pub fn part(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    pub fn finish(&self) -> Key {
+        Key(self.0.digest128())
+    }
+}
+
+/// The running executable's size and modification time: a rebuilt capsule (other merge or
+/// validation rules) never reads the entries of another build.
+fn build_id() -> String {
+    let meta = std::env::current_exe().and_then(std::fs::metadata);
+    match meta {
+        Ok(m) => {
+            let t = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{}:{t}", m.len())
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// `$CAPSULE_HOME/cache`.
+pub fn dir(home: &Path) -> PathBuf {
+    home.join("cache")
+}
+
+fn path(home: &Path, key: &Key) -> PathBuf {
+    dir(home).join(format!("catalog-{:032x}.bin", key.0))
+}
+
+/// The entry for `key`, if there is a sound one.
+pub fn read(home: &Path, key: &Key) -> Option<Entry> {
+    let bytes = std::fs::read(path(home, key)).ok()?;
+    decode(&bytes, key)
+}
+
+fn decode(bytes: &[u8], key: &Key) -> Option<Entry> {
+    let (head, payload) = bytes.split_at_checked(HEADER)?;
+    let (magic, rest) = head.split_at(8);
+    let (stored_key, rest) = rest.split_at(16);
+    let (len, sum) = rest.split_at(8);
+    let len = u64::from_le_bytes(len.try_into().ok()?);
+    let sum = u64::from_le_bytes(sum.try_into().ok()?);
+    let sound = magic == MAGIC
+        && stored_key == key.0.to_le_bytes()
+        && len == payload.len() as u64
+        && sum == xxh3_64(payload);
+    if !sound {
+        return None;
+    }
+    rmp_serde::from_slice(payload).ok()
+}
+
+/// Store an entry; a cache that cannot be written is no error (the next command loads again).
+pub fn write(home: &Path, key: &Key, entry: &Entry) {
+    let Ok(payload) = rmp_serde::to_vec_named(entry) else {
+        return;
+    };
+    let d = dir(home);
+    if std::fs::create_dir_all(&d).is_err() {
+        return;
+    }
+    let dest = path(home, key);
+    let tmp = d.join(format!(
+        ".catalog-{:032x}.tmp-{}",
+        key.0,
+        std::process::id()
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        f.write_all(MAGIC)?;
+        f.write_all(&key.0.to_le_bytes())?;
+        f.write_all(&(payload.len() as u64).to_le_bytes())?;
+        f.write_all(&xxh3_64(&payload).to_le_bytes())?;
+        f.write_all(&payload)?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, &dest)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return;
+    }
+    prune(&d, &dest);
+}
+
+/// Keep the newest [`KEEP`] entries (`keep` among them).
+fn prune(d: &Path, keep: &Path) {
+    let Ok(rd) = std::fs::read_dir(d) else {
+        return;
+    };
+    let mut entries: Vec<(std::time::SystemTime, PathBuf)> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("catalog-") && n.ends_with(".bin"))
+        })
+        .filter(|p| p != keep)
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+    for (_, p) in entries.into_iter().skip(KEEP - 1) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Entry {
+        let mut catalog = crate::catalog::embedded().unwrap();
+        catalog.refreshed.insert("x".into(), "2026-01-01".into());
+        Entry {
+            catalog,
+            notes: vec!["a note".into()],
+        }
+    }
+
+    #[test]
+    fn an_entry_round_trips_and_any_damage_is_ignored() {
+        let home = tempfile::tempdir().unwrap();
+        let key = KeyBuilder::default().part(b"overlay").finish();
+        let e = sample();
+        write(home.path(), &key, &e);
+        let back = read(home.path(), &key).expect("entry reads back");
+        assert_eq!(back.notes, e.notes);
+        assert_eq!(
+            serde_json::to_string(&back.catalog).unwrap(),
+            serde_json::to_string(&e.catalog).unwrap()
+        );
+        let p = path(home.path(), &key);
+        let good = std::fs::read(&p).unwrap();
+        // A flipped payload byte, a truncation, a foreign key: all ignored.
+        let mut flipped = good.clone();
+        let last = flipped.len() - 10;
+        flipped[last] ^= 0x20;
+        assert!(decode(&flipped, &key).is_none());
+        assert!(decode(&good[..good.len() - 1], &key).is_none());
+        assert!(decode(&good[..10], &key).is_none());
+        let other = KeyBuilder::default().part(b"overlay2").finish();
+        assert!(decode(&good, &other).is_none());
+    }
+
+    #[test]
+    fn keys_follow_every_input() {
+        let k = |parts: &[&[u8]]| {
+            let mut b = KeyBuilder::default();
+            for p in parts {
+                b.part(p);
+            }
+            b.finish().0
+        };
+        assert_eq!(k(&[b"ab", b"c"]), k(&[b"ab", b"c"]));
+        assert_ne!(k(&[b"ab", b"c"]), k(&[b"a", b"bc"]));
+        assert_ne!(k(&[b"ab", b"c"]), k(&[b"ab", b"d"]));
+    }
+
+    #[test]
+    fn only_the_newest_entries_are_kept() {
+        let home = tempfile::tempdir().unwrap();
+        let e = Entry {
+            catalog: Catalog::default(),
+            notes: vec![],
+        };
+        for n in 0..(KEEP + 3) {
+            let key = KeyBuilder::default().part(&n.to_le_bytes()).finish();
+            write(home.path(), &key, &e);
+        }
+        let left = std::fs::read_dir(dir(home.path())).unwrap().count();
+        assert_eq!(left, KEEP);
+    }
+}
