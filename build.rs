@@ -19,6 +19,10 @@ mod catalog {
     pub mod validate;
 }
 
+#[allow(dead_code)]
+#[path = "src/date.rs"]
+mod date;
+
 use catalog::diagnostic::SourceFile;
 
 fn main() {

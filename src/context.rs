@@ -8,7 +8,7 @@ use crate::cli::{ColorChoice, Global, OutputFormat};
 use crate::driver::{Driver, DriverOptions};
 use crate::messages;
 use crate::render::Style;
-use is_terminal::IsTerminal;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 

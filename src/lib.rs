@@ -5,6 +5,7 @@
 //! `state` (plain data, no printing) → `commands` (orchestration) → `render` (tables, JSON, CSV)
 //! → `error` (exit codes); `messages` writes every note and warning on stderr.
 
+pub mod atomic_file;
 pub mod catalog;
 pub mod chart;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod commands;
 pub mod complete;
 pub mod context;
 pub mod credentials;
+pub mod date;
 pub mod driver;
 pub mod error;
 pub mod input_file;

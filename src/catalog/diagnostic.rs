@@ -273,7 +273,7 @@ fn item_span(item: &toml_edit::Item) -> Option<Range<usize>> {
 
 /// The closest candidate to `word`, for "did you mean" hints.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    // Nothing long is a typo of an id, and the distance costs length × length.
+    // Nothing long is a typo of an id, and the edit distance costs length × length.
     if word.len() > 256 {
         return None;
     }
@@ -281,27 +281,12 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let limit = w.chars().count().max(3) / 3 + 1;
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        let d = distance(&w, &c.to_lowercase());
+        let d = strsim::levenshtein(&w, &c.to_lowercase());
         if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, c));
         }
     }
     best.map(|(_, c)| c)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -85,22 +85,13 @@ pub fn read(home: &Path) -> Result<Option<Layer>, String> {
     Ok(Some(layer))
 }
 
-/// Write the layer atomically (temporary file, fsync, rename).
+/// Write the layer atomically ([`crate::atomic_file`]).
 pub fn write(home: &Path, layer: &Layer) -> std::io::Result<()> {
-    let d = dir(home);
-    std::fs::create_dir_all(&d)?;
-    let tmp = d.join(format!(".layer.json.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut f, layer)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path(home))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    std::fs::create_dir_all(dir(home))?;
+    crate::atomic_file::replace(&path(home), |f| {
+        serde_json::to_writer(&mut *f, layer)?;
+        f.write_all(b"\n")
+    })
 }
 
 /// Apply a layer validated against this very embedded catalog: provenance onto the providers,

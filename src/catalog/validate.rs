@@ -1106,18 +1106,8 @@ pub fn render_bootstrap(
 }
 
 fn check_date(c: &mut Checker, e: &Entity, field: &[&str], date: &str) {
-    let parts: Vec<&str> = date.split('-').collect();
-    let ok = parts.len() == 3
-        && parts[0].len() == 4
-        && parts[1].len() == 2
-        && parts[2].len() == 2
-        && parts
-            .iter()
-            .all(|p| p.chars().all(|ch| ch.is_ascii_digit()))
-        && (1..=12).contains(&parts[1].parse::<u32>().unwrap_or(0))
-        && (1..=31).contains(&parts[2].parse::<u32>().unwrap_or(0));
-    if !ok {
-        c.push(e, field, format!("'{date}' is not a date like 2026-11-26"));
+    if let Err(why) = crate::date::calendar_date(date) {
+        c.push(e, field, why);
     }
 }
 

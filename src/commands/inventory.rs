@@ -393,25 +393,13 @@ fn export(
         transfer::export(store.as_ref(), &filter, format_of(format), &mut out)?;
         out.flush()?;
     } else {
-        // Write beside the target and rename, so a failed export never leaves half a file.
-        let path = Path::new(file);
-        let tmp = path.with_file_name(format!(
-            ".{}.partial",
-            path.file_name()
-                .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned())
-        ));
-        let written = (|| -> anyhow::Result<u64> {
-            let f = std::fs::File::create(&tmp)?;
-            let mut out = std::io::BufWriter::new(f);
-            let n = transfer::export(store.as_ref(), &filter, format_of(format), &mut out)?;
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            Ok(n)
-        })();
+        // Written whole or not at all: a failed export never leaves half a file.
+        let written = crate::atomic_file::replace(Path::new(file), |out| {
+            transfer::export(store.as_ref(), &filter, format_of(format), out)
+        });
         match written {
             Ok(n) => messages::info(format!("exported {n} nodes to {file}")),
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
                 return Err(e.context(crate::error::Error::Io {
                     message: format!(
                         "cannot write {file} — check the directory exists and is writable"

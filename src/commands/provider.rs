@@ -430,7 +430,7 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
 
 /// `--api-key-stdin`: the whole of stdin, trimmed; without echo when stdin is a terminal.
 fn read_stdin_key(p: &ProviderEntry, field: &CredentialField) -> anyhow::Result<String> {
-    use is_terminal::IsTerminal;
+    use std::io::IsTerminal;
     let text = if std::io::stdin().is_terminal() {
         eprint!(
             "{} {} (input hidden): ",

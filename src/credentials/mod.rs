@@ -15,8 +15,8 @@
 //! project_id = "…"
 //! ```
 //!
-//! It is written atomically (a temp file in the same directory, fsync, rename) under a lock
-//! file, with mode 0600 in a 0700 directory; a file that group or others can read is refused
+//! It is written atomically ([`crate::atomic_file`]) under an OS lock on the directory, with
+//! mode 0600 in a 0700 directory; a file that group or others can read is refused
 //! with the `chmod` that fixes it. Comments and tables capsule does not know are kept.
 //!
 //! Nothing here prints, and no error message holds a credential value: a broken file is named
@@ -560,7 +560,7 @@ fn update(
 ) -> anyhow::Result<()> {
     ensure_private_dir(home)?;
     let file = path(home);
-    let _lock = Lock::acquire(&file)?;
+    let _lock = Lock::acquire(home, &file, Lock::WAIT)?;
     clean_stale_temps(home);
     let mut doc = read(&file)?.unwrap_or_default();
     change(&mut doc, &file)?;
@@ -568,7 +568,7 @@ fn update(
     if !text.starts_with(HEADER) {
         text = format!("{HEADER}\n{}", text.trim_start_matches('\n'));
     }
-    write_atomic(home, &file, text.as_bytes())
+    write_atomic(&file, text.as_bytes())
 }
 
 /// Create `home` with mode 0700, or tighten it to 0700.
@@ -606,42 +606,16 @@ fn ensure_private_dir(home: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prefix and suffix of temp files: `.credentials.toml.<pid>.tmp`.
+/// Prefix of temp files: `.credentials.toml.<random>.tmp` ([`crate::atomic_file`]).
 const TEMP_PREFIX: &str = ".credentials.toml.";
-const TEMP_SUFFIX: &str = ".tmp";
 
-fn write_atomic(home: &Path, file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let temp = home.join(format!("{TEMP_PREFIX}{}{TEMP_SUFFIX}", std::process::id()));
-    let cannot = || format!("cannot write credentials file {}", file.display());
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let result = (|| -> anyhow::Result<()> {
-        let mut out = options.open(&temp).with_context(cannot)?;
-        set_private(&temp).with_context(cannot)?;
-        out.write_all(bytes).with_context(cannot)?;
-        out.sync_all().with_context(cannot)?;
-        drop(out);
-        crash_point("credentials-before-rename");
-        fs::rename(&temp, file).with_context(cannot)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result?;
-    // Make the rename itself durable.
-    if let Ok(dir) = fs::File::open(home) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+fn write_atomic(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    crate::atomic_file::replace(file, |out| out.write_all(bytes))
+        .with_context(|| format!("cannot write credentials file {}", file.display()))
 }
 
-/// 0600 whatever the umask (and for a temp file left by a crash that is being reused).
+/// 0600 whatever the umask.
+#[cfg(test)]
 fn set_private(p: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -670,89 +644,76 @@ fn clean_stale_temps(home: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(crate::atomic_file::TEMP_SUFFIX) {
             let _ = fs::remove_file(entry.path());
         }
     }
 }
 
-/// `credentials.toml.lock`, created exclusively; holds the owner's pid. A lock whose process is
-/// gone, or older than [`Lock::STALE`], is taken over.
+/// The OS lock (`flock`) of a read-modify-write: held on `$CAPSULE_HOME` itself, which is never
+/// replaced, so there is no lock file to judge stale. The kernel releases it when the holder
+/// ends, however it ends; two writers can never both hold it.
 struct Lock {
-    path: PathBuf,
+    _held: fs::File,
 }
 
 impl Lock {
-    const STALE: Duration = Duration::from_secs(30);
     const WAIT: Duration = Duration::from_secs(10);
 
-    fn acquire(file: &Path) -> anyhow::Result<Lock> {
-        let mut name = file.file_name().unwrap_or_default().to_os_string();
-        name.push(".lock");
-        let path = file.with_file_name(name);
-        let deadline = Instant::now() + Lock::WAIT;
+    fn acquire(home: &Path, file: &Path, wait: Duration) -> anyhow::Result<Lock> {
+        let cannot = || format!("cannot lock credentials file {}", file.display());
+        let handle = Lock::handle(home).with_context(cannot)?;
+        let deadline = Instant::now() + wait;
         loop {
-            let mut options = fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            match options.open(&path) {
-                Ok(mut f) => {
-                    let _ = write!(f, "{}", std::process::id());
-                    return Ok(Lock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if Lock::is_stale(&path) {
-                        let _ = fs::remove_file(&path);
-                        continue;
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(anyhow::anyhow!(
-                            "credentials file {} is locked by another capsule — wait for it to finish, or remove {} if none is running",
-                            file.display(),
-                            path.display()
-                        ));
-                    }
+            match handle.try_lock() {
+                Ok(()) => return Ok(Lock { _held: handle }),
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("cannot lock credentials file {}", file.display())
-                    });
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(anyhow::anyhow!(
+                        "credentials file {} is locked by another capsule — wait for it to finish, then run the command again",
+                        file.display()
+                    ));
                 }
+                Err(fs::TryLockError::Error(e)) => return Err(e).with_context(cannot),
             }
         }
     }
 
-    fn is_stale(path: &Path) -> bool {
-        let pid: Option<u32> = fs::read_to_string(path)
-            .ok()
-            .and_then(|t| t.trim().parse().ok());
-        if let Some(pid) = pid {
-            if Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists() {
-                return true;
-            }
-        }
-        fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Lock::STALE)
+    #[cfg(unix)]
+    fn handle(home: &Path) -> std::io::Result<fs::File> {
+        fs::File::open(home)
     }
-}
 
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+    /// A directory cannot be opened as a file here: a lock file beside the credentials, kept.
+    #[cfg(not(unix))]
+    fn handle(home: &Path) -> std::io::Result<fs::File> {
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(home.join(".credentials.lock"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_is_exclusive_until_dropped() {
+        let home = tempfile::tempdir().unwrap();
+        let file = home.path().join(FILE_NAME);
+        let first = Lock::acquire(home.path(), &file, Duration::ZERO).unwrap();
+        let busy = Lock::acquire(home.path(), &file, Duration::from_millis(50))
+            .err()
+            .expect("a second writer waits, then gives up")
+            .to_string();
+        assert!(busy.contains("is locked by another capsule"), "{busy}");
+        drop(first);
+        Lock::acquire(home.path(), &file, Duration::ZERO).expect("free again");
+    }
 
     fn field(
         name: &str,

@@ -139,14 +139,12 @@ pub fn apply_override(url: &mut Url, endpoint: &Url) {
     let _ = url.set_port(endpoint.port());
 }
 
-/// Parse an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) as a Unix time.
+/// Parse an HTTP date (RFC 9110: IMF-fixdate, or the obsolete RFC 850 and asctime forms) as a
+/// Unix time.
 fn http_date(s: &str) -> Option<i64> {
-    let fmt = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    time::PrimitiveDateTime::parse(s.trim(), &fmt)
-        .ok()
-        .map(|t| t.assume_utc().unix_timestamp())
+    let t = httpdate::parse_http_date(s.trim()).ok()?;
+    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
 }
 
 /// The wait a server asked for: `Retry-After` (seconds or HTTP date), else the reset header
@@ -853,6 +851,11 @@ mod tests {
             "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
         );
         assert_eq!(server_wait(&h, ""), Some(Duration::ZERO));
+        // The obsolete forms a server may still send (RFC 9110 §5.6.7).
+        for old in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+            assert_eq!(http_date(old), Some(784_111_777), "{old}");
+        }
+        assert_eq!(http_date("Sun, 31 Feb 1994 08:49:37 GMT"), None);
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-reset", "7".parse().unwrap());
         assert_eq!(

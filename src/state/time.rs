@@ -5,7 +5,7 @@
 
 use crate::error::bad_input;
 use time::format_description::well_known::Rfc3339;
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use time::{Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// Now, in the store's format.
 pub fn now() -> String {
@@ -114,10 +114,13 @@ pub fn parse_when(text: &str, flag: &str, now: i64) -> anyhow::Result<i64> {
     if let Some(u) = unix(t) {
         return Ok(u);
     }
-    if let Ok(d) = Date::parse(t, time::macros::format_description!("[year]-[month]-[day]")) {
+    if let Ok(d) = crate::date::calendar_date(t) {
         return Ok(PrimitiveDateTime::new(d, Time::MIDNIGHT)
             .assume_offset(UtcOffset::UTC)
             .unix_timestamp());
+    }
+    if let Some(why) = crate::date::no_such_day(t) {
+        return Err(bad_input(format!("{flag} {why}")));
     }
     if t.starts_with(|c: char| c.is_ascii_digit()) && t.ends_with(|c: char| c.is_ascii_alphabetic())
     {
@@ -194,6 +197,12 @@ mod tests {
             parse_when("7d", "--since", now).unwrap(),
             unix("2024-05-03T00:00:00Z").unwrap()
         );
+        let e = parse_when("2026-02-31", "--until", now).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--until '2026-02-31' is not a day of the calendar: February 2026 has 28 days"
+        );
+        assert_eq!(crate::error::exit_code(&e), 2);
         let e = parse_when("soon", "--since", now).unwrap_err().to_string();
         assert_eq!(e, "--since 'soon' is not a date — write it like 2024-05-01, 2024-05-01T12:00:00Z or 7d (7 days ago)");
     }

@@ -266,6 +266,42 @@ fn a_crash_between_write_and_rename_keeps_the_old_file() {
     assert!(fs::read_to_string(file_of(&c)).unwrap().contains(PIPED));
 }
 
+/// The lock is the OS's: a writer waits while another process holds it, and goes on once it is
+/// released; there is no lock file to take over.
+#[cfg(unix)]
+#[test]
+fn a_held_lock_makes_a_second_process_wait() {
+    let c = capsule();
+    code(
+        &c,
+        &["provider", "configure", "digitalocean", "--api-key", GOOD],
+        0,
+    );
+    let held = fs::File::open(c.home()).unwrap();
+    held.lock().unwrap();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            code(
+                &c,
+                &["provider", "configure", "vultr", "--api-key", PIPED],
+                0,
+            );
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(
+            !fs::read_to_string(file_of(&c)).unwrap().contains(PIPED),
+            "nothing is written while another process holds the lock"
+        );
+        held.unlock().unwrap();
+        writer.join().unwrap();
+    });
+    let text = fs::read_to_string(file_of(&c)).unwrap();
+    assert!(
+        text.contains(GOOD) && text.contains(PIPED),
+        "both tables are kept"
+    );
+}
+
 #[test]
 fn concurrent_configures_lose_no_table() {
     let c = capsule();

@@ -830,3 +830,18 @@ mod sync {
         assert_eq!(mock.nodes().len(), 1, "nothing lost, nothing created twice");
     }
 }
+
+/// A date that names no day is bad input with the month's length, for every date option.
+#[test]
+fn impossible_days_are_refused_with_the_month_length() {
+    for (flag, args) in [
+        ("--since", &["openmesh", "history"][..]),
+        ("--until", &["openmesh", "cost"][..]),
+    ] {
+        let mut argv = args.to_vec();
+        argv.extend([flag, "2026-02-31"]);
+        capsule().args(&argv).code(2).stderr_has(&format!(
+            "{flag} '2026-02-31' is not a day of the calendar: February 2026 has 28 days"
+        ));
+    }
+}
