@@ -14,6 +14,7 @@ pub mod context;
 pub mod credentials;
 pub mod driver;
 pub mod error;
+pub mod explain;
 pub mod input_file;
 pub mod probe;
 pub mod render;
