@@ -6,6 +6,7 @@
 use crate::catalog::{self, Catalog, ProviderEntry};
 use crate::cli::{ColorChoice, Global, OutputFormat};
 use crate::driver::{Driver, DriverOptions};
+use crate::messages;
 use crate::render::Style;
 use is_terminal::IsTerminal;
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ impl Ctx {
         let (catalog, notes) =
             catalog::load_layered(&home, global.catalog.as_deref(), global.embedded_only)?;
         for n in notes {
-            eprintln!("capsule: {n}");
+            messages::info(n);
         }
         let stdout_tty = std::io::stdout().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -112,11 +113,9 @@ impl Ctx {
             return;
         }
         self.stale_noted.set(true);
-        eprintln!(
-            "capsule: prices of {} are older than {} days — run `capsule openmesh catalog refresh` (or set --stale-after)",
+        messages::info(format!("prices of {} are older than {} days — run `capsule openmesh catalog refresh` (or set --stale-after)",
             old.join(", "),
-            (self.stale_after.as_secs_f64() / 86400.0).round()
-        );
+            (self.stale_after.as_secs_f64() / 86400.0).round()));
     }
 
     pub fn format(&self) -> OutputFormat {
@@ -148,7 +147,7 @@ impl Ctx {
                 "provider",
                 id,
                 self.catalog.providers.iter().map(|p| p.meta.id.as_str()),
-                "capsule openmesh providers",
+                "providers",
             )
         })
     }

@@ -3,7 +3,7 @@
 //!
 //! Flow: `cli` (clap) → `context` (catalog, output style) → `catalog` / `select` / `driver` /
 //! `state` (plain data, no printing) → `commands` (orchestration) → `render` (tables, JSON, CSV)
-//! → `error` (exit codes).
+//! → `error` (exit codes); `messages` writes every note and warning on stderr.
 
 pub mod catalog;
 pub mod chart;
@@ -16,6 +16,7 @@ pub mod driver;
 pub mod error;
 pub mod explain;
 pub mod input_file;
+pub mod messages;
 pub mod probe;
 pub mod render;
 pub mod report;

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("capsule: internal error ({what}{at}) — please report it; nothing else was changed after this point");
+        capsule::messages::error(format!("internal error ({what}{at}) — please report it; nothing else was changed after this point"));
     }));
     // `COMPLETE=bash capsule -- …`: a shell asking for completions (see `capsule completions`).
     clap_complete::CompleteEnv::with_factory(<capsule::cli::Cli as clap::CommandFactory>::command)
@@ -43,14 +43,9 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            // Errors carry text from providers and files: no terminal escape gets through
-            // (line by line: a diagnostic may span lines on purpose).
-            let text = one_sentence(&err)
-                .split('\n')
-                .map(capsule::error::printable)
-                .collect::<Vec<_>>()
-                .join("\n");
-            eprintln!("capsule: {text}");
+            // Errors carry text from providers and files: `messages` lets no terminal escape
+            // through (line by line: a diagnostic may span lines on purpose).
+            capsule::messages::error(one_sentence(&err));
             ExitCode::from(capsule::error::exit_code(&err))
         }
     }

@@ -1,10 +1,13 @@
 //! Rendering: the only place that formats tables, JSON, CSV and colour.
 //!
-//! Commands hand over rows as JSON objects (the documented JSON schema), plus the columns a
-//! table or CSV shows. JSON output is the rows themselves, pretty-printed; CSV writes the
-//! columns' raw values; tables format values for people.
+//! Commands hand over [`Row`]s (each the documented JSON of one item, made from a `Serialize`
+//! struct, plus what only a table needs) and the columns a table or CSV shows. JSON output is
+//! the rows' data, pretty-printed; CSV writes the columns' raw values; tables format values for
+//! people. The renderer knows no domain word: a column that needs domain text (a GPU as
+//! `1× A100`) brings its own [`Column::text`] function.
 
 use crate::cli::OutputFormat;
+use crate::messages;
 use colored::Colorize;
 use serde_json::Value;
 use std::io::{self, Write};
@@ -39,6 +42,9 @@ pub struct Column {
     pub priority: u8,
     /// The value `--quiet` prints, one per line (else the first column's).
     pub ident: bool,
+    /// How a non-null value reads in a table and in CSV, when the command knows better than the
+    /// plain text of the value (an object).
+    pub text: Option<fn(&Value) -> String>,
 }
 
 pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column {
@@ -48,7 +54,74 @@ pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column 
         kind,
         priority: 1,
         ident: false,
+        text: None,
     }
+}
+
+/// One row of a listing: the item's documented JSON, plus what only a table needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    /// The item as its JSON schema has it (JSON and YAML output are exactly this).
+    pub data: Value,
+    /// Cells a table or CSV shows that are no part of the JSON (a rate's text, a detail line),
+    /// by column key.
+    pub cells: serde_json::Map<String, Value>,
+    /// Drawn in colour in a table (the cheapest offer, a total).
+    pub highlight: bool,
+    /// What `--quiet` prints for the row (a reference such as `PROVIDER:ID`), instead of the
+    /// ident column's value.
+    pub id: Option<String>,
+}
+
+impl Row {
+    /// The row of a documented item.
+    pub fn of<T: serde::Serialize + ?Sized>(item: &T) -> Row {
+        Row::from(serde_json::to_value(item).unwrap_or(Value::Null))
+    }
+
+    /// Draw this row in colour in a table.
+    pub fn highlighted(mut self, on: bool) -> Row {
+        self.highlight = on;
+        self
+    }
+
+    /// The reference `--quiet` prints.
+    pub fn with_id(mut self, id: impl Into<String>) -> Row {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// A table- and CSV-only cell.
+    pub fn with_cell(mut self, key: &str, text: impl Into<String>) -> Row {
+        self.cells
+            .insert(key.to_string(), Value::String(text.into()));
+        self
+    }
+
+    /// The value a column shows: the data at its dotted key, else the table-only cell.
+    pub fn get(&self, key: &str) -> &Value {
+        let v = lookup(&self.data, key);
+        if v.is_null() {
+            if let Some(cell) = self.cells.get(key) {
+                return cell;
+            }
+        }
+        v
+    }
+}
+
+impl From<Value> for Row {
+    fn from(data: Value) -> Row {
+        Row {
+            data,
+            ..Row::default()
+        }
+    }
+}
+
+/// Rows of plain JSON data.
+pub fn rows_of(values: impl IntoIterator<Item = Value>) -> Vec<Row> {
+    values.into_iter().map(Row::from).collect()
 }
 
 impl Column {
@@ -62,6 +135,12 @@ impl Column {
     pub const fn ident(mut self) -> Column {
         self.ident = true;
         self.priority = 0;
+        self
+    }
+
+    /// Read non-null values with this function in tables and CSV.
+    pub const fn text(mut self, text: fn(&Value) -> String) -> Column {
+        self.text = Some(text);
         self
     }
 }
@@ -98,13 +177,12 @@ impl Style {
     }
 }
 
-/// Rows marked with `"_highlight": true` are drawn in colour in tables (and the key is removed
-/// from JSON and CSV).
+/// A whole listing at once.
 pub fn listing(
     out: &mut dyn Write,
     style: Style,
     columns: &[Column],
-    rows: &[Value],
+    rows: &[Row],
 ) -> io::Result<()> {
     let mut s = RowStream::new(out, style, columns)?;
     for row in rows {
@@ -118,18 +196,14 @@ pub fn listing(
 fn chosen_columns(
     style: Style,
     declared: &[Column],
-    sample: Option<&Value>,
+    sample: Option<&Row>,
 ) -> io::Result<Vec<Column>> {
     let Some(names) = style.columns else {
         return Ok(declared.to_vec());
     };
     let mut known: Vec<&str> = declared.iter().map(|c| c.key).collect();
-    if let Some(Value::Object(map)) = sample {
-        known.extend(
-            map.keys()
-                .map(String::as_str)
-                .filter(|k| !k.starts_with('_')),
-        );
+    if let Some(Value::Object(map)) = sample.map(|r| &r.data) {
+        known.extend(map.keys().map(String::as_str));
     }
     let mut chosen = Vec::new();
     for name in names {
@@ -138,8 +212,9 @@ fn chosen_columns(
             chosen.push(Column { priority: 0, ..*c });
             continue;
         }
-        let found = sample.is_none_or(|row| !lookup(row, name).is_null() || has_key(row, name));
-        if !found || name.starts_with('_') {
+        let found =
+            sample.is_none_or(|row| !lookup(&row.data, name).is_null() || has_key(&row.data, name));
+        if !found {
             let msg = match crate::error::suggest(name, known.iter().copied()) {
                 Some(s) => format!("unknown column '{name}' — did you mean '{s}'?"),
                 None => format!(
@@ -147,9 +222,12 @@ fn chosen_columns(
                     known.join(", ")
                 ),
             };
-            return Err(io::Error::other(crate::error::BadInput(msg)));
+            return Err(io::Error::other(crate::error::Error::Usage {
+                message: msg,
+                hint: None,
+            }));
         }
-        let kind = match sample.map(|r| lookup(r, name)) {
+        let kind = match sample.map(|r| lookup(&r.data, name)) {
             Some(Value::Number(_)) if name.ends_with("_usd") => Kind::Usd,
             Some(Value::Number(_)) => Kind::Num,
             Some(Value::Array(_)) => Kind::List,
@@ -161,6 +239,7 @@ fn chosen_columns(
             kind,
             priority: 0,
             ident: false,
+            text: None,
         });
     }
     Ok(chosen)
@@ -175,23 +254,31 @@ fn has_key(row: &Value, key: &str) -> bool {
 }
 
 /// A row reduced to the chosen columns, in their order (the JSON and YAML of `--columns`).
-fn project(row: &Value, columns: &[Column]) -> Value {
+fn project(row: &Row, columns: &[Column]) -> Value {
     let mut map = serde_json::Map::new();
     for c in columns {
-        map.insert(c.key.to_string(), lookup(row, c.key).clone());
+        map.insert(c.key.to_string(), row.get(c.key).clone());
     }
     Value::Object(map)
 }
 
-/// The `--quiet` value of a row: its private `_id` (a reference other commands take, such as
+/// The `--quiet` value of a row: its reference (one other commands take, such as
 /// `PROVIDER:ID`), else the ident column, else the first column.
-fn ident_of(row: &Value, columns: &[Column]) -> String {
-    if let Some(id) = row.get("_id").and_then(Value::as_str) {
-        return id.to_string();
+fn ident_of(row: &Row, columns: &[Column]) -> String {
+    if let Some(id) = &row.id {
+        return id.clone();
     }
     let c = columns.iter().find(|c| c.ident).or(columns.first());
-    c.map(|c| raw_text(lookup(row, c.key), ";"))
-        .unwrap_or_default()
+    c.map(|c| plain_text(row, c, ";")).unwrap_or_default()
+}
+
+/// A column's value as plain text (CSV, `--quiet`): its own reading, else the raw text.
+fn plain_text(row: &Row, c: &Column, sep: &str) -> String {
+    match (row.get(c.key), c.text) {
+        (Value::Null, _) => String::new(),
+        (v, Some(text)) => text(v),
+        (v, None) => raw_text(v, sep),
+    }
 }
 
 /// A listing written row by row: JSON and CSV go out as rows arrive (memory stays flat however
@@ -204,7 +291,7 @@ pub struct RowStream<'a> {
     /// The shown columns, known from the first row on (`--columns` is checked against it).
     columns: Option<Vec<Column>>,
     rows: usize,
-    table: Vec<Value>,
+    table: Vec<Row>,
 }
 
 impl<'a> RowStream<'a> {
@@ -224,7 +311,7 @@ impl<'a> RowStream<'a> {
         })
     }
 
-    fn columns_for(&mut self, sample: Option<&Value>) -> io::Result<Vec<Column>> {
+    fn columns_for(&mut self, sample: Option<&Row>) -> io::Result<Vec<Column>> {
         if self.columns.is_none() {
             let cols = chosen_columns(self.style, self.declared, sample)?;
             if self.style.format == OutputFormat::Csv && self.style.header && !self.style.quiet {
@@ -237,7 +324,7 @@ impl<'a> RowStream<'a> {
         Ok(self.columns.clone().unwrap_or_default())
     }
 
-    pub fn push(&mut self, row: Value) -> io::Result<()> {
+    pub fn push(&mut self, row: Row) -> io::Result<()> {
         if !self.style.quiet
             && matches!(self.style.format, OutputFormat::Table | OutputFormat::Yaml)
         {
@@ -249,7 +336,7 @@ impl<'a> RowStream<'a> {
         self.push_ref(&row)
     }
 
-    fn push_ref(&mut self, row: &Value) -> io::Result<()> {
+    fn push_ref(&mut self, row: &Row) -> io::Result<()> {
         let columns = self.columns_for(Some(row))?;
         if self.style.quiet {
             let id = ident_of(row, &columns);
@@ -263,7 +350,7 @@ impl<'a> RowStream<'a> {
                 let mut w = csv::WriterBuilder::new()
                     .has_headers(false)
                     .from_writer(&mut self.out);
-                w.write_record(columns.iter().map(|c| raw_text(lookup(row, c.key), ";")))
+                w.write_record(columns.iter().map(|c| plain_text(row, c, ";")))
                     .map_err(csv_io)?;
                 w.flush()?;
             }
@@ -274,7 +361,7 @@ impl<'a> RowStream<'a> {
                 let text = if self.style.columns.is_some() {
                     serde_json::to_string_pretty(&project(row, &columns))?
                 } else {
-                    serde_json::to_string_pretty(&Public(row))?
+                    serde_json::to_string_pretty(&row.data)?
                 };
                 for (i, line) in text.lines().enumerate() {
                     if i > 0 {
@@ -302,9 +389,9 @@ impl<'a> RowStream<'a> {
                 self.out.flush()?;
                 // After the table, so that it reads as a footnote.
                 if hidden > 0 {
-                    eprintln!(
-                        "capsule: {hidden} columns hidden to fit the terminal — --wide shows them all"
-                    );
+                    messages::info(format!(
+                        "{hidden} columns hidden to fit the terminal — --wide shows them all"
+                    ));
                 }
             }
             OutputFormat::Yaml => {
@@ -313,7 +400,7 @@ impl<'a> RowStream<'a> {
                         self.table.iter().map(|r| project(r, &columns)).collect();
                     serde_norway::to_string(&rows)
                 } else {
-                    let rows: Vec<Public> = self.table.iter().map(Public).collect();
+                    let rows: Vec<&Value> = self.table.iter().map(|r| &r.data).collect();
                     serde_norway::to_string(&rows)
                 }
                 .map_err(io::Error::other)?;
@@ -348,11 +435,11 @@ fn detail_to(
 ) -> io::Result<()> {
     match style.format {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &Public(json))?;
+            serde_json::to_writer_pretty(&mut *out, json)?;
             writeln!(out)
         }
         OutputFormat::Yaml => {
-            let text = serde_norway::to_string(&Public(json)).map_err(io::Error::other)?;
+            let text = serde_norway::to_string(json).map_err(io::Error::other)?;
             out.write_all(text.as_bytes())
         }
         OutputFormat::Csv => {
@@ -384,26 +471,6 @@ fn detail_to(
     }
 }
 
-/// A row as JSON without its private (`_`-prefixed) keys, serialized in place (no copy).
-struct Public<'a>(&'a Value);
-
-impl serde::Serialize for Public<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        match self.0 {
-            Value::Object(map) => {
-                let public = map.iter().filter(|(k, _)| !k.starts_with('_'));
-                let mut m = serializer.serialize_map(Some(public.clone().count()))?;
-                for (k, v) in public {
-                    m.serialize_entry(k, v)?;
-                }
-                m.end()
-            }
-            other => other.serialize(serializer),
-        }
-    }
-}
-
 /// The value at a dotted key.
 pub fn lookup<'a>(row: &'a Value, key: &str) -> &'a Value {
     let mut cur = row;
@@ -430,14 +497,6 @@ pub fn raw_text(v: &Value, sep: &str) -> String {
             .map(|i| raw_text(i, sep))
             .collect::<Vec<_>>()
             .join(sep),
-        Value::Object(map) => {
-            // A GPU-like object reads as "count× model".
-            if let (Some(model), Some(count)) = (map.get("model"), map.get("count")) {
-                format!("{}× {}", count, raw_text(model, sep))
-            } else {
-                v.to_string()
-            }
-        }
         other => other.to_string(),
     }
 }
@@ -505,14 +564,15 @@ pub fn age(timestamp: &str, now: i64) -> String {
 
 /// A table cell: provider text (node names, statuses) passes through
 /// [`crate::error::printable`] here.
-fn cell_text(row: &Value, c: &Column, now: i64) -> String {
-    let v = lookup(row, c.key);
+fn cell_text(row: &Row, c: &Column, now: i64) -> String {
+    let v = row.get(c.key);
     crate::error::printable(&match (c.kind, v) {
         (_, Value::Null) => "-".to_string(),
+        (_, v) if c.text.is_some() => c.text.map(|text| text(v)).unwrap_or_default(),
         (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
         (Kind::Money(cur), Value::Number(n)) => money(
             n.as_f64().unwrap_or(0.0),
-            lookup(row, cur).as_str().unwrap_or("USD"),
+            row.get(cur).as_str().unwrap_or("USD"),
         ),
         (Kind::Num, Value::Number(n)) => num(n.as_f64().unwrap_or(0.0)),
         (Kind::List, Value::Array(a)) if a.is_empty() => "-".to_string(),
@@ -596,7 +656,7 @@ fn write_table(
     out: &mut dyn Write,
     style: Style,
     columns: &[Column],
-    rows: &[Value],
+    rows: &[Row],
 ) -> io::Result<usize> {
     if rows.is_empty() {
         return Ok(0);
@@ -678,11 +738,7 @@ fn write_table(
         writeln!(out, "{}", line(&texts, &bold))?;
     }
     for (row, texts) in rows.iter().zip(&cells) {
-        let highlight = style.color
-            && row
-                .get("_highlight")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+        let highlight = style.color && row.highlight;
         let texts: Vec<(usize, &str)> = kept.iter().map(|&i| (i, texts[i].as_str())).collect();
         let paint = |i: usize, text: &str, p: String| {
             if !style.color {
@@ -713,7 +769,8 @@ mod tests {
 
     fn render(format: OutputFormat, rows: &[Value]) -> String {
         let mut buf = Vec::new();
-        listing(&mut buf, Style::plain(format), COLS, rows).unwrap();
+        let rows = rows_of(rows.iter().cloned());
+        listing(&mut buf, Style::plain(format), COLS, &rows).unwrap();
         String::from_utf8(buf).unwrap()
     }
 
@@ -727,12 +784,35 @@ mod tests {
     }
 
     #[test]
-    fn json_drops_private_keys() {
-        let rows = [json!({"id": "a", "_highlight": true})];
+    fn json_is_the_data_alone() {
+        let rows = [Row::from(json!({"id": "a"}))
+            .highlighted(true)
+            .with_id("p:a")
+            .with_cell("note", "table only")];
+        let mut buf = Vec::new();
+        listing(&mut buf, Style::plain(OutputFormat::Json), COLS, &rows).unwrap();
         assert_eq!(
-            render(OutputFormat::Json, &rows),
+            String::from_utf8(buf).unwrap(),
             "[\n  {\n    \"id\": \"a\"\n  }\n]\n"
         );
+        let mut quiet = Style::plain(OutputFormat::Table);
+        quiet.quiet = true;
+        let mut buf = Vec::new();
+        listing(&mut buf, quiet, COLS, &rows).unwrap();
+        assert_eq!(String::from_utf8(buf).unwrap(), "p:a\n");
+    }
+
+    #[test]
+    fn a_column_may_read_its_values_itself() {
+        const GPU: &[Column] = &[col("gpu", "gpu", Kind::Text)
+            .text(|v| format!("{}× {}", v["count"], v["model"].as_str().unwrap_or("")))];
+        let rows = rows_of([
+            json!({"gpu": {"model": "A100", "count": 2}}),
+            json!({"gpu": null}),
+        ]);
+        let mut buf = Vec::new();
+        listing(&mut buf, Style::plain(OutputFormat::Csv), GPU, &rows).unwrap();
+        assert_eq!(String::from_utf8(buf).unwrap(), "gpu\n2× A100\n\"\"\n");
     }
 
     #[test]
@@ -748,8 +828,8 @@ mod tests {
     #[test]
     fn a_stream_writes_what_a_listing_writes() {
         let rows = [
-            json!({"id": "a,b", "price": 0.5, "tags": ["x", "y"], "_highlight": true}),
-            json!({"id": "c", "price": 0.00893, "tags": [], "nested": {"k": [1, 2]}}),
+            Row::from(json!({"id": "a,b", "price": 0.5, "tags": ["x", "y"]})).highlighted(true),
+            Row::from(json!({"id": "c", "price": 0.00893, "tags": [], "nested": {"k": [1, 2]}})),
         ];
         for format in [OutputFormat::Json, OutputFormat::Csv, OutputFormat::Table] {
             for n in [0, 1, 2] {

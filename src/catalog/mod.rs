@@ -52,7 +52,8 @@ pub fn load_layered(
             Ok(l) => l,
             Err(e) => {
                 notes.push(format!(
-                    "{e} — the refreshed prices are ignored; run `capsule openmesh catalog refresh`"
+                    "{e} — the refreshed prices are ignored; {}",
+                    crate::error::Hint::RefreshCatalog
                 ));
                 None
             }
@@ -83,8 +84,9 @@ pub fn load_layered(
             // Is it the layer (stale against this capsule's catalog) or the overlay?
             if load::load_files(&with_layer_only).is_err() {
                 notes.push(format!(
-                    "the refreshed catalog {} no longer fits this capsule's catalog and is ignored — run `capsule openmesh catalog refresh`",
-                    layer::path(home).display()
+                    "the refreshed catalog {} no longer fits this capsule's catalog and is ignored — {}",
+                    layer::path(home).display(),
+                    crate::error::Hint::RefreshCatalog
                 ));
                 Ok((load(overlay)?, notes))
             } else {
@@ -214,7 +216,7 @@ fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Catalog diagnostics are bad input (exit 2).
 pub fn catalog_error(d: Diagnostics) -> anyhow::Error {
-    anyhow::Error::new(crate::error::BadInput(d.to_string()))
+    crate::error::catalog_error(d.to_string())
 }
 
 /// Load `dir` over the embedded catalog without using it (for `catalog validate`).

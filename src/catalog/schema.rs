@@ -433,6 +433,10 @@ pub struct Api {
     /// XML element names whose children are always a list (`item`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub xml_list_elements: Vec<String>,
+    /// Names of answer fields that hold a secret (a generated root password): wherever such a
+    /// field appears in an answer, its value is scrubbed from logs, errors and state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_fields: Vec<String>,
     /// Headers sent on every request (values are templates).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,

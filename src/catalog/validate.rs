@@ -413,6 +413,13 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
     if !api.format.is_empty() {
         c.one_of(&e, &["format"], "format", &api.format, &["json", "xml"]);
     }
+    if api.secret_fields.iter().any(|f| f.trim().is_empty()) {
+        c.push(
+            &e,
+            &["secret_fields"],
+            "secret_fields names an empty field: give each answer field's name".to_string(),
+        );
+    }
     c.one_of(
         &e,
         &["auth", "scheme"],

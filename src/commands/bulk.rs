@@ -13,6 +13,7 @@ use crate::cli::{BulkArgs, InventoryFilter, OutputFormat};
 use crate::context::Ctx;
 use crate::driver::{Cleanup, Driver, DriverError, ErrorKind, Lifecycle, Node, NodeRef, NodeState};
 use crate::error::bad_input;
+use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::{Action, NodeRecord, NodeStatus, Outcome, Store};
 use serde_json::json;
@@ -132,10 +133,10 @@ pub fn run(ctx: &Ctx, args: &BulkArgs, what: Lifecycle) -> anyhow::Result<ExitCo
     let filtered = args.group.is_some() || args.name.is_some() || args.all;
     let (targets, rows) = select(ctx, store.as_ref(), args, what)?;
     if targets.is_empty() && rows.is_empty() {
-        eprintln!(
-            "capsule: no live recorded node matches; nothing to {}",
+        messages::info(format!(
+            "no live recorded node matches; nothing to {}",
             verb(what)
-        );
+        ));
     }
     let confirm = what == Lifecycle::Delete || filtered || targets.len() > 1;
     execute(ctx, store.as_ref(), targets, rows, what, args, confirm, "")
@@ -169,7 +170,7 @@ pub(super) fn execute(
             format!("{} these {n} nodes?", capitalized(verb(what)))
         };
         if !nodes::confirm(ctx, &question, "--yes")? {
-            eprintln!("capsule: nothing was done");
+            messages::info("nothing was done");
             return Ok(ExitCode::from(1));
         }
     }
@@ -368,7 +369,12 @@ fn finish(
                        "result": r.result, "status": r.status})
             })
             .collect();
-        render::listing(&mut out, ctx.style, RESULT_COLUMNS, &json_rows)?;
+        render::listing(
+            &mut out,
+            ctx.style,
+            RESULT_COLUMNS,
+            &render::rows_of(json_rows.iter().cloned()),
+        )?;
     }
     drop(out);
     let failed: Vec<&Row> = rows.iter().filter(|r| !r.ok).collect();
@@ -376,7 +382,7 @@ fn finish(
         return Ok(ExitCode::SUCCESS);
     }
     for r in &failed {
-        eprintln!("capsule: {}: {}", who(r), r.result);
+        messages::info(format!("{}: {}", who(r), r.result));
     }
     let retry: Vec<&str> = failed.iter().filter_map(|r| r.retry.as_deref()).collect();
     if targets > 1 && !retry.is_empty() {
@@ -389,11 +395,11 @@ fn finish(
         if args.wait {
             cmd.push_str(" --wait");
         }
-        eprintln!(
-            "capsule: {} of {} nodes failed; retry them with:\n  {cmd}",
+        messages::info(format!(
+            "{} of {} nodes failed; retry them with:\n  {cmd}",
             failed.len(),
             rows.len()
-        );
+        ));
     }
     Ok(ExitCode::from(1))
 }

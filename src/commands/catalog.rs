@@ -7,8 +7,10 @@ use crate::catalog::{self, validate::CONTINENTS, Catalog, ProviderEntry};
 use crate::cli::{CatalogCommand, OutputFormat, RegionsArgs, SortKey, TemplateFilter};
 use crate::context::Ctx;
 use crate::error::{bad_input, unknown};
+use crate::messages;
 use crate::render::{self, col, usd, Column, Kind, Style};
 use crate::select::{self, GpuWant, Offer, Query};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -22,7 +24,7 @@ pub fn check_providers(catalog: &Catalog, ids: &[String]) -> anyhow::Result<()> 
                 "provider",
                 id,
                 catalog.providers.iter().map(|p| p.meta.id.as_str()),
-                "capsule openmesh providers",
+                "providers",
             ));
         }
     }
@@ -42,12 +44,7 @@ pub fn check_place(
                 .iter()
                 .flat_map(|p| p.regions.iter().map(|r| r.id.as_str()))
                 .collect();
-            return Err(unknown(
-                "region",
-                r,
-                all.iter().copied(),
-                "capsule openmesh regions",
-            ));
+            return Err(unknown("region", r, all.iter().copied(), "regions"));
         }
     }
     if let Some(c) = continent {
@@ -56,7 +53,7 @@ pub fn check_place(
                 "continent",
                 c,
                 CONTINENTS.iter().copied(),
-                "capsule openmesh regions",
+                "regions",
             ));
         }
     }
@@ -98,11 +95,17 @@ fn rate_text(catalog: &Catalog, currency: &str) -> Option<String> {
 }
 
 pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let rows: Vec<Value> = ctx
+    let rows: Vec<render::Row> = ctx
         .catalog
         .providers
         .iter()
-        .map(|p| provider_row(ctx, p))
+        .map(|p| {
+            let row = render::Row::from(provider_row(ctx, p)?);
+            Ok(match rate_text(&ctx.catalog, p.currency()) {
+                Some(rate) => row.with_cell("_rate", rate),
+                None => row,
+            })
+        })
         .collect::<anyhow::Result<_>>()?;
     ctx.note_stale(ctx.catalog.providers.iter().map(|p| p.id()));
     render::listing(&mut stdout(), ctx.style, PROVIDER_COLUMNS, &rows)?;
@@ -114,7 +117,9 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .filter_map(|p| rate_text(&ctx.catalog, p.currency()))
             .collect();
         for r in rates {
-            eprintln!("note: prices are in each provider's currency; USD figures convert at {r}");
+            messages::note(format!(
+                "prices are in each provider's currency; USD figures convert at {r}"
+            ));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -173,7 +178,6 @@ fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> anyhow::Result<Value> {
         "configured": configured,
         "usd_rate": rate,
         "usd_rate_as_of": cat.rates.iter().find(|r| r.currency.eq_ignore_ascii_case(p.currency())).map(|r| r.as_of.clone()),
-        "_rate": rate_text(cat, p.currency()),
     }))
 }
 
@@ -204,10 +208,19 @@ const TEMPLATE_TABLE: &[Column] = &[
     col("price/h", "price_hourly", Kind::Money("currency")).prio(0),
     col("price/mo", "price_monthly", Kind::Money("currency")).prio(1),
     col("usd/mo (conv.)", "price_monthly_usd", Kind::Usd).prio(5),
-    col("gpu", "gpu", Kind::Text).prio(2),
+    col("gpu", "gpu", Kind::Text).prio(2).text(gpu_text),
     col("arch", "arch", Kind::Text).prio(3),
     col("regions", "_region_count", Kind::Num).prio(4),
 ];
+
+/// A template's GPU as a person reads it: `2× NVIDIA A100`.
+fn gpu_text(gpu: &Value) -> String {
+    format!(
+        "{}× {}",
+        render::raw_text(&gpu["count"], ", "),
+        render::raw_text(&gpu["model"], ", ")
+    )
+}
 
 const TEMPLATE_CSV: &[Column] = &[
     col("id", "id", Kind::Text),
@@ -348,7 +361,7 @@ pub(crate) fn listed_templates<'a>(
 pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
     let (found, left_out) = listed_templates(ctx, f)?;
     ctx.note_stale(found.iter().map(|o| o.provider.id()));
-    let rows: Vec<Value> = found.iter().map(template_row).collect();
+    let rows: Vec<render::Row> = found.iter().map(template_listing_row).collect();
     let cols = if ctx.format() == OutputFormat::Csv {
         TEMPLATE_CSV
     } else {
@@ -356,43 +369,100 @@ pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
     };
     render::listing(&mut stdout(), ctx.style, cols, &rows)?;
     if rows.is_empty() && ctx.format() == OutputFormat::Table {
-        eprintln!("capsule: no template matches these filters");
+        messages::info("no template matches these filters");
     }
     if left_out > 0 && ctx.format() == OutputFormat::Table && !ctx.style.quiet {
-        eprintln!(
-            "note: {left_out} templates of retired providers left out — --include-retired shows them"
-        );
+        messages::note(format!(
+            "{left_out} templates of retired providers left out — --include-retired shows them"
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// A template priced by one offer: the documented JSON of `templates`, `template show` and
+/// `compare`.
+#[derive(Debug, Serialize)]
+pub struct TemplateRow<'a> {
+    pub id: &'a str,
+    pub provider: &'a str,
+    pub plan: &'a str,
+    pub name: &'a str,
+    pub cpu: u32,
+    pub memory_gb: f64,
+    pub storage_gb: f64,
+    pub bandwidth_tb: f64,
+    pub bandwidth_unmetered: bool,
+    pub price_hourly: f64,
+    pub price_monthly: f64,
+    pub currency: &'a str,
+    pub price_hourly_usd: f64,
+    pub price_monthly_usd: f64,
+    pub gpu: Option<GpuRow<'a>>,
+    pub arch: &'a str,
+    pub regions: &'a [String],
+    pub features: &'a [String],
+    pub provider_retired: bool,
+}
+
+/// A template's GPUs.
+#[derive(Debug, Serialize)]
+pub struct GpuRow<'a> {
+    pub model: &'a str,
+    pub count: u32,
+    pub vram_gb: f64,
+}
+
+impl<'a> TemplateRow<'a> {
+    pub fn of(o: &Offer<'a>) -> TemplateRow<'a> {
+        let t = o.template;
+        TemplateRow {
+            id: &t.id,
+            provider: &t.provider,
+            plan: &t.plan,
+            name: &t.name,
+            cpu: t.cpu,
+            memory_gb: t.memory_gb,
+            storage_gb: t.storage_gb,
+            bandwidth_tb: t.bandwidth_tb,
+            bandwidth_unmetered: t.bandwidth_unmetered,
+            price_hourly: o.hourly,
+            price_monthly: o.monthly,
+            currency: o.provider.currency(),
+            price_hourly_usd: round(o.hourly_usd, 5),
+            price_monthly_usd: round(o.monthly_usd, 2),
+            gpu: t.gpu.as_ref().map(|g| GpuRow {
+                model: &g.model,
+                count: g.count,
+                vram_gb: g.vram_gb,
+            }),
+            arch: &t.arch,
+            regions: &t.regions,
+            features: &t.features,
+            provider_retired: o.provider.is_retired(),
+        }
+    }
+}
+
 /// The documented JSON of a template, priced by one offer.
 pub fn template_row(o: &Offer<'_>) -> Value {
+    serde_json::to_value(TemplateRow::of(o)).unwrap_or(Value::Null)
+}
+
+/// A template's listing row: its JSON, and the table's provider, transfer and region-count
+/// cells.
+fn template_listing_row(o: &Offer<'_>) -> render::Row {
     let t = o.template;
-    json!({
-        "id": t.id,
-        "provider": t.provider,
-        "plan": t.plan,
-        "name": t.name,
-        "cpu": t.cpu,
-        "memory_gb": t.memory_gb,
-        "storage_gb": t.storage_gb,
-        "bandwidth_tb": t.bandwidth_tb,
-        "bandwidth_unmetered": t.bandwidth_unmetered,
-        "price_hourly": o.hourly,
-        "price_monthly": o.monthly,
-        "currency": o.provider.currency(),
-        "price_hourly_usd": round(o.hourly_usd, 5),
-        "price_monthly_usd": round(o.monthly_usd, 2),
-        "gpu": t.gpu.as_ref().map(|g| json!({"model": g.model, "count": g.count, "vram_gb": g.vram_gb})),
-        "arch": t.arch,
-        "regions": t.regions,
-        "features": t.features,
-        "provider_retired": o.provider.is_retired(),
-        "_region_count": t.regions.len(),
-        "_bandwidth": bandwidth_text(t),
-        "_provider": if o.provider.is_retired() { format!("{} (retired)", t.provider) } else { t.provider.clone() },
-    })
+    let provider = if o.provider.is_retired() {
+        format!("{} (retired)", t.provider)
+    } else {
+        t.provider.clone()
+    };
+    let mut row = render::Row::of(&TemplateRow::of(o))
+        .with_cell("_bandwidth", bandwidth_text(t))
+        .with_cell("_provider", provider);
+    row.cells
+        .insert("_region_count".into(), json!(t.regions.len()));
+    row
 }
 
 /// Transfer as a person reads it: `unmetered`, `5 TB` included, or `none` included.
@@ -412,7 +482,7 @@ pub(crate) fn find_template<'a>(catalog: &'a Catalog, id: &str) -> anyhow::Resul
             "template",
             id,
             catalog.templates.iter().map(|t| t.id.as_str()),
-            "capsule openmesh templates",
+            "templates",
         )
     })
 }
@@ -576,7 +646,12 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
             }));
         }
     }
-    render::listing(&mut stdout(), ctx.style, REGION_COLUMNS, &rows)?;
+    render::listing(
+        &mut stdout(),
+        ctx.style,
+        REGION_COLUMNS,
+        &render::rows_of(rows.iter().cloned()),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -626,19 +701,19 @@ pub(crate) fn compare_offers<'a>(
 pub fn compare(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow::Result<ExitCode> {
     let (offers, cheapest) = compare_offers(ctx, ids, include_retired)?;
     ctx.note_stale(offers.iter().map(|o| o.provider.id()));
-    let rows: Vec<Value> = offers
+    let rows: Vec<render::Row> = offers
         .iter()
         .map(|o| {
-            let mut row = template_row(o);
             let c = Some(&o.template.id) == cheapest.as_ref();
-            row["cheapest"] = json!(c);
-            row["price_per_cpu_usd"] =
-                json!(round(o.hourly_usd / f64::from(o.template.cpu.max(1)), 5));
-            row["price_per_gb_usd"] =
-                json!(round(o.hourly_usd / o.template.memory_gb.max(0.001), 5));
-            row["_highlight"] = json!(c);
-            row.as_object_mut().map(|m| m.remove("_region_count"));
-            row
+            let item = CompareRow {
+                template: TemplateRow::of(o),
+                cheapest: c,
+                price_per_cpu_usd: round(o.hourly_usd / f64::from(o.template.cpu.max(1)), 5),
+                price_per_gb_usd: round(o.hourly_usd / o.template.memory_gb.max(0.001), 5),
+            };
+            render::Row::of(&item)
+                .with_cell("_bandwidth", bandwidth_text(o.template))
+                .highlighted(c)
         })
         .collect();
     match ctx.format() {
@@ -653,28 +728,38 @@ pub fn compare(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// One template of `compare` (the documented JSON): the template row, how its price compares.
+#[derive(Debug, Serialize)]
+struct CompareRow<'a> {
+    #[serde(flatten)]
+    template: TemplateRow<'a>,
+    cheapest: bool,
+    price_per_cpu_usd: f64,
+    price_per_gb_usd: f64,
+}
+
 /// Templates as columns, attributes as rows; the cheapest column marked.
-fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
+fn compare_table(style: Style, rows: &[render::Row]) -> anyhow::Result<()> {
     use colored::Colorize;
     use std::io::Write;
-    let attrs: &[(&str, &str, Kind)] = &[
-        ("provider", "provider", Kind::Text),
-        ("plan", "plan", Kind::Text),
-        ("cpu", "cpu", Kind::Num),
-        ("memory gb", "memory_gb", Kind::Num),
-        ("storage gb", "storage_gb", Kind::Num),
-        ("transfer", "_bandwidth", Kind::Text),
-        ("price/hour", "price_hourly", Kind::Money("currency")),
-        ("price/month", "price_monthly", Kind::Money("currency")),
-        ("usd/hour (conv.)", "price_hourly_usd", Kind::Usd),
-        ("usd/cpu/hour", "price_per_cpu_usd", Kind::Usd),
-        ("gpu", "gpu", Kind::Text),
-        ("arch", "arch", Kind::Text),
-        ("regions", "regions", Kind::List),
+    let attrs: &[Column] = &[
+        col("provider", "provider", Kind::Text),
+        col("plan", "plan", Kind::Text),
+        col("cpu", "cpu", Kind::Num),
+        col("memory gb", "memory_gb", Kind::Num),
+        col("storage gb", "storage_gb", Kind::Num),
+        col("transfer", "_bandwidth", Kind::Text),
+        col("price/hour", "price_hourly", Kind::Money("currency")),
+        col("price/month", "price_monthly", Kind::Money("currency")),
+        col("usd/hour (conv.)", "price_hourly_usd", Kind::Usd),
+        col("usd/cpu/hour", "price_per_cpu_usd", Kind::Usd),
+        col("gpu", "gpu", Kind::Text).text(gpu_text),
+        col("arch", "arch", Kind::Text),
+        col("regions", "regions", Kind::List),
     ];
     let mut grid: Vec<Vec<String>> = Vec::new();
     let mut header = vec![String::new()];
-    for r in rows {
+    for r in rows.iter().map(|r| &r.data) {
         let mut id = r["id"].as_str().unwrap_or("").to_string();
         if r["provider_retired"].as_bool().unwrap_or(false) {
             id.push_str(" (retired)");
@@ -687,16 +772,18 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
         });
     }
     grid.push(header);
-    for (label, key, kind) in attrs {
-        let mut line = vec![label.to_string()];
+    for c in attrs {
+        let mut line = vec![c.header.to_string()];
         for r in rows {
-            let v = render::lookup(r, key);
-            line.push(match (kind, v) {
+            let v = r.get(c.key);
+            line.push(match (c.kind, v) {
                 (_, Value::Null) => "-".into(),
+                (_, v) if c.text.is_some() => c.text.map(|text| text(v)).unwrap_or_default(),
                 (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
-                (Kind::Money(cur), Value::Number(n)) => {
-                    render::money(n.as_f64().unwrap_or(0.0), r[cur].as_str().unwrap_or("USD"))
-                }
+                (Kind::Money(cur), Value::Number(n)) => render::money(
+                    n.as_f64().unwrap_or(0.0),
+                    r.data[cur].as_str().unwrap_or("USD"),
+                ),
                 (Kind::Num, Value::Number(n)) => render::num(n.as_f64().unwrap_or(0.0)),
                 (Kind::List, Value::Array(a)) => format!("{} regions", a.len()),
                 (_, v) => render::raw_text(v, ", "),
@@ -712,7 +799,7 @@ fn compare_table(style: Style, rows: &[Value]) -> anyhow::Result<()> {
         let mut text = String::new();
         for (c, cell) in line.iter().enumerate() {
             let padded = format!("{cell:w$}", w = widths[c]);
-            let cheap = c > 0 && rows[c - 1]["cheapest"].as_bool().unwrap_or(false);
+            let cheap = c > 0 && rows[c - 1].highlight;
             let styled = if style.color && i == 0 {
                 padded.bold().to_string()
             } else if style.color && cheap {
@@ -1147,10 +1234,10 @@ fn new_plan_templates(ctx: &Ctx, f: &Fetched) -> anyhow::Result<(Vec<Template>, 
 
 fn report_problems(skipped: &[(String, String)], failed: &[(String, String)]) {
     for (id, msg) in skipped {
-        eprintln!("capsule: {id}: skipped: {msg}");
+        messages::info(format!("{id}: skipped: {msg}"));
     }
     for (id, msg) in failed {
-        eprintln!("capsule: {id}: not refreshed: {msg}");
+        messages::info(format!("{id}: not refreshed: {msg}"));
     }
 }
 
@@ -1196,17 +1283,15 @@ fn refresh_layer(ctx: &Ctx, only: &[String], all_plans: bool) -> anyhow::Result<
     for f in &fetched {
         let (ts, mut changes, missing) = refreshed_templates(ctx, f)?;
         for m in missing {
-            eprintln!("capsule: {}: {m}", f.provider);
+            messages::info(format!("{}: {m}", f.provider));
         }
         rows.append(&mut changes);
         next.templates.extend(ts);
         if all_plans {
             let (added, skipped_plans) = new_plan_templates(ctx, f)?;
             if skipped_plans > 0 {
-                eprintln!(
-                    "capsule: {}: {skipped_plans} plans left out (sold in none of capsule's regions, or no shape or price in the list)",
-                    f.provider
-                );
+                messages::info(format!("{}: {skipped_plans} plans left out (sold in none of capsule's regions, or no shape or price in the list)",
+                    f.provider));
             }
             next.templates.extend(added);
         }
@@ -1236,15 +1321,18 @@ fn refresh_layer(ctx: &Ctx, only: &[String], all_plans: bool) -> anyhow::Result<
             path.display()
         )
     })?;
-    render::listing(&mut stdout(), ctx.style, REFRESH_COLUMNS, &rows)?;
+    render::listing(
+        &mut stdout(),
+        ctx.style,
+        REFRESH_COLUMNS,
+        &render::rows_of(rows.iter().cloned()),
+    )?;
     report_problems(&skipped, &[]);
     if ctx.format() == OutputFormat::Table {
-        eprintln!(
-            "capsule: refreshed {} ({} price changes) into {} — every command uses it now (--embedded-only ignores it)",
+        messages::info(format!("refreshed {} ({} price changes) into {} — every command uses it now (--embedded-only ignores it)",
             fetched.iter().map(|f| f.provider.as_str()).collect::<Vec<_>>().join(", "),
             rows.len(),
-            path.display()
-        );
+            path.display()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1305,15 +1393,20 @@ fn refresh_out(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCod
         }
         std::fs::write(path, text)?;
     }
-    render::listing(&mut stdout(), ctx.style, REFRESH_COLUMNS, &rows)?;
+    render::listing(
+        &mut stdout(),
+        ctx.style,
+        REFRESH_COLUMNS,
+        &render::rows_of(rows.iter().cloned()),
+    )?;
     if ctx.format() == OutputFormat::Table {
-        eprintln!(
-            "capsule: {} price changes from {} providers written to {} — use it with --catalog {}",
+        messages::info(format!(
+            "{} price changes from {} providers written to {} — use it with --catalog {}",
             rows.len(),
             files.len(),
             out.display(),
             out.display()
-        );
+        ));
     }
     report_problems(&skipped, &failed);
     Ok(if failed.is_empty() {
@@ -1368,6 +1461,11 @@ fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             })
         })
         .collect();
-    render::listing(&mut stdout(), ctx.style, STATUS_COLUMNS, &rows)?;
+    render::listing(
+        &mut stdout(),
+        ctx.style,
+        STATUS_COLUMNS,
+        &render::rows_of(rows.iter().cloned()),
+    )?;
     Ok(ExitCode::SUCCESS)
 }

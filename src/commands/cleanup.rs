@@ -5,6 +5,7 @@
 
 use crate::context::Ctx;
 use crate::driver::{Cleanup, CleanupState, Driver};
+use crate::messages;
 use crate::state::{Action, NewCleanup, Outcome, PendingCleanup, Store};
 use std::collections::BTreeMap;
 
@@ -114,10 +115,10 @@ pub fn settle(
         let driver = match ctx.driver(&provider) {
             Ok(d) => d,
             Err(e) => {
-                eprintln!(
-                    "capsule: {} cleanup(s) at {provider} stay pending: {e}",
+                messages::info(format!(
+                    "{} cleanup(s) at {provider} stay pending: {e}",
                     pending.len()
-                );
+                ));
                 total.waiting += pending.len();
                 continue;
             }
@@ -125,17 +126,17 @@ pub fn settle(
         let results = rt.block_on(run_pending(&driver, &pending));
         let s = record_results(store, &pending, &results)?;
         if s.done > 0 {
-            eprintln!(
-                "capsule: finished {} pending cleanup(s) at {provider}",
+            messages::info(format!(
+                "finished {} pending cleanup(s) at {provider}",
                 s.done
-            );
+            ));
         }
         for (p, r) in pending.iter().zip(&results) {
             if let Err(msg) = r {
-                eprintln!(
-                    "capsule: cleanup '{}' of {} failed and stays pending: {msg}",
+                messages::info(format!(
+                    "cleanup '{}' of {} failed and stays pending: {msg}",
                     p.what, p.node_ref
-                );
+                ));
             }
         }
         total.done += s.done;

@@ -7,10 +7,11 @@ use crate::catalog::Catalog;
 use crate::cli::{CostArgs, CostGroup};
 use crate::context::Ctx;
 use crate::error::bad_input;
+use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::cost::{self, Billing, BillingRule, GroupBy};
 use crate::state::{self, time, NodeFilter};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::process::ExitCode;
 
 /// Billing rules and USD rates from the catalog.
@@ -113,27 +114,25 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         until,
         now,
     )?;
-    let mut rows: Vec<Value> = report
-        .rows
-        .iter()
-        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-        .collect();
+    let mut rows: Vec<render::Row> = report.rows.iter().map(render::Row::of).collect();
     // The total row: USD only (native currencies may differ).
-    rows.push(json!({
-        "group": "total",
-        "currency": "USD",
-        "nodes": report.rows.iter().map(|r| r.nodes).sum::<u64>(),
-        "running_now": report.rows.iter().map(|r| r.running_now).sum::<u64>(),
-        "hours": (report.rows.iter().map(|r| r.hours).sum::<f64>() * 1e4).round() / 1e4,
-        "cost": report.total_usd,
-        "cost_usd": report.total_usd,
-        "month_to_date_usd": report.month_to_date_usd,
-        "projected_month_usd": report.projected_month_usd,
-        "_highlight": true,
-    }));
+    rows.push(
+        render::Row::from(json!({
+            "group": "total",
+            "currency": "USD",
+            "nodes": report.rows.iter().map(|r| r.nodes).sum::<u64>(),
+            "running_now": report.rows.iter().map(|r| r.running_now).sum::<u64>(),
+            "hours": (report.rows.iter().map(|r| r.hours).sum::<f64>() * 1e4).round() / 1e4,
+            "cost": report.total_usd,
+            "cost_usd": report.total_usd,
+            "month_to_date_usd": report.month_to_date_usd,
+            "projected_month_usd": report.projected_month_usd,
+        }))
+        .highlighted(true),
+    );
     render::listing(&mut stdout(), ctx.style, &columns(args.by), &rows)?;
     for c in &report.missing_rates {
-        eprintln!("note: no USD rate for {c} in the catalog — its cost is shown in {c} only and left out of the USD totals");
+        messages::note(format!("no USD rate for {c} in the catalog — its cost is shown in {c} only and left out of the USD totals"));
     }
     if ctx.format() == crate::cli::OutputFormat::Table {
         let from = if args.since.is_some() {
@@ -141,10 +140,10 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         } else {
             "the first record".to_string()
         };
-        eprintln!(
-            "note: cost from {from} to {}; the projection is for {} if every node stays as it is now",
+        messages::note(format!(
+            "cost from {from} to {}; the projection is for {} if every node stays as it is now",
             report.until, report.month
-        );
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -168,31 +167,30 @@ fn over_time(
         until,
         now,
     )?;
-    let mut rows: Vec<Value> = buckets
-        .iter()
-        .map(|b| serde_json::to_value(b).unwrap_or(Value::Null))
-        .collect();
+    let mut rows: Vec<render::Row> = buckets.iter().map(render::Row::of).collect();
     if !buckets.is_empty() {
         let total: f64 = buckets.iter().map(|b| b.cost_usd).sum();
         let hours: f64 = buckets.iter().map(|b| b.hours).sum();
-        rows.push(json!({
-            "period": "total",
-            "start": buckets.first().map(|b| b.start.clone()),
-            "end": buckets.last().map(|b| b.end.clone()),
-            "nodes": null,
-            "hours": (hours * 1e4).round() / 1e4,
-            "cost_usd": (total * 1e6).round() / 1e6,
-            "_highlight": true,
-        }));
+        rows.push(
+            render::Row::from(json!({
+                "period": "total",
+                "start": buckets.first().map(|b| b.start.clone()),
+                "end": buckets.last().map(|b| b.end.clone()),
+                "nodes": null,
+                "hours": (hours * 1e4).round() / 1e4,
+                "cost_usd": (total * 1e6).round() / 1e6,
+            }))
+            .highlighted(true),
+        );
     }
     render::listing(&mut stdout(), ctx.style, &columns(by), &rows)?;
     for c in &missing {
-        eprintln!(
-            "note: no USD rate for {c} in the catalog — its nodes are left out of the buckets"
-        );
+        messages::note(format!(
+            "no USD rate for {c} in the catalog — its nodes are left out of the buckets"
+        ));
     }
     if rows.is_empty() && ctx.format() == crate::cli::OutputFormat::Table {
-        eprintln!("capsule: no recorded node has billable time in this window");
+        messages::info("no recorded node has billable time in this window");
     }
     Ok(ExitCode::SUCCESS)
 }

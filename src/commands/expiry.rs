@@ -8,6 +8,7 @@ use crate::cli::{BulkArgs, ReapArgs};
 use crate::context::{parse_duration, Ctx};
 use crate::driver::Lifecycle;
 use crate::error::bad_input;
+use crate::messages;
 use crate::render::{col, Column, Kind};
 use crate::state::{self, NodeFilter, NodeStatus, Store};
 use serde_json::json;
@@ -74,11 +75,16 @@ pub fn reap(ctx: &Ctx, args: &ReapArgs) -> anyhow::Result<ExitCode> {
             col("region", "region", Kind::Text),
             EXPIRES_COLUMN,
         ];
-        crate::render::listing(&mut super::stdout(), ctx.style, &cols, &due)?;
+        crate::render::listing(
+            &mut super::stdout(),
+            ctx.style,
+            &cols,
+            &crate::render::rows_of(due.iter().cloned()),
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     if targets.is_empty() && rows.is_empty() {
-        eprintln!("capsule: no node has expired; nothing to reap");
+        messages::info("no node has expired; nothing to reap");
         return Ok(ExitCode::SUCCESS);
     }
     let opts = BulkArgs {

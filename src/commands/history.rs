@@ -5,6 +5,7 @@ use super::inventory::find;
 use super::stdout;
 use crate::cli::{HistoryArgs, HistoryCommand};
 use crate::context::{parse_duration, Ctx};
+use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::{self, time, EventFilter};
 use serde_json::{json, Value};
@@ -54,9 +55,14 @@ fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
         .collect();
-    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
+    render::listing(
+        &mut stdout(),
+        ctx.style,
+        COLUMNS,
+        &render::rows_of(rows.iter().cloned()),
+    )?;
     if rows.is_empty() && ctx.format() == crate::cli::OutputFormat::Table {
-        eprintln!("capsule: no events match");
+        messages::info("no events match");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -77,7 +83,7 @@ fn clean(ctx: &Ctx, older_than: &str, dry_run: bool) -> anyhow::Result<ExitCode>
                 "--yes (or see them first with --dry-run)",
             )?
         {
-            eprintln!("capsule: nothing removed");
+            messages::info("nothing removed");
             return Ok(ExitCode::from(1));
         }
     }

@@ -8,10 +8,12 @@ use super::stdout;
 use crate::cli::{FileFormat, InventoryArgs, InventoryCommand, InventoryFilter};
 use crate::context::Ctx;
 use crate::error::{bad_input, unknown};
+use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::cost::Billing;
 use crate::state::transfer::{self, Format, RowError};
 use crate::state::{self, EventFilter, NodeFilter, NodeRecord, NodeStatus, Store};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -62,7 +64,7 @@ pub(crate) fn node_filter(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<Node
                     "status",
                     s,
                     NodeStatus::ALL.map(NodeStatus::as_str),
-                    "capsule openmesh inventory --help",
+                    "inventory --help",
                 ))
             }
         }
@@ -130,18 +132,39 @@ const LIST_COLUMNS: &[Column] = &[
     col("deploy id", "deploy_id", Kind::Text).prio(5),
 ];
 
-/// A node as a listing row: every record field plus its run rate in USD.
-pub(crate) fn node_row(node: &NodeRecord, billing: &Billing) -> Value {
-    let mut row = serde_json::to_value(node).unwrap_or(Value::Null);
-    let rate = billing.run_rate_usd(node);
-    row["hourly_usd"] = json!(rate.map(|r| round(r.0, 6)));
-    row["monthly_usd"] = json!(rate.map(|r| round(r.1, 4)));
-    // What `--quiet` prints: a reference `delete`, `status` and the others take.
-    row["_id"] = json!(match &node.provider_id {
-        Some(id) => format!("{}:{id}", node.provider),
-        None => node.deploy_id.clone(),
-    });
-    row
+/// One node of `inventory` (its documented JSON): every record field, its run rate in USD, and
+/// the xNode stage and expiry when the listing has any.
+#[derive(Debug, Serialize)]
+pub(crate) struct InventoryRow<'a> {
+    #[serde(flatten)]
+    pub node: &'a NodeRecord,
+    pub hourly_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xnode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Option<&'a str>>,
+}
+
+impl<'a> InventoryRow<'a> {
+    pub(crate) fn new(node: &'a NodeRecord, billing: &Billing) -> InventoryRow<'a> {
+        let rate = billing.run_rate_usd(node);
+        InventoryRow {
+            node,
+            hourly_usd: rate.map(|r| round(r.0, 6)),
+            monthly_usd: rate.map(|r| round(r.1, 4)),
+            xnode: None,
+            expires_at: None,
+        }
+    }
+
+    /// The listing row; `--quiet` prints a reference `delete`, `status` and the others take.
+    fn row(&self) -> render::Row {
+        render::Row::of(self).with_id(match &self.node.provider_id {
+            Some(id) => format!("{}:{id}", self.node.provider),
+            None => self.node.deploy_id.clone(),
+        })
+    }
 }
 
 fn round(v: f64, digits: i32) -> f64 {
@@ -170,28 +193,27 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     let mut rows = render::RowStream::new(&mut out, ctx.style, &columns)?;
     let table = ctx.format() == crate::cli::OutputFormat::Table;
     store.for_each_node(&filter, &mut |n| {
-        let mut row = node_row(&n, &billing);
+        let mut item = InventoryRow::new(&n, &billing);
+        item.xnode = stages.get(&n.deploy_id).map(String::as_str);
+        if !expires.is_empty() {
+            item.expires_at = Some(expires.get(&n.deploy_id).map(String::as_str));
+        }
+        let mut row = item.row();
         if table {
             // People read `in doubt`; JSON and CSV keep the status word.
-            row["status"] = json!(n.status.label());
-        }
-        if let Some(s) = stages.get(&n.deploy_id) {
-            row["xnode"] = json!(s);
-        }
-        if !expires.is_empty() {
-            row["expires_at"] = json!(expires.get(&n.deploy_id));
+            row.data["status"] = json!(n.status.label());
         }
         Ok(rows.push(row)?)
     })?;
     let count = rows.finish()?;
     if count == 0 && ctx.format() == crate::cli::OutputFormat::Table {
-        eprintln!("capsule: no recorded node matches — `capsule openmesh inventory --all` includes deleted ones");
+        messages::info(
+            "no recorded node matches — `capsule openmesh inventory --all` includes deleted ones",
+        );
     }
     let pending = store.pending_cleanups(None)?.len();
     if pending > 0 {
-        eprintln!(
-            "note: {pending} pending cleanup(s) left by deletes — `capsule openmesh inventory cleanups` lists them; `--wait`, the next command on that provider or `sync` finishes them"
-        );
+        messages::note(format!("{pending} pending cleanup(s) left by deletes — `capsule openmesh inventory cleanups` lists them; `--wait`, the next command on that provider or `sync` finishes them"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -211,10 +233,10 @@ const CLEANUP_COLUMNS: &[Column] = &[
 /// Pending cleanups, oldest first.
 fn cleanups(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let store = open_read(ctx)?;
-    let rows: Vec<Value> = store
+    let rows: Vec<render::Row> = store
         .pending_cleanups(None)?
         .iter()
-        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+        .map(render::Row::of)
         .collect();
     render::listing(&mut stdout(), ctx.style, CLEANUP_COLUMNS, &rows)?;
     Ok(ExitCode::SUCCESS)
@@ -248,7 +270,7 @@ pub(crate) fn find(store: &dyn Store, text: &str) -> anyhow::Result<NodeRecord> 
         "node",
         text,
         names.iter().map(String::as_str),
-        "capsule openmesh inventory --all",
+        "inventory --all",
     ))
 }
 
@@ -261,10 +283,10 @@ fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
     })?;
     let timeline = store.timeline(&node.deploy_id)?;
     let billing = billing(&ctx.catalog);
-    let row = node_row(&node, &billing);
+    let row = serde_json::to_value(InventoryRow::new(&node, &billing))?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     if let Value::Object(map) = &row {
-        for (k, v) in map.iter().filter(|(k, _)| !k.starts_with('_')) {
+        for (k, v) in map {
             let text = match (k.as_str(), v) {
                 ("hourly_usd" | "monthly_usd", Value::Number(n)) => {
                     render::usd(n.as_f64().unwrap_or(0.0))
@@ -293,10 +315,7 @@ fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
     render::detail(&mut out, ctx.style, &pairs, &doc)?;
     if ctx.format() == crate::cli::OutputFormat::Table && !events.is_empty() {
         writeln!(out)?;
-        let rows: Vec<Value> = events
-            .iter()
-            .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
-            .collect();
+        let rows: Vec<render::Row> = events.iter().map(render::Row::of).collect();
         render::listing(&mut out, ctx.style, EVENT_COLUMNS, &rows)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -323,15 +342,12 @@ fn stats(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     let store = open_read(ctx)?;
     let filter = node_filter(ctx, f)?;
     let (rows, missing) = state::stats::compute(store.as_ref(), &billing(&ctx.catalog), &filter)?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-        .collect();
+    let rows: Vec<render::Row> = rows.iter().map(render::Row::of).collect();
     render::listing(&mut stdout(), ctx.style, STATS_COLUMNS, &rows)?;
     for c in missing {
-        eprintln!(
-            "note: no USD rate for {c} in the catalog — its nodes are left out of the run rate"
-        );
+        messages::note(format!(
+            "no USD rate for {c} in the catalog — its nodes are left out of the run rate"
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -392,12 +408,14 @@ fn export(
             Ok(n)
         })();
         match written {
-            Ok(n) => eprintln!("capsule: exported {n} nodes to {file}"),
+            Ok(n) => messages::info(format!("exported {n} nodes to {file}")),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(e.context(format!(
-                    "cannot write {file} — check the directory exists and is writable"
-                )));
+                return Err(e.context(crate::error::Error::Io {
+                    message: format!(
+                        "cannot write {file} — check the directory exists and is writable"
+                    ),
+                }));
             }
         }
     }

@@ -10,9 +10,10 @@ use crate::cli::{ListArgs, NodeArgs, OutputFormat};
 use crate::context::Ctx;
 use crate::driver::{DriverError, Node, NodeRef, NodeState};
 use crate::error::bad_input;
+use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::{self, Action, NodeRecord, NodeStatus, Observation, Store};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -41,20 +42,52 @@ pub const NODE_CSV: &[Column] = &[
 ];
 
 /// The columns of a node listing; an `expires` column when a row has an expiry (`--ttl`).
-fn node_columns(ctx: &Ctx, rows: &[Value]) -> Vec<Column> {
+fn node_columns(ctx: &Ctx, rows: &[NodeRow]) -> Vec<Column> {
     let mut cols = if ctx.format() == OutputFormat::Csv {
         NODE_CSV.to_vec()
     } else {
         NODE_COLUMNS.to_vec()
     };
-    if rows.iter().any(|r| r["expires_at"].is_string()) {
+    if rows.iter().any(|r| r.expires_at.is_some()) {
         cols.push(super::expiry::EXPIRES_COLUMN);
     }
     cols
 }
 
-/// The documented JSON of a live node.
-fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>, expires: &ExpiryMap) -> Value {
+/// One live node, as `list` and `status` show it (the documented JSON).
+#[derive(Debug, Serialize)]
+struct NodeRow {
+    provider: String,
+    /// `ID`, or `REGION/ID` for a regional API.
+    id: String,
+    name: String,
+    template: Option<String>,
+    plan: String,
+    region: String,
+    status: &'static str,
+    raw_status: String,
+    ipv4: Option<String>,
+    created_at: Option<String>,
+    deploy_id: Option<String>,
+    expires_at: Option<String>,
+}
+
+impl NodeRow {
+    /// The listing row; `--quiet` prints `PROVIDER:ID`, which the other commands take.
+    fn row(&self) -> render::Row {
+        render::Row::of(self).with_id(format!("{}:{}", self.provider, self.id))
+    }
+}
+
+/// Render node rows with the node columns.
+fn show_nodes(ctx: &Ctx, nodes: &[NodeRow]) -> anyhow::Result<()> {
+    let rows: Vec<render::Row> = nodes.iter().map(NodeRow::row).collect();
+    render::listing(&mut stdout(), ctx.style, &node_columns(ctx, nodes), &rows)?;
+    Ok(())
+}
+
+/// The documented row of a live node.
+fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>, expires: &ExpiryMap) -> NodeRow {
     let template = record.map(|r| r.template.clone()).or_else(|| {
         ctx.catalog
             .templates_of(&n.provider)
@@ -72,21 +105,20 @@ fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>, expires: &ExpiryM
         .created_at
         .clone()
         .or_else(|| record.and_then(|r| r.created_at.clone()));
-    json!({
-        "provider": n.provider,
-        "id": id,
-        "name": name,
-        "template": template,
-        "plan": n.plan,
-        "region": n.region,
-        "status": n.state.as_str(),
-        "raw_status": n.raw_status,
-        "ipv4": n.ipv4,
-        "created_at": created_at,
-        "deploy_id": record.map(|r| r.deploy_id.clone()),
-        "expires_at": record.and_then(|r| expires.get(&r.deploy_id)),
-        "_id": format!("{}:{id}", n.provider),
-    })
+    NodeRow {
+        provider: n.provider.clone(),
+        id,
+        name,
+        template,
+        plan: n.plan.clone(),
+        region: n.region.clone(),
+        status: n.state.as_str(),
+        raw_status: n.raw_status.clone(),
+        ipv4: n.ipv4.clone(),
+        created_at,
+        deploy_id: record.map(|r| r.deploy_id.clone()),
+        expires_at: record.and_then(|r| expires.get(&r.deploy_id)).cloned(),
+    }
 }
 
 type ExpiryMap = std::collections::HashMap<String, String>;
@@ -148,7 +180,7 @@ pub(super) fn resolve_node(
                         &format!("{} region", p.id()),
                         r,
                         p.regions.iter().map(|x| x.id.as_str()),
-                        "capsule openmesh regions",
+                        "regions",
                     ));
                 }
                 Some((r, id)) if !r.is_empty() => (
@@ -254,8 +286,7 @@ pub fn status(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
         store.record_observation(&r.deploy_id, &observe(&node), Action::Status, "")?;
     }
     let row = node_json(ctx, &node, record.as_ref(), &store.expiries()?);
-    let rows = [row];
-    render::listing(&mut stdout(), ctx.style, &node_columns(ctx, &rows), &rows)?;
+    show_nodes(ctx, &[row])?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -386,19 +417,10 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
             Err(e) => failed.push(("?".into(), e.to_string())),
         }
     }
-    rows.sort_by(|a, b| {
-        (a["provider"].as_str(), a["name"].as_str(), a["id"].as_str()).cmp(&(
-            b["provider"].as_str(),
-            b["name"].as_str(),
-            b["id"].as_str(),
-        ))
-    });
-    render::listing(&mut stdout(), ctx.style, &node_columns(ctx, &rows), &rows)?;
+    rows.sort_by(|a, b| (&a.provider, &a.name, &a.id).cmp(&(&b.provider, &b.name, &b.id)));
+    show_nodes(ctx, &rows)?;
     for (id, msg) in &failed {
-        eprintln!(
-            "capsule: {}",
-            super::provider_failure(id, "listing failed", msg)
-        );
+        messages::info(super::provider_failure(id, "listing failed", msg));
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS

@@ -13,6 +13,7 @@ use crate::context::Ctx;
 use crate::credentials::{self, field_flag, flag_of, join_and, Credentials, Resolved, Source};
 use crate::driver::{Driver, DriverError, DriverOptions, ErrorKind};
 use crate::error::{bad_input, suggest};
+use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -41,12 +42,7 @@ fn provider<'a>(ctx: &'a Ctx, name: &str) -> anyhow::Result<&'a ProviderEntry> {
     }
     let ids: Vec<&str> = ctx.catalog.providers.iter().map(|p| p.id()).collect();
     Err(match shown(name) {
-        Some(word) => crate::error::unknown(
-            "provider",
-            word,
-            ids.iter().copied(),
-            "capsule openmesh providers",
-        ),
+        Some(word) => crate::error::unknown("provider", word, ids.iter().copied(), "providers"),
         None => bad_input(format!(
             "unknown provider (the name is not shown: it looks like a key) — valid: {}",
             ids.join(", ")
@@ -427,7 +423,7 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
         render::detail(&mut out, style, &pairs, &doc)?;
     }
     for note in &overridden {
-        eprintln!("note: {note}");
+        messages::note(note);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -576,11 +572,19 @@ fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         })
         .collect();
     match ctx.format() {
-        OutputFormat::Json | OutputFormat::Csv | OutputFormat::Yaml => {
-            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?
-        }
+        OutputFormat::Json | OutputFormat::Csv | OutputFormat::Yaml => render::listing(
+            &mut out,
+            ctx.style,
+            SHOW_COLUMNS,
+            &render::rows_of(rows.iter().cloned()),
+        )?,
         OutputFormat::Table => {
-            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?;
+            render::listing(
+                &mut out,
+                ctx.style,
+                SHOW_COLUMNS,
+                &render::rows_of(rows.iter().cloned()),
+            )?;
             match r.missing_error() {
                 Some(e) => writeln!(out, "\nnot usable: {e}")?,
                 None if r.configured() == "no" => writeln!(out, "\nnot configured")?,
@@ -613,7 +617,7 @@ impl Failure {
             // Only here is it known where the key came from: that makes the better fix.
             Failure::Provider(e) if e.kind == ErrorKind::Auth || e.hint.is_none() => {
                 let mut e = e.clone();
-                e.hint = Some(fix_for(e.kind, p, r));
+                e.hint = Some(Box::new(fix_for(e.kind, p, r).into()));
                 e.to_string()
             }
             Failure::Provider(e) => e.to_string(),
@@ -790,14 +794,16 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
                 sentences.push(m.clone());
             }
         }
-        rows.push(json!({
-            "provider": p.id(),
-            "status": status,
-            "configured": configured,
-            "error": kind,
-            "message": message,
-            "_detail": detail,
-        }));
+        rows.push(
+            render::Row::from(json!({
+                "provider": p.id(),
+                "status": status,
+                "configured": configured,
+                "error": kind,
+                "message": message,
+            }))
+            .with_cell("_detail", detail),
+        );
     }
     let columns = match ctx.format() {
         OutputFormat::Table => VERIFY_TABLE_COLUMNS,
@@ -807,7 +813,7 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     render::listing(&mut out, ctx.style, columns, &rows)?;
     out.flush()?;
     for sentence in &sentences {
-        eprintln!("capsule: {sentence}");
+        messages::info(sentence);
     }
     if !explicit
         && resolved.iter().all(|(_, r)| r.configured() == "no")
@@ -910,8 +916,8 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         let r = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
         let vars: Vec<&str> = r.fields.iter().filter_map(|f| f.source.env_var()).collect();
         if !vars.is_empty() {
-            eprintln!(
-                "note: {} still {} credentials for {id} — unset {} to remove them",
+            messages::note(format!(
+                "{} still {} credentials for {id} — unset {} to remove them",
                 join_and(&vars),
                 if vars.len() == 1 {
                     "supplies"
@@ -919,7 +925,7 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
                     "supply"
                 },
                 if vars.len() == 1 { "it" } else { "them" }
-            );
+            ));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@ use crate::chart::{self, Bar, BarChart};
 use crate::cli::{CostArgs, CostGroup, DeployArgs, OutputFormat, ReportArgs, TemplateFilter};
 use crate::context::Ctx;
 use crate::error::bad_input;
+use crate::messages;
 use crate::render::usd;
 use crate::report::{
     self, Category, Figure, LegendItem, Page, Point, PointSeries, Section, Series, Table,
@@ -197,7 +198,7 @@ pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
     ));
     stdout().write_all(text.as_bytes())?;
     for c in &report.missing_rates {
-        eprintln!("note: no USD rate for {c} in the catalog — its nodes are left out of the chart and the USD totals");
+        messages::note(format!("no USD rate for {c} in the catalog — its nodes are left out of the chart and the USD totals"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -220,11 +221,11 @@ pub fn html(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<ExitCode> {
                 args.html
             ))
         })?;
-        eprintln!(
-            "capsule: wrote {} ({} KB)",
+        messages::info(format!(
+            "wrote {} ({} KB)",
             args.html,
             html.len().div_ceil(1024)
-        );
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

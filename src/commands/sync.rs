@@ -12,6 +12,7 @@ use crate::catalog::ProviderEntry;
 use crate::cli::SyncArgs;
 use crate::context::Ctx;
 use crate::driver::Node;
+use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::reconcile::{self, Applied, LiveNode};
 use crate::state::{self, Action, NewNode, NodeFilter, NodeStatus, Outcome, Store};
@@ -181,7 +182,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
                 "no credentials — configure them with `capsule openmesh provider configure {id}`"
             );
             if explicit {
-                eprintln!("capsule: {id}: {msg}");
+                messages::info(format!("{id}: {msg}"));
                 rows.push(failure_row(id, &msg));
                 failed = true;
             } else {
@@ -196,10 +197,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
             Ok(nodes) => nodes,
             Err(e) => {
                 let msg = one_line(&e);
-                eprintln!(
-                    "capsule: {}",
-                    super::provider_failure(id, "listing failed", &msg)
-                );
+                messages::info(super::provider_failure(id, "listing failed", &msg));
                 rows.push(failure_row(id, &msg));
                 let _ = store.record_action(
                     None,
@@ -214,13 +212,13 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
         let applied = sync_provider(store.as_ref(), ctx, p, &live, args)?;
         // An update that could not be written is a failed sync (exit 1), named on stderr.
         for a in applied.iter().filter(|a| a.action.starts_with("failed")) {
-            eprintln!(
-                "capsule: {id}: {} {} ({}) was not updated: {}",
+            messages::info(format!(
+                "{id}: {} {} ({}) was not updated: {}",
                 a.finding,
                 a.name,
                 a.deploy_id.as_deref().unwrap_or("-"),
                 a.action.trim_start_matches("failed: ")
-            );
+            ));
             failed = true;
         }
         rows.extend(applied.iter().map(row));
@@ -236,12 +234,15 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     }
     // Cleanups left by deletes run once their node is gone (the listing above shows which).
     super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&providers_done))?;
-    render::listing(&mut stdout(), ctx.style, COLUMNS, &rows)?;
+    render::listing(
+        &mut stdout(),
+        ctx.style,
+        COLUMNS,
+        &render::rows_of(rows.iter().cloned()),
+    )?;
     if !unconfigured.is_empty() {
-        eprintln!(
-            "note: skipped, no credentials: {} — configure them with `capsule openmesh provider configure NAME`",
-            unconfigured.join(", ")
-        );
+        messages::note(format!("skipped, no credentials: {} — configure them with `capsule openmesh provider configure NAME`",
+            unconfigured.join(", ")));
     }
     let found = rows
         .iter()
@@ -292,6 +293,6 @@ fn sync_provider(
         summary.push_str("; --forget marks ghosts deleted");
     }
     store.record_action(None, Action::Sync, Outcome::Ok, &summary)?;
-    eprintln!("note: {summary}");
+    messages::note(summary);
     Ok(applied)
 }

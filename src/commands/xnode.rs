@@ -15,6 +15,7 @@ use crate::cli::{OutputFormat, ReinstallArgs, StatusArgs, XnodeArgs};
 use crate::context::{parse_duration, Ctx};
 use crate::driver::{Driver, NodeRef, NodeState, RenderedRequest};
 use crate::error::bad_input;
+use crate::messages;
 use crate::render::{self, col, Kind};
 use crate::select::{Reject, XnodeNeeds};
 use crate::state::{Action, EventFilter, NodeStatus, Observation, Outcome, Store};
@@ -133,13 +134,11 @@ pub fn warn(ctx: &Ctx, spec: &Spec) {
         return;
     };
     if !x.disk_warning.is_empty() {
-        eprintln!("capsule: warning: {}", x.disk_warning);
+        messages::warn(&x.disk_warning);
     }
     if spec.owner.is_none() {
-        eprintln!(
-            "capsule: WARNING: --no-owner: this xNode gets NO owner; its management API (port {}, Host {}) will run commands for ANYONE who reaches it",
-            x.probe.https_port, x.probe.manager_host
-        );
+        messages::danger(format!("--no-owner: this xNode gets NO owner; its management API (port {}, Host {}) will run commands for ANYONE who reaches it",
+            x.probe.https_port, x.probe.manager_host));
     }
 }
 
@@ -515,16 +514,16 @@ fn climb_all(
                                 ..Observation::default()
                             };
                             if let Err(e) = store.record_observation(d, &seen, Action::Deploy, "") {
-                                eprintln!("capsule: could not record the node's address: {e}");
+                                messages::info(format!("could not record the node's address: {e}"));
                             }
                         }
                         if let Err(e) = store.record_action(Some(d), Action::Xnode, outcome, &line) {
-                            eprintln!("capsule: could not record a stage: {e}");
+                            messages::info(format!("could not record a stage: {e}"));
                         }
                     }
                     match &bars[step.index] {
                         Some(b) => b.set_message(format!("{}: {line} (after {when})", c.name)),
-                        None => eprintln!("capsule: {}: {line} (after {when})", c.name),
+                        None => messages::info(format!("{}: {line} (after {when})", c.name)),
                     }
                 }
                 Some(Ok(())) => {
@@ -672,7 +671,7 @@ pub fn finish(
 pub fn report_not_ready(rows: &[Value]) {
     for row in rows {
         if let (Some(_), Some(e)) = (row.get("xnode"), row["error"].as_str()) {
-            eprintln!("capsule: {e}");
+            messages::info(e);
         }
     }
 }
@@ -798,9 +797,12 @@ pub fn status_probe(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         col("stage", "stage", Kind::Text),
         col("detail", "detail", Kind::Text),
     ];
-    render::listing(&mut stdout(), ctx.style, &cols, &[row])?;
+    render::listing(&mut stdout(), ctx.style, &cols, &[render::Row::from(row)])?;
     if stage == Stage::Unprotected {
-        eprintln!("capsule: WARNING: {} serves its management API without a login: anyone who reaches it can run commands", nref.id);
+        messages::danger(format!(
+            "{} serves its management API without a login: anyone who reaches it can run commands",
+            nref.id
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -886,7 +888,7 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
         ),
         "--yes",
     )? {
-        eprintln!("capsule: nothing reinstalled");
+        messages::info("nothing reinstalled");
         return Ok(ExitCode::from(1));
     }
     let driver = ctx.driver(&nref.provider)?;
@@ -950,7 +952,7 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
     }
     if failures > 0 {
         if let Some(e) = rows[0]["error"].as_str() {
-            eprintln!("capsule: {e}");
+            messages::info(e);
         }
         return Ok(ExitCode::from(1));
     }

@@ -4,6 +4,7 @@
 //! message passes through [`scrub`] with the account's secret values before it is stored.
 
 pub use crate::catalog::schema::Refusal;
+pub use crate::error::Hint;
 use std::fmt;
 
 /// What kind of failure a [`DriverError`] is.
@@ -51,16 +52,16 @@ pub struct DriverError {
     pub code: Option<String>,
     /// Provider id.
     pub provider: String,
-    /// What to do about it, appended after ` — `.
-    pub hint: Option<String>,
+    /// What to do about it, appended after ` — ` (boxed: it is rare, and keeps results small).
+    pub hint: Option<Box<Hint>>,
     /// Create only: the server may have acted (timeout, 5xx, reset after sending).
     pub(crate) in_doubt: bool,
     /// The answer is one of the catalog's documented refusals (`[[api.errors.refusals]]`): no
     /// capacity, no quota, or the plan not offered there.
     pub refusal: Option<Refusal>,
-    /// Set when the fault is the input's, not the provider's (a catalog template that does not
-    /// render): the error's source is then bad input, so it exits 2.
-    bad_input: Option<std::sync::Arc<crate::error::BadInput>>,
+    /// Set when the fault is the catalog's, not the provider's (a template that does not
+    /// render): bad input, exit code 2.
+    catalog_fault: bool,
 }
 
 impl DriverError {
@@ -74,16 +75,23 @@ impl DriverError {
             hint: None,
             in_doubt: false,
             refusal: None,
-            bad_input: None,
+            catalog_fault: false,
         }
     }
 
-    /// Mark this error as the input's fault (a template that does not render): exit code 2.
-    pub fn as_bad_input(mut self) -> DriverError {
-        self.bad_input = Some(std::sync::Arc::new(crate::error::BadInput(
-            self.message.clone(),
-        )));
+    /// Mark this error as the catalog's fault (a template that does not render): exit code 2.
+    pub fn from_catalog(mut self) -> DriverError {
+        self.catalog_fault = true;
         self
+    }
+
+    /// The exit code: 2 when the catalog is at fault, else 1 (the operation failed).
+    pub fn code(&self) -> u8 {
+        if self.catalog_fault {
+            2
+        } else {
+            1
+        }
     }
 
     pub fn with_status(mut self, status: u16) -> DriverError {
@@ -91,8 +99,8 @@ impl DriverError {
         self
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> DriverError {
-        self.hint = Some(hint.into());
+    pub fn with_hint(mut self, hint: impl Into<Hint>) -> DriverError {
+        self.hint = Some(Box::new(hint.into()));
         self
     }
 
@@ -125,13 +133,7 @@ impl fmt::Display for DriverError {
     }
 }
 
-impl std::error::Error for DriverError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.bad_input
-            .as_deref()
-            .map(|b| b as &(dyn std::error::Error + 'static))
-    }
-}
+impl std::error::Error for DriverError {}
 
 /// Provider text for a message: secrets scrubbed from the whole text first, then control
 /// characters stripped, whitespace folded to one line, and only then cut to `max` characters
@@ -168,7 +170,10 @@ mod tests {
     fn one_sentence_with_status_and_hint() {
         let e = DriverError::new("acme", ErrorKind::Auth, "Unable to authenticate you.")
             .with_status(401)
-            .with_hint("check the token with `capsule openmesh provider verify acme`");
+            .with_hint(Hint::Verify {
+                provider: "acme".into(),
+                noun: "token".into(),
+            });
         assert_eq!(
             e.to_string(),
             "acme: Unable to authenticate you (HTTP 401) — check the token with `capsule openmesh provider verify acme`"

@@ -11,9 +11,10 @@
 //! (`limits.max_body_mb`, default 8 MB); one deadline (`--request-timeout`) covers every attempt
 //! and every wait of a request, and a wait of a few seconds or more is announced on stderr.
 
-use super::error::{excerpt, scrub, DriverError, ErrorKind};
+use super::error::{excerpt, scrub, DriverError, ErrorKind, Hint};
 use super::{form, tree, Driver};
 use crate::catalog::schema::Operation;
+use crate::messages;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use serde_json::Value;
@@ -207,7 +208,7 @@ impl Driver {
                 ErrorKind::Refused,
                 format!("the catalog's `{name}` {what} does not render: {e}"),
             )
-            .as_bad_input()
+            .from_catalog()
         };
         let base = inner
             .renderer
@@ -224,6 +225,7 @@ impl Driver {
                 ErrorKind::Refused,
                 format!("invalid URL '{full}' for `{name}`: {e}"),
             )
+            .from_catalog()
         })?;
         for (k, tpl) in &op.query {
             let v = inner
@@ -272,6 +274,7 @@ impl Driver {
                                 "the catalog's `{name}` body is not valid JSON once rendered: {e}"
                             ),
                         )
+                        .from_catalog()
                     })?;
                     if enc == "form" {
                         Some(Body::Form(v))
@@ -454,11 +457,11 @@ impl Driver {
             });
         }
         if wait >= ANNOUNCE_WAIT {
-            eprintln!(
-                "capsule: waiting {} for {} ({why})…",
+            messages::info(format!(
+                "waiting {} for {} ({why})…",
                 secs_text(wait),
                 self.inner.id
-            );
+            ));
         }
         self.log(
             1,
@@ -610,16 +613,21 @@ impl Driver {
                 started.elapsed().as_millis()
             ),
         );
+        let (value, parse_error) = match self.parse_body(&text) {
+            Ok(v) => (v, None),
+            Err(e) => (Value::Null, Some(e)),
+        };
+        // Secrets the answer carries (`api.secret_fields`) are scrubbed from here on: from this
+        // log line, from errors, and from every node field read out of the answer.
+        for secret in tree::texts_named(&value, &inner.provider.api.secret_fields) {
+            inner.add_secret(&secret);
+        }
         if inner.opts.verbose >= 2 && !text.is_empty() {
             self.log(
                 2,
                 &format!("  < {}", excerpt(&text, &inner.secrets(), 2000)),
             );
         }
-        let (value, parse_error) = match self.parse_body(&text) {
-            Ok(v) => (v, None),
-            Err(e) => (Value::Null, Some(e)),
-        };
         Ok(Resp {
             status,
             headers,
@@ -725,11 +733,10 @@ impl Driver {
         err.code = code.map(|c| excerpt(&c, &inner.secrets(), 100));
         err.refusal = refusal;
         if kind == ErrorKind::Auth {
-            err.hint = Some(format!(
-                "check the {} with `capsule openmesh provider verify {}`",
-                self.auth_noun(),
-                inner.id
-            ));
+            err.hint = Some(Box::new(Hint::Verify {
+                provider: inner.id.clone(),
+                noun: self.auth_noun().to_string(),
+            }));
         }
         err
     }
@@ -737,7 +744,7 @@ impl Driver {
     /// One log line on stderr when `verbose >= level`.
     pub(crate) fn log(&self, level: u8, line: &str) {
         if self.inner.opts.verbose >= level {
-            eprintln!("capsule: {line}");
+            messages::info(line);
         }
     }
 }

@@ -266,7 +266,9 @@ impl Inner {
     /// Scrub this string from now on.
     pub(crate) fn add_secret(&self, secret: &str) {
         if let Ok(mut s) = self.secrets.write() {
-            s.push(secret.to_string());
+            if !s.iter().any(|known| known == secret) {
+                s.push(secret.to_string());
+            }
         }
     }
 }
@@ -461,9 +463,11 @@ impl Driver {
     pub(crate) fn node_from(&self, v: &Value, variant: &str, region_slug: Option<&str>) -> Node {
         let p = &self.inner.provider;
         let f = &p.api.node;
-        // Text from the server: no control character reaches a table, a log or the store.
+        // Text from the server: no control character and no secret the answer carried reaches
+        // a table, a log or the store.
+        let secrets = self.inner.secrets();
         let field = |f: &crate::catalog::schema::Field| {
-            tree::field(v, f).map(|t| crate::error::printable(&t))
+            tree::field(v, f).map(|t| crate::error::printable(&error::scrub(&t, &secrets)))
         };
         let raw = field(&f.status).unwrap_or_default();
         let state = if raw.is_empty() {
@@ -519,13 +523,14 @@ fn missing_field(provider: &ProviderEntry, field: &str) -> anyhow::Error {
         _ => format!("--{}", field.replace('_', "-")),
     };
     let noun = field.replace('_', " ");
-    let env = cf
-        .and_then(|c| c.env.first())
-        .map(|e| format!(" or set {e}"))
-        .unwrap_or_default();
-    bad_input(format!(
-        "{id} has no {noun} — run `capsule openmesh provider configure {id} {flag} …`{env}"
-    ))
+    crate::error::bad_input_hint(
+        format!("{id} has no {noun}"),
+        crate::error::Hint::Configure {
+            provider: id.to_string(),
+            flag,
+            env: cf.and_then(|c| c.env.first()).cloned(),
+        },
+    )
 }
 
 #[cfg(test)]

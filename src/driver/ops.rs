@@ -1,7 +1,7 @@
 //! The operations: create (with its idempotent retry), list (regions × variants, paging),
 //! find_by_tag, get, start, stop, delete, steps around them, async action polling and waits.
 
-use super::error::{excerpt, DriverError, ErrorKind};
+use super::error::{excerpt, DriverError, ErrorKind, Hint};
 use super::http::{backoff, Body, Mode, Prepared, Resp};
 use super::outcome::{self, Certainty, CreateOutcome};
 use super::tree;
@@ -75,7 +75,7 @@ impl Driver {
         }
         let mut e = DriverError::new(&self.inner.id, ErrorKind::Refused, msg);
         if !st.suggestion.is_empty() {
-            e.hint = Some(st.suggestion.clone());
+            e.hint = Some(Box::new(Hint::Advice(st.suggestion.clone())));
         }
         Err(e)
     }
@@ -141,7 +141,7 @@ impl Driver {
                 ErrorKind::Refused,
                 format!("the catalog's tagging.tag is unusable: {e}"),
             )
-            .as_bad_input()
+            .from_catalog()
         })?;
         set(&mut ctx, "tag", p.api.tagging.tag_for(&req.deploy_id));
         Ok(ctx)
@@ -219,6 +219,7 @@ impl Driver {
                     step.operation, step.when
                 ),
             )
+            .from_catalog()
         })
     }
 
@@ -464,9 +465,7 @@ impl Driver {
             ),
             None => format!("tag '{tag}' was not found"),
         };
-        e.hint = Some(format!(
-            "the server may have created it and {why}; `capsule openmesh sync` or `deploy --resume` settle it by that tag, never by creating it again"
-        ));
+        e.hint = Some(Box::new(Hint::SettleByTag { why }));
         CreateOutcome::InDoubt {
             error: e,
             node: None,
@@ -1815,11 +1814,11 @@ impl Driver {
                     .unwrap_or_default()
             ),
         );
-        e.hint = Some(if names.is_empty() {
+        e.hint = Some(Box::new(Hint::Advice(if names.is_empty() {
             format!("the inventory lists no such product in {facility}; try another region")
         } else {
             format!("nearest there: {}", names.join("; "))
-        });
+        })));
         Err(e)
     }
 }

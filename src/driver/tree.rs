@@ -242,6 +242,31 @@ pub fn text(v: &Value) -> Option<String> {
     }
 }
 
+/// The texts of every field named one of `names`, at any depth of the tree (a generated root
+/// password in a create answer, a listed node or an error body alike).
+pub fn texts_named(root: &Value, names: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    if names.is_empty() {
+        return out;
+    }
+    let mut stack = vec![root];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    if names.iter().any(|n| n == k) {
+                        out.extend(text(child));
+                    }
+                    stack.push(child);
+                }
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The text at a pointer, if any.
 pub fn text_at(root: &Value, pointer: &str) -> Option<String> {
     resolve_all(root, pointer).into_iter().find_map(text)
@@ -308,6 +333,16 @@ pub fn map_status<'a>(table: &'a BTreeMap<String, Vec<String>>, raw: &str) -> Op
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn texts_named_finds_fields_at_any_depth() {
+        let v = json!({"instance": {"id": "a", "default_password": "pw-one"},
+                       "instances": [{"default_password": "pw-two"}, {"default_password": null}]});
+        let mut found = texts_named(&v, &["default_password".to_string()]);
+        found.sort();
+        assert_eq!(found, ["pw-one", "pw-two"]);
+        assert!(texts_named(&v, &[]).is_empty());
+    }
 
     #[test]
     fn reaches_tells_missing_from_empty() {

@@ -483,7 +483,7 @@ pub fn buckets(
     while cursor < end {
         let (bs, be) = period.bounds(cursor);
         if rows.len() >= MAX_BUCKETS {
-            anyhow::bail!(crate::error::BadInput(format!(
+            return Err(crate::error::bad_input(format!(
                 "more than {MAX_BUCKETS} buckets — give a later --since or a longer period (--by week or --by month)"
             )));
         }

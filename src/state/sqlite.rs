@@ -11,7 +11,7 @@ use super::model::*;
 use super::schema;
 use super::time;
 use super::Store;
-use crate::error::bad_input;
+use crate::error::{bad_input, state_error};
 use anyhow::{anyhow, Context as _};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{
@@ -78,7 +78,7 @@ impl SqliteStore {
         let shown = path.display().to_string();
         let fresh = !path.exists();
         let conn = Connection::open(path).map_err(|e| {
-            anyhow!("cannot open the state store {shown}: {e} — check that CAPSULE_HOME is a writable directory")
+            state_error(format!("cannot open the state store {shown}: {e} — check that CAPSULE_HOME is a writable directory"))
         })?;
         if fresh {
             restrict_file(path);
@@ -101,14 +101,14 @@ impl SqliteStore {
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| anyhow!("cannot read the state store {shown}: {e}"))?;
+        .map_err(|e| state_error(format!("cannot read the state store {shown}: {e}")))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let version = schema::version(&conn)
-            .map_err(|e| anyhow!("cannot read the state store {shown}: {e}"))?;
+            .map_err(|e| state_error(format!("cannot read the state store {shown}: {e}")))?;
         if version != schema::LATEST {
-            return Err(anyhow!(
+            return Err(state_error(format!(
                 "the state store {shown} is at schema version {version} and needs upgrading, but CAPSULE_HOME cannot be written — make it writable and run the command again"
-            ));
+            )));
         }
         Ok(SqliteStore {
             conn,
@@ -177,13 +177,16 @@ impl SqliteStore {
 
     fn lock_error(&self, e: rusqlite::Error) -> anyhow::Error {
         if is_busy(&e) {
-            anyhow!(
+            state_error(format!(
                 "the state store {} stayed locked by another capsule for {} s — wait for it to finish and try again",
                 self.path.display(),
                 BUSY_TIMEOUT.as_secs()
-            )
+            ))
         } else {
-            anyhow!("cannot write the state store {}: {e}", self.path.display())
+            state_error(format!(
+                "cannot write the state store {}: {e}",
+                self.path.display()
+            ))
         }
     }
 }
@@ -238,7 +241,10 @@ fn node_row(tx: &Connection, deploy_id: &str) -> anyhow::Result<Option<(i64, Nod
 
 fn require_node(tx: &Connection, deploy_id: &str) -> anyhow::Result<(i64, NodeRecord)> {
     node_row(tx, deploy_id)?.ok_or_else(|| {
-        bad_input(format!("no node with deploy id '{deploy_id}' is recorded — run `capsule openmesh inventory --all` to see them"))
+        crate::error::bad_input_hint(
+            format!("no node with deploy id '{deploy_id}' is recorded"),
+            crate::error::Hint::SeeAll("inventory --all"),
+        )
     })
 }
 

@@ -32,6 +32,7 @@
 use super::model::{NodeFilter, NodeRecord, NodeStatus};
 use super::time;
 use super::Store;
+use crate::error::Hint;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -319,10 +320,8 @@ fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Rows, Vec<RowError>> {
             .to_string();
         if !COLUMNS.contains(&name.as_str()) {
             let hint = match crate::error::suggest(&name, COLUMNS) {
-                Some(s) => format!("did you mean '{s}'?"),
-                None => {
-                    "remove it; `capsule openmesh inventory export` shows the columns".to_string()
-                }
+                Some(s) => Hint::DidYouMean(s.to_string()),
+                None => Hint::UnknownColumn,
             };
             let col = if name.is_empty() {
                 (i + 1).to_string()
@@ -337,7 +336,11 @@ fn csv_rows(input: &mut dyn Read, file: &str) -> Result<Rows, Vec<RowError>> {
     }
     for req in REQUIRED {
         if !names.iter().any(|n| n == req) {
-            errors.push(err(1, req, "missing column — add it to the header; `capsule openmesh inventory export` writes every column".into()));
+            errors.push(err(
+                1,
+                req,
+                format!("missing column — {}", Hint::MissingColumn),
+            ));
         }
     }
     if !errors.is_empty() {
@@ -618,10 +621,7 @@ fn record(cx: &mut Cx, cells: &Cells, known: &Known, now: &str) -> Option<NodeRe
             .find(|k| k.eq_ignore_ascii_case(p.trim()))
             .map(|k| k.to_string());
         if found.is_none() {
-            let hint = match crate::error::suggest(&p, provider_ids.iter().copied()) {
-                Some(s) => format!("did you mean '{s}'?"),
-                None => "run `capsule openmesh providers` to see them".to_string(),
-            };
+            let hint = Hint::nearest(&p, provider_ids.iter().copied(), "providers");
             cx.err(
                 "provider",
                 format!("unknown provider '{}' — {hint}", names::shown(&p)),
@@ -633,10 +633,7 @@ fn record(cx: &mut Cx, cells: &Cells, known: &Known, now: &str) -> Option<NodeRe
         let problem = match (known.templates.get(t.as_str()), &provider) {
             (None, _) => {
                 let hint =
-                    match crate::error::suggest(t, known.templates.keys().map(String::as_str)) {
-                        Some(s) => format!("did you mean '{s}'?"),
-                        None => "run `capsule openmesh templates` to see them".to_string(),
-                    };
+                    Hint::nearest(t, known.templates.keys().map(String::as_str), "templates");
                 Some(format!("unknown template '{}' — {hint}", names::shown(t)))
             }
             (Some(owner), Some(p)) if owner != p => Some(format!(
@@ -657,10 +654,7 @@ fn record(cx: &mut Cx, cells: &Cells, known: &Known, now: &str) -> Option<NodeRe
         if slugs.iter().any(|s| s == r) {
             return true;
         }
-        let hint = match crate::error::suggest(r, slugs.iter().map(String::as_str)) {
-            Some(s) => format!("did you mean '{s}'?"),
-            None => "run `capsule openmesh regions` to see them".to_string(),
-        };
+        let hint = Hint::nearest(r, slugs.iter().map(String::as_str), "regions");
         cx.err(
             "region",
             format!(

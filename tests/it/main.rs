@@ -14,6 +14,7 @@ mod output;
 mod providers;
 mod readme;
 mod report;
+mod schemas;
 mod state;
 mod support;
 mod xnode;

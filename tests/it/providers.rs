@@ -524,7 +524,14 @@ fn end_to_end(p: Provider) {
     if p == Provider::Aws {
         assert_eq!(mock.config().sigv4, SigV4Check::Full);
     }
-    s.assert_no_secret(&[TOKEN, ACCESS_KEY, SECRET_KEY]);
+    // Root passwords in answers (`api.secret_fields`) are scrubbed from `-vv` logs and state too.
+    s.assert_no_secret(&[
+        TOKEN,
+        ACCESS_KEY,
+        SECRET_KEY,
+        mock::vultr::PASSWORD,
+        mock::equinix::ROOT_PASSWORD,
+    ]);
 }
 
 #[test]
@@ -609,13 +616,21 @@ fn equinix_metal_retired_but_manageable() {
     assert_node_fields(&listed[0]);
     assert_eq!(listed[0]["name"], "old-capsule-node");
     let all = rows(&s.run(
-        &["list", "--provider", "equinix-metal", "--all", "-o", "json"],
+        &[
+            "list",
+            "--provider",
+            "equinix-metal",
+            "--all",
+            "-o",
+            "json",
+            "-vv",
+        ],
         0,
     ));
     assert_eq!(all.len(), 6, "{all:?}");
 
     let node = format!("equinix-metal:{id}");
-    let row = one(&s.run(&["status", &node, "-o", "json"], 0));
+    let row = one(&s.run(&["status", &node, "-o", "json", "-vv"], 0));
     assert_node_fields(&row);
     assert_eq!(row["status"], "running");
     assert_eq!(
@@ -641,7 +656,8 @@ fn equinix_metal_retired_but_manageable() {
         one(&s.run(&["status", &node, "-o", "json"], 0))["status"],
         "deleted"
     );
-    s.assert_no_secret(&[TOKEN]);
+    // The devices' `root_password` is scrubbed from the `-vv` logs and the state.
+    s.assert_no_secret(&[TOKEN, mock::equinix::ROOT_PASSWORD]);
 }
 
 // ---- 2: throttles and server errors -----------------------------------------------------------

@@ -28,6 +28,7 @@ use crate::driver::{
     CreateOutcome, CreateRequest, Driver, DriverError, ErrorKind, Node, NodeState, RenderedRequest,
 };
 use crate::error::bad_input;
+use crate::messages;
 use crate::render::{self, col, usd, Kind};
 use crate::select::{self, Offer};
 use crate::state::lifecycle::{self, ResumeStep};
@@ -113,7 +114,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         ),
         "--yes",
     )? {
-        eprintln!("capsule: nothing deployed");
+        messages::info("nothing deployed");
         return Ok(ExitCode::from(1));
     }
     // Build every request, every driver (credentials, endpoint) and the wait before anything
@@ -137,7 +138,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let ids: Vec<String> = intents.iter().map(|n| n.deploy_id.clone()).collect();
     super::expiry::record(store.as_ref(), &ids, ttl)?;
     if jobs.len() > 1 {
-        eprintln!("capsule: fleet {group_id}: {} nodes recorded; resume with `capsule openmesh deploy --resume {group_id}`", jobs.len());
+        messages::info(format!("fleet {group_id}: {} nodes recorded; resume with `capsule openmesh deploy --resume {group_id}`", jobs.len()));
     }
     let jobs: Vec<Job> = jobs
         .into_iter()

@@ -68,7 +68,7 @@ pub(super) fn pick_region(
                 &format!("{} region", p.id()),
                 r,
                 p.regions.iter().map(|r| r.id.as_str()),
-                "capsule openmesh regions",
+                "regions",
             )
         })?;
         if !t.regions.contains(&region.id) {
@@ -218,7 +218,7 @@ pub(super) fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> 
                 "template",
                 tid,
                 ctx.catalog.templates.iter().map(|t| t.id.as_str()),
-                "capsule openmesh templates",
+                "templates",
             )
         })?;
         let p = ctx.provider(&t.provider)?;
@@ -312,12 +312,10 @@ pub(super) fn resolve_plans(
             continue;
         }
         if dry && crate::credentials::configured(&ctx.home, p)? == "no" {
-            eprintln!(
-                "capsule: {}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
+            messages::info(format!("{}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
                 p.id(),
                 t.id,
-                p.id()
-            );
+                p.id()));
             out.push(None);
             continue;
         }

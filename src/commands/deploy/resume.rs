@@ -123,10 +123,8 @@ pub(super) fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Resul
         // provider a little later, and a lookup before then would miss them.
         let wait = lease.settle_wait(IN_FLIGHT_GRACE, std::time::SystemTime::now());
         if !wait.is_zero() {
-            eprintln!(
-                "capsule: fleet {group} was being deployed moments ago; waiting {} s for creates still in flight to reach the provider before looking them up",
-                wait.as_secs().max(1)
-            );
+            messages::info(format!("fleet {group} was being deployed moments ago; waiting {} s for creates still in flight to reach the provider before looking them up",
+                wait.as_secs().max(1)));
             lease.beat();
             std::thread::sleep(wait);
         }

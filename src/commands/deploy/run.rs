@@ -444,7 +444,7 @@ pub(super) fn run_jobs(
                         {
                             match &bar {
                                 Some(b) => b.println(format!("capsule: {line}")),
-                                None => eprintln!("capsule: {line}"),
+                                None => messages::info(line),
                             }
                         }
                         spawn_job(&rt, driver, *job, tx.clone(), sem.clone(), waits);
@@ -465,7 +465,7 @@ pub(super) fn run_jobs(
             bar.as_ref(),
         );
         if let Err(e) = res {
-            eprintln!("capsule: could not record a result: {e}");
+            messages::info(format!("could not record a result: {e}"));
         }
     }
     heartbeat.abort();
@@ -534,7 +534,12 @@ pub(super) fn run_jobs(
         let v = json!({"group_id": group_id, "plan": explanation.as_ref().map(Explanation::json), "nodes": rows});
         writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        render::listing(&mut stdout(), ctx.style, &cols, &rows)?;
+        render::listing(
+            &mut stdout(),
+            ctx.style,
+            &cols,
+            &render::rows_of(rows.iter().cloned()),
+        )?;
         crate::commands::xnode::print_summary(&rows)?;
         if let Some(f) = failover.as_ref().filter(|_| table) {
             write!(stdout(), "{}", f.attempts_text())?;
@@ -545,18 +550,14 @@ pub(super) fn run_jobs(
             .iter()
             .filter_map(|d| names.get(d).map(String::as_str))
             .collect();
-        eprintln!(
-            "capsule: {} in doubt: the provider may have created {} ({}); the name is kept, and `capsule openmesh deploy --resume {group_id}` or `capsule openmesh sync` look it up by its tag rather than create it twice",
+        messages::info(format!("{} in doubt: the provider may have created {} ({}); the name is kept, and `capsule openmesh deploy --resume {group_id}` or `capsule openmesh sync` look it up by its tag rather than create it twice",
             if which.len() == 1 { "1 node is".to_string() } else { format!("{} nodes are", which.len()) },
             if which.len() == 1 { "it" } else { "them" },
-            which.join(", ")
-        );
+            which.join(", ")));
     }
     if failures > 0 {
-        eprintln!(
-            "capsule: {failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
-            names.len()
-        );
+        messages::info(format!("{failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
+            names.len()));
         return Ok(ExitCode::from(1));
     }
     if not_ready > 0 {
@@ -586,7 +587,7 @@ pub(super) fn handle_report(
 ) -> anyhow::Result<()> {
     let say = |msg: String| match bar {
         Some(b) => b.set_message(msg),
-        None => eprintln!("capsule: {msg}"),
+        None => messages::info(msg),
     };
     match report {
         Report::Outcome { deploy_id, outcome } => {

@@ -217,6 +217,9 @@ fn projects(cfg: &MockConfig) -> Resp {
     )
 }
 
+/// The root password an active device answer carries: a secret capsule must scrub.
+pub const ROOT_PASSWORD: &str = "Mock-R00t-Passw0rd";
+
 fn render(n: &Node) -> Value {
     let mut ips = Vec::new();
     if let Some(ip) = &n.ip {
@@ -265,7 +268,7 @@ fn render(n: &Node) -> Value {
         v["provisioning_percentage"] = json!(if n.status == "queued" { 0.0 } else { 50.0 });
     }
     if n.status == "active" {
-        v["root_password"] = json!("Mock-R00t-Passw0rd");
+        v["root_password"] = json!(ROOT_PASSWORD);
     }
     v
 }

@@ -292,6 +292,9 @@ fn plan_specs(plan: &str) -> (u64, u64) {
     (cpus, ram)
 }
 
+/// The root password a create answer carries (`default_password`): a secret capsule must scrub.
+pub const PASSWORD: &str = "Mock-Passw0rd-1!";
+
 fn render(n: &Node, with_password: bool) -> Value {
     let (cpus, ram) = plan_specs(&n.plan);
     let metal = n.extra_str("kind") == "bare_metal";
@@ -369,7 +372,7 @@ fn render(n: &Node, with_password: bool) -> Value {
         })
     };
     if with_password {
-        v["default_password"] = json!("Mock-Passw0rd-1!");
+        v["default_password"] = json!(PASSWORD);
     }
     v
 }
