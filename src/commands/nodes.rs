@@ -1,5 +1,5 @@
 //! Existing nodes: `list` and `status`, and the node resolution and confirmation that
-//! `start`, `stop` and `delete` (`bulk.rs`) share. Creating nodes is `deploy.rs`.
+//! `start`, `stop` and `delete` (`bulk.rs`) share. Creating nodes is `deploy/`.
 //!
 //! Every lifecycle command writes its intent to the state store before calling the provider and
 //! its outcome after.

@@ -292,7 +292,7 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
     ctx.note_stale(found.iter().map(|o| o.provider.id()));
     let rows: Vec<Value> = found.iter().map(template_row).collect();
     // The cheapest fit exactly as `deploy` would choose it (with --include-unconfigured).
-    let (_, explanation) = super::deploy::smart_plan(ctx, &deploy_args(&args.filter))?;
+    let (_, explanation) = crate::explain::smart_plan(ctx, &deploy_args(&args.filter))?;
     let choice_id = explanation
         .choice
         .as_ref()
@@ -302,7 +302,7 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
         Some(c) => format!(
             "Cheapest offer for {}: {} — the template `deploy` picks with these constraints (retired providers are skipped).",
             explanation.constraints,
-            super::deploy::offer_line(c)
+            crate::explain::offer_line(c)
         ),
         None => format!("No offer fits {}.", explanation.constraints),
     };

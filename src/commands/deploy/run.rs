@@ -1,0 +1,666 @@
+//! The execution engine of `deploy`: one bounded-parallel fan-out of creates (and waits) on a
+//! tokio runtime, whose reports the command thread alone records in the store, so "recorded,
+//! then created" always holds. A create refused for a documented reason moves to its next
+//! candidate (`commands::failover`); the per-node result table closes the run.
+
+use super::*;
+
+/// Everything a run needs, built and checked before the first intent is written: a failure
+/// here (no credentials, an unreadable credentials file, a bad endpoint, a bad `--timeout`)
+/// leaves no record behind.
+pub(super) struct Runner {
+    pub(super) drivers: BTreeMap<String, Driver>,
+    pub(super) timeout: Duration,
+    pub(super) parallel: usize,
+    pub(super) wait: bool,
+    pub(super) wait_ssh: bool,
+    /// The xNode install to check for, with `--xnode`.
+    pub(super) xnode: Option<crate::commands::xnode::Spec>,
+    pub(super) wait_ready: bool,
+}
+
+impl Runner {
+    pub(super) fn new<'a>(
+        ctx: &Ctx,
+        args: &DeployArgs,
+        providers: impl IntoIterator<Item = &'a str>,
+    ) -> anyhow::Result<Runner> {
+        let default_timeout = if args.xnode.wait_ready { "45m" } else { "10m" };
+        let timeout = parse_duration(args.timeout.as_deref().unwrap_or(default_timeout))?;
+        let xnode = crate::commands::xnode::spec(ctx, &args.xnode)?;
+        let mut drivers = BTreeMap::new();
+        for p in providers {
+            if !drivers.contains_key(p) {
+                drivers.insert(p.to_string(), ctx.driver(p)?);
+            }
+        }
+        Ok(Runner {
+            drivers,
+            timeout,
+            parallel: args.parallel.max(1),
+            wait: args.wait || args.wait_ssh,
+            wait_ssh: args.wait_ssh,
+            xnode,
+            wait_ready: args.xnode.wait_ready,
+        })
+    }
+}
+
+/// Take the fleet's lease, or say which process holds it.
+pub(super) fn take_lease(ctx: &Ctx, group: &str) -> anyhow::Result<state::lease::Lease> {
+    match state::lease::acquire(&ctx.home, group)? {
+        state::lease::Acquired::Held(l) => Ok(l),
+        state::lease::Acquired::Busy { pid } => {
+            let who = pid.map_or_else(
+                || "another capsule process".to_string(),
+                |p| format!("capsule process {p}"),
+            );
+            Err(anyhow::anyhow!(
+                "fleet {group} is being deployed by {who} — wait for it to finish, then run `capsule openmesh deploy --resume {group}`"
+            ))
+        }
+    }
+}
+
+/// How a job begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// A deploy id never sent: create at once.
+    Create,
+    /// Resume: look the node up by its recorded (old) deploy tag and adopt what is found;
+    /// create under that deploy id only when the lookup definitively finds nothing and
+    /// `may_create` (outside the provider's hidden window).
+    LookUp { may_create: bool },
+}
+
+/// One create to run.
+pub(super) struct Job {
+    pub(super) name: String,
+    pub(super) provider: String,
+    pub(super) req: CreateRequest,
+    pub(super) start: Start,
+}
+
+/// What a create task reports back to the thread that owns the store.
+pub(super) enum Report {
+    Outcome {
+        deploy_id: String,
+        outcome: CreateOutcome,
+    },
+    Observed {
+        deploy_id: String,
+        node: Node,
+    },
+    WaitFailed {
+        deploy_id: String,
+        error: String,
+    },
+    /// A task ended (sent by [`Finished`]).
+    Done,
+}
+
+/// The outcome of one job: the create, or (resume) the lookup by the old tag first.
+pub(super) async fn run_job(driver: &Driver, job: &Job) -> CreateOutcome {
+    let may_create = match job.start {
+        Start::Create => return driver.create(&job.req).await,
+        Start::LookUp { may_create } => may_create,
+    };
+    let tag = driver.tag_for(&job.req.deploy_id);
+    let found = driver
+        .find_by_deploy_id(&job.req.deploy_id, Some(job.req.region.as_str()))
+        .await;
+    match found {
+        Ok(Some(node)) => CreateOutcome::Created(node),
+        Ok(None) if may_create && driver.can_find_by_tag() => driver.create(&job.req).await,
+        Ok(None) => {
+            let hidden = driver.hidden_after_create_seconds();
+            let why = if hidden > 0.0 {
+                format!(
+                    "tag '{tag}' is not listed yet, and the provider may not list a new node for up to {hidden} s after its create"
+                )
+            } else {
+                format!("tag '{tag}' cannot be looked up with this provider's catalog")
+            };
+            CreateOutcome::InDoubt {
+                error: DriverError::new(&job.provider, ErrorKind::NotFound, why).with_hint(
+                    "nothing was created again; resume once that window has passed, or `capsule openmesh sync` to settle it",
+                ),
+                node: None,
+            }
+        }
+        Err(e) => {
+            let mut error = e;
+            error.message = format!(
+                "looking up tag '{tag}' failed: {} — nothing was created again",
+                error.message
+            );
+            CreateOutcome::InDoubt { error, node: None }
+        }
+    }
+}
+
+/// How long and for what each create task waits once its node exists.
+#[derive(Clone, Copy)]
+pub(super) struct Waits {
+    pub(super) wait: bool,
+    pub(super) wait_ssh: bool,
+    pub(super) timeout: Duration,
+}
+
+/// Sends [`Report::Done`] when its task ends, however it ends, so the command thread knows how
+/// many tasks still run.
+pub(super) struct Finished(tokio::sync::mpsc::UnboundedSender<Report>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _ = self.0.send(Report::Done);
+    }
+}
+
+/// Run one job on the runtime: the create (bounded by `sem`), then the waits, each result sent
+/// to the command thread, which alone writes the store.
+pub(super) fn spawn_job(
+    rt: &tokio::runtime::Runtime,
+    driver: Driver,
+    job: Job,
+    tx: tokio::sync::mpsc::UnboundedSender<Report>,
+    sem: std::sync::Arc<tokio::sync::Semaphore>,
+    w: Waits,
+) {
+    rt.spawn(async move {
+        let _done = Finished(tx.clone());
+        let _permit = sem.acquire_owned().await;
+        let deploy_id = job.req.deploy_id.clone();
+        let outcome = run_job(&driver, &job).await;
+        let created = match &outcome {
+            CreateOutcome::Created(n) => Some(n.clone()),
+            CreateOutcome::Rejected(_) | CreateOutcome::InDoubt { .. } => None,
+        };
+        let _ = tx.send(Report::Outcome {
+            deploy_id: deploy_id.clone(),
+            outcome,
+        });
+        let Some(node) = created.filter(|_| w.wait) else {
+            return;
+        };
+        match driver
+            .wait_for(&node.node_ref(), NodeState::Running, true, w.timeout)
+            .await
+        {
+            Ok(n) => {
+                if w.wait_ssh {
+                    if let Some(ip) = &n.ipv4 {
+                        if let Err(e) = wait_port(ip, 22, w.timeout).await {
+                            let _ = tx.send(Report::WaitFailed {
+                                deploy_id: deploy_id.clone(),
+                                error: e,
+                            });
+                        }
+                    }
+                }
+                let _ = tx.send(Report::Observed { deploy_id, node: n });
+            }
+            Err(e) => {
+                let _ = tx.send(Report::WaitFailed {
+                    deploy_id,
+                    error: e.to_string(),
+                });
+            }
+        }
+    });
+}
+
+/// What a run keeps to move refused creates: where each node is being created, the drivers,
+/// and the smart plan's failover.
+pub(super) struct Moves<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) args: &'a DeployArgs,
+    pub(super) store: &'a dyn Store,
+    pub(super) group_id: &'a str,
+    pub(super) drivers: BTreeMap<String, Driver>,
+    /// Deploy id → where that create goes.
+    pub(super) places: BTreeMap<String, Candidate>,
+    pub(super) failover: Option<Failover>,
+}
+
+/// After a refused create: the job that creates the node at its next candidate, or the report
+/// to record as it is.
+pub(super) enum Next {
+    Move(Box<Job>, Driver),
+    Keep(Box<Report>),
+}
+
+impl Moves<'_> {
+    /// Look at a create's outcome: a documented refusal moves the node to its next candidate
+    /// (re-keying its one record, the refused attempt kept as an event); anything else, or no
+    /// candidate left, is recorded as it is.
+    pub(super) fn outcome(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        names: &mut BTreeMap<String, String>,
+        deploy_id: String,
+        outcome: CreateOutcome,
+    ) -> Next {
+        let (Some(f), Some(at)) = (self.failover.as_mut(), self.places.get(&deploy_id).cloned())
+        else {
+            return Next::Keep(Box::new(Report::Outcome { deploy_id, outcome }));
+        };
+        let name = names[&deploy_id].clone();
+        let error = outcome.error().map(|e| e.to_string());
+        let Some(why) = outcome.refusal() else {
+            let label = match &outcome {
+                CreateOutcome::Created(_) => "created",
+                CreateOutcome::Rejected(_) => "failed",
+                CreateOutcome::InDoubt { .. } => "in_doubt",
+            };
+            f.finish(&name, &at, label, error);
+            return Next::Keep(Box::new(Report::Outcome { deploy_id, outcome }));
+        };
+        f.refused(&name, &at, why);
+        let mut skipped = Vec::new();
+        let mut moved = None;
+        while let Some(next) = self.failover.as_ref().and_then(|f| f.next_for(&name, &at)) {
+            let message = format!(
+                "refused, {}: {} — moving to {}",
+                failover::reason_text(why),
+                error.as_deref().unwrap_or(""),
+                failover::moved_to(&next).trim_start_matches("moved to ")
+            );
+            match self.prepare(rt, &deploy_id, &name, &next, &message) {
+                Ok(job) => {
+                    moved = Some((next, job));
+                    break;
+                }
+                Err(e) => {
+                    if let Some(f) = self.failover.as_mut() {
+                        f.tried_by(&name, &next);
+                    }
+                    skipped.push(Attempt {
+                        name: name.clone(),
+                        provider: next.provider.clone(),
+                        template: next.template.clone(),
+                        region: next.region.clone(),
+                        outcome: "skipped",
+                        reason: None,
+                        error: Some(e.to_string()),
+                        next: None,
+                    });
+                }
+            }
+        }
+        let Some(f) = self.failover.as_mut() else {
+            return Next::Keep(Box::new(Report::Outcome { deploy_id, outcome }));
+        };
+        let next = match &moved {
+            Some((c, _)) => failover::moved_to(c),
+            None => f.stop_reason().to_string(),
+        };
+        f.record(Attempt {
+            name: name.clone(),
+            provider: at.provider.clone(),
+            template: at.template.clone(),
+            region: at.region.clone(),
+            outcome: "refused",
+            reason: Some(why),
+            error,
+            next: Some(next),
+        });
+        for a in skipped {
+            f.record(a);
+        }
+        let Some((place, (job, driver))) = moved else {
+            return Next::Keep(Box::new(Report::Outcome { deploy_id, outcome }));
+        };
+        names.remove(&deploy_id);
+        self.places.remove(&deploy_id);
+        names.insert(job.req.deploy_id.clone(), name);
+        self.places.insert(job.req.deploy_id.clone(), place);
+        Next::Move(Box::new(job), driver)
+    }
+
+    /// Build the create at `c` for the node recorded under `from`, and move its record there.
+    /// Nothing is recorded unless everything else succeeded.
+    pub(super) fn prepare(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        from: &str,
+        name: &str,
+        c: &Candidate,
+        message: &str,
+    ) -> anyhow::Result<(Job, Driver)> {
+        let ctx = self.ctx;
+        let p = ctx.provider(&c.provider)?;
+        let t = ctx
+            .catalog
+            .template(&c.template)
+            .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", c.template))?;
+        let pl = placement_of(ctx, name, p, t, &c.region);
+        if !self.drivers.contains_key(p.id()) {
+            self.drivers.insert(p.id().to_string(), ctx.driver(p.id())?);
+        }
+        let driver = self.drivers[p.id()].clone();
+        let resolved = if lookup_needed(p, t) {
+            Some(rt.block_on(driver.resolve_plan(t, &c.region))?)
+        } else {
+            None
+        };
+        let deploy_id = state::new_deploy_id();
+        let req = create_request(ctx, self.args, &pl, &deploy_id, resolved.as_ref())?;
+        let node = new_node(ctx, self.group_id, &pl, &req)?;
+        self.store.record_moved(from, &node, message)?;
+        let job = Job {
+            name: name.to_string(),
+            provider: pl.provider,
+            req,
+            start: Start::Create,
+        };
+        Ok((job, driver))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_jobs(
+    ctx: &Ctx,
+    args: &DeployArgs,
+    store: &dyn Store,
+    runner: &Runner,
+    lease: &state::lease::Lease,
+    jobs: Vec<Job>,
+    group_id: &str,
+    explanation: Option<Explanation>,
+    failover: Option<Failover>,
+) -> anyhow::Result<ExitCode> {
+    let mut names: BTreeMap<String, String> = jobs
+        .iter()
+        .map(|j| (j.req.deploy_id.clone(), j.name.clone()))
+        .collect();
+    let rt = ctx.runtime()?;
+    let timeout = runner.timeout;
+    let waits = Waits {
+        wait: runner.wait,
+        wait_ssh: runner.wait_ssh,
+        timeout,
+    };
+    let progress = ctx.interactive && ctx.format() == OutputFormat::Table && jobs.len() > 1;
+    let bar = progress.then(|| {
+        let b = indicatif::ProgressBar::new(jobs.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} nodes {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut results: BTreeMap<String, (Option<Node>, Option<String>)> = BTreeMap::new();
+    let mut in_doubt: BTreeSet<String> = BTreeSet::new();
+    let mut moves = Moves {
+        ctx,
+        args,
+        store,
+        group_id,
+        drivers: runner.drivers.clone(),
+        places: jobs
+            .iter()
+            .map(|j| {
+                let place = Candidate {
+                    provider: j.provider.clone(),
+                    template: j.req.template.clone(),
+                    region: j.req.region.clone(),
+                };
+                (j.req.deploy_id.clone(), place)
+            })
+            .collect(),
+        failover,
+    };
+    let beat = lease.handle()?;
+    // The lease's heartbeat: the next holder learns when this process was last alive.
+    let heartbeat = rt.spawn(async move {
+        loop {
+            let _ = beat.set_modified(std::time::SystemTime::now());
+            tokio::time::sleep(state::lease::HEARTBEAT).await;
+        }
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Report>();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(runner.parallel));
+    let mut running = 0usize;
+    for job in jobs {
+        let driver = moves.drivers[&job.provider].clone();
+        spawn_job(&rt, driver, job, tx.clone(), sem.clone(), waits);
+        running += 1;
+    }
+    // The command thread owns the store: it records every report, and moves refused creates.
+    while running > 0 {
+        let Some(report) = rt.block_on(rx.recv()) else {
+            break;
+        };
+        let report = match report {
+            Report::Done => {
+                running -= 1;
+                continue;
+            }
+            Report::Outcome { deploy_id, outcome } => {
+                match moves.outcome(&rt, &mut names, deploy_id, outcome) {
+                    Next::Move(job, driver) => {
+                        if let Some(line) = moves.failover.as_ref().and_then(Failover::last_refusal)
+                        {
+                            match &bar {
+                                Some(b) => b.println(format!("capsule: {line}")),
+                                None => messages::info(line),
+                            }
+                        }
+                        spawn_job(&rt, driver, *job, tx.clone(), sem.clone(), waits);
+                        running += 1;
+                        continue;
+                    }
+                    Next::Keep(report) => *report,
+                }
+            }
+            other => other,
+        };
+        let res = handle_report(
+            store,
+            &names,
+            &mut results,
+            &mut in_doubt,
+            report,
+            bar.as_ref(),
+        );
+        if let Err(e) = res {
+            messages::info(format!("could not record a result: {e}"));
+        }
+    }
+    heartbeat.abort();
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let failover = moves.failover;
+    let explanation = explanation.map(|mut e| {
+        if let Some(f) = &failover {
+            e.attempts = f.attempts_json();
+        }
+        e
+    });
+    let table = ctx.format() == OutputFormat::Table;
+    // The per-node result table.
+    let mut rows = Vec::new();
+    let mut failures = 0;
+    for (deploy_id, name) in &names {
+        let rec = store.node_by_deploy_id(deploy_id)?;
+        let (node, err) = results
+            .get(deploy_id)
+            .cloned()
+            .unwrap_or((None, Some("no result".into())));
+        if err.is_some() {
+            failures += 1;
+        }
+        let status = match (&node, &rec) {
+            (Some(n), _) => Some(n.state.as_str().to_string()),
+            (None, Some(r)) if table => Some(r.status.label().to_string()),
+            (None, Some(r)) => Some(r.status.as_str().to_string()),
+            (None, None) => None,
+        };
+        rows.push(json!({
+            "name": name,
+            "provider": rec.as_ref().map(|r| r.provider.clone()),
+            "template": rec.as_ref().map(|r| r.template.clone()),
+            "region": rec.as_ref().map(|r| r.region.clone()),
+            "id": node.as_ref().map(|n| n.id.clone()).or_else(|| rec.as_ref().and_then(|r| r.provider_id.clone())),
+            "status": status,
+            "ipv4": node.as_ref().and_then(|n| n.ipv4.clone()),
+            "deploy_id": deploy_id,
+            "group_id": group_id,
+            "price_hourly": rec.as_ref().map(|r| r.price_hourly),
+            "currency": rec.as_ref().map(|r| r.currency.clone()),
+            "error": err,
+        }));
+    }
+    rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let not_ready = match &runner.xnode {
+        Some(spec) => {
+            crate::commands::xnode::finish(ctx, store, spec, &mut rows, runner.wait_ready, timeout)?
+        }
+        None => 0,
+    };
+    let cols = [
+        col("name", "name", Kind::Text),
+        col("provider", "provider", Kind::Text),
+        col("template", "template", Kind::Text),
+        col("region", "region", Kind::Text),
+        col("id", "id", Kind::Text),
+        col("status", "status", Kind::Text),
+        col("ipv4", "ipv4", Kind::Text),
+        col("error", "error", Kind::Text),
+    ];
+    if ctx.format() == OutputFormat::Json {
+        let v = json!({"group_id": group_id, "plan": explanation.as_ref().map(Explanation::json), "nodes": rows});
+        writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        render::listing(&mut stdout(), ctx.style, &cols, &render::rows_of(&rows))?;
+        crate::commands::xnode::print_summary(&rows)?;
+        if let Some(f) = failover.as_ref().filter(|_| table) {
+            write!(stdout(), "{}", f.attempts_text())?;
+        }
+    }
+    if !in_doubt.is_empty() {
+        let which: Vec<&str> = in_doubt
+            .iter()
+            .filter_map(|d| names.get(d).map(String::as_str))
+            .collect();
+        messages::info(format!("{} in doubt: the provider may have created {} ({}); the name is kept, and `capsule openmesh deploy --resume {group_id}` or `capsule openmesh sync` look it up by its tag rather than create it twice",
+            if which.len() == 1 { "1 node is".to_string() } else { format!("{} nodes are", which.len()) },
+            if which.len() == 1 { "it" } else { "them" },
+            which.join(", ")));
+    }
+    if failures > 0 {
+        messages::info(format!("{failures} of {} nodes failed; every node is recorded — retry the rest with `capsule openmesh deploy --resume {group_id}`",
+            names.len()));
+        return Ok(ExitCode::from(1));
+    }
+    if not_ready > 0 {
+        crate::commands::xnode::report_not_ready(&rows);
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn created_of(node: &Node) -> Created {
+    Created {
+        provider_id: node.id.clone(),
+        status: status_of(node.state),
+        raw_status: node.raw_status.clone(),
+        ipv4: node.ipv4.clone(),
+        created_at: node.created_at.clone(),
+    }
+}
+
+pub(super) fn handle_report(
+    store: &dyn Store,
+    names: &BTreeMap<String, String>,
+    results: &mut BTreeMap<String, (Option<Node>, Option<String>)>,
+    in_doubt: &mut BTreeSet<String>,
+    report: Report,
+    bar: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<()> {
+    let say = |msg: String| match bar {
+        Some(b) => b.set_message(msg),
+        None => messages::info(msg),
+    };
+    match report {
+        Report::Outcome { deploy_id, outcome } => {
+            if let Some(b) = bar {
+                b.inc(1);
+            }
+            let name = &names[&deploy_id];
+            match outcome {
+                CreateOutcome::Created(node) => {
+                    store.record_created(&deploy_id, &created_of(&node))?;
+                    say(format!("{name} created at {} ({})", node.provider, node.id));
+                    results.insert(deploy_id, (Some(node), None));
+                }
+                CreateOutcome::Rejected(error) => {
+                    // A definite refusal: nothing exists, the record leaves the live set.
+                    let msg = error.to_string();
+                    store.record_failed(&deploy_id, &msg, Failure::Rejected)?;
+                    say(format!("{name} failed: {msg}"));
+                    results.insert(deploy_id, (None, Some(msg)));
+                }
+                CreateOutcome::InDoubt { error, node } => {
+                    // The provider may have created it: the name stays taken, and a lookup by
+                    // its tag settles it later. A node whose id is known is recorded with it.
+                    if let Some(n) = &node {
+                        store.record_created(&deploy_id, &created_of(n))?;
+                    }
+                    let msg = error.to_string();
+                    store.record_failed(&deploy_id, &msg, Failure::InDoubt)?;
+                    say(format!("{name} is in doubt: {msg}"));
+                    in_doubt.insert(deploy_id.clone());
+                    results.insert(deploy_id, (None, Some(msg)));
+                }
+            }
+        }
+        Report::Observed { deploy_id, node } => {
+            store.record_observation(&deploy_id, &observe(&node), Action::Deploy, "")?;
+            say(format!(
+                "{} is {} at {}",
+                names[&deploy_id],
+                node.state,
+                node.ipv4.as_deref().unwrap_or("-")
+            ));
+            results.insert(deploy_id, (Some(node), None));
+        }
+        Report::WaitFailed { deploy_id, error } => {
+            store.record_action(
+                Some(&deploy_id),
+                Action::Deploy,
+                Outcome::Failed,
+                &format!("waiting: {error}"),
+            )?;
+            say(format!("{}: {error}", names[&deploy_id]));
+            let entry = results.entry(deploy_id).or_insert((None, None));
+            entry.1 = Some(error);
+        }
+        Report::Done => {}
+    }
+    Ok(())
+}
+
+/// Wait until a TCP port answers.
+pub(super) async fn wait_port(ip: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((ip, port)),
+        )
+        .await;
+        if matches!(attempt, Ok(Ok(_))) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "port {port} on {ip} did not answer within {}s",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
