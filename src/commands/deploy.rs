@@ -949,7 +949,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     }
     let runner = Runner::new(ctx, args, jobs.iter().map(|(pl, _)| pl.provider.as_str()))?;
     let store = open_store(ctx)?;
-    let lease = take_lease(ctx, &group_id)?;
+    let lease = take_lease(ctx, store.as_ref(), &group_id)?;
     let mut intents = Vec::with_capacity(jobs.len());
     for (pl, req) in &jobs {
         let p = ctx.provider(&pl.provider)?;
@@ -1113,9 +1113,14 @@ impl Runner {
     }
 }
 
-/// Take the fleet's lease, or say which process holds it.
-fn take_lease(ctx: &Ctx, group: &str) -> anyhow::Result<state::lease::Lease> {
+/// Take the fleet's lease on this machine and, on a shared store, the team-wide lock, or say
+/// who holds it.
+fn take_lease(ctx: &Ctx, store: &dyn Store, group: &str) -> anyhow::Result<state::lease::Lease> {
     match state::lease::acquire(&ctx.home, group)? {
+        state::lease::Acquired::Held(_) if !store.lock_group(group)? => Err(anyhow::anyhow!(
+            "fleet {group} is being deployed by a capsule on another machine sharing the team state {} — wait for it to finish, then run `capsule openmesh deploy --resume {group}`",
+            store.describe()
+        )),
         state::lease::Acquired::Held(l) => Ok(l),
         state::lease::Acquired::Busy { pid } => {
             let who = pid.map_or_else(
@@ -1500,7 +1505,7 @@ async fn wait_port(ip: &str, port: u16, timeout: Duration) -> Result<(), String>
 /// process may still have had in flight are given time to land before the lookups.
 fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode> {
     let store = open_store(ctx)?;
-    let lease = take_lease(ctx, group)?;
+    let lease = take_lease(ctx, store.as_ref(), group)?;
     let nodes = store.nodes_in_group(group)?;
     if nodes.is_empty() {
         return Err(bad_input(format!(

@@ -16,6 +16,7 @@ pub mod provider;
 pub mod report;
 pub mod ssh;
 pub mod sshkeys;
+pub mod store;
 pub mod sync;
 pub mod xnode;
 
@@ -108,6 +109,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Reap(args) => expiry::reap(ctx, &args),
         Command::Ssh(args) => ssh::run(ctx, &args),
         Command::Report(args) => report::html(ctx, &args),
+        Command::State(cmd) => store::run(ctx, cmd),
     }
 }
 

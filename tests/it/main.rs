@@ -15,4 +15,5 @@ mod readme;
 mod report;
 mod state;
 mod support;
+mod team_state;
 mod xnode;
