@@ -286,9 +286,16 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// The backend, its location (password redacted), the schema version and the counts.
+    #[command(after_help = "Examples:
+  capsule openmesh state info
+  capsule openmesh state info -o json
+  CAPSULE_STATE=postgres://ann@db.example/capsule capsule openmesh state info")]
     Info,
     /// Copy every node, event and timeline into an empty store, verified by counts and
     /// checksums; the source is left as it is.
+    #[command(after_help = "Examples:
+  capsule openmesh state migrate --to postgres://ann@db.example:5432/capsule?sslmode=verify-full
+  capsule openmesh --state postgres://ann@db.example/capsule state migrate --to ./state-copy.db")]
     Migrate {
         /// The destination: a postgres://USER@HOST/DB URL, or a new SQLite file.
         #[arg(long, value_name = "URL|FILE")]

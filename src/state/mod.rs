@@ -316,6 +316,10 @@ pub fn location(home: &Path) -> anyhow::Result<Location> {
 /// The `state` key of `$CAPSULE_HOME/config.toml`, when the file sets one.
 fn configured_state(home: &Path) -> anyhow::Result<Option<String>> {
     let path = home.join(CONFIG_FILE);
+    // No file (or a home that is not a directory, which other commands report): no setting.
+    if !path.is_file() {
+        return Ok(None);
+    }
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
