@@ -3,10 +3,13 @@
 //! flat memory).
 //!
 //! `cargo bench --bench state`; `CAPSULE_BENCH_NODES` / `CAPSULE_BENCH_EVENTS` change the size.
+//! With `CAPSULE_BENCH_PG=postgres://…` (an empty database) the same store is copied there
+//! (`state migrate`'s code) and every benchmark runs again on PostgreSQL, in the same run.
 
 use capsule::state::cost::{self, Billing, BillingRule, GroupBy};
+use capsule::state::postgres::{PgStore, PgUrl};
 use capsule::state::transfer::{self, Format};
-use capsule::state::{seed, stats, time, NodeFilter, SqliteStore, Store};
+use capsule::state::{copy, seed, stats, time, NodeFilter, SqliteStore, Store};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::{Duration, Instant};
 
@@ -69,6 +72,19 @@ fn bench_state(c: &mut Criterion) {
         t.elapsed(),
         mem_mib("VmHWM:")
     );
+    run(c, "sqlite", &store, nodes);
+    if let Ok(url) = std::env::var("CAPSULE_BENCH_PG") {
+        let url = PgUrl::parse(&url).expect("CAPSULE_BENCH_PG is a postgres:// URL");
+        let pg = PgStore::open(&url).expect("open the PostgreSQL store");
+        let t = Instant::now();
+        copy::copy(store.db(), pg.db()).expect("copy to PostgreSQL");
+        eprintln!("copied to {} in {:.2?}", url.redacted(), t.elapsed());
+        run(c, "postgresql", &pg, nodes);
+    }
+}
+
+/// The benchmarks on one store.
+fn run(c: &mut Criterion, backend: &str, store: &dyn Store, nodes: usize) {
     let billing = billing();
     let live = NodeFilter::default();
     let all = NodeFilter {
@@ -76,18 +92,18 @@ fn bench_state(c: &mut Criterion) {
         ..NodeFilter::default()
     };
 
-    let mut g = c.benchmark_group("state_100k_nodes_1m_events");
+    let mut g = c.benchmark_group(format!("state_100k_nodes_1m_events_{backend}"));
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(8));
     g.bench_function("inventory_stats", |b| {
-        b.iter(|| stats::compute(&store, &billing, &live).expect("stats"));
+        b.iter(|| stats::compute(store, &billing, &live).expect("stats"));
     });
     g.bench_function("cost_by_provider", |b| {
         let now = time::now_unix();
         b.iter(|| {
             cost::report(
-                &store,
+                store,
                 &billing,
                 &NodeFilter::default(),
                 GroupBy::Provider,
@@ -101,18 +117,18 @@ fn bench_state(c: &mut Criterion) {
     let before = mem_mib("VmRSS:");
     g.bench_function("inventory_export_csv", |b| {
         b.iter(|| {
-            transfer::export(&store, &all, Format::Csv, &mut std::io::sink()).expect("export")
+            transfer::export(store, &all, Format::Csv, &mut std::io::sink()).expect("export")
         });
     });
     g.bench_function("inventory_export_json", |b| {
         b.iter(|| {
-            transfer::export(&store, &all, Format::Json, &mut std::io::sink()).expect("export")
+            transfer::export(store, &all, Format::Json, &mut std::io::sink()).expect("export")
         });
     });
     g.finish();
     // Streaming: exporting every node leaves the resident size where it was.
     eprintln!(
-        "RSS before the exports {before:.0} MiB, after {:.0} MiB",
+        "{backend}: RSS before the exports {before:.0} MiB, after {:.0} MiB",
         mem_mib("VmRSS:")
     );
     // A sanity check that the figures cover what was seeded.

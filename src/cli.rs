@@ -125,6 +125,11 @@ pub struct Global {
     /// --catalog if given).
     #[arg(long, global = true)]
     pub embedded_only: bool,
+    /// Where the node record lives: a postgres://USER@HOST/DB URL a team shares, or a SQLite
+    /// file (default: CAPSULE_STATE, else `state` in $CAPSULE_HOME/config.toml, else
+    /// $CAPSULE_HOME/state.db). Keep the password in PGPASSWORD or ~/.pgpass.
+    #[arg(long, global = true, value_name = "URL|FILE", help_heading = GLOBAL)]
+    pub state: Option<String>,
     /// Prices older than this are announced on stderr when a command prices or selects
     /// (30d by default; e.g. 7d, 90d).
     #[arg(
@@ -262,12 +267,40 @@ pub enum Command {
   capsule openmesh catalog refresh --out ./prices")]
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Where the node record lives (a SQLite file, or a PostgreSQL server a team shares): show
+    /// it, or copy it to another store.
+    #[command(after_help = "Examples:
+  capsule openmesh state info
+  capsule openmesh state migrate --to postgres://ann@db.example:5432/capsule?sslmode=verify-full
+  capsule openmesh --state postgres://ann@db.example/capsule state migrate --to ./state-copy.db")]
+    #[command(subcommand)]
+    State(StateCommand),
     /// Write a self-contained HTML report: prices, value, cost over time, fleet, price dates.
     #[command(after_help = "Examples:
   capsule openmesh report --html report.html
   capsule openmesh report --html report.html --min-cpu 2 --min-memory 4 --since 2024-05-01
   capsule openmesh report --html - --gpu > gpus.html")]
     Report(ReportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// The backend, its location (password redacted), the schema version and the counts.
+    #[command(after_help = "Examples:
+  capsule openmesh state info
+  capsule openmesh state info -o json
+  CAPSULE_STATE=postgres://ann@db.example/capsule capsule openmesh state info")]
+    Info,
+    /// Copy every node, event and timeline into an empty store, verified by counts and
+    /// checksums; the source is left as it is.
+    #[command(after_help = "Examples:
+  capsule openmesh state migrate --to postgres://ann@db.example:5432/capsule?sslmode=verify-full
+  capsule openmesh --state postgres://ann@db.example/capsule state migrate --to ./state-copy.db")]
+    Migrate {
+        /// The destination: a postgres://USER@HOST/DB URL, or a new SQLite file.
+        #[arg(long, value_name = "URL|FILE")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,9 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(global: &Global) -> anyhow::Result<Ctx> {
         let home = home_dir();
+        if let Some(state) = &global.state {
+            crate::state::set_state_flag(state);
+        }
         let stale_after = parse_duration(&global.stale_after).map_err(|_| {
             crate::error::bad_input(format!(
                 "--stale-after '{}' is not an age — write it like 30d, 12h or 2w",

@@ -17,6 +17,7 @@ pub mod provider;
 pub mod report;
 pub mod ssh;
 pub mod sshkeys;
+pub mod store;
 pub mod sync;
 pub mod xnode;
 
@@ -109,6 +110,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Reap(args) => expiry::reap(ctx, &args),
         Command::Ssh(args) => ssh::run(ctx, &args),
         Command::Report(args) => report::html(ctx, &args),
+        Command::State(cmd) => store::run(ctx, cmd),
     }
 }
 

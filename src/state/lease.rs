@@ -7,8 +7,8 @@
 //! about every [`HEARTBEAT`] while it works: the next holder learns when the previous one was
 //! last alive, and so how recently a create of its may still have been in flight.
 //!
-//! This is local to one machine, as the SQLite store is; a shared backend will hold the same
-//! lease as a row.
+//! This is local to one machine; on a shared PostgreSQL store, `deploy` also takes the fleet's
+//! team-wide advisory lock (`Store::lock_group`).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};

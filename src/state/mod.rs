@@ -2,9 +2,11 @@
 //! the events of every lifecycle action. It knows nothing of HTTP, providers' APIs or the
 //! catalog; callers hand it plain data (prices, billing rules, live node lists).
 //!
-//! [`Store`] is the interface the commands use; [`SqliteStore`] implements it over
-//! `$CAPSULE_HOME/state.db`, and a shared backend (PostgreSQL) would be a second implementation
-//! chosen in [`open`], with no command changed.
+//! [`Store`] is the interface the commands use. [`sql`] implements it once for any SQL database;
+//! [`SqliteStore`] (`$CAPSULE_HOME/state.db`, the zero-setup default) and [`postgres::PgStore`]
+//! (a server a whole team shares) are thin adapters under it, and [`open`] picks one from
+//! [`location`]: the `--state` flag, else `CAPSULE_STATE`, else the `state` key of
+//! `$CAPSULE_HOME/config.toml`, else the SQLite file. No command knows which it got.
 //!
 //! # Recording a lifecycle (for `deploy`, `start`, `stop`, `delete`, `status`)
 //!
@@ -34,15 +36,18 @@
 //! takes a secret and none may ever be given one: messages are the provider's scrubbed text.
 
 pub mod columns;
+pub mod copy;
 pub mod cost;
 pub mod daily;
 pub mod lease;
 pub mod lifecycle;
 pub mod model;
 pub mod names;
+pub mod postgres;
 pub mod reconcile;
 pub mod schema;
 pub mod seed;
+pub mod sql;
 pub mod sqlite;
 pub mod stats;
 pub mod time;
@@ -51,7 +56,8 @@ pub mod transfer;
 pub use model::*;
 pub use sqlite::SqliteStore;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The file name of the SQLite store inside `CAPSULE_HOME`.
 pub const DB_FILE: &str = "state.db";
@@ -59,8 +65,20 @@ pub const DB_FILE: &str = "state.db";
 /// The storage interface. Every write is one transaction; two processes writing at once both
 /// succeed (the later waits for the earlier) and lose nothing.
 pub trait Store {
-    /// Where the store lives, for messages (`/home/me/.capsule/state.db`).
+    /// Where the store lives, for messages (`/home/me/.capsule/state.db`, or a server's URL
+    /// without its password).
     fn describe(&self) -> String;
+
+    /// Take the team-wide lock of a fleet (`deploy --resume GROUP`) for as long as this store
+    /// is open; `false` when another client holds it. A local store has nothing to share it
+    /// with (the fleet's file lease covers one machine), so it always gets it.
+    fn lock_group(&self, group_id: &str) -> anyhow::Result<bool> {
+        let _ = group_id;
+        Ok(true)
+    }
+
+    /// The database under the store (`state info`, `state migrate`).
+    fn db(&self) -> &dyn sql::Db;
 
     // ------------------------------------------------------------------ lifecycle writes
 
@@ -246,16 +264,120 @@ pub trait Store {
     }
 }
 
-/// Open the store of a capsule home (`$CAPSULE_HOME/state.db`), creating and migrating it.
+/// Where the state lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A SQLite file (by default `$CAPSULE_HOME/state.db`).
+    File(PathBuf),
+    /// A PostgreSQL server.
+    Server(postgres::PgUrl),
+}
+
+impl Location {
+    /// Read a location as the user writes it: a `postgres://` URL, else a file path. A malformed
+    /// URL is bad input.
+    pub fn parse(text: &str) -> anyhow::Result<Location> {
+        if postgres::is_url(text) {
+            postgres::PgUrl::parse(text).map(Location::Server)
+        } else {
+            Ok(Location::File(PathBuf::from(text.trim())))
+        }
+    }
+
+    /// How to show it: a path, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::File(p) => p.display().to_string(),
+            Location::Server(u) => u.redacted(),
+        }
+    }
+}
+
+/// The `--state` flag of this process, set once when the command starts.
+static STATE_FLAG: OnceLock<String> = OnceLock::new();
+
+/// Record the `--state` flag (it wins over `CAPSULE_STATE` and the config file).
+pub fn set_state_flag(text: &str) {
+    let _ = STATE_FLAG.set(text.to_string());
+}
+
+/// The name of the config file inside `CAPSULE_HOME` whose `state` key names the store.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// Where this home's state lives: `--state`, else `CAPSULE_STATE`, else the `state` key of
+/// `$CAPSULE_HOME/config.toml`, else `$CAPSULE_HOME/state.db`.
+pub fn location(home: &Path) -> anyhow::Result<Location> {
+    if let Some(flag) = STATE_FLAG.get().filter(|f| !f.trim().is_empty()) {
+        return Location::parse(flag);
+    }
+    if let Some(env) = std::env::var("CAPSULE_STATE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        return Location::parse(&env);
+    }
+    if let Some(configured) = configured_state(home)? {
+        return Location::parse(&configured);
+    }
+    Ok(Location::File(home.join(DB_FILE)))
+}
+
+/// The `state` key of `$CAPSULE_HOME/config.toml`, when the file sets one.
+fn configured_state(home: &Path) -> anyhow::Result<Option<String>> {
+    let path = home.join(CONFIG_FILE);
+    // No file (or a home that is not a directory, which other commands report): no setting.
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(crate::error::bad_input(format!(
+                "cannot read {}: {e} — fix its permissions or remove it",
+                path.display()
+            )))
+        }
+    };
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| {
+        crate::error::bad_input(format!(
+            "{} is not valid TOML: {} — fix the file (e.g. state = \"postgres://user@host/db\")",
+            path.display(),
+            e.message()
+        ))
+    })?;
+    match doc.get("state") {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(crate::error::bad_input(format!(
+            "the state key of {} must be a string: a postgres:// URL or a file path",
+            path.display()
+        ))),
+    }
+}
+
+/// Open a store at a location, creating and migrating it.
+pub fn open_at(location: &Location) -> anyhow::Result<Box<dyn Store>> {
+    Ok(match location {
+        Location::File(path) => Box::new(SqliteStore::open(path)?),
+        Location::Server(url) => Box::new(postgres::PgStore::open(url)?),
+    })
+}
+
+/// Open the store of a capsule home (by default `$CAPSULE_HOME/state.db`), creating and
+/// migrating it.
 pub fn open(home: &Path) -> anyhow::Result<Box<dyn Store>> {
-    Ok(Box::new(SqliteStore::open(&home.join(DB_FILE))?))
+    open_at(&location(home)?)
 }
 
 /// The store for a command that only reads (inventory, history, cost): a home without a store
 /// reads as empty and nothing is created, and a store in a home that cannot be written is
 /// opened read-only, so a read-only `CAPSULE_HOME` still answers.
 pub fn open_read(home: &Path) -> anyhow::Result<Box<dyn Store>> {
-    let path = home.join(DB_FILE);
+    let path = match location(home)? {
+        Location::File(path) => path,
+        server => return open_at(&server),
+    };
     if !path.is_file() {
         return Ok(Box::new(SqliteStore::open_in_memory()?));
     }

@@ -18,4 +18,5 @@ mod report;
 mod schemas;
 mod state;
 mod support;
+mod team_state;
 mod xnode;

@@ -1,7 +1,7 @@
 //! The state store through the CLI: inventory import/export round trips, malformed files,
 //! concurrent writers, migrations, cost figures, history cleaning.
 
-use crate::support::capsule;
+use crate::support::{capsule, Backend};
 use capsule::state::{SqliteStore, Store};
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -24,11 +24,10 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
-#[test]
-fn csv_round_trip_is_byte_identical() {
+fn csv_round_trip_is_byte_identical(backend: Backend) {
     let files = tempfile::tempdir().unwrap();
     let input = write(files.path(), "in.csv", AWKWARD);
-    let a = capsule();
+    let a = backend.capsule();
     a.run_args(&["openmesh", "inventory", "import", &input]);
     let first = a.run_args(&["openmesh", "inventory", "export"]);
     assert_eq!(first.code, 0, "{}", first.stderr);
@@ -41,7 +40,7 @@ fn csv_round_trip_is_byte_identical() {
     );
     // Import the export into a fresh home: the second export is the same bytes.
     let exported = write(files.path(), "export.csv", &first.stdout);
-    let b = capsule();
+    let b = backend.capsule();
     let imp = b.run_args(&["openmesh", "inventory", "import", &exported, "-o", "json"]);
     assert_eq!(imp.code, 0, "{}", imp.stderr);
     assert_eq!(imp.json()["added"], 4);
@@ -62,11 +61,10 @@ fn csv_round_trip_is_byte_identical() {
     assert_eq!(all.as_array().unwrap().len(), 4);
 }
 
-#[test]
-fn json_round_trip_is_byte_identical() {
+fn json_round_trip_is_byte_identical(backend: Backend) {
     let files = tempfile::tempdir().unwrap();
     let input = write(files.path(), "in.csv", AWKWARD);
-    let a = capsule();
+    let a = backend.capsule();
     a.run_args(&["openmesh", "inventory", "import", &input]);
     let out = files.path().join("nodes.json");
     let r = a.run_args(&[
@@ -82,17 +80,16 @@ fn json_round_trip_is_byte_identical() {
     let parsed: Value = serde_json::from_str(&first).unwrap();
     assert_eq!(parsed[2]["name"], "two-lines");
     assert_eq!(parsed[2]["raw_status"], "two\nlines");
-    let b = capsule();
+    let b = backend.capsule();
     let r = b.run_args(&["openmesh", "inventory", "import", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let second = b.run_args(&["openmesh", "inventory", "export", "--format", "json"]);
     assert_eq!(second.stdout, first);
 }
 
-#[test]
-fn import_updates_a_node_by_deploy_id() {
+fn import_updates_a_node_by_deploy_id(backend: Backend) {
     let files = tempfile::tempdir().unwrap();
-    let c = capsule();
+    let c = backend.capsule();
     let one = write(files.path(), "1.csv", &format!("{HEADER}\nx1,web,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-05-01T00:00:00Z,2024-05-01T00:00:00Z,,\n"));
     let two = write(files.path(), "2.csv", &format!("{HEADER}\nx1,web-renamed,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,stopped,0.007,5,USD,2024-05-01T00:00:00Z,2024-05-01T00:00:00Z,2024-05-02T00:00:00Z,\n"));
     c.run_args(&["openmesh", "inventory", "import", &one]);
@@ -112,11 +109,10 @@ fn import_updates_a_node_by_deploy_id() {
     );
 }
 
-#[test]
-fn dry_run_import_writes_nothing() {
+fn dry_run_import_writes_nothing(backend: Backend) {
     let files = tempfile::tempdir().unwrap();
     let input = write(files.path(), "in.csv", AWKWARD);
-    let c = capsule();
+    let c = backend.capsule();
     let r = c.run_args(&[
         "openmesh",
         "inventory",
@@ -138,10 +134,10 @@ fn dry_run_import_writes_nothing() {
 /// Import `text`; it must fail with exit 2, print exactly `expected` (after `capsule: `), and
 /// leave the inventory empty.
 #[track_caller]
-fn rejects(text: &str, expected: &str) {
+fn rejects(backend: Backend, text: &str, expected: &str) {
     let files = tempfile::tempdir().unwrap();
     let path = write(files.path(), "nodes.csv", text);
-    let c = capsule();
+    let c = backend.capsule();
     let r = c.run_args(&["openmesh", "inventory", "import", &path]);
     assert_eq!(r.code, 2, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let want = format!(
@@ -162,42 +158,42 @@ fn rejects(text: &str, expected: &str) {
 const GOOD_ROW: &str =
     "g1,good,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-05-01T00:00:00Z,,,";
 
-#[test]
-fn malformed_csv_missing_column() {
+fn malformed_csv_missing_column(backend: Backend) {
     rejects(
+        backend,
         "deploy_id,name,provider,template,plan,region,status,price_hourly,currency\ng1,good,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,USD\n",
         "FILE:1:price_monthly: missing column — add it to the header; `capsule openmesh inventory export` writes every column",
     );
 }
 
-#[test]
-fn malformed_csv_bad_number() {
+fn malformed_csv_bad_number(backend: Backend) {
     rejects(
+        backend,
         &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,cheap,5,USD,,,,\n"),
         "FILE:3:price_hourly: 'cheap' is not a number — write the price as a decimal like 0.0125",
     );
 }
 
-#[test]
-fn malformed_csv_bad_date() {
+fn malformed_csv_bad_date(backend: Backend) {
     rejects(
+        backend,
         &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-13-01,,,\n"),
         "FILE:3:created_at: '2024-13-01' is not a date and time — write RFC 3339 like 2024-05-01T12:00:00Z",
     );
 }
 
-#[test]
-fn malformed_csv_unknown_provider() {
+fn malformed_csv_unknown_provider(backend: Backend) {
     rejects(
+        backend,
         &format!("{HEADER}\n{GOOD_ROW}\nb1,bad,vultur,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,,,,\n"),
         "FILE:3:provider: unknown provider 'vultur' — did you mean 'vultr'?",
     );
 }
 
-#[test]
-fn malformed_csv_reports_every_bad_row_by_its_line() {
+fn malformed_csv_reports_every_bad_row_by_its_line(backend: Backend) {
     // The quoted newline makes the second record span lines 3–4, so the third starts on line 5.
     rejects(
+        backend,
         &format!("{HEADER}\n{GOOD_ROW}\nb1,\"two\nlines\",vultr,vultr-vc2-1,vc2-1c-1gb,ewr,runing,0.007,5,USD,,,,\nb2,short,vultr\n"),
         "FILE:3:name: node name 'two\\nlines' is not a valid hostname — use 1 to 63 letters, digits, '-' or '.', starting and ending with a letter or digit\n\
          FILE:3:status: unknown status 'runing' — did you mean 'running'?\n\
@@ -205,20 +201,19 @@ fn malformed_csv_reports_every_bad_row_by_its_line() {
     );
 }
 
-#[test]
-fn malformed_csv_duplicate_live_name() {
+fn malformed_csv_duplicate_live_name(backend: Backend) {
     rejects(
+        backend,
         &format!("{HEADER}\n{GOOD_ROW}\ng2,good,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,,,,\n"),
         "FILE:3:name: a live node is already named 'good' (deploy id g1) — rename one of them",
     );
 }
 
-#[test]
-fn eight_processes_write_at_once_and_lose_nothing() {
+fn eight_processes_write_at_once_and_lose_nothing(backend: Backend) {
     const PROCS: usize = 8;
     const ROWS: usize = 40;
     let files = tempfile::tempdir().unwrap();
-    let c = capsule();
+    let c = backend.capsule();
     let mut paths = Vec::new();
     for p in 0..PROCS {
         let mut text = format!("{HEADER}\n");
@@ -239,6 +234,7 @@ fn eight_processes_write_at_once_and_lose_nothing() {
                 .env("CAPSULE_HOME", c.home())
                 .env("HOME", c.home())
                 .env("NO_COLOR", "1")
+                .envs(c.env_vars())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -304,8 +300,7 @@ fn a_v1_store_is_migrated_on_open() {
     assert_eq!(store.timeline("old").unwrap().len(), 2);
 }
 
-#[test]
-fn cost_uses_the_price_paid_and_the_monthly_cap() {
+fn cost_uses_the_price_paid_and_the_monthly_cap(backend: Backend) {
     // Running 2024-01-20 → 2024-03-05 at 0.01/h, 5.00/month; vultr caps at 672 h (6.72 > 5.00):
     //   January 288 h → 2.88; February 696 h → 6.96 capped at 5.00; March 96 h → 0.96 = 8.84.
     // A second node (EUR) running a day, then stopped a day, on a provider that bills no
@@ -320,7 +315,7 @@ fn cost_uses_the_price_paid_and_the_monthly_cap() {
              c2,euro,scaleway,scw-dev1-m,DEV1-M,par1,deleted,0.02,14,EUR,2024-02-10T00:00:00Z,2024-02-10T00:00:00Z,2024-02-11T00:00:00Z,2024-02-12T00:00:00Z\n"
         ),
     );
-    let c = capsule();
+    let c = backend.capsule();
     c.run_args(&["openmesh", "inventory", "import", &input]);
     let cost = c
         .run_args(&[
@@ -391,11 +386,10 @@ fn cost_uses_the_price_paid_and_the_monthly_cap() {
     assert_eq!(bad.code, 2);
 }
 
-#[test]
-fn history_clean_keeps_events_of_live_nodes() {
+fn history_clean_keeps_events_of_live_nodes(backend: Backend) {
     let files = tempfile::tempdir().unwrap();
     let input = write(files.path(), "in.csv", AWKWARD);
-    let c = capsule();
+    let c = backend.capsule();
     c.run_args(&["openmesh", "inventory", "import", &input]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let dry = c
@@ -451,11 +445,10 @@ fn history_clean_keeps_events_of_live_nodes() {
     assert_eq!(bad.code, 2);
 }
 
-#[test]
-fn inventory_filters_show_and_stats() {
+fn inventory_filters_show_and_stats(backend: Backend) {
     let files = tempfile::tempdir().unwrap();
     let input = write(files.path(), "in.csv", AWKWARD);
-    let c = capsule();
+    let c = backend.capsule();
     c.run_args(&["openmesh", "inventory", "import", &input]);
     let names = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["openmesh", "inventory"];
@@ -541,12 +534,29 @@ fn inventory_filters_show_and_stats() {
     );
 }
 
+crate::both_backends!(
+    csv_round_trip_is_byte_identical,
+    json_round_trip_is_byte_identical,
+    import_updates_a_node_by_deploy_id,
+    dry_run_import_writes_nothing,
+    malformed_csv_missing_column,
+    malformed_csv_bad_number,
+    malformed_csv_bad_date,
+    malformed_csv_unknown_provider,
+    malformed_csv_reports_every_bad_row_by_its_line,
+    malformed_csv_duplicate_live_name,
+    eight_processes_write_at_once_and_lose_nothing,
+    cost_uses_the_price_paid_and_the_monthly_cap,
+    history_clean_keeps_events_of_live_nodes,
+    inventory_filters_show_and_stats,
+);
+
 mod sync {
     //! `sync` against a local provider server: orphans, ghosts, drift; adopt and forget.
 
     use super::write;
-    use crate::support::capsule;
     use crate::support::mock::{MockConfig, MockServer, NodeSpec, Op, Provider};
+    use crate::support::Backend;
     use serde_json::Value;
     use std::time::{Duration, Instant};
 
@@ -567,8 +577,7 @@ mod sync {
         v
     }
 
-    #[test]
-    fn finds_orphans_ghosts_and_drift_then_adopts_and_forgets() {
+    fn finds_orphans_ghosts_and_drift_then_adopts_and_forgets(backend: Backend) {
         let mock = MockServer::new(Provider::DigitalOcean);
         let kept = mock.add_node(
             NodeSpec::named("kept")
@@ -594,7 +603,7 @@ mod sync {
                  g1,ghost,digitalocean,99999999,do-small,s-1vcpu-1gb,nyc1,running,0.00893,6,USD,2024-05-01T00:00:00Z\n"
             ),
         );
-        let mut c = capsule();
+        let mut c = backend.capsule();
         for (k, v) in mock.env() {
             c = c.env(&k, v);
         }
@@ -689,10 +698,9 @@ mod sync {
         assert_eq!(all.as_array().unwrap().len(), 3);
     }
 
-    #[test]
-    fn skips_providers_without_credentials_and_reports_a_failing_one() {
+    fn skips_providers_without_credentials_and_reports_a_failing_one(backend: Backend) {
         let mock = MockServer::new(Provider::DigitalOcean);
-        let mut c = capsule();
+        let mut c = backend.capsule();
         for (k, v) in mock.env() {
             c = c.env(&k, v);
         }
@@ -737,14 +745,13 @@ mod sync {
         );
     }
 
-    #[test]
-    fn a_deploy_killed_after_the_create_is_settled_by_sync() {
+    fn a_deploy_killed_after_the_create_is_settled_by_sync(backend: Backend) {
         // The provider takes its time answering the create; capsule is killed while it waits.
         let mock = MockServer::start(
             Provider::DigitalOcean,
             MockConfig::default().with_latency(Duration::from_millis(700)),
         );
-        let mut c = capsule();
+        let mut c = backend.capsule();
         for (k, v) in mock.env() {
             c = c.env(&k, v);
         }
@@ -755,7 +762,8 @@ mod sync {
             .env("HOME", c.home())
             .env("NO_COLOR", "1")
             .env("CAPSULE_BACKOFF_MS", "5")
-            .env("CAPSULE_NO_SSH_KEY", "1");
+            .env("CAPSULE_NO_SSH_KEY", "1")
+            .envs(c.env_vars());
         for (k, v) in mock.env() {
             cmd.env(k, v);
         }
@@ -829,6 +837,12 @@ mod sync {
         assert_ne!(after[0]["status"], "creating");
         assert_eq!(mock.nodes().len(), 1, "nothing lost, nothing created twice");
     }
+
+    crate::both_backends!(
+        finds_orphans_ghosts_and_drift_then_adopts_and_forgets,
+        skips_providers_without_credentials_and_reports_a_failing_one,
+        a_deploy_killed_after_the_create_is_settled_by_sync,
+    );
 }
 
 /// A date that names no day is bad input with the month's length, for every date option.

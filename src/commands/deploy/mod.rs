@@ -128,7 +128,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     }
     let runner = Runner::new(ctx, args, jobs.iter().map(|(pl, _)| pl.provider.as_str()))?;
     let store = open_store(ctx)?;
-    let lease = take_lease(ctx, &group_id)?;
+    let lease = take_lease(ctx, store.as_ref(), &group_id)?;
     let intents = jobs
         .iter()
         .map(|(pl, req)| new_node(ctx, &group_id, pl, req))

@@ -45,7 +45,7 @@ fn resumed_image(
 /// process may still have had in flight are given time to land before the lookups.
 pub(super) fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode> {
     let store = open_store(ctx)?;
-    let lease = take_lease(ctx, group)?;
+    let lease = take_lease(ctx, store.as_ref(), group)?;
     let nodes = store.nodes_in_group(group)?;
     if nodes.is_empty() {
         return Err(bad_input(format!(

@@ -46,9 +46,18 @@ impl Runner {
     }
 }
 
-/// Take the fleet's lease, or say which process holds it.
-pub(super) fn take_lease(ctx: &Ctx, group: &str) -> anyhow::Result<state::lease::Lease> {
+/// Take the fleet's lease on this machine and, on a shared store, the team-wide lock, or say
+/// who holds it.
+pub(super) fn take_lease(
+    ctx: &Ctx,
+    store: &dyn Store,
+    group: &str,
+) -> anyhow::Result<state::lease::Lease> {
     match state::lease::acquire(&ctx.home, group)? {
+        state::lease::Acquired::Held(_) if !store.lock_group(group)? => Err(anyhow::anyhow!(
+            "fleet {group} is being deployed by a capsule on another machine sharing the team state {} — wait for it to finish, then run `capsule openmesh deploy --resume {group}`",
+            store.describe()
+        )),
         state::lease::Acquired::Held(l) => Ok(l),
         state::lease::Acquired::Busy { pid } => {
             let who = pid.map_or_else(

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 pub mod fake_xnode;
 pub mod hostile;
 pub mod mock;
+pub mod pg;
 
 /// A `capsule` invocation under construction.
 pub struct Capsule {
@@ -39,7 +40,55 @@ pub fn capsule() -> Capsule {
     }
 }
 
+/// Where a test's state lives: the whole state suite runs once against each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `$CAPSULE_HOME/state.db`, the default.
+    Sqlite,
+    /// A fresh database on the test binary's PostgreSQL server (`CAPSULE_STATE`).
+    Postgres,
+}
+
+impl Backend {
+    /// A fresh invocation with an empty home and, for PostgreSQL, an empty database.
+    pub fn capsule(self) -> Capsule {
+        match self {
+            Backend::Sqlite => capsule(),
+            Backend::Postgres => capsule().env("CAPSULE_STATE", pg::fresh_database()),
+        }
+    }
+}
+
+/// Turn test bodies `fn NAME(b: Backend)` into two tests each: `sqlite::NAME` and
+/// `postgres::NAME`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::support::Backend::Sqlite)
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::support::Backend::Postgres)
+                }
+            )*
+        }
+    };
+}
+
 impl Capsule {
+    /// The environment this invocation adds (for processes a test spawns itself).
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        self.env.clone()
+    }
+
     /// Reuse this invocation's home for another run (state carries over).
     pub fn home(&self) -> &Path {
         self.home.path()
