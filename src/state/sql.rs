@@ -390,7 +390,11 @@ fn node_where(filter: &NodeFilter) -> (String, Vec<Value>) {
         clauses.push(in_list("region", &mut args, filter.regions.iter().cloned()));
     }
     if !filter.accounts.is_empty() {
-        clauses.push(in_list("account", &mut args, filter.accounts.iter().cloned()));
+        clauses.push(in_list(
+            "account",
+            &mut args,
+            filter.accounts.iter().cloned(),
+        ));
     }
     if !filter.statuses.is_empty() {
         let statuses = filter.statuses.iter().map(|s| s.as_str().to_string());
