@@ -20,7 +20,9 @@ use crate::messages;
 use crate::render::{self, col, usd, Kind};
 use crate::select::{self, GpuWant, Offer, Query, Reject};
 use crate::state::lifecycle::{self, ResumeStep};
-use crate::state::{self, Action, Created, Failure, NewNode, NodeStatus, Outcome, Store};
+use crate::state::{
+    self, Action, Created, Failure, NewNode, NodeRecord, NodeStatus, Outcome, Store,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -264,7 +266,7 @@ fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Usable> {
             ));
             continue;
         }
-        let configured = crate::credentials::configured(&ctx.home, p)? != "no";
+        let configured = ctx.configured(p, &ctx.account)?;
         if !configured && !args.include_unconfigured {
             skipped.push((
                 id.clone(),
@@ -525,8 +527,9 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The region for a template: `--region`, else its cheapest within --continent/--country, else
-/// the provider's default.
+/// The region for a template: `--region`, else the account's own region (`AWS_REGION`, a
+/// profile's region) when the template is offered there and no place is asked for, else its
+/// cheapest within --continent/--country, else the provider's default.
 fn pick_region(
     ctx: &Ctx,
     p: &ProviderEntry,
@@ -551,6 +554,14 @@ fn pick_region(
             )));
         }
         return Ok(region.id.clone());
+    }
+    if args.continent.is_none() && args.country.is_none() {
+        let fields = crate::credentials::load(&ctx.home, p, &ctx.account)?.public_fields();
+        if let Some(r) = p.account_region(&fields) {
+            if t.regions.iter().any(|x| x == r) {
+                return Ok(r.to_string());
+            }
+        }
     }
     let mut offers: Vec<Offer<'_>> = select::all_offers(&ctx.catalog)
         .into_iter()
@@ -766,7 +777,7 @@ fn resolve_plans(
             out.push(None);
             continue;
         }
-        if dry && crate::credentials::configured(&ctx.home, p)? == "no" {
+        if dry && !ctx.configured(p, &ctx.account)? {
             messages::info(format!("{}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
                 p.id(),
                 t.id,
@@ -811,6 +822,7 @@ fn lookup_needed(p: &ProviderEntry, t: &Template) -> bool {
 fn create_request(
     ctx: &Ctx,
     args: &DeployArgs,
+    account: &str,
     pl: &Placement,
     deploy_id: &str,
     resolved: Option<&crate::driver::ResolvedPlan>,
@@ -847,7 +859,7 @@ fn create_request(
                     .then(|| super::xnode::image(p, t))
                     .flatten()
             }),
-        ssh_keys: super::sshkeys::for_provider(ctx, args, p, &pl.region)?,
+        ssh_keys: super::sshkeys::for_provider(ctx, args, account, p, &pl.region)?,
         user_data,
         deploy_id: deploy_id.to_string(),
         api_variant: t.api_variant.clone(),
@@ -872,7 +884,7 @@ fn placement_json(pl: &Placement) -> Value {
 fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
     let p = ctx.provider(provider)?;
     // A broken credentials file is reported, not replaced by placeholders.
-    let mut creds = crate::credentials::load(&ctx.home, p)?;
+    let mut creds = crate::credentials::load(&ctx.home, p, &ctx.account)?;
     // Placeholders only for the fields a request cannot do without: an optional field left out
     // (a session token, a subnet) must stay out of the shown request as it would of the real one.
     for f in p.credentials.iter().filter(|f| f.required) {
@@ -962,15 +974,20 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let mut jobs = Vec::new();
     for (pl, r) in plan.placements.iter().zip(&resolved) {
         let deploy_id = state::new_deploy_id();
-        let req = create_request(ctx, args, pl, &deploy_id, r.as_ref())?;
+        let req = create_request(ctx, args, &ctx.account, pl, &deploy_id, r.as_ref())?;
         jobs.push((pl.clone(), req));
     }
-    let runner = Runner::new(ctx, args, jobs.iter().map(|(pl, _)| pl.provider.as_str()))?;
+    let runner = Runner::new(
+        ctx,
+        args,
+        &ctx.account,
+        jobs.iter().map(|(pl, _)| pl.provider.as_str()),
+    )?;
     let store = open_store(ctx)?;
     let lease = take_lease(ctx, &group_id)?;
     let intents = jobs
         .iter()
-        .map(|(pl, req)| new_node(ctx, &group_id, pl, req))
+        .map(|(pl, req)| new_node(ctx, &group_id, &ctx.account, pl, req))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Every node is recorded, in one transaction, before the first create call.
     store.record_intents(&intents)?;
@@ -1009,6 +1026,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
 fn new_node(
     ctx: &Ctx,
     group_id: &str,
+    account: &str,
     pl: &Placement,
     req: &CreateRequest,
 ) -> anyhow::Result<NewNode> {
@@ -1018,7 +1036,7 @@ fn new_node(
         group_id: group_id.to_string(),
         name: pl.name.clone(),
         provider: pl.provider.clone(),
-        account: crate::state::DEFAULT_ACCOUNT.to_string(),
+        account: account.to_string(),
         template: pl.template.clone(),
         plan: req.plan.clone(),
         region: pl.region.clone(),
@@ -1039,7 +1057,7 @@ fn dry_run(
     let mut items = Vec::new();
     for (pl, r) in plan.placements.iter().zip(resolved) {
         let driver = dry_run_driver(ctx, &pl.provider)?;
-        let req = create_request(ctx, args, pl, "dryrun000000", r.as_ref())?;
+        let req = create_request(ctx, args, &ctx.account, pl, "dryrun000000", r.as_ref())?;
         let requests = driver.render_create(&req)?;
         items.push((pl, requests, req.user_data.filter(|_| args.xnode.xnode)));
     }
@@ -1112,6 +1130,8 @@ const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
 /// leaves no record behind.
 struct Runner {
     drivers: BTreeMap<String, Driver>,
+    /// The credentials account every create runs with.
+    account: String,
     timeout: Duration,
     parallel: usize,
     wait: bool,
@@ -1122,9 +1142,11 @@ struct Runner {
 }
 
 impl Runner {
+    /// Drivers for `providers`, with the credentials of `account`.
     fn new<'a>(
         ctx: &Ctx,
         args: &DeployArgs,
+        account: &str,
         providers: impl IntoIterator<Item = &'a str>,
     ) -> anyhow::Result<Runner> {
         let default_timeout = if args.xnode.wait_ready { "45m" } else { "10m" };
@@ -1133,11 +1155,12 @@ impl Runner {
         let mut drivers = BTreeMap::new();
         for p in providers {
             if !drivers.contains_key(p) {
-                drivers.insert(p.to_string(), ctx.driver(p)?);
+                drivers.insert(p.to_string(), ctx.driver_for(p, account)?);
             }
         }
         Ok(Runner {
             drivers,
+            account: account.to_string(),
             timeout,
             parallel: args.parallel.max(1),
             wait: args.wait || args.wait_ssh,
@@ -1320,6 +1343,8 @@ struct Moves<'a> {
     store: &'a dyn Store,
     group_id: &'a str,
     drivers: BTreeMap<String, Driver>,
+    /// The credentials account of the deploy (a moved node keeps it).
+    account: String,
     /// Deploy id → where that create goes.
     places: BTreeMap<String, Candidate>,
     failover: Option<Failover>,
@@ -1438,7 +1463,8 @@ impl Moves<'_> {
             .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", c.template))?;
         let pl = placement_of(ctx, name, p, t, &c.region);
         if !self.drivers.contains_key(p.id()) {
-            self.drivers.insert(p.id().to_string(), ctx.driver(p.id())?);
+            let driver = ctx.driver_for(p.id(), &self.account)?;
+            self.drivers.insert(p.id().to_string(), driver);
         }
         let driver = self.drivers[p.id()].clone();
         let resolved = if lookup_needed(p, t) {
@@ -1447,8 +1473,15 @@ impl Moves<'_> {
             None
         };
         let deploy_id = state::new_deploy_id();
-        let req = create_request(ctx, self.args, &pl, &deploy_id, resolved.as_ref())?;
-        let node = new_node(ctx, self.group_id, &pl, &req)?;
+        let req = create_request(
+            ctx,
+            self.args,
+            &self.account,
+            &pl,
+            &deploy_id,
+            resolved.as_ref(),
+        )?;
+        let node = new_node(ctx, self.group_id, &self.account, &pl, &req)?;
         self.store.record_moved(from, &node, message)?;
         let job = Job {
             name: name.to_string(),
@@ -1500,6 +1533,7 @@ fn run_jobs(
         store,
         group_id,
         drivers: runner.drivers.clone(),
+        account: runner.account.clone(),
         places: jobs
             .iter()
             .map(|j| {
@@ -1767,11 +1801,25 @@ async fn wait_port(ip: &str, port: u16, timeout: Duration) -> Result<(), String>
     }
 }
 
+/// The account a fleet was deployed with (one per deploy); naming another is refused.
+fn fleet_account(ctx: &Ctx, group: &str, nodes: &[NodeRecord]) -> anyhow::Result<String> {
+    let account = nodes
+        .first()
+        .map_or(ctx.account.clone(), |n| n.account.clone());
+    if ctx.account_named && ctx.account != account {
+        return Err(bad_input(format!(
+            "fleet '{group}' was deployed with account '{account}', not '{}' — resume it without --account (or with --account {account})",
+            ctx.account
+        )));
+    }
+    Ok(account)
+}
+
 /// Finish an interrupted fleet (the rules are `state::lifecycle::resume_step`): a node whose
 /// id is recorded is left alone; a `creating` or in-doubt node is looked up by its OLD deploy
 /// tag and adopted when found, and created under that same deploy id only when the lookup
 /// definitively finds nothing outside the provider's hidden window; a refused node is created
-/// again under a fresh record. The fleet's lease is held throughout, and creates a killed
+/// again under a fresh record, with the fleet's own account. The fleet's lease is held throughout, and creates a killed
 /// process may still have had in flight are given time to land before the lookups.
 fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode> {
     let store = open_store(ctx)?;
@@ -1782,6 +1830,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
             "no fleet '{group}' in the inventory — `capsule openmesh history` shows recent deploys"
         )));
     }
+    let account = fleet_account(ctx, group, &nodes)?;
     // A refused node left the live set; the fleet is only complete once it exists, so resume
     // creates it again under a fresh record — unless a live node of that name stands for it.
     let live_names: BTreeSet<&str> = nodes
@@ -1826,7 +1875,7 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
         } else {
             n.deploy_id.clone()
         };
-        let mut req = create_request(ctx, args, &pl, &deploy_id, None)?;
+        let mut req = create_request(ctx, args, &account, &pl, &deploy_id, None)?;
         req.plan = n.plan.clone();
         req.api_variant = t
             .map(|t| t.api_variant.clone())
@@ -1877,7 +1926,12 @@ fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode>
     )? {
         return Ok(ExitCode::from(1));
     }
-    let runner = Runner::new(ctx, args, jobs.iter().map(|j| j.provider.as_str()))?;
+    let runner = Runner::new(
+        ctx,
+        args,
+        &account,
+        jobs.iter().map(|j| j.provider.as_str()),
+    )?;
     if in_flight {
         // A process killed a moment ago may have had creates in flight: they reach the
         // provider a little later, and a lookup before then would miss them.

@@ -1,5 +1,6 @@
 //! capsule's integration tests: one test target, one module per area.
 
+mod accounts;
 mod catalog;
 mod credentials;
 mod deploy;
