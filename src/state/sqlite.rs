@@ -824,6 +824,14 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
+    fn accounts(&self) -> anyhow::Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT account FROM nodes ORDER BY account")?;
+        let rows = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     fn nodes_in_group(&self, group_id: &str) -> anyhow::Result<Vec<NodeRecord>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {NODE_COLUMNS} FROM nodes WHERE group_id = ?1 ORDER BY id"
@@ -1445,6 +1453,7 @@ mod tests {
             (only_b[0].deploy_id.as_str(), only_b[0].account.as_str()),
             ("d5", "team-b")
         );
+        assert_eq!(s.accounts().unwrap(), ["default", "team-b"]);
     }
 
     #[test]
