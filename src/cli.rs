@@ -112,6 +112,10 @@ pub struct Global {
     /// Log each API request to stderr (-vv adds headers and bodies; secrets are redacted).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
+    /// The provider account to use (`default` unless named; `provider configure P --account NAME`
+    /// stores one). A node remembers its account: commands on it use that one.
+    #[arg(long, global = true, env = "CAPSULE_ACCOUNT", value_name = "NAME", help_heading = GLOBAL)]
+    pub account: Option<String>,
     /// Answer yes to confirmations (required off a terminal for deploys and deletes).
     #[arg(short = 'y', long, global = true, help_heading = GLOBAL)]
     pub yes: bool,

@@ -19,6 +19,10 @@ pub struct Ctx {
     pub style: Style,
     pub verbose: u8,
     pub yes: bool,
+    /// The credentials account (`--account`, `CAPSULE_ACCOUNT`, else `default`).
+    pub account: String,
+    /// Whether the account was named (listings then show that account only).
+    pub account_named: bool,
     /// stdin and stderr are terminals: prompts and progress bars are allowed.
     pub interactive: bool,
     pub connect_timeout: Duration,
@@ -40,6 +44,16 @@ impl Ctx {
                 global.stale_after
             ))
         })?;
+        let named = global
+            .account
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        if let Some(problem) = named.and_then(crate::state::names::account_problem) {
+            return Err(crate::error::bad_input(format!(
+                "--account: {problem} (or unset CAPSULE_ACCOUNT)"
+            )));
+        }
         let (catalog, notes) =
             catalog::load_layered(&home, global.catalog.as_deref(), global.embedded_only)?;
         for n in notes {
@@ -71,6 +85,8 @@ impl Ctx {
             },
             verbose: global.verbose,
             yes: global.yes,
+            account: named.unwrap_or(crate::state::DEFAULT_ACCOUNT).to_string(),
+            account_named: named.is_some(),
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
             connect_timeout: secs(global.connect_timeout, 10.0),
             request_timeout: secs(global.request_timeout, 60.0),
@@ -155,11 +171,28 @@ impl Ctx {
         })
     }
 
-    /// A driver for a provider with its resolved credentials (flag-less: environment, then file).
+    /// A driver for a provider with the resolved credentials of the command's account.
     pub fn driver(&self, provider_id: &str) -> anyhow::Result<Driver> {
+        self.driver_for(provider_id, &self.account)
+    }
+
+    /// A driver for a provider with the resolved credentials of `account` (a node's own).
+    pub fn driver_for(&self, provider_id: &str, account: &str) -> anyhow::Result<Driver> {
         let provider = self.provider(provider_id)?;
-        let creds = crate::credentials::load(&self.home, provider)?;
-        Driver::new(provider, creds, self.driver_options()?)
+        let resolved =
+            crate::credentials::resolve(&self.home, provider, account, &Default::default())?;
+        // A named account's gap is said with its name and `--account`.
+        if account != crate::state::DEFAULT_ACCOUNT {
+            if let Some(e) = resolved.missing_error() {
+                return Err(e);
+            }
+        }
+        Driver::new(provider, resolved.credentials(), self.driver_options()?)
+    }
+
+    /// Whether `account` of a provider has every required credential field.
+    pub fn configured(&self, provider: &ProviderEntry, account: &str) -> anyhow::Result<bool> {
+        Ok(crate::credentials::configured(&self.home, provider, account)? != "no")
     }
 
     /// A tokio runtime for commands that talk to providers.

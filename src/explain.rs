@@ -235,7 +235,7 @@ pub(crate) fn usable_providers(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<U
             ));
             continue;
         }
-        let configured = crate::credentials::configured(&ctx.home, p)? != "no";
+        let configured = ctx.configured(p, &ctx.account)?;
         if !configured && !args.include_unconfigured {
             skipped.push((
                 id.clone(),

@@ -92,6 +92,17 @@ impl ProviderEntry {
             .map_or(api_id, |r| r.id.as_str())
     }
 
+    /// The region an account's non-secret credential fields name (the field marked
+    /// `region = true`), when it is one of this provider's regions.
+    pub fn account_region(
+        &self,
+        fields: &std::collections::BTreeMap<String, String>,
+    ) -> Option<&str> {
+        let field = self.credentials.iter().find(|f| f.region)?;
+        let value = fields.get(&field.name)?;
+        self.region(value.trim()).map(|r| r.id.as_str())
+    }
+
     pub fn is_retired(&self) -> bool {
         self.meta.status.state == "retired"
     }

@@ -85,6 +85,76 @@ pub struct ProviderMeta {
     /// `[provider.xnode]`: how an xNode (`deploy --xnode`) is put on this provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xnode: Option<ProviderXnode>,
+    /// `[[provider.credential_sources]]`: files where the provider's own tools keep credentials,
+    /// read when capsule has none of its own (in this order, the first value of a field wins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credential_sources: Vec<CredentialSource>,
+}
+
+/// `[[provider.credential_sources]]`: a config file of the provider's official CLI or SDK that
+/// holds credentials, and where each catalog credential field is in it.
+///
+/// A key path is a list of keys joined by `/`: `SECTION/KEY` in an ini file, nested mapping keys
+/// in YAML and JSON. `{profile}` in a key stands for the profile (context, user) in use. The
+/// default account uses the profile named by `profile_env`, else by `profile_key` in the file,
+/// else `default_profile`; an account named with `--account NAME` uses the profile `NAME`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSource {
+    /// What the file is, for people (`AWS shared credentials file`).
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SourceFormat>,
+    /// Where the file is, the first that exists wins: `~` is the home directory, `${VAR}` an
+    /// environment variable (an entry whose variable is unset is skipped).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Environment variables naming the file; the first one set is used instead of `paths`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path_env: Vec<String>,
+    /// What the tool calls a profile (`profile`, `context`, `user`), for messages.
+    #[serde(default)]
+    pub profile_word: String,
+    /// Environment variables naming the default account's profile (the first non-empty wins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profile_env: Vec<String>,
+    /// Key path of the value, in the file, that names its active profile.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub profile_key: String,
+    /// The profile used when nothing names one; empty: there is none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub default_profile: String,
+    /// Key path that exists when a profile does (`{profile}`, `profiles/{profile}`); a profile
+    /// other than `default_profile` is used only when it exists. Empty: the file holds one
+    /// profile, used by the default account only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub profile_path: String,
+    /// Credential field → key paths of its value in a profile, the first present wins.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Vec<String>>,
+    /// The same for `default_profile`, where its values live elsewhere (empty: `fields`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub default_fields: BTreeMap<String, Vec<String>>,
+}
+
+/// The syntax of a credential source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    Ini,
+    Yaml,
+    Json,
+}
+
+impl SourceFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::Ini => "ini",
+            SourceFormat::Yaml => "YAML",
+            SourceFormat::Json => "JSON",
+        }
+    }
 }
 
 /// `[provider.xnode]`: the provider's side of an xNode install.
@@ -131,6 +201,7 @@ impl Default for ProviderMeta {
             default_image: String::new(),
             billed_when_stopped: true,
             xnode: None,
+            credential_sources: Vec::new(),
         }
     }
 }
@@ -190,6 +261,10 @@ pub struct CredentialField {
     /// `true` for the field that `--api-key` fills.
     #[serde(default)]
     pub api_key: bool,
+    /// `true` for the account's own region (a region id or the provider's name for it): a
+    /// deploy that names no region goes there, and calls scoped to one region use it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub region: bool,
 }
 
 /// `[[templates]]`: a server shape at a price.

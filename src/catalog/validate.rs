@@ -346,8 +346,29 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
     if keys != 1 {
         c.push(&e, &[], format!("provider '{}' must mark exactly one [[credentials]] field api_key = true (found {keys})", m.id));
     }
+    let regions = p.credentials.iter().filter(|f| f.region).count();
+    if regions > 1 {
+        c.push(
+            &e,
+            &[],
+            format!(
+                "provider '{}' marks {regions} [[credentials]] fields region = true — mark one",
+                m.id
+            ),
+        );
+    }
     for f in &p.credentials {
         let fe = Entity::Credential(m.id.clone(), f.name.clone());
+        if f.region && f.secret {
+            c.push(
+                &fe,
+                &["region"],
+                format!(
+                    "credential field '{}' is a region: it cannot be secret",
+                    f.name
+                ),
+            );
+        }
         if !f
             .name
             .chars()
@@ -373,7 +394,117 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
             }
         }
     }
+    check_credential_sources(c, p);
     check_api(c, p);
+}
+
+/// `[[provider.credential_sources]]`: complete entries whose fields are the provider's
+/// credential fields and whose key paths are well formed.
+fn check_credential_sources(c: &mut Checker, p: &ProviderEntry) {
+    let e = Entity::Provider(p.meta.id.clone());
+    let declared: Vec<&str> = p.credentials.iter().map(|f| f.name.as_str()).collect();
+    for (i, s) in p.meta.credential_sources.iter().enumerate() {
+        let at = |key: &str| {
+            vec![
+                Seg::Key("credential_sources".into()),
+                Seg::Index(i),
+                Seg::Key(key.into()),
+            ]
+        };
+        let mut problem = |key: &str, message: String| c.push_path(&e, at(key), message);
+        if s.name.trim().is_empty() {
+            problem(
+                "name",
+                "a credential source needs a name (what the file is)".into(),
+            );
+        }
+        if s.format.is_none() {
+            problem(
+                "format",
+                "a credential source needs format = \"ini\", \"yaml\" or \"json\"".into(),
+            );
+        }
+        if s.paths.is_empty() && s.path_env.is_empty() {
+            problem(
+                "paths",
+                "a credential source needs paths (or path_env) to find its file".into(),
+            );
+        }
+        for path in &s.paths {
+            if !(path.starts_with("~/") || path.starts_with("${") || path.starts_with('/')) {
+                problem(
+                    "paths",
+                    format!("path '{path}' must start with ~/, ${{VAR}} or /"),
+                );
+            }
+        }
+        for var in s.path_env.iter().chain(&s.profile_env) {
+            if var.is_empty()
+                || !var
+                    .chars()
+                    .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+            {
+                problem(
+                    "profile_env",
+                    format!("environment variable '{var}' must be UPPER_SNAKE_CASE"),
+                );
+            }
+        }
+        if s.fields.is_empty() {
+            problem(
+                "fields",
+                "a credential source needs fields (credential field → key paths)".into(),
+            );
+        }
+        if !s.profile_path.is_empty() && !s.profile_path.contains("{profile}") {
+            problem("profile_path", "profile_path must contain {profile}".into());
+        }
+        for (table, map) in [("fields", &s.fields), ("default_fields", &s.default_fields)] {
+            for (field, paths) in map {
+                if !declared.contains(&field.as_str()) {
+                    problem(table, unknown_msg("credential field", field, &declared));
+                }
+                if paths.is_empty() {
+                    problem(
+                        table,
+                        format!("field '{field}' needs at least one key path"),
+                    );
+                }
+                for path in paths {
+                    if let Some(m) = key_path_problem(path) {
+                        problem(table, m);
+                    }
+                }
+            }
+        }
+        for (key, path) in [
+            ("profile_key", &s.profile_key),
+            ("profile_path", &s.profile_path),
+        ] {
+            if let Some(m) = key_path_problem(path) {
+                problem(key, m);
+            }
+        }
+    }
+}
+
+/// Why a credential source key path is malformed (`a//b`, `{user}`), if it is.
+fn key_path_problem(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return None;
+    }
+    if path.split('/').any(|seg| seg.trim().is_empty()) {
+        return Some(format!(
+            "key path '{path}' has an empty key — write keys joined by '/'"
+        ));
+    }
+    let rest = path.replace("{profile}", "");
+    if rest.contains('{') || rest.contains('}') {
+        return Some(format!(
+            "key path '{path}' may only use the placeholder {{profile}}"
+        ));
+    }
+    None
 }
 
 fn check_api(c: &mut Checker, p: &ProviderEntry) {

@@ -37,6 +37,8 @@ pub(super) struct Target {
     label: String,
     node_ref: NodeRef,
     record: Option<NodeRecord>,
+    /// The credentials account: the record's, else the command's.
+    account: String,
     /// Why, for the node's history (`expired at …`); empty when the user just asked.
     note: String,
 }
@@ -52,6 +54,7 @@ impl Target {
                 region: Some(r.region.clone()).filter(|s| !s.is_empty()),
                 variant: r.api_variant.clone(),
             },
+            account: r.account.clone(),
             record: Some(r),
             note,
         }
@@ -59,6 +62,11 @@ impl Target {
 }
 
 impl Target {
+    /// The provider and account whose credentials act on the node.
+    fn key(&self) -> cleanup::Account {
+        (self.node_ref.provider.clone(), self.account.clone())
+    }
+
     /// The recorded name; empty for a node capsule has no record of.
     fn name(&self) -> String {
         self.record
@@ -175,15 +183,16 @@ pub(super) fn execute(
         }
     }
 
-    // One driver per provider; a provider without usable credentials fails its nodes only.
-    let mut drivers: BTreeMap<String, Result<Driver, String>> = BTreeMap::new();
+    // One driver per provider account; one without usable credentials fails its nodes only.
+    let mut drivers: BTreeMap<cleanup::Account, Result<Driver, String>> = BTreeMap::new();
     for t in &targets {
-        drivers
-            .entry(t.node_ref.provider.clone())
-            .or_insert_with(|| ctx.driver(&t.node_ref.provider).map_err(|e| e.to_string()));
+        drivers.entry(t.key()).or_insert_with(|| {
+            ctx.driver_for(&t.node_ref.provider, &t.account)
+                .map_err(|e| e.to_string())
+        });
     }
     let rt = ctx.runtime()?;
-    let usable: Vec<String> = drivers
+    let usable: Vec<cleanup::Account> = drivers
         .iter()
         .filter(|(_, d)| d.is_ok())
         .map(|(p, _)| p.clone())
@@ -193,7 +202,7 @@ pub(super) fn execute(
     let act = action(what);
     let mut jobs = Vec::new();
     for t in &targets {
-        match &drivers[&t.node_ref.provider] {
+        match &drivers[&t.key()] {
             Ok(d) => {
                 store.record_action(
                     t.record.as_ref().map(|r| r.deploy_id.as_str()),
@@ -227,7 +236,7 @@ pub(super) fn execute(
         rows.push(row);
     }
     if wait && !cleanup_providers.is_empty() {
-        let list: Vec<String> = cleanup_providers.into_iter().collect();
+        let list: Vec<cleanup::Account> = cleanup_providers.into_iter().collect();
         cleanup::settle(ctx, store, &rt, Some(&list))?;
     }
     finish(ctx, what, args, &rows, targets.len())
@@ -260,7 +269,7 @@ fn record_outcome(
     what: Lifecycle,
     wait: bool,
     r: Result<(Vec<Cleanup>, Option<Node>), DriverError>,
-    cleanup_providers: &mut BTreeSet<String>,
+    cleanup_providers: &mut BTreeSet<cleanup::Account>,
 ) -> anyhow::Result<Row> {
     let act = action(what);
     let deploy_id = t.record.as_ref().map(|r| r.deploy_id.clone());
@@ -289,12 +298,8 @@ fn record_outcome(
                         store.record_status(d, act, st, "", None)?;
                     }
                     if !work.is_empty() {
-                        let account = t
-                            .record
-                            .as_ref()
-                            .map_or(crate::state::DEFAULT_ACCOUNT, |r| r.account.as_str());
-                        cleanup::record(store, account, d, &work)?;
-                        cleanup_providers.insert(provider.clone());
+                        cleanup::record(store, &t.account, d, &work)?;
+                        cleanup_providers.insert(t.key());
                     }
                     match (wait, work.len()) {
                         (true, _) => "deleted".to_string(),
@@ -466,6 +471,7 @@ fn select(
                 .filter(|r| r.is_live())
                 .map_or_else(|| text.clone(), |r| r.name.clone()),
             node_ref,
+            account: nodes::account_of(ctx, record.as_ref()).to_string(),
             record,
             note: String::new(),
         };

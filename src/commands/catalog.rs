@@ -126,7 +126,7 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> anyhow::Result<Value> {
-    let configured = crate::credentials::configured(&ctx.home, p)?;
+    let configured = crate::credentials::configured(&ctx.home, p, &ctx.account)?;
     let cat = &ctx.catalog;
     let rate = cat.usd_rate(p.currency()).unwrap_or(1.0);
     let ts: Vec<&Template> = cat.templates_of(p.id()).collect();
@@ -971,7 +971,7 @@ fn refresh_targets<'a>(
         if !only.is_empty() && !named {
             continue;
         }
-        if only.is_empty() && crate::credentials::configured(&ctx.home, p)? == "no" {
+        if only.is_empty() && !ctx.configured(p, &ctx.account)? {
             continue;
         }
         if p.is_retired() {

@@ -102,27 +102,32 @@ pub fn record_results(
     Ok(s)
 }
 
-/// Run the pending cleanups of these providers (every provider with some when `None`) and say
-/// on stderr what happened. A provider without credentials is left for later, with a note.
+/// A provider and one of its accounts: the credentials a cleanup runs with.
+pub type Account = (String, String);
+
+/// Run the pending cleanups of these provider accounts (every one with some when `None`) and
+/// say on stderr what happened. An account without credentials is left for later, with a note.
 pub fn settle(
     ctx: &Ctx,
     store: &dyn Store,
     rt: &tokio::runtime::Runtime,
-    providers: Option<&[String]>,
+    only: Option<&[Account]>,
 ) -> anyhow::Result<Settled> {
-    let mut by_provider: BTreeMap<String, Vec<PendingCleanup>> = BTreeMap::new();
+    let mut by_account: BTreeMap<Account, Vec<PendingCleanup>> = BTreeMap::new();
     for p in store.pending_cleanups(None)? {
-        if providers.is_none_or(|list| list.contains(&p.provider)) {
-            by_provider.entry(p.provider.clone()).or_default().push(p);
+        let key = (p.provider.clone(), p.account.clone());
+        if only.is_none_or(|list| list.contains(&key)) {
+            by_account.entry(key).or_default().push(p);
         }
     }
     let mut total = Settled::default();
-    for (provider, pending) in by_provider {
-        let driver = match ctx.driver(&provider) {
+    for ((provider, account), pending) in by_account {
+        let at = at_account(&provider, &account);
+        let driver = match ctx.driver_for(&provider, &account) {
             Ok(d) => d,
             Err(e) => {
                 messages::info(format!(
-                    "{} cleanup(s) at {provider} stay pending: {e}",
+                    "{} cleanup(s) at {at} stay pending: {e}",
                     pending.len()
                 ));
                 total.waiting += pending.len();
@@ -132,10 +137,7 @@ pub fn settle(
         let results = rt.block_on(run_pending(&driver, &pending));
         let s = record_results(store, &pending, &results)?;
         if s.done > 0 {
-            messages::info(format!(
-                "finished {} pending cleanup(s) at {provider}",
-                s.done
-            ));
+            messages::info(format!("finished {} pending cleanup(s) at {at}", s.done));
         }
         for (p, r) in pending.iter().zip(&results) {
             if let Err(msg) = r {
@@ -150,4 +152,13 @@ pub fn settle(
         total.failed += s.failed;
     }
     Ok(total)
+}
+
+/// `vultr`, or `vultr (account staging)` for a named account.
+pub fn at_account(provider: &str, account: &str) -> String {
+    if account == crate::state::DEFAULT_ACCOUNT {
+        provider.to_string()
+    } else {
+        format!("{provider} (account {account})")
+    }
 }

@@ -101,7 +101,12 @@ pub(crate) fn node_filter(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<Node
             .any(|s| matches!(s, NodeStatus::Deleted | NodeStatus::Error));
     Ok(NodeFilter {
         providers,
-        accounts: Vec::new(),
+        // `--account` (or CAPSULE_ACCOUNT) narrows the inventory to that account.
+        accounts: if ctx.account_named {
+            vec![ctx.account.clone()]
+        } else {
+            Vec::new()
+        },
         regions: f.region.iter().cloned().collect(),
         statuses,
         include_deleted,
@@ -183,6 +188,13 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     if !stages.is_empty() {
         columns.insert(5, col("xnode", "xnode", Kind::Text));
     }
+    if store
+        .accounts()?
+        .iter()
+        .any(|a| a != state::DEFAULT_ACCOUNT)
+    {
+        columns.insert(2, super::nodes::ACCOUNT_COLUMN);
+    }
     // Rows go out as they are read: JSON and CSV listings of any size use flat memory.
     let mut out = stdout();
     // An `expires` column (time left) when some node was deployed with `--ttl`.
@@ -239,7 +251,11 @@ fn cleanups(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .iter()
         .map(render::Row::of)
         .collect();
-    render::listing(&mut stdout(), ctx.style, CLEANUP_COLUMNS, &rows)?;
+    let mut columns = CLEANUP_COLUMNS.to_vec();
+    if super::accounts_in_use(&rows) {
+        columns.insert(1, super::nodes::ACCOUNT_COLUMN);
+    }
+    render::listing(&mut stdout(), ctx.style, &columns, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -142,3 +142,13 @@ pub fn provider_failure(id: &str, what: &str, msg: &str) -> String {
 pub fn stdout() -> std::io::StdoutLock<'static> {
     std::io::stdout().lock()
 }
+
+/// Whether a listing's rows belong to an account other than `default`: then tables show an
+/// `account` column (JSON always has the key).
+pub fn accounts_in_use(rows: &[crate::render::Row]) -> bool {
+    rows.iter().any(|r| {
+        r.data["account"]
+            .as_str()
+            .is_some_and(|a| a != crate::state::DEFAULT_ACCOUNT)
+    })
+}

@@ -48,11 +48,20 @@ fn node_columns(ctx: &Ctx, rows: &[NodeRow]) -> Vec<Column> {
     } else {
         NODE_COLUMNS.to_vec()
     };
+    if rows
+        .iter()
+        .any(|r| r.account != crate::state::DEFAULT_ACCOUNT)
+    {
+        cols.insert(1, ACCOUNT_COLUMN);
+    }
     if rows.iter().any(|r| r.expires_at.is_some()) {
         cols.push(super::expiry::EXPIRES_COLUMN);
     }
     cols
 }
+
+/// The `account` column, shown when a row belongs to an account other than `default`.
+pub const ACCOUNT_COLUMN: Column = col("account", "account", Kind::Text).prio(1);
 
 /// One live node, as `list` and `status` show it (the documented JSON).
 #[derive(Debug, Serialize)]
@@ -69,7 +78,12 @@ struct NodeRow {
     ipv4: Option<String>,
     created_at: Option<String>,
     deploy_id: Option<String>,
+    /// The credentials account the node belongs to.
+    account: String,
     expires_at: Option<String>,
+    /// The provider's id alone (without a region).
+    #[serde(skip)]
+    node_id: String,
 }
 
 impl NodeRow {
@@ -117,7 +131,9 @@ fn node_json(ctx: &Ctx, n: &Node, record: Option<&NodeRecord>, expires: &ExpiryM
         ipv4: n.ipv4.clone(),
         created_at,
         deploy_id: record.map(|r| r.deploy_id.clone()),
+        account: record.map_or(ctx.account.clone(), |r| r.account.clone()),
         expires_at: record.and_then(|r| expires.get(&r.deploy_id)).cloned(),
+        node_id: n.id.clone(),
     }
 }
 
@@ -241,6 +257,11 @@ pub(super) fn resolve_node(
     ))
 }
 
+/// The account whose credentials act on a node: its recorded one, else the command's.
+pub(super) fn account_of<'a>(ctx: &'a Ctx, record: Option<&'a NodeRecord>) -> &'a str {
+    record.map_or(ctx.account.as_str(), |r| r.account.as_str())
+}
+
 pub(super) fn driver_error(e: DriverError) -> anyhow::Error {
     anyhow::Error::new(e)
 }
@@ -251,13 +272,14 @@ pub(super) fn driver_error(e: DriverError) -> anyhow::Error {
 pub fn status(ctx: &Ctx, args: &NodeArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(ctx)?;
     let (node_ref, record) = resolve_node(ctx, store.as_ref(), &args.node)?;
-    let driver = ctx.driver(&node_ref.provider)?;
+    let account = account_of(ctx, record.as_ref()).to_string();
+    let driver = ctx.driver_for(&node_ref.provider, &account)?;
     let rt = ctx.runtime()?;
     super::cleanup::settle(
         ctx,
         store.as_ref(),
         &rt,
-        Some(std::slice::from_ref(&node_ref.provider)),
+        Some(&[(node_ref.provider.clone(), account)]),
     )?;
     let mut node = rt.block_on(driver.get(&node_ref)).map_err(driver_error)?;
     if node.state == NodeState::Deleted {
@@ -345,40 +367,89 @@ pub(super) fn confirm(ctx: &Ctx, question: &str, flag_hint: &str) -> anyhow::Res
 // ---------------------------------------------------------------------------------------------
 // list
 
-/// Providers with usable credentials (every required field set).
-/// Providers with usable credentials (every required field set); a broken credentials file
-/// is an error, never "nothing configured".
-fn configured_providers(ctx: &Ctx) -> anyhow::Result<Vec<&ProviderEntry>> {
-    let mut out = Vec::new();
-    for p in &ctx.catalog.providers {
-        if crate::credentials::configured(&ctx.home, p)? != "no" {
-            out.push(p);
+/// The accounts of a provider a command that lists everything asks: with `--account`, that
+/// one; otherwise the default account, each account stored in the credentials file, and each
+/// account `recorded` (live nodes) names. Not all of them need have credentials.
+pub(super) fn accounts_of(
+    ctx: &Ctx,
+    p: &ProviderEntry,
+    recorded: &[NodeRecord],
+) -> anyhow::Result<Vec<String>> {
+    let mut accounts = vec![ctx.account.clone()];
+    if ctx.account_named {
+        return Ok(accounts);
+    }
+    let stored = crate::credentials::stored_accounts(&ctx.home, p.id())?;
+    let in_use = recorded.iter().filter(|n| n.provider == p.id());
+    for a in stored.into_iter().chain(in_use.map(|n| n.account.clone())) {
+        if !accounts.contains(&a) {
+            accounts.push(a);
         }
+    }
+    Ok(accounts)
+}
+
+/// Live recorded nodes, for [`accounts_of`] (none needed with `--account`).
+pub(super) fn recorded_for_accounts(
+    ctx: &Ctx,
+    store: &dyn Store,
+) -> anyhow::Result<Vec<NodeRecord>> {
+    if ctx.account_named {
+        return Ok(Vec::new());
+    }
+    store.list_nodes(&state::NodeFilter::default())
+}
+
+/// The provider accounts `list` asks ([`accounts_of`]) that have credentials. A provider named
+/// with `--provider` is asked even unconfigured (its error is the answer); a broken
+/// credentials file is an error, never "nothing configured".
+fn list_accounts<'a>(
+    ctx: &'a Ctx,
+    store: &dyn Store,
+    args: &ListArgs,
+) -> anyhow::Result<Vec<(&'a ProviderEntry, String)>> {
+    let named = !args.providers.is_empty();
+    let providers: Vec<&ProviderEntry> = if named {
+        args.providers
+            .iter()
+            .map(|p| ctx.provider(p))
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        ctx.catalog.providers.iter().collect()
+    };
+    let recorded = recorded_for_accounts(ctx, store)?;
+    let mut out = Vec::new();
+    for p in providers {
+        let mut usable = Vec::new();
+        for a in accounts_of(ctx, p, &recorded)? {
+            if ctx.configured(p, &a)? {
+                usable.push(a);
+            }
+        }
+        if usable.is_empty() && named {
+            usable.push(ctx.account.clone());
+        }
+        out.extend(usable.into_iter().map(|a| (p, a)));
     }
     Ok(out)
 }
 
 pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
-    let providers: Vec<&ProviderEntry> = if args.providers.is_empty() {
-        configured_providers(ctx)?
-    } else {
-        args.providers
-            .iter()
-            .map(|p| ctx.provider(p))
-            .collect::<anyhow::Result<_>>()?
-    };
-    if providers.is_empty() {
+    let store = open_store(ctx)?;
+    let pairs = list_accounts(ctx, store.as_ref(), args)?;
+    if pairs.is_empty() {
         return Err(bad_input(
             "no provider is configured — run `capsule openmesh provider configure NAME --api-key KEY` or name one with --provider",
         ));
     }
     let mut drivers = Vec::new();
     let mut failed = Vec::new();
-    for p in &providers {
-        match ctx.driver(p.id()) {
-            Ok(d) => drivers.push(d),
+    for (p, account) in &pairs {
+        let at = super::cleanup::at_account(p.id(), account);
+        match ctx.driver_for(p.id(), account) {
+            Ok(d) => drivers.push((account.clone(), d)),
             Err(e) if !args.providers.is_empty() => return Err(e),
-            Err(e) => failed.push((p.id().to_string(), e.to_string())),
+            Err(e) => failed.push((at, e.to_string())),
         }
     }
     let rt = ctx.runtime()?;
@@ -386,7 +457,12 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let results = rt.block_on(async {
         let tasks: Vec<_> = drivers
             .into_iter()
-            .map(|d| tokio::spawn(async move { (d.provider_id().to_string(), d.list(all).await) }))
+            .map(|(account, d)| {
+                tokio::spawn(async move {
+                    let key = (d.provider_id().to_string(), account);
+                    (key, d.list(all).await)
+                })
+            })
             .collect();
         let mut out = Vec::new();
         for t in tasks {
@@ -394,26 +470,36 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
         }
         out
     });
-    let store = open_store(ctx)?;
-    let listed: Vec<String> = results
+    let listed: Vec<super::cleanup::Account> = results
         .iter()
         .filter_map(|r| match r {
-            Ok((id, Ok(_))) => Some(id.clone()),
+            Ok((key, Ok(_))) => Some(key.clone()),
             _ => None,
         })
         .collect();
     super::cleanup::settle(ctx, store.as_ref(), &rt, Some(&listed))?;
     let expires = store.expiries()?;
-    let mut rows = Vec::new();
+    let mut rows: Vec<NodeRow> = Vec::new();
     for r in results {
         match r {
-            Ok((_, Ok(nodes))) => {
+            Ok(((_, account), Ok(nodes))) => {
                 for n in nodes {
+                    // Two accounts holding the same keys list the same node once.
+                    if rows
+                        .iter()
+                        .any(|r| r.provider == n.provider && r.node_id == n.id)
+                    {
+                        continue;
+                    }
                     let rec = store.node_by_provider_id(&n.provider, &n.id)?;
-                    rows.push(node_json(ctx, &n, rec.as_ref(), &expires));
+                    let mut row = node_json(ctx, &n, rec.as_ref(), &expires);
+                    row.account = account.clone();
+                    rows.push(row);
                 }
             }
-            Ok((id, Err(e))) => failed.push((id, e.to_string())),
+            Ok(((id, account), Err(e))) => {
+                failed.push((super::cleanup::at_account(&id, &account), e.to_string()))
+            }
             Err(e) => failed.push(("?".into(), e.to_string())),
         }
     }

@@ -83,6 +83,8 @@ struct Given {
     /// `-v`/`-o` written after the field flags, where clap no longer sees them.
     verbose: u8,
     format: Option<OutputFormat>,
+    /// `--account NAME` written after the field flags.
+    account: Option<String>,
 }
 
 impl Given {
@@ -260,6 +262,13 @@ fn parse_given(p: &ProviderEntry, args: &ConfigureArgs) -> anyhow::Result<Given>
                 )));
             }
             "api-key-stdin" => given.api_key_stdin = true,
+            "account" => {
+                let v = value("--account")?;
+                if let Some(problem) = crate::state::names::account_problem(&v) {
+                    return Err(bad_input(format!("--account: {problem}")));
+                }
+                given.account = Some(v);
+            }
             "verify" => given.verify = true,
             "set" => {
                 let v = value("--set")?;
@@ -289,8 +298,10 @@ fn set_pair(p: &ProviderEntry, given: &mut Given, pair: &str) -> anyhow::Result<
 fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
     let p = provider(ctx, &args.name)?;
     let mut given = parse_given(p, args)?;
+    let account = given.account.clone().unwrap_or_else(|| ctx.account.clone());
+    let account = account.as_str();
     // The current state first: a bad credentials file is refused before anyone types a key.
-    let current = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
+    let current = credentials::resolve(&ctx.home, p, account, &BTreeMap::new())?;
 
     if given.api_key_stdin {
         let field = api_key_field(p)?;
@@ -326,6 +337,7 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
     if !missing.is_empty() {
         return Err(bad_input(credentials::missing_message(
             p.id(),
+            account,
             &missing,
             true,
         )));
@@ -343,7 +355,7 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
         )));
     }
 
-    let resolved = credentials::resolve(&ctx.home, p, &given.values)?;
+    let resolved = credentials::resolve(&ctx.home, p, account, &given.values)?;
     let mut verified = false;
     if given.verify {
         if let Some(e) = resolved.missing_error() {
@@ -369,13 +381,13 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
         verified = true;
     }
 
-    let file = credentials::save(&ctx.home, p.id(), &given.values)?;
+    let file = credentials::save(&ctx.home, p.id(), account, &given.values)?;
     let stored: Vec<&str> = given.values.keys().map(String::as_str).collect();
-    // Environment variables still win over what was just stored: say so.
+    // Environment variables still win over what the default account just stored: say so.
     let overridden: Vec<String> = p
         .credentials
         .iter()
-        .filter(|f| given.values.contains_key(&f.name))
+        .filter(|f| account == crate::state::DEFAULT_ACCOUNT && given.values.contains_key(&f.name))
         .filter_map(|f| {
             f.env
                 .iter()
@@ -383,16 +395,18 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
                 .map(|var| format!("{var} is set and overrides the stored {}", f.name))
         })
         .collect();
-    let after = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
+    let after = credentials::resolve(&ctx.home, p, account, &BTreeMap::new())?;
     let message = format!(
-        "saved {} of {} to {}{}",
+        "saved {} of {}{} to {}{}",
         join_and(&stored),
         p.id(),
+        account_words(account),
         file.display(),
         if verified { " (verified)" } else { "" }
     );
     let pairs = vec![
         ("provider".to_string(), p.id().to_string()),
+        ("account".to_string(), account.to_string()),
         ("stored".to_string(), stored.join(", ")),
         ("file".to_string(), file.display().to_string()),
         (
@@ -403,6 +417,7 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
     ];
     let doc = json!({
         "provider": p.id(),
+        "account": account,
         "stored": stored,
         "file": file.display().to_string(),
         "verified": verified,
@@ -517,6 +532,15 @@ impl NameOrId for crate::catalog::schema::ProviderMeta {
     }
 }
 
+/// ` (account NAME)` for a named account, nothing for the default one.
+fn account_words(account: &str) -> String {
+    if account == crate::state::DEFAULT_ACCOUNT {
+        String::new()
+    } else {
+        format!(" (account {account})")
+    }
+}
+
 // ---- show ------------------------------------------------------------------------------------
 
 const SHOW_COLUMNS: &[Column] = &[
@@ -529,7 +553,7 @@ const SHOW_COLUMNS: &[Column] = &[
 
 fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
     let p = provider(ctx, name)?;
-    let r = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
+    let r = credentials::resolve(&ctx.home, p, &ctx.account, &BTreeMap::new())?;
     let mut out = stdout();
     if matches!(ctx.format(), OutputFormat::Json | OutputFormat::Yaml) {
         let fields: Vec<Value> = r
@@ -543,6 +567,8 @@ fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
                     "required": f.field.required,
                     "source": f.source.kind(),
                     "env_var": f.source.env_var(),
+                    "source_file": f.source.external().map(|(file, _)| file.display().to_string()),
+                    "profile": f.source.external().and_then(|(_, profile)| profile),
                     "value": f.shown(),
                     "flag": f.flag(),
                     "env": f.field.env,
@@ -551,8 +577,11 @@ fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
             .collect();
         let doc = json!({
             "provider": p.id(),
+            "account": r.account,
+            "accounts": credentials::stored_accounts(&ctx.home, p.id())?,
             "configured": r.configured(),
             "file": r.file.display().to_string(),
+            "external": r.external_sources(),
             "fields": fields,
         });
         render::detail(&mut out, ctx.style, &[], &doc)?;
@@ -577,6 +606,12 @@ fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         }
         OutputFormat::Table => {
             render::listing(&mut out, ctx.style, SHOW_COLUMNS, &render::rows_of(&rows))?;
+            if r.account != crate::state::DEFAULT_ACCOUNT {
+                writeln!(out, "\naccount: {}", r.account)?;
+            }
+            for source in r.external_sources() {
+                writeln!(out, "\nread from {source}")?;
+            }
             match r.missing_error() {
                 Some(e) => writeln!(out, "\nnot usable: {e}")?,
                 None if r.configured() == "no" => writeln!(out, "\nnot configured")?,
@@ -726,7 +761,10 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
     }
     let mut resolved: Vec<(&ProviderEntry, Resolved)> = Vec::new();
     for p in chosen {
-        resolved.push((p, credentials::resolve(&ctx.home, p, &BTreeMap::new())?));
+        resolved.push((
+            p,
+            credentials::resolve(&ctx.home, p, &ctx.account, &BTreeMap::new())?,
+        ));
     }
     let opts = ctx.driver_options()?;
     let to_check: Vec<&(&ProviderEntry, Resolved)> = resolved
@@ -878,18 +916,24 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let removed = credentials::remove(&ctx.home, &id)?;
+    let account = ctx.account.as_str();
+    let removed = credentials::remove(&ctx.home, &id, account)?;
     let file = credentials::path(&ctx.home);
     let mut out = stdout();
     if ctx.format() == OutputFormat::Table {
         if removed {
             writeln!(
                 out,
-                "removed the credentials of {id} from {}",
+                "removed the credentials of {id}{} from {}",
+                account_words(account),
                 file.display()
             )?;
         } else {
-            writeln!(out, "{id} has no stored credentials — nothing to remove")?;
+            writeln!(
+                out,
+                "{id}{} has no stored credentials — nothing to remove",
+                account_words(account)
+            )?;
         }
     } else {
         let pairs = vec![
@@ -900,12 +944,12 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
             ),
             ("file".to_string(), file.display().to_string()),
         ];
-        let doc = json!({ "provider": id, "removed": removed, "file": file.display().to_string() });
+        let doc = json!({ "provider": id, "account": account, "removed": removed, "file": file.display().to_string() });
         render::detail(&mut out, ctx.style, &pairs, &doc)?;
     }
     // The environment may still supply them.
     if let Some(p) = p {
-        let r = credentials::resolve(&ctx.home, p, &BTreeMap::new())?;
+        let r = credentials::resolve(&ctx.home, p, account, &BTreeMap::new())?;
         let vars: Vec<&str> = r.fields.iter().filter_map(|f| f.source.env_var()).collect();
         if !vars.is_empty() {
             messages::note(format!(

@@ -39,7 +39,8 @@ pub fn run(ctx: &Ctx, args: &SshArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     if ip.is_none() {
-        let driver = ctx.driver(&node_ref.provider)?;
+        let account = super::nodes::account_of(ctx, record.as_ref());
+        let driver = ctx.driver_for(&node_ref.provider, account)?;
         let rt = ctx.runtime()?;
         let n = rt
             .block_on(driver.get(&node_ref))

@@ -143,11 +143,12 @@ fn key_name(text: &str) -> String {
     format!("capsule-{tail}")
 }
 
-/// The `ssh_keys` a create request at `p` in `region` carries. A dry run registers nothing and
-/// shows `<registered from PATH>` instead of the id.
+/// The `ssh_keys` a create request at `p` in `region` carries, keys registered with `account`'s
+/// credentials. A dry run registers nothing and shows `<registered from PATH>` instead of the id.
 pub fn for_provider(
     ctx: &Ctx,
     args: &DeployArgs,
+    account: &str,
     p: &ProviderEntry,
     region: &str,
 ) -> anyhow::Result<Vec<String>> {
@@ -199,7 +200,7 @@ pub fn for_provider(
                 let material = crate::driver::key_material(&text)
                     .map(|(t, b)| format!("{t} {b}"))
                     .unwrap_or_default();
-                let cache_key = (id.to_string(), region.to_string(), material);
+                let cache_key = (format!("{id}\u{0}{account}"), region.to_string(), material);
                 let cached = registered()
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -208,7 +209,7 @@ pub fn for_provider(
                 let key_id = match cached {
                     Some(k) => k,
                     None => {
-                        let driver = ctx.driver(id)?;
+                        let driver = ctx.driver_for(id, account)?;
                         let rt = ctx.runtime()?;
                         let k = rt
                             .block_on(driver.ensure_key(&key_name(&text), &text, Some(region)))

@@ -7,6 +7,7 @@
 //! `--provider`); a provider whose list fails is reported and the others are still synced
 //! (exit 1).
 
+use super::cleanup::{at_account, Account};
 use super::stdout;
 use crate::catalog::ProviderEntry;
 use crate::cli::SyncArgs;
@@ -53,7 +54,7 @@ fn live_node(p: &ProviderEntry, n: &Node) -> LiveNode {
 
 /// The record an orphan becomes: its template found by plan in the catalog, priced as the
 /// catalog prices it today (the deploy-time price is not known).
-fn adopt_as(provider: &ProviderEntry, ctx: &Ctx, o: &LiveNode) -> NewNode {
+fn adopt_as(provider: &ProviderEntry, ctx: &Ctx, account: &str, o: &LiveNode) -> NewNode {
     let region = provider.region_slug_for_api_id(&o.region).to_string();
     let template = ctx
         .catalog
@@ -81,7 +82,7 @@ fn adopt_as(provider: &ProviderEntry, ctx: &Ctx, o: &LiveNode) -> NewNode {
         deploy_id,
         name,
         provider: provider.id().to_string(),
-        account: crate::state::DEFAULT_ACCOUNT.to_string(),
+        account: account.to_string(),
         template: template.map_or_else(|| o.plan.clone(), |t| t.id.clone()),
         plan: o.plan.clone(),
         region: region.clone(),
@@ -142,24 +143,31 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     };
     let store = state::open(&ctx.home)?;
     let runtime = ctx.runtime()?;
-    // Every configured provider is listed at once; the results are reconciled in order below.
-    let mut listings: std::collections::HashMap<String, anyhow::Result<Vec<crate::driver::Node>>> =
+    // Each account of each provider is reconciled on its own: its records against its listing.
+    let recorded = super::nodes::recorded_for_accounts(ctx, store.as_ref())?;
+    let mut pairs: Vec<(&ProviderEntry, String, bool)> = Vec::new();
+    for p in &providers {
+        for account in super::nodes::accounts_of(ctx, p, &recorded)? {
+            // A broken credentials file is an error (exit 2), not "unconfigured".
+            let configured = ctx.configured(p, &account)?;
+            pairs.push((p, account, configured));
+        }
+    }
+    // Every configured account is listed at once; the results are reconciled in order below.
+    let mut listings: std::collections::HashMap<Account, anyhow::Result<Vec<crate::driver::Node>>> =
         runtime.block_on(async {
             let mut tasks = Vec::new();
-            for p in &providers {
-                // A broken credentials file is reported below (exit 2), not listed around.
-                if crate::credentials::configured(&ctx.home, p).is_ok_and(|c| c != "no") {
-                    let id = p.id().to_string();
-                    match ctx.driver(&id) {
-                        Ok(d) => {
-                            tasks.push((id, Ok(tokio::spawn(async move { d.list(false).await }))))
-                        }
-                        Err(e) => tasks.push((id, Err(e))),
+            for (p, account, _) in pairs.iter().filter(|(_, _, c)| *c) {
+                let key = (p.id().to_string(), account.clone());
+                match ctx.driver_for(p.id(), account) {
+                    Ok(d) => {
+                        tasks.push((key, Ok(tokio::spawn(async move { d.list(false).await }))))
                     }
+                    Err(e) => tasks.push((key, Err(e))),
                 }
             }
             let mut out = std::collections::HashMap::new();
-            for (id, task) in tasks {
+            for (key, task) in tasks {
                 let listed = match task {
                     Ok(handle) => match handle.await {
                         Ok(r) => r.map_err(anyhow::Error::from),
@@ -167,54 +175,61 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
                     },
                     Err(e) => Err(e),
                 };
-                out.insert(id, listed);
+                out.insert(key, listed);
             }
             out
         });
     let mut rows: Vec<Value> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
-    let mut unconfigured: Vec<&str> = Vec::new();
-    let mut providers_done: Vec<String> = Vec::new();
-    for p in providers {
+    let mut unconfigured: Vec<String> = Vec::new();
+    let mut accounts_done: Vec<Account> = Vec::new();
+    for (p, account, configured) in pairs {
         let id = p.id();
-        if crate::credentials::configured(&ctx.home, p)? == "no" {
+        let at = at_account(id, &account);
+        if !configured {
             let msg = format!(
-                "no credentials — configure them with `capsule openmesh provider configure {id}`"
+                "no credentials — configure them with `capsule openmesh provider configure {id}{}`",
+                if account == crate::state::DEFAULT_ACCOUNT {
+                    String::new()
+                } else {
+                    format!(" --account {account}")
+                }
             );
-            if explicit {
-                messages::info(format!("{id}: {msg}"));
+            if explicit && account == ctx.account {
+                messages::info(format!("{at}: {msg}"));
                 rows.push(failure_row(id, &msg));
                 failed = true;
             } else {
-                unconfigured.push(id);
+                unconfigured.push(at);
             }
             continue;
         }
+        let key = (id.to_string(), account.clone());
         let listed = listings
-            .remove(id)
-            .unwrap_or_else(|| Err(anyhow::anyhow!("{id} was not listed")));
+            .remove(&key)
+            .unwrap_or_else(|| Err(anyhow::anyhow!("{at} was not listed")));
         let live = match listed {
             Ok(nodes) => nodes,
             Err(e) => {
                 let msg = one_line(&e);
-                messages::info(super::provider_failure(id, "listing failed", &msg));
+                messages::info(super::provider_failure(&at, "listing failed", &msg));
                 rows.push(failure_row(id, &msg));
                 let _ = store.record_action(
                     None,
                     Action::Sync,
                     Outcome::Failed,
-                    &format!("{id}: {msg}"),
+                    &format!("{at}: {msg}"),
                 );
                 failed = true;
                 continue;
             }
         };
-        let applied = sync_provider(store.as_ref(), ctx, p, &live, args)?;
+        let applied = sync_provider(store.as_ref(), ctx, p, &account, &live, args)?;
         // An update that could not be written is a failed sync (exit 1), named on stderr.
         for a in applied.iter().filter(|a| a.action.starts_with("failed")) {
             messages::info(format!(
-                "{id}: {} {} ({}) was not updated: {}",
+                "{at}: {} {} ({}) was not updated: {}",
                 a.finding,
                 a.name,
                 a.deploy_id.as_deref().unwrap_or("-"),
@@ -223,7 +238,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
             failed = true;
         }
         rows.extend(applied.iter().map(row));
-        providers_done.push(id.to_string());
+        accounts_done.push(key);
         synced += 1;
     }
     if synced == 0 && !failed {
@@ -234,7 +249,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     // Cleanups left by deletes run once their node is gone (the listing above shows which).
-    super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&providers_done))?;
+    super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&accounts_done))?;
     render::listing(&mut stdout(), ctx.style, COLUMNS, &render::rows_of(&rows))?;
     if !unconfigured.is_empty() {
         messages::note(format!("skipped, no credentials: {} — configure them with `capsule openmesh provider configure NAME`",
@@ -253,11 +268,13 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Reconcile one provider and write the result; prints its summary line to stderr.
+/// Reconcile one account of a provider and write the result; prints its summary line to
+/// stderr.
 fn sync_provider(
     store: &dyn Store,
     ctx: &Ctx,
     p: &ProviderEntry,
+    account: &str,
     live: &[Node],
     args: &SyncArgs,
 ) -> anyhow::Result<Vec<Applied>> {
@@ -265,16 +282,18 @@ fn sync_provider(
     let live: Vec<LiveNode> = live.iter().map(|n| live_node(p, n)).collect();
     let records = store.list_nodes(&NodeFilter {
         providers: vec![id.to_string()],
+        accounts: vec![account.to_string()],
         include_deleted: true,
         ..NodeFilter::default()
     })?;
     let plan = reconcile::reconcile(id, &records, &live);
     let hidden_secs = p.api.limits.hidden_after_create_seconds as i64;
     let applied = reconcile::apply(store, &plan, args.adopt, args.forget, hidden_secs, &|o| {
-        adopt_as(p, ctx, o)
+        adopt_as(p, ctx, account, o)
     })?;
     let mut summary = format!(
-        "{id}: {} in sync, {} drifted (updated), {} orphan{}, {} ghost{}",
+        "{}: {} in sync, {} drifted (updated), {} orphan{}, {} ghost{}",
+        super::cleanup::at_account(id, account),
         plan.in_sync.len(),
         plan.drift.len(),
         plan.orphans.len(),

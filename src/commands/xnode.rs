@@ -390,6 +390,8 @@ struct Climb {
     deploy_id: Option<String>,
     name: String,
     node: NodeRef,
+    /// The credentials account of the node.
+    account: String,
     ip: Option<String>,
     best: Stage,
 }
@@ -414,10 +416,11 @@ fn climb_all(
     timeout: Duration,
 ) -> anyhow::Result<Vec<Option<String>>> {
     let rt = ctx.runtime()?;
-    let mut drivers: BTreeMap<String, Driver> = BTreeMap::new();
+    let mut drivers: BTreeMap<(String, String), Driver> = BTreeMap::new();
     for c in climbs.iter() {
-        if !drivers.contains_key(&c.node.provider) {
-            drivers.insert(c.node.provider.clone(), ctx.driver(&c.node.provider)?);
+        let key = (c.node.provider.clone(), c.account.clone());
+        if let std::collections::btree_map::Entry::Vacant(slot) = drivers.entry(key) {
+            slot.insert(ctx.driver_for(&c.node.provider, &c.account)?);
         }
     }
     let multi = (ctx.interactive && ctx.format() == OutputFormat::Table)
@@ -442,7 +445,7 @@ fn climb_all(
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Step>();
         for (index, c) in climbs.iter().enumerate() {
-            let driver = drivers[&c.node.provider].clone();
+            let driver = drivers[&(c.node.provider.clone(), c.account.clone())].clone();
             let nref = c.node.clone();
             let mut ip = c.ip.clone();
             let mut best = c.best;
@@ -612,17 +615,16 @@ pub fn finish(
             .as_str()
             .filter(|r| !r.is_empty())
             .map(str::to_string);
+        let record = store.node_by_deploy_id(row["deploy_id"].as_str().unwrap_or_default())?;
         climbs.push(Climb {
             deploy_id,
             name: row["name"].as_str().unwrap_or_default().to_string(),
+            account: super::nodes::account_of(ctx, record.as_ref()).to_string(),
             node: NodeRef {
                 provider,
                 id: id.to_string(),
                 region,
-                variant: store
-                    .node_by_deploy_id(row["deploy_id"].as_str().unwrap_or_default())?
-                    .map(|r| r.api_variant)
-                    .unwrap_or_default(),
+                variant: record.map(|r| r.api_variant).unwrap_or_default(),
             },
             ip: row["ipv4"].as_str().map(str::to_string),
             best: Stage::Created,
@@ -756,7 +758,10 @@ pub fn status_probe(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let probe = Probe::new(x, domain);
-    let driver = ctx.driver(&nref.provider)?;
+    let driver = ctx.driver_for(
+        &nref.provider,
+        super::nodes::account_of(ctx, record.as_ref()),
+    )?;
     let rt = ctx.runtime()?;
     let node = rt
         .block_on(driver.get(&nref))
@@ -875,7 +880,10 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
     vars.insert("hostname".into(), json!(name));
     let timeout = parse_duration(&args.timeout)?;
     if args.dry_run {
-        let driver = ctx.driver(&nref.provider)?;
+        let driver = ctx.driver_for(
+            &nref.provider,
+            super::nodes::account_of(ctx, record.as_ref()),
+        )?;
         let reqs = driver.render_invoke(&nref, &op, &vars)?;
         return print_requests(ctx, &name, &reqs);
     }
@@ -891,7 +899,10 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
         messages::info("nothing reinstalled");
         return Ok(ExitCode::from(1));
     }
-    let driver = ctx.driver(&nref.provider)?;
+    let driver = ctx.driver_for(
+        &nref.provider,
+        super::nodes::account_of(ctx, record.as_ref()),
+    )?;
     let rt = ctx.runtime()?;
     let deploy_id = record.as_ref().map(|r| r.deploy_id.clone());
     if let Some(d) = &deploy_id {

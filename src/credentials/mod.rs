@@ -1,13 +1,28 @@
-//! Provider credentials: resolution and the credentials file.
+//! Provider credentials: resolution, accounts and the credentials file.
 //!
-//! Owns `$CAPSULE_HOME/credentials.toml` and the rule that picks each credential field's value:
-//! flag > environment (the catalog's variable names, first non-empty wins) > file. The driver
-//! only ever sees a resolved [`Credentials`].
+//! Owns `$CAPSULE_HOME/credentials.toml` and the rule that picks each credential field's value
+//! for an account (`--account`, `CAPSULE_ACCOUNT`; `default` when none is named):
 //!
-//! The file holds one table per provider id, one string per catalog field:
+//! - the `default` account: flag > environment (the catalog's variable names, first non-empty
+//!   wins) > file;
+//! - a named account: flag > file (that account's table) > environment, so that an account
+//!   configured in capsule is never overridden by variables meant for another;
+//! - then the files the provider's own tools keep (`[[provider.credential_sources]]`, read by
+//!   [`external`]) fill the fields still empty — every one when a required field is missing,
+//!   only the non-secret ones (a region) otherwise, so complete credentials are never mixed
+//!   with another tool's secrets. The default account uses the profile those tools would use,
+//!   a named account the profile of that name.
+//!
+//! The driver only ever sees a resolved [`Credentials`].
+//!
+//! The file holds one table per provider id; the default account's fields sit in it directly
+//! (the layout from before accounts, read as it is), and each other account is a sub-table:
 //!
 //! ```toml
 //! [digitalocean]
+//! token = "dop_v1_…"
+//!
+//! [digitalocean.staging]
 //! token = "dop_v1_…"
 //!
 //! [scaleway]
@@ -22,10 +37,13 @@
 //! Nothing here prints, and no error message holds a credential value: a broken file is named
 //! by line and column only, never quoted.
 
+pub mod external;
+
 use crate::catalog::schema::CredentialField;
 use crate::catalog::ProviderEntry;
 use crate::error::bad_input;
 use crate::secret::Secret;
+use crate::state::DEFAULT_ACCOUNT;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,7 +56,8 @@ use std::time::{Duration, Instant};
 pub const FILE_NAME: &str = "credentials.toml";
 
 const HEADER: &str = "\
-# capsule credentials: one table per provider id, one value per credential field.
+# capsule credentials: one table per provider id, one value per credential field; other
+# accounts (`--account NAME`) are sub-tables such as [digitalocean.NAME].
 # Keep this file private (mode 0600). Written by `capsule openmesh provider configure|remove`.
 ";
 
@@ -101,6 +120,14 @@ pub enum Source {
     Env(String),
     /// `credentials.toml`.
     File,
+    /// A file of the provider's own tools ([`external`]).
+    External {
+        /// What the file is (`AWS shared credentials file`).
+        name: String,
+        file: PathBuf,
+        /// The tool's word for a profile and the profile read (`context`, `prod`).
+        profile: Option<(String, String)>,
+    },
     Missing,
 }
 
@@ -111,7 +138,18 @@ impl Source {
             Source::Flag => "flag",
             Source::Env(_) => "env",
             Source::File => "file",
+            Source::External { .. } => "external",
             Source::Missing => "missing",
+        }
+    }
+
+    /// The file and profile of an external source.
+    pub fn external(&self) -> Option<(&Path, Option<&str>)> {
+        match self {
+            Source::External { file, profile, .. } => {
+                Some((file.as_path(), profile.as_ref().map(|p| p.1.as_str())))
+            }
+            _ => None,
         }
     }
 
@@ -127,6 +165,17 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Env(var) => write!(f, "env {var}"),
+            Source::External {
+                name,
+                file,
+                profile,
+            } => {
+                write!(f, "{name} {}", file.display())?;
+                match profile {
+                    Some((word, p)) => write!(f, " ({word} {p})"),
+                    None => Ok(()),
+                }
+            }
             other => f.write_str(other.kind()),
         }
     }
@@ -162,6 +211,8 @@ impl ResolvedField {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub provider: String,
+    /// The account resolved (`default` unless one was named).
+    pub account: String,
     /// The credentials file consulted (it may not exist).
     pub file: PathBuf,
     /// In catalog order.
@@ -197,8 +248,8 @@ impl Resolved {
     }
 
     /// `no` (a required field is missing), `env` (complete, and a required field comes from the
-    /// environment) or `file`. A provider without required fields counts as configured once any
-    /// field has a value.
+    /// environment), `external` (one comes from a file of the provider's own tools) or `file`.
+    /// A provider without required fields counts as configured once any field has a value.
     pub fn configured(&self) -> &'static str {
         if !self.is_complete() {
             return "no";
@@ -217,6 +268,11 @@ impl Resolved {
             .any(|f| matches!(f.source, Source::Env(_)))
         {
             "env"
+        } else if considered
+            .iter()
+            .any(|f| matches!(f.source, Source::External { .. }))
+        {
+            "external"
         } else {
             "file"
         }
@@ -229,15 +285,36 @@ impl Resolved {
         if missing.is_empty() {
             return None;
         }
-        Some(bad_input(missing_message(&self.provider, &missing, false)))
+        Some(bad_input(missing_message(
+            &self.provider,
+            &self.account,
+            &missing,
+            false,
+        )))
+    }
+
+    /// The external files that supplied values, each once, as `file (profile p)`.
+    pub fn external_sources(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in &self.fields {
+            if let Source::External { .. } = &f.source {
+                let text = f.source.to_string();
+                if !out.contains(&text) {
+                    out.push(text);
+                }
+            }
+        }
+        out
     }
 }
 
 /// `scaleway needs secret_key and project_id: pass --api-key KEY and --project-id VALUE to
 /// `capsule openmesh provider configure scaleway`, or set SCW_SECRET_KEY and
 /// SCW_DEFAULT_PROJECT_ID`. `in_configure` leaves out the command (the user is running it).
+/// A named account is named: `scaleway account 'prod' needs …` and `--account prod`.
 pub fn missing_message(
     provider_id: &str,
+    account: &str,
     missing: &[&CredentialField],
     in_configure: bool,
 ) -> String {
@@ -252,14 +329,22 @@ pub fn missing_message(
             }
         })
         .collect();
+    let (who, account_flag) = if account == DEFAULT_ACCOUNT {
+        (provider_id.to_string(), String::new())
+    } else {
+        (
+            format!("{provider_id} account '{account}'"),
+            format!(" --account {account}"),
+        )
+    };
     let mut text = format!(
-        "{provider_id} needs {}: pass {}",
+        "{who} needs {}: pass {}",
         join_and(&names),
         join_and(&flags)
     );
     if !in_configure {
         text.push_str(&format!(
-            " to `capsule openmesh provider configure {provider_id}`"
+            " to `capsule openmesh provider configure {provider_id}{account_flag}`"
         ));
     }
     let with_env: Vec<&&CredentialField> = missing.iter().filter(|f| !f.env.is_empty()).collect();
@@ -314,23 +399,37 @@ pub fn path(home: &Path) -> PathBuf {
     home.join(FILE_NAME)
 }
 
-/// Resolve every credential field of `provider`: `flags` (field name → value) > environment >
-/// file. Errors only for an unreadable, unsafe or malformed credentials file.
+/// Resolve every credential field of `provider` for `account` (see the module docs for the
+/// order). `flags` are field name → value. Errors only for an unreadable, unsafe or malformed
+/// credentials file or file of the provider's own tools.
 pub fn resolve(
     home: &Path,
     provider: &ProviderEntry,
+    account: &str,
     flags: &BTreeMap<String, String>,
+) -> anyhow::Result<Resolved> {
+    resolve_with(home, provider, account, flags, &external::process_env)
+}
+
+/// [`resolve`] with the environment given (tests).
+pub fn resolve_with(
+    home: &Path,
+    provider: &ProviderEntry,
+    account: &str,
+    flags: &BTreeMap<String, String>,
+    env: external::Env,
 ) -> anyhow::Result<Resolved> {
     let file = path(home);
     let stored = read(&file)?
-        .map(|doc| provider_values(&doc, &file, provider.id()))
+        .map(|doc| provider_values(&doc, &file, provider.id(), account))
         .transpose()?
         .unwrap_or_default();
+    let store_first = account != DEFAULT_ACCOUNT;
     let fields = provider
         .credentials
         .iter()
         .map(|field| {
-            let (value, source) = pick(field, flags, &stored);
+            let (value, source) = pick(field, flags, &stored, store_first, env);
             ResolvedField {
                 field: field.clone(),
                 value: value.map(Secret::new),
@@ -338,65 +437,123 @@ pub fn resolve(
             }
         })
         .collect();
-    Ok(Resolved {
+    let mut resolved = Resolved {
         provider: provider.id().to_string(),
+        account: account.to_string(),
         file,
         fields,
-    })
+    };
+    // Complete credentials are never mixed with another tool's secrets; its settings (a
+    // region) may still fill a gap.
+    let secrets_too = !resolved.is_complete();
+    fill_from_external(&mut resolved, provider, secrets_too, env)?;
+    Ok(resolved)
+}
+
+/// Fill the fields still empty (only non-secret ones unless `secrets_too`) from the provider's
+/// own tools' files, the first source that has a field winning.
+fn fill_from_external(
+    resolved: &mut Resolved,
+    provider: &ProviderEntry,
+    secrets_too: bool,
+    env: external::Env,
+) -> anyhow::Result<()> {
+    let wanted = |f: &ResolvedField| f.value.is_none() && (secrets_too || !f.field.secret);
+    if !resolved.fields.iter().any(wanted) {
+        return Ok(());
+    }
+    for source in &provider.meta.credential_sources {
+        if !source
+            .fields
+            .keys()
+            .chain(source.default_fields.keys())
+            .any(|name| resolved.field(name).is_some_and(wanted))
+        {
+            continue;
+        }
+        let Some(found) = external::read(source, &resolved.account, env)? else {
+            continue;
+        };
+        for f in resolved.fields.iter_mut().filter(|f| wanted(f)) {
+            if let Some(v) = found.values.get(&f.field.name) {
+                f.value = Some(Secret::new(v.clone()));
+                f.source = Source::External {
+                    name: source.name.clone(),
+                    file: found.file.clone(),
+                    profile: found.profile.clone(),
+                };
+            }
+        }
+    }
+    Ok(())
 }
 
 fn pick(
     field: &CredentialField,
     flags: &BTreeMap<String, String>,
     stored: &BTreeMap<String, String>,
+    store_first: bool,
+    env: external::Env,
 ) -> (Option<String>, Source) {
     if let Some(v) = flags.get(&field.name).filter(|v| !v.is_empty()) {
         return (Some(v.clone()), Source::Flag);
     }
+    let from_file = stored
+        .get(&field.name)
+        .filter(|v| !v.is_empty())
+        .map(|v| (Some(v.clone()), Source::File));
+    if store_first {
+        if let Some(found) = from_file {
+            return found;
+        }
+    }
     for var in &field.env {
-        if let Some(v) = std::env::var_os(var)
-            .and_then(|v| v.into_string().ok())
-            .filter(|v| !v.is_empty())
-        {
+        if let Some(v) = env(var) {
             return (Some(v), Source::Env(var.clone()));
         }
     }
-    if let Some(v) = stored.get(&field.name).filter(|v| !v.is_empty()) {
-        return (Some(v.clone()), Source::File);
-    }
-    (None, Source::Missing)
+    from_file.unwrap_or((None, Source::Missing))
 }
 
-/// Environment and file values of `provider`'s fields (no flags). Missing fields are simply
-/// absent; errors only for a bad credentials file.
-pub fn load(home: &Path, provider: &ProviderEntry) -> anyhow::Result<Credentials> {
-    Ok(resolve(home, provider, &BTreeMap::new())?.credentials())
+/// Environment and file values of `provider`'s fields for `account` (no flags). Missing fields
+/// are simply absent; errors only for a bad credentials file.
+pub fn load(home: &Path, provider: &ProviderEntry, account: &str) -> anyhow::Result<Credentials> {
+    Ok(resolve(home, provider, account, &BTreeMap::new())?.credentials())
 }
 
 /// Like [`load`], but every required field must have a value; the error names the missing
 /// fields and how to set them (exit 2).
-pub fn require(home: &Path, provider: &ProviderEntry) -> anyhow::Result<Credentials> {
-    let resolved = resolve(home, provider, &BTreeMap::new())?;
+pub fn require(
+    home: &Path,
+    provider: &ProviderEntry,
+    account: &str,
+) -> anyhow::Result<Credentials> {
+    let resolved = resolve(home, provider, account, &BTreeMap::new())?;
     match resolved.missing_error() {
         Some(e) => Err(e),
         None => Ok(resolved.credentials()),
     }
 }
 
-/// `no`, `file` or `env`: see [`Resolved::configured`].
-pub fn configured(home: &Path, provider: &ProviderEntry) -> anyhow::Result<&'static str> {
-    Ok(resolve(home, provider, &BTreeMap::new())?.configured())
+/// `no`, `file`, `env` or `external`: see [`Resolved::configured`].
+pub fn configured(
+    home: &Path,
+    provider: &ProviderEntry,
+    account: &str,
+) -> anyhow::Result<&'static str> {
+    Ok(resolve(home, provider, account, &BTreeMap::new())?.configured())
 }
 
-/// Store `values` (field name → value) in `provider_id`'s table, keeping its other fields and
-/// every other table. Returns the file written.
+/// Store `values` (field name → value) for `account` of `provider_id`, keeping its other
+/// fields, its other accounts and every other table. Returns the file written.
 pub fn save(
     home: &Path,
     provider_id: &str,
+    account: &str,
     values: &BTreeMap<String, String>,
 ) -> anyhow::Result<PathBuf> {
     update(home, |doc, file| {
-        let table = provider_table_mut(doc, file, provider_id)?;
+        let table = account_table_mut(doc, file, provider_id, account)?;
         for (k, v) in values {
             table.insert(k, toml_edit::value(v.as_str()));
         }
@@ -405,19 +562,41 @@ pub fn save(
     Ok(path(home))
 }
 
-/// Remove `provider_id`'s table. `Ok(false)` when there was none (nothing is written then).
-pub fn remove(home: &Path, provider_id: &str) -> anyhow::Result<bool> {
+/// Remove `account` of `provider_id` (the provider's table goes when nothing is left in it).
+/// `Ok(false)` when there was nothing stored (nothing is written then).
+pub fn remove(home: &Path, provider_id: &str, account: &str) -> anyhow::Result<bool> {
     let file = path(home);
-    match read(&file)? {
-        Some(doc) if doc.contains_key(provider_id) => {}
-        _ => return Ok(false),
+    let has = match read(&file)? {
+        Some(doc) => stored_accounts_in(&doc, provider_id)
+            .iter()
+            .any(|a| a == account),
+        None => false,
+    };
+    if !has {
+        return Ok(false);
     }
-    let mut removed = false;
     update(home, |doc, _| {
-        removed = doc.remove(provider_id).is_some();
+        let Some(table) = doc.get_mut(provider_id).and_then(|i| i.as_table_like_mut()) else {
+            return Ok(());
+        };
+        if account == DEFAULT_ACCOUNT {
+            let fields: Vec<String> = table
+                .iter()
+                .filter(|(_, item)| item.is_value())
+                .map(|(k, _)| k.to_string())
+                .collect();
+            for k in fields {
+                table.remove(&k);
+            }
+        } else {
+            table.remove(account);
+        }
+        if table.is_empty() {
+            doc.remove(provider_id);
+        }
         Ok(())
     })?;
-    Ok(removed)
+    Ok(true)
 }
 
 /// Provider ids that have a table in the file (known to the catalog or not).
@@ -425,6 +604,31 @@ pub fn stored_providers(home: &Path) -> anyhow::Result<Vec<String>> {
     Ok(read(&path(home))?
         .map(|doc| doc.iter().map(|(k, _)| k.to_string()).collect())
         .unwrap_or_default())
+}
+
+/// The accounts of `provider_id` the file holds: `default` when its table has fields of its
+/// own, then each sub-table.
+pub fn stored_accounts(home: &Path, provider_id: &str) -> anyhow::Result<Vec<String>> {
+    Ok(read(&path(home))?
+        .map(|doc| stored_accounts_in(&doc, provider_id))
+        .unwrap_or_default())
+}
+
+fn stored_accounts_in(doc: &toml_edit::DocumentMut, provider_id: &str) -> Vec<String> {
+    let Some(table) = doc.get(provider_id).and_then(|i| i.as_table_like()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if table.iter().any(|(_, item)| item.is_value()) {
+        out.push(DEFAULT_ACCOUNT.to_string());
+    }
+    out.extend(
+        table
+            .iter()
+            .filter(|(_, item)| item.is_table_like())
+            .map(|(k, _)| k.to_string()),
+    );
+    out
 }
 
 // ---- reading -------------------------------------------------------------------------------
@@ -500,11 +704,13 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// `provider_id`'s values as strings (numbers and booleans are accepted as their text).
+/// The values of `account` of `provider_id` as strings (numbers and booleans are accepted as
+/// their text): the table's own fields for the default account, a sub-table for another.
 fn provider_values(
     doc: &toml_edit::DocumentMut,
     file: &Path,
     provider_id: &str,
+    account: &str,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let Some(item) = doc.get(provider_id) else {
         return Ok(BTreeMap::new());
@@ -512,6 +718,24 @@ fn provider_values(
     let table = item
         .as_table_like()
         .ok_or_else(|| not_a_table(file, provider_id))?;
+    let (table, at) = if account == DEFAULT_ACCOUNT {
+        if table.contains_key(DEFAULT_ACCOUNT) {
+            return Err(bad_input(format!(
+                "credentials file {}: the default account of {provider_id} is its own fields, not [{provider_id}.{DEFAULT_ACCOUNT}] — move them up into [{provider_id}]",
+                file.display()
+            )));
+        }
+        (table, provider_id.to_string())
+    } else {
+        let at = format!("{provider_id}.{account}");
+        match table.get(account) {
+            None => return Ok(BTreeMap::new()),
+            Some(sub) => (
+                sub.as_table_like().ok_or_else(|| not_a_table(file, &at))?,
+                at,
+            ),
+        }
+    };
     let mut out = BTreeMap::new();
     for (key, item) in table.iter() {
         let text = match item.as_value() {
@@ -519,9 +743,11 @@ fn provider_values(
             Some(toml_edit::Value::Integer(i)) => i.value().to_string(),
             Some(toml_edit::Value::Float(f)) => f.value().to_string(),
             Some(toml_edit::Value::Boolean(b)) => b.value().to_string(),
+            // Another account's table, beside the default account's fields.
+            None if item.is_table_like() && account == DEFAULT_ACCOUNT => continue,
             _ => {
                 return Err(bad_input(format!(
-                    "credentials file {}: `{provider_id}.{key}` must be a string — fix it, or run `capsule openmesh provider configure {provider_id}` again",
+                    "credentials file {}: `{at}.{key}` must be a string — fix it, or run `capsule openmesh provider configure {provider_id}` again",
                     file.display()
                 )))
             }
@@ -531,24 +757,42 @@ fn provider_values(
     Ok(out)
 }
 
-fn not_a_table(file: &Path, provider_id: &str) -> anyhow::Error {
+fn not_a_table(file: &Path, at: &str) -> anyhow::Error {
+    let provider_id = at.split('.').next().unwrap_or(at);
     bad_input(format!(
-        "credentials file {}: `{provider_id}` must be a table ([{provider_id}]) — fix it, or run `capsule openmesh provider remove {provider_id}`",
+        "credentials file {}: `{at}` must be a table ([{at}]) — fix it, or run `capsule openmesh provider remove {provider_id}`",
         file.display()
     ))
 }
 
-fn provider_table_mut<'a>(
+/// The table `account`'s fields go in, created when missing.
+fn account_table_mut<'a>(
     doc: &'a mut toml_edit::DocumentMut,
     file: &Path,
     provider_id: &str,
+    account: &str,
 ) -> anyhow::Result<&'a mut dyn toml_edit::TableLike> {
     if !doc.contains_key(provider_id) {
-        doc.insert(provider_id, toml_edit::Item::Table(toml_edit::Table::new()));
+        let mut t = toml_edit::Table::new();
+        // Only a sub-table of it may be written: no empty `[provider]` header then.
+        t.set_implicit(true);
+        doc.insert(provider_id, toml_edit::Item::Table(t));
     }
-    doc.get_mut(provider_id)
+    let table = doc
+        .get_mut(provider_id)
         .and_then(|i| i.as_table_like_mut())
-        .ok_or_else(|| not_a_table(file, provider_id))
+        .ok_or_else(|| not_a_table(file, provider_id))?;
+    if account == DEFAULT_ACCOUNT {
+        return Ok(table);
+    }
+    let at = format!("{provider_id}.{account}");
+    if !table.contains_key(account) {
+        table.insert(account, toml_edit::Item::Table(toml_edit::Table::new()));
+    }
+    table
+        .get_mut(account)
+        .and_then(|i| i.as_table_like_mut())
+        .ok_or_else(|| not_a_table(file, &at))
 }
 
 // ---- writing -------------------------------------------------------------------------------
@@ -729,6 +973,7 @@ mod tests {
             required,
             env: env.iter().map(|s| s.to_string()).collect(),
             api_key,
+            region: false,
         }
     }
 
@@ -754,12 +999,12 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let home = home.path().join("h");
         let p = provider();
-        assert_eq!(configured(&home, &p).unwrap(), "no");
+        assert_eq!(configured(&home, &p, DEFAULT_ACCOUNT).unwrap(), "no");
         let mut v = BTreeMap::new();
         v.insert("token".to_string(), "tok-1234567890abcdef".to_string());
         v.insert("project_id".to_string(), "proj-1".to_string());
-        save(&home, "acme", &v).unwrap();
-        let r = resolve(&home, &p, &BTreeMap::new()).unwrap();
+        save(&home, "acme", DEFAULT_ACCOUNT, &v).unwrap();
+        let r = resolve(&home, &p, DEFAULT_ACCOUNT, &BTreeMap::new()).unwrap();
         assert_eq!(r.configured(), "file");
         assert_eq!(
             r.field("token").unwrap().shown().unwrap(),
@@ -775,17 +1020,19 @@ mod tests {
         );
         let mut flags = BTreeMap::new();
         flags.insert("project_id".to_string(), "proj-2".to_string());
-        let r = resolve(&home, &p, &flags).unwrap();
+        let r = resolve(&home, &p, DEFAULT_ACCOUNT, &flags).unwrap();
         assert_eq!(r.field("project_id").unwrap().source, Source::Flag);
-        assert!(remove(&home, "acme").unwrap());
-        assert!(!remove(&home, "acme").unwrap());
-        assert_eq!(configured(&home, &p).unwrap(), "no");
+        assert!(remove(&home, "acme", DEFAULT_ACCOUNT).unwrap());
+        assert!(!remove(&home, "acme", DEFAULT_ACCOUNT).unwrap());
+        assert_eq!(configured(&home, &p, DEFAULT_ACCOUNT).unwrap(), "no");
     }
 
     #[test]
     fn missing_error_names_flag_and_env() {
         let home = tempfile::tempdir().unwrap();
-        let err = require(home.path(), &provider()).unwrap_err().to_string();
+        let err = require(home.path(), &provider(), DEFAULT_ACCOUNT)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "acme needs token and project_id: pass --api-key KEY (or --api-key-stdin) and \
@@ -795,7 +1042,7 @@ mod tests {
         let p = provider();
         let token = &p.credentials[0];
         assert_eq!(
-            missing_message("acme", &[token], true),
+            missing_message("acme", DEFAULT_ACCOUNT, &[token], true),
             "acme needs token: pass --api-key KEY (or --api-key-stdin), or set CAPSULE_UNIT_ACME_TOKEN_UNSET"
         );
     }
@@ -806,11 +1053,77 @@ mod tests {
         let file = path(home.path());
         fs::write(&file, "[acme]\ntoken = \"supersecretvalue\n").unwrap();
         set_private(&file).unwrap();
-        let err = resolve(home.path(), &provider(), &BTreeMap::new())
+        let err = resolve(home.path(), &provider(), DEFAULT_ACCOUNT, &BTreeMap::new())
             .unwrap_err()
             .to_string();
         assert!(!err.contains("supersecret"), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    fn set(home: &Path, account: &str, token: &str) {
+        let mut v = BTreeMap::new();
+        v.insert("token".to_string(), token.to_string());
+        v.insert("project_id".to_string(), format!("proj-{account}"));
+        save(home, "acme", account, &v).unwrap();
+    }
+
+    fn token_of(home: &Path, account: &str, env: external::Env) -> (String, String) {
+        let r = resolve_with(home, &provider(), account, &BTreeMap::new(), env).unwrap();
+        let f = r.field("token").unwrap();
+        (
+            f.value
+                .as_ref()
+                .map_or(String::new(), |v| v.expose().to_string()),
+            f.source.kind().to_string(),
+        )
+    }
+
+    #[test]
+    fn accounts_are_kept_apart_and_the_old_layout_is_the_default_account() {
+        let home = tempfile::tempdir().unwrap();
+        let file = path(home.path());
+        // The layout from before accounts.
+        fs::write(&file, "[acme]\ntoken = \"tok-old\"\nproject_id = \"p\"\n").unwrap();
+        set_private(&file).unwrap();
+        let no_env = |_: &str| None;
+        assert_eq!(token_of(home.path(), DEFAULT_ACCOUNT, &no_env).0, "tok-old");
+        set(home.path(), "staging", "tok-staging");
+        assert_eq!(token_of(home.path(), DEFAULT_ACCOUNT, &no_env).0, "tok-old");
+        assert_eq!(token_of(home.path(), "staging", &no_env).0, "tok-staging");
+        assert_eq!(token_of(home.path(), "prod", &no_env).1, "missing");
+        let text = fs::read_to_string(&file).unwrap();
+        let doc: toml::Table = text.parse().unwrap();
+        assert_eq!(doc["acme"]["token"].as_str(), Some("tok-old"));
+        assert_eq!(
+            doc["acme"]["staging"]["token"].as_str(),
+            Some("tok-staging")
+        );
+        assert_eq!(
+            stored_accounts(home.path(), "acme").unwrap(),
+            ["default", "staging"]
+        );
+        // The environment wins for the default account, not over a named account's own table.
+        let env = |k: &str| (k == "CAPSULE_UNIT_ACME_TOKEN_UNSET").then(|| "tok-env".to_string());
+        assert_eq!(token_of(home.path(), DEFAULT_ACCOUNT, &env).1, "env");
+        assert_eq!(token_of(home.path(), "staging", &env).0, "tok-staging");
+        assert_eq!(token_of(home.path(), "prod", &env).1, "env");
+        // Removing the default account keeps the other; removing both drops the table.
+        assert!(remove(home.path(), "acme", DEFAULT_ACCOUNT).unwrap());
+        assert_eq!(token_of(home.path(), "staging", &no_env).0, "tok-staging");
+        assert_eq!(stored_accounts(home.path(), "acme").unwrap(), ["staging"]);
+        assert!(remove(home.path(), "acme", "staging").unwrap());
+        assert!(!fs::read_to_string(&file).unwrap().contains("acme"));
+    }
+
+    #[test]
+    fn a_named_account_is_named_in_the_missing_error() {
+        let p = provider();
+        let token = &p.credentials[0];
+        assert_eq!(
+            missing_message("acme", "prod", &[token], false),
+            "acme account 'prod' needs token: pass --api-key KEY (or --api-key-stdin) to \
+             `capsule openmesh provider configure acme --account prod`, or set CAPSULE_UNIT_ACME_TOKEN_UNSET"
+        );
     }
 
     #[test]

@@ -49,6 +49,9 @@ impl Driver {
 
     fn default_region(&self) -> Option<String> {
         let p = &self.inner.provider;
+        if let Some(r) = p.account_region(&self.inner.account) {
+            return Some(r.to_string());
+        }
         if !p.meta.default_region.is_empty() {
             Some(p.meta.default_region.clone())
         } else {

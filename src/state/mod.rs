@@ -233,6 +233,20 @@ pub trait Store {
     /// History, oldest first (the newest `limit` of the matching events).
     fn events(&self, filter: &EventFilter) -> anyhow::Result<Vec<Event>>;
 
+    /// The accounts nodes are recorded under (deleted nodes included), sorted.
+    fn accounts(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = std::collections::BTreeSet::new();
+        let all = NodeFilter {
+            include_deleted: true,
+            ..NodeFilter::default()
+        };
+        self.for_each_node(&all, &mut |n| {
+            out.insert(n.account);
+            Ok(())
+        })?;
+        Ok(out.into_iter().collect())
+    }
+
     /// Nodes matching a filter, in export order.
     fn list_nodes(&self, filter: &NodeFilter) -> anyhow::Result<Vec<NodeRecord>> {
         let mut out = Vec::new();

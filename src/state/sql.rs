@@ -596,6 +596,17 @@ impl<D: Db> Store for D {
         self
     }
 
+    fn accounts(&self) -> anyhow::Result<Vec<String>> {
+        query(
+            self,
+            "SELECT DISTINCT account FROM nodes ORDER BY account",
+            &[],
+        )?
+        .into_iter()
+        .map(|mut r| r[0].take_text("account"))
+        .collect()
+    }
+
     fn record_intent(&self, n: &NewNode) -> anyhow::Result<NodeRecord> {
         validate_new(n)?;
         write(self, || intent_in(self, n))

@@ -1,5 +1,6 @@
 //! capsule's integration tests: one test target, one module per area.
 
+mod accounts;
 mod aws_refresh;
 mod catalog;
 mod credentials;

@@ -32,7 +32,9 @@ use crate::messages;
 use crate::render::{self, col, usd, Kind};
 use crate::select::{self, Offer};
 use crate::state::lifecycle::{self, ResumeStep};
-use crate::state::{self, Action, Created, Failure, NewNode, NodeStatus, Outcome, Store};
+use crate::state::{
+    self, Action, Created, Failure, NewNode, NodeRecord, NodeStatus, Outcome, Store,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -123,15 +125,20 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let mut jobs = Vec::new();
     for (pl, r) in plan.placements.iter().zip(&resolved) {
         let deploy_id = state::new_deploy_id();
-        let req = create_request(ctx, args, pl, &deploy_id, r.as_ref())?;
+        let req = create_request(ctx, args, &ctx.account, pl, &deploy_id, r.as_ref())?;
         jobs.push((pl.clone(), req));
     }
-    let runner = Runner::new(ctx, args, jobs.iter().map(|(pl, _)| pl.provider.as_str()))?;
+    let runner = Runner::new(
+        ctx,
+        args,
+        &ctx.account,
+        jobs.iter().map(|(pl, _)| pl.provider.as_str()),
+    )?;
     let store = open_store(ctx)?;
     let lease = take_lease(ctx, store.as_ref(), &group_id)?;
     let intents = jobs
         .iter()
-        .map(|(pl, req)| new_node(ctx, &group_id, pl, req))
+        .map(|(pl, req)| new_node(ctx, &group_id, &ctx.account, pl, req))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Every node is recorded, in one transaction, before the first create call.
     store.record_intents(&intents)?;
@@ -175,7 +182,7 @@ fn dry_run(
     let mut items = Vec::new();
     for (pl, r) in plan.placements.iter().zip(resolved) {
         let driver = dry_run_driver(ctx, &pl.provider)?;
-        let req = create_request(ctx, args, pl, "dryrun000000", r.as_ref())?;
+        let req = create_request(ctx, args, &ctx.account, pl, "dryrun000000", r.as_ref())?;
         let requests = driver.render_create(&req)?;
         items.push((pl, requests, req.user_data.filter(|_| args.xnode.xnode)));
     }

@@ -54,8 +54,9 @@ pub(super) fn check_name(name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The region for a template: `--region`, else its cheapest within --continent/--country, else
-/// the provider's default.
+/// The region for a template: `--region`, else the account's own region (`AWS_REGION`, a
+/// profile's region) when the template is offered there and no place is asked for, else its
+/// cheapest within --continent/--country, else the provider's default.
 pub(super) fn pick_region(
     ctx: &Ctx,
     p: &ProviderEntry,
@@ -80,6 +81,14 @@ pub(super) fn pick_region(
             )));
         }
         return Ok(region.id.clone());
+    }
+    if args.continent.is_none() && args.country.is_none() {
+        let fields = crate::credentials::load(&ctx.home, p, &ctx.account)?.public_fields();
+        if let Some(r) = p.account_region(&fields) {
+            if t.regions.iter().any(|x| x == r) {
+                return Ok(r.to_string());
+            }
+        }
     }
     let mut offers: Vec<Offer<'_>> = select::all_offers(&ctx.catalog)
         .into_iter()
@@ -311,7 +320,7 @@ pub(super) fn resolve_plans(
             out.push(None);
             continue;
         }
-        if dry && crate::credentials::configured(&ctx.home, p)? == "no" {
+        if dry && !ctx.configured(p, &ctx.account)? {
             messages::info(format!("{}: the product id for {} is looked up in the live inventory at deploy time — configure {} to see it in a dry run",
                 p.id(),
                 t.id,
@@ -356,6 +365,7 @@ pub(super) fn lookup_needed(p: &ProviderEntry, t: &Template) -> bool {
 pub(super) fn create_request(
     ctx: &Ctx,
     args: &DeployArgs,
+    account: &str,
     pl: &Placement,
     deploy_id: &str,
     resolved: Option<&crate::driver::ResolvedPlan>,
@@ -392,7 +402,7 @@ pub(super) fn create_request(
                     .then(|| crate::commands::xnode::image(p, t))
                     .flatten()
             }),
-        ssh_keys: crate::commands::sshkeys::for_provider(ctx, args, p, &pl.region)?,
+        ssh_keys: crate::commands::sshkeys::for_provider(ctx, args, account, p, &pl.region)?,
         user_data,
         deploy_id: deploy_id.to_string(),
         api_variant: t.api_variant.clone(),
@@ -409,7 +419,7 @@ pub(super) fn create_request(
 pub(super) fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver> {
     let p = ctx.provider(provider)?;
     // A broken credentials file is reported, not replaced by placeholders.
-    let mut creds = crate::credentials::load(&ctx.home, p)?;
+    let mut creds = crate::credentials::load(&ctx.home, p, &ctx.account)?;
     // Placeholders only for the fields a request cannot do without: an optional field left out
     // (a session token, a subnet) must stay out of the shown request as it would of the real one.
     for f in p.credentials.iter().filter(|f| f.required) {
@@ -429,6 +439,7 @@ pub(super) fn dry_run_driver(ctx: &Ctx, provider: &str) -> anyhow::Result<Driver
 pub(super) fn new_node(
     ctx: &Ctx,
     group_id: &str,
+    account: &str,
     pl: &Placement,
     req: &CreateRequest,
 ) -> anyhow::Result<NewNode> {
@@ -438,7 +449,7 @@ pub(super) fn new_node(
         group_id: group_id.to_string(),
         name: pl.name.clone(),
         provider: pl.provider.clone(),
-        account: crate::state::DEFAULT_ACCOUNT.to_string(),
+        account: account.to_string(),
         template: pl.template.clone(),
         plan: req.plan.clone(),
         region: pl.region.clone(),

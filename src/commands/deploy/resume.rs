@@ -37,11 +37,25 @@ fn resumed_image(
     Ok(rt.block_on(driver.plan_image(&n.plan, &n.region))?)
 }
 
+/// The account a fleet was deployed with (one per deploy); naming another is refused.
+fn fleet_account(ctx: &Ctx, group: &str, nodes: &[NodeRecord]) -> anyhow::Result<String> {
+    let account = nodes
+        .first()
+        .map_or(ctx.account.clone(), |n| n.account.clone());
+    if ctx.account_named && ctx.account != account {
+        return Err(bad_input(format!(
+            "fleet '{group}' was deployed with account '{account}', not '{}' — resume it without --account (or with --account {account})",
+            ctx.account
+        )));
+    }
+    Ok(account)
+}
+
 /// Finish an interrupted fleet (the rules are `state::lifecycle::resume_step`): a node whose
 /// id is recorded is left alone; a `creating` or in-doubt node is looked up by its OLD deploy
 /// tag and adopted when found, and created under that same deploy id only when the lookup
 /// definitively finds nothing outside the provider's hidden window; a refused node is created
-/// again under a fresh record. The fleet's lease is held throughout, and creates a killed
+/// again under a fresh record, with the fleet's own account. The fleet's lease is held throughout, and creates a killed
 /// process may still have had in flight are given time to land before the lookups.
 pub(super) fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode> {
     let store = open_store(ctx)?;
@@ -52,6 +66,7 @@ pub(super) fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Resul
             "no fleet '{group}' in the inventory — `capsule openmesh history` shows recent deploys"
         )));
     }
+    let account = fleet_account(ctx, group, &nodes)?;
     // A refused node left the live set; the fleet is only complete once it exists, so resume
     // creates it again under a fresh record — unless a live node of that name stands for it.
     let live_names: BTreeSet<&str> = nodes
@@ -97,7 +112,7 @@ pub(super) fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Resul
         } else {
             n.deploy_id.clone()
         };
-        let mut req = create_request(ctx, args, &pl, &deploy_id, None)?;
+        let mut req = create_request(ctx, args, &account, &pl, &deploy_id, None)?;
         req.plan = n.plan.clone();
         if args.image.is_none() {
             if let Some(image) = resumed_image(ctx, &mut rt, n, t)? {
@@ -153,7 +168,12 @@ pub(super) fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Resul
     )? {
         return Ok(ExitCode::from(1));
     }
-    let runner = Runner::new(ctx, args, jobs.iter().map(|j| j.provider.as_str()))?;
+    let runner = Runner::new(
+        ctx,
+        args,
+        &account,
+        jobs.iter().map(|j| j.provider.as_str()),
+    )?;
     if in_flight {
         // A process killed a moment ago may have had creates in flight: they reach the
         // provider a little later, and a lookup before then would miss them.

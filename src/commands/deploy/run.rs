@@ -10,6 +10,8 @@ use super::*;
 /// leaves no record behind.
 pub(super) struct Runner {
     pub(super) drivers: BTreeMap<String, Driver>,
+    /// The credentials account every create runs with.
+    pub(super) account: String,
     pub(super) timeout: Duration,
     pub(super) parallel: usize,
     pub(super) wait: bool,
@@ -20,9 +22,11 @@ pub(super) struct Runner {
 }
 
 impl Runner {
+    /// Drivers for `providers`, with the credentials of `account`.
     pub(super) fn new<'a>(
         ctx: &Ctx,
         args: &DeployArgs,
+        account: &str,
         providers: impl IntoIterator<Item = &'a str>,
     ) -> anyhow::Result<Runner> {
         let default_timeout = if args.xnode.wait_ready { "45m" } else { "10m" };
@@ -31,11 +35,12 @@ impl Runner {
         let mut drivers = BTreeMap::new();
         for p in providers {
             if !drivers.contains_key(p) {
-                drivers.insert(p.to_string(), ctx.driver(p)?);
+                drivers.insert(p.to_string(), ctx.driver_for(p, account)?);
             }
         }
         Ok(Runner {
             drivers,
+            account: account.to_string(),
             timeout,
             parallel: args.parallel.max(1),
             wait: args.wait || args.wait_ssh,
@@ -227,6 +232,8 @@ pub(super) struct Moves<'a> {
     pub(super) store: &'a dyn Store,
     pub(super) group_id: &'a str,
     pub(super) drivers: BTreeMap<String, Driver>,
+    /// The credentials account of the deploy (a moved node keeps it).
+    pub(super) account: String,
     /// Deploy id → where that create goes.
     pub(super) places: BTreeMap<String, Candidate>,
     pub(super) failover: Option<Failover>,
@@ -345,7 +352,8 @@ impl Moves<'_> {
             .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", c.template))?;
         let pl = placement_of(ctx, name, p, t, &c.region);
         if !self.drivers.contains_key(p.id()) {
-            self.drivers.insert(p.id().to_string(), ctx.driver(p.id())?);
+            let driver = ctx.driver_for(p.id(), &self.account)?;
+            self.drivers.insert(p.id().to_string(), driver);
         }
         let driver = self.drivers[p.id()].clone();
         let resolved = if lookup_needed(p, t) {
@@ -354,8 +362,15 @@ impl Moves<'_> {
             None
         };
         let deploy_id = state::new_deploy_id();
-        let req = create_request(ctx, self.args, &pl, &deploy_id, resolved.as_ref())?;
-        let node = new_node(ctx, self.group_id, &pl, &req)?;
+        let req = create_request(
+            ctx,
+            self.args,
+            &self.account,
+            &pl,
+            &deploy_id,
+            resolved.as_ref(),
+        )?;
+        let node = new_node(ctx, self.group_id, &self.account, &pl, &req)?;
         self.store.record_moved(from, &node, message)?;
         let job = Job {
             name: name.to_string(),
@@ -407,6 +422,7 @@ pub(super) fn run_jobs(
         store,
         group_id,
         drivers: runner.drivers.clone(),
+        account: runner.account.clone(),
         places: jobs
             .iter()
             .map(|j| {

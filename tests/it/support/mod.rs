@@ -108,6 +108,11 @@ impl Capsule {
         self
     }
 
+    /// The variables set with [`Capsule::env`], in order.
+    pub fn envs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn stdin(mut self, input: impl AsRef<[u8]>) -> Self {
         self.stdin = Some(input.as_ref().to_vec());
         self

@@ -34,7 +34,7 @@ mod wire;
 pub use wire::{call, Reply};
 
 use serde_json::{Map, Value};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -210,6 +210,9 @@ pub struct MockConfig {
     /// Creates the provider refuses as it documents: `(region, why)`, region `*` for every
     /// region (providers with a documented refusal answer only: EC2, Scaleway).
     pub refusals: Vec<(String, Refusal)>,
+    /// Tokens of other accounts on the same API: each is accepted too, and owns the nodes and
+    /// keys it creates — no account lists or finds another's.
+    pub other_accounts: Vec<String>,
 }
 
 /// Why a mock refuses a create (the provider's own documented answer).
@@ -243,6 +246,7 @@ impl Default for MockConfig {
             hide_provisioning: true,
             public_ip: None,
             refusals: Vec::new(),
+            other_accounts: Vec::new(),
         }
     }
 }
@@ -282,6 +286,11 @@ impl MockConfig {
     }
     pub fn with_sigv4(mut self, check: SigV4Check) -> Self {
         self.sigv4 = check;
+        self
+    }
+    /// Another account on the API, with this token (see `other_accounts`).
+    pub fn with_other_account(mut self, token: &str) -> Self {
+        self.other_accounts.push(token.into());
         self
     }
     pub fn lenient(mut self) -> Self {
@@ -949,6 +958,9 @@ struct Store {
     pending_polls: u32,
     /// SSH keys stored at the provider (account keys), in the provider's own JSON shape.
     keys: Vec<Value>,
+    /// The nodes and keys of the other accounts (`MockConfig::other_accounts`), by token; swapped
+    /// into `nodes` and `keys` while one of their requests is answered.
+    other: BTreeMap<String, (Vec<Node>, Vec<Value>)>,
 }
 
 /// A provider-side asynchronous action (DO action objects, Scaleway tasks).
@@ -1008,6 +1020,7 @@ impl Store {
             error_500_every: cfg.error_500_every,
             pending_polls: cfg.pending_polls,
             keys: Vec::new(),
+            other: BTreeMap::new(),
         }
     }
 
@@ -1190,6 +1203,37 @@ impl Resp {
     }
 }
 
+/// Authorise a request for the main account (`Ok(None)`) or one of the others (`Ok(Some(cfg))`,
+/// the config with that account's token).
+fn authorize_account(
+    api: &dyn Api,
+    req: &Request,
+    cfg: &MockConfig,
+) -> Result<Option<MockConfig>, Resp> {
+    let main = match api.authorize(req, cfg) {
+        Ok(()) => return Ok(None),
+        Err(r) => r,
+    };
+    for token in &cfg.other_accounts {
+        let other = MockConfig {
+            token: token.clone(),
+            ..cfg.clone()
+        };
+        if api.authorize(req, &other).is_ok() {
+            return Ok(Some(other));
+        }
+    }
+    Err(main)
+}
+
+/// Exchange the main account's nodes and keys with those of the account `token` (twice: back).
+fn swap_account(st: &mut Store, token: &str) {
+    let st = &mut *st;
+    let (nodes, keys) = st.other.entry(token.to_string()).or_default();
+    std::mem::swap(&mut st.nodes, nodes);
+    std::mem::swap(&mut st.keys, keys);
+}
+
 fn dispatch(shared: &Shared, raw: wire::RawRequest) -> wire::Outcome {
     let api = shared.provider.api();
     let cfg = &shared.cfg;
@@ -1226,21 +1270,29 @@ fn dispatch(shared: &Shared, raw: wire::RawRequest) -> wire::Outcome {
     }
     let resp = match early {
         Some(r) => r,
-        None => match api.authorize(&req, cfg) {
+        None => match authorize_account(api, &req, cfg) {
             Err(r) => r,
-            Ok(()) => {
+            Ok(other) => {
                 let origin = if cfg.public_links {
                     api.public_origin().to_string()
                 } else {
                     format!("http://{}", req.header("host").unwrap_or("127.0.0.1"))
                 };
+                let owner = other.as_ref().map(|c| c.token.clone());
+                if let Some(t) = &owner {
+                    swap_account(&mut st, t);
+                }
                 let mut cx = Cx {
                     store: &mut st,
-                    cfg,
+                    cfg: other.as_ref().unwrap_or(cfg),
                     origin,
                     api,
                 };
-                api.handle(&req, op, &mut cx)
+                let resp = api.handle(&req, op, &mut cx);
+                if let Some(t) = &owner {
+                    swap_account(&mut st, t);
+                }
+                resp
             }
         },
     };
