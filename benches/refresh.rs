@@ -171,7 +171,7 @@ fn main() {
         .as_array()
         .expect("a list")
         .iter()
-        .map(|t| t["_region_count"].as_u64().unwrap_or(0))
+        .map(|t| t["regions"].as_array().map_or(0, |r| r.len() as u64))
         .sum();
     println!(
         "refreshed catalog: {} templates, {offers} offers",
