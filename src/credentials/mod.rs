@@ -57,7 +57,7 @@ pub const FILE_NAME: &str = "credentials.toml";
 
 const HEADER: &str = "\
 # capsule credentials: one table per provider id, one value per credential field; other
-# accounts (`--account NAME`) are sub-tables such as [digitalocean.NAME].
+# accounts (`--account NAME`) are sub-tables such as [PROVIDER.NAME].
 # Keep this file private (mode 0600). Written by `capsule openmesh provider configure|remove`.
 ";
 
