@@ -141,9 +141,43 @@ pub struct Global {
         global = true,
         env = "CAPSULE_STALE_AFTER",
         value_name = "AGE",
-        default_value = "30d"
+        default_value = "30d",
+        value_parser = crate::context::duration_value
     )]
-    pub stale_after: String,
+    pub stale_after: std::time::Duration,
+}
+
+/// A CPU architecture, as the catalog spells it (`amd64` and `aarch64` are accepted too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Arch {
+    /// 64-bit Intel and AMD (also written amd64).
+    #[value(name = "x86_64", alias = "amd64", alias = "x86-64", alias = "x64")]
+    X86_64,
+    /// 64-bit ARM (also written aarch64).
+    #[value(name = "arm64", alias = "aarch64", alias = "arm")]
+    Arm64,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+}
+
+/// `--continent`: one of the catalog's continents, in any case.
+fn continent_value() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue;
+    clap::builder::PossibleValuesParser::new(crate::catalog::validate::CONTINENTS.iter().map(|c| {
+        let name = c
+            .split('-')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect::<Vec<_>>()
+            .join(" ");
+        PossibleValue::new(*c).help(format!("regions in {name}"))
+    }))
 }
 
 /// Help heading of the options every command takes.
@@ -389,26 +423,26 @@ pub struct TemplateFilter {
     #[arg(long, add = ArgValueCandidates::new(region_ids))]
     pub region: Option<String>,
     /// Only templates offered on this continent.
-    #[arg(long)]
+    #[arg(long, ignore_case = true, value_parser = continent_value())]
     pub continent: Option<String>,
     /// At least N vCPUs.
     #[arg(long, value_name = "N")]
     pub min_cpu: Option<u32>,
     /// At least this much memory, in GB.
-    #[arg(long, value_name = "GB")]
+    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
     pub min_memory: Option<f64>,
     /// At least this much disk, in GB.
-    #[arg(long, value_name = "GB")]
+    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
     pub min_storage: Option<f64>,
     /// Highest hourly price in USD.
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = crate::context::amount_value)]
     pub max_price: Option<f64>,
     /// Highest monthly price in USD.
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = crate::context::amount_value)]
     pub max_monthly: Option<f64>,
     /// `x86_64` or `arm64`.
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub arch: Option<Arch>,
     /// Sort order.
     #[arg(long, value_enum, default_value_t = SortKey::Price)]
     pub sort: SortKey,
@@ -456,7 +490,7 @@ pub struct RegionsArgs {
     #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub providers: Vec<String>,
     /// Only regions on this continent (europe, north-america, …).
-    #[arg(long)]
+    #[arg(long, ignore_case = true, value_parser = continent_value())]
     pub continent: Option<String>,
 }
 
@@ -515,32 +549,32 @@ pub struct DeployArgs {
     #[arg(long, value_name = "N")]
     pub min_cpu: Option<u32>,
     /// At least this much memory, in GB.
-    #[arg(long, value_name = "GB")]
+    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
     pub min_memory: Option<f64>,
     /// At least this much disk, in GB.
-    #[arg(long, value_name = "GB")]
+    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
     pub min_storage: Option<f64>,
     /// A GPU, optionally a model and count: `--gpu`, `--gpu h100`, `--gpu rtx4090:2`.
     #[arg(long, value_name = "MODEL[:COUNT]", num_args = 0..=1, default_missing_value = "")]
     pub gpu: Option<String>,
     /// Highest hourly price in USD.
-    #[arg(long, value_name = "USD/H")]
+    #[arg(long, value_name = "USD/H", value_parser = crate::context::amount_value)]
     pub budget: Option<f64>,
     /// Highest monthly price in USD.
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = crate::context::amount_value)]
     pub max_monthly: Option<f64>,
     /// Never pick these providers (repeatable).
     #[arg(long, value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub exclude_provider: Vec<String>,
     /// Only regions on this continent (europe, north-america, …).
-    #[arg(long)]
+    #[arg(long, ignore_case = true, value_parser = continent_value())]
     pub continent: Option<String>,
     /// ISO country code (US, DE, …).
     #[arg(long)]
     pub country: Option<String>,
     /// `x86_64` or `arm64`.
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub arch: Option<Arch>,
     /// Plan with providers that have no credentials too.
     #[arg(long)]
     pub include_unconfigured: bool,
@@ -572,12 +606,12 @@ pub struct DeployArgs {
     #[arg(long)]
     pub wait_ssh: bool,
     /// Longest wait, with a unit: `10m`, `90s` (default 10m; 45m with --wait-ready).
-    #[arg(long)]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = crate::context::duration_value)]
+    pub timeout: Option<std::time::Duration>,
     /// Expire the nodes after this long (`8h`, `2d`): `list` and `inventory` show the time
     /// left, and `capsule openmesh reap` deletes them once it ran out.
-    #[arg(long, value_name = "DURATION", conflicts_with = "resume")]
-    pub ttl: Option<String>,
+    #[arg(long, value_name = "DURATION", conflicts_with = "resume", value_parser = crate::context::duration_value)]
+    pub ttl: Option<std::time::Duration>,
     /// Complete an interrupted fleet deploy without duplicates.
     #[arg(long, value_name = "DEPLOY_ID")]
     pub resume: Option<String>,
@@ -630,8 +664,8 @@ pub struct ReinstallArgs {
     #[command(flatten)]
     pub xnode: XnodeArgs,
     /// Longest wait (power off, readiness), e.g. `45m`.
-    #[arg(long, default_value = "45m")]
-    pub timeout: String,
+    #[arg(long, default_value = "45m", value_parser = crate::context::duration_value)]
+    pub timeout: std::time::Duration,
     /// Print the requests; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -664,8 +698,8 @@ pub struct NodeArgs {
     #[arg(long)]
     pub wait: bool,
     /// Longest wait, with a unit: `10m`, `90s`.
-    #[arg(long, default_value = "10m")]
-    pub timeout: String,
+    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
+    pub timeout: std::time::Duration,
 }
 
 /// Nodes to start, stop or delete: named, or selected from the inventory.
@@ -837,8 +871,8 @@ pub enum HistoryCommand {
   capsule openmesh history clean --older-than 30d --yes")]
     Clean {
         /// An age with a unit: `30d`, `12h`, `2w`.
-        #[arg(long, value_name = "AGE")]
-        older_than: String,
+        #[arg(long, value_name = "AGE", value_parser = crate::context::duration_value)]
+        older_than: std::time::Duration,
         /// Count what would go; remove nothing.
         #[arg(long)]
         dry_run: bool,

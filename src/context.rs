@@ -38,12 +38,7 @@ impl Ctx {
         if let Some(state) = &global.state {
             crate::state::set_state_flag(state);
         }
-        let stale_after = parse_duration(&global.stale_after).map_err(|_| {
-            crate::error::bad_input(format!(
-                "--stale-after '{}' is not an age — write it like 30d, 12h or 2w",
-                global.stale_after
-            ))
-        })?;
+        let stale_after = global.stale_after;
         let named = global
             .account
             .as_deref()
@@ -259,14 +254,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365_250 * 86_400);
 /// The longest `--connect-timeout` / `--request-timeout`: one day.
 pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 
-/// Parse `90s`, `10m`, `2h`, `30d`, `1w`, `1h30m`; a bare number is an error (`30` could mean
-/// anything); bad or absurd input is bad input (exit 2).
-pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    duration_value(text).map_err(crate::error::bad_input)
-}
-
-/// The value parser behind [`parse_duration`] (and clap's for duration options): `humantime`
-/// reads the units, months and years are refused (their length varies), and anything past
+/// The value parser of every duration option: `90s`, `10m`, `2h`, `30d`, `1w`, `1h30m`. A bare
+/// number is refused (`30` could mean anything), `humantime` reads the units, months and years are refused (their length varies), and anything past
 /// [`MAX_DURATION`] is refused rather than overflowing.
 pub fn duration_value(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -302,6 +291,18 @@ pub fn duration_value(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The value parser of money and size options (`--max-price`, `--min-memory`, `--budget`, …):
+/// a finite number, more than 0.
+pub fn amount_value(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err(format!("'{text}' must be a positive number")),
+        Err(_) => Err(format!(
+            "'{text}' is not a number — write it like 4 or 0.25"
+        )),
+    }
+}
+
 /// The value parser of `--connect-timeout` and `--request-timeout`: seconds, more than 0 and
 /// at most [`MAX_TIMEOUT_SECS`].
 pub fn timeout_secs_value(text: &str) -> Result<f64, String> {
@@ -335,23 +336,23 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(duration_value("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(duration_value("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(
-            parse_duration("30d").unwrap(),
+            duration_value("30d").unwrap(),
             Duration::from_secs(30 * 86400)
         );
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5y").is_err());
-        let bare = parse_duration("30").unwrap_err().to_string();
+        assert!(duration_value("ten").is_err());
+        assert!(duration_value("5y").is_err());
+        let bare = duration_value("30").unwrap_err().to_string();
         assert!(bare.contains("30d"), "{bare}");
     }
 
     #[test]
     fn absurd_durations_and_timeouts_are_refused_not_a_panic() {
-        assert!(parse_duration("90").is_err(), "a bare number has no unit");
-        assert_eq!(parse_duration("1w").unwrap(), Duration::from_secs(604_800));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(duration_value("90").is_err(), "a bare number has no unit");
+        assert_eq!(duration_value("1w").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(duration_value("1h30m").unwrap(), Duration::from_secs(5400));
         for bad in [
             "99999999999999999999s",
             "99999999999999999999d",

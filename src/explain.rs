@@ -144,7 +144,7 @@ pub(crate) fn constraint_text(args: &DeployArgs) -> String {
         ("region", &args.region),
         ("continent", &args.continent),
         ("country", &args.country),
-        ("arch", &args.arch),
+        ("arch", &args.arch.map(|a| a.as_str().to_string())),
     ] {
         if let Some(v) = v {
             parts.push(format!("{label} {v}"));
@@ -171,16 +171,6 @@ pub(crate) fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query>
         args.region.as_deref(),
         args.continent.as_deref(),
     )?;
-    for (name, v) in [
-        ("--budget", args.budget),
-        ("--max-monthly", args.max_monthly),
-        ("--min-memory", args.min_memory),
-        ("--min-storage", args.min_storage),
-    ] {
-        if v.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
-            return Err(bad_input(format!("{name} must be a positive number")));
-        }
-    }
     let gpu = match &args.gpu {
         Some(g) => Some(GpuWant::parse(g).map_err(bad_input)?),
         None => None,
@@ -198,7 +188,7 @@ pub(crate) fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query>
         gpu,
         max_hourly_usd: args.budget,
         max_monthly_usd: args.max_monthly,
-        arch: args.arch.clone(),
+        arch: args.arch.map(|a| a.as_str().to_string()),
     })
 }
 

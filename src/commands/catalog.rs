@@ -257,23 +257,6 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
         }),
         (None, false) => None,
     };
-    for (name, v) in [
-        ("--min-memory", f.min_memory),
-        ("--min-storage", f.min_storage),
-        ("--max-price", f.max_price),
-        ("--max-monthly", f.max_monthly),
-    ] {
-        if v.is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
-            return Err(bad_input(format!("{name} must be a positive number")));
-        }
-    }
-    if let Some(a) = &f.arch {
-        if !["x86_64", "arm64", "amd64", "aarch64"].contains(&a.to_ascii_lowercase().as_str()) {
-            return Err(bad_input(format!(
-                "unknown architecture '{a}' — use x86_64 or arm64"
-            )));
-        }
-    }
     Ok(Query {
         xnode: None,
         providers: f.providers.clone(),
@@ -285,7 +268,7 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
         gpu,
         max_hourly_usd: f.max_price,
         max_monthly_usd: f.max_monthly,
-        arch: f.arch.clone(),
+        arch: f.arch.map(|a| a.as_str().to_string()),
         ..Query::default()
     })
 }

@@ -5,7 +5,7 @@
 use super::bulk::{self, Row, Target};
 use super::nodes;
 use crate::cli::{BulkArgs, ReapArgs};
-use crate::context::{parse_duration, Ctx};
+use crate::context::Ctx;
 use crate::driver::Lifecycle;
 use crate::error::bad_input;
 use crate::messages;
@@ -13,19 +13,20 @@ use crate::render::{col, Column, Kind};
 use crate::state::{self, NodeFilter, NodeStatus, Store};
 use serde_json::json;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// The column that shows an expiry in tables: `in 7h`, or `2h ago` once it ran out.
 pub const EXPIRES_COLUMN: Column = col("expires", "expires_at", Kind::Age);
 
 /// `--ttl` as seconds, checked before anything is recorded.
-pub fn parse_ttl(ttl: Option<&str>) -> anyhow::Result<Option<i64>> {
-    let Some(text) = ttl else {
+pub fn parse_ttl(ttl: Option<Duration>) -> anyhow::Result<Option<i64>> {
+    let Some(d) = ttl else {
         return Ok(None);
     };
-    let d = parse_duration(text)?;
     if d.as_secs() < 60 {
         return Err(bad_input(format!(
-            "--ttl {text} is shorter than a minute — give the node time to boot, e.g. --ttl 8h"
+            "--ttl {} is shorter than a minute — give the node time to boot, e.g. --ttl 8h",
+            crate::context::format_duration(d)
         )));
     }
     Ok(Some(d.as_secs() as i64))

@@ -4,12 +4,13 @@
 use super::inventory::find;
 use super::stdout;
 use crate::cli::{HistoryArgs, HistoryCommand};
-use crate::context::{parse_duration, Ctx};
+use crate::context::Ctx;
 use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::{self, time, EventFilter};
 use serde_json::{json, Value};
 use std::process::ExitCode;
+use std::time::Duration;
 
 const COLUMNS: &[Column] = &[
     col("time", "time", Kind::Age).prio(0),
@@ -26,7 +27,7 @@ pub fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         Some(HistoryCommand::Clean {
             older_than,
             dry_run,
-        }) => clean(ctx, &older_than, dry_run),
+        }) => clean(ctx, older_than, dry_run),
         None => list(ctx, &args),
     }
 }
@@ -62,8 +63,7 @@ fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn clean(ctx: &Ctx, older_than: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let age = parse_duration(older_than)?;
+fn clean(ctx: &Ctx, age: Duration, dry_run: bool) -> anyhow::Result<ExitCode> {
     let before = time::format(time::now_unix() - age.as_secs() as i64);
     let store = state::open(&ctx.home)?;
     if !dry_run {

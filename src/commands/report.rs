@@ -278,7 +278,7 @@ fn deploy_args(f: &TemplateFilter) -> DeployArgs {
         },
         budget: f.max_price,
         max_monthly: f.max_monthly,
-        arch: f.arch.clone(),
+        arch: f.arch,
         include_unconfigured: true,
         ..DeployArgs::default()
     }

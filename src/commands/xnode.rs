@@ -12,7 +12,7 @@ use super::stdout;
 use crate::catalog::schema::{Template, XnodeBootstrap, XnodeProbe};
 use crate::catalog::ProviderEntry;
 use crate::cli::{OutputFormat, ReinstallArgs, StatusArgs, XnodeArgs};
-use crate::context::{parse_duration, Ctx};
+use crate::context::Ctx;
 use crate::driver::{Driver, NodeRef, NodeState, RenderedRequest};
 use crate::error::bad_input;
 use crate::messages;
@@ -878,7 +878,7 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
     vars.insert("image".into(), json!(image));
     vars.insert("name".into(), json!(name));
     vars.insert("hostname".into(), json!(name));
-    let timeout = parse_duration(&args.timeout)?;
+    let timeout = args.timeout;
     if args.dry_run {
         let driver = ctx.driver_for(
             &nref.provider,

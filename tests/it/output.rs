@@ -300,6 +300,98 @@ fn an_unknown_column_is_a_usage_error_with_a_suggestion() {
 }
 
 #[test]
+fn typed_options_are_checked_where_they_are_read() {
+    // Enums: the accepted values are listed, aliases and any case are accepted.
+    capsule()
+        .args(["openmesh", "templates", "--arch", "sparc"])
+        .code(2)
+        .stderr_has("invalid value 'sparc' for '--arch <ARCH>'")
+        .stderr_has("x86_64, arm64");
+    let arm = capsule()
+        .args(["openmesh", "templates", "--arch", "AARCH64", "-o", "json"])
+        .ok()
+        .json();
+    let arm = arm.as_array().unwrap();
+    assert!(
+        !arm.is_empty() && arm.iter().all(|t| t["arch"] == "arm64"),
+        "{arm:?}"
+    );
+    capsule()
+        .args(["openmesh", "regions", "--continent", "atlantis"])
+        .code(2)
+        .stderr_has("invalid value 'atlantis' for '--continent <CONTINENT>'")
+        .stderr_has("europe");
+    capsule()
+        .args(["openmesh", "regions", "--continent", "Europe"])
+        .ok();
+    // Durations and amounts: one sentence saying what to write instead, exit 2.
+    for (args, says) in [
+        (
+            vec!["openmesh", "providers", "--stale-after", "30"],
+            "'30' has no unit",
+        ),
+        (
+            vec!["openmesh", "templates", "--max-price=-1"],
+            "must be a positive number",
+        ),
+        (
+            vec!["openmesh", "templates", "--min-memory", "lots"],
+            "'lots' is not a number",
+        ),
+        (
+            vec![
+                "openmesh",
+                "deploy",
+                "--min-cpu",
+                "2",
+                "--budget",
+                "0",
+                "--dry-run",
+            ],
+            "must be a positive number",
+        ),
+        (
+            vec![
+                "openmesh",
+                "deploy",
+                "-t",
+                "do-small",
+                "--timeout",
+                "5y",
+                "--dry-run",
+            ],
+            "months or years",
+        ),
+        (
+            vec![
+                "openmesh",
+                "deploy",
+                "-t",
+                "do-small",
+                "--ttl",
+                "soon",
+                "--dry-run",
+            ],
+            "'soon' is not a duration",
+        ),
+        (
+            vec![
+                "openmesh",
+                "history",
+                "clean",
+                "--older-than",
+                "3 fortnights",
+            ],
+            "unknown unit",
+        ),
+    ] {
+        let out = capsule().args(&args).code(2);
+        out.stderr_has(says);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+    }
+}
+
+#[test]
 fn the_output_format_comes_from_the_environment_and_flags_go_anywhere() {
     let out = capsule()
         .args(["openmesh", "providers"])

@@ -23,7 +23,7 @@ use crate::cli::{DeployArgs, OutputFormat, Spread};
 use crate::commands::failover::{self, Attempt, Candidate, Failover};
 use crate::commands::nodes::{confirm, observe, open_store, status_of};
 use crate::commands::stdout;
-use crate::context::{parse_duration, Ctx};
+use crate::context::Ctx;
 use crate::driver::{
     CreateOutcome, CreateRequest, Driver, DriverError, ErrorKind, Node, NodeState, RenderedRequest,
 };
@@ -57,7 +57,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     if let Some(group) = &args.resume {
         return resume(ctx, args, group);
     }
-    let ttl = super::expiry::parse_ttl(args.ttl.as_deref())?;
+    let ttl = super::expiry::parse_ttl(args.ttl)?;
     let plan = plan_deploy(ctx, args)?;
     ctx.note_stale(plan.placements.iter().map(|p| p.provider.as_str()));
     let json_out = ctx.format() == OutputFormat::Json;

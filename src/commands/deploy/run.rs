@@ -29,8 +29,10 @@ impl Runner {
         account: &str,
         providers: impl IntoIterator<Item = &'a str>,
     ) -> anyhow::Result<Runner> {
-        let default_timeout = if args.xnode.wait_ready { "45m" } else { "10m" };
-        let timeout = parse_duration(args.timeout.as_deref().unwrap_or(default_timeout))?;
+        let default_minutes = if args.xnode.wait_ready { 45 } else { 10 };
+        let timeout = args
+            .timeout
+            .unwrap_or(Duration::from_secs(default_minutes * 60));
         let xnode = crate::commands::xnode::spec(ctx, &args.xnode)?;
         let mut drivers = BTreeMap::new();
         for p in providers {
