@@ -969,7 +969,8 @@ pub enum CatalogCommand {
   capsule openmesh catalog status
   capsule openmesh catalog status -o json")]
     Status,
-    /// Write a synthetic catalog with N templates (for benchmarks).
+    /// Write a synthetic catalog with N templates (for benchmarks; the `dev` feature).
+    #[cfg(feature = "dev")]
     #[command(hide = true)]
     Generate {
         /// Where to write the synthetic provider.

@@ -136,20 +136,24 @@ impl Ctx {
         self.style.format
     }
 
-    /// Driver settings from the global options; the test suite shortens the pauses through
-    /// `CAPSULE_BACKOFF_MS` and `CAPSULE_POLL_INTERVAL_MS`.
+    /// Driver settings from the global options; with the `dev` feature, the test suite shortens
+    /// the pauses through `CAPSULE_BACKOFF_MS` and `CAPSULE_POLL_INTERVAL_MS`.
     pub fn driver_options(&self) -> anyhow::Result<DriverOptions> {
+        #[cfg_attr(not(feature = "dev"), allow(unused_mut))]
         let mut opts = DriverOptions {
             connect_timeout: self.connect_timeout,
             timeout: self.request_timeout,
             verbose: self.verbose,
             ..DriverOptions::default()
         };
-        if let Some(d) = env_millis("CAPSULE_BACKOFF_MS")? {
-            opts.backoff_base = d;
-        }
-        if let Some(d) = env_millis("CAPSULE_POLL_INTERVAL_MS")? {
-            opts.poll_interval = Some(d);
+        #[cfg(feature = "dev")]
+        {
+            if let Some(d) = env_millis("CAPSULE_BACKOFF_MS")? {
+                opts.backoff_base = d;
+            }
+            if let Some(d) = env_millis("CAPSULE_POLL_INTERVAL_MS")? {
+                opts.poll_interval = Some(d);
+            }
         }
         Ok(opts)
     }
@@ -221,6 +225,7 @@ fn secs(v: f64, default: f64) -> Duration {
     Duration::try_from_secs_f64(v.min(MAX_TIMEOUT_SECS)).unwrap_or(Duration::from_secs(60))
 }
 
+#[cfg(feature = "dev")]
 fn env_millis(var: &str) -> anyhow::Result<Option<Duration>> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => v

@@ -2,7 +2,7 @@
 //! `compare`, and `catalog validate|export|generate`.
 
 use super::stdout;
-use crate::catalog::schema::{FileDoc, Template};
+use crate::catalog::schema::Template;
 use crate::catalog::{self, validate::CONTINENTS, Catalog, ProviderEntry};
 use crate::cli::{CatalogCommand, OutputFormat, RegionsArgs, SortKey, TemplateFilter};
 use crate::context::Ctx;
@@ -848,6 +848,7 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
             None => refresh_layer(ctx, &providers, all_plans),
         },
         CatalogCommand::Status => status(ctx),
+        #[cfg(feature = "dev")]
         CatalogCommand::Generate { dir, templates } => {
             generate(&ctx.catalog, &dir, templates)?;
             writeln!(
@@ -862,6 +863,7 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
 
 /// A synthetic provider `synthetic` with `n` templates, modelled on the first embedded provider
 /// (benchmarks load, validate, filter and rank it).
+#[cfg(feature = "dev")]
 pub fn generate(catalog: &Catalog, dir: &Path, n: usize) -> anyhow::Result<()> {
     let model = catalog
         .providers
@@ -874,7 +876,7 @@ pub fn generate(catalog: &Catalog, dir: &Path, n: usize) -> anyhow::Result<()> {
     meta.name = "Synthetic".into();
     meta.currency = "USD".into();
     meta.monthly_ratio = None;
-    let doc = FileDoc {
+    let doc = crate::catalog::schema::FileDoc {
         provider: Some(meta),
         regions: model.regions.clone(),
         credentials: model.credentials.clone(),

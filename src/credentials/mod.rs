@@ -871,13 +871,16 @@ fn set_private(p: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Test hook: `CAPSULE_TEST_CRASH=<point>` aborts the process at that point, to prove that a
-/// crash between write and rename leaves the old file intact.
+/// Test hook (the `dev` feature): `CAPSULE_TEST_CRASH=<point>` aborts the process at that point,
+/// to prove that a crash between write and rename leaves the old file intact.
 #[doc(hidden)]
 pub fn crash_point(point: &str) {
+    #[cfg(feature = "dev")]
     if std::env::var_os("CAPSULE_TEST_CRASH").is_some_and(|v| v == point) {
         std::process::abort();
     }
+    #[cfg(not(feature = "dev"))]
+    let _ = point;
 }
 
 /// Remove temp files left by a crashed writer. Runs under the lock, so no live writer owns one.

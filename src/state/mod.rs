@@ -46,6 +46,7 @@ pub mod names;
 pub mod postgres;
 pub mod reconcile;
 pub mod schema;
+#[cfg(feature = "dev")]
 pub mod seed;
 pub mod sql;
 pub mod sqlite;

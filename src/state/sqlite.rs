@@ -7,7 +7,7 @@
 //! taken up front, so a read-then-write can never fail half-way with `SQLITE_BUSY`). A `kill -9`
 //! at any moment leaves either the whole transaction or none of it.
 
-use super::columns::{self, Value};
+use super::columns::Value;
 use super::schema;
 use super::sql::Db;
 use crate::error::state_error;
@@ -206,8 +206,9 @@ fn restrict_file(path: &Path) {
 }
 
 /// `?from, …` for `n` values.
+#[cfg(feature = "dev")]
 pub(crate) fn sqlite_placeholders(from: usize, n: usize) -> String {
-    columns::placeholders(from, n).replace('$', "?")
+    super::columns::placeholders(from, n).replace('$', "?")
 }
 
 /// The shared SQL in SQLite's spelling: its numbered placeholders are `?N`, not `$N` (no
