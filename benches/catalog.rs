@@ -1,7 +1,6 @@
 //! Catalog benchmarks: load + validate + filter + rank a generated `--catalog` overlay of 1k,
 //! 10k and 100k templates (the generator is `capsule openmesh catalog generate`, built with the
-//! `dev` feature), and the
-//! embedded catalog's start-up path (pre-digested JSON).
+//! `dev` feature), and the embedded catalog's start-up path (pre-digested JSON).
 //!
 //! Run: `cargo bench --bench catalog`.
 
