@@ -142,7 +142,7 @@ pub struct Global {
         env = "CAPSULE_STALE_AFTER",
         value_name = "AGE",
         default_value = "30d",
-        value_parser = crate::context::duration_value
+        value_parser = crate::duration::parse
     )]
     pub stale_after: std::time::Duration,
 }
@@ -606,11 +606,11 @@ pub struct DeployArgs {
     #[arg(long)]
     pub wait_ssh: bool,
     /// Longest wait, with a unit: `10m`, `90s` (default 10m; 45m with --wait-ready).
-    #[arg(long, value_name = "DURATION", value_parser = crate::context::duration_value)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub timeout: Option<std::time::Duration>,
     /// Expire the nodes after this long (`8h`, `2d`): `list` and `inventory` show the time
     /// left, and `capsule openmesh reap` deletes them once it ran out.
-    #[arg(long, value_name = "DURATION", conflicts_with = "resume", value_parser = crate::context::duration_value)]
+    #[arg(long, value_name = "DURATION", conflicts_with = "resume", value_parser = crate::duration::parse)]
     pub ttl: Option<std::time::Duration>,
     /// Complete an interrupted fleet deploy without duplicates.
     #[arg(long, value_name = "DEPLOY_ID")]
@@ -664,7 +664,7 @@ pub struct ReinstallArgs {
     #[command(flatten)]
     pub xnode: XnodeArgs,
     /// Longest wait (power off, readiness), e.g. `45m`.
-    #[arg(long, default_value = "45m", value_parser = crate::context::duration_value)]
+    #[arg(long, default_value = "45m", value_parser = crate::duration::parse)]
     pub timeout: std::time::Duration,
     /// Print the requests; change nothing.
     #[arg(long)]
@@ -698,7 +698,7 @@ pub struct NodeArgs {
     #[arg(long)]
     pub wait: bool,
     /// Longest wait, with a unit: `10m`, `90s`.
-    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
+    #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
     pub timeout: std::time::Duration,
 }
 
@@ -724,7 +724,7 @@ pub struct BulkArgs {
     #[arg(long)]
     pub wait: bool,
     /// Longest wait, e.g. `10m`.
-    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
+    #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
     pub timeout: std::time::Duration,
     /// Most requests in flight at once.
     #[arg(long, default_value_t = 8, value_name = "K")]
@@ -755,7 +755,7 @@ pub struct ReapArgs {
     #[arg(long)]
     pub wait: bool,
     /// Longest wait, e.g. `10m`.
-    #[arg(long, default_value = "10m", value_parser = crate::context::duration_value)]
+    #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
     pub timeout: std::time::Duration,
     /// Most requests in flight at once.
     #[arg(long, default_value_t = 8, value_name = "K")]
@@ -871,7 +871,7 @@ pub enum HistoryCommand {
   capsule openmesh history clean --older-than 30d --yes")]
     Clean {
         /// An age with a unit: `30d`, `12h`, `2w`.
-        #[arg(long, value_name = "AGE", value_parser = crate::context::duration_value)]
+        #[arg(long, value_name = "AGE", value_parser = crate::duration::parse)]
         older_than: std::time::Duration,
         /// Count what would go; remove nothing.
         #[arg(long)]

@@ -252,49 +252,8 @@ pub fn home_dir() -> PathBuf {
     base.join(".capsule")
 }
 
-/// The longest duration capsule accepts anywhere (`--timeout`, `--since 7d`, `--stale-after`, …):
-/// 1,000 years.
-pub const MAX_DURATION: Duration = Duration::from_secs(365_250 * 86_400);
-
 /// The longest `--connect-timeout` / `--request-timeout`: one day.
 pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
-
-/// The value parser of every duration option: `90s`, `10m`, `2h`, `30d`, `1w`, `1h30m`. A bare
-/// number is refused (`30` could mean anything), `humantime` reads the units, months and years are refused (their length varies), and anything past
-/// [`MAX_DURATION`] is refused rather than overflowing.
-pub fn duration_value(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let hint = "write it like 90s, 10m, 2h, 30d or 1w";
-    let too_long = || format!("'{text}' is too long a duration — at most 365250d (1,000 years)");
-    if let Ok(n) = t.parse::<f64>() {
-        return Err(if n.is_finite() {
-            format!("'{text}' has no unit — write {t}d for days, or {t}h, {t}m, {t}s")
-        } else {
-            format!("'{text}' is not a duration — {hint}")
-        });
-    }
-    let d = {
-        let months_or_years = t
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .any(|u| matches!(u, "M" | "month" | "months" | "y" | "year" | "years"));
-        if months_or_years {
-            return Err(format!(
-                "'{text}' counts months or years, which vary in length — use s, m, h, d or w"
-            ));
-        }
-        humantime::parse_duration(t).map_err(|e| match e {
-            humantime::DurationError::NumberOverflow => too_long(),
-            humantime::DurationError::UnknownUnit { unit, .. } => {
-                format!("'{text}' has an unknown unit '{unit}' — use s, m, h, d or w")
-            }
-            _ => format!("'{text}' is not a duration — {hint}"),
-        })?
-    };
-    if d > MAX_DURATION {
-        return Err(too_long());
-    }
-    Ok(d)
-}
 
 /// The value parser of money and size options (`--max-price`, `--min-memory`, `--budget`, …):
 /// a finite number, more than 0.
@@ -323,59 +282,19 @@ pub fn timeout_secs_value(text: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// A duration as `45m`, `1h30m`, `90s` (the way `--timeout` takes it).
-pub fn format_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, sec) => format!("{m}m{sec}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(duration_value("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(duration_value("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(
-            duration_value("30d").unwrap(),
-            Duration::from_secs(30 * 86400)
-        );
-        assert!(duration_value("ten").is_err());
-        assert!(duration_value("5y").is_err());
-        let bare = duration_value("30").unwrap_err().to_string();
-        assert!(bare.contains("30d"), "{bare}");
-    }
-
-    #[test]
-    fn absurd_durations_and_timeouts_are_refused_not_a_panic() {
-        assert!(duration_value("90").is_err(), "a bare number has no unit");
-        assert_eq!(duration_value("1w").unwrap(), Duration::from_secs(604_800));
-        assert_eq!(duration_value("1h30m").unwrap(), Duration::from_secs(5400));
-        for bad in [
-            "99999999999999999999s",
-            "99999999999999999999d",
-            "99999999999999999999w",
-            "1e30",
-            "1e300w",
-            "365251d",
-            "-5",
-            "NaN",
-            "inf",
-            "3 months",
-        ] {
-            assert!(duration_value(bad).is_err(), "{bad}");
-        }
-        assert!(duration_value("365250d").is_ok());
+    fn absurd_timeouts_and_amounts_are_refused_not_a_panic() {
         for bad in ["1e20", "1e300", "0", "-3", "NaN", "inf", "86401", "soon"] {
             assert!(timeout_secs_value(bad).is_err(), "{bad}");
         }
         assert_eq!(timeout_secs_value("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "NaN", "inf", "lots", ""] {
+            assert!(amount_value(bad).is_err(), "{bad}");
+        }
+        assert_eq!(amount_value(" 0.25 "), Ok(0.25));
     }
 }

@@ -26,7 +26,7 @@ pub fn parse_ttl(ttl: Option<Duration>) -> anyhow::Result<Option<i64>> {
     if d.as_secs() < 60 {
         return Err(bad_input(format!(
             "--ttl {} is shorter than a minute — give the node time to boot, e.g. --ttl 8h",
-            crate::context::format_duration(d)
+            crate::duration::format(d)
         )));
     }
     Ok(Some(d.as_secs() as i64))

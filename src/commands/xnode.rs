@@ -544,7 +544,7 @@ fn climb_all(
                     let msg = format!(
                         "{} was not ready within {}: last stage reached {}/{} {} ({})",
                         c.name,
-                        crate::context::format_duration(timeout),
+                        crate::duration::format(timeout),
                         c.best.level(),
                         probe.total(),
                         c.best.as_str(),
@@ -919,7 +919,7 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
         Ok(r) => r.map_err(super::nodes::driver_error),
         Err(_) => Err(anyhow::anyhow!(
             "the reinstall of {name} did not finish within {}",
-            crate::context::format_duration(timeout)
+            crate::duration::format(timeout)
         )),
     };
     if let Err(e) = result {

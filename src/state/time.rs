@@ -125,7 +125,7 @@ pub fn parse_when(text: &str, flag: &str, now: i64) -> anyhow::Result<i64> {
     if t.starts_with(|c: char| c.is_ascii_digit()) && t.ends_with(|c: char| c.is_ascii_alphabetic())
     {
         // A duration ago; a bad or absurd one says why (it is not a date either).
-        return match crate::context::duration_value(t) {
+        return match crate::duration::parse(t) {
             Ok(ago) => Ok(now.saturating_sub(i64::try_from(ago.as_secs()).unwrap_or(i64::MAX))),
             Err(e) => Err(bad_input(format!("{flag} {e}"))),
         };
