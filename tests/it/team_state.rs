@@ -187,7 +187,9 @@ fn a_newer_schema_is_refused_naming_both_versions() {
 
 #[test]
 fn migrate_sqlite_to_postgres_to_sqlite_is_lossless() {
-    let local = capsule();
+    let local = capsule()
+        .env("CAPSULE_MACHINE", "laptop-ann")
+        .env("USER", "ann");
     assert_eq!(import(&local, CSV).code, 0);
     let before_export = local.run_args(&["openmesh", "inventory", "export", "--format", "json"]);
     let before_history = local.run_args(&["openmesh", "history", "--limit", "0", "-o", "json"]);
@@ -244,6 +246,17 @@ fn migrate_sqlite_to_postgres_to_sqlite_is_lossless() {
         "openmesh", "--state", back_state, "history", "--limit", "0", "-o", "json",
     ]);
     assert_eq!(history.stdout, before_history.stdout);
+    // Who caused each event came along (the checksums above cover it too).
+    let events: Value = history.json();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["machine"] == "laptop-ann" && e["user"] == "ann"),
+        "{}",
+        history.stdout
+    );
     // The source is as it was.
     let after = local.run_args(&["openmesh", "history", "--limit", "0", "-o", "json"]);
     assert_eq!(after.stdout, before_history.stdout);
