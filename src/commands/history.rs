@@ -7,7 +7,7 @@ use crate::cli::{HistoryArgs, HistoryCommand};
 use crate::context::Ctx;
 use crate::messages;
 use crate::render::{self, col, Column, Kind};
-use crate::state::{self, time, EventFilter};
+use crate::state::{self, time, Event, EventFilter};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,6 +21,36 @@ const COLUMNS: &[Column] = &[
     col("state", "state", Kind::Status).prio(3),
     col("message", "message", Kind::Text).prio(4),
 ];
+
+/// Who caused an event: shown in tables when it tells something (see [`columns`]).
+pub(crate) const ACTOR_COLUMNS: [Column; 2] = [
+    col("machine", "machine", Kind::Text).prio(2),
+    col("user", "user", Kind::Text).prio(2),
+];
+
+/// Whether any event came from another machine or user than the one running the command (a
+/// store a team shares). Events that do not know (recorded before capsule kept it) do not count.
+pub(crate) fn others_in(events: &[Event]) -> bool {
+    let me = state::actor::current();
+    events.iter().any(|e| {
+        let differs = |field: &Option<String>, mine: &str| {
+            field.as_deref().is_some_and(|v| !v.is_empty() && v != mine)
+        };
+        differs(&e.machine, &me.machine) || differs(&e.user, &me.user)
+    })
+}
+
+/// History's columns: `machine` and `user` after `node` in a table once another machine or
+/// user appears (as `account` appears once another account is in use), always in CSV (JSON
+/// always has the keys).
+fn columns(ctx: &Ctx, events: &[Event]) -> Vec<Column> {
+    let mut cols = COLUMNS.to_vec();
+    if ctx.format() == crate::cli::OutputFormat::Csv || others_in(events) {
+        let at = cols.len() - 1;
+        cols.splice(at..at, ACTOR_COLUMNS);
+    }
+    cols
+}
 
 pub fn run(ctx: &Ctx, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -56,7 +86,8 @@ fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
         .collect();
-    render::listing(&mut stdout(), ctx.style, COLUMNS, &render::rows_of(&rows))?;
+    let columns = columns(ctx, &events);
+    render::listing(&mut stdout(), ctx.style, &columns, &render::rows_of(&rows))?;
     if rows.is_empty() && ctx.format() == crate::cli::OutputFormat::Table {
         messages::info("no events match");
     }

@@ -333,7 +333,12 @@ fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
     if ctx.format() == crate::cli::OutputFormat::Table && !events.is_empty() {
         writeln!(out)?;
         let rows: Vec<render::Row> = events.iter().map(render::Row::of).collect();
-        render::listing(&mut out, ctx.style, EVENT_COLUMNS, &rows)?;
+        let mut columns = EVENT_COLUMNS.to_vec();
+        if super::history::others_in(&events) {
+            let at = columns.len() - 1;
+            columns.splice(at..at, super::history::ACTOR_COLUMNS);
+        }
+        render::listing(&mut out, ctx.style, &columns, &rows)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,7 @@ pub fn tables() -> Vec<(&'static str, String, &'static str)> {
         ("node_states", "id, node_id, state, since".into(), "id"),
         (
             "events",
-            "id, time, deploy_id, action, outcome, state, message".into(),
+            "id, time, deploy_id, action, outcome, state, message, machine, username".into(),
             "id",
         ),
         (

@@ -35,6 +35,7 @@
 //! Nodes are found with [`Store::resolve`] (`PROVIDER:ID`, a name, or a deploy id). No method
 //! takes a secret and none may ever be given one: messages are the provider's scrubbed text.
 
+pub mod actor;
 pub mod columns;
 pub mod copy;
 pub mod cost;

@@ -387,6 +387,11 @@ pub struct Event {
     /// The node's status after the event, when it is known.
     pub state: Option<NodeStatus>,
     pub message: String,
+    /// The machine that caused it (`CAPSULE_MACHINE`, else its hostname); `None` when unknown
+    /// (events recorded before capsule kept it).
+    pub machine: Option<String>,
+    /// The user that caused it (`$USER`); `None` when unknown.
+    pub user: Option<String>,
 }
 
 /// One status transition: the node was in `state` from `since` until the next transition.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The schema version this binary writes.
-pub const LATEST: i64 = 1;
+pub const LATEST: i64 = 2;
 
 /// How long connecting may take before the server counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,8 +106,13 @@ CREATE TABLE expiries (
 );
 "#;
 
+/// v2: the machine and the user that caused each event (SQLite's v6); earlier events are NULL.
+const V2: &str = r#"
+ALTER TABLE events ADD COLUMN machine TEXT COLLATE "C", ADD COLUMN username TEXT COLLATE "C";
+"#;
+
 /// The migration steps; step N brings the schema to version N.
-const STEPS: [&str; LATEST as usize] = [V1];
+const STEPS: [&str; LATEST as usize] = [V1, V2];
 
 // ---------------------------------------------------------------- the URL
 

@@ -14,13 +14,15 @@
 //! - v4: `expiries`, when a node deployed with `--ttl` is due for `reap`.
 //! - v5: accounts: `nodes.account` and `cleanups.account`, the credentials account a node was
 //!   deployed with and its leftover work runs with; rows from before are the `default` account.
+//! - v6: `events.machine` and `events.username`, the machine and the user that caused each
+//!   event (a store a team shares says who did what); events from before are NULL (unknown).
 
 use super::model::{NodeRecord, NodeStatus};
 use anyhow::Context as _;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// The schema version this binary writes.
-pub const LATEST: u32 = 5;
+pub const LATEST: u32 = 6;
 
 const V1: &str = "
 CREATE TABLE nodes (
@@ -106,6 +108,11 @@ const V5: &str = "
 ALTER TABLE nodes ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE cleanups ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
 CREATE INDEX nodes_account ON nodes(provider, account);
+";
+
+const V6: &str = "
+ALTER TABLE events ADD COLUMN machine TEXT;
+ALTER TABLE events ADD COLUMN username TEXT;
 ";
 
 /// The columns the v2 timeline rebuild reads, as v1 wrote them: frozen here, so this step keeps
@@ -194,6 +201,10 @@ const STEPS: [Step; LATEST as usize] = [
     },
     Step {
         sql: V5,
+        after: None,
+    },
+    Step {
+        sql: V6,
         after: None,
     },
 ];

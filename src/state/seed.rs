@@ -108,8 +108,12 @@ pub fn seed(
             ids.push((deploy_id, created));
         }
         let mut event = tx.prepare(
-            "INSERT INTO events(time, deploy_id, action, outcome, state, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO events(time, deploy_id, action, outcome, state, message, machine, username) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
+        // A team of three on four machines.
+        let machines = ["laptop-ann", "laptop-bo", "ci-runner", "laptop-cy"];
+        let users = ["ann", "bo", "ci", "cy"];
         let actions = ["deploy", "status", "stop", "start", "status", "sync"];
         for e in 0..events {
             if ids.is_empty() {
@@ -124,7 +128,9 @@ pub fn seed(
                 action,
                 "ok",
                 "running",
-                "seeded"
+                "seeded",
+                machines[e % machines.len()],
+                users[e % users.len()]
             ])?;
         }
     }

@@ -177,8 +177,10 @@ fn add_event(
     state: Option<NodeStatus>,
     message: &str,
 ) -> anyhow::Result<()> {
+    let actor = super::actor::current();
     db.exec(
-        "INSERT INTO events(time, deploy_id, action, outcome, state, message) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO events(time, deploy_id, action, outcome, state, message, machine, username) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             time.into(),
             deploy_id.into(),
@@ -186,6 +188,8 @@ fn add_event(
             outcome.as_str().into(),
             state.map(NodeStatus::as_str).into(),
             message.into(),
+            super::actor::known(&actor.machine).into(),
+            super::actor::known(&actor.user).into(),
         ],
     )?;
     Ok(())
@@ -436,6 +440,8 @@ fn event_from(mut r: Vec<Value>) -> anyhow::Result<Event> {
             .ok_or_else(|| anyhow!("the state store holds an unknown outcome '{outcome}'"))?,
         state: state.as_deref().and_then(NodeStatus::parse),
         message: r[8].take_text("message")?,
+        machine: r[9].take_opt_text("machine")?,
+        user: r[10].take_opt_text("username")?,
     })
 }
 
@@ -963,7 +969,8 @@ impl<D: Db> Store for D {
             format!("LIMIT {}", filter.limit)
         };
         let sql = format!(
-            "SELECT e.id, e.time, e.deploy_id, n.name, n.provider, e.action, e.outcome, e.state, e.message \
+            "SELECT e.id, e.time, e.deploy_id, n.name, n.provider, e.action, e.outcome, e.state, e.message, \
+             e.machine, e.username \
              FROM events e LEFT JOIN nodes n ON n.deploy_id = e.deploy_id {clause} ORDER BY e.id DESC {limit}"
         );
         let mut out: Vec<Event> = Vec::new();

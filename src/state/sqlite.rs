@@ -523,7 +523,21 @@ mod tests {
                 (NodeStatus::Stopped, "2024-01-02T00:00:00Z".to_string()),
             ]
         );
-        assert_eq!(s.events(&EventFilter::default()).unwrap()[0].state, None);
+        let old = &s.events(&EventFilter::default()).unwrap()[0];
+        assert_eq!((old.state, &old.machine, &old.user), (None, &None, &None));
+        // A new event records who caused it; the old one stays unknown.
+        s.record_action(Some("old1"), Action::Status, Outcome::Ok, "")
+            .unwrap();
+        let events = s.events(&EventFilter::default()).unwrap();
+        let me = super::super::actor::current();
+        assert_eq!(events[0].machine, None);
+        assert_eq!(
+            (events[1].machine.as_deref(), events[1].user.as_deref()),
+            (
+                super::super::actor::known(&me.machine),
+                super::super::actor::known(&me.user)
+            )
+        );
         // Opening again is a no-op; a newer schema is refused.
         drop(s);
         let s = SqliteStore::open(&path).unwrap();

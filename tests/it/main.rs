@@ -19,5 +19,6 @@ mod report;
 mod schemas;
 mod state;
 mod support;
+mod team_concurrency;
 mod team_state;
 mod xnode;

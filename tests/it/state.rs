@@ -445,6 +445,112 @@ fn history_clean_keeps_events_of_live_nodes(backend: Backend) {
     assert_eq!(bad.code, 2);
 }
 
+/// The state this invocation uses, for another "machine" to share it: its `CAPSULE_STATE`,
+/// else its home's SQLite file.
+fn state_of(c: &crate::support::Capsule) -> String {
+    c.envs()
+        .find(|(k, _)| *k == "CAPSULE_STATE")
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| c.home().join("state.db").display().to_string())
+}
+
+fn header(c: &crate::support::Capsule, args: &[&str]) -> Vec<String> {
+    let out = c.run_args(args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn history_records_the_machine_and_the_user(backend: Backend) {
+    let files = tempfile::tempdir().unwrap();
+    let a = backend
+        .capsule()
+        .env("CAPSULE_MACHINE", "laptop-ann")
+        .env("USER", "ann");
+    let input = write(files.path(), "a.csv", &format!("{HEADER}\n{GOOD_ROW}\n"));
+    assert_eq!(
+        a.run_args(&["openmesh", "inventory", "import", &input])
+            .code,
+        0
+    );
+    // One machine, one user: JSON has the keys, the table stays as it was.
+    let events = a.run_args(&["openmesh", "history", "-o", "json"]).json();
+    assert_eq!(events[0]["machine"], "laptop-ann");
+    assert_eq!(events[0]["user"], "ann");
+    let wide = ["openmesh", "--wide", "history"];
+    let cols = header(&a, &wide);
+    assert_eq!(
+        cols,
+        ["time", "node", "provider", "action", "outcome", "state", "message"]
+    );
+    // A second machine, another user, the same store.
+    let b = capsule()
+        .env("CAPSULE_STATE", state_of(&a))
+        .env("CAPSULE_MACHINE", "ci-runner-7")
+        .env("USER", "")
+        .env("LOGNAME", "ci");
+    let input = write(
+        files.path(),
+        "b.csv",
+        &format!("{HEADER}\nb1,from-ci,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,running,0.007,5,USD,2024-05-01T00:00:00Z,,,\n"),
+    );
+    assert_eq!(
+        b.run_args(&["openmesh", "inventory", "import", &input])
+            .code,
+        0
+    );
+    for who in [&a, &b] {
+        let events = who.run_args(&["openmesh", "history", "-o", "json"]).json();
+        let seen: Vec<(&str, &str, &str)> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["node"].as_str().unwrap(),
+                    e["machine"].as_str().unwrap(),
+                    e["user"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("good", "laptop-ann", "ann"),
+                ("from-ci", "ci-runner-7", "ci")
+            ]
+        );
+        // Now the table says who did what, on both machines.
+        let cols = header(who, &wide);
+        assert_eq!(
+            cols,
+            [
+                "time", "node", "provider", "action", "outcome", "state", "machine", "user",
+                "message"
+            ]
+        );
+        let text = who.run_args(&["openmesh", "--wide", "history"]).stdout;
+        assert!(
+            text.contains("ci-runner-7") && text.contains("laptop-ann"),
+            "{text}"
+        );
+        // `inventory show` lists the node's events the same way.
+        let shown = who.run_args(&["openmesh", "inventory", "show", "from-ci", "-o", "json"]);
+        assert_eq!(shown.json()["events"][0]["machine"], "ci-runner-7");
+    }
+    // CSV always has the columns.
+    let csv = a.run_args(&["openmesh", "history", "-o", "csv"]).stdout;
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "time,node,provider,action,outcome,state,machine,user,message"
+    );
+}
+
 fn inventory_filters_show_and_stats(backend: Backend) {
     let files = tempfile::tempdir().unwrap();
     let input = write(files.path(), "in.csv", AWKWARD);
@@ -549,6 +655,7 @@ crate::both_backends!(
     cost_uses_the_price_paid_and_the_monthly_cap,
     history_clean_keeps_events_of_live_nodes,
     inventory_filters_show_and_stats,
+    history_records_the_machine_and_the_user,
 );
 
 mod sync {

@@ -186,8 +186,50 @@ fn a_newer_schema_is_refused_naming_both_versions() {
 }
 
 #[test]
+fn a_v1_team_state_gains_machine_and_user_and_old_events_stay_unknown() {
+    let url = pg::fresh_database();
+    let c = machine(&url).env("CAPSULE_MACHINE", "laptop-ann");
+    assert_eq!(import(&c, CSV).code, 0);
+    // Back to the v1 layout, as a capsule from before machine and user left it.
+    let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    pg::server().psql(
+        db,
+        "ALTER TABLE events DROP COLUMN machine, DROP COLUMN username; UPDATE capsule_schema SET version = 1",
+    );
+    let c = c.env("USER", "ann");
+    let info = c.run_args(&["openmesh", "state", "info", "-o", "json"]);
+    assert_eq!(info.code, 0, "{}", info.stderr);
+    assert_eq!(
+        info.json()["schema_version"],
+        capsule::state::postgres::LATEST
+    );
+    let stop = import(
+        &c,
+        &CSV.replacen("running,\"web, one\"", "stopped,\"web, one\"", 1),
+    );
+    assert_eq!(stop.code, 0, "{}", stop.stderr);
+    let events = c
+        .run_args(&["openmesh", "history", "--limit", "0", "-o", "json"])
+        .json();
+    let who: Vec<(Value, Value)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["machine"].clone(), e["user"].clone()))
+        .collect();
+    assert_eq!(who.len(), 5, "{events:#}");
+    assert!(
+        who[..4].iter().all(|w| *w == (Value::Null, Value::Null)),
+        "{who:?}"
+    );
+    assert_eq!(who[4], (Value::from("laptop-ann"), Value::from("ann")));
+}
+
+#[test]
 fn migrate_sqlite_to_postgres_to_sqlite_is_lossless() {
-    let local = capsule();
+    let local = capsule()
+        .env("CAPSULE_MACHINE", "laptop-ann")
+        .env("USER", "ann");
     assert_eq!(import(&local, CSV).code, 0);
     let before_export = local.run_args(&["openmesh", "inventory", "export", "--format", "json"]);
     let before_history = local.run_args(&["openmesh", "history", "--limit", "0", "-o", "json"]);
@@ -244,6 +286,17 @@ fn migrate_sqlite_to_postgres_to_sqlite_is_lossless() {
         "openmesh", "--state", back_state, "history", "--limit", "0", "-o", "json",
     ]);
     assert_eq!(history.stdout, before_history.stdout);
+    // Who caused each event came along (the checksums above cover it too).
+    let events: Value = history.json();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["machine"] == "laptop-ann" && e["user"] == "ann"),
+        "{}",
+        history.stdout
+    );
     // The source is as it was.
     let after = local.run_args(&["openmesh", "history", "--limit", "0", "-o", "json"]);
     assert_eq!(after.stdout, before_history.stdout);
