@@ -5,15 +5,24 @@
 //!   shape of each official spec) with `REFRESH_PLANS` extra plans per list (default 1800, so
 //!   that the refreshed catalog has more than 30,000 offers), and a Hivelocity inventory of
 //!   `REFRESH_PLANS / 18` products in each of its 25 facilities.
+//! - AWS: the test suite's `GetProducts` server (`tests/it/support/mock/aws_pricing.rs`: SigV4
+//!   scope checked, `PriceList` items as JSON strings) with `REFRESH_AWS_TYPES` (default 800)
+//!   instance types besides the catalog's own in each of the 5 regions, at most 100 a
+//!   `NextToken` page (9 pages a region).
 //! - Measured as whole processes: wall time and peak RSS (`/usr/bin/time`) of the refresh;
 //!   `templates --min-cpu 4 --min-memory 8 --limit 5` on the refreshed catalog against the same
 //!   command with `--embedded-only` (the baseline, same run), median of `REFRESH_RUNS` (20).
 //!
-//! Run: `cargo bench --bench refresh` (env `REFRESH_PLANS`, `REFRESH_RUNS`).
+//! Run: `cargo bench --bench refresh` (env `REFRESH_PLANS`, `REFRESH_AWS_TYPES`,
+//! `REFRESH_RUNS`).
 
 #[path = "../tests/it/support/mock/prices.rs"]
 #[allow(dead_code)]
 mod prices;
+
+#[path = "../tests/it/support/mock/aws_pricing.rs"]
+#[allow(dead_code)]
+mod aws_pricing;
 
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
@@ -76,7 +85,7 @@ fn start_inventory(per: usize) -> String {
 }
 
 /// A capsule command in `home`, pointed at the servers, with every provider's credentials.
-fn capsule(home: &std::path::Path, prices: &str, inventory: &str) -> Command {
+fn capsule(home: &std::path::Path, prices: &str, inventory: &str, aws: &str) -> Command {
     let mut c = Command::new("/usr/bin/time");
     c.args(["-f", "%M", env!("CARGO_BIN_EXE_capsule")]);
     c.env_clear()
@@ -88,6 +97,7 @@ fn capsule(home: &std::path::Path, prices: &str, inventory: &str) -> Command {
         c.env(format!("CAPSULE_ENDPOINT_{p}"), prices);
     }
     c.env("CAPSULE_ENDPOINT_HIVELOCITY", inventory);
+    c.env("CAPSULE_ENDPOINT_AWS", aws);
     for (k, v) in [
         ("DIGITALOCEAN_TOKEN", "do-token"),
         ("VULTR_API_KEY", "vultr-key"),
@@ -99,6 +109,11 @@ fn capsule(home: &std::path::Path, prices: &str, inventory: &str) -> Command {
             "11111111-1111-1111-1111-111111111111",
         ),
         ("HIVELOCITY_API_KEY", "hive-key"),
+        ("AWS_ACCESS_KEY_ID", "AKIAMOCKTEST00000001"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "aws-secret-key-for-the-pricing-mock",
+        ),
     ] {
         c.env(k, v);
     }
@@ -142,8 +157,14 @@ fn main() {
     };
     let server = prices::PriceServer::start(book);
     let inventory = start_inventory((plans / 18).max(5));
+    let aws_types = env_num("REFRESH_AWS_TYPES", 800);
+    let aws = aws_pricing::PricingServer::start(aws_pricing::Pricing {
+        filler: aws_types,
+        page_cap: 100,
+        ..Default::default()
+    });
     let home = tempfile::tempdir().expect("temp home");
-    let cmd = || capsule(home.path(), &server.url, &inventory);
+    let cmd = || capsule(home.path(), &server.url, &inventory, &aws.url);
 
     let (wall, rss, _) = run(
         cmd(),
@@ -156,14 +177,21 @@ fn main() {
             "json",
         ],
     );
+    let pages = aws.seen().len();
     let layer = std::fs::metadata(home.path().join("catalog/layer.json"))
         .map(|m| m.len())
         .unwrap_or(0);
     println!(
-        "refresh --all-plans ({plans} extra plans a list): {:.0} ms wall, {:.1} MB peak RSS, layer {:.1} MB",
+        "refresh --all-plans ({plans} extra plans a list; AWS {} instance types x {} regions in {pages} GetProducts pages): {:.0} ms wall, {:.1} MB peak RSS, layer {:.1} MB",
+        aws_types + 4,
+        aws_pricing::REGIONS.len(),
         ms(wall),
         rss as f64 / 1024.0,
         layer as f64 / 1e6
+    );
+    assert!(
+        pages >= aws_pricing::REGIONS.len() * (aws_types + 4).div_ceil(100),
+        "AWS read in full: {pages} pages"
     );
     let (_, _, all) = run(cmd(), &["openmesh", "templates", "-o", "json"]);
     let all: Value = serde_json::from_str(&all).expect("templates JSON");

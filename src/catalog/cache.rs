@@ -60,6 +60,63 @@ impl KeyBuilder {
     pub fn finish(&self) -> Key {
         Key(self.0.digest128())
     }
+
+    /// One catalog file: its path, folder, layer and text. The text enters as its own 128-bit
+    /// digest, so a file on disk can be keyed as a stream ([`KeyBuilder::file`]) with the same
+    /// result as the same text held in memory.
+    pub fn source(
+        &mut self,
+        path: &str,
+        folder: Option<&str>,
+        layer: u8,
+        digest: u128,
+    ) -> &mut Self {
+        self.part(path.as_bytes())
+            .part(folder.unwrap_or("").as_bytes())
+            .part(&[layer])
+            .part(&digest.to_le_bytes())
+    }
+}
+
+/// The digest of a catalog file's text (what [`file_digest`] gives for the file holding it).
+pub fn text_digest(text: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(text.as_bytes())
+}
+
+/// The digest of a file's text read as a stream, a leading UTF-8 byte-order mark left out as
+/// the loader leaves it out: the same as [`text_digest`] of the text the loader reads, without
+/// holding the file in memory.
+pub fn file_digest(path: &Path) -> std::io::Result<u128> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Xxh3::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut first = true;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &buf[..n];
+        if first {
+            first = false;
+            // A short first read could split the mark; read on until 3 bytes are known.
+            let mut have = n;
+            while have < 3 {
+                let m = f.read(&mut buf[have..])?;
+                if m == 0 {
+                    break;
+                }
+                have += m;
+            }
+            chunk = &buf[..have];
+            if chunk.starts_with(b"\xEF\xBB\xBF") {
+                chunk = &chunk[3..];
+            }
+        }
+        h.update(chunk);
+    }
+    Ok(h.digest128())
 }
 
 /// The running executable's size and modification time: a rebuilt capsule (other merge or
@@ -133,7 +190,9 @@ pub fn write(home: &Path, key: &Key, entry: &Entry) {
         f.write_all(&(payload.len() as u64).to_le_bytes())?;
         f.write_all(&xxh3_64(&payload).to_le_bytes())?;
         f.write_all(&payload)?;
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        // No fsync: an entry is a cache, and one torn by a crash fails its checksum and is
+        // rebuilt; syncing 20+ MB would cost the first load more than the rest of the write.
+        f.flush()?;
         std::fs::rename(&tmp, &dest)
     })();
     if written.is_err() {
@@ -215,6 +274,29 @@ mod tests {
         assert_eq!(k(&[b"ab", b"c"]), k(&[b"ab", b"c"]));
         assert_ne!(k(&[b"ab", b"c"]), k(&[b"a", b"bc"]));
         assert_ne!(k(&[b"ab", b"c"]), k(&[b"ab", b"d"]));
+    }
+
+    #[test]
+    fn a_file_streamed_keys_like_its_text_in_memory() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.toml");
+        let big = "x = 1\n".repeat(100_000); // several read chunks
+        for text in ["", "a", "ab", "[t]\nid = \"é\"\n", big.as_str()] {
+            std::fs::write(&p, text).unwrap();
+            assert_eq!(file_digest(&p).unwrap(), text_digest(text), "{text:.20}");
+            // The loader drops a UTF-8 byte-order mark, and so does the streamed digest.
+            std::fs::write(&p, format!("\u{feff}{text}")).unwrap();
+            assert_eq!(file_digest(&p).unwrap(), text_digest(text));
+        }
+        std::fs::write(&p, "a = 1").unwrap();
+        assert_ne!(file_digest(&p).unwrap(), text_digest("a = 2"));
+        let k = |text: &str, layer: u8| {
+            let mut b = KeyBuilder::default();
+            b.source("p", Some("aws"), layer, text_digest(text));
+            b.finish().0
+        };
+        assert_ne!(k("a", 1), k("b", 1));
+        assert_ne!(k("a", 1), k("a", 2));
     }
 
     #[test]

@@ -73,43 +73,74 @@ pub fn load_layered(
                 layer::apply(&mut cat, &s);
                 return Ok((cat, notes));
             }
-            Some(s) => return merged(home, &[], Some(&s), notes),
+            Some(s) => return merged(home, None, Some(&s), notes),
         }
     }
-    let files = match overlay {
-        Some(dir) => dir_files(dir, if stored.is_some() { 2 } else { 1 })?,
-        None => Vec::new(),
-    };
-    merged(home, &files, stored.as_ref(), notes)
+    let overlay = overlay.map(|dir| (dir, if stored.is_some() { 2 } else { 1 }));
+    merged(home, overlay, stored.as_ref(), notes)
 }
 
-/// The TOML merge of the embedded catalog, `stored` and `overlay`, through the cache.
+/// The TOML merge of the embedded catalog, `stored` and the overlay directory (with its layer
+/// number), through the cache. A hit reads no overlay file into memory: each one is hashed as
+/// a stream. A miss reads them, and keys the entry by the texts it actually merged (a file
+/// changed in between gives the entry the new text's key, never the old one's).
 fn merged(
     home: &Path,
-    overlay: &[SourceFile],
+    overlay: Option<(&Path, u8)>,
     stored: Option<&layer::Layer>,
     mut notes: Vec<String>,
 ) -> anyhow::Result<(Catalog, Vec<String>)> {
-    let mut key = cache::KeyBuilder::default();
-    key.part(DIGESTED.as_bytes());
-    key.part(layer::path(home).as_os_str().as_encoded_bytes());
-    match stored {
-        // What was read, not the file now: the layer may have been replaced since.
-        Some(l) => key.part(&serde_json::to_vec(l)?),
-        None => key.part(b"no layer"),
+    let base = || -> anyhow::Result<cache::KeyBuilder> {
+        let mut key = cache::KeyBuilder::default();
+        key.part(DIGESTED.as_bytes());
+        key.part(layer::path(home).as_os_str().as_encoded_bytes());
+        match stored {
+            // What was read, not the file now: the layer may have been replaced since.
+            Some(l) => key.part(&serde_json::to_vec(l)?),
+            None => key.part(b"no layer"),
+        };
+        Ok(key)
     };
-    for f in overlay {
-        key.part(f.path.as_bytes())
-            .part(f.folder.as_deref().unwrap_or("").as_bytes())
-            .part(&[f.layer])
-            .part(f.text.as_bytes());
-    }
-    let key = key.finish();
-    if let Some(hit) = cache::read(home, &key) {
+    let paths = match overlay {
+        Some((dir, _)) => overlay_paths(dir)?,
+        None => Vec::new(),
+    };
+    let streamed = (|| -> anyhow::Result<cache::Key> {
+        let mut key = base()?;
+        if let Some((dir, layer)) = overlay {
+            for p in &paths {
+                let rel = p.strip_prefix(dir).unwrap_or(p);
+                let digest = cache::file_digest(p)?;
+                key.source(
+                    &p.display().to_string(),
+                    folder_of(rel).as_deref(),
+                    layer,
+                    digest,
+                );
+            }
+        }
+        Ok(key.finish())
+    })();
+    // A file that cannot be read now is reported by the full load below.
+    if let Some(hit) = streamed.ok().and_then(|k| cache::read(home, &k)) {
         notes.extend(hit.notes);
         return Ok((hit.catalog, notes));
     }
-    let (catalog, found) = merge(home, overlay, stored)?;
+    let files = match overlay {
+        Some((dir, layer)) => read_files(dir, &paths, layer)?,
+        None => Vec::new(),
+    };
+    let mut key = base()?;
+    for f in &files {
+        key.source(
+            &f.path,
+            f.folder.as_deref(),
+            f.layer,
+            cache::text_digest(&f.text),
+        );
+    }
+    let key = key.finish();
+    let (catalog, found) = merge(home, &files, stored)?;
     let entry = cache::Entry {
         catalog,
         notes: found,
@@ -216,18 +247,27 @@ pub fn folder_of(rel: &Path) -> Option<String> {
 
 /// Every `*.toml` under a directory, as layer `layer`.
 pub fn dir_files(dir: &Path, layer: u8) -> anyhow::Result<Vec<SourceFile>> {
+    read_files(dir, &overlay_paths(dir)?, layer)
+}
+
+/// Every `*.toml` under an overlay directory, which must exist.
+fn overlay_paths(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !dir.is_dir() {
         return Err(bad_input(format!(
             "catalog directory {} does not exist — pass a directory of .toml files to --catalog",
             dir.display()
         )));
     }
-    let paths = walk(dir)?;
+    walk(dir)
+}
+
+/// The files at `paths` under `dir`, as layer `layer`.
+fn read_files(dir: &Path, paths: &[PathBuf], layer: u8) -> anyhow::Result<Vec<SourceFile>> {
     let mut out = Vec::new();
     for p in paths {
         let text =
-            crate::input_file::read_text(&p, "catalog file", crate::input_file::MAX_CATALOG_FILE)?;
-        let rel = p.strip_prefix(dir).unwrap_or(&p);
+            crate::input_file::read_text(p, "catalog file", crate::input_file::MAX_CATALOG_FILE)?;
+        let rel = p.strip_prefix(dir).unwrap_or(p);
         out.push(SourceFile {
             path: p.display().to_string(),
             text,

@@ -134,6 +134,9 @@ pub const MAX_XML_ELEMENTS: usize = 500_000;
 
 /// The pointer segment for "every value of an object".
 const MEMBERS: &str = "{*}";
+/// The pointer segment for "an optional grouping level": every value of an object, while an
+/// array (or any other value) passes through as is.
+const GROUPS: &str = "{*?}";
 
 fn unescape_segment(s: &str) -> String {
     s.replace("~1", "/").replace("~0", "~")
@@ -142,7 +145,10 @@ fn unescape_segment(s: &str) -> String {
 /// Every value a pointer reaches. `""` is the value itself; a `*` segment steps into every
 /// element of an array or every value of an object keyed by index (`{"0": …, "1": …}`); any other
 /// value passes through unchanged. A `{*}` segment steps into every value of an object whatever
-/// its keys (`/terms/OnDemand/{*}/priceDimensions/{*}/pricePerUnit/USD`).
+/// its keys (`/terms/OnDemand/{*}/priceDimensions/{*}/pricePerUnit/USD`). A `{*?}` segment is a
+/// grouping level an answer may or may not have: it steps into every value of an object and lets
+/// an array through unchanged, so `/{*?}` reads one flat array and the same items grouped into a
+/// map of arrays (`{"ATL2": [...], "NYC1": [...]}`) alike.
 pub fn resolve_all<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
     let mut cur: Vec<&Value> = vec![root];
     if pointer.is_empty() {
@@ -155,6 +161,14 @@ pub fn resolve_all<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
             if raw == MEMBERS {
                 if let Value::Object(m) = v {
                     next.extend(m.values());
+                }
+                continue;
+            }
+            if raw == GROUPS {
+                match v {
+                    Value::Object(m) => next.extend(m.values()),
+                    Value::Null => {}
+                    other => next.push(other),
                 }
                 continue;
             }
@@ -205,7 +219,7 @@ pub fn reaches(root: &Value, pointer: &str) -> bool {
     }
     let mut cur = root;
     for raw in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
-        if raw == "*" || raw == MEMBERS {
+        if raw == "*" || raw == MEMBERS || raw == GROUPS {
             return true;
         }
         cur = match cur {
@@ -487,6 +501,40 @@ mod tests {
         assert_eq!(text_at(&v, p).as_deref(), Some("0.0114"));
         assert!(reaches(&v, p));
         assert!(resolve_all(&json!({"terms": ["x"]}), "/terms/{*}").is_empty());
+    }
+
+    #[test]
+    fn groups_segment_reads_a_flat_array_and_a_grouped_map_alike() {
+        let ids = |v: &Value| -> Vec<String> {
+            let mut out: Vec<String> = elements(v, "/{*?}")
+                .iter()
+                .filter_map(|e| text_at(e, "/id"))
+                .collect();
+            out.sort();
+            out
+        };
+        let flat = json!([{"id": 1, "dc": "A"}, {"id": 2, "dc": "B"}, {"id": 3, "dc": "B"}]);
+        let grouped =
+            json!({"A": [{"id": 1, "dc": "A"}], "B": [{"id": 2, "dc": "B"}, {"id": 3, "dc": "B"}]});
+        assert_eq!(ids(&flat), ["1", "2", "3"]);
+        assert_eq!(ids(&grouped), ["1", "2", "3"]);
+        // An empty map and an empty array are no items; both are reachable answers.
+        assert!(elements(&json!({}), "/{*?}").is_empty());
+        assert!(elements(&json!([]), "/{*?}").is_empty());
+        assert!(reaches(&json!({}), "/{*?}") && reaches(&flat, "/{*?}"));
+        // Deeper: a grouping level inside a named field.
+        let inner = json!({"items": {"g": [{"id": 7}]}});
+        assert_eq!(
+            text_at(elements(&inner, "/items/{*?}")[0], "/id").unwrap(),
+            "7"
+        );
+        assert_eq!(
+            elements(&json!({"items": [{"id": 8}]}), "/items/{*?}").len(),
+            1
+        );
+        // `{*}` still refuses an array where `{*?}` lets it through.
+        assert!(resolve_all(&json!({"t": ["x"]}), "/t/{*}").is_empty());
+        assert_eq!(resolve_all(&json!({"t": ["x"]}), "/t/{*?}").len(), 1);
     }
 
     #[test]

@@ -834,3 +834,91 @@ fn a_resumed_hivelocity_deploy_sends_the_os_name_its_product_kind_needs() {
     assert_eq!(last["osName"], "Ubuntu 24.04 (VPS)");
     assert!(bodies.iter().all(|b| b["osName"] == "Ubuntu 24.04 (VPS)"));
 }
+
+/// The inventory answered as the spec's `Inventory` (a map of `Stock` arrays keyed by facility)
+/// even though capsule asks for `group_by=flat`: the deploy and the refresh read the same
+/// products as from the flat array.
+#[test]
+fn a_grouped_inventory_answer_reads_like_the_flat_one() {
+    use crate::support::mock::MockConfig;
+    let mock = MockServer::start(
+        Provider::Hivelocity,
+        MockConfig::default().with_grouped_inventory(),
+    );
+    let out = hive(
+        &mock,
+        &[
+            "openmesh",
+            "deploy",
+            "--provider",
+            "hivelocity",
+            "--template",
+            "hive-large",
+            "--name",
+            "my-node",
+            "--region",
+            "atlanta",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    out.stdout_has("hive-large in atlanta: hivelocity product 612");
+    let bodies = create_bodies(&mock);
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["productId"], 612);
+    assert_eq!(bodies[0]["locationName"], "ATL2");
+    // The mock did answer a map: the same request, read back, is keyed by facility.
+    let inv: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v2/inventory/product")
+        .collect();
+    assert!(!inv.is_empty());
+    assert!(inv.iter().all(|r| r.q("group_by") == Some("flat")));
+
+    let mut c = capsule();
+    for (k, v) in mock.env() {
+        c = c.env(&k, v);
+    }
+    let out = c.run_args(&["openmesh", "catalog", "refresh", "--provider", "hivelocity"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let ts = listed(&c, &["--provider", "hivelocity"]);
+    let large = find(&ts, "hive-large");
+    assert_eq!(large["regions"], serde_json::json!(["atlanta", "tampa"]));
+    assert_eq!(large["price_hourly"], 0.3);
+    let gpu = find(&ts, "hive-gpu");
+    assert_eq!(gpu["regions"], serde_json::json!(["atlanta"]));
+    assert_eq!(gpu["price_hourly"], 0.79);
+}
+
+/// The mock itself answers each documented `group_by` in its documented shape, so the grouped
+/// test above exercises a map and the others an array.
+#[tokio::test]
+async fn the_inventory_mock_answers_each_group_by_in_its_shape() {
+    let mock = MockServer::new(Provider::Hivelocity);
+    let client = reqwest::Client::new();
+    let get = |q: &str| {
+        client
+            .get(format!("{}/api/v2/inventory/product?{q}", mock.url()))
+            .header("X-API-KEY", &mock.config().token)
+            .send()
+    };
+    let flat: Value = get("location=MAIN&group_by=flat")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(flat.as_array().unwrap().len(), 7);
+    let by_facility: Value = get("location=MAIN").await.unwrap().json().await.unwrap();
+    let m = by_facility.as_object().unwrap();
+    assert_eq!(m["ATL2"].as_array().unwrap().len(), 4);
+    assert_eq!(m["NYC1"].as_array().unwrap().len(), 2);
+    let by_city: Value = get("location=MAIN&group_by=city")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(by_city["Atlanta"].is_array(), "{by_city}");
+}

@@ -91,7 +91,7 @@ impl Api for Hivelocity {
         let rest = api_path(req).unwrap_or_default();
         match op {
             Op::Verify => return profile(),
-            Op::Other if rest == ["inventory", "product"] => return inventory(req),
+            Op::Other if rest == ["inventory", "product"] => return inventory(req, cx.cfg),
             Op::Create => return create(req, cx),
             Op::List => {
                 let hide = cx.cfg.hide_provisioning;
@@ -363,9 +363,11 @@ fn create(req: &Request, cx: &mut Cx) -> Resp {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Inventory (issue 11): GET /api/v2/inventory/product?location=MAIN|GPU&group_by=flat, an array of
-// the swagger's `Stock` objects: integer product ids, specs as text, prices and per-location
-// premiums, stock per facility.
+// Inventory (issue 11): GET /api/v2/inventory/product?location=MAIN|GPU&group_by=…: the swagger's
+// `Stock` objects (integer product ids, specs as text, prices and per-location premiums, stock per
+// facility). `group_by=flat` answers one array; `facility` (the default) and `city` answer the
+// spec's `Inventory`, a map of `Stock` arrays keyed by facility code or city
+// (`MockConfig::inventory_grouped` answers the map whatever is asked).
 
 /// One `Stock` row.
 #[allow(clippy::too_many_arguments)]
@@ -394,9 +396,10 @@ fn stock(
     })
 }
 
-fn inventory(req: &Request) -> Resp {
-    if req.q("group_by") != Some("flat") {
-        return err(400, "this mock answers group_by=flat only");
+fn inventory(req: &Request, cfg: &MockConfig) -> Resp {
+    let group_by = req.q("group_by").unwrap_or("facility");
+    if !matches!(group_by, "flat" | "facility" | "city") {
+        return err(400, "group_by must be 'city', 'facility' or 'flat'");
     }
     let rows = match req.q("location").unwrap_or("MAIN") {
         "GPU" => vec![
@@ -512,5 +515,30 @@ fn inventory(req: &Request) -> Resp {
             ),
         ],
     };
-    Resp::json(200, Value::Array(rows))
+    if group_by == "flat" && !cfg.inventory_grouped {
+        return Resp::json(200, Value::Array(rows));
+    }
+    let key = |dc: &str| -> String {
+        if group_by != "city" {
+            return dc.to_string();
+        }
+        match dc {
+            "ATL2" => "Atlanta",
+            "NYC1" => "New York",
+            "TPA1" | "TPA2" => "Tampa",
+            "LAX2" | "LAX3" => "Los Angeles",
+            "MIA1" => "Miami",
+            other => other,
+        }
+        .to_string()
+    };
+    let mut groups = serde_json::Map::new();
+    for row in rows {
+        let k = key(row["data_center"].as_str().unwrap_or_default());
+        let group = groups.entry(k).or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(a) = group {
+            a.push(row);
+        }
+    }
+    Resp::json(200, Value::Object(groups))
 }

@@ -205,6 +205,10 @@ pub struct MockConfig {
     /// Hivelocity: a device is absent (GET 404, not listed) until provisioning finished, as on
     /// the real API (default true); `false` shows it with `powerStatus: "OFF"` instead.
     pub hide_provisioning: bool,
+    /// Hivelocity: answer the inventory as the spec's `Inventory` map of `Stock` arrays keyed by
+    /// facility even when `group_by=flat` asks for one array (default false: `flat` is an array,
+    /// `facility`/`city` or no `group_by` a map, as documented).
+    pub inventory_grouped: bool,
     /// Give every node this public IPv4 (e.g. `127.0.0.1`, where a fake xNode listens).
     pub public_ip: Option<String>,
     /// Creates the provider refuses as it documents: `(region, why)`, region `*` for every
@@ -244,6 +248,7 @@ impl Default for MockConfig {
             public_links: false,
             plans: None,
             hide_provisioning: true,
+            inventory_grouped: false,
             public_ip: None,
             refusals: Vec::new(),
             other_accounts: Vec::new(),
@@ -254,6 +259,10 @@ impl Default for MockConfig {
 impl MockConfig {
     pub fn with_token(mut self, token: &str) -> Self {
         self.token = token.into();
+        self
+    }
+    pub fn with_grouped_inventory(mut self) -> Self {
+        self.inventory_grouped = true;
         self
     }
     pub fn with_page_size(mut self, n: usize) -> Self {
