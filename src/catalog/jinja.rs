@@ -167,7 +167,12 @@ mod tests {
     fn int_if_digits_turns_only_digit_texts_into_numbers() {
         let env = environment();
         let r = |v: serde_json::Value| {
-            render(&env, "{{ v | int_if_digits | tojson }}", context! { v => v }).unwrap()
+            render(
+                &env,
+                "{{ v | int_if_digits | tojson }}",
+                context! { v => v },
+            )
+            .unwrap()
         };
         assert_eq!(r(serde_json::json!("612")), "612");
         assert_eq!(r(serde_json::json!("007")), "7");

@@ -492,7 +492,8 @@ pub struct KeyFields {
 #[serde(deny_unknown_fields)]
 pub struct Api {
     /// Base URL, a minijinja template (`https://ec2.{{ region }}.amazonaws.com`); `region` is the
-    /// region's API id. The endpoint override replaces its scheme, host and port.
+    /// region's API id. The endpoint override replaces its scheme, host and port; an override
+    /// with a path (`http://127.0.0.1:4000/v1`) replaces the base URL's path as well.
     #[serde(default)]
     pub base_url: String,
     /// `true` when the API is per region (URL or path carry the region): listing visits every

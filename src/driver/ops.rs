@@ -996,19 +996,21 @@ impl Driver {
     }
 
     /// Where a next-page link may lead: the origin (scheme, host, port) of the request that
-    /// brought it, or that of the catalog's URL it came from before an endpoint override. The
-    /// result carries the override. `Err` is the refused link.
+    /// brought it, or that of the catalog's URL it came from before an endpoint override. A link
+    /// to the catalog's origin is moved to the override (its path prefix included); a link to
+    /// the request's origin is followed as it is. `Err` is the refused link.
     fn follow_link(&self, prep: &Prepared, mut url: reqwest::Url) -> Result<reqwest::Url, String> {
         let same = |a: &reqwest::Url, b: &reqwest::Url| {
             a.scheme() == b.scheme()
                 && a.host_str() == b.host_str()
                 && a.port_or_known_default() == b.port_or_known_default()
         };
-        if !same(&url, &prep.url) && !same(&url, &prep.api_url) {
+        let on_request = same(&url, &prep.url);
+        if !on_request && !same(&url, &prep.api_url) {
             return Err(url.to_string());
         }
-        if let Some(ep) = &self.inner.endpoint {
-            super::http::apply_override(&mut url, ep);
+        if let (false, Some(ep)) = (on_request, &prep.endpoint) {
+            super::http::apply_override(&mut url, ep, &prep.base_path);
         }
         Ok(url)
     }
