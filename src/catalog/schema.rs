@@ -1047,13 +1047,15 @@ pub struct Step {
     pub save: BTreeMap<String, String>,
 }
 
-/// An async action object to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).
+/// The async action objects to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionPoll {
-    /// Pointer to the action id in the operation's response.
-    #[serde(default)]
-    pub id: String,
+    /// Pointer to the action id in the operation's response, or a list of them: every id found
+    /// is followed, in order (`["/action/id", "/next_actions/*/id"]`: an action and the ones
+    /// queued after it; a `*` segment reaches every element of a list).
+    #[serde(default, with = "one_or_many")]
+    pub id: Vec<String>,
     /// Operation that fetches the action (available variable: `action_id`).
     #[serde(default)]
     pub operation: String,
@@ -1125,6 +1127,30 @@ pub mod cap_hours {
                 "monthly_cap_hours '{w}' is neither a number of hours nor \"none\""
             ))),
         }
+    }
+}
+
+/// A list of texts written as one text or as a list (`id = "/action/id"` or
+/// `id = ["/action/id", "/next_actions/*/id"]`); always serialized as a list.
+pub mod one_or_many {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    pub fn serialize<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match Raw::deserialize(d)? {
+            Raw::One(one) => vec![one],
+            Raw::Many(many) => many,
+        })
     }
 }
 

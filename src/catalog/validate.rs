@@ -1026,6 +1026,14 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         }
     }
     if let Some(a) = &op.action {
+        if a.id.is_empty() || a.id.iter().any(|p| !p.starts_with('/')) {
+            c.push(
+                e,
+                &path("action"),
+                "`action.id` must be a pointer starting with '/' (or a list of them), e.g. \"/action/id\""
+                    .to_string(),
+            );
+        }
         if !names.contains(&a.operation.as_str()) {
             c.push(
                 e,

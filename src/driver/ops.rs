@@ -1350,6 +1350,9 @@ impl Driver {
         Ok(resp)
     }
 
+    /// Follow every action the answer names (`action.id` may point at several): each one is
+    /// checked in the answer (the first) or fetched until it is done, failed, or the one
+    /// deadline for them all passes.
     async fn poll_action(
         &self,
         variant: &str,
@@ -1358,9 +1361,38 @@ impl Driver {
         resp: &Resp,
         follow: bool,
     ) -> Result<(), DriverError> {
-        let Some(aid) = tree::text_at(&resp.value, &action.id).filter(|s| !s.is_empty()) else {
-            return Ok(());
-        };
+        let mut ids: Vec<String> = Vec::new();
+        for ptr in &action.id {
+            for v in tree::resolve_all(&resp.value, ptr) {
+                if let Some(id) = tree::text(v).filter(|s| !s.is_empty()) {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        let deadline = Instant::now() + STEP_WAIT;
+        for (i, aid) in ids.iter().enumerate() {
+            let answer = (i == 0).then_some(&resp.value);
+            self.follow_action(variant, action, ctx, answer, aid, follow, deadline)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One action: done when `answer` (the operation's own answer, for the first action) says
+    /// so, else fetched with the action operation until it is done or failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow_action(
+        &self,
+        variant: &str,
+        action: &ActionPoll,
+        ctx: &Value,
+        answer: Option<&Value>,
+        aid: &str,
+        follow: bool,
+        deadline: Instant,
+    ) -> Result<(), DriverError> {
         let is_in = |list: &[String], s: &str| list.iter().any(|x| x.eq_ignore_ascii_case(s));
         let check = |v: &Value| -> Option<Result<(), DriverError>> {
             let st = tree::text_at(v, &action.status)?;
@@ -1376,15 +1408,14 @@ impl Driver {
                 None
             }
         };
-        if let Some(r) = check(&resp.value) {
+        if let Some(r) = answer.and_then(check) {
             return r;
         }
         if action.operation.is_empty() || !follow {
             return Ok(());
         }
         let mut c = ctx.clone();
-        set(&mut c, "action_id", aid.clone());
-        let deadline = Instant::now() + STEP_WAIT;
+        set(&mut c, "action_id", aid.to_string());
         let interval = self.poll_interval();
         loop {
             tokio::time::sleep(interval).await;

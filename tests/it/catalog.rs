@@ -804,3 +804,61 @@ fn an_endpoint_override_with_a_path_prefixes_every_request() {
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2, "both pages were read: {rows:?}");
 }
+
+/// An overlay makes the create follow every action its answer lists (`links.actions[*].id`, a
+/// list-valued `action.id`): the deploy fetches the create action from the mock until it is
+/// completed, and only then reports the node.
+#[test]
+fn an_overlay_makes_create_follow_every_action_it_lists() {
+    use crate::support::mock::{MockConfig, MockServer, Op, Provider};
+    let mock = MockServer::start(
+        Provider::DigitalOcean,
+        MockConfig::default().with_pending_polls(1),
+    );
+    let overlay = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(overlay.path().join("digitalocean")).unwrap();
+    std::fs::write(
+        overlay.path().join("digitalocean/actions.toml"),
+        r#"[api.operations.create.action]
+id = ["/links/actions/*/id", "/links/actions/0/id"]
+operation = "action"
+status = "/action/status"
+done = ["completed"]
+failed = ["errored"]
+"#,
+    )
+    .unwrap();
+    let mut cli = capsule().env("CAPSULE_CATALOG", overlay.path().to_str().unwrap());
+    for (k, v) in mock.env() {
+        cli = cli.env(&k, v);
+    }
+    cli.args([
+        "openmesh",
+        "deploy",
+        "--provider",
+        "digitalocean",
+        "--template",
+        "do-small",
+        "--region",
+        "nyc1",
+        "--name",
+        "acts-1",
+        "--yes",
+    ])
+    .ok();
+    let polls = mock.requests_for(Op::Poll);
+    assert!(!polls.is_empty(), "the create action was fetched");
+    let created = mock.requests_for(Op::Create);
+    assert_eq!(created.len(), 1);
+    let action_paths: std::collections::BTreeSet<String> =
+        polls.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        action_paths.len(),
+        1,
+        "one action, listed twice, followed once: {action_paths:?}"
+    );
+    assert!(
+        polls.iter().all(|r| r.seq > created[0].seq),
+        "polled after the create"
+    );
+}
