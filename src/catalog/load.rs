@@ -563,7 +563,11 @@ impl Merge {
                 ..Default::default()
             };
             if let Some(api) = self.apis.get(id) {
-                entry.api = typed::<Api>(files, api, &mut diags).unwrap_or_default();
+                let mut api = api.clone();
+                match super::schema::expand_operation_defaults(&mut api.table) {
+                    Ok(()) => entry.api = typed::<Api>(files, &api, &mut diags).unwrap_or_default(),
+                    Err(msg) => diags.push(at_key(files, &api, "operation_defaults", msg)),
+                }
                 origins.insert(Entity::Api(id.clone()), api.origins.clone());
             }
             catalog.providers.push(entry);
@@ -773,6 +777,21 @@ fn typed<T: DeserializeOwned>(
             None
         }
     }
+}
+
+/// A diagnostic at `key` of the entity, in the latest file that set it.
+fn at_key(files: &[SourceFile], acc: &Acc, key: &str, message: String) -> Diagnostic {
+    let o = acc
+        .origins
+        .iter()
+        .rev()
+        .find(|o| o.sets(key))
+        .or(acc.origins.last())
+        .expect("an entity has an origin");
+    let f = &files[o.file];
+    let mut path = o.path.clone();
+    path.push(Seg::Key(key.to_string()));
+    Diagnostic::at(f, locate(&f.text, &path, true), message)
 }
 
 fn missing_provider(files: &[SourceFile], origins: &[Origin], prov: &str) -> Diagnostic {

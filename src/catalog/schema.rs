@@ -534,6 +534,13 @@ pub struct Api {
     /// helper operation named by a step (`poweron`, `action`, …).
     #[serde(default)]
     pub operations: BTreeMap<String, Operation>,
+    /// `[api.operation_defaults]`: operation keys shared by the operations named in `apply_to`
+    /// (`apply_to = ["start", "stop"]`, `expect = [201]`, `action = { … }`), so a block is
+    /// written once. An operation's own keys win; tables (`query`, `headers`, `action`) merge
+    /// key by key. Applied after overlays are merged and before the catalog is checked, so an
+    /// overlay may patch the defaults or an operation alike.
+    #[serde(default, skip_serializing)]
+    pub operation_defaults: Option<OperationDefaults>,
     /// Alternative operation sets chosen by a template's `api_variant`; each entry overrides the
     /// named operations only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -1002,6 +1009,72 @@ pub struct Operation {
     pub action: Option<ActionPoll>,
 }
 
+/// `[api.operation_defaults]`: `apply_to` and any keys of an operation.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct OperationDefaults {
+    /// The operations (keys of `[api.operations]`) that take these keys.
+    #[serde(default)]
+    pub apply_to: Vec<String>,
+    /// Operation keys (`method`, `expect`, `encoding`, `action`, …), checked as an operation.
+    #[serde(flatten)]
+    pub keys: toml::Table,
+}
+
+/// The `[api]` table with `[api.operation_defaults]` written into the operations it names and
+/// then removed. `Err` says what is wrong with the defaults (an operation `apply_to` names that
+/// does not exist, a key no operation has).
+pub fn expand_operation_defaults(api: &mut toml::Table) -> Result<(), String> {
+    let Some(raw) = api.remove("operation_defaults") else {
+        return Ok(());
+    };
+    let defaults: OperationDefaults = raw
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("api.operation_defaults: {}", e.message().trim()))?;
+    toml::Value::Table(defaults.keys.clone())
+        .try_into::<Operation>()
+        .map_err(|e| format!("api.operation_defaults: {}", e.message().trim()))?;
+    let mut ops = match api.remove("operations") {
+        Some(toml::Value::Table(t)) => t,
+        Some(other) => {
+            api.insert("operations".into(), other);
+            return Ok(());
+        }
+        None => toml::Table::new(),
+    };
+    if defaults.apply_to.is_empty() {
+        return Err(
+            "api.operation_defaults has no `apply_to` — list the operations that take these keys"
+                .to_string(),
+        );
+    }
+    for name in &defaults.apply_to {
+        let Some(toml::Value::Table(op)) = ops.get_mut(name) else {
+            let known: Vec<&str> = ops.keys().map(String::as_str).collect();
+            return Err(format!(
+                "api.operation_defaults.apply_to names '{name}', which is not an operation of [api.operations] — use one of: {}",
+                known.join(", ")
+            ));
+        };
+        let mut merged = defaults.keys.clone();
+        overlay_table(&mut merged, std::mem::take(op));
+        *op = merged;
+    }
+    api.insert("operations".into(), toml::Value::Table(ops));
+    Ok(())
+}
+
+/// `patch` over `base`: tables merge key by key, any other value replaces.
+fn overlay_table(base: &mut toml::Table, patch: toml::Table) {
+    for (k, v) in patch {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(p)) => overlay_table(b, p),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 /// `sign = { service = "pricing", region = "us-east-1" }` on an operation.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -1167,5 +1240,82 @@ pub mod cap_hours_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         super::cap_hours::deserialize(d).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(text: &str) -> toml::Table {
+        let mut doc: toml::Table = toml::from_str(text).unwrap();
+        match doc.remove("api") {
+            Some(toml::Value::Table(t)) => t,
+            _ => panic!("no [api]"),
+        }
+    }
+
+    #[test]
+    fn operation_defaults_fill_the_operations_they_name() {
+        let mut t = api(r#"
+[api.operation_defaults]
+apply_to = ["start", "stop"]
+method = "POST"
+expect = [201]
+query = { a = "1", b = "2" }
+action = { id = "/action/id", operation = "get", status = "/s", done = ["ok"] }
+
+[api.operations.start]
+path = "/start"
+query = { b = "own" }
+
+[api.operations.stop]
+path = "/stop"
+expect = [202]
+
+[api.operations.get]
+method = "GET"
+path = "/get"
+"#);
+        expand_operation_defaults(&mut t).unwrap();
+        assert!(!t.contains_key("operation_defaults"));
+        let a: Api = toml::Value::Table(t).try_into().unwrap();
+        let start = &a.operations["start"];
+        assert_eq!(
+            (start.method.as_str(), start.expect.as_slice()),
+            ("POST", &[201][..])
+        );
+        assert_eq!(start.query["a"], "1");
+        assert_eq!(start.query["b"], "own", "the operation's own key wins");
+        assert_eq!(start.action.as_ref().unwrap().id, ["/action/id"]);
+        assert_eq!(a.operations["stop"].expect, [202]);
+        assert_eq!(a.operations["get"].method, "GET");
+        assert!(
+            a.operations["get"].action.is_none(),
+            "not named in apply_to"
+        );
+    }
+
+    #[test]
+    fn operation_defaults_errors_name_the_problem() {
+        let mut t = api("[api.operation_defaults]\napply_to = [\"nope\"]\nmethod = \"GET\"\n[api.operations.get]\npath = \"/\"\n");
+        let e = expand_operation_defaults(&mut t).unwrap_err();
+        assert!(e.contains("'nope'") && e.contains("use one of: get"), "{e}");
+        let mut t = api("[api.operation_defaults]\napply_to = [\"get\"]\nmethd = \"GET\"\n[api.operations.get]\npath = \"/\"\n");
+        let e = expand_operation_defaults(&mut t).unwrap_err();
+        assert!(e.contains("methd"), "{e}");
+        let mut t = api("[api.operation_defaults]\nmethod = \"GET\"\n");
+        let e = expand_operation_defaults(&mut t).unwrap_err();
+        assert!(e.contains("apply_to"), "{e}");
+        let mut t = api("[api.operations.get]\npath = \"/\"\n");
+        expand_operation_defaults(&mut t).unwrap();
+    }
+
+    #[test]
+    fn an_action_id_is_one_pointer_or_a_list() {
+        let one: ActionPoll = toml::from_str("id = \"/a/id\"").unwrap();
+        assert_eq!(one.id, ["/a/id"]);
+        let many: ActionPoll = toml::from_str("id = [\"/a/id\", \"/n/*/id\"]").unwrap();
+        assert_eq!(many.id, ["/a/id", "/n/*/id"]);
     }
 }
