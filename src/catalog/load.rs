@@ -195,6 +195,10 @@ fn humanize_serde(raw: &str) -> String {
             ),
         };
     }
+    if let Some(rest) = raw.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or("");
+        return format!("missing key '{field}' — add it to this table");
+    }
     if let Some(rest) = raw.strip_prefix("invalid type: ") {
         return format!("wrong type: {rest}");
     }
@@ -747,11 +751,14 @@ fn apply_permutation<T>(v: &mut [T], order: &[usize]) {
     }
 }
 
-/// Tables merge key by key; anything else replaces.
+/// Tables merge key by key; anything else replaces. A table that names its variant (`paging =
+/// { style = … }`) replaces the old one whole: the keys of one style mean nothing in another.
 fn deep_merge(base: &mut toml::Table, patch: toml::Table) {
     for (k, v) in patch {
         match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(p)) => deep_merge(b, p),
+            (Some(toml::Value::Table(b)), toml::Value::Table(p)) if !p.contains_key("style") => {
+                deep_merge(b, p)
+            }
             (_, v) => {
                 base.insert(k, v);
             }

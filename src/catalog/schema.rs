@@ -1141,35 +1141,108 @@ pub struct ActionPoll {
     pub failed: Vec<String>,
 }
 
-/// `[api.operations.list.paging]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Paging {
-    /// `none` (default), `page` (page numbers until `total_pages`/`total`/a short page),
-    /// `next_link` (a full URL at `next`), `cursor` (a token at `next` sent back as
-    /// `cursor_param`), `token` (NextToken style, same as cursor but in the body for form APIs).
-    #[serde(default)]
-    pub style: String,
-    /// Query parameter carrying the page number (page style).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub page_param: String,
-    /// Query parameter carrying the page size, and the size to ask for.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub size_param: String,
-    #[serde(default)]
-    pub size: u32,
-    /// Pointer to the next link / cursor / token.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub next: String,
-    /// Parameter that carries the cursor/token back.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cursor_param: String,
-    /// Pointer to the number of pages (page style).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub total_pages: String,
-    /// Pointer to the total item count, or a response header name prefixed with `header:`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub total: String,
+/// `paging = { style = "…", … }` on a list operation: how the next page is asked for. Each
+/// style has its own keys; a key of another style, or a style's required key left out, is an
+/// error. An overlay that changes `paging` writes the whole table (it replaces the old one).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Paging {
+    /// One answer holds the whole list (the default).
+    #[default]
+    None,
+    /// Page numbers 1, 2, … in `page_param`, until `total_pages` pages, `total` items, or a page
+    /// shorter than `size` (or an empty one).
+    Page {
+        /// Query parameter carrying the page number.
+        page_param: String,
+        /// Query parameter carrying the page size, and the size to ask for.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        size_param: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        size: u32,
+        /// Pointer to the number of pages.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        total_pages: String,
+        /// Pointer to the total item count, or a response header named as `header:Name`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        total: String,
+    },
+    /// A full URL of the next page at the pointer `next` (on the API's own origin).
+    NextLink {
+        /// Pointer to the next page's URL; absent or empty on the last page.
+        next: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        size_param: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        size: u32,
+    },
+    /// A cursor at the pointer `next`, sent back as the query parameter `cursor_param`.
+    Cursor {
+        /// Pointer to the cursor; absent or empty on the last page.
+        next: String,
+        /// Query parameter that carries the cursor back (default `cursor`).
+        #[serde(default = "default_cursor_param")]
+        cursor_param: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        size_param: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        size: u32,
+    },
+    /// NextToken style: like `cursor`, but a form body carries the token (and the size).
+    Token {
+        /// Pointer to the token; absent or empty on the last page.
+        next: String,
+        /// Parameter that carries the token back (default `cursor`).
+        #[serde(default = "default_cursor_param")]
+        cursor_param: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        size_param: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        size: u32,
+    },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn default_cursor_param() -> String {
+    "cursor".to_string()
+}
+
+impl Paging {
+    /// The page-size parameter and the size to ask for, when the style takes one.
+    pub fn size(&self) -> Option<(&str, u32)> {
+        let (param, size) = match self {
+            Paging::None => return None,
+            Paging::Page {
+                size_param, size, ..
+            }
+            | Paging::NextLink {
+                size_param, size, ..
+            }
+            | Paging::Cursor {
+                size_param, size, ..
+            }
+            | Paging::Token {
+                size_param, size, ..
+            } => (size_param, *size),
+        };
+        (!param.is_empty() && size > 0).then_some((param.as_str(), size))
+    }
+
+    /// The pointers (and `header:` forms) the style reads, by key, for validation.
+    pub fn pointers(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Paging::None => vec![],
+            Paging::Page {
+                total_pages, total, ..
+            } => vec![("total_pages", total_pages), ("total", total)],
+            Paging::NextLink { next, .. }
+            | Paging::Cursor { next, .. }
+            | Paging::Token { next, .. } => vec![("next", next)],
+        }
+    }
 }
 
 /// `monthly_cap_hours`: a number of hours, or `"none"` for "no monthly cap" (`f64::INFINITY`).
@@ -1309,6 +1382,46 @@ path = "/get"
         assert!(e.contains("apply_to"), "{e}");
         let mut t = api("[api.operations.get]\npath = \"/\"\n");
         expand_operation_defaults(&mut t).unwrap();
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct P {
+        paging: Paging,
+    }
+
+    #[test]
+    fn paging_styles_take_their_own_keys_only() {
+        let p = |t: &str| toml::from_str::<P>(t).map(|p| p.paging);
+        let e = p(r#"paging = { style = "page" }"#).unwrap_err().to_string();
+        assert!(
+            e.contains("page_param"),
+            "a page style needs its parameter: {e}"
+        );
+        let e = p(r#"paging = { style = "cursor", next = "/n", page_param = "p" }"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("page_param"), "{e}");
+        let e = p(r#"paging = { style = "pages", page_param = "p" }"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("next_link"), "the styles are listed: {e}");
+        assert_eq!(
+            p(r#"paging = { style = "cursor", next = "/n" }"#).unwrap(),
+            Paging::Cursor {
+                next: "/n".into(),
+                cursor_param: "cursor".into(),
+                size_param: String::new(),
+                size: 0
+            }
+        );
+        let page =
+            p(r#"paging = { style = "page", page_param = "p", size_param = "n", size = 5 }"#)
+                .unwrap();
+        assert_eq!(page.size(), Some(("n", 5)));
+        assert_eq!(Paging::default().size(), None);
+        // The pre-digested catalog reads back the same.
+        let json = serde_json::to_string(&page).unwrap();
+        assert_eq!(serde_json::from_str::<Paging>(&json).unwrap(), page);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::http::{backoff, Body, Mode, Prepared, Resp};
 use super::outcome::{self, Certainty, CreateOutcome};
 use super::tree;
 use super::{Cleanup, CleanupState, Driver, Lifecycle, Node, NodeRef, NodeState, RenderedRequest};
-use crate::catalog::schema::{ActionPoll, Step};
+use crate::catalog::schema::{ActionPoll, Paging, Step};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -841,16 +841,10 @@ impl Driver {
             .ok_or_else(|| self.no_op(name, variant))?;
         let mut prep = self.prepare(name, op, ctx)?;
         let pg = &op.paging;
-        let style = pg.style.as_str();
-        if !pg.size_param.is_empty() && pg.size > 0 {
-            match style {
-                "token" if prep.body.is_some() => {
-                    if let Some(b) = prep.body.as_mut() {
-                        b.set_param(&pg.size_param, pg.size.to_string().into());
-                    }
-                }
-                "" | "none" => {}
-                _ => prep.set_query(&pg.size_param, &pg.size.to_string()),
+        if let Some((param, size)) = pg.size() {
+            match (pg, prep.body.as_mut()) {
+                (Paging::Token { .. }, Some(b)) => b.set_param(param, size.to_string().into()),
+                _ => prep.set_query(param, &size.to_string()),
             }
         }
         let mut out = Vec::new();
@@ -874,8 +868,8 @@ impl Driver {
                 )));
             }
             pages += 1;
-            if style == "page" && !pg.page_param.is_empty() {
-                prep.set_query(&pg.page_param, &page.to_string());
+            if let Paging::Page { page_param, .. } = pg {
+                prep.set_query(page_param, &page.to_string());
             }
             let resp = self.send(&prep, Mode::Safe).await?;
             let value = self.read_value(name, &op.node, &resp, true)?;
@@ -892,14 +886,20 @@ impl Driver {
             } else {
                 out.extend(items.into_iter().cloned());
             }
-            match style {
-                "page" => {
-                    if pg.page_param.is_empty() || n == 0 {
+            match pg {
+                Paging::None => break,
+                Paging::Page {
+                    size,
+                    total_pages,
+                    total,
+                    ..
+                } => {
+                    if n == 0 {
                         break;
                     }
-                    if !pg.total_pages.is_empty() {
-                        if let Some(tp) = tree::text_at(value, &pg.total_pages)
-                            .and_then(|t| t.parse::<u64>().ok())
+                    if !total_pages.is_empty() {
+                        if let Some(tp) =
+                            tree::text_at(value, total_pages).and_then(|t| t.parse::<u64>().ok())
                         {
                             if page >= tp {
                                 break;
@@ -908,18 +908,17 @@ impl Driver {
                             continue;
                         }
                     }
-                    if let Some(total) = total_of(&resp, &pg.total) {
+                    if let Some(total) = total_of(&resp, total) {
                         if out.len() as u64 >= total {
                             break;
                         }
-                    } else if pg.size > 0 && (n as u64) < u64::from(pg.size) {
+                    } else if *size > 0 && (n as u64) < u64::from(*size) {
                         break;
                     }
                     page += 1;
                 }
-                "next_link" => {
-                    let Some(next) =
-                        tree::text_at(value, &pg.next).filter(|s| !s.trim().is_empty())
+                Paging::NextLink { next, .. } => {
+                    let Some(next) = tree::text_at(value, next).filter(|s| !s.trim().is_empty())
                     else {
                         break;
                     };
@@ -946,9 +945,13 @@ impl Driver {
                         )
                     })?;
                 }
-                "cursor" | "token" => {
-                    let Some(token) = tree::text_at(value, &pg.next).filter(|s| !s.is_empty())
-                    else {
+                Paging::Cursor {
+                    next, cursor_param, ..
+                }
+                | Paging::Token {
+                    next, cursor_param, ..
+                } => {
+                    let Some(token) = tree::text_at(value, next).filter(|s| !s.is_empty()) else {
                         break;
                     };
                     if !seen.insert(token.clone()) {
@@ -956,17 +959,16 @@ impl Driver {
                             "the server sent the same page token twice".to_string(),
                         ));
                     }
-                    let param = if pg.cursor_param.is_empty() {
+                    let param = if cursor_param.is_empty() {
                         "cursor"
                     } else {
-                        pg.cursor_param.as_str()
+                        cursor_param.as_str()
                     };
-                    match (style, prep.body.as_mut()) {
-                        ("token", Some(b)) => b.set_param(param, token.into()),
+                    match (pg, prep.body.as_mut()) {
+                        (Paging::Token { .. }, Some(b)) => b.set_param(param, token.into()),
                         _ => prep.set_query(param, &token),
                     }
                 }
-                _ => break,
             }
         }
         Ok(out)
