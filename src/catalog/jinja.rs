@@ -1,6 +1,6 @@
 //! The one minijinja setup every catalog template runs under, at build time, in validation and
-//! in the driver: a fuel budget, a recursion limit, an output-size cap and the `shell_quote`
-//! filter.
+//! in the driver: a fuel budget, a recursion limit, an output-size cap and the `shell_quote` and
+//! `int_if_digits` filters.
 //!
 //! Catalog templates are code from a file anyone can pass with `--catalog`, so a render is
 //! bounded: a loop that never ends runs out of fuel, and output past [`MAX_OUTPUT`] stops the
@@ -25,6 +25,7 @@ pub fn environment() -> Environment<'static> {
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(RECURSION_LIMIT);
     env.add_filter("shell_quote", shell_quote);
+    env.add_filter("int_if_digits", int_if_digits);
     // `namespace()` is the one way a loop can carry a growing value from one iteration to the
     // next (doubling a string 40 times takes 40 steps of fuel); no catalog template needs it.
     env.remove_global("namespace");
@@ -50,6 +51,18 @@ pub fn shell_quote(value: Value) -> String {
     }
     out.push('\'');
     out
+}
+
+/// A text made only of ASCII digits (`"612"`) as the integer it spells, so a JSON body sends
+/// `612` where an API wants a number; any other value (a number, a word such as `BM-2020-3`, an
+/// empty text, none, digits past the 64-bit range) is returned unchanged.
+pub fn int_if_digits(value: Value) -> Value {
+    match value.as_str() {
+        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<u64>().map_or(value.clone(), Value::from)
+        }
+        _ => value,
+    }
 }
 
 /// Why a render failed.
@@ -148,6 +161,31 @@ mod tests {
         assert_eq!(shell_quote(Value::from("it's")), "'it'\\''s'");
         assert_eq!(shell_quote(Value::from(())), "''");
         assert_eq!(shell_quote(Value::from(42)), "'42'");
+    }
+
+    #[test]
+    fn int_if_digits_turns_only_digit_texts_into_numbers() {
+        let env = environment();
+        let r = |v: serde_json::Value| {
+            render(
+                &env,
+                "{{ v | int_if_digits | tojson }}",
+                context! { v => v },
+            )
+            .unwrap()
+        };
+        assert_eq!(r(serde_json::json!("612")), "612");
+        assert_eq!(r(serde_json::json!("007")), "7");
+        assert_eq!(r(serde_json::json!(42)), "42");
+        assert_eq!(r(serde_json::json!("BM-2020-3")), "\"BM-2020-3\"");
+        assert_eq!(r(serde_json::json!("12a")), "\"12a\"");
+        assert_eq!(r(serde_json::json!("-5")), "\"-5\"");
+        assert_eq!(r(serde_json::json!("")), "\"\"");
+        assert_eq!(r(serde_json::json!(null)), "null");
+        assert_eq!(
+            r(serde_json::json!("99999999999999999999999")),
+            "\"99999999999999999999999\""
+        );
     }
 
     /// Source a file of `NAME=<quoted>` lines with `/bin/sh` in a scratch directory: nothing may

@@ -195,6 +195,10 @@ fn humanize_serde(raw: &str) -> String {
             ),
         };
     }
+    if let Some(rest) = raw.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or("");
+        return format!("missing key '{field}' — add it to this table");
+    }
     if let Some(rest) = raw.strip_prefix("invalid type: ") {
         return format!("wrong type: {rest}");
     }
@@ -563,7 +567,11 @@ impl Merge {
                 ..Default::default()
             };
             if let Some(api) = self.apis.get(id) {
-                entry.api = typed::<Api>(files, api, &mut diags).unwrap_or_default();
+                let mut api = api.clone();
+                match super::schema::expand_operation_defaults(&mut api.table) {
+                    Ok(()) => entry.api = typed::<Api>(files, &api, &mut diags).unwrap_or_default(),
+                    Err(msg) => diags.push(at_key(files, &api, "operation_defaults", msg)),
+                }
                 origins.insert(Entity::Api(id.clone()), api.origins.clone());
             }
             catalog.providers.push(entry);
@@ -743,11 +751,14 @@ fn apply_permutation<T>(v: &mut [T], order: &[usize]) {
     }
 }
 
-/// Tables merge key by key; anything else replaces.
+/// Tables merge key by key; anything else replaces. A table that names its variant (`paging =
+/// { style = … }`) replaces the old one whole: the keys of one style mean nothing in another.
 fn deep_merge(base: &mut toml::Table, patch: toml::Table) {
     for (k, v) in patch {
         match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(p)) => deep_merge(b, p),
+            (Some(toml::Value::Table(b)), toml::Value::Table(p)) if !p.contains_key("style") => {
+                deep_merge(b, p)
+            }
             (_, v) => {
                 base.insert(k, v);
             }
@@ -773,6 +784,21 @@ fn typed<T: DeserializeOwned>(
             None
         }
     }
+}
+
+/// A diagnostic at `key` of the entity, in the latest file that set it.
+fn at_key(files: &[SourceFile], acc: &Acc, key: &str, message: String) -> Diagnostic {
+    let o = acc
+        .origins
+        .iter()
+        .rev()
+        .find(|o| o.sets(key))
+        .or(acc.origins.last())
+        .expect("an entity has an origin");
+    let f = &files[o.file];
+    let mut path = o.path.clone();
+    path.push(Seg::Key(key.to_string()));
+    Diagnostic::at(f, locate(&f.text, &path, true), message)
 }
 
 fn missing_provider(files: &[SourceFile], origins: &[Origin], prov: &str) -> Diagnostic {

@@ -492,7 +492,8 @@ pub struct KeyFields {
 #[serde(deny_unknown_fields)]
 pub struct Api {
     /// Base URL, a minijinja template (`https://ec2.{{ region }}.amazonaws.com`); `region` is the
-    /// region's API id. The endpoint override replaces its scheme, host and port.
+    /// region's API id. The endpoint override replaces its scheme, host and port; an override
+    /// with a path (`http://127.0.0.1:4000/v1`) replaces the base URL's path as well.
     #[serde(default)]
     pub base_url: String,
     /// `true` when the API is per region (URL or path carry the region): listing visits every
@@ -533,6 +534,13 @@ pub struct Api {
     /// helper operation named by a step (`poweron`, `action`, …).
     #[serde(default)]
     pub operations: BTreeMap<String, Operation>,
+    /// `[api.operation_defaults]`: operation keys shared by the operations named in `apply_to`
+    /// (`apply_to = ["start", "stop"]`, `expect = [201]`, `action = { … }`), so a block is
+    /// written once. An operation's own keys win; tables (`query`, `headers`, `action`) merge
+    /// key by key. Applied after overlays are merged and before the catalog is checked, so an
+    /// overlay may patch the defaults or an operation alike.
+    #[serde(default, skip_serializing)]
+    pub operation_defaults: Option<OperationDefaults>,
     /// Alternative operation sets chosen by a template's `api_variant`; each entry overrides the
     /// named operations only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -1001,6 +1009,72 @@ pub struct Operation {
     pub action: Option<ActionPoll>,
 }
 
+/// `[api.operation_defaults]`: `apply_to` and any keys of an operation.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct OperationDefaults {
+    /// The operations (keys of `[api.operations]`) that take these keys.
+    #[serde(default)]
+    pub apply_to: Vec<String>,
+    /// Operation keys (`method`, `expect`, `encoding`, `action`, …), checked as an operation.
+    #[serde(flatten)]
+    pub keys: toml::Table,
+}
+
+/// The `[api]` table with `[api.operation_defaults]` written into the operations it names and
+/// then removed. `Err` says what is wrong with the defaults (an operation `apply_to` names that
+/// does not exist, a key no operation has).
+pub fn expand_operation_defaults(api: &mut toml::Table) -> Result<(), String> {
+    let Some(raw) = api.remove("operation_defaults") else {
+        return Ok(());
+    };
+    let defaults: OperationDefaults = raw
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("api.operation_defaults: {}", e.message().trim()))?;
+    toml::Value::Table(defaults.keys.clone())
+        .try_into::<Operation>()
+        .map_err(|e| format!("api.operation_defaults: {}", e.message().trim()))?;
+    let mut ops = match api.remove("operations") {
+        Some(toml::Value::Table(t)) => t,
+        Some(other) => {
+            api.insert("operations".into(), other);
+            return Ok(());
+        }
+        None => toml::Table::new(),
+    };
+    if defaults.apply_to.is_empty() {
+        return Err(
+            "api.operation_defaults has no `apply_to` — list the operations that take these keys"
+                .to_string(),
+        );
+    }
+    for name in &defaults.apply_to {
+        let Some(toml::Value::Table(op)) = ops.get_mut(name) else {
+            let known: Vec<&str> = ops.keys().map(String::as_str).collect();
+            return Err(format!(
+                "api.operation_defaults.apply_to names '{name}', which is not an operation of [api.operations] — use one of: {}",
+                known.join(", ")
+            ));
+        };
+        let mut merged = defaults.keys.clone();
+        overlay_table(&mut merged, std::mem::take(op));
+        *op = merged;
+    }
+    api.insert("operations".into(), toml::Value::Table(ops));
+    Ok(())
+}
+
+/// `patch` over `base`: tables merge key by key, any other value replaces.
+fn overlay_table(base: &mut toml::Table, patch: toml::Table) {
+    for (k, v) in patch {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(p)) => overlay_table(b, p),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 /// `sign = { service = "pricing", region = "us-east-1" }` on an operation.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -1046,13 +1120,15 @@ pub struct Step {
     pub save: BTreeMap<String, String>,
 }
 
-/// An async action object to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).
+/// The async action objects to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionPoll {
-    /// Pointer to the action id in the operation's response.
-    #[serde(default)]
-    pub id: String,
+    /// Pointer to the action id in the operation's response, or a list of them: every id found
+    /// is followed, in order (`["/action/id", "/next_actions/*/id"]`: an action and the ones
+    /// queued after it; a `*` segment reaches every element of a list).
+    #[serde(default, with = "one_or_many")]
+    pub id: Vec<String>,
     /// Operation that fetches the action (available variable: `action_id`).
     #[serde(default)]
     pub operation: String,
@@ -1065,35 +1141,108 @@ pub struct ActionPoll {
     pub failed: Vec<String>,
 }
 
-/// `[api.operations.list.paging]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Paging {
-    /// `none` (default), `page` (page numbers until `total_pages`/`total`/a short page),
-    /// `next_link` (a full URL at `next`), `cursor` (a token at `next` sent back as
-    /// `cursor_param`), `token` (NextToken style, same as cursor but in the body for form APIs).
-    #[serde(default)]
-    pub style: String,
-    /// Query parameter carrying the page number (page style).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub page_param: String,
-    /// Query parameter carrying the page size, and the size to ask for.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub size_param: String,
-    #[serde(default)]
-    pub size: u32,
-    /// Pointer to the next link / cursor / token.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub next: String,
-    /// Parameter that carries the cursor/token back.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cursor_param: String,
-    /// Pointer to the number of pages (page style).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub total_pages: String,
-    /// Pointer to the total item count, or a response header name prefixed with `header:`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub total: String,
+/// `paging = { style = "…", … }` on a list operation: how the next page is asked for. Each
+/// style has its own keys; a key of another style, or a style's required key left out, is an
+/// error. An overlay that changes `paging` writes the whole table (it replaces the old one).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Paging {
+    /// One answer holds the whole list (the default).
+    #[default]
+    None,
+    /// Page numbers 1, 2, … in `page_param`, until `total_pages` pages, `total` items, or a page
+    /// shorter than `size` (or an empty one).
+    Page {
+        /// Query parameter carrying the page number.
+        page_param: String,
+        /// Query parameter carrying the page size, and the size to ask for.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        size_param: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        size: u32,
+        /// Pointer to the number of pages.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        total_pages: String,
+        /// Pointer to the total item count, or a response header named as `header:Name`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        total: String,
+    },
+    /// A full URL of the next page at the pointer `next` (on the API's own origin).
+    NextLink {
+        /// Pointer to the next page's URL; absent or empty on the last page.
+        next: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        size_param: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        size: u32,
+    },
+    /// A cursor at the pointer `next`, sent back as the query parameter `cursor_param`.
+    Cursor {
+        /// Pointer to the cursor; absent or empty on the last page.
+        next: String,
+        /// Query parameter that carries the cursor back (default `cursor`).
+        #[serde(default = "default_cursor_param")]
+        cursor_param: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        size_param: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        size: u32,
+    },
+    /// NextToken style: like `cursor`, but a form body carries the token (and the size).
+    Token {
+        /// Pointer to the token; absent or empty on the last page.
+        next: String,
+        /// Parameter that carries the token back (default `cursor`).
+        #[serde(default = "default_cursor_param")]
+        cursor_param: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        size_param: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        size: u32,
+    },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn default_cursor_param() -> String {
+    "cursor".to_string()
+}
+
+impl Paging {
+    /// The page-size parameter and the size to ask for, when the style takes one.
+    pub fn size(&self) -> Option<(&str, u32)> {
+        let (param, size) = match self {
+            Paging::None => return None,
+            Paging::Page {
+                size_param, size, ..
+            }
+            | Paging::NextLink {
+                size_param, size, ..
+            }
+            | Paging::Cursor {
+                size_param, size, ..
+            }
+            | Paging::Token {
+                size_param, size, ..
+            } => (size_param, *size),
+        };
+        (!param.is_empty() && size > 0).then_some((param.as_str(), size))
+    }
+
+    /// The pointers (and `header:` forms) the style reads, by key, for validation.
+    pub fn pointers(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Paging::None => vec![],
+            Paging::Page {
+                total_pages, total, ..
+            } => vec![("total_pages", total_pages), ("total", total)],
+            Paging::NextLink { next, .. }
+            | Paging::Cursor { next, .. }
+            | Paging::Token { next, .. } => vec![("next", next)],
+        }
+    }
 }
 
 /// `monthly_cap_hours`: a number of hours, or `"none"` for "no monthly cap" (`f64::INFINITY`).
@@ -1127,6 +1276,30 @@ pub mod cap_hours {
     }
 }
 
+/// A list of texts written as one text or as a list (`id = "/action/id"` or
+/// `id = ["/action/id", "/next_actions/*/id"]`); always serialized as a list.
+pub mod one_or_many {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    pub fn serialize<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match Raw::deserialize(d)? {
+            Raw::One(one) => vec![one],
+            Raw::Many(many) => many,
+        })
+    }
+}
+
 /// [`cap_hours`] for an optional field.
 pub mod cap_hours_opt {
     use serde::{Deserializer, Serializer};
@@ -1140,5 +1313,122 @@ pub mod cap_hours_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         super::cap_hours::deserialize(d).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(text: &str) -> toml::Table {
+        let mut doc: toml::Table = toml::from_str(text).unwrap();
+        match doc.remove("api") {
+            Some(toml::Value::Table(t)) => t,
+            _ => panic!("no [api]"),
+        }
+    }
+
+    #[test]
+    fn operation_defaults_fill_the_operations_they_name() {
+        let mut t = api(r#"
+[api.operation_defaults]
+apply_to = ["start", "stop"]
+method = "POST"
+expect = [201]
+query = { a = "1", b = "2" }
+action = { id = "/action/id", operation = "get", status = "/s", done = ["ok"] }
+
+[api.operations.start]
+path = "/start"
+query = { b = "own" }
+
+[api.operations.stop]
+path = "/stop"
+expect = [202]
+
+[api.operations.get]
+method = "GET"
+path = "/get"
+"#);
+        expand_operation_defaults(&mut t).unwrap();
+        assert!(!t.contains_key("operation_defaults"));
+        let a: Api = toml::Value::Table(t).try_into().unwrap();
+        let start = &a.operations["start"];
+        assert_eq!(
+            (start.method.as_str(), start.expect.as_slice()),
+            ("POST", &[201][..])
+        );
+        assert_eq!(start.query["a"], "1");
+        assert_eq!(start.query["b"], "own", "the operation's own key wins");
+        assert_eq!(start.action.as_ref().unwrap().id, ["/action/id"]);
+        assert_eq!(a.operations["stop"].expect, [202]);
+        assert_eq!(a.operations["get"].method, "GET");
+        assert!(
+            a.operations["get"].action.is_none(),
+            "not named in apply_to"
+        );
+    }
+
+    #[test]
+    fn operation_defaults_errors_name_the_problem() {
+        let mut t = api("[api.operation_defaults]\napply_to = [\"nope\"]\nmethod = \"GET\"\n[api.operations.get]\npath = \"/\"\n");
+        let e = expand_operation_defaults(&mut t).unwrap_err();
+        assert!(e.contains("'nope'") && e.contains("use one of: get"), "{e}");
+        let mut t = api("[api.operation_defaults]\napply_to = [\"get\"]\nmethd = \"GET\"\n[api.operations.get]\npath = \"/\"\n");
+        let e = expand_operation_defaults(&mut t).unwrap_err();
+        assert!(e.contains("methd"), "{e}");
+        let mut t = api("[api.operation_defaults]\nmethod = \"GET\"\n");
+        let e = expand_operation_defaults(&mut t).unwrap_err();
+        assert!(e.contains("apply_to"), "{e}");
+        let mut t = api("[api.operations.get]\npath = \"/\"\n");
+        expand_operation_defaults(&mut t).unwrap();
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct P {
+        paging: Paging,
+    }
+
+    #[test]
+    fn paging_styles_take_their_own_keys_only() {
+        let p = |t: &str| toml::from_str::<P>(t).map(|p| p.paging);
+        let e = p(r#"paging = { style = "page" }"#).unwrap_err().to_string();
+        assert!(
+            e.contains("page_param"),
+            "a page style needs its parameter: {e}"
+        );
+        let e = p(r#"paging = { style = "cursor", next = "/n", page_param = "p" }"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("page_param"), "{e}");
+        let e = p(r#"paging = { style = "pages", page_param = "p" }"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("next_link"), "the styles are listed: {e}");
+        assert_eq!(
+            p(r#"paging = { style = "cursor", next = "/n" }"#).unwrap(),
+            Paging::Cursor {
+                next: "/n".into(),
+                cursor_param: "cursor".into(),
+                size_param: String::new(),
+                size: 0
+            }
+        );
+        let page =
+            p(r#"paging = { style = "page", page_param = "p", size_param = "n", size = 5 }"#)
+                .unwrap();
+        assert_eq!(page.size(), Some(("n", 5)));
+        assert_eq!(Paging::default().size(), None);
+        // The pre-digested catalog reads back the same.
+        let json = serde_json::to_string(&page).unwrap();
+        assert_eq!(serde_json::from_str::<Paging>(&json).unwrap(), page);
+    }
+
+    #[test]
+    fn an_action_id_is_one_pointer_or_a_list() {
+        let one: ActionPoll = toml::from_str("id = \"/a/id\"").unwrap();
+        assert_eq!(one.id, ["/a/id"]);
+        let many: ActionPoll = toml::from_str("id = [\"/a/id\", \"/n/*/id\"]").unwrap();
+        assert_eq!(many.id, ["/a/id", "/n/*/id"]);
     }
 }

@@ -47,7 +47,6 @@ pub const CONTINENTS: &[&str] = &[
 pub const ARCHES: &[&str] = &["x86_64", "arm64"];
 pub const SSH_KEY_MODES: &[&str] = &["key-id", "public-key", "none"];
 pub const AUTH_SCHEMES: &[&str] = &["bearer", "header", "sigv4"];
-pub const PAGING_STYLES: &[&str] = &["", "none", "page", "next_link", "cursor", "token"];
 pub const ENCODINGS: &[&str] = &["", "json", "form", "text"];
 pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 pub const REQUIRED_OPERATIONS: &[&str] =
@@ -917,13 +916,15 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
             c.push(e, &path("expect"), format!("HTTP status {s} is not valid"));
         }
     }
-    c.one_of(
-        e,
-        &path("paging"),
-        "paging style",
-        &op.paging.style,
-        PAGING_STYLES,
-    );
+    for (key, ptr) in op.paging.pointers() {
+        if let Some(problem) = total_problem(ptr, key == "total") {
+            c.push(
+                e,
+                &sub(&path("paging"), key),
+                format!("paging `{key}` {problem}"),
+            );
+        }
+    }
     let own = at.last().copied().unwrap_or("");
     for (list, steps) in [
         ("before", &op.before),
@@ -1026,6 +1027,14 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
         }
     }
     if let Some(a) = &op.action {
+        if a.id.is_empty() || a.id.iter().any(|p| !p.starts_with('/')) {
+            c.push(
+                e,
+                &path("action"),
+                "`action.id` must be a pointer starting with '/' (or a list of them), e.g. \"/action/id\""
+                    .to_string(),
+            );
+        }
         if !names.contains(&a.operation.as_str()) {
             c.push(
                 e,
@@ -1239,6 +1248,33 @@ pub fn render_bootstrap(
 fn check_date(c: &mut Checker, e: &Entity, field: &[&str], date: &str) {
     if let Err(why) = crate::date::calendar_date(date) {
         c.push(e, field, why);
+    }
+}
+
+/// What is wrong with a paging pointer: a JSON pointer (`/meta/total`) or, for a count, a
+/// response header as `header:Name`. `None` when it is fine or empty (not read).
+fn total_problem(spec: &str, header_ok: bool) -> Option<String> {
+    if spec.is_empty() || spec.starts_with('/') {
+        return None;
+    }
+    match spec.strip_prefix("header:") {
+        Some(_) if !header_ok => Some(format!(
+            "'{spec}' must be a pointer starting with '/' (only `total` may name a header)"
+        )),
+        Some(name) => {
+            let name = name.trim();
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if name.is_empty() || !name.bytes().all(token) {
+                Some(format!(
+                    "'{spec}' does not name a header — write `header:` and a header name, e.g. header:X-Total-Count"
+                ))
+            } else {
+                None
+            }
+        }
+        None => Some(format!(
+            "'{spec}' must be a pointer starting with '/' (or `header:Name` for a count)"
+        )),
     }
 }
 

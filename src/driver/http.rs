@@ -70,6 +70,11 @@ pub(crate) struct Prepared {
     /// The URL as the catalog makes it, before any endpoint override: next-page links may point
     /// to its origin or to `url`'s, nowhere else.
     pub api_url: Url,
+    /// The path of the catalog's base URL (`/v1`), which an endpoint override with a path of
+    /// its own replaces.
+    pub base_path: String,
+    /// The endpoint override this request went to, if any.
+    pub endpoint: Option<Url>,
     pub headers: Vec<(String, String)>,
     pub body: Option<Body>,
     pub expect: Vec<u16>,
@@ -132,11 +137,26 @@ pub fn is_loopback(url: &Url) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Put the override's scheme, host and port on `url`; the path and query stay.
-pub fn apply_override(url: &mut Url, endpoint: &Url) {
+/// Put the override's scheme, host and port on `url`. An override with a path of its own
+/// (`http://127.0.0.1:4000/v1`, as `HCLOUD_ENDPOINT`-style variables carry) is the whole base
+/// URL: its path replaces `base_path`, the path of the catalog's base URL, at the start of the
+/// request's path. Without one, the path and query stay.
+pub fn apply_override(url: &mut Url, endpoint: &Url, base_path: &str) {
     let _ = url.set_scheme(endpoint.scheme());
     let _ = url.set_host(endpoint.host_str());
     let _ = url.set_port(endpoint.port());
+    let prefix = endpoint.path().trim_end_matches('/');
+    if prefix.is_empty() {
+        return;
+    }
+    let base = base_path.trim_end_matches('/');
+    let path = url.path();
+    let rest = match path.strip_prefix(base) {
+        Some(r) if r.is_empty() || r.starts_with('/') => r,
+        _ => path,
+    };
+    let joined = format!("{prefix}{rest}");
+    url.set_path(&joined);
 }
 
 /// Parse an HTTP date (RFC 9110: IMF-fixdate, or the obsolete RFC 850 and asctime forms) as a
@@ -242,6 +262,9 @@ impl Driver {
             }
         }
         let api_url = url.clone();
+        let base_path = Url::parse(&base)
+            .map(|b| b.path().to_string())
+            .unwrap_or_default();
         let own_endpoint;
         let endpoint = if op.base_url.is_empty() {
             inner.endpoint.as_ref()
@@ -252,8 +275,9 @@ impl Driver {
             own_endpoint.as_ref()
         };
         if let Some(ep) = endpoint {
-            apply_override(&mut url, ep);
+            apply_override(&mut url, ep, &base_path);
         }
+        let endpoint = endpoint.cloned();
         let mut headers = Vec::new();
         for (k, tpl) in api.headers.iter().chain(op.headers.iter()) {
             let v = inner
@@ -344,6 +368,8 @@ impl Driver {
             method,
             url,
             api_url,
+            base_path,
+            endpoint,
             headers,
             body,
             expect: op.expect.clone(),
@@ -810,15 +836,38 @@ mod tests {
     fn override_replaces_scheme_host_port_only() {
         let ep = Url::parse("http://127.0.0.1:4010").unwrap();
         let mut u = Url::parse("https://api.example.com/v2/droplets?page=2&per_page=200").unwrap();
-        apply_override(&mut u, &ep);
+        apply_override(&mut u, &ep, "");
         assert_eq!(
             u.as_str(),
             "http://127.0.0.1:4010/v2/droplets?page=2&per_page=200"
         );
         let ep = Url::parse("https://mock.internal").unwrap();
         let mut u = Url::parse("https://compute.us-east-1.example.com:8443/").unwrap();
-        apply_override(&mut u, &ep);
+        apply_override(&mut u, &ep, "/");
         assert_eq!(u.as_str(), "https://mock.internal/");
+    }
+
+    #[test]
+    fn an_override_with_a_path_replaces_the_base_path() {
+        let ep = Url::parse("http://127.0.0.1:4000/v1").unwrap();
+        let mut u = Url::parse("https://api.example.com/v1/servers/7?x=1").unwrap();
+        apply_override(&mut u, &ep, "/v1");
+        assert_eq!(u.as_str(), "http://127.0.0.1:4000/v1/servers/7?x=1");
+        // A prefix of another name, a trailing slash, and a base URL without a path.
+        let ep = Url::parse("https://gw.example.net/proxy/cloud/").unwrap();
+        let mut u = Url::parse("https://api.example.com/v1/servers").unwrap();
+        apply_override(&mut u, &ep, "/v1/");
+        assert_eq!(u.as_str(), "https://gw.example.net/proxy/cloud/servers");
+        let mut u = Url::parse("https://api.example.com/api/v2/compute/").unwrap();
+        apply_override(&mut u, &ep, "/");
+        assert_eq!(
+            u.as_str(),
+            "https://gw.example.net/proxy/cloud/api/v2/compute/"
+        );
+        // A path that does not start with the base path (`/v10` under `/v1`) keeps it whole.
+        let mut u = Url::parse("https://api.example.com/v10/x").unwrap();
+        apply_override(&mut u, &ep, "/v1");
+        assert_eq!(u.as_str(), "https://gw.example.net/proxy/cloud/v10/x");
     }
 
     #[test]
@@ -881,6 +930,8 @@ mod tests {
             method: Method::GET,
             url: Url::parse("http://h/x?a=1&page=1").unwrap(),
             api_url: Url::parse("http://h/x?a=1&page=1").unwrap(),
+            base_path: String::new(),
+            endpoint: None,
             headers: vec![],
             body: None,
             expect: vec![],

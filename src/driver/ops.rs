@@ -6,7 +6,7 @@ use super::http::{backoff, Body, Mode, Prepared, Resp};
 use super::outcome::{self, Certainty, CreateOutcome};
 use super::tree;
 use super::{Cleanup, CleanupState, Driver, Lifecycle, Node, NodeRef, NodeState, RenderedRequest};
-use crate::catalog::schema::{ActionPoll, Step};
+use crate::catalog::schema::{ActionPoll, Paging, Step};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -841,16 +841,10 @@ impl Driver {
             .ok_or_else(|| self.no_op(name, variant))?;
         let mut prep = self.prepare(name, op, ctx)?;
         let pg = &op.paging;
-        let style = pg.style.as_str();
-        if !pg.size_param.is_empty() && pg.size > 0 {
-            match style {
-                "token" if prep.body.is_some() => {
-                    if let Some(b) = prep.body.as_mut() {
-                        b.set_param(&pg.size_param, pg.size.to_string().into());
-                    }
-                }
-                "" | "none" => {}
-                _ => prep.set_query(&pg.size_param, &pg.size.to_string()),
+        if let Some((param, size)) = pg.size() {
+            match (pg, prep.body.as_mut()) {
+                (Paging::Token { .. }, Some(b)) => b.set_param(param, size.to_string().into()),
+                _ => prep.set_query(param, &size.to_string()),
             }
         }
         let mut out = Vec::new();
@@ -874,8 +868,8 @@ impl Driver {
                 )));
             }
             pages += 1;
-            if style == "page" && !pg.page_param.is_empty() {
-                prep.set_query(&pg.page_param, &page.to_string());
+            if let Paging::Page { page_param, .. } = pg {
+                prep.set_query(page_param, &page.to_string());
             }
             let resp = self.send(&prep, Mode::Safe).await?;
             let value = self.read_value(name, &op.node, &resp, true)?;
@@ -892,14 +886,20 @@ impl Driver {
             } else {
                 out.extend(items.into_iter().cloned());
             }
-            match style {
-                "page" => {
-                    if pg.page_param.is_empty() || n == 0 {
+            match pg {
+                Paging::None => break,
+                Paging::Page {
+                    size,
+                    total_pages,
+                    total,
+                    ..
+                } => {
+                    if n == 0 {
                         break;
                     }
-                    if !pg.total_pages.is_empty() {
-                        if let Some(tp) = tree::text_at(value, &pg.total_pages)
-                            .and_then(|t| t.parse::<u64>().ok())
+                    if !total_pages.is_empty() {
+                        if let Some(tp) =
+                            tree::text_at(value, total_pages).and_then(|t| t.parse::<u64>().ok())
                         {
                             if page >= tp {
                                 break;
@@ -908,18 +908,17 @@ impl Driver {
                             continue;
                         }
                     }
-                    if let Some(total) = total_of(&resp, &pg.total) {
+                    if let Some(total) = total_of(&resp, total) {
                         if out.len() as u64 >= total {
                             break;
                         }
-                    } else if pg.size > 0 && (n as u64) < u64::from(pg.size) {
+                    } else if *size > 0 && (n as u64) < u64::from(*size) {
                         break;
                     }
                     page += 1;
                 }
-                "next_link" => {
-                    let Some(next) =
-                        tree::text_at(value, &pg.next).filter(|s| !s.trim().is_empty())
+                Paging::NextLink { next, .. } => {
+                    let Some(next) = tree::text_at(value, next).filter(|s| !s.trim().is_empty())
                     else {
                         break;
                     };
@@ -946,9 +945,13 @@ impl Driver {
                         )
                     })?;
                 }
-                "cursor" | "token" => {
-                    let Some(token) = tree::text_at(value, &pg.next).filter(|s| !s.is_empty())
-                    else {
+                Paging::Cursor {
+                    next, cursor_param, ..
+                }
+                | Paging::Token {
+                    next, cursor_param, ..
+                } => {
+                    let Some(token) = tree::text_at(value, next).filter(|s| !s.is_empty()) else {
                         break;
                     };
                     if !seen.insert(token.clone()) {
@@ -956,17 +959,16 @@ impl Driver {
                             "the server sent the same page token twice".to_string(),
                         ));
                     }
-                    let param = if pg.cursor_param.is_empty() {
+                    let param = if cursor_param.is_empty() {
                         "cursor"
                     } else {
-                        pg.cursor_param.as_str()
+                        cursor_param.as_str()
                     };
-                    match (style, prep.body.as_mut()) {
-                        ("token", Some(b)) => b.set_param(param, token.into()),
+                    match (pg, prep.body.as_mut()) {
+                        (Paging::Token { .. }, Some(b)) => b.set_param(param, token.into()),
                         _ => prep.set_query(param, &token),
                     }
                 }
-                _ => break,
             }
         }
         Ok(out)
@@ -996,19 +998,21 @@ impl Driver {
     }
 
     /// Where a next-page link may lead: the origin (scheme, host, port) of the request that
-    /// brought it, or that of the catalog's URL it came from before an endpoint override. The
-    /// result carries the override. `Err` is the refused link.
+    /// brought it, or that of the catalog's URL it came from before an endpoint override. A link
+    /// to the catalog's origin is moved to the override (its path prefix included); a link to
+    /// the request's origin is followed as it is. `Err` is the refused link.
     fn follow_link(&self, prep: &Prepared, mut url: reqwest::Url) -> Result<reqwest::Url, String> {
         let same = |a: &reqwest::Url, b: &reqwest::Url| {
             a.scheme() == b.scheme()
                 && a.host_str() == b.host_str()
                 && a.port_or_known_default() == b.port_or_known_default()
         };
-        if !same(&url, &prep.url) && !same(&url, &prep.api_url) {
+        let on_request = same(&url, &prep.url);
+        if !on_request && !same(&url, &prep.api_url) {
             return Err(url.to_string());
         }
-        if let Some(ep) = &self.inner.endpoint {
-            super::http::apply_override(&mut url, ep);
+        if let (false, Some(ep)) = (on_request, &prep.endpoint) {
+            super::http::apply_override(&mut url, ep, &prep.base_path);
         }
         Ok(url)
     }
@@ -1348,6 +1352,9 @@ impl Driver {
         Ok(resp)
     }
 
+    /// Follow every action the answer names (`action.id` may point at several): each one is
+    /// checked in the answer (the first) or fetched until it is done, failed, or the one
+    /// deadline for them all passes.
     async fn poll_action(
         &self,
         variant: &str,
@@ -1356,9 +1363,38 @@ impl Driver {
         resp: &Resp,
         follow: bool,
     ) -> Result<(), DriverError> {
-        let Some(aid) = tree::text_at(&resp.value, &action.id).filter(|s| !s.is_empty()) else {
-            return Ok(());
-        };
+        let mut ids: Vec<String> = Vec::new();
+        for ptr in &action.id {
+            for v in tree::resolve_all(&resp.value, ptr) {
+                if let Some(id) = tree::text(v).filter(|s| !s.is_empty()) {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        let deadline = Instant::now() + STEP_WAIT;
+        for (i, aid) in ids.iter().enumerate() {
+            let answer = (i == 0).then_some(&resp.value);
+            self.follow_action(variant, action, ctx, answer, aid, follow, deadline)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One action: done when `answer` (the operation's own answer, for the first action) says
+    /// so, else fetched with the action operation until it is done or failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow_action(
+        &self,
+        variant: &str,
+        action: &ActionPoll,
+        ctx: &Value,
+        answer: Option<&Value>,
+        aid: &str,
+        follow: bool,
+        deadline: Instant,
+    ) -> Result<(), DriverError> {
         let is_in = |list: &[String], s: &str| list.iter().any(|x| x.eq_ignore_ascii_case(s));
         let check = |v: &Value| -> Option<Result<(), DriverError>> {
             let st = tree::text_at(v, &action.status)?;
@@ -1374,15 +1410,14 @@ impl Driver {
                 None
             }
         };
-        if let Some(r) = check(&resp.value) {
+        if let Some(r) = answer.and_then(check) {
             return r;
         }
         if action.operation.is_empty() || !follow {
             return Ok(());
         }
         let mut c = ctx.clone();
-        set(&mut c, "action_id", aid.clone());
-        let deadline = Instant::now() + STEP_WAIT;
+        set(&mut c, "action_id", aid.to_string());
         let interval = self.poll_interval();
         loop {
             tokio::time::sleep(interval).await;

@@ -606,6 +606,62 @@ async fn power_action_is_polled_until_done() {
     assert_eq!(seen[1].url, "/v2/actions/9");
 }
 
+/// `action.id` as a list, with a `*` pointer: the operation's own action and every action
+/// queued after it are followed, in order, each until it is done; a failed one fails the call.
+#[tokio::test]
+async fn every_follow_up_action_is_polled() {
+    let src = JSON_API.replace(
+        r#"action = { id = "/action/id","#,
+        r#"action = { id = ["/action/id", "/next_actions/*/id"],"#,
+    );
+    let answer = |n: u64, st: &str| serde_json::json!({"action": {"id": n, "status": st}});
+    let m = mock(move |s, _| match (s.method.as_str(), s.url.as_str()) {
+        ("POST", _) => json(
+            201,
+            serde_json::json!({
+                "action": {"id": 9, "status": "completed"},
+                "next_actions": [{"id": 10, "status": "running"}, {"id": 11, "status": "running"}, {"id": 9}]
+            }),
+        ),
+        ("GET", "/v2/actions/10") => json(200, answer(10, "completed")),
+        ("GET", "/v2/actions/11") => json(200, answer(11, "completed")),
+        _ => json(404, serde_json::json!({})),
+    });
+    let d = driver_at(&src, "acme-actions", &m);
+    let n = NodeRef {
+        provider: "acme-actions".into(),
+        id: "7".into(),
+        region: None,
+        variant: String::new(),
+    };
+    d.start(&n).await.unwrap();
+    let urls: Vec<String> = m.seen().into_iter().map(|s| s.url).collect();
+    assert_eq!(
+        urls,
+        ["/v2/droplets/7/actions", "/v2/actions/10", "/v2/actions/11"],
+        "action 9 was done in the answer and is not fetched twice"
+    );
+
+    let m = mock(move |s, _| match (s.method.as_str(), s.url.as_str()) {
+        ("POST", _) => json(
+            201,
+            serde_json::json!({"action": {"id": 9, "status": "completed"}, "next_actions": [{"id": 12}]}),
+        ),
+        ("GET", "/v2/actions/12") => json(200, answer(12, "errored")),
+        _ => json(404, serde_json::json!({})),
+    });
+    let d = driver_at(&src, "acme-actions-fail", &m);
+    let n = NodeRef {
+        provider: "acme-actions-fail".into(),
+        ..n
+    };
+    let e = d.start(&n).await.unwrap_err();
+    assert!(
+        e.to_string().contains("action 12 ended as 'errored'"),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn retired_provider_refuses_create_only() {
     let src = JSON_API.replace(

@@ -748,3 +748,117 @@ fn refresh_of_a_provider_without_a_price_api_says_so() {
         .code(1);
     out.stderr_has("acme: not refreshed: its catalog describes no price list API");
 }
+
+/// An endpoint override with a path (`HCLOUD_ENDPOINT`-style `http://host:port/prefix`) is a
+/// whole base URL: every request goes to that prefix + the API's path, and a next-page link to
+/// the real API's origin is moved under the same prefix.
+#[test]
+fn an_endpoint_override_with_a_path_prefixes_every_request() {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut paths = Vec::new();
+        for page in 1..=2 {
+            let req = server.recv().unwrap();
+            paths.push(req.url().to_string());
+            let body = if page == 1 {
+                serde_json::json!({
+                    "sizes": [{"slug": "s-1vcpu-1gb", "price_hourly": 0.00744, "price_monthly": 5.0}],
+                    "links": {"pages": {"next": "https://api.digitalocean.com/v2/sizes?page=2&per_page=200"}},
+                })
+            } else {
+                serde_json::json!({
+                    "sizes": [{"slug": "s-2vcpu-4gb", "price_hourly": 0.03, "price_monthly": 20.0}],
+                    "links": {},
+                })
+            };
+            req.respond(tiny_http::Response::from_string(body.to_string()))
+                .unwrap();
+        }
+        paths
+    });
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("prices");
+    let rows = capsule()
+        .args([
+            "openmesh",
+            "catalog",
+            "refresh",
+            "--provider",
+            "digitalocean",
+            "--out",
+            out.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .env(
+            "CAPSULE_ENDPOINT_DIGITALOCEAN",
+            format!("{url}/gateway/do/"),
+        )
+        .env("DIGITALOCEAN_TOKEN", "refresh-token-123")
+        .ok()
+        .json();
+    let paths = handle.join().unwrap();
+    assert!(paths[0].starts_with("/gateway/do/v2/sizes?"), "{paths:?}");
+    assert_eq!(paths[1], "/gateway/do/v2/sizes?page=2&per_page=200");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "both pages were read: {rows:?}");
+}
+
+/// An overlay makes the create follow every action its answer lists (`links.actions[*].id`, a
+/// list-valued `action.id`): the deploy fetches the create action from the mock until it is
+/// completed, and only then reports the node.
+#[test]
+fn an_overlay_makes_create_follow_every_action_it_lists() {
+    use crate::support::mock::{MockConfig, MockServer, Op, Provider};
+    let mock = MockServer::start(
+        Provider::DigitalOcean,
+        MockConfig::default().with_pending_polls(1),
+    );
+    let overlay = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(overlay.path().join("digitalocean")).unwrap();
+    std::fs::write(
+        overlay.path().join("digitalocean/actions.toml"),
+        r#"[api.operations.create.action]
+id = ["/links/actions/*/id", "/links/actions/0/id"]
+operation = "action"
+status = "/action/status"
+done = ["completed"]
+failed = ["errored"]
+"#,
+    )
+    .unwrap();
+    let mut cli = capsule().env("CAPSULE_CATALOG", overlay.path().to_str().unwrap());
+    for (k, v) in mock.env() {
+        cli = cli.env(&k, v);
+    }
+    cli.args([
+        "openmesh",
+        "deploy",
+        "--provider",
+        "digitalocean",
+        "--template",
+        "do-small",
+        "--region",
+        "nyc1",
+        "--name",
+        "acts-1",
+        "--yes",
+    ])
+    .ok();
+    let polls = mock.requests_for(Op::Poll);
+    assert!(!polls.is_empty(), "the create action was fetched");
+    let created = mock.requests_for(Op::Create);
+    assert_eq!(created.len(), 1);
+    let action_paths: std::collections::BTreeSet<String> =
+        polls.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        action_paths.len(),
+        1,
+        "one action, listed twice, followed once: {action_paths:?}"
+    );
+    assert!(
+        polls.iter().all(|r| r.seq > created[0].seq),
+        "polled after the create"
+    );
+}
