@@ -15,6 +15,7 @@ pub mod context;
 pub mod credentials;
 pub mod date;
 pub mod driver;
+pub mod engine;
 pub mod error;
 pub mod explain;
 pub mod input_file;

@@ -8,10 +8,11 @@
 //! node is gone is recorded as a pending cleanup (see `cleanup.rs`). A partial failure exits 1
 //! and prints the command that retries the rest.
 
-use super::{cleanup, fanout, nodes, stdout};
+use super::{cleanup, nodes, stdout};
 use crate::cli::{BulkArgs, InventoryFilter, OutputFormat};
 use crate::context::Ctx;
 use crate::driver::{Cleanup, Driver, DriverError, ErrorKind, Lifecycle, Node, NodeRef, NodeState};
+use crate::engine;
 use crate::error::bad_input;
 use crate::messages;
 use crate::render::{self, col, Column, Kind};
@@ -220,18 +221,25 @@ pub(super) fn execute(
         }
     }
     let wait = args.wait;
-    let bar = fanout::progress(ctx, jobs.len(), "nodes");
-    let results = rt.block_on(fanout::run(
+    let progress = super::progress(ctx, jobs.len(), "nodes");
+    let results = rt.block_on(engine::fan_out(
         jobs,
         args.parallel,
-        bar.as_ref(),
+        &progress,
         move |(t, d): (Target, Driver)| async move {
-            let r = act_on(&d, &t.node_ref, what, wait, timeout).await;
-            (t, r)
+            act_on(&d, &t.node_ref, what, wait, timeout).await
         },
     ));
     let mut cleanup_providers = BTreeSet::new();
-    for (t, r) in results {
+    for ((t, _), r) in results {
+        // A job that stopped without a result (a bug) fails its node only.
+        let r = r.unwrap_or_else(|lost| {
+            Err(DriverError::new(
+                &t.node_ref.provider,
+                ErrorKind::Refused,
+                lost.to_string(),
+            ))
+        });
         let row = record_outcome(store, &t, what, wait, r, &mut cleanup_providers)?;
         rows.push(row);
     }

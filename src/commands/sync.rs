@@ -155,30 +155,30 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     }
     // Every configured account is listed at once; the results are reconciled in order below.
     let mut listings: std::collections::HashMap<Account, anyhow::Result<Vec<crate::driver::Node>>> =
-        runtime.block_on(async {
-            let mut tasks = Vec::new();
-            for (p, account, _) in pairs.iter().filter(|(_, _, c)| *c) {
-                let key = (p.id().to_string(), account.clone());
-                match ctx.driver_for(p.id(), account) {
-                    Ok(d) => {
-                        tasks.push((key, Ok(tokio::spawn(async move { d.list(false).await }))))
-                    }
-                    Err(e) => tasks.push((key, Err(e))),
-                }
+        std::collections::HashMap::new();
+    let mut drivers = Vec::new();
+    for (p, account, _) in pairs.iter().filter(|(_, _, c)| *c) {
+        let key = (p.id().to_string(), account.clone());
+        match ctx.driver_for(p.id(), account) {
+            Ok(d) => drivers.push((key, d)),
+            Err(e) => {
+                listings.insert(key, Err(e));
             }
-            let mut out = std::collections::HashMap::new();
-            for (key, task) in tasks {
-                let listed = match task {
-                    Ok(handle) => match handle.await {
-                        Ok(r) => r.map_err(anyhow::Error::from),
-                        Err(e) => Err(anyhow::anyhow!("listing stopped: {e}")),
-                    },
-                    Err(e) => Err(e),
-                };
-                out.insert(key, listed);
-            }
-            out
-        });
+        }
+    }
+    let listed = runtime.block_on(crate::engine::fan_out(
+        drivers,
+        crate::engine::DEFAULT_LIMIT,
+        &crate::engine::Progress::hidden(),
+        |(_, d)| async move { d.list(false).await },
+    ));
+    for ((key, _), r) in listed {
+        let r = match r {
+            Ok(r) => r.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::anyhow!("listing stopped: {e}")),
+        };
+        listings.insert(key, r);
+    }
     let mut rows: Vec<Value> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
