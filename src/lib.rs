@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod date;
 pub mod driver;
 pub mod duration;
+pub mod engine;
 pub mod error;
 pub mod explain;
 pub mod input_file;

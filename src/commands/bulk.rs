@@ -8,10 +8,11 @@
 //! node is gone is recorded as a pending cleanup (see `cleanup.rs`). A partial failure exits 1
 //! and prints the command that retries the rest.
 
-use super::{cleanup, fanout, nodes, stdout};
+use super::{cleanup, nodes, stdout};
 use crate::cli::{BulkArgs, InventoryFilter, OutputFormat};
 use crate::context::Ctx;
 use crate::driver::{Cleanup, Driver, DriverError, ErrorKind, Lifecycle, Node, NodeRef, NodeState};
+use crate::engine;
 use crate::error::bad_input;
 use crate::messages;
 use crate::render::{self, col, Column, Kind};
@@ -120,20 +121,82 @@ impl Row {
     }
 }
 
-fn verb(what: Lifecycle) -> &'static str {
-    match what {
-        Lifecycle::Start => "start",
-        Lifecycle::Stop => "stop",
-        Lifecycle::Delete => "delete",
+/// The one lifecycle state machine behind `start`, `stop` and `delete` (and `reap`): the
+/// transition each asks the provider for, the state it ends in, and how its outcome is
+/// recorded and said. Every difference between the three lives here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Transition {
+    pub(super) what: Lifecycle,
+    /// The command word: `start`, `stop`, `delete`.
+    pub(super) verb: &'static str,
+    /// The event it records.
+    pub(super) action: Action,
+    /// The provider state the node is in once the transition finished (what `--wait` waits for).
+    pub(super) target: NodeState,
+    /// The recorded status while the provider is still at it (without `--wait`), when the
+    /// transition has one.
+    pub(super) pending: Option<NodeStatus>,
+    /// The result once finished, and once only asked for.
+    pub(super) done: &'static str,
+    pub(super) asked: &'static str,
+    /// What happens to the node's billing: "stops" or "resumes".
+    pub(super) billing: &'static str,
+    /// Whether the node ends: its disks go, a stopped node's billing stops too, an earlier
+    /// transition that is already through counts as done, and a deleted node is a no-op.
+    pub(super) ends: bool,
+}
+
+impl Transition {
+    pub(super) const fn of(what: Lifecycle) -> Transition {
+        match what {
+            Lifecycle::Start => Transition {
+                what,
+                verb: "start",
+                action: Action::Start,
+                target: NodeState::Running,
+                pending: None,
+                done: "started",
+                asked: "asked to be started",
+                billing: "resumes",
+                ends: false,
+            },
+            Lifecycle::Stop => Transition {
+                what,
+                verb: "stop",
+                action: Action::Stop,
+                target: NodeState::Stopped,
+                pending: None,
+                done: "stopped",
+                asked: "asked to be stopped",
+                billing: "stops",
+                ends: false,
+            },
+            Lifecycle::Delete => Transition {
+                what,
+                verb: "delete",
+                action: Action::Delete,
+                target: NodeState::Deleted,
+                pending: Some(NodeStatus::Deleting),
+                done: "deleted",
+                asked: "deletion started",
+                billing: "stops",
+                ends: true,
+            },
+        }
+    }
+
+    /// The row's result once the provider accepted the transition.
+    fn result(&self, waited: bool, cleanups: usize) -> String {
+        match (waited, cleanups) {
+            (true, _) => self.done.to_string(),
+            (false, 0) => self.asked.to_string(),
+            (false, n) => format!("{}; {n} cleanup(s) pending", self.asked),
+        }
     }
 }
 
-fn action(what: Lifecycle) -> Action {
-    match what {
-        Lifecycle::Start => Action::Start,
-        Lifecycle::Stop => Action::Stop,
-        Lifecycle::Delete => Action::Delete,
-    }
+fn verb(what: Lifecycle) -> &'static str {
+    Transition::of(what).verb
 }
 
 pub fn run(ctx: &Ctx, args: &BulkArgs, what: Lifecycle) -> anyhow::Result<ExitCode> {
@@ -146,7 +209,7 @@ pub fn run(ctx: &Ctx, args: &BulkArgs, what: Lifecycle) -> anyhow::Result<ExitCo
             verb(what)
         ));
     }
-    let confirm = what == Lifecycle::Delete || filtered || targets.len() > 1;
+    let confirm = Transition::of(what).ends || filtered || targets.len() > 1;
     execute(ctx, store.as_ref(), targets, rows, what, args, confirm, "")
 }
 
@@ -199,7 +262,7 @@ pub(super) fn execute(
         .collect();
     cleanup::settle(ctx, store, &rt, Some(&usable))?;
 
-    let act = action(what);
+    let act = Transition::of(what).action;
     let mut jobs = Vec::new();
     for t in &targets {
         match &drivers[&t.key()] {
@@ -220,18 +283,25 @@ pub(super) fn execute(
         }
     }
     let wait = args.wait;
-    let bar = fanout::progress(ctx, jobs.len(), "nodes");
-    let results = rt.block_on(fanout::run(
+    let progress = super::progress(ctx, jobs.len(), "nodes");
+    let results = rt.block_on(engine::fan_out(
         jobs,
         args.parallel,
-        bar.as_ref(),
+        &progress,
         move |(t, d): (Target, Driver)| async move {
-            let r = act_on(&d, &t.node_ref, what, wait, timeout).await;
-            (t, r)
+            act_on(&d, &t.node_ref, what, wait, timeout).await
         },
     ));
     let mut cleanup_providers = BTreeSet::new();
-    for (t, r) in results {
+    for ((t, _), r) in results {
+        // A job that stopped without a result (a bug) fails its node only.
+        let r = r.unwrap_or_else(|lost| {
+            Err(DriverError::new(
+                &t.node_ref.provider,
+                ErrorKind::Refused,
+                lost.to_string(),
+            ))
+        });
         let row = record_outcome(store, &t, what, wait, r, &mut cleanup_providers)?;
         rows.push(row);
     }
@@ -254,12 +324,9 @@ async fn act_on(
     if !wait {
         return Ok((work, None));
     }
-    let want = match what {
-        Lifecycle::Start => NodeState::Running,
-        Lifecycle::Stop => NodeState::Stopped,
-        Lifecycle::Delete => NodeState::Deleted,
-    };
-    let n = d.wait_for(node, want, false, timeout).await?;
+    let n = d
+        .wait_for(node, Transition::of(what).target, false, timeout)
+        .await?;
     Ok((work, Some(n)))
 }
 
@@ -271,7 +338,8 @@ fn record_outcome(
     r: Result<(Vec<Cleanup>, Option<Node>), DriverError>,
     cleanup_providers: &mut BTreeSet<cleanup::Account>,
 ) -> anyhow::Result<Row> {
-    let act = action(what);
+    let tr = Transition::of(what);
+    let act = tr.action;
     let deploy_id = t.record.as_ref().map(|r| r.deploy_id.clone());
     let d = deploy_id.as_deref();
     let provider = &t.node_ref.provider;
@@ -279,7 +347,7 @@ fn record_outcome(
         Ok((work, node)) => {
             // An unrecorded node's events name it, so `status` can tell "deleted by capsule"
             // from "never existed".
-            let message = if d.is_none() && what == Lifecycle::Delete {
+            let message = if d.is_none() && tr.ends {
                 format!("{provider}:{}", t.node_ref.id)
             } else {
                 t.note.clone()
@@ -289,47 +357,31 @@ fn record_outcome(
                 store.record_observation(d, &nodes::observe(n), act, "")?;
             }
             let status = node.as_ref().map(|n| n.state.as_str());
-            let result = match what {
-                Lifecycle::Delete => {
-                    if let Some(d) = d {
-                        let st = node
-                            .as_ref()
-                            .map_or(NodeStatus::Deleting, |n| nodes::status_of(n.state));
-                        store.record_status(d, act, st, "", None)?;
-                    }
-                    if !work.is_empty() {
-                        cleanup::record(store, &t.account, d, &work)?;
-                        cleanup_providers.insert(t.key());
-                    }
-                    match (wait, work.len()) {
-                        (true, _) => "deleted".to_string(),
-                        (false, 0) => "deletion started".to_string(),
-                        (false, n) => format!("deletion started; {n} cleanup(s) pending"),
-                    }
-                }
-                Lifecycle::Start if wait => "started".into(),
-                Lifecycle::Stop if wait => "stopped".into(),
-                Lifecycle::Start => "asked to be started".into(),
-                Lifecycle::Stop => "asked to be stopped".into(),
-            };
-            let status = status.or(match what {
-                Lifecycle::Delete => Some("deleting"),
-                _ => None,
-            });
+            if let (Some(d), Some(pending)) = (d, tr.pending) {
+                let st = node.as_ref().map_or(pending, |n| nodes::status_of(n.state));
+                store.record_status(d, act, st, "", None)?;
+            }
+            if !work.is_empty() {
+                cleanup::record(store, &t.account, d, &work)?;
+                cleanup_providers.insert(t.key());
+            }
+            let result = tr.result(wait, work.len());
+            let status = status.or(tr.pending.map(NodeStatus::as_str));
             Ok(Row::of(t, result, status, true))
         }
         Err(e)
             if e.kind == ErrorKind::NotFound
-                && what == Lifecycle::Delete
+                && tr.pending.is_some()
                 && t.record
                     .as_ref()
-                    .is_some_and(|r| r.status == NodeStatus::Deleting) =>
+                    .is_some_and(|r| Some(r.status) == tr.pending) =>
         {
-            // A delete asked for earlier has finished.
+            // A transition asked for earlier (a delete) has finished.
             let d = d.expect("a record");
             store.record_action(Some(d), act, Outcome::Ok, "already gone")?;
-            store.record_status(d, act, NodeStatus::Deleted, "", None)?;
-            Ok(Row::of(t, "already gone", Some("deleted"), true))
+            let gone = nodes::status_of(tr.target);
+            store.record_status(d, act, gone, "", None)?;
+            Ok(Row::of(t, "already gone", Some(gone.as_str()), true))
         }
         Err(e) if e.kind == ErrorKind::NotFound => {
             let msg = format!("not found at {provider}");
@@ -526,7 +578,7 @@ fn no_call_needed(store: &dyn Store, t: &Target, what: Lifecycle) -> anyhow::Res
     let Some(at) = deleted_at else {
         return Ok(None);
     };
-    Ok(Some(if what == Lifecycle::Delete {
+    Ok(Some(if Transition::of(what).ends {
         Row::of(
             t,
             format!("already deleted ({at}); nothing to do"),
@@ -548,15 +600,16 @@ fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle, why: &str) -> Strin
     let billing = super::cost::billing(&ctx.catalog);
     let n = targets.len();
     let nodes_word = if n == 1 { "node" } else { "nodes" };
-    let mut s = match what {
-        Lifecycle::Delete => format!(
-            "Delete {n} {nodes_word}{why} — {} disks and data go with {}:\n",
+    let tr = Transition::of(what);
+    let mut s = format!("{} {n} {nodes_word}{why}", capitalized(tr.verb));
+    if tr.ends {
+        s.push_str(&format!(
+            " — {} disks and data go with {}",
             if n == 1 { "its" } else { "their" },
             if n == 1 { "it" } else { "them" }
-        ),
-        Lifecycle::Stop => format!("Stop {n} {nodes_word}{why}:\n"),
-        Lifecycle::Start => format!("Start {n} {nodes_word}{why}:\n"),
-    };
+        ));
+    }
+    s.push_str(":\n");
     let mut stops = 0.0;
     let mut continues = 0.0;
     let mut unknown = 0usize;
@@ -595,7 +648,7 @@ fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle, why: &str) -> Strin
             None => unknown += 1,
             Some(h) => {
                 let billed_stopped = billing.rule(&t.node_ref.provider).billed_when_stopped;
-                if what == Lifecycle::Delete || !billed_stopped {
+                if tr.ends || !billed_stopped {
                     stops += h;
                 } else {
                     continues += h;
@@ -612,24 +665,49 @@ fn plan_text(ctx: &Ctx, targets: &[Target], what: Lifecycle, why: &str) -> Strin
     } else {
         String::new()
     };
-    match what {
-        Lifecycle::Delete => {
-            s.push_str(&format!("Billing of ${stops:.4}/h stops{unknown_note}.\n"))
-        }
-        Lifecycle::Stop => {
-            s.push_str(&format!("Billing of ${stops:.4}/h stops{unknown_note}"));
-            if continues > 0.0 {
-                let list: Vec<&str> = keep_billing.iter().map(String::as_str).collect();
-                s.push_str(&format!(
-                    "; ${continues:.4}/h continues ({} bill stopped nodes)",
-                    list.join(", ")
-                ));
-            }
-            s.push_str(".\n");
-        }
-        Lifecycle::Start => s.push_str(&format!(
-            "Billing of ${stops:.4}/h resumes{unknown_note}.\n"
-        )),
+    s.push_str(&format!(
+        "Billing of ${stops:.4}/h {}{unknown_note}",
+        tr.billing
+    ));
+    // Stopping a node at a provider that bills stopped nodes keeps its billing.
+    if tr.what == Lifecycle::Stop && continues > 0.0 {
+        let list: Vec<&str> = keep_billing.iter().map(String::as_str).collect();
+        s.push_str(&format!(
+            "; ${continues:.4}/h continues ({} bill stopped nodes)",
+            list.join(", ")
+        ));
     }
+    s.push_str(".\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_transition_ends_in_its_own_state_and_says_so() {
+        let all = [Lifecycle::Start, Lifecycle::Stop, Lifecycle::Delete].map(Transition::of);
+        let [start, stop, delete] = all;
+        assert_eq!(nodes::status_of(start.target), NodeStatus::Running);
+        assert_eq!(nodes::status_of(stop.target), NodeStatus::Stopped);
+        assert_eq!(nodes::status_of(delete.target), NodeStatus::Deleted);
+        // Only a delete has a recorded in-between state, and only it ends the node.
+        assert_eq!(delete.pending, Some(NodeStatus::Deleting));
+        assert!(start.pending.is_none() && stop.pending.is_none());
+        assert_eq!(all.map(|t| t.ends), [false, false, true]);
+        assert_eq!(all.map(|t| t.verb), ["start", "stop", "delete"]);
+        assert_eq!(
+            all.map(|t| t.action),
+            [Action::Start, Action::Stop, Action::Delete]
+        );
+        assert_eq!(stop.result(true, 0), "stopped");
+        assert_eq!(stop.result(false, 0), "asked to be stopped");
+        assert_eq!(delete.result(false, 0), "deletion started");
+        assert_eq!(
+            delete.result(false, 2),
+            "deletion started; 2 cleanup(s) pending"
+        );
+        assert_eq!(delete.result(true, 2), "deleted");
+    }
 }

@@ -1010,31 +1010,24 @@ fn fetch_prices(
         }
     }
     let rt = ctx.runtime()?;
-    let results = rt.block_on(async {
-        let tasks: Vec<_> = drivers
-            .into_iter()
-            .map(|(d, inventory)| {
-                tokio::spawn(async move {
-                    let list = match &inventory {
-                        Some(ts) => d.inventory_prices(ts).await,
-                        None => d.prices().await,
-                    };
-                    (d.provider_id().to_string(), list)
-                })
-            })
-            .collect();
-        let mut v = Vec::new();
-        for t in tasks {
-            v.push(t.await);
-        }
-        v
-    });
+    let results = rt.block_on(crate::engine::fan_out(
+        drivers,
+        crate::engine::DEFAULT_LIMIT,
+        &crate::engine::Progress::hidden(),
+        |(d, inventory)| async move {
+            match &inventory {
+                Some(ts) => d.inventory_prices(ts).await,
+                None => d.prices().await,
+            }
+        },
+    ));
     let mut out = Vec::new();
-    for r in results {
+    for ((d, _), r) in results {
+        let provider = d.provider_id().to_string();
         match r {
-            Ok((provider, Ok(list))) => out.push(Fetched { provider, list }),
-            Ok((id, Err(e))) => failed.push((id, e.to_string())),
-            Err(e) => failed.push(("?".into(), e.to_string())),
+            Ok(Ok(list)) => out.push(Fetched { provider, list }),
+            Ok(Err(e)) => failed.push((provider, e.to_string())),
+            Err(e) => failed.push((provider, e.to_string())),
         }
     }
     out.sort_by(|a, b| a.provider.cmp(&b.provider));

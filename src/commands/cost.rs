@@ -11,8 +11,35 @@ use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::cost::{self, Billing, BillingRule, GroupBy};
 use crate::state::{self, time, NodeFilter};
-use serde_json::json;
+use serde::Serialize;
 use std::process::ExitCode;
+
+/// The total row of `cost` by provider, region, template or node: the group rows' schema, in
+/// USD (`golden/schema/cost.json`).
+#[derive(Debug, Serialize)]
+struct GroupTotal {
+    group: &'static str,
+    currency: &'static str,
+    nodes: u64,
+    running_now: u64,
+    hours: f64,
+    cost: f64,
+    cost_usd: f64,
+    month_to_date_usd: f64,
+    projected_month_usd: f64,
+}
+
+/// The total row of `cost --by day|week|month`: the bucket rows' schema, without a node count
+/// (`golden/schema/cost-by-month.json`).
+#[derive(Debug, Serialize)]
+struct PeriodTotal {
+    period: &'static str,
+    start: Option<String>,
+    end: Option<String>,
+    nodes: Option<u64>,
+    hours: f64,
+    cost_usd: f64,
+}
 
 /// Billing rules and USD rates from the catalog.
 pub(crate) fn billing(catalog: &Catalog) -> Billing {
@@ -117,17 +144,17 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<render::Row> = report.rows.iter().map(render::Row::of).collect();
     // The total row: USD only (native currencies may differ).
     rows.push(
-        render::Row::from(json!({
-            "group": "total",
-            "currency": "USD",
-            "nodes": report.rows.iter().map(|r| r.nodes).sum::<u64>(),
-            "running_now": report.rows.iter().map(|r| r.running_now).sum::<u64>(),
-            "hours": (report.rows.iter().map(|r| r.hours).sum::<f64>() * 1e4).round() / 1e4,
-            "cost": report.total_usd,
-            "cost_usd": report.total_usd,
-            "month_to_date_usd": report.month_to_date_usd,
-            "projected_month_usd": report.projected_month_usd,
-        }))
+        render::Row::of(&GroupTotal {
+            group: "total",
+            currency: "USD",
+            nodes: report.rows.iter().map(|r| r.nodes).sum(),
+            running_now: report.rows.iter().map(|r| r.running_now).sum(),
+            hours: (report.rows.iter().map(|r| r.hours).sum::<f64>() * 1e4).round() / 1e4,
+            cost: report.total_usd,
+            cost_usd: report.total_usd,
+            month_to_date_usd: report.month_to_date_usd,
+            projected_month_usd: report.projected_month_usd,
+        })
         .highlighted(true),
     );
     render::listing(&mut stdout(), ctx.style, &columns(args.by), &rows)?;
@@ -172,14 +199,14 @@ fn over_time(
         let total: f64 = buckets.iter().map(|b| b.cost_usd).sum();
         let hours: f64 = buckets.iter().map(|b| b.hours).sum();
         rows.push(
-            render::Row::from(json!({
-                "period": "total",
-                "start": buckets.first().map(|b| b.start.clone()),
-                "end": buckets.last().map(|b| b.end.clone()),
-                "nodes": null,
-                "hours": (hours * 1e4).round() / 1e4,
-                "cost_usd": (total * 1e6).round() / 1e6,
-            }))
+            render::Row::of(&PeriodTotal {
+                period: "total",
+                start: buckets.first().map(|b| b.start.clone()),
+                end: buckets.last().map(|b| b.end.clone()),
+                nodes: None,
+                hours: (hours * 1e4).round() / 1e4,
+                cost_usd: (total * 1e6).round() / 1e6,
+            })
             .highlighted(true),
         );
     }

@@ -9,7 +9,6 @@ pub mod cost;
 pub mod deploy;
 pub mod expiry;
 pub mod failover;
-pub mod fanout;
 pub mod history;
 pub mod inventory;
 pub mod nodes;
@@ -151,4 +150,14 @@ pub fn accounts_in_use(rows: &[crate::render::Row]) -> bool {
             .as_str()
             .is_some_and(|a| a != crate::state::DEFAULT_ACCOUNT)
     })
+}
+
+/// The progress of a fan-out over `len` `noun`s: a bar only on a terminal, for table output
+/// and more than one item.
+pub(crate) fn progress(ctx: &Ctx, len: usize, noun: &str) -> crate::engine::Progress {
+    crate::engine::Progress::new(
+        ctx.interactive && ctx.format() == crate::cli::OutputFormat::Table,
+        len,
+        noun,
+    )
 }

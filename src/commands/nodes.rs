@@ -454,35 +454,28 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
     }
     let rt = ctx.runtime()?;
     let all = args.all;
-    let results = rt.block_on(async {
-        let tasks: Vec<_> = drivers
-            .into_iter()
-            .map(|(account, d)| {
-                tokio::spawn(async move {
-                    let key = (d.provider_id().to_string(), account);
-                    (key, d.list(all).await)
-                })
-            })
-            .collect();
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(t.await);
-        }
-        out
-    });
+    // Every provider account is listed at once (bounded); results come back in order.
+    let results = rt.block_on(crate::engine::fan_out(
+        drivers,
+        crate::engine::DEFAULT_LIMIT,
+        &crate::engine::Progress::hidden(),
+        move |(_, d)| async move { d.list(all).await },
+    ));
+    let results: Vec<_> = results
+        .into_iter()
+        .map(|((account, d), r)| ((d.provider_id().to_string(), account), r))
+        .collect();
     let listed: Vec<super::cleanup::Account> = results
         .iter()
-        .filter_map(|r| match r {
-            Ok((key, Ok(_))) => Some(key.clone()),
-            _ => None,
-        })
+        .filter(|(_, r)| matches!(r, Ok(Ok(_))))
+        .map(|(key, _)| key.clone())
         .collect();
     super::cleanup::settle(ctx, store.as_ref(), &rt, Some(&listed))?;
     let expires = store.expiries()?;
     let mut rows: Vec<NodeRow> = Vec::new();
-    for r in results {
+    for ((id, account), r) in results {
         match r {
-            Ok(((_, account), Ok(nodes))) => {
+            Ok(Ok(nodes)) => {
                 for n in nodes {
                     // Two accounts holding the same keys list the same node once.
                     if rows
@@ -497,10 +490,8 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<ExitCode> {
                     rows.push(row);
                 }
             }
-            Ok(((id, account), Err(e))) => {
-                failed.push((super::cleanup::at_account(&id, &account), e.to_string()))
-            }
-            Err(e) => failed.push(("?".into(), e.to_string())),
+            Ok(Err(e)) => failed.push((super::cleanup::at_account(&id, &account), e.to_string())),
+            Err(e) => failed.push((super::cleanup::at_account(&id, &account), e.to_string())),
         }
     }
     rows.sort_by(|a, b| (&a.provider, &a.name, &a.id).cmp(&(&b.provider, &b.name, &b.id)));

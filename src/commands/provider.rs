@@ -11,18 +11,15 @@ use crate::cli::{ConfigureArgs, OutputFormat, ProviderCommand};
 use crate::commands::stdout;
 use crate::context::Ctx;
 use crate::credentials::{self, field_flag, flag_of, join_and, Credentials, Resolved, Source};
-use crate::driver::{Driver, DriverError, DriverOptions, ErrorKind};
+use crate::driver::{Driver, DriverError, ErrorKind};
 use crate::error::{bad_input, suggest};
 use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::{BufRead as _, Read as _, Write as _};
-use std::pin::Pin;
 use std::process::ExitCode;
-use std::task::Poll;
 
 pub fn run(ctx: &Ctx, cmd: ProviderCommand) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -634,6 +631,8 @@ enum Failure {
     /// `Driver::new` refused (a missing field, a bad endpoint override).
     Setup(anyhow::Error),
     Provider(DriverError),
+    /// The verification stopped without a result (a bug).
+    Lost(crate::engine::Lost),
 }
 
 impl Failure {
@@ -648,6 +647,7 @@ impl Failure {
                 e.to_string()
             }
             Failure::Provider(e) => e.to_string(),
+            Failure::Lost(e) => e.to_string(),
         }
     }
 
@@ -655,6 +655,7 @@ impl Failure {
         match self {
             Failure::Setup(_) => "setup",
             Failure::Provider(e) => e.kind.as_str(),
+            Failure::Lost(_) => "internal",
         }
     }
 }
@@ -709,7 +710,7 @@ fn fix_for(kind: ErrorKind, p: &ProviderEntry, r: &Resolved) -> String {
 async fn verify_one(
     p: &ProviderEntry,
     creds: Credentials,
-    opts: DriverOptions,
+    opts: crate::driver::DriverOptions,
 ) -> Result<(), Failure> {
     let driver = Driver::new(p, creds, opts).map_err(Failure::Setup)?;
     driver.verify().await.map_err(Failure::Provider)
@@ -775,11 +776,24 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
         Vec::new()
     } else {
         let rt = ctx.runtime()?;
-        let futures: Vec<_> = to_check
+        // Every provider is verified at once (bounded); outcomes come back in order.
+        let items: Vec<(ProviderEntry, Credentials)> = to_check
             .iter()
-            .map(|(p, r)| verify_one(p, r.credentials(), opts.clone()))
+            .map(|(p, r)| ((*p).clone(), r.credentials()))
             .collect();
-        rt.block_on(join_all(futures))
+        let verified = rt.block_on(crate::engine::fan_out(
+            items,
+            crate::engine::DEFAULT_LIMIT,
+            &crate::engine::Progress::hidden(),
+            move |(p, creds)| {
+                let opts = opts.clone();
+                async move { verify_one(&p, creds, opts).await }
+            },
+        ));
+        verified
+            .into_iter()
+            .map(|(_, r)| r.unwrap_or_else(|lost| Err(Failure::Lost(lost))))
+            .collect()
     };
     let mut outcomes = outcomes.into_iter();
 
@@ -875,31 +889,6 @@ fn not_configured_hint(p: &ProviderEntry, r: &Resolved) -> String {
     }
 }
 
-/// Poll every future on the current task until all are done (the verifications run at once;
-/// their outputs come back in order).
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (fut, slot) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if slot.is_none() {
-                match fut.as_mut().poll(cx) {
-                    Poll::Ready(v) => *slot = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
-}
-
 // ---- remove ----------------------------------------------------------------------------------
 
 fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
@@ -981,21 +970,5 @@ mod tests {
         assert_eq!(shown("Cloudyy"), Some("Cloudyy"));
         assert_eq!(shown("AKIAIOSFODNN7EXAMPLE"), None);
         assert_eq!(shown("a1b2c3d4e5f6"), None);
-    }
-
-    #[test]
-    fn join_all_keeps_order() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let futs: Vec<_> = [30u64, 10, 20]
-            .into_iter()
-            .map(|ms| async move {
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                ms
-            })
-            .collect();
-        assert_eq!(rt.block_on(join_all(futs)), vec![30, 10, 20]);
     }
 }

@@ -17,7 +17,7 @@ use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::reconcile::{self, Applied, LiveNode};
 use crate::state::{self, Action, NewNode, NodeFilter, NodeStatus, Outcome, Store};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::process::ExitCode;
 
 const COLUMNS: &[Column] = &[
@@ -106,28 +106,49 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-fn row(a: &Applied) -> Value {
-    json!({
-        "provider": a.provider,
-        "finding": a.finding,
-        "name": a.name,
-        "deploy_id": a.deploy_id,
-        "provider_id": a.provider_id,
-        "detail": a.detail,
-        "action": a.action,
-    })
+/// One row of `sync`'s documented JSON (pinned by `golden/schema/sync-findings.json`): what
+/// was found about one node, or an account that could not be listed.
+#[derive(Debug, Clone, Serialize)]
+struct Finding {
+    provider: String,
+    /// `orphan`, `ghost`, `drift`, `ok`, or `failed` (the account was not listed).
+    finding: &'static str,
+    name: Option<String>,
+    deploy_id: Option<String>,
+    provider_id: Option<String>,
+    detail: String,
+    action: String,
 }
 
-fn failure_row(provider: &str, message: &str) -> Value {
-    json!({
-        "provider": provider,
-        "finding": "failed",
-        "name": null,
-        "deploy_id": null,
-        "provider_id": null,
-        "detail": message,
-        "action": "not synced",
-    })
+impl Finding {
+    fn of(a: &Applied) -> Finding {
+        Finding {
+            provider: a.provider.clone(),
+            finding: a.finding,
+            name: Some(a.name.clone()),
+            deploy_id: a.deploy_id.clone(),
+            provider_id: a.provider_id.clone(),
+            detail: a.detail.clone(),
+            action: a.action.clone(),
+        }
+    }
+
+    fn failure(provider: &str, message: &str) -> Finding {
+        Finding {
+            provider: provider.to_string(),
+            finding: "failed",
+            name: None,
+            deploy_id: None,
+            provider_id: None,
+            detail: message.to_string(),
+            action: "not synced".to_string(),
+        }
+    }
+
+    /// Whether the record and the provider differ here (`--exit-code`).
+    fn differs(&self) -> bool {
+        matches!(self.finding, "drift" | "orphan" | "ghost")
+    }
 }
 
 pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
@@ -155,31 +176,31 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     }
     // Every configured account is listed at once; the results are reconciled in order below.
     let mut listings: std::collections::HashMap<Account, anyhow::Result<Vec<crate::driver::Node>>> =
-        runtime.block_on(async {
-            let mut tasks = Vec::new();
-            for (p, account, _) in pairs.iter().filter(|(_, _, c)| *c) {
-                let key = (p.id().to_string(), account.clone());
-                match ctx.driver_for(p.id(), account) {
-                    Ok(d) => {
-                        tasks.push((key, Ok(tokio::spawn(async move { d.list(false).await }))))
-                    }
-                    Err(e) => tasks.push((key, Err(e))),
-                }
+        std::collections::HashMap::new();
+    let mut drivers = Vec::new();
+    for (p, account, _) in pairs.iter().filter(|(_, _, c)| *c) {
+        let key = (p.id().to_string(), account.clone());
+        match ctx.driver_for(p.id(), account) {
+            Ok(d) => drivers.push((key, d)),
+            Err(e) => {
+                listings.insert(key, Err(e));
             }
-            let mut out = std::collections::HashMap::new();
-            for (key, task) in tasks {
-                let listed = match task {
-                    Ok(handle) => match handle.await {
-                        Ok(r) => r.map_err(anyhow::Error::from),
-                        Err(e) => Err(anyhow::anyhow!("listing stopped: {e}")),
-                    },
-                    Err(e) => Err(e),
-                };
-                out.insert(key, listed);
-            }
-            out
-        });
-    let mut rows: Vec<Value> = Vec::new();
+        }
+    }
+    let listed = runtime.block_on(crate::engine::fan_out(
+        drivers,
+        crate::engine::DEFAULT_LIMIT,
+        &crate::engine::Progress::hidden(),
+        |(_, d)| async move { d.list(false).await },
+    ));
+    for ((key, _), r) in listed {
+        let r = match r {
+            Ok(r) => r.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::anyhow!("listing stopped: {e}")),
+        };
+        listings.insert(key, r);
+    }
+    let mut rows: Vec<Finding> = Vec::new();
     let mut failed = false;
     let mut synced = 0;
     let mut unconfigured: Vec<String> = Vec::new();
@@ -198,7 +219,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
             );
             if explicit && account == ctx.account {
                 messages::info(format!("{at}: {msg}"));
-                rows.push(failure_row(id, &msg));
+                rows.push(Finding::failure(id, &msg));
                 failed = true;
             } else {
                 unconfigured.push(at);
@@ -214,7 +235,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 let msg = one_line(&e);
                 messages::info(super::provider_failure(&at, "listing failed", &msg));
-                rows.push(failure_row(id, &msg));
+                rows.push(Finding::failure(id, &msg));
                 let _ = store.record_action(
                     None,
                     Action::Sync,
@@ -237,7 +258,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
             ));
             failed = true;
         }
-        rows.extend(applied.iter().map(row));
+        rows.extend(applied.iter().map(Finding::of));
         accounts_done.push(key);
         synced += 1;
     }
@@ -250,14 +271,13 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     }
     // Cleanups left by deletes run once their node is gone (the listing above shows which).
     super::cleanup::settle(ctx, store.as_ref(), &runtime, Some(&accounts_done))?;
-    render::listing(&mut stdout(), ctx.style, COLUMNS, &render::rows_of(&rows))?;
+    let table: Vec<render::Row> = rows.iter().map(render::Row::of).collect();
+    render::listing(&mut stdout(), ctx.style, COLUMNS, &table)?;
     if !unconfigured.is_empty() {
         messages::note(format!("skipped, no credentials: {} — configure them with `capsule openmesh provider configure NAME`",
             unconfigured.join(", ")));
     }
-    let found = rows
-        .iter()
-        .any(|r| matches!(r["finding"].as_str(), Some("drift" | "orphan" | "ghost")));
+    let found = rows.iter().any(Finding::differs);
     Ok(if failed {
         ExitCode::from(1)
     } else if args.exit_code && found {

@@ -14,6 +14,7 @@ use crate::catalog::ProviderEntry;
 use crate::cli::{OutputFormat, ReinstallArgs, StatusArgs, XnodeArgs};
 use crate::context::Ctx;
 use crate::driver::{Driver, NodeRef, NodeState, RenderedRequest};
+use crate::engine::{Engine, Event};
 use crate::error::bad_input;
 use crate::messages;
 use crate::render::{self, col, Kind};
@@ -443,15 +444,16 @@ fn climb_all(
     let mut errors: Vec<Option<String>> = vec![None; climbs.len()];
     let started = std::time::Instant::now();
     rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Step>();
+        // Every node is watched at once: a watch mostly sleeps, and each has its own deadline.
+        let mut engine: Engine<Step, ()> =
+            Engine::new(tokio::runtime::Handle::current(), climbs.len());
         for (index, c) in climbs.iter().enumerate() {
             let driver = drivers[&(c.node.provider.clone(), c.account.clone())].clone();
             let nref = c.node.clone();
             let mut ip = c.ip.clone();
             let mut best = c.best;
             let probe = probe.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
+            engine.push(move |tx| async move {
                 let deadline = tokio::time::Instant::now() + timeout;
                 let domain = probe.domain.is_some();
                 loop {
@@ -464,7 +466,7 @@ fn climb_all(
                                 // Stage 1 is the provider's word: recorded before the network is asked.
                                 if best < Stage::Running {
                                     best = Stage::Running;
-                                    let _ = tx.send(Step { index, stage: best, ip: ip.clone(), done: None });
+                                    tx.report(Step { index, stage: best, ip: ip.clone(), done: None });
                                 }
                             }
                         }
@@ -474,14 +476,14 @@ fn climb_all(
                     }
                     if seen > best || (seen == Stage::Unprotected && best != seen) {
                         best = seen;
-                        let _ = tx.send(Step { index, stage: best, ip: ip.clone(), done: None });
+                        tx.report(Step { index, stage: best, ip: ip.clone(), done: None });
                     }
                     if best.is_final(domain) {
-                        let _ = tx.send(Step { index, stage: best, ip: ip.clone(), done: Some(Ok(())) });
+                        tx.report(Step { index, stage: best, ip: ip.clone(), done: Some(Ok(())) });
                         return;
                     }
                     if tokio::time::Instant::now() + probe.interval > deadline {
-                        let _ = tx.send(Step {
+                        tx.report(Step {
                             index,
                             stage: best,
                             ip: ip.clone(),
@@ -493,8 +495,22 @@ fn climb_all(
                 }
             });
         }
-        drop(tx);
-        while let Some(step) = rx.recv().await {
+        while let Some(event) = engine.next().await {
+            let step = match event {
+                Event::Report { event, .. } => event,
+                Event::Done { result: Ok(()), .. } => continue,
+                Event::Done {
+                    index,
+                    result: Err(lost),
+                } => {
+                    // A watch that stopped early fails its node only.
+                    if let Some(b) = &bars[index] {
+                        b.finish();
+                    }
+                    errors[index] = Some(format!("{}: {lost}", climbs[index].name));
+                    continue;
+                }
+            };
             let c = &mut climbs[step.index];
             c.ip = step.ip.clone().or(c.ip.clone());
             let elapsed = started.elapsed().as_secs();

@@ -3,7 +3,7 @@
 //! types its values take over all rows), so a renamed, dropped, moved or retyped field fails
 //! here, whatever the catalog's prices or the clock say.
 
-use crate::support::mock::{MockConfig, MockServer, Provider};
+use crate::support::mock::{MockConfig, MockServer, NodeSpec, Provider};
 use crate::support::{against, capsule, golden, Capsule};
 use serde_json::{json, Map, Value};
 
@@ -180,4 +180,13 @@ fn deploy_nodes_and_sync() {
     pin(&c, "list", &["list"]);
     pin(&c, "status", &["status", "schema-1"]);
     pin(&c, "sync", &["sync", "--provider", "digitalocean"]);
+    // A capsule-tagged server without a record: the findings' row shape.
+    mock.add_node(
+        NodeSpec::named("stray")
+            .tag("capsule")
+            .tag("capsule-o1")
+            .plan("s-1vcpu-1gb"),
+    );
+    let findings = pin(&c, "sync-findings", &["sync", "--provider", "digitalocean"]);
+    assert_eq!(findings[0]["finding"], "orphan", "{findings}");
 }

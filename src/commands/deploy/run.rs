@@ -1,9 +1,10 @@
-//! The execution engine of `deploy`: one bounded-parallel fan-out of creates (and waits) on a
-//! tokio runtime, whose reports the command thread alone records in the store, so "recorded,
+//! The run of `deploy`: its creates (and waits) pushed on the one execution engine
+//! (`crate::engine`), whose reports the command thread alone records in the store, so "recorded,
 //! then created" always holds. A create refused for a documented reason moves to its next
 //! candidate (`commands::failover`); the per-node result table closes the run.
 
 use super::*;
+use crate::engine::{Engine, Event, Progress, Reporter};
 
 /// Everything a run needs, built and checked before the first intent is written: a failure
 /// here (no credentials, an unreadable credentials file, a bad endpoint, a bad `--timeout`)
@@ -111,8 +112,6 @@ pub(super) enum Report {
         deploy_id: String,
         error: String,
     },
-    /// A task ended (sent by [`Finished`]).
-    Done,
 }
 
 /// The outcome of one job: the create, or (resume) the lookup by the old tag first.
@@ -163,36 +162,17 @@ pub(super) struct Waits {
     pub(super) timeout: Duration,
 }
 
-/// Sends [`Report::Done`] when its task ends, however it ends, so the command thread knows how
-/// many tasks still run.
-pub(super) struct Finished(tokio::sync::mpsc::UnboundedSender<Report>);
-
-impl Drop for Finished {
-    fn drop(&mut self) {
-        let _ = self.0.send(Report::Done);
-    }
-}
-
-/// Run one job on the runtime: the create (bounded by `sem`), then the waits, each result sent
-/// to the command thread, which alone writes the store.
-pub(super) fn spawn_job(
-    rt: &tokio::runtime::Runtime,
-    driver: Driver,
-    job: Job,
-    tx: tokio::sync::mpsc::UnboundedSender<Report>,
-    sem: std::sync::Arc<tokio::sync::Semaphore>,
-    w: Waits,
-) {
-    rt.spawn(async move {
-        let _done = Finished(tx.clone());
-        let _permit = sem.acquire_owned().await;
+/// Push one job onto the engine: the create, then the waits, each result reported to the
+/// command thread, which alone writes the store.
+pub(super) fn push_job(engine: &mut Engine<Report, ()>, driver: Driver, job: Job, w: Waits) {
+    engine.push(move |tx: Reporter<Report>| async move {
         let deploy_id = job.req.deploy_id.clone();
         let outcome = run_job(&driver, &job).await;
         let created = match &outcome {
             CreateOutcome::Created(n) => Some(n.clone()),
             CreateOutcome::Rejected(_) | CreateOutcome::InDoubt { .. } => None,
         };
-        let _ = tx.send(Report::Outcome {
+        tx.report(Report::Outcome {
             deploy_id: deploy_id.clone(),
             outcome,
         });
@@ -207,17 +187,17 @@ pub(super) fn spawn_job(
                 if w.wait_ssh {
                     if let Some(ip) = &n.ipv4 {
                         if let Err(e) = wait_port(ip, 22, w.timeout).await {
-                            let _ = tx.send(Report::WaitFailed {
+                            tx.report(Report::WaitFailed {
                                 deploy_id: deploy_id.clone(),
                                 error: e,
                             });
                         }
                     }
                 }
-                let _ = tx.send(Report::Observed { deploy_id, node: n });
+                tx.report(Report::Observed { deploy_id, node: n });
             }
             Err(e) => {
-                let _ = tx.send(Report::WaitFailed {
+                tx.report(Report::WaitFailed {
                     deploy_id,
                     error: e.to_string(),
                 });
@@ -407,15 +387,7 @@ pub(super) fn run_jobs(
         wait_ssh: runner.wait_ssh,
         timeout,
     };
-    let progress = ctx.interactive && ctx.format() == OutputFormat::Table && jobs.len() > 1;
-    let bar = progress.then(|| {
-        let b = indicatif::ProgressBar::new(jobs.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} nodes {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let progress = super::super::progress(ctx, jobs.len(), "nodes");
     let mut results: BTreeMap<String, (Option<Node>, Option<String>)> = BTreeMap::new();
     let mut in_doubt: BTreeSet<String> = BTreeSet::new();
     let mut moves = Moves {
@@ -446,36 +418,33 @@ pub(super) fn run_jobs(
             tokio::time::sleep(state::lease::HEARTBEAT).await;
         }
     });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Report>();
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(runner.parallel));
-    let mut running = 0usize;
+    let mut engine: Engine<Report, ()> = Engine::new(rt.handle().clone(), runner.parallel);
     for job in jobs {
         let driver = moves.drivers[&job.provider].clone();
-        spawn_job(&rt, driver, job, tx.clone(), sem.clone(), waits);
-        running += 1;
+        push_job(&mut engine, driver, job, waits);
     }
     // The command thread owns the store: it records every report, and moves refused creates.
-    while running > 0 {
-        let Some(report) = rt.block_on(rx.recv()) else {
-            break;
-        };
-        let report = match report {
-            Report::Done => {
-                running -= 1;
+    while let Some(event) = rt.block_on(engine.next()) {
+        let report = match event {
+            Event::Done { result: Ok(()), .. } => continue,
+            Event::Done {
+                result: Err(lost), ..
+            } => {
+                // Its node has no result: the table below says so.
+                messages::info(format!("a create stopped early: {lost}"));
                 continue;
             }
+            Event::Report { event, .. } => event,
+        };
+        let report = match report {
             Report::Outcome { deploy_id, outcome } => {
                 match moves.outcome(&rt, &mut names, deploy_id, outcome) {
                     Next::Move(job, driver) => {
                         if let Some(line) = moves.failover.as_ref().and_then(Failover::last_refusal)
                         {
-                            match &bar {
-                                Some(b) => b.println(format!("capsule: {line}")),
-                                None => messages::info(line),
-                            }
+                            progress.say(line);
                         }
-                        spawn_job(&rt, driver, *job, tx.clone(), sem.clone(), waits);
-                        running += 1;
+                        push_job(&mut engine, driver, *job, waits);
                         continue;
                     }
                     Next::Keep(report) => *report,
@@ -489,16 +458,14 @@ pub(super) fn run_jobs(
             &mut results,
             &mut in_doubt,
             report,
-            bar.as_ref(),
+            &progress,
         );
         if let Err(e) = res {
             messages::info(format!("could not record a result: {e}"));
         }
     }
     heartbeat.abort();
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    progress.finish();
     let failover = moves.failover;
     let explanation = explanation.map(|mut e| {
         if let Some(f) = &failover {
@@ -605,17 +572,12 @@ pub(super) fn handle_report(
     results: &mut BTreeMap<String, (Option<Node>, Option<String>)>,
     in_doubt: &mut BTreeSet<String>,
     report: Report,
-    bar: Option<&indicatif::ProgressBar>,
+    progress: &Progress,
 ) -> anyhow::Result<()> {
-    let say = |msg: String| match bar {
-        Some(b) => b.set_message(msg),
-        None => messages::info(msg),
-    };
+    let say = |msg: String| progress.status(msg);
     match report {
         Report::Outcome { deploy_id, outcome } => {
-            if let Some(b) = bar {
-                b.inc(1);
-            }
+            progress.inc();
             let name = &names[&deploy_id];
             match outcome {
                 CreateOutcome::Created(node) => {
@@ -665,7 +627,6 @@ pub(super) fn handle_report(
             let entry = results.entry(deploy_id).or_insert((None, None));
             entry.1 = Some(error);
         }
-        Report::Done => {}
     }
     Ok(())
 }
