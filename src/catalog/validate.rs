@@ -5,7 +5,7 @@
 
 use super::diagnostic::{closest, Seg};
 use super::model::{Catalog, ProviderEntry};
-use super::schema::{Api, ErrorShape, Field, Operation, Template, XnodeBootstrap};
+use super::schema::{Api, Auth, ErrorShape, Field, Operation, Template, XnodeBootstrap};
 use std::collections::BTreeSet;
 
 /// The entity a problem is about.
@@ -46,8 +46,6 @@ pub const CONTINENTS: &[&str] = &[
 ];
 pub const ARCHES: &[&str] = &["x86_64", "arm64"];
 pub const SSH_KEY_MODES: &[&str] = &["key-id", "public-key", "none"];
-pub const AUTH_SCHEMES: &[&str] = &["bearer", "header", "sigv4"];
-pub const ENCODINGS: &[&str] = &["", "json", "form", "text"];
 pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 pub const REQUIRED_OPERATIONS: &[&str] =
     &["create", "list", "get", "start", "stop", "delete", "verify"];
@@ -540,9 +538,6 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             );
         }
     }
-    if !api.format.is_empty() {
-        c.one_of(&e, &["format"], "format", &api.format, &["json", "xml"]);
-    }
     if api.secret_fields.iter().any(|f| f.trim().is_empty()) {
         c.push(
             &e,
@@ -550,31 +545,15 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             "secret_fields names an empty field: give each answer field's name".to_string(),
         );
     }
-    c.one_of(
-        &e,
-        &["auth", "scheme"],
-        "auth scheme",
-        &api.auth.scheme,
-        AUTH_SCHEMES,
-    );
-    let auth_fields: Vec<(&str, &str)> = match api.auth.scheme.as_str() {
-        "bearer" => vec![("field", &api.auth.field)],
-        "header" => vec![("field", &api.auth.field), ("header", &api.auth.header)],
-        "sigv4" => vec![
-            ("service", &api.auth.service),
-            ("access_key_field", &api.auth.access_key_field),
-            ("secret_key_field", &api.auth.secret_key_field),
-        ],
-        _ => vec![],
-    };
-    for (k, v) in auth_fields {
-        if v.is_empty() {
-            c.push(
-                &e,
-                &["auth"],
-                format!("auth scheme '{}' needs auth.{k}", api.auth.scheme),
-            );
-        } else if k.ends_with("field") && !fields.contains(&v) {
+    if api.auth == Auth::Missing {
+        c.push(
+            &e,
+            &["auth"],
+            "[api.auth] needs a scheme: bearer, header or sigv4".to_string(),
+        );
+    }
+    for (k, v) in api.auth.credential_fields() {
+        if v.is_empty() || !fields.contains(&v) {
             c.push(
                 &e,
                 &["auth", k],
@@ -582,14 +561,21 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             );
         }
     }
-    if !api.auth.session_token_field.is_empty()
-        && !fields.contains(&api.auth.session_token_field.as_str())
-    {
-        c.push(
-            &e,
-            &["auth", "session_token_field"],
-            unknown_msg("credential field", &api.auth.session_token_field, &fields),
-        );
+    for (k, v) in match &api.auth {
+        Auth::Header { header, .. } => vec![("header", header)],
+        Auth::Sigv4 { service, .. } => vec![("service", service)],
+        _ => vec![],
+    } {
+        if v.trim().is_empty() {
+            c.push(
+                &e,
+                &["auth", k],
+                format!(
+                    "auth scheme '{}' needs a non-empty auth.{k}",
+                    api.auth.scheme()
+                ),
+            );
+        }
     }
     check_refusals(c, &e, &api.errors);
     for (state, raws) in &api.status {
@@ -910,7 +896,6 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
     if !op.body.is_empty() {
         template_ok(c, e, &path("body"), &op.body);
     }
-    c.one_of(e, &path("encoding"), "encoding", &op.encoding, ENCODINGS);
     for s in &op.expect {
         if !(100..600).contains(s) {
             c.push(e, &path("expect"), format!("HTTP status {s} is not valid"));
