@@ -948,66 +948,79 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
             );
         }
     }
-    for step in &op.cleanup {
-        if !step.wait_for.is_empty() || !step.unless.is_empty() {
-            c.push(
-                e,
-                &path("cleanup"),
-                "a cleanup step runs once the node is gone: `wait_for` and `unless` do not apply"
-                    .to_string(),
-            );
-        }
-    }
-    for step in op.before.iter().chain(&op.after).chain(&op.cleanup) {
-        if !names.contains(&step.operation.as_str()) {
-            let key = if op.before.iter().any(|s| s.operation == step.operation) {
-                "before"
-            } else if op.cleanup.iter().any(|s| s.operation == step.operation) {
-                "cleanup"
-            } else {
-                "after"
+    // Each problem of a step is reported at its own key: `before[1].wait_for`, not `before`.
+    for (list, steps) in [
+        ("before", &op.before),
+        ("after", &op.after),
+        ("cleanup", &op.cleanup),
+    ] {
+        for (i, step) in steps.iter().enumerate() {
+            let at_key = |k: &str| {
+                let mut p: Vec<Seg> = at.iter().map(|s| Seg::Key((*s).to_string())).collect();
+                p.push(Seg::Key(list.to_string()));
+                p.push(Seg::Index(i));
+                p.push(Seg::Key(k.to_string()));
+                p
             };
-            c.push(
-                e,
-                &path(key),
-                unknown_msg("operation", &step.operation, names),
-            );
-        }
-        if !step.each.is_empty() && !step.each.starts_with('/') {
-            c.push(
-                e,
-                &path("after"),
-                format!("`each` pointer '{}' must start with '/'", step.each),
-            );
-        }
-        if !step.wait_for.is_empty() && !STATES.contains(&step.wait_for.as_str()) {
-            c.push(
-                e,
-                &path("after"),
-                unknown_msg("state", &step.wait_for, STATES),
-            );
-        }
-        for s in &step.unless {
-            if !STATES.contains(&s.as_str()) {
-                c.push(e, &path("before"), unknown_msg("state", s, STATES));
+            if list == "cleanup" {
+                for (k, set) in [
+                    ("wait_for", !step.wait_for.is_empty()),
+                    ("unless", !step.unless.is_empty()),
+                ] {
+                    if set {
+                        c.push_path(
+                            e,
+                            at_key(k),
+                            format!(
+                                "a cleanup step runs once the node is gone: `{k}` does not apply"
+                            ),
+                        );
+                    }
+                }
             }
-        }
-        if !step.when.is_empty() {
-            if let Err(msg) = compile_expression(&step.when) {
-                c.push(
+            if !names.contains(&step.operation.as_str()) {
+                c.push_path(
                     e,
-                    &path("before"),
-                    format!("step condition `{}` does not compile: {msg}", step.when),
+                    at_key("operation"),
+                    unknown_msg("operation", &step.operation, names),
                 );
             }
-        }
-        for (var, ptr) in &step.save {
-            if !ptr.starts_with('/') {
-                c.push(
+            if !step.each.is_empty() && !step.each.starts_with('/') {
+                c.push_path(
                     e,
-                    &path("before"),
-                    format!("`save` pointer '{ptr}' for `{var}` must start with '/'"),
+                    at_key("each"),
+                    format!("`each` pointer '{}' must start with '/'", step.each),
                 );
+            }
+            if !step.wait_for.is_empty() && !STATES.contains(&step.wait_for.as_str()) {
+                c.push_path(
+                    e,
+                    at_key("wait_for"),
+                    unknown_msg("state", &step.wait_for, STATES),
+                );
+            }
+            for s in &step.unless {
+                if !STATES.contains(&s.as_str()) {
+                    c.push_path(e, at_key("unless"), unknown_msg("state", s, STATES));
+                }
+            }
+            if !step.when.is_empty() {
+                if let Err(msg) = compile_expression(&step.when) {
+                    c.push_path(
+                        e,
+                        at_key("when"),
+                        format!("step condition `{}` does not compile: {msg}", step.when),
+                    );
+                }
+            }
+            for (var, ptr) in &step.save {
+                if !ptr.starts_with('/') {
+                    c.push_path(
+                        e,
+                        at_key("save"),
+                        format!("`save` pointer '{ptr}' for `{var}` must start with '/'"),
+                    );
+                }
             }
         }
     }
