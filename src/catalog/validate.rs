@@ -601,19 +601,19 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
     if api.node.id == Field::default() {
         c.push(&e, &["node"], "api.node needs an id pointer".to_string());
     }
+    let n = &api.node;
     for (name, f) in [
-        ("id", &api.node.id),
-        ("status", &api.node.status),
-        ("ipv4", &api.node.ipv4),
+        ("id", &n.id),
+        ("name", &n.name),
+        ("status", &n.status),
+        ("ipv4", &n.ipv4),
+        ("created_at", &n.created_at),
+        ("plan", &n.plan),
+        ("region", &n.region),
+        ("deploy_id", &n.deploy_id),
     ] {
-        if let Field::Pointer(p) = f {
-            if !p.is_empty() && !p.starts_with('/') {
-                c.push(
-                    &e,
-                    &["node", name],
-                    format!("pointer '{p}' must start with '/'"),
-                );
-            }
+        if let Some(msg) = field_problem(f) {
+            c.push(&e, &["node", name], msg);
         }
     }
     if !api.tagging.tag.is_empty() {
@@ -1276,6 +1276,37 @@ fn total_problem(spec: &str, header_ok: bool) -> Option<String> {
     }
 }
 
+/// What is wrong with a field reader: every pointer is empty (the value itself) or starts
+/// with '/'; a `where` value is a text, `!text` (not equal) or `~prefix` (starts with), and the
+/// two marks do not combine.
+fn field_problem(f: &Field) -> Option<String> {
+    let pointer = |p: &str, what: &str| {
+        (!p.is_empty() && !p.starts_with('/'))
+            .then(|| format!("{what} '{p}' must start with '/' (or be empty: the value itself)"))
+    };
+    match f {
+        Field::Pointer(p) => pointer(p, "pointer"),
+        Field::First(all) => all.iter().find_map(field_problem),
+        Field::Pick(pick) => pointer(&pick.list, "`list` pointer")
+            .or_else(|| pointer(&pick.value, "`value` pointer"))
+            .or_else(|| {
+                pick.filter.iter().find_map(|(k, v)| {
+                    pointer(k, "`where` pointer").or_else(|| {
+                        if v.starts_with("!~") || v.starts_with("~!") {
+                            Some(format!(
+                                "`where` value '{v}' combines '!' and '~' — write `!text` (not equal) or `~prefix` (starts with)"
+                            ))
+                        } else if v == "~" {
+                            Some("`where` value '~' needs a prefix after the '~' (`~capsule-`)".to_string())
+                        } else {
+                            None
+                        }
+                    })
+                })
+            }),
+    }
+}
+
 fn unknown_msg(what: &str, word: &str, candidates: &[&str]) -> String {
     match closest(word, candidates.iter().copied()) {
         Some(s) => format!("unknown {what} '{word}' — did you mean '{s}'?"),
@@ -1360,4 +1391,45 @@ fn base_url_problem(url: &str) -> Option<String> {
 /// A monthly cap is 0 (not declared), 1–745 hours, or infinite (`"none"`: no cap).
 fn cap_hours_ok(h: f64) -> bool {
     h == f64::INFINITY || (0.0..=745.0).contains(&h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::schema::Pick;
+
+    #[test]
+    fn where_filters_and_pointers_are_checked() {
+        let pick = |k: &str, v: &str| {
+            Field::Pick(Pick {
+                list: "/tags".into(),
+                filter: [(k.to_string(), v.to_string())].into_iter().collect(),
+                value: String::new(),
+            })
+        };
+        assert_eq!(field_problem(&pick("", "~capsule-")), None);
+        assert_eq!(field_problem(&pick("/type", "!private")), None);
+        assert!(field_problem(&pick("/type", "!~x"))
+            .unwrap()
+            .contains("combines"));
+        assert!(field_problem(&pick("", "~")).unwrap().contains("prefix"));
+        assert!(field_problem(&pick("type", "public"))
+            .unwrap()
+            .contains("'type'"));
+        let first = Field::First(vec![
+            Field::Pointer("/a".into()),
+            Field::Pointer("b".into()),
+        ]);
+        assert!(field_problem(&first).unwrap().contains("'b'"));
+    }
+
+    #[test]
+    fn header_forms_are_checked() {
+        assert_eq!(total_problem("header:X-Total-Count", true), None);
+        assert_eq!(total_problem("/meta/total", true), None);
+        assert!(total_problem("header:X Total", true).is_some());
+        assert!(total_problem("header:", true).is_some());
+        assert!(total_problem("header:X-Next", false).is_some());
+        assert!(total_problem("meta/total", true).is_some());
+    }
 }
