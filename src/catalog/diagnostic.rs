@@ -216,8 +216,23 @@ pub fn locate(text: &str, path: &[Seg], key_span: bool) -> Option<Range<usize>> 
                     match arr.get(*n) {
                         Some(v) => {
                             best = v.span().or(best);
-                            if last {
-                                return best;
+                            // Inside an inline table (`before = [{ wait_for = … }]`): the key.
+                            let mut cur = v;
+                            for seg in &path[i + 1..] {
+                                let Seg::Key(k) = seg else {
+                                    return best;
+                                };
+                                let Some((key, next)) = cur
+                                    .as_inline_table()
+                                    .and_then(|t| t.get_key_value(k))
+                                    .and_then(|(key, item)| Some((key, item.as_value()?)))
+                                else {
+                                    return best;
+                                };
+                                best = if key_span { key.span() } else { next.span() }
+                                    .or_else(|| key.span())
+                                    .or(best);
+                                cur = next;
                             }
                             return best;
                         }

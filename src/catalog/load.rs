@@ -195,6 +195,17 @@ fn humanize_serde(raw: &str) -> String {
             ),
         };
     }
+    if let Some(rest) = raw.strip_prefix("unknown variant `") {
+        let word = rest.split('`').next().unwrap_or("");
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        return match closest(word, expected.iter().copied()) {
+            Some(s) => format!("'{word}' is not valid here — did you mean '{s}'?"),
+            None => format!(
+                "'{word}' is not valid here — use one of: {}",
+                expected.join(", ")
+            ),
+        };
+    }
     if let Some(rest) = raw.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or("");
         return format!("missing key '{field}' — add it to this table");
@@ -752,11 +763,14 @@ fn apply_permutation<T>(v: &mut [T], order: &[usize]) {
 }
 
 /// Tables merge key by key; anything else replaces. A table that names its variant (`paging =
-/// { style = … }`) replaces the old one whole: the keys of one style mean nothing in another.
+/// { style = … }`, `[api.auth] scheme = …`) replaces the old one whole: the keys of one variant
+/// mean nothing in another.
 fn deep_merge(base: &mut toml::Table, patch: toml::Table) {
     for (k, v) in patch {
         match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(p)) if !p.contains_key("style") => {
+            (Some(toml::Value::Table(b)), toml::Value::Table(p))
+                if !p.contains_key("style") && !p.contains_key("scheme") =>
+            {
                 deep_merge(b, p)
             }
             (_, v) => {

@@ -505,7 +505,7 @@ pub struct Api {
     pub endpoint_env: Vec<String>,
     /// Response format: `json` (default) or `xml`.
     #[serde(default)]
-    pub format: String,
+    pub format: Format,
     /// XML element names whose children are always a list (`item`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub xml_list_elements: Vec<String>,
@@ -560,6 +560,29 @@ pub struct Api {
     /// time to a product of this listing that is in stock in the region and fits the template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_lookup: Option<PlanLookup>,
+}
+
+/// `api.format`: how answers are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Json,
+    /// Converted to JSON (`xml_list_elements` are always lists).
+    Xml,
+}
+
+/// An operation's `encoding`: how its body is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// The rendered body, checked to be JSON, sent as `application/json`.
+    #[default]
+    Json,
+    /// The rendered JSON flattened AWS-Query style and form-urlencoded.
+    Form,
+    /// The rendered template sent as it is, with `content_type`.
+    Text,
 }
 
 /// `[api.plan_lookup]`: how to find the live product that fits a template in one region.
@@ -671,29 +694,72 @@ pub struct RegionPriceFields {
     pub hourly: String,
 }
 
-/// `[api.auth]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Auth {
-    /// `bearer`, `header` or `sigv4`.
-    #[serde(default)]
-    pub scheme: String,
-    /// Credential field holding the token (bearer, header).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub field: String,
-    /// Header name for `header`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub header: String,
-    /// sigv4: service name in the credential scope (`ec2`, `sts`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub service: String,
-    /// sigv4: credential fields for the access key id, the secret and the optional session token.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub access_key_field: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub secret_key_field: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub session_token_field: String,
+/// `[api.auth]`: how requests are authenticated, by `scheme`; each scheme has its own keys.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "scheme", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Auth {
+    /// No scheme declared (a provider without `[api.auth]`); validation asks for one.
+    #[default]
+    #[serde(rename = "none")]
+    Missing,
+    /// `Authorization: Bearer <field>`.
+    Bearer {
+        /// Credential field holding the token.
+        field: String,
+    },
+    /// `<header>: <field>`.
+    Header {
+        /// Credential field holding the key.
+        field: String,
+        /// The header that carries it (`X-Auth-Token`).
+        header: String,
+    },
+    /// AWS Signature Version 4.
+    Sigv4 {
+        /// The service in the credential scope (`ec2`).
+        service: String,
+        /// Credential fields for the access key id, the secret and the optional session token.
+        access_key_field: String,
+        secret_key_field: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        session_token_field: String,
+    },
+}
+
+impl Auth {
+    /// The scheme's name as written in the catalog.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Auth::Missing => "none",
+            Auth::Bearer { .. } => "bearer",
+            Auth::Header { .. } => "header",
+            Auth::Sigv4 { .. } => "sigv4",
+        }
+    }
+
+    /// The credential fields the scheme reads, by key (`field`, `access_key_field`, …); the
+    /// optional session token field only when it is set.
+    pub fn credential_fields(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Auth::Missing => vec![],
+            Auth::Bearer { field } | Auth::Header { field, .. } => vec![("field", field)],
+            Auth::Sigv4 {
+                access_key_field,
+                secret_key_field,
+                session_token_field,
+                ..
+            } => {
+                let mut v = vec![
+                    ("access_key_field", access_key_field.as_str()),
+                    ("secret_key_field", secret_key_field.as_str()),
+                ];
+                if !session_token_field.is_empty() {
+                    v.push(("session_token_field", session_token_field.as_str()));
+                }
+                v
+            }
+        }
+    }
 }
 
 /// `[api.errors]`: where an error response keeps its message and code.
@@ -973,8 +1039,8 @@ pub struct Operation {
     /// `json` (default), `form` (the JSON body flattened AWS-Query style:
     /// `TagSpecification.1.Tag.1.Key=…`, form-urlencoded) or `text` (the rendered template sent
     /// as is with `content_type`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub encoding: String,
+    #[serde(default)]
+    pub encoding: Encoding,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub content_type: String,
     /// Accepted HTTP statuses; empty = any 2xx.

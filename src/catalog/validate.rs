@@ -5,7 +5,7 @@
 
 use super::diagnostic::{closest, Seg};
 use super::model::{Catalog, ProviderEntry};
-use super::schema::{Api, ErrorShape, Field, Operation, Template, XnodeBootstrap};
+use super::schema::{Api, Auth, ErrorShape, Field, Operation, Template, XnodeBootstrap};
 use std::collections::BTreeSet;
 
 /// The entity a problem is about.
@@ -46,8 +46,6 @@ pub const CONTINENTS: &[&str] = &[
 ];
 pub const ARCHES: &[&str] = &["x86_64", "arm64"];
 pub const SSH_KEY_MODES: &[&str] = &["key-id", "public-key", "none"];
-pub const AUTH_SCHEMES: &[&str] = &["bearer", "header", "sigv4"];
-pub const ENCODINGS: &[&str] = &["", "json", "form", "text"];
 pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 pub const REQUIRED_OPERATIONS: &[&str] =
     &["create", "list", "get", "start", "stop", "delete", "verify"];
@@ -540,9 +538,6 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             );
         }
     }
-    if !api.format.is_empty() {
-        c.one_of(&e, &["format"], "format", &api.format, &["json", "xml"]);
-    }
     if api.secret_fields.iter().any(|f| f.trim().is_empty()) {
         c.push(
             &e,
@@ -550,31 +545,15 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             "secret_fields names an empty field: give each answer field's name".to_string(),
         );
     }
-    c.one_of(
-        &e,
-        &["auth", "scheme"],
-        "auth scheme",
-        &api.auth.scheme,
-        AUTH_SCHEMES,
-    );
-    let auth_fields: Vec<(&str, &str)> = match api.auth.scheme.as_str() {
-        "bearer" => vec![("field", &api.auth.field)],
-        "header" => vec![("field", &api.auth.field), ("header", &api.auth.header)],
-        "sigv4" => vec![
-            ("service", &api.auth.service),
-            ("access_key_field", &api.auth.access_key_field),
-            ("secret_key_field", &api.auth.secret_key_field),
-        ],
-        _ => vec![],
-    };
-    for (k, v) in auth_fields {
-        if v.is_empty() {
-            c.push(
-                &e,
-                &["auth"],
-                format!("auth scheme '{}' needs auth.{k}", api.auth.scheme),
-            );
-        } else if k.ends_with("field") && !fields.contains(&v) {
+    if api.auth == Auth::Missing {
+        c.push(
+            &e,
+            &["auth"],
+            "[api.auth] needs a scheme: bearer, header or sigv4".to_string(),
+        );
+    }
+    for (k, v) in api.auth.credential_fields() {
+        if v.is_empty() || !fields.contains(&v) {
             c.push(
                 &e,
                 &["auth", k],
@@ -582,14 +561,21 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
             );
         }
     }
-    if !api.auth.session_token_field.is_empty()
-        && !fields.contains(&api.auth.session_token_field.as_str())
-    {
-        c.push(
-            &e,
-            &["auth", "session_token_field"],
-            unknown_msg("credential field", &api.auth.session_token_field, &fields),
-        );
+    for (k, v) in match &api.auth {
+        Auth::Header { header, .. } => vec![("header", header)],
+        Auth::Sigv4 { service, .. } => vec![("service", service)],
+        _ => vec![],
+    } {
+        if v.trim().is_empty() {
+            c.push(
+                &e,
+                &["auth", k],
+                format!(
+                    "auth scheme '{}' needs a non-empty auth.{k}",
+                    api.auth.scheme()
+                ),
+            );
+        }
     }
     check_refusals(c, &e, &api.errors);
     for (state, raws) in &api.status {
@@ -615,19 +601,19 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
     if api.node.id == Field::default() {
         c.push(&e, &["node"], "api.node needs an id pointer".to_string());
     }
+    let n = &api.node;
     for (name, f) in [
-        ("id", &api.node.id),
-        ("status", &api.node.status),
-        ("ipv4", &api.node.ipv4),
+        ("id", &n.id),
+        ("name", &n.name),
+        ("status", &n.status),
+        ("ipv4", &n.ipv4),
+        ("created_at", &n.created_at),
+        ("plan", &n.plan),
+        ("region", &n.region),
+        ("deploy_id", &n.deploy_id),
     ] {
-        if let Field::Pointer(p) = f {
-            if !p.is_empty() && !p.starts_with('/') {
-                c.push(
-                    &e,
-                    &["node", name],
-                    format!("pointer '{p}' must start with '/'"),
-                );
-            }
+        if let Some(msg) = field_problem(f) {
+            c.push(&e, &["node", name], msg);
         }
     }
     if !api.tagging.tag.is_empty() {
@@ -910,7 +896,6 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
     if !op.body.is_empty() {
         template_ok(c, e, &path("body"), &op.body);
     }
-    c.one_of(e, &path("encoding"), "encoding", &op.encoding, ENCODINGS);
     for s in &op.expect {
         if !(100..600).contains(s) {
             c.push(e, &path("expect"), format!("HTTP status {s} is not valid"));
@@ -963,66 +948,79 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
             );
         }
     }
-    for step in &op.cleanup {
-        if !step.wait_for.is_empty() || !step.unless.is_empty() {
-            c.push(
-                e,
-                &path("cleanup"),
-                "a cleanup step runs once the node is gone: `wait_for` and `unless` do not apply"
-                    .to_string(),
-            );
-        }
-    }
-    for step in op.before.iter().chain(&op.after).chain(&op.cleanup) {
-        if !names.contains(&step.operation.as_str()) {
-            let key = if op.before.iter().any(|s| s.operation == step.operation) {
-                "before"
-            } else if op.cleanup.iter().any(|s| s.operation == step.operation) {
-                "cleanup"
-            } else {
-                "after"
+    // Each problem of a step is reported at its own key: `before[1].wait_for`, not `before`.
+    for (list, steps) in [
+        ("before", &op.before),
+        ("after", &op.after),
+        ("cleanup", &op.cleanup),
+    ] {
+        for (i, step) in steps.iter().enumerate() {
+            let at_key = |k: &str| {
+                let mut p: Vec<Seg> = at.iter().map(|s| Seg::Key((*s).to_string())).collect();
+                p.push(Seg::Key(list.to_string()));
+                p.push(Seg::Index(i));
+                p.push(Seg::Key(k.to_string()));
+                p
             };
-            c.push(
-                e,
-                &path(key),
-                unknown_msg("operation", &step.operation, names),
-            );
-        }
-        if !step.each.is_empty() && !step.each.starts_with('/') {
-            c.push(
-                e,
-                &path("after"),
-                format!("`each` pointer '{}' must start with '/'", step.each),
-            );
-        }
-        if !step.wait_for.is_empty() && !STATES.contains(&step.wait_for.as_str()) {
-            c.push(
-                e,
-                &path("after"),
-                unknown_msg("state", &step.wait_for, STATES),
-            );
-        }
-        for s in &step.unless {
-            if !STATES.contains(&s.as_str()) {
-                c.push(e, &path("before"), unknown_msg("state", s, STATES));
+            if list == "cleanup" {
+                for (k, set) in [
+                    ("wait_for", !step.wait_for.is_empty()),
+                    ("unless", !step.unless.is_empty()),
+                ] {
+                    if set {
+                        c.push_path(
+                            e,
+                            at_key(k),
+                            format!(
+                                "a cleanup step runs once the node is gone: `{k}` does not apply"
+                            ),
+                        );
+                    }
+                }
             }
-        }
-        if !step.when.is_empty() {
-            if let Err(msg) = compile_expression(&step.when) {
-                c.push(
+            if !names.contains(&step.operation.as_str()) {
+                c.push_path(
                     e,
-                    &path("before"),
-                    format!("step condition `{}` does not compile: {msg}", step.when),
+                    at_key("operation"),
+                    unknown_msg("operation", &step.operation, names),
                 );
             }
-        }
-        for (var, ptr) in &step.save {
-            if !ptr.starts_with('/') {
-                c.push(
+            if !step.each.is_empty() && !step.each.starts_with('/') {
+                c.push_path(
                     e,
-                    &path("before"),
-                    format!("`save` pointer '{ptr}' for `{var}` must start with '/'"),
+                    at_key("each"),
+                    format!("`each` pointer '{}' must start with '/'", step.each),
                 );
+            }
+            if !step.wait_for.is_empty() && !STATES.contains(&step.wait_for.as_str()) {
+                c.push_path(
+                    e,
+                    at_key("wait_for"),
+                    unknown_msg("state", &step.wait_for, STATES),
+                );
+            }
+            for s in &step.unless {
+                if !STATES.contains(&s.as_str()) {
+                    c.push_path(e, at_key("unless"), unknown_msg("state", s, STATES));
+                }
+            }
+            if !step.when.is_empty() {
+                if let Err(msg) = compile_expression(&step.when) {
+                    c.push_path(
+                        e,
+                        at_key("when"),
+                        format!("step condition `{}` does not compile: {msg}", step.when),
+                    );
+                }
+            }
+            for (var, ptr) in &step.save {
+                if !ptr.starts_with('/') {
+                    c.push_path(
+                        e,
+                        at_key("save"),
+                        format!("`save` pointer '{ptr}' for `{var}` must start with '/'"),
+                    );
+                }
             }
         }
     }
@@ -1278,6 +1276,37 @@ fn total_problem(spec: &str, header_ok: bool) -> Option<String> {
     }
 }
 
+/// What is wrong with a field reader: every pointer is empty (the value itself) or starts
+/// with '/'; a `where` value is a text, `!text` (not equal) or `~prefix` (starts with), and the
+/// two marks do not combine.
+fn field_problem(f: &Field) -> Option<String> {
+    let pointer = |p: &str, what: &str| {
+        (!p.is_empty() && !p.starts_with('/'))
+            .then(|| format!("{what} '{p}' must start with '/' (or be empty: the value itself)"))
+    };
+    match f {
+        Field::Pointer(p) => pointer(p, "pointer"),
+        Field::First(all) => all.iter().find_map(field_problem),
+        Field::Pick(pick) => pointer(&pick.list, "`list` pointer")
+            .or_else(|| pointer(&pick.value, "`value` pointer"))
+            .or_else(|| {
+                pick.filter.iter().find_map(|(k, v)| {
+                    pointer(k, "`where` pointer").or_else(|| {
+                        if v.starts_with("!~") || v.starts_with("~!") {
+                            Some(format!(
+                                "`where` value '{v}' combines '!' and '~' — write `!text` (not equal) or `~prefix` (starts with)"
+                            ))
+                        } else if v == "~" {
+                            Some("`where` value '~' needs a prefix after the '~' (`~capsule-`)".to_string())
+                        } else {
+                            None
+                        }
+                    })
+                })
+            }),
+    }
+}
+
 fn unknown_msg(what: &str, word: &str, candidates: &[&str]) -> String {
     match closest(word, candidates.iter().copied()) {
         Some(s) => format!("unknown {what} '{word}' — did you mean '{s}'?"),
@@ -1362,4 +1391,45 @@ fn base_url_problem(url: &str) -> Option<String> {
 /// A monthly cap is 0 (not declared), 1–745 hours, or infinite (`"none"`: no cap).
 fn cap_hours_ok(h: f64) -> bool {
     h == f64::INFINITY || (0.0..=745.0).contains(&h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::schema::Pick;
+
+    #[test]
+    fn where_filters_and_pointers_are_checked() {
+        let pick = |k: &str, v: &str| {
+            Field::Pick(Pick {
+                list: "/tags".into(),
+                filter: [(k.to_string(), v.to_string())].into_iter().collect(),
+                value: String::new(),
+            })
+        };
+        assert_eq!(field_problem(&pick("", "~capsule-")), None);
+        assert_eq!(field_problem(&pick("/type", "!private")), None);
+        assert!(field_problem(&pick("/type", "!~x"))
+            .unwrap()
+            .contains("combines"));
+        assert!(field_problem(&pick("", "~")).unwrap().contains("prefix"));
+        assert!(field_problem(&pick("type", "public"))
+            .unwrap()
+            .contains("'type'"));
+        let first = Field::First(vec![
+            Field::Pointer("/a".into()),
+            Field::Pointer("b".into()),
+        ]);
+        assert!(field_problem(&first).unwrap().contains("'b'"));
+    }
+
+    #[test]
+    fn header_forms_are_checked() {
+        assert_eq!(total_problem("header:X-Total-Count", true), None);
+        assert_eq!(total_problem("/meta/total", true), None);
+        assert!(total_problem("header:X Total", true).is_some());
+        assert!(total_problem("header:", true).is_some());
+        assert!(total_problem("header:X-Next", false).is_some());
+        assert!(total_problem("meta/total", true).is_some());
+    }
 }

@@ -26,48 +26,50 @@ pub enum Authorizer {
     },
 }
 
-/// The credential fields an auth scheme needs.
+/// The credential fields an auth scheme needs (the session token is optional).
 pub fn required_fields(auth: &Auth) -> Vec<&str> {
-    match auth.scheme.as_str() {
-        "bearer" | "header" => vec![auth.field.as_str()],
-        "sigv4" => vec![
-            auth.access_key_field.as_str(),
-            auth.secret_key_field.as_str(),
-        ],
-        _ => vec![],
-    }
+    auth.credential_fields()
+        .into_iter()
+        .filter(|(k, _)| *k != "session_token_field")
+        .map(|(_, f)| f)
+        .collect()
 }
 
 impl Authorizer {
     /// Build from the catalog's `[api.auth]`; `Err(field)` names a missing credential field.
     pub fn from_catalog(auth: &Auth, creds: &Credentials) -> Result<Authorizer, String> {
         let need = |f: &str| creds.get(f).cloned().ok_or_else(|| f.to_string());
-        Ok(match auth.scheme.as_str() {
-            "bearer" => Authorizer::Header {
+        Ok(match auth {
+            Auth::Bearer { field } => Authorizer::Header {
                 name: "Authorization".into(),
                 prefix: "Bearer ",
-                value: need(&auth.field)?,
+                value: need(field)?,
             },
-            "header" => Authorizer::Header {
-                name: if auth.header.is_empty() {
+            Auth::Header { field, header } => Authorizer::Header {
+                name: if header.is_empty() {
                     "Authorization".into()
                 } else {
-                    auth.header.clone()
+                    header.clone()
                 },
                 prefix: "",
-                value: need(&auth.field)?,
+                value: need(field)?,
             },
-            "sigv4" => Authorizer::SigV4 {
-                service: auth.service.clone(),
-                access_key: need(&auth.access_key_field)?,
-                secret_key: need(&auth.secret_key_field)?,
-                session_token: if auth.session_token_field.is_empty() {
+            Auth::Sigv4 {
+                service,
+                access_key_field,
+                secret_key_field,
+                session_token_field,
+            } => Authorizer::SigV4 {
+                service: service.clone(),
+                access_key: need(access_key_field)?,
+                secret_key: need(secret_key_field)?,
+                session_token: if session_token_field.is_empty() {
                     None
                 } else {
-                    creds.get(&auth.session_token_field).cloned()
+                    creds.get(session_token_field).cloned()
                 },
             },
-            _ => Authorizer::None,
+            Auth::Missing => Authorizer::None,
         })
     }
 

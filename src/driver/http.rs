@@ -13,7 +13,7 @@
 
 use super::error::{excerpt, scrub, DriverError, ErrorKind, Hint};
 use super::{form, tree, Driver};
-use crate::catalog::schema::Operation;
+use crate::catalog::schema::{Encoding, Format, Operation};
 use crate::messages;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
@@ -292,14 +292,14 @@ impl Driver {
         let body = if op.body.trim().is_empty() {
             None
         } else {
-            match op.encoding.as_str() {
-                "text" => Some(Body::Text(
+            match op.encoding {
+                Encoding::Text => Some(Body::Text(
                     inner
                         .renderer
                         .plain(&op.body, ctx)
                         .map_err(|e| bad("body", e))?,
                 )),
-                enc => {
+                enc @ (Encoding::Json | Encoding::Form) => {
                     let rendered = inner
                         .renderer
                         .body(&op.body, ctx)
@@ -314,7 +314,7 @@ impl Driver {
                         )
                         .from_catalog()
                     })?;
-                    if enc == "form" {
+                    if enc == Encoding::Form {
                         Some(Body::Form(v))
                     } else {
                         Some(Body::Json(v))
@@ -695,7 +695,7 @@ impl Driver {
         let json = || serde_json::from_str::<Value>(t).map_err(|e| format!("invalid JSON: {e}"));
         // An XML API may have a JSON operation (a price list on another endpoint): a body that
         // opens like JSON is read as JSON.
-        if api.format == "xml" && !t.starts_with(['{', '[']) {
+        if api.format == Format::Xml && !t.starts_with(['{', '[']) {
             xml().or_else(|xe| json().map_err(|_| xe))
         } else if t.starts_with('<') {
             json().or_else(|je| {

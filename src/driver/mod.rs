@@ -26,7 +26,7 @@ pub use ops::{PlanPrice, PriceList, ResolvedPlan};
 pub use outcome::CreateOutcome;
 
 use crate::catalog::model::ProviderEntry;
-use crate::catalog::schema::Operation;
+use crate::catalog::schema::{Auth, Operation};
 use crate::credentials::Credentials;
 use crate::error::bad_input;
 use auth::Authorizer;
@@ -426,9 +426,10 @@ impl Driver {
 
     /// What to call the credentials in a hint (`token`, `credentials`).
     pub(crate) fn auth_noun(&self) -> String {
-        let a = &self.inner.provider.api.auth;
-        match a.scheme.as_str() {
-            "bearer" | "header" if !a.field.is_empty() => a.field.replace('_', " "),
+        match &self.inner.provider.api.auth {
+            Auth::Bearer { field } | Auth::Header { field, .. } if !field.is_empty() => {
+                field.replace('_', " ")
+            }
             _ => "credentials".into(),
         }
     }
