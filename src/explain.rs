@@ -9,7 +9,7 @@ use crate::error::bad_input;
 use crate::render::{self, usd};
 use crate::select::{self, GpuWant, Offer, Query, Reject};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The explanation of a smart choice.
@@ -92,6 +92,32 @@ pub(crate) fn offer_line(o: &OfferSummary) -> String {
     )
 }
 
+/// The JSON of an [`Explanation`] (`plan` in `golden/schema/deploy-explain.json`).
+#[derive(Debug, Serialize)]
+pub(crate) struct ExplanationJson<'a> {
+    constraints: &'a str,
+    choice: Option<&'a OfferSummary>,
+    candidates: &'a [OfferSummary],
+    rejected: Vec<Rejected<'a>>,
+    skipped: Vec<Skipped<'a>>,
+    nearest_miss: Option<&'a str>,
+    attempts: &'a [Value],
+}
+
+/// How many offers one constraint rejected.
+#[derive(Debug, Serialize)]
+struct Rejected<'a> {
+    constraint: &'a str,
+    offers: usize,
+}
+
+/// A provider left out of the plan, and why.
+#[derive(Debug, Serialize)]
+struct Skipped<'a> {
+    provider: &'a str,
+    reason: &'a str,
+}
+
 impl Explanation {
     pub(crate) fn text(&self) -> String {
         let mut s = String::new();
@@ -138,16 +164,28 @@ impl Explanation {
         s
     }
 
-    pub(crate) fn json(&self) -> Value {
-        json!({
-            "constraints": self.constraints,
-            "choice": self.choice,
-            "candidates": self.candidates,
-            "rejected": self.rejected.iter().map(|(r, n)| json!({"constraint": r, "offers": n})).collect::<Vec<_>>(),
-            "skipped": self.skipped.iter().map(|(p, w)| json!({"provider": p, "reason": w})).collect::<Vec<_>>(),
-            "nearest_miss": self.nearest_miss,
-            "attempts": self.attempts,
-        })
+    /// The explanation as its documented JSON (`plan` in the deploy schemas).
+    pub(crate) fn json(&self) -> ExplanationJson<'_> {
+        ExplanationJson {
+            constraints: &self.constraints,
+            choice: self.choice.as_ref(),
+            candidates: &self.candidates,
+            rejected: self
+                .rejected
+                .iter()
+                .map(|(constraint, offers)| Rejected {
+                    constraint,
+                    offers: *offers,
+                })
+                .collect(),
+            skipped: self
+                .skipped
+                .iter()
+                .map(|(provider, reason)| Skipped { provider, reason })
+                .collect(),
+            nearest_miss: self.nearest_miss.as_deref(),
+            attempts: &self.attempts,
+        }
     }
 }
 

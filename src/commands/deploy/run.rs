@@ -527,7 +527,11 @@ pub(super) fn run_jobs(
         col("error", "error", Kind::Text),
     ];
     if ctx.format() == OutputFormat::Json {
-        let v = json!({"group_id": group_id, "plan": explanation.as_ref().map(Explanation::json), "nodes": rows});
+        let v = DeployReport {
+            group_id,
+            plan: explanation.as_ref().map(Explanation::json),
+            nodes: &rows,
+        };
         writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         let listed: Vec<render::Row> = rows.iter().map(render::Row::of).collect();
@@ -557,6 +561,15 @@ pub(super) fn run_jobs(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The deploy report (`golden/schema/deploy.json`): the group, the smart plan's explanation
+/// and every node's result.
+#[derive(Debug, serde::Serialize)]
+struct DeployReport<'a> {
+    group_id: &'a str,
+    plan: Option<crate::explain::ExplanationJson<'a>>,
+    nodes: &'a [NodeResult],
 }
 
 /// One node of the deploy report (`nodes` in `golden/schema/deploy.json`).
