@@ -8,15 +8,16 @@ use crate::context::Ctx;
 use crate::error::bad_input;
 use crate::render::{self, usd};
 use crate::select::{self, GpuWant, Offer, Query, Reject};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The explanation of a smart choice.
 #[derive(Debug, Default)]
 pub(crate) struct Explanation {
     pub(crate) constraints: String,
-    pub(crate) choice: Option<Value>,
-    candidates: Vec<Value>,
+    pub(crate) choice: Option<OfferSummary>,
+    candidates: Vec<OfferSummary>,
     rejected: Vec<(String, usize)>,
     skipped: Vec<(String, String)>,
     nearest_miss: Option<String>,
@@ -24,37 +25,97 @@ pub(crate) struct Explanation {
     pub(crate) attempts: Vec<Value>,
 }
 
-pub(crate) fn offer_json(o: &Offer<'_>) -> Value {
-    json!({
-        "template": o.template.id,
-        "provider": o.provider.id(),
-        "plan": o.template.plan,
-        "region": o.region.id,
-        "cpu": o.template.cpu,
-        "memory_gb": o.template.memory_gb,
-        "storage_gb": o.template.storage_gb,
-        "gpu": o.template.gpu.as_ref().map(|g| json!({"model": g.model, "count": g.count, "vram_gb": g.vram_gb})),
-        "price_hourly_usd": (o.hourly_usd * 1e5).round() / 1e5,
-        "price_monthly_usd": (o.monthly_usd * 100.0).round() / 100.0,
-    })
+/// One offer of an explanation (`choice` and `candidates` in `golden/schema/deploy-explain.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct OfferSummary {
+    template: String,
+    provider: String,
+    plan: String,
+    region: String,
+    cpu: u32,
+    memory_gb: f64,
+    storage_gb: f64,
+    gpu: Option<GpuSummary>,
+    price_hourly_usd: f64,
+    price_monthly_usd: f64,
 }
 
-pub(crate) fn offer_line(o: &Value) -> String {
-    let gpu = o["gpu"]
-        .as_object()
-        .map(|g| format!(", {}× {}", g["count"], g["model"].as_str().unwrap_or("")))
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct GpuSummary {
+    model: String,
+    count: u32,
+    vram_gb: f64,
+}
+
+impl OfferSummary {
+    /// The offer's template id.
+    pub(crate) fn template(&self) -> &str {
+        &self.template
+    }
+}
+
+pub(crate) fn offer_summary(o: &Offer<'_>) -> OfferSummary {
+    OfferSummary {
+        template: o.template.id.clone(),
+        provider: o.provider.id().to_string(),
+        plan: o.template.plan.clone(),
+        region: o.region.id.clone(),
+        cpu: o.template.cpu,
+        memory_gb: o.template.memory_gb,
+        storage_gb: o.template.storage_gb,
+        gpu: o.template.gpu.as_ref().map(|g| GpuSummary {
+            model: g.model.clone(),
+            count: g.count,
+            vram_gb: g.vram_gb,
+        }),
+        price_hourly_usd: (o.hourly_usd * 1e5).round() / 1e5,
+        price_monthly_usd: (o.monthly_usd * 100.0).round() / 100.0,
+    }
+}
+
+pub(crate) fn offer_line(o: &OfferSummary) -> String {
+    let gpu = o
+        .gpu
+        .as_ref()
+        .map(|g| format!(", {}× {}", g.count, g.model))
         .unwrap_or_default();
     format!(
         "{} ({} {}) in {} — {} vCPU, {} GB{gpu}, {}/h ({}/month)",
-        o["template"].as_str().unwrap_or(""),
-        o["provider"].as_str().unwrap_or(""),
-        o["plan"].as_str().unwrap_or(""),
-        o["region"].as_str().unwrap_or(""),
-        o["cpu"],
-        render::num(o["memory_gb"].as_f64().unwrap_or(0.0)),
-        usd(o["price_hourly_usd"].as_f64().unwrap_or(0.0)),
-        usd(o["price_monthly_usd"].as_f64().unwrap_or(0.0)),
+        o.template,
+        o.provider,
+        o.plan,
+        o.region,
+        o.cpu,
+        render::num(o.memory_gb),
+        usd(o.price_hourly_usd),
+        usd(o.price_monthly_usd),
     )
+}
+
+/// The JSON of an [`Explanation`] (`plan` in `golden/schema/deploy-explain.json`).
+#[derive(Debug, Serialize)]
+pub(crate) struct ExplanationJson<'a> {
+    constraints: &'a str,
+    choice: Option<&'a OfferSummary>,
+    candidates: &'a [OfferSummary],
+    rejected: Vec<Rejected<'a>>,
+    skipped: Vec<Skipped<'a>>,
+    nearest_miss: Option<&'a str>,
+    attempts: &'a [Value],
+}
+
+/// How many offers one constraint rejected.
+#[derive(Debug, Serialize)]
+struct Rejected<'a> {
+    constraint: &'a str,
+    offers: usize,
+}
+
+/// A provider left out of the plan, and why.
+#[derive(Debug, Serialize)]
+struct Skipped<'a> {
+    provider: &'a str,
+    reason: &'a str,
 }
 
 impl Explanation {
@@ -103,16 +164,28 @@ impl Explanation {
         s
     }
 
-    pub(crate) fn json(&self) -> Value {
-        json!({
-            "constraints": self.constraints,
-            "choice": self.choice,
-            "candidates": self.candidates,
-            "rejected": self.rejected.iter().map(|(r, n)| json!({"constraint": r, "offers": n})).collect::<Vec<_>>(),
-            "skipped": self.skipped.iter().map(|(p, w)| json!({"provider": p, "reason": w})).collect::<Vec<_>>(),
-            "nearest_miss": self.nearest_miss,
-            "attempts": self.attempts,
-        })
+    /// The explanation as its documented JSON (`plan` in the deploy schemas).
+    pub(crate) fn json(&self) -> ExplanationJson<'_> {
+        ExplanationJson {
+            constraints: &self.constraints,
+            choice: self.choice.as_ref(),
+            candidates: &self.candidates,
+            rejected: self
+                .rejected
+                .iter()
+                .map(|(constraint, offers)| Rejected {
+                    constraint,
+                    offers: *offers,
+                })
+                .collect(),
+            skipped: self
+                .skipped
+                .iter()
+                .map(|(provider, reason)| Skipped { provider, reason })
+                .collect(),
+            nearest_miss: self.nearest_miss.as_deref(),
+            attempts: &self.attempts,
+        }
     }
 }
 
@@ -302,12 +375,12 @@ pub(crate) fn smart_plan<'a>(
         v
     };
     if let Some(first) = distinct.first() {
-        exp.choice = Some(offer_json(first));
+        exp.choice = Some(offer_summary(first));
         exp.candidates = distinct
             .iter()
             .skip(1)
             .take(5)
-            .map(|o| offer_json(o))
+            .map(|o| offer_summary(o))
             .collect();
     } else {
         // The nearest miss: what fits every constraint but price, among usable providers, or

@@ -100,7 +100,7 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .providers
         .iter()
         .map(|p| {
-            let row = render::Row::from(provider_row(ctx, p)?);
+            let row = render::Row::of(&provider_row(ctx, p)?);
             Ok(match rate_text(&ctx.catalog, p.currency()) {
                 Some(rate) => row.with_cell("_rate", rate),
                 None => row,
@@ -125,68 +125,93 @@ pub fn providers(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn provider_row(ctx: &Ctx, p: &ProviderEntry) -> anyhow::Result<Value> {
+/// One row of `providers` (`golden/schema/providers.json`): the provider, its price ranges in
+/// its currency and in USD, and where its prices come from.
+#[derive(Debug, Serialize)]
+struct ProviderRow<'a> {
+    id: &'a str,
+    name: &'a str,
+    kind: &'a str,
+    status: &'a str,
+    status_date: Option<&'a str>,
+    status_reason: Option<&'a str>,
+    templates: usize,
+    regions: usize,
+    currency: &'a str,
+    price_hourly_min: Option<f64>,
+    price_hourly_max: Option<f64>,
+    price_monthly_min: Option<f64>,
+    price_monthly_max: Option<f64>,
+    price_hourly_min_usd: Option<f64>,
+    price_hourly_max_usd: Option<f64>,
+    price_monthly_min_usd: Option<f64>,
+    price_monthly_max_usd: Option<f64>,
+    gpu_models: BTreeSet<&'a str>,
+    prices_as_of: &'a str,
+    prices_age_days: Option<i64>,
+    prices_source: &'a str,
+    prices_refreshed_at: Option<&'a str>,
+    homepage: &'a str,
+    configured: &'static str,
+    usd_rate: f64,
+    usd_rate_as_of: Option<&'a str>,
+}
+
+fn provider_row<'a>(ctx: &'a Ctx, p: &'a ProviderEntry) -> anyhow::Result<ProviderRow<'a>> {
     let configured = crate::credentials::configured(&ctx.home, p, &ctx.account)?;
     let cat = &ctx.catalog;
     let rate = cat.usd_rate(p.currency()).unwrap_or(1.0);
     let ts: Vec<&Template> = cat.templates_of(p.id()).collect();
-    let range = |f: fn(&Template) -> f64| -> (Value, Value) {
+    let range = |f: fn(&Template) -> f64| -> (Option<f64>, Option<f64>) {
         let vals: Vec<f64> = ts.iter().map(|t| f(t)).collect();
         if vals.is_empty() {
-            return (Value::Null, Value::Null);
+            return (None, None);
         }
         let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (json!(lo), json!(hi))
+        (Some(lo), Some(hi))
     };
     let (h_lo, h_hi) = range(|t| t.price_hourly);
     let (m_lo, m_hi) = range(|t| t.price_monthly);
-    let usd_of = |v: &Value| {
-        v.as_f64()
-            .map(|x| json!(round(x * rate, 5)))
-            .unwrap_or(Value::Null)
-    };
-    let gpus: BTreeSet<&str> = ts
+    let usd_of = |v: Option<f64>| v.map(|x| round(x * rate, 5));
+    let gpu_models: BTreeSet<&str> = ts
         .iter()
         .filter_map(|t| t.gpu.as_ref().map(|g| g.model.as_str()))
         .collect();
     let status = &p.meta.status;
-    Ok(json!({
-        "id": p.id(),
-        "name": p.meta.name,
-        "kind": p.meta.kind,
-        "status": status.state,
-        "status_date": nonempty(&status.date),
-        "status_reason": nonempty(&status.reason),
-        "templates": ts.len(),
-        "regions": p.regions.len(),
-        "currency": p.currency(),
-        "price_hourly_min": h_lo,
-        "price_hourly_max": h_hi,
-        "price_monthly_min": m_lo,
-        "price_monthly_max": m_hi,
-        "price_hourly_min_usd": usd_of(&h_lo),
-        "price_hourly_max_usd": usd_of(&h_hi),
-        "price_monthly_min_usd": usd_of(&m_lo),
-        "price_monthly_max_usd": usd_of(&m_hi),
-        "gpu_models": gpus,
-        "prices_as_of": p.meta.prices_as_of,
-        "prices_age_days": crate::context::prices_age_days(cat, p, crate::state::time::now_unix()),
-        "prices_source": p.meta.prices_source,
-        "prices_refreshed_at": cat.refreshed.get(p.id()),
-        "homepage": p.meta.homepage,
-        "configured": configured,
-        "usd_rate": rate,
-        "usd_rate_as_of": cat.rates.iter().find(|r| r.currency.eq_ignore_ascii_case(p.currency())).map(|r| r.as_of.clone()),
-    }))
-}
-
-fn nonempty(s: &str) -> Value {
-    if s.is_empty() {
-        Value::Null
-    } else {
-        json!(s)
-    }
+    let nonempty = |s: &'a str| (!s.is_empty()).then_some(s);
+    Ok(ProviderRow {
+        id: p.id(),
+        name: &p.meta.name,
+        kind: &p.meta.kind,
+        status: &status.state,
+        status_date: nonempty(&status.date),
+        status_reason: nonempty(&status.reason),
+        templates: ts.len(),
+        regions: p.regions.len(),
+        currency: p.currency(),
+        price_hourly_min: h_lo,
+        price_hourly_max: h_hi,
+        price_monthly_min: m_lo,
+        price_monthly_max: m_hi,
+        price_hourly_min_usd: usd_of(h_lo),
+        price_hourly_max_usd: usd_of(h_hi),
+        price_monthly_min_usd: usd_of(m_lo),
+        price_monthly_max_usd: usd_of(m_hi),
+        gpu_models,
+        prices_as_of: &p.meta.prices_as_of,
+        prices_age_days: crate::context::prices_age_days(cat, p, crate::state::time::now_unix()),
+        prices_source: &p.meta.prices_source,
+        prices_refreshed_at: cat.refreshed.get(p.id()).map(String::as_str),
+        homepage: &p.meta.homepage,
+        configured,
+        usd_rate: rate,
+        usd_rate_as_of: cat
+            .rates
+            .iter()
+            .find(|r| r.currency.eq_ignore_ascii_case(p.currency()))
+            .map(|r| r.as_of.as_str()),
+    })
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -592,6 +617,20 @@ const REGION_COLUMNS: &[Column] = &[
     col("templates", "templates", Kind::Num).prio(2),
 ];
 
+/// One row of `regions` (`golden/schema/regions.json`).
+#[derive(Debug, Serialize)]
+struct RegionRow<'a> {
+    provider: &'a str,
+    id: &'a str,
+    /// The id the provider's API uses (the catalog id when they are the same).
+    api_id: &'a str,
+    city: &'a str,
+    country: &'a str,
+    continent: &'a str,
+    /// How many templates are offered there.
+    templates: usize,
+}
+
 pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
     check_providers(&ctx.catalog, &args.providers)?;
     check_place(&ctx.catalog, None, args.continent.as_deref())?;
@@ -618,23 +657,22 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
                 .templates_of(p.id())
                 .filter(|t| t.regions.contains(&r.id))
                 .count();
-            rows.push(json!({
-                "provider": p.id(),
-                "id": r.id,
-                "api_id": if r.api_id.is_empty() { &r.id } else { &r.api_id },
-                "city": r.city,
-                "country": r.country,
-                "continent": r.continent,
-                "templates": n,
+            rows.push(render::Row::of(&RegionRow {
+                provider: p.id(),
+                id: &r.id,
+                api_id: if r.api_id.is_empty() {
+                    &r.id
+                } else {
+                    &r.api_id
+                },
+                city: &r.city,
+                country: &r.country,
+                continent: &r.continent,
+                templates: n,
             }));
         }
     }
-    render::listing(
-        &mut stdout(),
-        ctx.style,
-        REGION_COLUMNS,
-        &render::rows_of(&rows),
-    )?;
+    render::listing(&mut stdout(), ctx.style, REGION_COLUMNS, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -296,8 +296,7 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
     let choice_id = explanation
         .choice
         .as_ref()
-        .and_then(|c| c["template"].as_str())
-        .map(str::to_string);
+        .map(|c| c.template().to_string());
     let callout = match &explanation.choice {
         Some(c) => format!(
             "Cheapest offer for {}: {} — the template `deploy` picks with these constraints (retired providers are skipped).",

@@ -20,6 +20,7 @@ use crate::messages;
 use crate::render::{self, col, Kind};
 use crate::select::{Reject, XnodeNeeds};
 use crate::state::{Action, EventFilter, NodeStatus, Observation, Outcome, Store};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -604,13 +605,81 @@ fn next_step(ctx: &Ctx, spec: &Spec, ip: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+/// The xNode facts of a result row (`xnode` in the JSON of `deploy --xnode` and `reinstall`).
+#[derive(Debug, Clone, Serialize)]
+pub struct XnodeFacts {
+    pub owner: Option<String>,
+    pub domain: Option<String>,
+    pub email: Option<String>,
+    pub version: String,
+    pub next_step: String,
+    /// With `--wait-ready`: the ladder stage reached, and whether it is the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+}
+
+/// A result row an xNode install reads and fills in (deploy's and reinstall's rows).
+pub trait XnodeRow {
+    fn name(&self) -> &str;
+    fn provider(&self) -> &str;
+    fn region(&self) -> Option<&str>;
+    fn id(&self) -> Option<&str>;
+    fn deploy_id(&self) -> Option<&str>;
+    fn ipv4(&mut self) -> &mut Option<String>;
+    fn error(&mut self) -> &mut Option<String>;
+    fn xnode(&mut self) -> &mut Option<XnodeFacts>;
+}
+
+/// One row of `reinstall`'s JSON: the node and its xNode facts.
+#[derive(Debug, Clone, Serialize)]
+struct ReinstallRow {
+    name: String,
+    provider: String,
+    region: Option<String>,
+    id: String,
+    ipv4: Option<String>,
+    deploy_id: Option<String>,
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xnode: Option<XnodeFacts>,
+}
+
+impl XnodeRow for ReinstallRow {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn provider(&self) -> &str {
+        &self.provider
+    }
+    fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+    fn id(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+    fn deploy_id(&self) -> Option<&str> {
+        self.deploy_id.as_deref()
+    }
+    fn ipv4(&mut self) -> &mut Option<String> {
+        &mut self.ipv4
+    }
+    fn error(&mut self) -> &mut Option<String> {
+        &mut self.error
+    }
+    fn xnode(&mut self) -> &mut Option<XnodeFacts> {
+        &mut self.xnode
+    }
+}
+
 /// After an xNode deploy: record the install of each created node, climb the ladder with
 /// `--wait-ready`, and put the xNode facts in each result row. Returns how many nodes failed.
-pub fn finish(
+pub fn finish<R: XnodeRow>(
     ctx: &Ctx,
     store: &dyn Store,
     spec: &Spec,
-    rows: &mut [Value],
+    rows: &mut [R],
     wait_ready: bool,
     timeout: Duration,
 ) -> anyhow::Result<usize> {
@@ -618,31 +687,28 @@ pub fn finish(
     let probe = Probe::new(x, spec.domain.clone());
     let mut climbs = Vec::new();
     let mut row_of = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        let (Some(id), None) = (row["id"].as_str(), row["error"].as_str()) else {
+    for (i, row) in rows.iter_mut().enumerate() {
+        let (Some(id), None) = (row.id().map(str::to_string), row.error().clone()) else {
             continue;
         };
-        let deploy_id = row["deploy_id"].as_str().map(str::to_string);
+        let deploy_id = row.deploy_id().map(str::to_string);
         if let Some(d) = &deploy_id {
             store.record_action(Some(d), Action::Xnode, Outcome::Ok, &install_message(spec))?;
         }
-        let provider = row["provider"].as_str().unwrap_or_default().to_string();
-        let region = row["region"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-            .map(str::to_string);
-        let record = store.node_by_deploy_id(row["deploy_id"].as_str().unwrap_or_default())?;
+        let provider = row.provider().to_string();
+        let region = row.region().filter(|r| !r.is_empty()).map(str::to_string);
+        let record = store.node_by_deploy_id(row.deploy_id().unwrap_or_default())?;
         climbs.push(Climb {
             deploy_id,
-            name: row["name"].as_str().unwrap_or_default().to_string(),
+            name: row.name().to_string(),
             account: super::nodes::account_of(ctx, record.as_ref()).to_string(),
             node: NodeRef {
                 provider,
-                id: id.to_string(),
+                id,
                 region,
                 variant: record.map(|r| r.api_variant).unwrap_or_default(),
             },
-            ip: row["ipv4"].as_str().map(str::to_string),
+            ip: row.ipv4().clone(),
             best: Stage::Created,
         });
         row_of.push(i);
@@ -663,58 +729,56 @@ pub fn finish(
     for ((c, i), err) in climbs.iter().zip(row_of).zip(errors) {
         let row = &mut rows[i];
         if c.ip.is_some() {
-            row["ipv4"] = json!(c.ip);
+            *row.ipv4() = c.ip.clone();
         }
-        let mut facts = json!({
-            "owner": spec.owner,
-            "domain": spec.domain,
-            "email": spec.email,
-            "version": spec.version,
-            "next_step": next_step(ctx, spec, c.ip.as_deref()),
+        *row.xnode() = Some(XnodeFacts {
+            owner: spec.owner.clone(),
+            domain: spec.domain.clone(),
+            email: spec.email.clone(),
+            version: spec.version.clone(),
+            next_step: next_step(ctx, spec, c.ip.as_deref()),
+            stage: wait_ready.then(|| c.best.as_str()),
+            ready: wait_ready.then(|| err.is_none() && c.best.is_final(spec.domain.is_some())),
         });
-        if wait_ready {
-            facts["stage"] = json!(c.best.as_str());
-            facts["ready"] = json!(err.is_none() && c.best.is_final(spec.domain.is_some()));
-        }
-        row["xnode"] = facts;
         if let Some(e) = err {
             failures += 1;
-            row["error"] = json!(e);
+            *row.error() = Some(e);
         }
     }
     Ok(failures)
 }
 
 /// The readiness errors of the rows, one line each.
-pub fn report_not_ready(rows: &[Value]) {
+pub fn report_not_ready<R: XnodeRow>(rows: &mut [R]) {
     for row in rows {
-        if let (Some(_), Some(e)) = (row.get("xnode"), row["error"].as_str()) {
-            messages::info(e);
+        if row.xnode().is_some() {
+            if let Some(e) = row.error() {
+                messages::info(e);
+            }
         }
     }
 }
 
 /// After the result table: each xNode's address, owner, domain and what to do next.
-pub fn print_summary(rows: &[Value]) -> std::io::Result<()> {
+pub fn print_summary<R: XnodeRow>(rows: &mut [R]) -> std::io::Result<()> {
     let mut out = stdout();
     for row in rows {
-        let Some(x) = row.get("xnode").filter(|x| x.is_object()) else {
+        let ip = row.ipv4().clone();
+        let name = row.name().to_string();
+        let Some(x) = row.xnode().as_ref() else {
             continue;
         };
         writeln!(
             out,
             "xNode {}: IP {}, owner {}, domain {}{}",
-            row["name"].as_str().unwrap_or(""),
-            row["ipv4"].as_str().unwrap_or("(not known yet)"),
-            x["owner"].as_str().unwrap_or("NONE (unprotected)"),
-            x["domain"].as_str().unwrap_or("-"),
-            x["stage"]
-                .as_str()
-                .map(|s| format!(", stage {s}"))
-                .unwrap_or_default(),
+            name,
+            ip.as_deref().unwrap_or("(not known yet)"),
+            x.owner.as_deref().unwrap_or("NONE (unprotected)"),
+            x.domain.as_deref().unwrap_or("-"),
+            x.stage.map(|s| format!(", stage {s}")).unwrap_or_default(),
         )?;
-        if let Some(n) = x["next_step"].as_str().filter(|s| !s.is_empty()) {
-            writeln!(out, "  next: {n}")?;
+        if !x.next_step.is_empty() {
+            writeln!(out, "  next: {}", x.next_step)?;
         }
     }
     Ok(())
@@ -949,15 +1013,16 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
         }
         return Err(e);
     }
-    let mut rows = vec![json!({
-        "name": name,
-        "provider": nref.provider,
-        "region": nref.region,
-        "id": nref.id,
-        "ipv4": record.as_ref().and_then(|r| r.ipv4.clone()),
-        "deploy_id": deploy_id,
-        "error": null,
-    })];
+    let mut rows = vec![ReinstallRow {
+        name: name.to_string(),
+        provider: nref.provider.clone(),
+        region: nref.region.clone(),
+        id: nref.id.clone(),
+        ipv4: record.as_ref().and_then(|r| r.ipv4.clone()),
+        deploy_id: deploy_id.clone(),
+        error: None,
+        xnode: None,
+    }];
     let failures = finish(
         ctx,
         store.as_ref(),
@@ -975,10 +1040,10 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
             nref.provider,
             nref.id
         )?;
-        print_summary(&rows)?;
+        print_summary(&mut rows)?;
     }
     if failures > 0 {
-        if let Some(e) = rows[0]["error"].as_str() {
+        if let Some(e) = &rows[0].error {
             messages::info(e);
         }
         return Ok(ExitCode::from(1));

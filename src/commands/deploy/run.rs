@@ -492,22 +492,26 @@ pub(super) fn run_jobs(
             (None, Some(r)) => Some(r.status.as_str().to_string()),
             (None, None) => None,
         };
-        rows.push(json!({
-            "name": name,
-            "provider": rec.as_ref().map(|r| r.provider.clone()),
-            "template": rec.as_ref().map(|r| r.template.clone()),
-            "region": rec.as_ref().map(|r| r.region.clone()),
-            "id": node.as_ref().map(|n| n.id.clone()).or_else(|| rec.as_ref().and_then(|r| r.provider_id.clone())),
-            "status": status,
-            "ipv4": node.as_ref().and_then(|n| n.ipv4.clone()),
-            "deploy_id": deploy_id,
-            "group_id": group_id,
-            "price_hourly": rec.as_ref().map(|r| r.price_hourly),
-            "currency": rec.as_ref().map(|r| r.currency.clone()),
-            "error": err,
-        }));
+        rows.push(NodeResult {
+            name: name.clone(),
+            provider: rec.as_ref().map(|r| r.provider.clone()),
+            template: rec.as_ref().map(|r| r.template.clone()),
+            region: rec.as_ref().map(|r| r.region.clone()),
+            id: node
+                .as_ref()
+                .map(|n| n.id.clone())
+                .or_else(|| rec.as_ref().and_then(|r| r.provider_id.clone())),
+            status,
+            ipv4: node.as_ref().and_then(|n| n.ipv4.clone()),
+            deploy_id: deploy_id.clone(),
+            group_id: group_id.to_string(),
+            price_hourly: rec.as_ref().map(|r| r.price_hourly),
+            currency: rec.as_ref().map(|r| r.currency.clone()),
+            error: err,
+            xnode: None,
+        });
     }
-    rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
     let not_ready = match &runner.xnode {
         Some(spec) => {
             crate::commands::xnode::finish(ctx, store, spec, &mut rows, runner.wait_ready, timeout)?
@@ -525,11 +529,16 @@ pub(super) fn run_jobs(
         col("error", "error", Kind::Text),
     ];
     if ctx.format() == OutputFormat::Json {
-        let v = json!({"group_id": group_id, "plan": explanation.as_ref().map(Explanation::json), "nodes": rows});
+        let v = DeployReport {
+            group_id,
+            plan: explanation.as_ref().map(Explanation::json),
+            nodes: &rows,
+        };
         writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        render::listing(&mut stdout(), ctx.style, &cols, &render::rows_of(&rows))?;
-        crate::commands::xnode::print_summary(&rows)?;
+        let listed: Vec<render::Row> = rows.iter().map(render::Row::of).collect();
+        render::listing(&mut stdout(), ctx.style, &cols, &listed)?;
+        crate::commands::xnode::print_summary(&mut rows)?;
         if let Some(f) = failover.as_ref().filter(|_| table) {
             write!(stdout(), "{}", f.attempts_text())?;
         }
@@ -550,10 +559,67 @@ pub(super) fn run_jobs(
         return Ok(ExitCode::from(1));
     }
     if not_ready > 0 {
-        crate::commands::xnode::report_not_ready(&rows);
+        crate::commands::xnode::report_not_ready(&mut rows);
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The deploy report (`golden/schema/deploy.json`): the group, the smart plan's explanation
+/// and every node's result.
+#[derive(Debug, serde::Serialize)]
+struct DeployReport<'a> {
+    group_id: &'a str,
+    plan: Option<crate::explain::ExplanationJson<'a>>,
+    nodes: &'a [NodeResult],
+}
+
+/// One node of the deploy report (`nodes` in `golden/schema/deploy.json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(super) struct NodeResult {
+    name: String,
+    provider: Option<String>,
+    template: Option<String>,
+    region: Option<String>,
+    /// The provider's id of the node, once known.
+    id: Option<String>,
+    status: Option<String>,
+    ipv4: Option<String>,
+    deploy_id: String,
+    group_id: String,
+    price_hourly: Option<f64>,
+    currency: Option<String>,
+    error: Option<String>,
+    /// `deploy --xnode`: the installed xNode's facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xnode: Option<crate::commands::xnode::XnodeFacts>,
+}
+
+impl crate::commands::xnode::XnodeRow for NodeResult {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn provider(&self) -> &str {
+        self.provider.as_deref().unwrap_or_default()
+    }
+    fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+    fn deploy_id(&self) -> Option<&str> {
+        Some(&self.deploy_id)
+    }
+    fn ipv4(&mut self) -> &mut Option<String> {
+        &mut self.ipv4
+    }
+    fn error(&mut self) -> &mut Option<String> {
+        &mut self.error
+    }
+    fn xnode(&mut self) -> &mut Option<crate::commands::xnode::XnodeFacts> {
+        &mut self.xnode
+    }
 }
 
 pub(super) fn created_of(node: &Node) -> Created {
