@@ -353,6 +353,12 @@ fn add_roots(roots: &mut rustls::RootCertStore, file: &Path) -> anyhow::Result<(
                 file.display()
             ))
         })?;
+    if certs.is_empty() {
+        return Err(bad_input(format!(
+            "the sslrootcert file {} holds no PEM certificate — give a PEM file of the server's CA",
+            file.display()
+        )));
+    }
     for c in certs {
         roots.add(c).map_err(|e| {
             bad_input(format!(
@@ -475,10 +481,15 @@ impl PgStore {
         let tls = tls(url)?;
         let client = off_runtime(|| {
             config.connect(tls).map_err(|e| {
+                let reason = connect_reason(&e);
+                let fix = if reason.contains("peer certificate") {
+                    "the server's certificate is not trusted: add sslrootcert=PATH (its CA as PEM) to the URL, or use sslmode=require to encrypt without checking it"
+                } else {
+                    "check that the server is up and the URL, user and password are right"
+                };
                 anyhow!(
-                    "cannot connect to the team state {}: {} — check that the server is up and the URL, user and password are right",
-                    url.redacted(),
-                    connect_reason(&e)
+                    "cannot connect to the team state {}: {reason} — {fix}",
+                    url.redacted()
                 )
             })
         })?;

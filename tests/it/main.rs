@@ -21,4 +21,5 @@ mod state;
 mod support;
 mod team_concurrency;
 mod team_state;
+mod team_tls;
 mod xnode;

@@ -17,6 +17,10 @@ use std::sync::OnceLock;
 /// The superuser's password on the test server.
 pub const PASSWORD: &str = "capsule-test-pw";
 
+/// A role the server admits over TLS only (`hostnossl … reject`), with this password.
+pub const TLS_ROLE: &str = "tls_only";
+pub const TLS_PASSWORD: &str = "capsule-tls-pw";
+
 /// Where Debian's PostgreSQL 15 puts its server binaries.
 const BIN_DIRS: [&str; 2] = ["/usr/lib/postgresql/15/bin", "/usr/local/pgsql/bin"];
 
@@ -77,6 +81,29 @@ impl Server {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The server's self-signed certificate (for `127.0.0.1` and `localhost`), as a PEM file:
+    /// the `sslrootcert` that makes `verify-full` trust it.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("server.crt")
+    }
+
+    /// A fresh database owned by [`TLS_ROLE`]; its URL without `sslmode` (password included).
+    pub fn tls_database(&self) -> String {
+        let name = format!(
+            "tls{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::SeqCst)
+        );
+        self.psql(
+            "postgres",
+            &format!("CREATE DATABASE {name} OWNER {TLS_ROLE}"),
+        );
+        format!(
+            "postgres://{TLS_ROLE}:{TLS_PASSWORD}@127.0.0.1:{}/{name}",
+            self.port
+        )
     }
 }
 
@@ -163,6 +190,34 @@ fn start() -> Result<Server, String> {
         .args(["-E", "UTF8", "--locale=C.UTF-8"])
         .arg(format!("--pwfile={}", pwfile.display()));
     run(init, "initdb")?;
+    // TLS: a self-signed certificate for the loopback address, and one role that may log in
+    // over TLS only, so a test can tell an encrypted connection from a plain one.
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .map_err(|e| format!("cannot make the test server's certificate: {e}"))?;
+    let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
+    std::fs::write(&crt, cert.pem()).map_err(|e| e.to_string())?;
+    std::fs::write(&key, key_pair.serialize_pem()).map_err(|e| e.to_string())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+    }
+    if is_root() {
+        let _ = Command::new("chown")
+            .arg("postgres")
+            .arg(&crt)
+            .arg(&key)
+            .status();
+    }
+    let hba = data.join("pg_hba.conf");
+    let rules =
+        std::fs::read_to_string(&hba).map_err(|e| format!("cannot read pg_hba.conf: {e}"))?;
+    std::fs::write(
+        &hba,
+        format!("hostnossl all {TLS_ROLE} all reject\n{rules}"),
+    )
+    .map_err(|e| format!("cannot write pg_hba.conf: {e}"))?;
     let port = free_port();
     // The watchdog: once this test process is gone, stop the server and remove its files.
     let watchdog = format!(
@@ -182,8 +237,11 @@ fn start() -> Result<Server, String> {
         .map_err(|e| format!("cannot start the test server's watchdog: {e}"))?;
     let options = format!(
         "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=200",
-        dir.display()
+         -c full_page_writes=off -c max_connections=200 -c ssl=on -c ssl_cert_file={} \
+         -c ssl_key_file={}",
+        dir.display(),
+        crt.display(),
+        key.display()
     );
     let mut ctl = as_server_user("pg_ctl");
     ctl.arg("-D")
@@ -196,7 +254,12 @@ fn start() -> Result<Server, String> {
         let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
         format!("{e}\n--- server log\n{log}")
     })?;
-    Ok(Server { port, dir })
+    let server = Server { port, dir };
+    server.psql(
+        "postgres",
+        &format!("CREATE ROLE {TLS_ROLE} LOGIN PASSWORD '{TLS_PASSWORD}'"),
+    );
+    Ok(server)
 }
 
 /// The shell words that run `pg_ctl` as the server's user.
