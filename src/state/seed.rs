@@ -71,6 +71,7 @@ pub fn seed(
                 format!("g{:06}", i / 10),
                 format!("node-{i:06}"),
                 provider,
+                super::DEFAULT_ACCOUNT,
                 format!("{}", 10_000_000 + i),
                 format!("{provider}-size-{size}"),
                 format!("plan-{size}"),
@@ -137,4 +138,25 @@ pub fn seed(
     tx.commit()?;
     conn.pragma_update(None, "cache_size", -2000)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::state::{EventFilter, NodeFilter, SqliteStore, Store};
+
+    #[test]
+    fn a_small_seed_fills_every_column() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        super::seed(&store, &[("acme", "USD"), ("beta", "EUR")], 10, 40).unwrap();
+        let all = NodeFilter {
+            include_deleted: true,
+            ..NodeFilter::default()
+        };
+        assert_eq!(store.list_nodes(&all).unwrap().len(), 10);
+        let events = store.events(&EventFilter::default()).unwrap();
+        assert_eq!(events.len(), 40);
+        assert!(events
+            .iter()
+            .all(|e| e.machine.is_some() && e.user.is_some()));
+    }
 }
