@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 /// One catalog file as written on disk. A file may hold any subset of these sections; files in a
 /// folder `catalog/<provider>/` belong to that provider.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,7 +33,7 @@ pub struct FileDoc {
 }
 
 /// `[provider]`: who the provider is and how it bills.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderMeta {
     #[serde(default)]
@@ -62,6 +62,7 @@ pub struct ProviderMeta {
     /// or `"none"`: every hour is billed, with no monthly ceiling (read as `f64::INFINITY`).
     /// 0 = not declared (a month costs at most the monthly price).
     #[serde(default, with = "cap_hours")]
+    #[schemars(schema_with = "cap_hours_schema")]
     pub monthly_cap_hours: f64,
     /// Allowed range of `price_monthly / price_hourly`; defaults to 600..745.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +99,7 @@ pub struct ProviderMeta {
 /// in YAML and JSON. `{profile}` in a key stands for the profile (context, user) in use. The
 /// default account uses the profile named by `profile_env`, else by `profile_key` in the file,
 /// else `default_profile`; an account named with `--account NAME` uses the profile `NAME`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialSource {
     /// What the file is, for people (`AWS shared credentials file`).
@@ -139,7 +140,7 @@ pub struct CredentialSource {
 }
 
 /// The syntax of a credential source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceFormat {
     Ini,
@@ -158,7 +159,7 @@ impl SourceFormat {
 }
 
 /// `[provider.xnode]`: the provider's side of an xNode install.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderXnode {
     /// The image the installer runs over (Ubuntu 24.04 x86_64); empty = `default_image`.
@@ -207,7 +208,7 @@ impl Default for ProviderMeta {
 }
 
 /// Lifecycle of a provider: `active`, `deprecated` or `retired`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lifecycle {
     #[serde(default)]
@@ -222,7 +223,7 @@ pub struct Lifecycle {
 }
 
 /// `[[regions]]`: a place a provider runs servers.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Region {
     /// User-facing slug (`atlanta`, `nyc3`, `par1`).
@@ -242,7 +243,7 @@ pub struct Region {
 }
 
 /// `[[credentials]]`: one field of a provider account.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialField {
     /// Field name as used in `credentials.toml` and as the flag `--<name>` (with `_` → `-`).
@@ -268,7 +269,7 @@ pub struct CredentialField {
 }
 
 /// `[[templates]]`: a server shape at a price.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     /// Globally unique id (`hive-large`).
@@ -309,6 +310,7 @@ pub struct Template {
         with = "cap_hours_opt",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(schema_with = "cap_hours_schema")]
     pub monthly_cap_hours: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<Gpu>,
@@ -326,7 +328,7 @@ pub struct Template {
 }
 
 /// A template's GPU.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gpu {
     /// Canonical model name, e.g. `NVIDIA RTX 4090`, `NVIDIA H100`, `NVIDIA Tesla P100`.
@@ -339,7 +341,7 @@ pub struct Gpu {
 }
 
 /// `[[rates]]`: a dated exchange rate to USD.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
     #[serde(default)]
@@ -354,7 +356,7 @@ pub struct Rate {
 }
 
 /// `[bootstrap]`: the default xNode user-data, a minijinja template.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bootstrap {
     #[serde(default)]
@@ -373,7 +375,7 @@ pub struct Bootstrap {
 ///
 /// Every user value is checked against its pattern and never escaped: the template is plain
 /// text, and a value that does not match is refused.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XnodeBootstrap {
     /// Installer release installed when `--xnode-version` is not given (`v1.0.0`).
@@ -414,7 +416,7 @@ pub struct XnodeBootstrap {
 }
 
 /// `[bootstrap.xnode.owner]`: an owner address as typed → as the installer wants it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XnodeOwner {
     /// Prefixes accepted on input and stripped (`0x`, `eth:`), compared case-insensitively.
@@ -426,7 +428,7 @@ pub struct XnodeOwner {
 }
 
 /// One validation rule.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XnodeRule {
     #[serde(default)]
@@ -440,7 +442,7 @@ pub struct XnodeRule {
 }
 
 /// `[bootstrap.xnode.probe]`: what an xNode shows on the network as it comes up.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XnodeProbe {
     /// The port that answers while the pre-install OS runs (SSH); closed once the installer runs.
@@ -476,7 +478,7 @@ pub struct XnodeProbe {
 /// (its `node` pointer reaches the stored key). A local key is matched against the listed ones
 /// by its key material (type and base64 blob, what a fingerprint hashes), so it is registered
 /// once and reused.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFields {
     /// Pointer to the key's id in a listed or created key: what `create` takes.
@@ -488,7 +490,7 @@ pub struct KeyFields {
 }
 
 /// `[api]`: how to reach and speak to a provider's API.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Api {
     /// Base URL, a minijinja template (`https://ec2.{{ region }}.amazonaws.com`); `region` is the
@@ -563,7 +565,7 @@ pub struct Api {
 }
 
 /// `api.format`: how answers are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     #[default]
@@ -573,7 +575,7 @@ pub enum Format {
 }
 
 /// An operation's `encoding`: how its body is sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     /// The rendered body, checked to be JSON, sent as `application/json`.
@@ -588,7 +590,7 @@ pub enum Encoding {
 /// `[api.plan_lookup]`: how to find the live product that fits a template in one region.
 /// Pointers are relative to one item of the listing; numbers are read from the first number in
 /// the text (`"64GB"` → 64, `"16 Cores"` → 16).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanLookup {
     /// The listing operations, read in order and concatenated (paged like `list`).
@@ -626,7 +628,7 @@ pub struct PlanLookup {
 }
 
 /// `[api.prices]`: field locations inside one item of the price list.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceFields {
     /// The plan id, matched against templates' `plan`.
@@ -674,7 +676,7 @@ pub struct PriceFields {
 }
 
 /// `availability = { operation = "availability", value = "/availability", sold = [...] }`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityFields {
     pub operation: String,
@@ -684,7 +686,7 @@ pub struct AvailabilityFields {
 }
 
 /// `region_prices = { list = "/region_prices", region = "/id", hourly = "/hourly" }`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegionPriceFields {
     /// Pointer to the list of per-region entries.
@@ -695,7 +697,7 @@ pub struct RegionPriceFields {
 }
 
 /// `[api.auth]`: how requests are authenticated, by `scheme`; each scheme has its own keys.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "scheme", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Auth {
     /// No scheme declared (a provider without `[api.auth]`); validation asks for one.
@@ -763,7 +765,7 @@ impl Auth {
 }
 
 /// `[api.errors]`: where an error response keeps its message and code.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorShape {
     /// Pointers tried in order for the human message.
@@ -785,7 +787,7 @@ pub struct ErrorShape {
 }
 
 /// Why a provider refused a create, as far as failing over cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Refusal {
     /// No capacity for the plan in that region now: another region may have it.
@@ -809,7 +811,7 @@ impl Refusal {
 /// One `[[api.errors.refusals]]` rule: an error answer matches when its HTTP status is among
 /// `status` (any status when empty) and its code (`[api.errors] code`) is among `codes` or its
 /// message contains one of `message_contains` (both compared case-insensitively).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefusalRule {
     pub reason: Refusal,
@@ -848,7 +850,7 @@ impl ErrorShape {
 }
 
 /// `[api.node]`: field locations inside one node object (pointers relative to the node).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeFields {
     #[serde(default)]
@@ -871,7 +873,7 @@ pub struct NodeFields {
 }
 
 /// A value to read from a JSON/XML tree: a plain pointer string, or a pick from a list.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Field {
     /// `/droplet/status`. Empty = not available.
@@ -890,7 +892,7 @@ impl Default for Field {
 }
 
 /// `{ list = "/networks/v4", where = { "/type" = "public" }, value = "/ip_address" }`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pick {
     pub list: String,
@@ -903,7 +905,7 @@ pub struct Pick {
 }
 
 /// `[api.tagging]`: how the deploy id is attached and found again.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tagging {
     /// The tag value template put on every node capsule creates; the default is
@@ -983,7 +985,7 @@ impl Tagging {
 }
 
 /// `[api.limits]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Seconds between status polls while waiting.
@@ -1004,7 +1006,7 @@ pub struct Limits {
 }
 
 /// One HTTP call (plus the steps around it).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Operation {
     /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`.
@@ -1076,13 +1078,14 @@ pub struct Operation {
 }
 
 /// `[api.operation_defaults]`: `apply_to` and any keys of an operation.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct OperationDefaults {
     /// The operations (keys of `[api.operations]`) that take these keys.
     #[serde(default)]
     pub apply_to: Vec<String>,
     /// Operation keys (`method`, `expect`, `encoding`, `action`, …), checked as an operation.
     #[serde(flatten)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub keys: toml::Table,
 }
 
@@ -1142,7 +1145,7 @@ fn overlay_table(base: &mut toml::Table, patch: toml::Table) {
 }
 
 /// `sign = { service = "pricing", region = "us-east-1" }` on an operation.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignAs {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -1152,7 +1155,7 @@ pub struct SignAs {
 }
 
 /// A step before/after an operation.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Name of the operation to run.
@@ -1187,13 +1190,14 @@ pub struct Step {
 }
 
 /// The async action objects to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionPoll {
     /// Pointer to the action id in the operation's response, or a list of them: every id found
     /// is followed, in order (`["/action/id", "/next_actions/*/id"]`: an action and the ones
     /// queued after it; a `*` segment reaches every element of a list).
     #[serde(default, with = "one_or_many")]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub id: Vec<String>,
     /// Operation that fetches the action (available variable: `action_id`).
     #[serde(default)]
@@ -1210,7 +1214,7 @@ pub struct ActionPoll {
 /// `paging = { style = "…", … }` on a list operation: how the next page is asked for. Each
 /// style has its own keys; a key of another style, or a style's required key left out, is an
 /// error. An overlay that changes `paging` writes the whole table (it replaces the old one).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Paging {
     /// One answer holds the whole list (the default).
@@ -1364,6 +1368,26 @@ pub mod one_or_many {
             Raw::Many(many) => many,
         })
     }
+}
+
+/// JSON Schema of [`cap_hours`]: a number of hours or the word `"none"`.
+fn cap_hours_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            { "type": "number", "minimum": 0 },
+            { "type": "string", "enum": ["none"] }
+        ]
+    })
+}
+
+/// JSON Schema of [`one_or_many`]: one text or a list of texts.
+fn one_or_many_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            { "type": "string" },
+            { "type": "array", "items": { "type": "string" } }
+        ]
+    })
 }
 
 /// [`cap_hours`] for an optional field.
