@@ -16,18 +16,25 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileDoc {
+    /// `[provider]`: who the provider is and how it bills (one per provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<ProviderMeta>,
+    /// `[[regions]]`: the places the provider runs servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<Region>,
+    /// `[[credentials]]`: the fields of a provider account (token, keys, account region).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<CredentialField>,
+    /// `[[templates]]`: the server shapes offered, with their prices.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub templates: Vec<Template>,
+    /// `[api]`: how the generic HTTP driver talks to the provider's API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<Api>,
+    /// `[[rates]]`: exchange rates to USD (usually in the catalog's top-level `rates.toml`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rates: Vec<Rate>,
+    /// `[bootstrap]`: the default user data put on new nodes (usually in the top-level `bootstrap.toml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<Bootstrap>,
 }
@@ -36,13 +43,16 @@ pub struct FileDoc {
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderMeta {
+    /// The provider id used on the command line (`-p ID`); must equal the folder name.
     #[serde(default)]
     pub id: String,
+    /// Display name.
     #[serde(default)]
     pub name: String,
     /// `cloud`, `bare-metal` or `mixed`.
     #[serde(default)]
     pub kind: String,
+    /// The provider's web site.
     #[serde(default)]
     pub homepage: String,
     /// ISO 4217 code of the provider's billing currency (`USD`, `EUR`).
@@ -51,15 +61,17 @@ pub struct ProviderMeta {
     /// `YYYY-MM-DD` of the price list the templates carry.
     #[serde(default)]
     pub prices_as_of: String,
+    /// Where the template prices come from (a pricing page URL, an API call).
     #[serde(default)]
     pub prices_source: String,
+    /// `[provider.status]`: whether the provider is active, deprecated or retired.
     #[serde(default)]
     pub status: Lifecycle,
     /// Region slug used when a deploy names none.
     #[serde(default)]
     pub default_region: String,
     /// Hours after which a month is billed at the monthly price (672 for a 28-day cap, 730 …),
-    /// or `"none"`: every hour is billed, with no monthly ceiling (read as `f64::INFINITY`).
+    /// or `"none"`: every hour is billed, with no monthly ceiling (no monthly cap).
     /// 0 = not declared (a month costs at most the monthly price).
     #[serde(default, with = "cap_hours")]
     #[schemars(schema_with = "cap_hours_schema")]
@@ -105,6 +117,7 @@ pub struct CredentialSource {
     /// What the file is, for people (`AWS shared credentials file`).
     #[serde(default)]
     pub name: String,
+    /// How the file is written; by default guessed from its extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<SourceFormat>,
     /// Where the file is, the first that exists wins: `~` is the home directory, `${VAR}` an
@@ -211,10 +224,13 @@ impl Default for ProviderMeta {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lifecycle {
+    /// `active`, `deprecated` or `retired` (a retired provider refuses creates).
     #[serde(default)]
     pub state: String,
+    /// `YYYY-MM-DD` the state took effect.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub date: String,
+    /// Why, in one sentence, shown with the warning or refusal.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// What to use instead, shown when a retired provider refuses a create.
@@ -232,6 +248,7 @@ pub struct Region {
     /// The provider's own identifier where it differs (`ATL2`, `fr-par-1`); empty = same as `id`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub api_id: String,
+    /// City or area shown to users.
     #[serde(default)]
     pub city: String,
     /// ISO 3166-1 alpha-2.
@@ -249,11 +266,13 @@ pub struct CredentialField {
     /// Field name as used in `credentials.toml` and as the flag `--<name>` (with `_` → `-`).
     #[serde(default)]
     pub name: String,
+    /// One line shown by `provider configure` and in errors.
     #[serde(default)]
     pub description: String,
     /// Secrets are redacted everywhere and never reach a template.
     #[serde(default)]
     pub secret: bool,
+    /// Whether the account cannot work without this field.
     #[serde(default)]
     pub required: bool,
     /// Environment variables read, first match wins (the provider's official CLI/Terraform names).
@@ -281,14 +300,19 @@ pub struct Template {
     /// The provider's plan id (`s-4vcpu-8gb`, `c5.xlarge`, `GP1-XS`).
     #[serde(default)]
     pub plan: String,
+    /// Display name.
     #[serde(default)]
     pub name: String,
+    /// Number of vCPUs (or cores on bare metal).
     #[serde(default)]
     pub cpu: u32,
+    /// Memory in GB.
     #[serde(default)]
     pub memory_gb: f64,
+    /// Local disk in GB.
     #[serde(default)]
     pub storage_gb: f64,
+    /// Included monthly transfer in TB (0 = not stated).
     #[serde(default)]
     pub bandwidth_tb: f64,
     /// Transfer is not metered: `bandwidth_tb` is then only the line rate × 730 h, an upper
@@ -298,6 +322,7 @@ pub struct Template {
     /// Native currency of the provider.
     #[serde(default)]
     pub price_hourly: f64,
+    /// Monthly price in the provider's currency.
     #[serde(default)]
     pub price_monthly: f64,
     /// Region slug → hourly price where it differs from `price_hourly`.
@@ -312,13 +337,16 @@ pub struct Template {
     )]
     #[schemars(schema_with = "cap_hours_schema")]
     pub monthly_cap_hours: Option<f64>,
+    /// `gpu = { count, model, vram_gb }` for GPU plans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<Gpu>,
     /// `x86_64` or `arm64`.
     #[serde(default)]
     pub arch: String,
+    /// Ids of the provider's `[[regions]]` where the template is sold (at least one).
     #[serde(default)]
     pub regions: Vec<String>,
+    /// Feature words shown in listings (`gpu` marks a GPU plan).
     #[serde(default)]
     pub features: Vec<String>,
     /// Which API variant creates this template (e.g. a bare-metal plan uses other endpoints than
@@ -334,8 +362,10 @@ pub struct Gpu {
     /// Canonical model name, e.g. `NVIDIA RTX 4090`, `NVIDIA H100`, `NVIDIA Tesla P100`.
     #[serde(default)]
     pub model: String,
+    /// Number of GPUs.
     #[serde(default)]
     pub count: u32,
+    /// Memory per GPU in GB.
     #[serde(default)]
     pub vram_gb: f64,
 }
@@ -344,13 +374,16 @@ pub struct Gpu {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
+    /// ISO 4217 code (`EUR`).
     #[serde(default)]
     pub currency: String,
     /// USD per one unit of `currency`.
     #[serde(default)]
     pub usd: f64,
+    /// `YYYY-MM-DD` of the rate.
     #[serde(default)]
     pub as_of: String,
+    /// Where the rate comes from.
     #[serde(default)]
     pub source: String,
 }
@@ -359,6 +392,7 @@ pub struct Rate {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bootstrap {
+    /// The user-data template (minijinja) sent with a deploy that gives no `--user-data`.
     #[serde(default)]
     pub user_data: String,
     /// The bootstrap turns password logins off: a deploy with it and no SSH key is refused
@@ -431,6 +465,7 @@ pub struct XnodeOwner {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XnodeRule {
+    /// Regular expression the whole value must match.
     #[serde(default)]
     pub pattern: String,
     /// The rule in words (`an Ethereum address: 0x or eth: and 40 hex digits`).
@@ -518,8 +553,10 @@ pub struct Api {
     /// Headers sent on every request (values are templates).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// `[api.auth]`: how requests are authenticated.
     #[serde(default)]
     pub auth: Auth,
+    /// `[api.errors]`: how error answers are read.
     #[serde(default)]
     pub errors: ErrorShape,
     /// Raw status value → common state (`pending`, `running`, `stopped`, `deleting`, `deleted`,
@@ -599,6 +636,7 @@ pub struct PlanLookup {
     /// The product id sent as the plan.
     #[serde(default)]
     pub id: String,
+    /// Pointer to the product's display name.
     #[serde(default)]
     pub name: String,
     /// The provider's region id of the item (compared with the region's `api_id`).
@@ -607,18 +645,22 @@ pub struct PlanLookup {
     /// Stock word, and the words that mean "can be ordered now".
     #[serde(default)]
     pub stock: String,
+    /// The values of `stock` that mean "can be ordered now".
     #[serde(default)]
     pub in_stock: Vec<String>,
     /// Cores, memory in GB (a unit MB/TB in the text is converted), GPU description.
     #[serde(default)]
     pub cpu: String,
+    /// Pointer to the memory (GB).
     #[serde(default)]
     pub memory_gb: String,
+    /// Pointer to the GPU description.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub gpu: String,
     /// Hourly price, plus a per-region extra where the provider adds one.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hourly: String,
+    /// Pointer to the per-region extra hourly price.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hourly_extra: String,
     /// The default image by product kind: pointer → value → image (`{ "/is_vps" = { "true" =
@@ -637,6 +679,7 @@ pub struct PriceFields {
     /// Hourly and monthly price in the provider's currency.
     #[serde(default)]
     pub hourly: Field,
+    /// Monthly price in the provider's currency.
     #[serde(default)]
     pub monthly: Field,
     /// The listing operations that make up the price list, read in order and concatenated
@@ -679,9 +722,11 @@ pub struct PriceFields {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityFields {
+    /// The operation that returns the per-region stock.
     pub operation: String,
     /// Pointer inside one keyed entry, and the values that mean "can be ordered".
     pub value: String,
+    /// The values of `value` that mean "can be ordered".
     pub sold: Vec<String>,
 }
 
@@ -693,6 +738,7 @@ pub struct RegionPriceFields {
     pub list: String,
     /// Pointers inside one entry: the provider's region id and the hourly price.
     pub region: String,
+    /// Pointer to the hourly price inside one entry.
     pub hourly: String,
 }
 
@@ -722,7 +768,9 @@ pub enum Auth {
         service: String,
         /// Credential fields for the access key id, the secret and the optional session token.
         access_key_field: String,
+        /// Credential field holding the secret access key.
         secret_key_field: String,
+        /// Credential field holding the optional session token.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         session_token_field: String,
     },
@@ -814,11 +862,15 @@ impl Refusal {
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefusalRule {
+    /// What the refusal means: `capacity`, `quota` or `unavailable`.
     pub reason: Refusal,
+    /// Error codes (from `[api.errors] code`) that are this refusal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<String>,
+    /// HTTP statuses the rule applies to; empty = any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub status: Vec<u16>,
+    /// Texts whose presence in the error message makes it this refusal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub message_contains: Vec<String>,
 }
@@ -853,18 +905,25 @@ impl ErrorShape {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeFields {
+    /// The node id.
     #[serde(default)]
     pub id: Field,
+    /// The node name (label, hostname).
     #[serde(default)]
     pub name: Field,
+    /// The raw status, mapped through `[api.status]`.
     #[serde(default)]
     pub status: Field,
+    /// The public IPv4 address.
     #[serde(default)]
     pub ipv4: Field,
+    /// The creation time (RFC 3339).
     #[serde(default)]
     pub created_at: Field,
+    /// The plan (size, type) id.
     #[serde(default)]
     pub plan: Field,
+    /// The provider's region id.
     #[serde(default)]
     pub region: Field,
     /// Where the deploy id can be read back (a tag list, a label, a token).
@@ -895,11 +954,13 @@ impl Default for Field {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pick {
+    /// Pointer to the list to search.
     pub list: String,
     /// Pointer (relative to the element) → required value (compared as text; `"true"` matches a
     /// JSON `true`; a value starting with `!` means "not equal"; `~prefix` means "starts with").
     #[serde(default, rename = "where")]
     pub filter: BTreeMap<String, String>,
+    /// Pointer (relative to the matching element) to the value.
     #[serde(default)]
     pub value: String,
 }
@@ -1032,6 +1093,7 @@ pub struct Operation {
     /// Query parameters (values are templates; an empty rendered value drops the parameter).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, String>,
+    /// Extra headers for this operation (values are templates).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Body template. Every `{{ value }}` is JSON-encoded automatically, so the template is JSON
@@ -1043,6 +1105,7 @@ pub struct Operation {
     /// as is with `content_type`).
     #[serde(default)]
     pub encoding: Encoding,
+    /// `Content-Type` of a `text` body.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub content_type: String,
     /// Accepted HTTP statuses; empty = any 2xx.
@@ -1148,8 +1211,10 @@ fn overlay_table(base: &mut toml::Table, patch: toml::Table) {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignAs {
+    /// The service to sign for (empty = the API's).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
+    /// The region to sign for (empty = the request's).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
 }
@@ -1205,8 +1270,10 @@ pub struct ActionPoll {
     /// Pointer to the action's status in the fetch response.
     #[serde(default)]
     pub status: String,
+    /// Status values that mean the action finished.
     #[serde(default)]
     pub done: Vec<String>,
+    /// Status values that mean the action failed.
     #[serde(default)]
     pub failed: Vec<String>,
 }
@@ -1225,9 +1292,10 @@ pub enum Paging {
     Page {
         /// Query parameter carrying the page number.
         page_param: String,
-        /// Query parameter carrying the page size, and the size to ask for.
+        /// Query parameter carrying the page size.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         size_param: String,
+        /// The page size to ask for (0 = the API's default).
         #[serde(default, skip_serializing_if = "is_zero")]
         size: u32,
         /// Pointer to the number of pages.
@@ -1241,8 +1309,10 @@ pub enum Paging {
     NextLink {
         /// Pointer to the next page's URL; absent or empty on the last page.
         next: String,
+        /// Query parameter carrying the page size.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         size_param: String,
+        /// The page size to ask for (0 = the API's default).
         #[serde(default, skip_serializing_if = "is_zero")]
         size: u32,
     },
@@ -1253,8 +1323,10 @@ pub enum Paging {
         /// Query parameter that carries the cursor back (default `cursor`).
         #[serde(default = "default_cursor_param")]
         cursor_param: String,
+        /// Query parameter carrying the page size.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         size_param: String,
+        /// The page size to ask for (0 = the API's default).
         #[serde(default, skip_serializing_if = "is_zero")]
         size: u32,
     },
@@ -1265,8 +1337,10 @@ pub enum Paging {
         /// Parameter that carries the token back (default `cursor`).
         #[serde(default = "default_cursor_param")]
         cursor_param: String,
+        /// Query parameter carrying the page size.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         size_param: String,
+        /// The page size to ask for (0 = the API's default).
         #[serde(default, skip_serializing_if = "is_zero")]
         size: u32,
     },

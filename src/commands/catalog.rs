@@ -1004,8 +1004,8 @@ fn type_words(s: &Value, defs: &serde_json::Map<String, Value>) -> String {
         if let Some(words) = d.and_then(|d| d.get("enum")).and_then(Value::as_array) {
             return one_of_words(words);
         }
-        if let Some(d) = d.filter(|d| forms(d).is_empty() && d.get("oneOf").is_some()) {
-            return type_words(d, defs);
+        if d.is_some_and(|d| forms(d).is_empty()) {
+            return format!("[{r}](#{})", anchor(r));
         }
         return format!("table ([{r}](#{}))", anchor(r));
     }
@@ -1020,13 +1020,7 @@ fn type_words(s: &Value, defs: &serde_json::Map<String, Value>) -> String {
             let parts: Vec<String> = bs
                 .iter()
                 .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
-                .map(|b| {
-                    b.get("description")
-                        .and_then(Value::as_str)
-                        .filter(|_| b.get("type").is_none() && b.get("$ref").is_none())
-                        .map(|_| type_words(b, defs))
-                        .unwrap_or_else(|| type_words(b, defs))
-                })
+                .map(|b| type_words(b, defs))
                 .collect();
             return parts.join(" or ");
         }
@@ -1072,7 +1066,23 @@ fn type_words(s: &Value, defs: &serde_json::Map<String, Value>) -> String {
 
 fn one_of_words(words: &[Value]) -> String {
     let w: Vec<String> = words.iter().map(|v| format!("`{}`", toml_value(v))).collect();
-    format!("one of {}", w.join(", "))
+    match w.as_slice() {
+        [one] => one.clone(),
+        _ => format!("one of {}", w.join(", ")),
+    }
+}
+
+/// `api.node.id`, `api.operations.<name>.paging`: a key's path in words.
+fn key_path(segs: &[Seg]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for s in segs {
+        match s {
+            Seg::Key(k) => parts.push(k.clone()),
+            Seg::Any => parts.push("<name>".into()),
+            Seg::Each => {}
+        }
+    }
+    parts.join(".")
 }
 
 /// Text fit for one Markdown table cell.
@@ -1126,6 +1136,26 @@ fn embedded_example(segs: &[Seg]) -> Option<(String, String, toml::Value)> {
     None
 }
 
+/// A section's title: the TOML table it describes, or the name of a value kind (`Field`).
+fn section_title(def: &str, segs: &[Seg], defs: &serde_json::Map<String, Value>) -> String {
+    if defs.get(def).is_some_and(|d| forms(d).is_empty()) {
+        return format!("Value kind `{def}`");
+    }
+    // A table that is one form of a value kind (a `Field` written as a table).
+    let in_value = defs.values().any(|d| {
+        forms(d).is_empty() && {
+            let mut r = Vec::new();
+            refs_of(d, &[], &mut r);
+            r.iter().any(|(x, _)| x == def)
+        }
+    });
+    if in_value {
+        format!("Table `{def}` (inline, as a value)")
+    } else {
+        format!("`{}`", toml_header(segs))
+    }
+}
+
 /// The Markdown catalog reference: every table, its keys with their type, default, whether
 /// required, description, and an example from the embedded catalog.
 pub fn schema_markdown() -> String {
@@ -1136,19 +1166,27 @@ pub fn schema_markdown() -> String {
         .get("$defs")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    // Breadth first from the file's top level: every table type once, at the first path that
-    // reaches it (and the other paths noted).
-    let mut order: Vec<(Option<String>, Vec<Seg>)> = vec![(None, Vec::new())];
-    let mut also: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    let mut i = 0;
-    while i < order.len() {
-        let (def, segs) = order[i].clone();
+    // Depth first from the file's top level: every table type once, at the first path that
+    // reaches it (the other paths are noted), each followed by the tables inside it.
+    fn visit(
+        def: Option<String>,
+        segs: Vec<Seg>,
+        root: &Value,
+        defs: &serde_json::Map<String, Value>,
+        order: &mut Vec<(Option<String>, Vec<Seg>)>,
+        also: &mut std::collections::BTreeMap<String, Vec<String>>,
+    ) {
         let schema = match &def {
-            None => &root,
+            None => root,
             Some(d) => &defs[d.as_str()],
         };
+        order.push((def, segs.clone()));
         let mut found = Vec::new();
-        for form in forms(schema) {
+        let fs = forms(schema);
+        if fs.is_empty() {
+            refs_of(schema, &segs, &mut found);
+        }
+        for form in fs {
             for (k, p) in form["properties"].as_object().into_iter().flatten() {
                 let mut path = segs.clone();
                 path.push(Seg::Key(k.clone()));
@@ -1157,21 +1195,38 @@ pub fn schema_markdown() -> String {
         }
         for (d, path) in found {
             let Some(ds) = defs.get(&d) else { continue };
+            if ds.get("enum").is_some() {
+                continue; // a word list: shown inline
+            }
             if forms(ds).is_empty() {
-                continue; // a word list or an untagged choice: shown inline
+                // A value kind: listed with every key that takes it.
+                if !matches!(path.last(), Some(Seg::Each)) {
+                    let h = format!("`{}`", key_path(&path));
+                    let list = also.entry(d.clone()).or_default();
+                    if !list.contains(&h) {
+                        list.push(h);
+                    }
+                }
+                if order.iter().any(|(o, _)| o.as_deref() == Some(d.as_str())) {
+                    continue;
+                }
+                visit(Some(d), path, root, defs, order, also);
+                continue;
             }
             if order.iter().any(|(o, _)| o.as_deref() == Some(d.as_str())) {
-                let h = toml_header(&path);
+                let h = format!("`{}`", toml_header(&path));
                 let list = also.entry(d).or_default();
                 if !list.contains(&h) {
                     list.push(h);
                 }
             } else {
-                order.push((Some(d), path));
+                visit(Some(d), path, root, defs, order, also);
             }
         }
-        i += 1;
     }
+    let mut order: Vec<(Option<String>, Vec<Seg>)> = Vec::new();
+    let mut also: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    visit(None, Vec::new(), &root, defs, &mut order, &mut also);
 
     let mut md = String::new();
     let _ = writeln!(
@@ -1194,7 +1249,7 @@ pub fn schema_markdown() -> String {
     for (def, segs) in &order {
         let (title, a) = match def {
             None => ("Top level of a file".to_string(), "top-level".to_string()),
-            Some(d) => (format!("`{}`", toml_header(segs)), anchor(d)),
+            Some(d) => (section_title(d, segs, defs), anchor(d)),
         };
         let _ = writeln!(md, "- [{title}](#{a})");
     }
@@ -1211,13 +1266,17 @@ pub fn schema_markdown() -> String {
             Some(d) => {
                 let _ = writeln!(
                     md,
-                    "<a id=\"{}\"></a>\n\n## `{}`\n",
+                    "<a id=\"{}\"></a>\n\n## {}\n",
                     anchor(d),
-                    toml_header(segs)
+                    section_title(d, segs, defs)
                 );
                 if let Some(more) = also.get(d) {
-                    let list: Vec<String> = more.iter().map(|h| format!("`{h}`")).collect();
-                    let _ = writeln!(md, "Also used at {}.\n", list.join(", "));
+                    let what = if forms(schema).is_empty() {
+                        "Taken by"
+                    } else {
+                        "Also used at"
+                    };
+                    let _ = writeln!(md, "{what} {}.\n", more.join(", "));
                 }
             }
         }
@@ -1225,6 +1284,24 @@ pub fn schema_markdown() -> String {
             let _ = writeln!(md, "{}\n", desc.trim());
         }
         let fs = forms(schema);
+        if fs.is_empty() {
+            let _ = writeln!(md, "Written as one of:\n");
+            for k in ["anyOf", "oneOf"] {
+                for b in schema.get(k).and_then(Value::as_array).into_iter().flatten() {
+                    let what = cell(&type_words(b, defs));
+                    match b.get("description").and_then(Value::as_str) {
+                        Some(d) => {
+                            let _ = writeln!(md, "- {what}: {}", cell(d));
+                        }
+                        None => {
+                            let _ = writeln!(md, "- {what}");
+                        }
+                    }
+                }
+            }
+            let _ = writeln!(md);
+            continue;
+        }
         let tagged = fs.len() > 1;
         for form in fs {
             let required: Vec<&str> = form
@@ -1282,7 +1359,7 @@ pub fn schema_markdown() -> String {
             let _ = writeln!(md);
         }
         if def.is_some() {
-            if let Some((file, header, value)) = embedded_example(segs) {
+            if let Some((file, header, value)) = embedded_example(segs).filter(|e| e.2.is_table()) {
                 // Keys that are tables of their own sections are shown there.
                 let own: BTreeSet<String> = forms(schema)
                     .iter()
