@@ -1065,7 +1065,10 @@ fn type_words(s: &Value, defs: &serde_json::Map<String, Value>) -> String {
 }
 
 fn one_of_words(words: &[Value]) -> String {
-    let w: Vec<String> = words.iter().map(|v| format!("`{}`", toml_value(v))).collect();
+    let w: Vec<String> = words
+        .iter()
+        .map(|v| format!("`{}`", toml_value(v)))
+        .collect();
     match w.as_slice() {
         [one] => one.clone(),
         _ => format!("one of {}", w.join(", ")),
@@ -1287,7 +1290,12 @@ pub fn schema_markdown() -> String {
         if fs.is_empty() {
             let _ = writeln!(md, "Written as one of:\n");
             for k in ["anyOf", "oneOf"] {
-                for b in schema.get(k).and_then(Value::as_array).into_iter().flatten() {
+                for b in schema
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let what = cell(&type_words(b, defs));
                     match b.get("description").and_then(Value::as_str) {
                         Some(d) => {
@@ -1367,7 +1375,8 @@ pub fn schema_markdown() -> String {
                     .filter(|(_, p)| {
                         let mut r = Vec::new();
                         refs_of(p, &[], &mut r);
-                        r.iter().any(|(d, _)| defs.get(d).is_some_and(|d| !forms(d).is_empty()))
+                        r.iter()
+                            .any(|(d, _)| defs.get(d).is_some_and(|d| !forms(d).is_empty()))
                     })
                     .map(|(k, _)| k.clone())
                     .collect();
