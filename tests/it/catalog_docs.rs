@@ -8,7 +8,9 @@ use std::path::Path;
 const REGENERATE: &str = "cargo run -- openmesh catalog schema --write docs";
 
 fn committed(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs")
+        .join(name);
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}; run `{REGENERATE}`", path.display()))
 }
@@ -18,7 +20,13 @@ fn committed_schema_and_reference_are_fresh() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     capsule()
-        .args(["openmesh", "catalog", "schema", "--write", out.to_str().unwrap()])
+        .args([
+            "openmesh",
+            "catalog",
+            "schema",
+            "--write",
+            out.to_str().unwrap(),
+        ])
         .ok()
         .stdout_has("catalog.md");
     for name in ["catalog.schema.json", "catalog.md"] {
@@ -35,7 +43,10 @@ fn schema_is_printed_and_describes_every_top_level_table() {
     let out = capsule().args(["openmesh", "catalog", "schema"]).ok();
     assert_eq!(out.stdout, committed("catalog.schema.json"));
     let schema = out.json();
-    assert_eq!(schema["additionalProperties"], false, "unknown keys are errors");
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown keys are errors"
+    );
     let props = schema["properties"].as_object().unwrap();
     for table in [
         "provider",
@@ -81,7 +92,46 @@ fn write_into_a_file_is_bad_input() {
     let file = dir.path().join("f");
     std::fs::write(&file, "x").unwrap();
     capsule()
-        .args(["openmesh", "catalog", "schema", "--write", file.to_str().unwrap()])
+        .args([
+            "openmesh",
+            "catalog",
+            "schema",
+            "--write",
+            file.to_str().unwrap(),
+        ])
         .code(2)
         .stderr_has("is a file, not a directory");
+}
+
+#[test]
+fn every_embedded_catalog_file_validates_against_the_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&committed("catalog.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let files = capsule::catalog::embedded_files();
+    assert!(files.len() > 20, "the embedded catalog has its files");
+    for f in files {
+        let doc: toml::Table = toml::from_str(&f.text).unwrap();
+        let json = serde_json::to_value(&doc).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{} does not match the schema:\n{}",
+            f.path,
+            errors.join("\n")
+        );
+    }
+    // And the schema rejects what the loader rejects: an unknown key, a wrong paging style.
+    for bad in [
+        "[provider]\nid = \"x\"\nnmae = \"typo\"\n",
+        "[api.operations.list]\npaging = { style = \"pages\", page_param = \"p\" }\n",
+        "[[templates]]\nid = \"t\"\ncpu = \"two\"\n",
+    ] {
+        let doc: toml::Table = toml::from_str(bad).unwrap();
+        let json = serde_json::to_value(&doc).unwrap();
+        assert!(!validator.is_valid(&json), "the schema accepts {bad:?}");
+    }
 }
