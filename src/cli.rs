@@ -969,6 +969,17 @@ pub enum CatalogCommand {
   capsule openmesh catalog status
   capsule openmesh catalog status -o json")]
     Status,
+    /// Print the JSON Schema of catalog files (generated from capsule's own catalog types);
+    /// with --write, write it and the Markdown catalog reference into a directory.
+    #[command(after_help = "Examples:
+  capsule openmesh catalog schema > catalog.schema.json
+  capsule openmesh catalog schema --write docs")]
+    Schema {
+        /// Write `catalog.schema.json` and `catalog.md` (the key reference) into DIR instead of
+        /// printing the schema.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
     /// Write a synthetic catalog with N templates (for benchmarks; the `dev` feature).
     #[cfg(feature = "dev")]
     #[command(hide = true)]

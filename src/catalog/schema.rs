@@ -13,36 +13,46 @@ use std::collections::BTreeMap;
 
 /// One catalog file as written on disk. A file may hold any subset of these sections; files in a
 /// folder `catalog/<provider>/` belong to that provider.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileDoc {
+    /// `[provider]`: who the provider is and how it bills (one per provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<ProviderMeta>,
+    /// `[[regions]]`: the places the provider runs servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<Region>,
+    /// `[[credentials]]`: the fields of a provider account (token, keys, account region).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<CredentialField>,
+    /// `[[templates]]`: the server shapes offered, with their prices.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub templates: Vec<Template>,
+    /// `[api]`: how the generic HTTP driver talks to the provider's API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<Api>,
+    /// `[[rates]]`: exchange rates to USD (usually in the catalog's top-level `rates.toml`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rates: Vec<Rate>,
+    /// `[bootstrap]`: the default user data put on new nodes (usually in the top-level `bootstrap.toml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<Bootstrap>,
 }
 
 /// `[provider]`: who the provider is and how it bills.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderMeta {
+    /// The provider id used on the command line (`-p ID`); must equal the folder name.
     #[serde(default)]
     pub id: String,
+    /// Display name.
     #[serde(default)]
     pub name: String,
     /// `cloud`, `bare-metal` or `mixed`.
     #[serde(default)]
     pub kind: String,
+    /// The provider's web site.
     #[serde(default)]
     pub homepage: String,
     /// ISO 4217 code of the provider's billing currency (`USD`, `EUR`).
@@ -51,17 +61,20 @@ pub struct ProviderMeta {
     /// `YYYY-MM-DD` of the price list the templates carry.
     #[serde(default)]
     pub prices_as_of: String,
+    /// Where the template prices come from (a pricing page URL, an API call).
     #[serde(default)]
     pub prices_source: String,
+    /// `[provider.status]`: whether the provider is active, deprecated or retired.
     #[serde(default)]
     pub status: Lifecycle,
     /// Region slug used when a deploy names none.
     #[serde(default)]
     pub default_region: String,
     /// Hours after which a month is billed at the monthly price (672 for a 28-day cap, 730 …),
-    /// or `"none"`: every hour is billed, with no monthly ceiling (read as `f64::INFINITY`).
+    /// or `"none"`: every hour is billed, with no monthly ceiling (no monthly cap).
     /// 0 = not declared (a month costs at most the monthly price).
     #[serde(default, with = "cap_hours")]
+    #[schemars(schema_with = "cap_hours_schema")]
     pub monthly_cap_hours: f64,
     /// Allowed range of `price_monthly / price_hourly`; defaults to 600..745.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,12 +111,13 @@ pub struct ProviderMeta {
 /// in YAML and JSON. `{profile}` in a key stands for the profile (context, user) in use. The
 /// default account uses the profile named by `profile_env`, else by `profile_key` in the file,
 /// else `default_profile`; an account named with `--account NAME` uses the profile `NAME`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialSource {
     /// What the file is, for people (`AWS shared credentials file`).
     #[serde(default)]
     pub name: String,
+    /// How the file is written; by default guessed from its extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<SourceFormat>,
     /// Where the file is, the first that exists wins: `~` is the home directory, `${VAR}` an
@@ -139,7 +153,7 @@ pub struct CredentialSource {
 }
 
 /// The syntax of a credential source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceFormat {
     Ini,
@@ -158,7 +172,7 @@ impl SourceFormat {
 }
 
 /// `[provider.xnode]`: the provider's side of an xNode install.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderXnode {
     /// The image the installer runs over (Ubuntu 24.04 x86_64); empty = `default_image`.
@@ -207,13 +221,16 @@ impl Default for ProviderMeta {
 }
 
 /// Lifecycle of a provider: `active`, `deprecated` or `retired`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lifecycle {
+    /// `active`, `deprecated` or `retired` (a retired provider refuses creates).
     #[serde(default)]
     pub state: String,
+    /// `YYYY-MM-DD` the state took effect.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub date: String,
+    /// Why, in one sentence, shown with the warning or refusal.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// What to use instead, shown when a retired provider refuses a create.
@@ -222,7 +239,7 @@ pub struct Lifecycle {
 }
 
 /// `[[regions]]`: a place a provider runs servers.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Region {
     /// User-facing slug (`atlanta`, `nyc3`, `par1`).
@@ -231,6 +248,7 @@ pub struct Region {
     /// The provider's own identifier where it differs (`ATL2`, `fr-par-1`); empty = same as `id`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub api_id: String,
+    /// City or area shown to users.
     #[serde(default)]
     pub city: String,
     /// ISO 3166-1 alpha-2.
@@ -242,17 +260,19 @@ pub struct Region {
 }
 
 /// `[[credentials]]`: one field of a provider account.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialField {
     /// Field name as used in `credentials.toml` and as the flag `--<name>` (with `_` → `-`).
     #[serde(default)]
     pub name: String,
+    /// One line shown by `provider configure` and in errors.
     #[serde(default)]
     pub description: String,
     /// Secrets are redacted everywhere and never reach a template.
     #[serde(default)]
     pub secret: bool,
+    /// Whether the account cannot work without this field.
     #[serde(default)]
     pub required: bool,
     /// Environment variables read, first match wins (the provider's official CLI/Terraform names).
@@ -268,7 +288,7 @@ pub struct CredentialField {
 }
 
 /// `[[templates]]`: a server shape at a price.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     /// Globally unique id (`hive-large`).
@@ -280,14 +300,19 @@ pub struct Template {
     /// The provider's plan id (`s-4vcpu-8gb`, `c5.xlarge`, `GP1-XS`).
     #[serde(default)]
     pub plan: String,
+    /// Display name.
     #[serde(default)]
     pub name: String,
+    /// Number of vCPUs (or cores on bare metal).
     #[serde(default)]
     pub cpu: u32,
+    /// Memory in GB.
     #[serde(default)]
     pub memory_gb: f64,
+    /// Local disk in GB.
     #[serde(default)]
     pub storage_gb: f64,
+    /// Included monthly transfer in TB (0 = not stated).
     #[serde(default)]
     pub bandwidth_tb: f64,
     /// Transfer is not metered: `bandwidth_tb` is then only the line rate × 730 h, an upper
@@ -297,6 +322,7 @@ pub struct Template {
     /// Native currency of the provider.
     #[serde(default)]
     pub price_hourly: f64,
+    /// Monthly price in the provider's currency.
     #[serde(default)]
     pub price_monthly: f64,
     /// Region slug → hourly price where it differs from `price_hourly`.
@@ -309,14 +335,18 @@ pub struct Template {
         with = "cap_hours_opt",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(schema_with = "cap_hours_schema")]
     pub monthly_cap_hours: Option<f64>,
+    /// `gpu = { count, model, vram_gb }` for GPU plans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<Gpu>,
     /// `x86_64` or `arm64`.
     #[serde(default)]
     pub arch: String,
+    /// Ids of the provider's `[[regions]]` where the template is sold (at least one).
     #[serde(default)]
     pub regions: Vec<String>,
+    /// Feature words shown in listings (`gpu` marks a GPU plan).
     #[serde(default)]
     pub features: Vec<String>,
     /// Which API variant creates this template (e.g. a bare-metal plan uses other endpoints than
@@ -326,37 +356,43 @@ pub struct Template {
 }
 
 /// A template's GPU.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gpu {
     /// Canonical model name, e.g. `NVIDIA RTX 4090`, `NVIDIA H100`, `NVIDIA Tesla P100`.
     #[serde(default)]
     pub model: String,
+    /// Number of GPUs.
     #[serde(default)]
     pub count: u32,
+    /// Memory per GPU in GB.
     #[serde(default)]
     pub vram_gb: f64,
 }
 
 /// `[[rates]]`: a dated exchange rate to USD.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
+    /// ISO 4217 code (`EUR`).
     #[serde(default)]
     pub currency: String,
     /// USD per one unit of `currency`.
     #[serde(default)]
     pub usd: f64,
+    /// `YYYY-MM-DD` of the rate.
     #[serde(default)]
     pub as_of: String,
+    /// Where the rate comes from.
     #[serde(default)]
     pub source: String,
 }
 
 /// `[bootstrap]`: the default xNode user-data, a minijinja template.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bootstrap {
+    /// The user-data template (minijinja) sent with a deploy that gives no `--user-data`.
     #[serde(default)]
     pub user_data: String,
     /// The bootstrap turns password logins off: a deploy with it and no SSH key is refused
@@ -373,7 +409,7 @@ pub struct Bootstrap {
 ///
 /// Every user value is checked against its pattern and never escaped: the template is plain
 /// text, and a value that does not match is refused.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XnodeBootstrap {
     /// Installer release installed when `--xnode-version` is not given (`v1.0.0`).
@@ -414,7 +450,7 @@ pub struct XnodeBootstrap {
 }
 
 /// `[bootstrap.xnode.owner]`: an owner address as typed → as the installer wants it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XnodeOwner {
     /// Prefixes accepted on input and stripped (`0x`, `eth:`), compared case-insensitively.
@@ -426,9 +462,10 @@ pub struct XnodeOwner {
 }
 
 /// One validation rule.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XnodeRule {
+    /// Regular expression the whole value must match.
     #[serde(default)]
     pub pattern: String,
     /// The rule in words (`an Ethereum address: 0x or eth: and 40 hex digits`).
@@ -440,7 +477,7 @@ pub struct XnodeRule {
 }
 
 /// `[bootstrap.xnode.probe]`: what an xNode shows on the network as it comes up.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XnodeProbe {
     /// The port that answers while the pre-install OS runs (SSH); closed once the installer runs.
@@ -476,7 +513,7 @@ pub struct XnodeProbe {
 /// (its `node` pointer reaches the stored key). A local key is matched against the listed ones
 /// by its key material (type and base64 blob, what a fingerprint hashes), so it is registered
 /// once and reused.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFields {
     /// Pointer to the key's id in a listed or created key: what `create` takes.
@@ -488,7 +525,7 @@ pub struct KeyFields {
 }
 
 /// `[api]`: how to reach and speak to a provider's API.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Api {
     /// Base URL, a minijinja template (`https://ec2.{{ region }}.amazonaws.com`); `region` is the
@@ -516,8 +553,10 @@ pub struct Api {
     /// Headers sent on every request (values are templates).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// `[api.auth]`: how requests are authenticated.
     #[serde(default)]
     pub auth: Auth,
+    /// `[api.errors]`: how error answers are read.
     #[serde(default)]
     pub errors: ErrorShape,
     /// Raw status value → common state (`pending`, `running`, `stopped`, `deleting`, `deleted`,
@@ -563,7 +602,9 @@ pub struct Api {
 }
 
 /// `api.format`: how answers are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     #[default]
@@ -573,7 +614,9 @@ pub enum Format {
 }
 
 /// An operation's `encoding`: how its body is sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     /// The rendered body, checked to be JSON, sent as `application/json`.
@@ -588,7 +631,7 @@ pub enum Encoding {
 /// `[api.plan_lookup]`: how to find the live product that fits a template in one region.
 /// Pointers are relative to one item of the listing; numbers are read from the first number in
 /// the text (`"64GB"` → 64, `"16 Cores"` → 16).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanLookup {
     /// The listing operations, read in order and concatenated (paged like `list`).
@@ -597,6 +640,7 @@ pub struct PlanLookup {
     /// The product id sent as the plan.
     #[serde(default)]
     pub id: String,
+    /// Pointer to the product's display name.
     #[serde(default)]
     pub name: String,
     /// The provider's region id of the item (compared with the region's `api_id`).
@@ -605,18 +649,22 @@ pub struct PlanLookup {
     /// Stock word, and the words that mean "can be ordered now".
     #[serde(default)]
     pub stock: String,
+    /// The values of `stock` that mean "can be ordered now".
     #[serde(default)]
     pub in_stock: Vec<String>,
     /// Cores, memory in GB (a unit MB/TB in the text is converted), GPU description.
     #[serde(default)]
     pub cpu: String,
+    /// Pointer to the memory (GB).
     #[serde(default)]
     pub memory_gb: String,
+    /// Pointer to the GPU description.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub gpu: String,
     /// Hourly price, plus a per-region extra where the provider adds one.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hourly: String,
+    /// Pointer to the per-region extra hourly price.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hourly_extra: String,
     /// The default image by product kind: pointer → value → image (`{ "/is_vps" = { "true" =
@@ -626,7 +674,7 @@ pub struct PlanLookup {
 }
 
 /// `[api.prices]`: field locations inside one item of the price list.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceFields {
     /// The plan id, matched against templates' `plan`.
@@ -635,6 +683,7 @@ pub struct PriceFields {
     /// Hourly and monthly price in the provider's currency.
     #[serde(default)]
     pub hourly: Field,
+    /// Monthly price in the provider's currency.
     #[serde(default)]
     pub monthly: Field,
     /// The listing operations that make up the price list, read in order and concatenated
@@ -674,28 +723,31 @@ pub struct PriceFields {
 }
 
 /// `availability = { operation = "availability", value = "/availability", sold = [...] }`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityFields {
+    /// The operation that returns the per-region stock.
     pub operation: String,
     /// Pointer inside one keyed entry, and the values that mean "can be ordered".
     pub value: String,
+    /// The values of `value` that mean "can be ordered".
     pub sold: Vec<String>,
 }
 
 /// `region_prices = { list = "/region_prices", region = "/id", hourly = "/hourly" }`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegionPriceFields {
     /// Pointer to the list of per-region entries.
     pub list: String,
     /// Pointers inside one entry: the provider's region id and the hourly price.
     pub region: String,
+    /// Pointer to the hourly price inside one entry.
     pub hourly: String,
 }
 
 /// `[api.auth]`: how requests are authenticated, by `scheme`; each scheme has its own keys.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "scheme", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Auth {
     /// No scheme declared (a provider without `[api.auth]`); validation asks for one.
@@ -720,7 +772,9 @@ pub enum Auth {
         service: String,
         /// Credential fields for the access key id, the secret and the optional session token.
         access_key_field: String,
+        /// Credential field holding the secret access key.
         secret_key_field: String,
+        /// Credential field holding the optional session token.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         session_token_field: String,
     },
@@ -763,7 +817,7 @@ impl Auth {
 }
 
 /// `[api.errors]`: where an error response keeps its message and code.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorShape {
     /// Pointers tried in order for the human message.
@@ -785,7 +839,19 @@ pub struct ErrorShape {
 }
 
 /// Why a provider refused a create, as far as failing over cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Refusal {
     /// No capacity for the plan in that region now: another region may have it.
@@ -809,14 +875,18 @@ impl Refusal {
 /// One `[[api.errors.refusals]]` rule: an error answer matches when its HTTP status is among
 /// `status` (any status when empty) and its code (`[api.errors] code`) is among `codes` or its
 /// message contains one of `message_contains` (both compared case-insensitively).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefusalRule {
+    /// What the refusal means: `capacity`, `quota` or `unavailable`.
     pub reason: Refusal,
+    /// Error codes (from `[api.errors] code`) that are this refusal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<String>,
+    /// HTTP statuses the rule applies to; empty = any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub status: Vec<u16>,
+    /// Texts whose presence in the error message makes it this refusal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub message_contains: Vec<String>,
 }
@@ -848,21 +918,28 @@ impl ErrorShape {
 }
 
 /// `[api.node]`: field locations inside one node object (pointers relative to the node).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeFields {
+    /// The node id.
     #[serde(default)]
     pub id: Field,
+    /// The node name (label, hostname).
     #[serde(default)]
     pub name: Field,
+    /// The raw status, mapped through `[api.status]`.
     #[serde(default)]
     pub status: Field,
+    /// The public IPv4 address.
     #[serde(default)]
     pub ipv4: Field,
+    /// The creation time (RFC 3339).
     #[serde(default)]
     pub created_at: Field,
+    /// The plan (size, type) id.
     #[serde(default)]
     pub plan: Field,
+    /// The provider's region id.
     #[serde(default)]
     pub region: Field,
     /// Where the deploy id can be read back (a tag list, a label, a token).
@@ -871,7 +948,7 @@ pub struct NodeFields {
 }
 
 /// A value to read from a JSON/XML tree: a plain pointer string, or a pick from a list.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Field {
     /// `/droplet/status`. Empty = not available.
@@ -890,20 +967,22 @@ impl Default for Field {
 }
 
 /// `{ list = "/networks/v4", where = { "/type" = "public" }, value = "/ip_address" }`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pick {
+    /// Pointer to the list to search.
     pub list: String,
     /// Pointer (relative to the element) → required value (compared as text; `"true"` matches a
     /// JSON `true`; a value starting with `!` means "not equal"; `~prefix` means "starts with").
     #[serde(default, rename = "where")]
     pub filter: BTreeMap<String, String>,
+    /// Pointer (relative to the matching element) to the value.
     #[serde(default)]
     pub value: String,
 }
 
 /// `[api.tagging]`: how the deploy id is attached and found again.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tagging {
     /// The tag value template put on every node capsule creates; the default is
@@ -983,7 +1062,7 @@ impl Tagging {
 }
 
 /// `[api.limits]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Seconds between status polls while waiting.
@@ -1004,7 +1083,7 @@ pub struct Limits {
 }
 
 /// One HTTP call (plus the steps around it).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Operation {
     /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`.
@@ -1030,6 +1109,7 @@ pub struct Operation {
     /// Query parameters (values are templates; an empty rendered value drops the parameter).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, String>,
+    /// Extra headers for this operation (values are templates).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Body template. Every `{{ value }}` is JSON-encoded automatically, so the template is JSON
@@ -1041,6 +1121,7 @@ pub struct Operation {
     /// as is with `content_type`).
     #[serde(default)]
     pub encoding: Encoding,
+    /// `Content-Type` of a `text` body.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub content_type: String,
     /// Accepted HTTP statuses; empty = any 2xx.
@@ -1076,13 +1157,14 @@ pub struct Operation {
 }
 
 /// `[api.operation_defaults]`: `apply_to` and any keys of an operation.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct OperationDefaults {
     /// The operations (keys of `[api.operations]`) that take these keys.
     #[serde(default)]
     pub apply_to: Vec<String>,
     /// Operation keys (`method`, `expect`, `encoding`, `action`, …), checked as an operation.
     #[serde(flatten)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub keys: toml::Table,
 }
 
@@ -1142,17 +1224,19 @@ fn overlay_table(base: &mut toml::Table, patch: toml::Table) {
 }
 
 /// `sign = { service = "pricing", region = "us-east-1" }` on an operation.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignAs {
+    /// The service to sign for (empty = the API's).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
+    /// The region to sign for (empty = the request's).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
 }
 
 /// A step before/after an operation.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Name of the operation to run.
@@ -1187,13 +1271,14 @@ pub struct Step {
 }
 
 /// The async action objects to poll (`/action/id` → `GET /v2/actions/{{ action_id }}`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionPoll {
     /// Pointer to the action id in the operation's response, or a list of them: every id found
     /// is followed, in order (`["/action/id", "/next_actions/*/id"]`: an action and the ones
     /// queued after it; a `*` segment reaches every element of a list).
     #[serde(default, with = "one_or_many")]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub id: Vec<String>,
     /// Operation that fetches the action (available variable: `action_id`).
     #[serde(default)]
@@ -1201,8 +1286,10 @@ pub struct ActionPoll {
     /// Pointer to the action's status in the fetch response.
     #[serde(default)]
     pub status: String,
+    /// Status values that mean the action finished.
     #[serde(default)]
     pub done: Vec<String>,
+    /// Status values that mean the action failed.
     #[serde(default)]
     pub failed: Vec<String>,
 }
@@ -1210,7 +1297,7 @@ pub struct ActionPoll {
 /// `paging = { style = "…", … }` on a list operation: how the next page is asked for. Each
 /// style has its own keys; a key of another style, or a style's required key left out, is an
 /// error. An overlay that changes `paging` writes the whole table (it replaces the old one).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Paging {
     /// One answer holds the whole list (the default).
@@ -1221,9 +1308,10 @@ pub enum Paging {
     Page {
         /// Query parameter carrying the page number.
         page_param: String,
-        /// Query parameter carrying the page size, and the size to ask for.
+        /// Query parameter carrying the page size.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         size_param: String,
+        /// The page size to ask for (0 = the API's default).
         #[serde(default, skip_serializing_if = "is_zero")]
         size: u32,
         /// Pointer to the number of pages.
@@ -1237,8 +1325,10 @@ pub enum Paging {
     NextLink {
         /// Pointer to the next page's URL; absent or empty on the last page.
         next: String,
+        /// Query parameter carrying the page size.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         size_param: String,
+        /// The page size to ask for (0 = the API's default).
         #[serde(default, skip_serializing_if = "is_zero")]
         size: u32,
     },
@@ -1249,8 +1339,10 @@ pub enum Paging {
         /// Query parameter that carries the cursor back (default `cursor`).
         #[serde(default = "default_cursor_param")]
         cursor_param: String,
+        /// Query parameter carrying the page size.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         size_param: String,
+        /// The page size to ask for (0 = the API's default).
         #[serde(default, skip_serializing_if = "is_zero")]
         size: u32,
     },
@@ -1261,8 +1353,10 @@ pub enum Paging {
         /// Parameter that carries the token back (default `cursor`).
         #[serde(default = "default_cursor_param")]
         cursor_param: String,
+        /// Query parameter carrying the page size.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         size_param: String,
+        /// The page size to ask for (0 = the API's default).
         #[serde(default, skip_serializing_if = "is_zero")]
         size: u32,
     },
@@ -1364,6 +1458,26 @@ pub mod one_or_many {
             Raw::Many(many) => many,
         })
     }
+}
+
+/// JSON Schema of [`cap_hours`]: a number of hours or the word `"none"`.
+fn cap_hours_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            { "type": "number", "minimum": 0 },
+            { "type": "string", "enum": ["none"] }
+        ]
+    })
+}
+
+/// JSON Schema of [`one_or_many`]: one text or a list of texts.
+fn one_or_many_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            { "type": "string" },
+            { "type": "array", "items": { "type": "string" } }
+        ]
+    })
 }
 
 /// [`cap_hours`] for an optional field.

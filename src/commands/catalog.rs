@@ -1,5 +1,5 @@
 //! The read-only catalog commands: `providers`, `templates`, `template show`, `regions`,
-//! `compare`, and `catalog validate|export|generate`.
+//! `compare`, and `catalog validate|export|schema|generate`.
 
 use super::stdout;
 use crate::catalog::schema::Template;
@@ -886,6 +886,7 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
             None => refresh_layer(ctx, &providers, all_plans),
         },
         CatalogCommand::Status => status(ctx),
+        CatalogCommand::Schema { write } => schema_command(write.as_deref()),
         #[cfg(feature = "dev")]
         CatalogCommand::Generate { dir, templates } => {
             generate(&ctx.catalog, &dir, templates)?;
@@ -897,6 +898,548 @@ pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// catalog schema: the JSON Schema of catalog files and the Markdown reference made from it
+
+/// `catalog schema [--write DIR]`.
+fn schema_command(write: Option<&Path>) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let json = schema_json_text();
+    let Some(dir) = write else {
+        stdout().write_all(json.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad_input(format!(
+            "--write {} is a file, not a directory; give a directory to write catalog.schema.json and catalog.md into",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create directory {}: {e}", dir.display()))?;
+    let md = schema_markdown();
+    for (name, text) in [("catalog.schema.json", &json), ("catalog.md", &md)] {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    writeln!(
+        stdout(),
+        "wrote {} and {}",
+        dir.join("catalog.schema.json").display(),
+        dir.join("catalog.md").display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON Schema of one catalog file, from the serde types the loader reads it with.
+pub fn catalog_schema() -> Value {
+    let mut v = schemars::schema_for!(catalog::schema::FileDoc).to_value();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("title".into(), json!("capsule catalog file"));
+    }
+    v
+}
+
+/// [`catalog_schema`] as pretty JSON with a final newline (the text of `catalog.schema.json`).
+pub fn schema_json_text() -> String {
+    let mut s = serde_json::to_string_pretty(&catalog_schema()).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// One step of a TOML path: a key, an element of an array of tables, a value of a table keyed
+/// by free names.
+#[derive(Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Each,
+    Any,
+}
+
+/// `[api.operations.<name>]`, `[[templates]]`, `[templates.gpu]`.
+fn toml_header(segs: &[Seg]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for s in segs {
+        match s {
+            Seg::Key(k) => parts.push(k.clone()),
+            Seg::Any => parts.push("<name>".into()),
+            Seg::Each => {}
+        }
+    }
+    let array = matches!(segs.last(), Some(Seg::Each));
+    if array {
+        format!("[[{}]]", parts.join("."))
+    } else {
+        format!("[{}]", parts.join("."))
+    }
+}
+
+fn def_name(r: &str) -> Option<&str> {
+    r.strip_prefix("#/$defs/")
+}
+
+/// The definitions a schema refers to, each with the path it is reached by.
+fn refs_of(s: &Value, segs: &[Seg], out: &mut Vec<(String, Vec<Seg>)>) {
+    if let Some(r) = s.get("$ref").and_then(Value::as_str).and_then(def_name) {
+        out.push((r.to_string(), segs.to_vec()));
+    }
+    for k in ["anyOf", "oneOf", "allOf"] {
+        for b in s.get(k).and_then(Value::as_array).into_iter().flatten() {
+            refs_of(b, segs, out);
+        }
+    }
+    if let Some(items) = s.get("items") {
+        let mut p = segs.to_vec();
+        p.push(Seg::Each);
+        refs_of(items, &p, out);
+    }
+    if let Some(ap) = s.get("additionalProperties").filter(|v| v.is_object()) {
+        let mut p = segs.to_vec();
+        p.push(Seg::Any);
+        refs_of(ap, &p, out);
+    }
+}
+
+/// The object forms of a definition: itself, or each variant of a tagged enum.
+fn forms(s: &Value) -> Vec<&Value> {
+    if s.get("properties").is_some() {
+        return vec![s];
+    }
+    ["oneOf", "anyOf"]
+        .iter()
+        .filter_map(|k| s.get(*k).and_then(Value::as_array))
+        .flatten()
+        .filter(|v| v.get("properties").is_some())
+        .collect()
+}
+
+fn anchor(def: &str) -> String {
+    def.to_ascii_lowercase()
+}
+
+/// A value written as TOML (`"text"`, `[]`, `true`, `{}`).
+fn toml_value(v: &Value) -> String {
+    match v {
+        Value::Object(m) if m.is_empty() => "{}".into(),
+        _ => {
+            let t: Result<toml::Value, _> = serde_json::from_value(v.clone());
+            match t {
+                Ok(t) => t.to_string(),
+                Err(_) => v.to_string(),
+            }
+        }
+    }
+}
+
+/// A key's type in words, linking to the section of a table type.
+fn type_words(s: &Value, defs: &serde_json::Map<String, Value>) -> String {
+    if let Some(r) = s.get("$ref").and_then(Value::as_str).and_then(def_name) {
+        let d = defs.get(r);
+        // A plain enum of words is shown inline.
+        if let Some(words) = d.and_then(|d| d.get("enum")).and_then(Value::as_array) {
+            return one_of_words(words);
+        }
+        if d.is_some_and(|d| forms(d).is_empty()) {
+            return format!("[{r}](#{})", anchor(r));
+        }
+        return format!("table ([{r}](#{}))", anchor(r));
+    }
+    if let Some(c) = s.get("const") {
+        return format!("`{}`", toml_value(c));
+    }
+    if let Some(words) = s.get("enum").and_then(Value::as_array) {
+        return one_of_words(words);
+    }
+    for k in ["anyOf", "oneOf"] {
+        if let Some(bs) = s.get(k).and_then(Value::as_array) {
+            let parts: Vec<String> = bs
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) != Some("null"))
+                .map(|b| type_words(b, defs))
+                .collect();
+            return parts.join(" or ");
+        }
+    }
+    let ty = match s.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null")
+            .to_string(),
+        _ => return "any value".into(),
+    };
+    match ty.as_str() {
+        "string" => "text".into(),
+        "boolean" => "`true` or `false`".into(),
+        "integer" => {
+            if s.get("minimum").and_then(Value::as_f64) == Some(0.0) {
+                "whole number ≥ 0".into()
+            } else {
+                "whole number".into()
+            }
+        }
+        "number" => "number".into(),
+        "array" => {
+            let item = s
+                .get("items")
+                .map(|i| type_words(i, defs))
+                .unwrap_or_else(|| "any value".into());
+            match (s.get("minItems"), s.get("maxItems")) {
+                (Some(a), Some(b)) if a == b => format!("list of {a} × {item}"),
+                _ => format!("list of {item}"),
+            }
+        }
+        "object" => match s.get("additionalProperties") {
+            Some(ap) if ap.is_object() => format!("table of name → {}", type_words(ap, defs)),
+            _ => "table of any keys".into(),
+        },
+        other => other.into(),
+    }
+}
+
+fn one_of_words(words: &[Value]) -> String {
+    let w: Vec<String> = words
+        .iter()
+        .map(|v| format!("`{}`", toml_value(v)))
+        .collect();
+    match w.as_slice() {
+        [one] => one.clone(),
+        _ => format!("one of {}", w.join(", ")),
+    }
+}
+
+/// `api.node.id`, `api.operations.<name>.paging`: a key's path in words.
+fn key_path(segs: &[Seg]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for s in segs {
+        match s {
+            Seg::Key(k) => parts.push(k.clone()),
+            Seg::Any => parts.push("<name>".into()),
+            Seg::Each => {}
+        }
+    }
+    parts.join(".")
+}
+
+/// Text fit for one Markdown table cell.
+fn cell(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
+}
+
+/// The value at a TOML path in the first embedded catalog file that has one, with the file's
+/// path and the header naming the real keys (`[api.operations.create]`).
+fn embedded_example(segs: &[Seg]) -> Option<(String, String, toml::Value)> {
+    fn walk(v: &toml::Value, segs: &[Seg], parts: &mut Vec<String>) -> Option<toml::Value> {
+        let Some((first, rest)) = segs.split_first() else {
+            return Some(v.clone());
+        };
+        match first {
+            Seg::Key(k) => {
+                parts.push(k.clone());
+                walk(v.as_table()?.get(k)?, rest, parts)
+            }
+            Seg::Each => walk(v.as_array()?.first()?, rest, parts),
+            Seg::Any => {
+                for (k, sub) in v.as_table()? {
+                    let mut p = parts.clone();
+                    p.push(k.clone());
+                    if let Some(found) = walk(sub, rest, &mut p) {
+                        *parts = p;
+                        return Some(found);
+                    }
+                }
+                None
+            }
+        }
+    }
+    for f in catalog::embedded_files() {
+        let Ok(doc) = f.text.parse::<toml::Table>() else {
+            continue;
+        };
+        let mut parts = Vec::new();
+        if let Some(v) = walk(&toml::Value::Table(doc), segs, &mut parts) {
+            let header = if matches!(segs.last(), Some(Seg::Each)) {
+                format!("[[{}]]", parts.join("."))
+            } else {
+                format!("[{}]", parts.join("."))
+            };
+            return Some((f.path, header, v));
+        }
+    }
+    None
+}
+
+/// A section's title: the TOML table it describes, or the name of a value kind (`Field`).
+fn section_title(def: &str, segs: &[Seg], defs: &serde_json::Map<String, Value>) -> String {
+    if defs.get(def).is_some_and(|d| forms(d).is_empty()) {
+        return format!("Value kind `{def}`");
+    }
+    // A table that is one form of a value kind (a `Field` written as a table).
+    let in_value = defs.values().any(|d| {
+        forms(d).is_empty() && {
+            let mut r = Vec::new();
+            refs_of(d, &[], &mut r);
+            r.iter().any(|(x, _)| x == def)
+        }
+    });
+    if in_value {
+        format!("Table `{def}` (inline, as a value)")
+    } else {
+        format!("`{}`", toml_header(segs))
+    }
+}
+
+/// The Markdown catalog reference: every table, its keys with their type, default, whether
+/// required, description, and an example from the embedded catalog.
+pub fn schema_markdown() -> String {
+    use std::fmt::Write;
+    let root = catalog_schema();
+    let empty = serde_json::Map::new();
+    let defs = root
+        .get("$defs")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    // Depth first from the file's top level: every table type once, at the first path that
+    // reaches it (the other paths are noted), each followed by the tables inside it.
+    fn visit(
+        def: Option<String>,
+        segs: Vec<Seg>,
+        root: &Value,
+        defs: &serde_json::Map<String, Value>,
+        order: &mut Vec<(Option<String>, Vec<Seg>)>,
+        also: &mut std::collections::BTreeMap<String, Vec<String>>,
+    ) {
+        let schema = match &def {
+            None => root,
+            Some(d) => &defs[d.as_str()],
+        };
+        order.push((def, segs.clone()));
+        let mut found = Vec::new();
+        let fs = forms(schema);
+        if fs.is_empty() {
+            refs_of(schema, &segs, &mut found);
+        }
+        for form in fs {
+            for (k, p) in form["properties"].as_object().into_iter().flatten() {
+                let mut path = segs.clone();
+                path.push(Seg::Key(k.clone()));
+                refs_of(p, &path, &mut found);
+            }
+        }
+        for (d, path) in found {
+            let Some(ds) = defs.get(&d) else { continue };
+            if ds.get("enum").is_some() {
+                continue; // a word list: shown inline
+            }
+            if forms(ds).is_empty() {
+                // A value kind: listed with every key that takes it.
+                if !matches!(path.last(), Some(Seg::Each)) {
+                    let h = format!("`{}`", key_path(&path));
+                    let list = also.entry(d.clone()).or_default();
+                    if !list.contains(&h) {
+                        list.push(h);
+                    }
+                }
+                if order.iter().any(|(o, _)| o.as_deref() == Some(d.as_str())) {
+                    continue;
+                }
+                visit(Some(d), path, root, defs, order, also);
+                continue;
+            }
+            if order.iter().any(|(o, _)| o.as_deref() == Some(d.as_str())) {
+                let h = format!("`{}`", toml_header(&path));
+                let list = also.entry(d).or_default();
+                if !list.contains(&h) {
+                    list.push(h);
+                }
+            } else {
+                visit(Some(d), path, root, defs, order, also);
+            }
+        }
+    }
+    let mut order: Vec<(Option<String>, Vec<Seg>)> = Vec::new();
+    let mut also: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    visit(None, Vec::new(), &root, defs, &mut order, &mut also);
+
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Catalog file reference\n\n\
+         <!-- Generated by `capsule openmesh catalog schema --write docs`; do not edit. -->\n\n\
+         Every provider is described by TOML files under `catalog/<provider>/` (or an overlay \
+         directory given with `--catalog DIR`). Each file may hold any of the top-level tables \
+         below; a file in a provider folder belongs to that provider. Unknown keys are errors.\n\n\
+         Most keys may be left out of one file, so that an overlay can patch a single field of an \
+         existing entry; whether each *merged* entry is complete (a template's `plan` and `name`, a \
+         provider's `name`, `currency` and `prices_as_of`, the required API operations, …) is \
+         checked when the catalog is loaded, and by `capsule openmesh catalog validate DIR`.\n\n\
+         The same rules as a JSON Schema: [`catalog.schema.json`](catalog.schema.json) \
+         (editors with TOML schema support, such as Taplo or Even Better TOML, can use it).\n\n\
+         Columns: *Required* is `yes` when a file that has the table must write the key; \
+         *Default* is the value used when the key is left out.\n"
+    );
+    let _ = writeln!(md, "## Contents\n");
+    for (def, segs) in &order {
+        let (title, a) = match def {
+            None => ("Top level of a file".to_string(), "top-level".to_string()),
+            Some(d) => (section_title(d, segs, defs), anchor(d)),
+        };
+        let _ = writeln!(md, "- [{title}](#{a})");
+    }
+    let _ = writeln!(md);
+    for (def, segs) in &order {
+        let schema = match def {
+            None => &root,
+            Some(d) => &defs[d.as_str()],
+        };
+        match def {
+            None => {
+                let _ = writeln!(md, "<a id=\"top-level\"></a>\n\n## Top level of a file\n");
+            }
+            Some(d) => {
+                let _ = writeln!(
+                    md,
+                    "<a id=\"{}\"></a>\n\n## {}\n",
+                    anchor(d),
+                    section_title(d, segs, defs)
+                );
+                if let Some(more) = also.get(d) {
+                    let what = if forms(schema).is_empty() {
+                        "Taken by"
+                    } else {
+                        "Also used at"
+                    };
+                    let _ = writeln!(md, "{what} {}.\n", more.join(", "));
+                }
+            }
+        }
+        if let Some(desc) = schema.get("description").and_then(Value::as_str) {
+            let _ = writeln!(md, "{}\n", desc.trim());
+        }
+        let fs = forms(schema);
+        if fs.is_empty() {
+            let _ = writeln!(md, "Written as one of:\n");
+            for k in ["anyOf", "oneOf"] {
+                for b in schema
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let what = cell(&type_words(b, defs));
+                    match b.get("description").and_then(Value::as_str) {
+                        Some(d) => {
+                            let _ = writeln!(md, "- {what}: {}", cell(d));
+                        }
+                        None => {
+                            let _ = writeln!(md, "- {what}");
+                        }
+                    }
+                }
+            }
+            let _ = writeln!(md);
+            continue;
+        }
+        let tagged = fs.len() > 1;
+        for form in fs {
+            let required: Vec<&str> = form
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let props = form["properties"].as_object().cloned().unwrap_or_default();
+            if tagged {
+                let tag = props
+                    .iter()
+                    .find_map(|(k, v)| v.get("const").map(|c| format!("{k} = {}", toml_value(c))));
+                let _ = writeln!(md, "### `{}`\n", tag.unwrap_or_else(|| "form".into()));
+                if let Some(desc) = form.get("description").and_then(Value::as_str) {
+                    let _ = writeln!(md, "{}\n", desc.trim());
+                }
+            }
+            let rows: Vec<(&String, &Value)> = props
+                .iter()
+                .filter(|(_, v)| !(tagged && v.get("const").is_some()))
+                .collect();
+            if rows.is_empty() {
+                let _ = writeln!(md, "No other keys.\n");
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| Key | Type | Required | Default | Description |\n|---|---|---|---|---|"
+            );
+            for (k, v) in rows {
+                let req = if required.contains(&k.as_str()) {
+                    "yes"
+                } else {
+                    "no"
+                };
+                let default = v
+                    .get("default")
+                    .map(|d| format!("`{}`", toml_value(d)))
+                    .unwrap_or_else(|| "—".into());
+                let desc = v
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(cell)
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    md,
+                    "| `{k}` | {} | {req} | {} | {} |",
+                    cell(&type_words(v, defs)),
+                    cell(&default),
+                    desc
+                );
+            }
+            let _ = writeln!(md);
+        }
+        if def.is_some() {
+            if let Some((file, header, value)) = embedded_example(segs).filter(|e| e.2.is_table()) {
+                // Keys that are tables of their own sections are shown there.
+                let own: BTreeSet<String> = forms(schema)
+                    .iter()
+                    .flat_map(|f| f["properties"].as_object().into_iter().flatten())
+                    .filter(|(_, p)| {
+                        let mut r = Vec::new();
+                        refs_of(p, &[], &mut r);
+                        r.iter()
+                            .any(|(d, _)| defs.get(d).is_some_and(|d| !forms(d).is_empty()))
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let body = match value {
+                    toml::Value::Table(t) => {
+                        let kept: toml::Table =
+                            t.into_iter().filter(|(k, _)| !own.contains(k)).collect();
+                        toml::to_string(&kept).unwrap_or_default()
+                    }
+                    other => format!("{other}\n"),
+                };
+                if !body.trim().is_empty() {
+                    let _ = writeln!(
+                        md,
+                        "Example (from `{file}`):\n\n```toml\n{header}\n{}```\n",
+                        body
+                    );
+                }
+            }
+        }
+    }
+    while md.ends_with("\n\n") {
+        md.pop();
+    }
+    md
 }
 
 /// A synthetic provider `synthetic` with `n` templates, modelled on the first embedded provider

@@ -3,6 +3,7 @@
 mod accounts;
 mod aws_refresh;
 mod catalog;
+mod catalog_docs;
 mod credentials;
 mod deploy;
 mod failover;
