@@ -267,16 +267,21 @@ fn intent_in(db: &dyn Db, n: &NewNode) -> anyhow::Result<NodeRecord> {
     let node = new_record(n, &now);
     let id = insert_node(db, &node)?;
     add_state(db, id, NodeStatus::Creating, &now)?;
+    add_intent_event(db, &now, n)?;
+    Ok(node)
+}
+
+/// The `deploy started` event of an intent.
+fn add_intent_event(db: &dyn Db, now: &str, n: &NewNode) -> anyhow::Result<()> {
     add_event(
         db,
-        &now,
+        now,
         Some(&n.deploy_id),
         Action::Deploy,
         Outcome::Started,
         Some(NodeStatus::Creating),
         &intent_message(n),
-    )?;
-    Ok(node)
+    )
 }
 
 /// The `deploy started` event's text.
@@ -415,13 +420,13 @@ fn node_where(filter: &NodeFilter) -> (String, Vec<Value>) {
 }
 
 fn transition(state: &mut Value, since: &mut Value) -> anyhow::Result<Transition> {
-    let text = state.take_text("state")?;
-    let state = NodeStatus::parse(&text)
-        .ok_or_else(|| anyhow!("the state store holds an unknown status '{text}'"))?;
-    Ok(Transition {
-        state,
-        since: since.take_text("since")?,
-    })
+    parse_transition(&state.take_text("state")?, since.take_text("since")?)
+}
+
+fn parse_transition(state: &str, since: String) -> anyhow::Result<Transition> {
+    let state = NodeStatus::parse(state)
+        .ok_or_else(|| anyhow!("the state store holds an unknown status '{state}'"))?;
+    Ok(Transition { state, since })
 }
 
 fn event_from(mut r: Vec<Value>) -> anyhow::Result<Event> {
@@ -643,15 +648,7 @@ impl<D: Db> Store for D {
                 )?;
             }
             update_node(self, id, &node)?;
-            add_event(
-                self,
-                &now,
-                Some(&to.deploy_id),
-                Action::Deploy,
-                Outcome::Started,
-                Some(NodeStatus::Creating),
-                &intent_message(to),
-            )?;
+            add_intent_event(self, &now, to)?;
             Ok(node)
         })
     }
@@ -918,13 +915,7 @@ impl<D: Db> Store for D {
                     let (state, since) = entry.split_once(' ').ok_or_else(|| {
                         anyhow!("the state store holds a malformed status entry '{entry}'")
                     })?;
-                    let parsed = NodeStatus::parse(state).ok_or_else(|| {
-                        anyhow!("the state store holds an unknown status '{state}'")
-                    })?;
-                    timeline.push(Transition {
-                        state: parsed,
-                        since: since.to_string(),
-                    });
+                    timeline.push(parse_transition(state, since.to_string())?);
                 }
             }
             f(&node, &timeline)
