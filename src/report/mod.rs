@@ -170,6 +170,39 @@ struct Scale {
 }
 
 impl Scale {
+    /// Left to right across the plot.
+    fn across(lo: f64, hi: f64, plot: &Rect, log: bool) -> Scale {
+        Scale {
+            lo,
+            hi,
+            from: plot.x,
+            to: plot.x + plot.w,
+            log,
+        }
+    }
+
+    /// Bottom to top up the plot.
+    fn up(lo: f64, hi: f64, plot: &Rect, log: bool) -> Scale {
+        Scale {
+            lo,
+            hi,
+            from: plot.y + plot.h,
+            to: plot.y,
+            log,
+        }
+    }
+
+    /// Ticks at `values`, labelled by `fmt`.
+    fn ticks(&self, values: &[f64], fmt: &dyn Fn(f64) -> String) -> Vec<Tick> {
+        values
+            .iter()
+            .map(|v| Tick {
+                pos: self.at(*v),
+                label: fmt(*v),
+            })
+            .collect()
+    }
+
     fn at(&self, v: f64) -> f64 {
         let (lo, hi, v) = if self.log {
             (self.lo.ln(), self.hi.ln(), v.max(self.lo).ln())
@@ -308,20 +341,8 @@ pub fn scatter(
     } else {
         linear_ticks(y_hi, 5)
     };
-    let sx = Scale {
-        lo: x_lo,
-        hi: x_hi,
-        from: plot.x,
-        to: plot.x + plot.w,
-        log: x_log,
-    };
-    let sy = Scale {
-        lo: y_lo,
-        hi: y_hi,
-        from: plot.y + plot.h,
-        to: plot.y,
-        log: y_log,
-    };
+    let sx = Scale::across(x_lo, x_hi, &plot, x_log);
+    let sy = Scale::up(y_lo, y_hi, &plot, y_log);
     let mut marks = Vec::new();
     let mut legend = Vec::new();
     let mut labels = Vec::new();
@@ -367,20 +388,8 @@ pub fn scatter(
         width: W,
         height,
         plot,
-        x_ticks: x_tick_values
-            .iter()
-            .map(|v| Tick {
-                pos: sx.at(*v),
-                label: x_fmt(*v),
-            })
-            .collect(),
-        y_ticks: y_tick_values
-            .iter()
-            .map(|v| Tick {
-                pos: sy.at(*v),
-                label: y_fmt(*v),
-            })
-            .collect(),
+        x_ticks: sx.ticks(&x_tick_values, x_fmt),
+        y_ticks: sy.ticks(&y_tick_values, y_fmt),
         x_grid: true,
         y_grid: true,
         legend,
@@ -399,6 +408,62 @@ pub struct Category {
     pub highlight: bool,
     /// Extra class for the category label (`warn`).
     pub class: String,
+}
+
+/// One drawn part of a stacked bar: from where to where along the value axis, its class and
+/// tooltip.
+struct Segment {
+    from: f64,
+    to: f64,
+    class: String,
+    title: String,
+}
+
+impl Segment {
+    fn rect(self, x: f64, y: f64, w: f64, h: f64, highlight: bool) -> Mark {
+        Mark {
+            shape: "rect".into(),
+            x,
+            y,
+            w,
+            h,
+            class: self.class,
+            title: self.title,
+            ring: false,
+            highlight,
+        }
+    }
+}
+
+impl Category {
+    /// The category's positive finite values stacked in series order, each with its series'
+    /// class and a tooltip naming the category, the series and the value.
+    fn segments(&self, series: &[Series], fmt: &dyn Fn(f64) -> String) -> Vec<Segment> {
+        let mut cum = 0.0;
+        let mut out = Vec::new();
+        for (s, v) in self.values.iter().enumerate() {
+            if !(v.is_finite() && *v > 0.0) {
+                continue;
+            }
+            let name = series
+                .get(s)
+                .map_or(String::new(), |n| format!(" {}", n.name));
+            let color = series.get(s).map_or(s, |n| n.color);
+            out.push(Segment {
+                from: cum,
+                to: cum + v,
+                class: series_class(color),
+                title: format!("{}{name}: {}", self.label, fmt(*v)),
+            });
+            cum += v;
+        }
+        out
+    }
+
+    /// The height of the whole stack.
+    fn total(&self) -> f64 {
+        self.values.iter().filter(|v| v.is_finite()).sum::<f64>()
+    }
 }
 
 /// Horizontal bars, one per category, stacked by series, value axis from zero.
@@ -429,44 +494,18 @@ pub fn hbars(
         w: W - label_w - 24.0 - 90.0,
         h: plot_h,
     };
-    let max = cats
-        .iter()
-        .map(|c| c.values.iter().filter(|v| v.is_finite()).sum::<f64>())
-        .fold(0.0, f64::max);
+    let max = cats.iter().map(Category::total).fold(0.0, f64::max);
     let (hi, ticks) = linear_ticks(max, 5);
-    let sx = Scale {
-        lo: 0.0,
-        hi,
-        from: plot.x,
-        to: plot.x + plot.w,
-        log: false,
-    };
+    let sx = Scale::across(0.0, hi, &plot, false);
     let mut marks = Vec::new();
     let mut labels = Vec::new();
     for (i, c) in cats.iter().enumerate() {
         let y = plot.y + gap + i as f64 * (bar_h + gap);
         let mut cum = 0.0;
-        for (s, v) in c.values.iter().enumerate() {
-            if !(v.is_finite() && *v > 0.0) {
-                continue;
-            }
-            let (x0, x1) = (sx.at(cum), sx.at(cum + v));
-            cum += v;
-            let name = series
-                .get(s)
-                .map_or(String::new(), |n| format!(" {}", n.name));
-            let color = series.get(s).map_or(s, |n| n.color);
-            marks.push(Mark {
-                shape: "rect".into(),
-                x: x0,
-                y,
-                w: (x1 - x0).max(1.0),
-                h: bar_h,
-                class: series_class(color),
-                title: format!("{}{name}: {}", c.label, fmt(*v)),
-                ring: false,
-                highlight: c.highlight,
-            });
+        for seg in c.segments(series, fmt) {
+            let (x0, x1) = (sx.at(seg.from), sx.at(seg.to));
+            cum = seg.to;
+            marks.push(seg.rect(x0, y, (x1 - x0).max(1.0), bar_h, c.highlight));
         }
         labels.push(Label {
             x: plot.x - 6.0,
@@ -498,13 +537,7 @@ pub fn hbars(
         width: W,
         height,
         plot,
-        x_ticks: ticks
-            .iter()
-            .map(|v| Tick {
-                pos: sx.at(*v),
-                label: fmt(*v),
-            })
-            .collect(),
+        x_ticks: sx.ticks(&ticks, fmt),
         y_ticks: Vec::new(),
         x_grid: true,
         y_grid: false,
@@ -541,18 +574,9 @@ pub fn columns(
         w: W - 78.0 - 16.0,
         h: height - 16.0 - 70.0,
     };
-    let max = cats
-        .iter()
-        .map(|c| c.values.iter().filter(|v| v.is_finite()).sum::<f64>())
-        .fold(0.0, f64::max);
+    let max = cats.iter().map(Category::total).fold(0.0, f64::max);
     let (hi, ticks) = linear_ticks(max, 5);
-    let sy = Scale {
-        lo: 0.0,
-        hi,
-        from: plot.y + plot.h,
-        to: plot.y,
-        log: false,
-    };
+    let sy = Scale::up(0.0, hi, &plot, false);
     let n = cats.len().max(1) as f64;
     let slot = plot.w / n;
     let bar_w = (slot * 0.8).max(1.0);
@@ -561,28 +585,9 @@ pub fn columns(
     let mut x_ticks = Vec::new();
     for (i, c) in cats.iter().enumerate() {
         let x = plot.x + i as f64 * slot + (slot - bar_w) / 2.0;
-        let mut cum = 0.0;
-        for (s, v) in c.values.iter().enumerate() {
-            if !(v.is_finite() && *v > 0.0) {
-                continue;
-            }
-            let (y0, y1) = (sy.at(cum), sy.at(cum + v));
-            cum += v;
-            let name = series
-                .get(s)
-                .map_or(String::new(), |n| format!(" {}", n.name));
-            let color = series.get(s).map_or(s, |n| n.color);
-            marks.push(Mark {
-                shape: "rect".into(),
-                x,
-                y: y1,
-                w: bar_w,
-                h: (y0 - y1).max(0.5),
-                class: series_class(color),
-                title: format!("{}{name}: {}", c.label, fmt(*v)),
-                ring: false,
-                highlight: c.highlight,
-            });
+        for seg in c.segments(series, fmt) {
+            let (y0, y1) = (sy.at(seg.from), sy.at(seg.to));
+            marks.push(seg.rect(x, y1, bar_w, (y0 - y1).max(0.5), c.highlight));
         }
         if i % every == 0 || i + 1 == cats.len() && cats.len() <= 10 {
             x_ticks.push(Tick {
@@ -599,13 +604,7 @@ pub fn columns(
         height,
         plot,
         x_ticks,
-        y_ticks: ticks
-            .iter()
-            .map(|v| Tick {
-                pos: sy.at(*v),
-                label: fmt(*v),
-            })
-            .collect(),
+        y_ticks: sy.ticks(&ticks, fmt),
         x_grid: false,
         y_grid: true,
         legend: stacked_legend(series),
