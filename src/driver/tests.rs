@@ -461,19 +461,29 @@ async fn create_list_get_delete_against_a_local_server() {
     );
 }
 
-#[tokio::test]
-async fn retries_429_with_retry_after_then_succeeds() {
-    let m = mock(|_, n| {
+/// A handler whose first answer is `status` with one header and `body`, and every later one the
+/// account (what `verify` reads).
+fn first_fails_then_account(
+    status: u16,
+    header: (&'static str, &'static str),
+    body: &'static str,
+) -> impl Fn(&Seen, usize) -> Reply + Send + 'static {
+    move |_, n| {
         if n == 0 {
-            (
-                429,
-                vec![("Retry-After", "0".into())],
-                "{\"id\":\"too_many_requests\",\"message\":\"slow\"}".into(),
-            )
+            (status, vec![(header.0, header.1.into())], body.into())
         } else {
             json(200, serde_json::json!({"account": {}}))
         }
-    });
+    }
+}
+
+#[tokio::test]
+async fn retries_429_with_retry_after_then_succeeds() {
+    let m = mock(first_fails_then_account(
+        429,
+        ("Retry-After", "0"),
+        "{\"id\":\"too_many_requests\",\"message\":\"slow\"}",
+    ));
     let d = driver_at(JSON_API, "acme-429", &m);
     d.verify().await.unwrap();
     assert_eq!(m.seen().len(), 2);
@@ -483,17 +493,11 @@ async fn retries_429_with_retry_after_then_succeeds() {
 /// a 500: only a throttle waits for it.
 #[tokio::test]
 async fn reset_header_is_not_a_wait_after_a_server_error() {
-    let m = mock(|_, n| {
-        if n == 0 {
-            (
-                500,
-                vec![("X-RateLimit-Reset", "100".into())],
-                "{\"id\":\"server_error\",\"message\":\"oops\"}".into(),
-            )
-        } else {
-            json(200, serde_json::json!({"account": {}}))
-        }
-    });
+    let m = mock(first_fails_then_account(
+        500,
+        ("X-RateLimit-Reset", "100"),
+        "{\"id\":\"server_error\",\"message\":\"oops\"}",
+    ));
     let src = JSON_API.replace(
         "poll_seconds = 0.01",
         "poll_seconds = 0.01\nreset_header = \"X-RateLimit-Reset\"",

@@ -370,14 +370,10 @@ mod tests {
             live("800", None, Running, None),               // not capsule's
             live("900", Some("capsule-yy"), Deleted, None), // deleted at the provider: ignored
         ];
+        let deploy_ids =
+            |rs: &[NodeRecord]| -> Vec<String> { rs.iter().map(|r| r.deploy_id.clone()).collect() };
         let plan = reconcile("acme", &records, &live);
-        assert_eq!(
-            plan.in_sync
-                .iter()
-                .map(|r| r.deploy_id.as_str())
-                .collect::<Vec<_>>(),
-            ["a1"]
-        );
+        assert_eq!(deploy_ids(&plan.in_sync), ["a1"]);
         assert_eq!(
             plan.orphans
                 .iter()
@@ -385,13 +381,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["700"]
         );
-        assert_eq!(
-            plan.ghosts
-                .iter()
-                .map(|r| r.deploy_id.as_str())
-                .collect::<Vec<_>>(),
-            ["c3"]
-        );
+        assert_eq!(deploy_ids(&plan.ghosts), ["c3"]);
         let drift: Vec<(&str, Vec<&str>)> = plan
             .drift
             .iter()
