@@ -147,23 +147,25 @@ pub struct Global {
     pub stale_after: std::time::Duration,
 }
 
-/// A CPU architecture, as the catalog spells it (`amd64` and `aarch64` are accepted too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Arch {
-    /// 64-bit Intel and AMD (also written amd64).
-    #[value(name = "x86_64", alias = "amd64", alias = "x86-64", alias = "x64")]
-    X86_64,
-    /// 64-bit ARM (also written aarch64).
-    #[value(name = "arm64", alias = "aarch64", alias = "arm")]
-    Arm64,
-}
+/// A CPU architecture: the catalog's own enum, read on the command line in the catalog's
+/// spelling (`amd64` and `aarch64` are accepted too).
+pub use crate::catalog::schema::Arch;
 
-impl Arch {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Arm64 => "arm64",
-        }
+impl ValueEnum for Arch {
+    fn value_variants<'a>() -> &'a [Self] {
+        Arch::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            Arch::X86_64 => PossibleValue::new(self.as_str())
+                .aliases(["amd64", "x86-64", "x64"])
+                .help("64-bit Intel and AMD (also written amd64)"),
+            Arch::Arm64 => PossibleValue::new(self.as_str())
+                .aliases(["aarch64", "arm"])
+                .help("64-bit ARM (also written aarch64)"),
+        })
     }
 }
 

@@ -261,7 +261,7 @@ pub(crate) fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query>
         gpu,
         max_hourly_usd: args.budget,
         max_monthly_usd: args.max_monthly,
-        arch: args.arch.map(|a| a.as_str().to_string()),
+        arch: args.arch,
     })
 }
 

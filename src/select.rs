@@ -4,7 +4,7 @@
 //! with the catalog's dated rate; ranking is by USD hourly price, ties broken by monthly price,
 //! then provider id, then template id, then region.
 
-use crate::catalog::schema::{Region, Template};
+use crate::catalog::schema::{Arch, Region, Template};
 use crate::catalog::{Catalog, ProviderEntry};
 
 /// What a user asks for. Empty fields constrain nothing.
@@ -22,7 +22,7 @@ pub struct Query {
     pub gpu: Option<GpuWant>,
     pub max_hourly_usd: Option<f64>,
     pub max_monthly_usd: Option<f64>,
-    pub arch: Option<String>,
+    pub arch: Option<Arch>,
     /// Only templates an xNode can be installed on (`deploy --xnode`).
     pub xnode: Option<XnodeNeeds>,
 }
@@ -31,14 +31,14 @@ pub struct Query {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct XnodeNeeds {
     /// Architectures with an installer.
-    pub arch: Vec<String>,
+    pub arch: Vec<Arch>,
     pub min_memory_gb: f64,
 }
 
 impl XnodeNeeds {
     /// The first need a template fails.
     pub fn check(&self, t: &Template) -> Option<Reject> {
-        if !self.arch.is_empty() && !self.arch.iter().any(|a| arch_eq(a, &t.arch)) {
+        if !self.arch.is_empty() && !t.arch.is_some_and(|a| self.arch.contains(&a)) {
             return Some(Reject::XnodeArch);
         }
         if t.memory_gb + 1e-9 < self.min_memory_gb {
@@ -194,7 +194,7 @@ impl Query {
                 .exclude_providers
                 .iter()
                 .any(|p| p.eq_ignore_ascii_case(&t.provider))
-            && self.arch.as_ref().is_none_or(|a| arch_eq(a, &t.arch))
+            && self.arch.is_none_or(|a| t.arch == Some(a))
             && self.min_cpu.is_none_or(|n| t.cpu >= n)
             && self.min_memory.is_none_or(|m| t.memory_gb + 1e-9 >= m)
             && self.min_storage.is_none_or(|s| t.storage_gb + 1e-9 >= s)
@@ -236,7 +236,7 @@ impl Query {
         if let Some(r) = self.xnode.as_ref().and_then(|x| x.check(t)) {
             return Some(r);
         }
-        if self.arch.as_ref().is_some_and(|a| !arch_eq(a, &t.arch)) {
+        if self.arch.is_some_and(|a| t.arch != Some(a)) {
             return Some(Reject::Arch);
         }
         if self.min_cpu.is_some_and(|n| t.cpu < n) {
@@ -265,18 +265,6 @@ impl Query {
         }
         None
     }
-}
-
-/// `amd64` and `x86_64` are one architecture, as are `aarch64` and `arm64`.
-pub fn arch_eq(a: &str, b: &str) -> bool {
-    fn norm(s: &str) -> String {
-        match s.to_ascii_lowercase().as_str() {
-            "amd64" | "x86-64" | "x64" => "x86_64".into(),
-            "aarch64" | "arm" => "arm64".into(),
-            other => other.to_string(),
-        }
-    }
-    norm(a) == norm(b)
 }
 
 /// The deterministic offer order: USD hourly, USD monthly, provider, template, region.

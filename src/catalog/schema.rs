@@ -11,6 +11,148 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// How an unknown word is reported: `arch 'sparc' is not valid — use one of: …` (`Invalid`) or
+/// `unknown state 'stoped' — did you mean 'stopped'?` (`Unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WordError {
+    Invalid,
+    Unknown,
+}
+
+/// The message for a word that is none of `allowed`: the closest one when there is one, else
+/// every allowed word.
+pub fn word_error(what: &str, word: &str, allowed: &[&str], style: WordError) -> String {
+    let close = super::diagnostic::closest(word, allowed.iter().copied());
+    match (style, close) {
+        (WordError::Invalid, Some(s)) => {
+            format!("{what} '{word}' is not valid — did you mean '{s}'?")
+        }
+        (WordError::Invalid, None) => format!(
+            "{what} '{word}' is not valid — use one of: {}",
+            allowed.join(", ")
+        ),
+        (WordError::Unknown, Some(s)) => format!("unknown {what} '{word}' — did you mean '{s}'?"),
+        (WordError::Unknown, None) => format!(
+            "unknown {what} '{word}' — expected one of: {}",
+            allowed.join(", ")
+        ),
+    }
+}
+
+/// A closed set of catalog words as a Rust enum: each variant serializes (and reads back) as
+/// its word, the JSON Schema lists the words, and an unknown word is refused by the
+/// deserializer itself, at its own key, with the allowed words (`what` names the key's meaning).
+macro_rules! word_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal, $style:ident) {
+            $( $(#[$vmeta:meta])* $var:ident = $word:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+        )]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $word)] $var, )+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+            /// Every word, in declaration order.
+            pub const WORDS: &'static [&'static str] = &[$($word),+];
+
+            /// The word as the catalog writes it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$var => $word,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            /// Exactly one of the words (case matters, as in the catalog).
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| word_error($what, s, $name::WORDS, WordError::$style))
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let word = String::deserialize(d)?;
+                word.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+word_enum! {
+    /// `[provider] kind`: what the provider sells.
+    pub enum ProviderKind ("kind", Invalid) {
+        /// Virtual machines.
+        Cloud = "cloud",
+        /// Dedicated physical servers.
+        BareMetal = "bare-metal",
+        /// Both.
+        Mixed = "mixed",
+    }
+}
+
+word_enum! {
+    /// `[provider] ssh_key`: what `--ssh-key` means at the provider.
+    #[derive(Default)]
+    pub enum SshKeyMode ("ssh_key mode", Invalid) {
+        /// A key stored at the provider, named by its id (registered once by capsule).
+        #[default]
+        KeyId = "key-id",
+        /// The public key text itself, sent with each create.
+        PublicKey = "public-key",
+        /// None per server: the provider puts its account's keys on every server.
+        None = "none",
+    }
+}
+
+word_enum! {
+    /// A CPU architecture, as the catalog spells it.
+    pub enum Arch ("arch", Invalid) {
+        /// 64-bit Intel and AMD.
+        X86_64 = "x86_64",
+        /// 64-bit ARM.
+        Arm64 = "arm64",
+    }
+}
+
+word_enum! {
+    /// A common node state: what `[api.status]` maps the provider's raw statuses to, and what
+    /// steps wait for (`wait_for`) or skip on (`unless`).
+    pub enum CommonState ("state", Unknown) {
+        /// Being created or changing state.
+        Pending = "pending",
+        /// Up.
+        Running = "running",
+        /// Powered off (usually still billed).
+        Stopped = "stopped",
+        /// Being deleted.
+        Deleting = "deleting",
+        /// Gone.
+        Deleted = "deleted",
+        /// Failed at the provider.
+        Error = "error",
+    }
+}
+
 /// One catalog file as written on disk. A file may hold any subset of these sections; files in a
 /// folder `catalog/<provider>/` belong to that provider.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
@@ -49,9 +191,9 @@ pub struct ProviderMeta {
     /// Display name.
     #[serde(default)]
     pub name: String,
-    /// `cloud`, `bare-metal` or `mixed`.
-    #[serde(default)]
-    pub kind: String,
+    /// `cloud`, `bare-metal` or `mixed` (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ProviderKind>,
     /// The provider's web site.
     #[serde(default)]
     pub homepage: String,
@@ -83,9 +225,9 @@ pub struct ProviderMeta {
     #[serde(default)]
     pub user_data_max_bytes: u64,
     /// What `--ssh-key` means here: `key-id` (a key stored at the provider), `public-key` (the
-    /// key text itself) or `none` (the provider injects account keys itself).
+    /// key text itself) or `none` (the provider injects account keys itself); default `key-id`.
     #[serde(default)]
-    pub ssh_key: String,
+    pub ssh_key: SshKeyMode,
     /// The login user of the provider's default image (`capsule openmesh ssh`); default `root`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ssh_user: String,
@@ -200,7 +342,7 @@ impl Default for ProviderMeta {
         ProviderMeta {
             id: String::new(),
             name: String::new(),
-            kind: String::new(),
+            kind: None,
             homepage: String::new(),
             currency: String::new(),
             prices_as_of: String::new(),
@@ -210,7 +352,7 @@ impl Default for ProviderMeta {
             monthly_cap_hours: 0.0,
             monthly_ratio: None,
             user_data_max_bytes: 0,
-            ssh_key: String::new(),
+            ssh_key: SshKeyMode::default(),
             ssh_user: String::new(),
             default_image: String::new(),
             billed_when_stopped: true,
@@ -340,9 +482,9 @@ pub struct Template {
     /// `gpu = { count, model, vram_gb }` for GPU plans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<Gpu>,
-    /// `x86_64` or `arm64`.
-    #[serde(default)]
-    pub arch: String,
+    /// `x86_64` or `arm64` (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<Arch>,
     /// Ids of the provider's `[[regions]]` where the template is sold (at least one).
     #[serde(default)]
     pub regions: Vec<String>,
@@ -353,6 +495,14 @@ pub struct Template {
     /// a VM): names a key of `api.variants`; empty = the provider's main operations.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub api_variant: String,
+}
+
+impl Template {
+    /// The architecture's word (`x86_64`); empty when the template declares none (which
+    /// validation refuses).
+    pub fn arch_name(&self) -> &'static str {
+        self.arch.map_or("", Arch::as_str)
+    }
 }
 
 /// A template's GPU.
@@ -431,7 +581,7 @@ pub struct XnodeBootstrap {
     pub rules: BTreeMap<String, XnodeRule>,
     /// Architectures the installer exists for (`x86_64`).
     #[serde(default)]
-    pub arch: Vec<String>,
+    pub arch: Vec<Arch>,
     /// Smallest memory a template may have, in GB.
     #[serde(default)]
     pub min_memory_gb: f64,
@@ -559,10 +709,12 @@ pub struct Api {
     /// `[api.errors]`: how error answers are read.
     #[serde(default)]
     pub errors: ErrorShape,
-    /// Raw status value → common state (`pending`, `running`, `stopped`, `deleting`, `deleted`,
-    /// `error`). Matching ignores case, `-` and `_`.
+    /// Common state (`pending`, `running`, `stopped`, `deleting`, `deleted`, `error`) → the
+    /// provider's raw status values that mean it (`running = ["active"]`). Matching ignores
+    /// case, `-` and `_`.
     #[serde(default)]
-    pub status: BTreeMap<String, Vec<String>>,
+    #[schemars(schema_with = "status_map_schema")]
+    pub status: BTreeMap<CommonState, Vec<String>>,
     /// How to read a node out of a node object.
     #[serde(default)]
     pub node: NodeFields,
@@ -1242,12 +1394,12 @@ pub struct Step {
     /// Name of the operation to run.
     #[serde(default)]
     pub operation: String,
-    /// Common state to wait for after the step (`stopped`); empty = do not wait.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub wait_for: String,
+    /// Common state to wait for after the step (`stopped`); absent = do not wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<CommonState>,
     /// Skip the step when the node is already in one of these common states.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unless: Vec<String>,
+    pub unless: Vec<CommonState>,
     /// A failure of this step does not fail the operation.
     #[serde(default)]
     pub optional: bool,
@@ -1467,6 +1619,15 @@ fn cap_hours_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             { "type": "number", "minimum": 0 },
             { "type": "string", "enum": ["none"] }
         ]
+    })
+}
+
+/// JSON Schema of `[api.status]`: common states ([`CommonState`]) → lists of raw values.
+fn status_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": { "enum": CommonState::WORDS },
+        "additionalProperties": { "type": "array", "items": { "type": "string" } }
     })
 }
 

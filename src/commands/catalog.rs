@@ -183,7 +183,7 @@ fn provider_row<'a>(ctx: &'a Ctx, p: &'a ProviderEntry) -> anyhow::Result<Provid
     Ok(ProviderRow {
         id: p.id(),
         name: &p.meta.name,
-        kind: &p.meta.kind,
+        kind: p.meta.kind.map_or("", |k| k.as_str()),
         status: &status.state,
         status_date: nonempty(&status.date),
         status_reason: nonempty(&status.reason),
@@ -293,7 +293,7 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
         gpu,
         max_hourly_usd: f.max_price,
         max_monthly_usd: f.max_monthly,
-        arch: f.arch.map(|a| a.as_str().to_string()),
+        arch: f.arch,
         ..Query::default()
     })
 }
@@ -443,7 +443,7 @@ impl<'a> TemplateRow<'a> {
                 count: g.count,
                 vram_gb: g.vram_gb,
             }),
-            arch: &t.arch,
+            arch: t.arch_name(),
             regions: &t.regions,
             features: &t.features,
             provider_retired: o.provider.is_retired(),
@@ -579,7 +579,7 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
             format!("{}× {} ({} GB)", g.count, g.model, render::num(g.vram_gb))
         }),
     ));
-    pairs.push(("arch".into(), t.arch.clone()));
+    pairs.push(("arch".into(), t.arch_name().to_string()));
     let regions: Vec<String> = t
         .regions
         .iter()
@@ -1797,7 +1797,7 @@ fn new_plan_templates(ctx: &Ctx, f: &Fetched) -> anyhow::Result<(Vec<Template>, 
             price_hourly: hourly,
             price_monthly: monthly,
             region_prices,
-            arch: "x86_64".into(),
+            arch: Some(catalog::schema::Arch::X86_64),
             regions,
             features: vec![PRICE_LIST_FEATURE.into()],
             api_variant: live.variant.clone(),

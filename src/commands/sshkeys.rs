@@ -155,9 +155,10 @@ pub fn for_provider(
     let id = p.id();
     let mut out = Vec::new();
     for k in sources(ctx, args)? {
-        match (p.meta.ssh_key.as_str(), k) {
-            ("public-key", KeySource::File { text, .. }) => out.push(text),
-            ("public-key", KeySource::Ref(r)) => {
+        use crate::catalog::schema::SshKeyMode;
+        match (p.meta.ssh_key, k) {
+            (SshKeyMode::PublicKey, KeySource::File { text, .. }) => out.push(text),
+            (SshKeyMode::PublicKey, KeySource::Ref(r)) => {
                 if !(r.starts_with("ssh-") || r.starts_with("ecdsa-")) {
                     return Err(bad_input(format!(
                         "--ssh-key {r}: {id} stores no keys by name — pass a public key file (.pub)"
@@ -165,8 +166,8 @@ pub fn for_provider(
                 }
                 out.push(r);
             }
-            ("none", KeySource::File { default: true, .. }) => {}
-            ("none", k) => {
+            (SshKeyMode::None, KeySource::File { default: true, .. }) => {}
+            (SshKeyMode::None, k) => {
                 let shown = match k {
                     KeySource::File { path, .. } => path.display().to_string(),
                     KeySource::Ref(r) => r,

@@ -198,9 +198,9 @@ pub fn check_template(ctx: &Ctx, a: &XnodeArgs, t: &Template) -> anyhow::Result<
         Some(Reject::XnodeArch) => Err(bad_input(format!(
             "template '{}' is {}, and XnodeOS installers exist only for {} — pick an {} template for --xnode",
             t.id,
-            t.arch,
-            x.arch.join(", "),
-            x.arch.first().map_or("x86_64", String::as_str)
+            t.arch_name(),
+            x.arch.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "),
+            x.arch.first().map_or("x86_64", |a| a.as_str())
         ))),
         Some(_) => Err(bad_input(format!(
             "template '{}' has {} GB of memory, under the {} GB an xNode needs ({}) — pick a template with at least {} GB for --xnode",

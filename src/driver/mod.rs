@@ -128,6 +128,20 @@ impl NodeState {
     ];
 }
 
+impl From<crate::catalog::schema::CommonState> for NodeState {
+    fn from(s: crate::catalog::schema::CommonState) -> Self {
+        use crate::catalog::schema::CommonState as C;
+        match s {
+            C::Pending => NodeState::Pending,
+            C::Running => NodeState::Running,
+            C::Stopped => NodeState::Stopped,
+            C::Deleting => NodeState::Deleting,
+            C::Deleted => NodeState::Deleted,
+            C::Error => NodeState::Error,
+        }
+    }
+}
+
 impl fmt::Display for NodeState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -490,9 +504,7 @@ impl Driver {
         let state = if raw.is_empty() {
             NodeState::Unknown
         } else {
-            tree::map_status(&p.api.status, &raw)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(NodeState::Unknown)
+            tree::map_status(&p.api.status, &raw).map_or(NodeState::Unknown, NodeState::from)
         };
         let field_region = field(&f.region).map(|r| p.region_slug_for_api_id(&r).to_string());
         let ctx_region = region_slug

@@ -1463,10 +1463,7 @@ impl Driver {
                     if !step.unless.is_empty() {
                         let cur = self.get(n).await?;
                         if cur.state == NodeState::Deleted
-                            || step
-                                .unless
-                                .iter()
-                                .any(|u| u.parse::<NodeState>().is_ok_and(|s| s == cur.state))
+                            || step.unless.iter().any(|&u| NodeState::from(u) == cur.state)
                         {
                             return Ok(());
                         }
@@ -1509,17 +1506,8 @@ impl Driver {
                         }
                     }
                 }
-                if !step.wait_for.is_empty() {
-                    if let Some(n) = node {
-                        let want: NodeState = step.wait_for.parse().map_err(|e: String| {
-                            DriverError::new(
-                                &self.inner.id,
-                                ErrorKind::Refused,
-                                format!("step `{}`: {e}", step.operation),
-                            )
-                        })?;
-                        self.wait_for(n, want, false, STEP_WAIT).await?;
-                    }
+                if let (Some(want), Some(n)) = (step.wait_for, node) {
+                    self.wait_for(n, want.into(), false, STEP_WAIT).await?;
                 }
                 Ok(())
             }

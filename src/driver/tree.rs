@@ -344,13 +344,16 @@ fn norm(s: &str) -> String {
 }
 
 /// Map a raw status through `api.status` (state name → raw values); matching ignores case, `-`
-/// and `_`. Returns the common state name, or `None` when the raw value is not listed.
-pub fn map_status<'a>(table: &'a BTreeMap<String, Vec<String>>, raw: &str) -> Option<&'a str> {
+/// and `_`. Returns the common state, or `None` when the raw value is not listed.
+pub fn map_status(
+    table: &BTreeMap<crate::catalog::schema::CommonState, Vec<String>>,
+    raw: &str,
+) -> Option<crate::catalog::schema::CommonState> {
     let n = norm(raw);
     table
         .iter()
         .find(|(_, raws)| raws.iter().any(|r| norm(r) == n))
-        .map(|(state, _)| state.as_str())
+        .map(|(state, _)| *state)
 }
 
 #[cfg(test)]
@@ -616,17 +619,18 @@ mod tests {
 
     #[test]
     fn status_mapping_ignores_case_dash_underscore() {
-        let t: BTreeMap<String, Vec<String>> = [
+        use crate::catalog::schema::CommonState;
+        let t: BTreeMap<CommonState, Vec<String>> = [
             (
-                "running".to_string(),
+                CommonState::Running,
                 vec!["active".to_string(), "IN_USE".to_string()],
             ),
-            ("deleting".to_string(), vec!["shutting-down".to_string()]),
+            (CommonState::Deleting, vec!["shutting-down".to_string()]),
         ]
         .into();
-        assert_eq!(map_status(&t, "Active"), Some("running"));
-        assert_eq!(map_status(&t, "in-use"), Some("running"));
-        assert_eq!(map_status(&t, "SHUTTING_DOWN"), Some("deleting"));
+        assert_eq!(map_status(&t, "Active"), Some(CommonState::Running));
+        assert_eq!(map_status(&t, "in-use"), Some(CommonState::Running));
+        assert_eq!(map_status(&t, "SHUTTING_DOWN"), Some(CommonState::Deleting));
         assert_eq!(map_status(&t, "weird"), None);
     }
 }
