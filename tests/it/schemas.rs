@@ -115,6 +115,51 @@ fn catalog_listings() {
         "compare",
         &["compare", "do-small", "vultr-vc2-1", "hive-gpu"],
     );
+    pin(&c, "template-show", &["template", "show", "do-small"]);
+    pin(&c, "template-show-eur", &["template", "show", "scw-dev1-m"]);
+    pin(&c, "catalog-status", &["catalog", "status"]);
+}
+
+#[test]
+fn credentials_and_state() {
+    let c = capsule();
+    pin(&c, "provider-show", &["provider", "show", "digitalocean"]);
+    pin(
+        &c,
+        "provider-configure",
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            "dop_v1_schema",
+        ],
+    );
+    pin(
+        &c,
+        "provider-remove",
+        &["provider", "remove", "digitalocean"],
+    );
+    pin(&c, "state-info", &["state", "info"]);
+    let path = c.home().join("nodes.csv");
+    std::fs::write(&path, INVENTORY).unwrap();
+    pin(
+        &c,
+        "inventory-import",
+        &["inventory", "import", path.to_str().unwrap()],
+    );
+    pin(&c, "inventory-show", &["inventory", "show", "beta"]);
+    pin(
+        &c,
+        "history-clean",
+        &["history", "clean", "--older-than", "30d", "--dry-run"],
+    );
+    let copy = c.home().join("copy.db");
+    pin(
+        &c,
+        "state-migrate",
+        &["state", "migrate", "--to", copy.to_str().unwrap()],
+    );
 }
 
 /// The inventory a CSV import records (fixed dates: the figures do not move with the clock).
@@ -189,4 +234,30 @@ fn deploy_nodes_and_sync() {
     );
     let findings = pin(&c, "sync-findings", &["sync", "--provider", "digitalocean"]);
     assert_eq!(findings[0]["finding"], "orphan", "{findings}");
+    pin(
+        &c,
+        "provider-verify",
+        &["provider", "verify", "digitalocean"],
+    );
+    let deploy_id = deploy_id_of(&c, "schema-1");
+    let store = capsule::state::open(c.home()).expect("store");
+    store
+        .set_expiries(&[(deploy_id, "2020-01-01T00:00:00Z".to_string())])
+        .expect("expiry");
+    drop(store);
+    let due = pin(&c, "reap-dry-run", &["reap", "--dry-run"]);
+    assert_eq!(due[0]["name"], "schema-1", "{due}");
+    mock.settle();
+    pin(&c, "stop", &["stop", "schema-1", "--yes"]);
+}
+
+/// The deploy id of a recorded node, from the inventory.
+fn deploy_id_of(c: &Capsule, name: &str) -> String {
+    let out = c.run_args(&["openmesh", "inventory", "-o", "json"]);
+    let rows = out.json();
+    let row = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == name))
+        .unwrap_or_else(|| panic!("{name} not in {rows}"));
+    row["deploy_id"].as_str().unwrap().to_string()
 }
