@@ -89,13 +89,6 @@ fn pin(c: &Capsule, name: &str, args: &[&str]) -> Value {
     let out = c.run_args(&argv);
     assert_eq!(out.code, 0, "capsule {argv:?}: {}", out.stderr);
     let value = out.json();
-    if let Some(d) = std::env::var_os("DUMP_RAW") {
-        std::fs::write(
-            std::path::Path::new(&d).join(format!("{name}.json")),
-            &out.stdout,
-        )
-        .unwrap();
-    }
     let text = serde_json::to_string_pretty(&shape(&value)).unwrap() + "\n";
     golden("schema", &format!("{name}.json"), &text);
     value
