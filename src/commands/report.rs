@@ -19,7 +19,7 @@ use crate::render::usd;
 use crate::report::{
     self, Category, Figure, LegendItem, Page, Point, PointSeries, Section, Series, Table,
 };
-use crate::state::cost::{self, CostReport, GroupBy};
+use crate::state::cost::{self, Billing, CostReport, GroupBy};
 use crate::state::daily::{self, DailySpend};
 use crate::state::stats::{self, StatsRow};
 use crate::state::{self, time, NodeFilter};
@@ -42,22 +42,7 @@ fn chart_needs_table_output(ctx: &Ctx) -> anyhow::Result<()> {
 /// The cost window: `--since` (default: midnight UTC 29 days before today, so 30 days with
 /// today) to `--until` (default: now).
 fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<(i64, i64)> {
-    let since = match since {
-        Some(s) => time::parse_when(s, "--since", now)?,
-        None => daily::day_start(now) - 29 * DAY,
-    };
-    let until = match until {
-        Some(u) => time::parse_when(u, "--until", now)?,
-        None => now,
-    };
-    if until <= since {
-        return Err(bad_input(format!(
-            "--until {} is not after --since {} — give a later --until or an earlier --since",
-            time::format(until),
-            time::format(since)
-        )));
-    }
-    Ok((since, until))
+    super::cost::window(since, until, now, daily::day_start(now) - 29 * DAY)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,6 +113,27 @@ pub fn compare_chart(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every node's spend in the window, by day and provider and as `cost --by provider` reports
+/// it; with the store and the billing rules they were read with.
+fn spend(ctx: &Ctx, since: i64, until: i64, now: i64) -> anyhow::Result<Spend> {
+    let store = state::open(&ctx.home)?;
+    let bill = billing(&ctx.catalog);
+    let filter = NodeFilter::default();
+    let days = daily::daily(store.as_ref(), &bill, &filter, since, until, now)?;
+    let costs = cost::report(
+        store.as_ref(),
+        &bill,
+        &filter,
+        GroupBy::Provider,
+        since,
+        until,
+        now,
+    )?;
+    Ok((store, bill, days, costs))
+}
+
+type Spend = (Box<dyn state::Store>, Billing, DailySpend, CostReport);
+
 /// `cost --chart`: daily spend stacked by provider, with the month's figures `cost` prints.
 pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
     chart_needs_table_output(ctx)?;
@@ -138,19 +144,7 @@ pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
     }
     let now = time::now_unix();
     let (since, until) = window(args.since.as_deref(), args.until.as_deref(), now)?;
-    let store = state::open(&ctx.home)?;
-    let bill = billing(&ctx.catalog);
-    let filter = NodeFilter::default();
-    let days = daily::daily(store.as_ref(), &bill, &filter, since, until, now)?;
-    let report = cost::report(
-        store.as_ref(),
-        &bill,
-        &filter,
-        GroupBy::Provider,
-        since,
-        until,
-        now,
-    )?;
+    let (_, _, days, report) = spend(ctx, since, until, now)?;
     let totals = &days.day_totals;
     let max = totals.iter().copied().fold(0.0, f64::max);
     let bars: Vec<Bar> = days
@@ -301,20 +295,8 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
         None => format!("No offer fits {}.", explanation.constraints),
     };
 
-    let store = state::open(&ctx.home)?;
-    let bill = billing(cat);
-    let filter = NodeFilter::default();
-    let days = daily::daily(store.as_ref(), &bill, &filter, since, until, now)?;
-    let costs = cost::report(
-        store.as_ref(),
-        &bill,
-        &filter,
-        GroupBy::Provider,
-        since,
-        until,
-        now,
-    )?;
-    let (fleet, _) = stats::compute(store.as_ref(), &bill, &filter)?;
+    let (store, bill, days, costs) = spend(ctx, since, until, now)?;
+    let (fleet, _) = stats::compute(store.as_ref(), &bill, &NodeFilter::default())?;
 
     let mut meta = vec![format!(
         "Generated {} by capsule {}. Prices in USD; {} of {} templates match.",
