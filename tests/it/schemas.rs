@@ -82,7 +82,7 @@ fn union(a: &Value, b: &Value) -> Value {
 
 /// Run `capsule openmesh ARGS -o json` and pin the shape of its answer.
 #[track_caller]
-fn pin(c: &Capsule, name: &str, args: &[&str]) -> Value {
+pub(crate) fn pin(c: &Capsule, name: &str, args: &[&str]) -> Value {
     let mut argv = vec!["openmesh"];
     argv.extend_from_slice(args);
     argv.extend_from_slice(&["-o", "json"]);
@@ -260,4 +260,21 @@ fn deploy_id_of(c: &Capsule, name: &str) -> String {
         .and_then(|r| r.iter().find(|r| r["name"] == name))
         .unwrap_or_else(|| panic!("{name} not in {rows}"));
     row["deploy_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn xnode_reinstall() {
+    let mock = MockServer::start(Provider::Linode, MockConfig::default());
+    let id = mock.add_node(NodeSpec::named("ln1"));
+    let c = against(capsule(), &[&mock]);
+    let target = format!("linode:{id}");
+    let owner = "0xABCDEF0123456789abcdef0123456789ABCDEF01";
+    let args = ["reinstall", &target, "--xnode", "--owner", owner];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let planned = pin(&c, "reinstall-dry-run", &dry);
+    assert_eq!(planned["dry_run"], true, "{planned}");
+    let mut run = args.to_vec();
+    run.push("--yes");
+    pin(&c, "reinstall", &run);
 }
