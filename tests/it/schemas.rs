@@ -118,6 +118,12 @@ fn catalog_listings() {
     pin(&c, "template-show", &["template", "show", "do-small"]);
     pin(&c, "template-show-eur", &["template", "show", "scw-dev1-m"]);
     pin(&c, "catalog-status", &["catalog", "status"]);
+    let exported = c.home().join("exported");
+    let dir = exported.to_str().unwrap();
+    let out = c.run_args(&["openmesh", "catalog", "export", dir]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let valid = pin(&c, "catalog-validate", &["catalog", "validate", dir]);
+    assert_eq!(valid["valid"], true, "{valid}");
 }
 
 #[test]
