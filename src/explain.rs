@@ -4,12 +4,12 @@
 //! this module adds what the user's credentials and the plan's failover attempts say.
 
 use crate::cli::DeployArgs;
+use crate::commands::failover::Attempt;
 use crate::context::Ctx;
 use crate::error::bad_input;
 use crate::render::{self, usd};
 use crate::select::{self, GpuWant, Offer, Query, Reject};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The explanation of a smart choice.
@@ -22,7 +22,7 @@ pub(crate) struct Explanation {
     skipped: Vec<(String, String)>,
     nearest_miss: Option<String>,
     /// Every attempt of a node that failed over (set once the deploy ran).
-    pub(crate) attempts: Vec<Value>,
+    pub(crate) attempts: Vec<Attempt>,
 }
 
 /// One offer of an explanation (`choice` and `candidates` in `golden/schema/deploy-explain.json`).
@@ -101,7 +101,7 @@ pub(crate) struct ExplanationJson<'a> {
     rejected: Vec<Rejected<'a>>,
     skipped: Vec<Skipped<'a>>,
     nearest_miss: Option<&'a str>,
-    attempts: &'a [Value],
+    attempts: &'a [Attempt],
 }
 
 /// How many offers one constraint rejected.

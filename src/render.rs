@@ -3,8 +3,10 @@
 //! Commands hand over [`Row`]s (each the documented JSON of one item, made from a `Serialize`
 //! struct, plus what only a table needs) and the columns a table or CSV shows. JSON output is
 //! the rows' data, pretty-printed; CSV writes the columns' raw values; tables format values for
-//! people. The renderer knows no domain word: a column that needs domain text (a GPU as
-//! `1× A100`) brings its own [`Column::text`] function.
+//! people. The renderer knows no domain word and guesses nothing from a key's name: every
+//! column declares its [`Kind`] (money included), a column that needs domain text (a GPU as
+//! `1× A100`) brings its own [`Column::text`] function, and a key `--columns` names that no
+//! command declared reads as its plain text.
 
 use crate::cli::OutputFormat;
 use crate::messages;
@@ -45,6 +47,9 @@ pub struct Column {
     /// How a non-null value reads in a table and in CSV, when the command knows better than the
     /// plain text of the value (an object).
     pub text: Option<fn(&Value) -> String>,
+    /// Shown unless `--columns` chooses; an extra column (`false`) only declares how a key
+    /// reads when `--columns` asks for it.
+    pub shown: bool,
 }
 
 pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column {
@@ -55,6 +60,7 @@ pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column 
         priority: 1,
         ident: false,
         text: None,
+        shown: true,
     }
 }
 
@@ -91,10 +97,9 @@ impl Row {
         self
     }
 
-    /// A table- and CSV-only cell.
-    pub fn with_cell(mut self, key: &str, text: impl Into<String>) -> Row {
-        self.cells
-            .insert(key.to_string(), Value::String(text.into()));
+    /// A table- and CSV-only cell (a text, a count).
+    pub fn with_cell(mut self, key: &str, value: impl Into<Value>) -> Row {
+        self.cells.insert(key.to_string(), value.into());
         self
     }
 
@@ -141,6 +146,12 @@ impl Column {
     /// Read non-null values with this function in tables and CSV.
     pub const fn text(mut self, text: fn(&Value) -> String) -> Column {
         self.text = Some(text);
+        self
+    }
+
+    /// Shown only when `--columns` names it (the column declares how its key reads).
+    pub const fn extra(mut self) -> Column {
+        self.shown = false;
         self
     }
 }
@@ -192,14 +203,15 @@ pub fn listing(
 }
 
 /// The columns a listing shows: `--columns` (checked against the declared columns and the
-/// row's keys) or the declared ones.
+/// row's keys) or the declared ones that are not extras. A key no column declares reads as
+/// its plain text: the renderer guesses no kind from a name or a value.
 fn chosen_columns(
     style: Style,
     declared: &[Column],
     sample: Option<&Row>,
 ) -> io::Result<Vec<Column>> {
     let Some(names) = style.columns else {
-        return Ok(declared.to_vec());
+        return Ok(declared.iter().filter(|c| c.shown).copied().collect());
     };
     let mut known: Vec<&str> = declared.iter().map(|c| c.key).collect();
     if let Some(Value::Object(map)) = sample.map(|r| &r.data) {
@@ -227,20 +239,7 @@ fn chosen_columns(
                 hint: None,
             }));
         }
-        let kind = match sample.map(|r| lookup(&r.data, name)) {
-            Some(Value::Number(_)) if name.ends_with("_usd") => Kind::Usd,
-            Some(Value::Number(_)) => Kind::Num,
-            Some(Value::Array(_)) => Kind::List,
-            _ => Kind::Text,
-        };
-        chosen.push(Column {
-            header: name,
-            key: name,
-            kind,
-            priority: 0,
-            ident: false,
-            text: None,
-        });
+        chosen.push(col(name, name, Kind::Text).prio(0));
     }
     Ok(chosen)
 }
@@ -415,23 +414,25 @@ impl<'a> RowStream<'a> {
     }
 }
 
-/// A single object: JSON as is, otherwise a two-column key/value table (or CSV).
-pub fn detail(
+/// A single object: its documented JSON (or YAML) as the struct serializes, otherwise a
+/// two-column key/value table (or CSV) of the text `pairs` the command made from the same
+/// struct.
+pub fn detail<T: serde::Serialize + ?Sized>(
     out: &mut dyn Write,
     style: Style,
     pairs: &[(String, String)],
-    json: &Value,
+    json: &T,
 ) -> io::Result<()> {
     let mut buffered = io::BufWriter::with_capacity(16 * 1024, out);
     detail_to(&mut buffered, style, pairs, json)?;
     buffered.flush()
 }
 
-fn detail_to(
+fn detail_to<T: serde::Serialize + ?Sized>(
     out: &mut dyn Write,
     style: Style,
     pairs: &[(String, String)],
-    json: &Value,
+    json: &T,
 ) -> io::Result<()> {
     match style.format {
         OutputFormat::Json => {
@@ -560,6 +561,12 @@ pub fn age(timestamp: &str, now: i64) -> String {
     } else {
         format!("{text} ago")
     }
+}
+
+/// How a column's value reads in a table cell, now (a layout of its own, such as `compare`'s
+/// templates-as-columns grid, reads its cells here).
+pub fn cell(row: &Row, c: &Column) -> String {
+    cell_text(row, c, crate::state::time::now_unix())
 }
 
 /// A table cell: provider text (node names, statuses) passes through
@@ -849,6 +856,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_column_declares_its_kind_and_extras_wait_for_columns() {
+        const DECLARED: &[Column] = &[
+            col("id", "id", Kind::Text),
+            col("$/h", "rate_usd", Kind::Usd).extra(),
+        ];
+        let rows = rows_of(&[json!({"id": "a", "rate_usd": 0.00893, "other_usd": 0.00893})]);
+        let table = |columns: Option<&'static [String]>| {
+            let mut style = Style::plain(OutputFormat::Table);
+            style.columns = columns;
+            let mut buf = Vec::new();
+            listing(&mut buf, style, DECLARED, &rows).unwrap();
+            String::from_utf8(buf).unwrap()
+        };
+        // The extra column waits for `--columns`.
+        assert!(!table(None).contains("$/H"), "{}", table(None));
+        let asked: &'static [String] = Box::leak(Box::new([
+            "id".to_string(),
+            "rate_usd".to_string(),
+            "other_usd".to_string(),
+        ]));
+        let out = table(Some(asked));
+        // Declared money reads as money; an undeclared key is its plain text, whatever its name.
+        assert!(out.contains("$0.0089"), "{out}");
+        assert!(out.contains("0.00893"), "{out}");
+        assert_eq!(out.matches("$0.0089").count(), 1, "{out}");
     }
 
     #[test]

@@ -17,7 +17,6 @@ use crate::error::bad_input;
 use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::{Action, NodeRecord, NodeStatus, Outcome, Store};
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::process::ExitCode;
@@ -76,16 +75,18 @@ impl Target {
     }
 }
 
-/// One line of the result table.
-#[derive(Debug, Clone)]
+/// One node's result (`golden/schema/stop.json`; a line of the result table).
+#[derive(Debug, Clone, serde::Serialize)]
 pub(super) struct Row {
     provider: String,
     id: String,
     name: String,
     result: String,
     status: Option<String>,
+    #[serde(skip)]
     ok: bool,
     /// Failed in a way a second try may fix: it goes into the retry command.
+    #[serde(skip)]
     retry: Option<String>,
 }
 
@@ -423,19 +424,8 @@ fn finish(
         let r = &rows[0];
         writeln!(out, "{} {}", who(r), r.result)?;
     } else if !rows.is_empty() {
-        let json_rows: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                json!({"provider": r.provider, "id": r.id, "name": r.name,
-                       "result": r.result, "status": r.status})
-            })
-            .collect();
-        render::listing(
-            &mut out,
-            ctx.style,
-            RESULT_COLUMNS,
-            &render::rows_of(&json_rows),
-        )?;
+        let listed: Vec<render::Row> = rows.iter().map(render::Row::of).collect();
+        render::listing(&mut out, ctx.style, RESULT_COLUMNS, &listed)?;
     }
     drop(out);
     let failed: Vec<&Row> = rows.iter().filter(|r| !r.ok).collect();

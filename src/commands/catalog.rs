@@ -75,6 +75,9 @@ const PROVIDER_COLUMNS: &[Column] = &[
     col("from/mo", "price_monthly_min", Kind::Money("currency")).prio(1),
     col("to/mo", "price_monthly_max", Kind::Money("currency")).prio(2),
     col("usd/h from (conv.)", "price_hourly_min_usd", Kind::Usd).prio(5),
+    col("price_hourly_max_usd", "price_hourly_max_usd", Kind::Usd).extra(),
+    col("price_monthly_min_usd", "price_monthly_min_usd", Kind::Usd).extra(),
+    col("price_monthly_max_usd", "price_monthly_max_usd", Kind::Usd).extra(),
     col("gpus", "gpu_models", Kind::List).prio(4),
     col("prices as of", "prices_as_of", Kind::Text).prio(3),
     col("age days", "prices_age_days", Kind::Num).prio(5),
@@ -233,6 +236,7 @@ const TEMPLATE_TABLE: &[Column] = &[
     col("price/h", "price_hourly", Kind::Money("currency")).prio(0),
     col("price/mo", "price_monthly", Kind::Money("currency")).prio(1),
     col("usd/mo (conv.)", "price_monthly_usd", Kind::Usd).prio(5),
+    col("price_hourly_usd", "price_hourly_usd", Kind::Usd).extra(),
     col("gpu", "gpu", Kind::Text).prio(2).text(gpu_text),
     col("arch", "arch", Kind::Text).prio(3),
     col("regions", "_region_count", Kind::Num).prio(4),
@@ -451,11 +455,6 @@ impl<'a> TemplateRow<'a> {
     }
 }
 
-/// The documented JSON of a template, priced by one offer.
-pub fn template_row(o: &Offer<'_>) -> Value {
-    serde_json::to_value(TemplateRow::of(o)).unwrap_or(Value::Null)
-}
-
 /// A template's listing row: its JSON, and the table's provider, transfer and region-count
 /// cells.
 fn template_listing_row(o: &Offer<'_>) -> render::Row {
@@ -465,12 +464,10 @@ fn template_listing_row(o: &Offer<'_>) -> render::Row {
     } else {
         t.provider.clone()
     };
-    let mut row = render::Row::of(&TemplateRow::of(o))
+    render::Row::of(&TemplateRow::of(o))
         .with_cell("_bandwidth", bandwidth_text(t))
-        .with_cell("_provider", provider);
-    row.cells
-        .insert("_region_count".into(), json!(t.regions.len()));
-    row
+        .with_cell("_provider", provider)
+        .with_cell("_region_count", t.regions.len())
 }
 
 /// Transfer as a person reads it: `unmetered`, `5 TB` included, or `none` included.
@@ -509,33 +506,34 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
     let t = find_template(&ctx.catalog, id)?;
     let o = base_offer(&ctx.catalog, t)
         .ok_or_else(|| anyhow::anyhow!("template '{id}' has no region"))?;
-    let mut row = template_row(&o);
     let p = o.provider;
     ctx.note_stale([p.id()]);
     let rate = ctx.catalog.usd_rate(p.currency()).unwrap_or(1.0);
-    let regional: Vec<Value> = t
-        .regions
-        .iter()
-        .filter_map(|slug| p.region(slug))
-        .map(|r| {
-            json!({"region": r.id, "city": r.city, "country": r.country, "price_hourly": t.hourly_in(&r.id), "price_hourly_usd": round(t.hourly_in(&r.id) * rate, 5)})
-        })
-        .collect();
-    row["region_prices"] = json!(regional);
-    row["prices_as_of"] = json!(p.meta.prices_as_of);
-    row["provider_status"] = json!(p.meta.status.state);
-    row.as_object_mut().map(|m| m.remove("_region_count"));
+    let detail = TemplateDetail {
+        template: TemplateRow::of(&o),
+        region_prices: t
+            .regions
+            .iter()
+            .filter_map(|slug| p.region(slug))
+            .map(|r| RegionPrice {
+                region: &r.id,
+                city: &r.city,
+                country: &r.country,
+                price_hourly: t.hourly_in(&r.id),
+                price_hourly_usd: round(t.hourly_in(&r.id) * rate, 5),
+            })
+            .collect(),
+        prices_as_of: &p.meta.prices_as_of,
+        provider_status: &p.meta.status.state,
+        usd_rate: rate,
+        usd_rate_as_of: ctx
+            .catalog
+            .rates
+            .iter()
+            .find(|r| r.currency.eq_ignore_ascii_case(p.currency()))
+            .map(|r| r.as_of.as_str()),
+    };
     let usd_native = p.currency().eq_ignore_ascii_case("USD");
-    row["usd_rate"] = json!(rate);
-    row["usd_rate_as_of"] = json!(ctx
-        .catalog
-        .rates
-        .iter()
-        .find(|r| r.currency.eq_ignore_ascii_case(p.currency()))
-        .map(|r| r.as_of.clone()));
-    if let Some(m) = row.as_object_mut() {
-        m.retain(|k, _| !k.starts_with('_'));
-    }
     let mut pairs = vec![
         ("id".to_string(), t.id.clone()),
         ("name".into(), t.name.clone()),
@@ -600,8 +598,31 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
             format!("retired {} — {}", p.meta.status.date, p.meta.status.reason),
         ));
     }
-    render::detail(&mut stdout(), ctx.style, &pairs, &row)?;
+    render::detail(&mut stdout(), ctx.style, &pairs, &detail)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `template show` (`golden/schema/template-show.json`): the template row, its price in each
+/// region, and where its prices and rate come from.
+#[derive(Debug, Serialize)]
+struct TemplateDetail<'a> {
+    #[serde(flatten)]
+    template: TemplateRow<'a>,
+    region_prices: Vec<RegionPrice<'a>>,
+    prices_as_of: &'a str,
+    provider_status: &'a str,
+    usd_rate: f64,
+    usd_rate_as_of: Option<&'a str>,
+}
+
+/// A template's hourly price in one region.
+#[derive(Debug, Serialize)]
+struct RegionPrice<'a> {
+    region: &'a str,
+    city: &'a str,
+    country: &'a str,
+    price_hourly: f64,
+    price_hourly_usd: f64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -759,6 +780,11 @@ struct CompareRow<'a> {
     price_per_gb_usd: f64,
 }
 
+/// A region list as its length (`8 regions`).
+fn region_count(regions: &Value) -> String {
+    format!("{} regions", regions.as_array().map_or(0, Vec::len))
+}
+
 /// Templates as columns, attributes as rows; the cheapest column marked.
 fn compare_table(style: Style, rows: &[render::Row]) -> anyhow::Result<()> {
     use colored::Colorize;
@@ -776,7 +802,7 @@ fn compare_table(style: Style, rows: &[render::Row]) -> anyhow::Result<()> {
         col("usd/cpu/hour", "price_per_cpu_usd", Kind::Usd),
         col("gpu", "gpu", Kind::Text).text(gpu_text),
         col("arch", "arch", Kind::Text),
-        col("regions", "regions", Kind::List),
+        col("regions", "regions", Kind::List).text(region_count),
     ];
     let mut grid: Vec<Vec<String>> = Vec::new();
     let mut header = vec![String::new()];
@@ -795,21 +821,7 @@ fn compare_table(style: Style, rows: &[render::Row]) -> anyhow::Result<()> {
     grid.push(header);
     for c in attrs {
         let mut line = vec![c.header.to_string()];
-        for r in rows {
-            let v = r.get(c.key);
-            line.push(match (c.kind, v) {
-                (_, Value::Null) => "-".into(),
-                (_, v) if c.text.is_some() => c.text.map(|text| text(v)).unwrap_or_default(),
-                (Kind::Usd, Value::Number(n)) => usd(n.as_f64().unwrap_or(0.0)),
-                (Kind::Money(cur), Value::Number(n)) => render::money(
-                    n.as_f64().unwrap_or(0.0),
-                    r.data[cur].as_str().unwrap_or("USD"),
-                ),
-                (Kind::Num, Value::Number(n)) => render::num(n.as_f64().unwrap_or(0.0)),
-                (Kind::List, Value::Array(a)) => format!("{} regions", a.len()),
-                (_, v) => render::raw_text(v, ", "),
-            });
-        }
+        line.extend(rows.iter().map(|r| render::cell(r, c)));
         grid.push(line);
     }
     let widths: Vec<usize> = (0..grid[0].len())
@@ -843,12 +855,12 @@ fn compare_table(style: Style, rows: &[render::Row]) -> anyhow::Result<()> {
 
 pub fn validate_dir(dir: &Path, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let cat = catalog::validate_dir(dir)?;
-    let summary = json!({
-        "valid": true,
-        "directory": dir.display().to_string(),
-        "providers": cat.providers.len(),
-        "templates": cat.templates.len(),
-    });
+    let summary = ValidSummary {
+        valid: true,
+        directory: dir.display().to_string(),
+        providers: cat.providers.len(),
+        templates: cat.templates.len(),
+    };
     let mut out = stdout();
     if format == OutputFormat::Json {
         serde_json::to_writer_pretty(&mut out, &summary)?;
@@ -865,6 +877,15 @@ pub fn validate_dir(dir: &Path, format: OutputFormat) -> anyhow::Result<ExitCode
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `catalog validate DIR -o json`: what the valid directory adds up to.
+#[derive(Debug, Serialize)]
+struct ValidSummary {
+    valid: bool,
+    directory: String,
+    providers: usize,
+    templates: usize,
 }
 
 pub fn catalog_command(ctx: &Ctx, cmd: CatalogCommand) -> anyhow::Result<ExitCode> {
@@ -2024,30 +2045,42 @@ const STATUS_COLUMNS: &[Column] = &[
 fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let now = crate::state::time::now_unix();
     let limit_days = ctx.stale_after.as_secs_f64() / 86400.0;
-    let rows: Vec<Value> = ctx
+    let rows: Vec<render::Row> = ctx
         .catalog
         .providers
         .iter()
         .map(|p| {
             let age = crate::context::prices_age_days(&ctx.catalog, p, now);
             let refreshed = ctx.catalog.refreshed.get(p.id());
-            json!({
-                "provider": p.id(),
-                "status": p.meta.status.state,
-                "layer": if refreshed.is_some() { "refreshed" } else { "embedded" },
-                "prices_as_of": p.meta.prices_as_of,
-                "refreshed_at": refreshed,
-                "age_days": age,
-                "stale": !p.is_retired() && age.is_some_and(|d| d as f64 > limit_days),
-                "source": p.meta.prices_source,
+            render::Row::of(&PriceStatus {
+                provider: p.id(),
+                status: &p.meta.status.state,
+                layer: if refreshed.is_some() {
+                    "refreshed"
+                } else {
+                    "embedded"
+                },
+                prices_as_of: &p.meta.prices_as_of,
+                refreshed_at: refreshed,
+                age_days: age,
+                stale: !p.is_retired() && age.is_some_and(|d| d as f64 > limit_days),
+                source: &p.meta.prices_source,
             })
         })
         .collect();
-    render::listing(
-        &mut stdout(),
-        ctx.style,
-        STATUS_COLUMNS,
-        &render::rows_of(&rows),
-    )?;
+    render::listing(&mut stdout(), ctx.style, STATUS_COLUMNS, &rows)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One provider of `catalog status` (`golden/schema/catalog-status.json`).
+#[derive(Debug, Serialize)]
+struct PriceStatus<'a> {
+    provider: &'a str,
+    status: &'a str,
+    layer: &'static str,
+    prices_as_of: &'a str,
+    refreshed_at: Option<&'a String>,
+    age_days: Option<i64>,
+    stale: bool,
+    source: &'a str,
 }

@@ -102,16 +102,19 @@ fn columns(by: CostGroup) -> Vec<Column> {
     cols
 }
 
-pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
-    if args.chart {
-        return super::report::cost_chart(ctx, args);
-    }
-    let now = time::now_unix();
-    let since = match &args.since {
+/// The `--since`/`--until` window in Unix seconds: `--since` defaults to `default_since`,
+/// `--until` to now; an empty window is bad input.
+pub(super) fn window(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: i64,
+    default_since: i64,
+) -> anyhow::Result<(i64, i64)> {
+    let since = match since {
         Some(s) => time::parse_when(s, "--since", now)?,
-        None => 0,
+        None => default_since,
     };
-    let until = match &args.until {
+    let until = match until {
         Some(u) => time::parse_when(u, "--until", now)?,
         None => now,
     };
@@ -122,6 +125,15 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
             time::format(since)
         )));
     }
+    Ok((since, until))
+}
+
+pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
+    if args.chart {
+        return super::report::cost_chart(ctx, args);
+    }
+    let now = time::now_unix();
+    let (since, until) = window(args.since.as_deref(), args.until.as_deref(), now, 0)?;
     let by = match args.by {
         CostGroup::Provider => GroupBy::Provider,
         CostGroup::Region => GroupBy::Region,

@@ -9,9 +9,8 @@ use crate::context::Ctx;
 use crate::driver::Lifecycle;
 use crate::error::bad_input;
 use crate::messages;
-use crate::render::{col, Column, Kind};
+use crate::render::{self, col, Column, Kind};
 use crate::state::{self, NodeFilter, NodeStatus, Store};
-use serde_json::json;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,10 +57,13 @@ pub fn reap(ctx: &Ctx, args: &ReapArgs) -> anyhow::Result<ExitCode> {
         if state::time::unix(at).is_none_or(|t| t > now) || r.status == NodeStatus::Deleting {
             continue;
         }
-        due.push(
-            json!({"name": r.name, "provider": r.provider, "id": r.provider_id,
-                        "region": r.region, "expires_at": at}),
-        );
+        due.push(render::Row::of(&Due {
+            name: &r.name,
+            provider: &r.provider,
+            id: r.provider_id.as_deref(),
+            region: &r.region,
+            expires_at: at,
+        }));
         let note = format!("reaped: expired at {at} (deploy --ttl)");
         match r.provider_id.clone() {
             Some(id) => targets.push(Target::recorded(r, id, note)),
@@ -76,12 +78,7 @@ pub fn reap(ctx: &Ctx, args: &ReapArgs) -> anyhow::Result<ExitCode> {
             col("region", "region", Kind::Text),
             EXPIRES_COLUMN,
         ];
-        crate::render::listing(
-            &mut super::stdout(),
-            ctx.style,
-            &cols,
-            &crate::render::rows_of(&due),
-        )?;
+        render::listing(&mut super::stdout(), ctx.style, &cols, &due)?;
         return Ok(ExitCode::SUCCESS);
     }
     if targets.is_empty() && rows.is_empty() {
@@ -104,4 +101,14 @@ pub fn reap(ctx: &Ctx, args: &ReapArgs) -> anyhow::Result<ExitCode> {
         true,
         " (their --ttl ran out)",
     )
+}
+
+/// A node `reap --dry-run` would delete (`golden/schema/reap-dry-run.json`).
+#[derive(Debug, serde::Serialize)]
+struct Due<'a> {
+    name: &'a str,
+    provider: &'a str,
+    id: Option<&'a str>,
+    region: &'a str,
+    expires_at: &'a str,
 }

@@ -12,7 +12,6 @@
 
 use crate::driver::Refusal;
 use serde::Serialize;
-use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a node can be created: one offer (a template) in one region.
@@ -167,8 +166,8 @@ impl Failover {
     }
 
     /// Every attempt, in order, for the JSON explanation.
-    pub fn attempts_json(&self) -> Vec<Value> {
-        self.attempts.iter().map(|a| json!(a)).collect()
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
     }
 
     /// The attempts as text lines for the explanation (empty without a failover).
@@ -301,7 +300,7 @@ mod tests {
             f.attempts_text(),
             "Attempts:\n  n1: a-small (acme) in r1: refused, no capacity — acme: sold out (HTTP 503); moved to a-small (acme) in r2\n  n1: a-small (acme) in r2: created\n"
         );
-        assert_eq!(f.attempts_json().len(), 2);
+        assert_eq!(f.attempts().len(), 2);
         assert!(f
             .last_refusal()
             .is_some_and(|l| l.starts_with("n1: a-small (acme) in r1: refused")));

@@ -8,7 +8,6 @@ use crate::context::Ctx;
 use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use crate::state::{self, time, Event, EventFilter};
-use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -82,12 +81,9 @@ fn list(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         limit: args.limit,
         ..EventFilter::default()
     })?;
-    let rows: Vec<Value> = events
-        .iter()
-        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
-        .collect();
+    let rows: Vec<render::Row> = events.iter().map(render::Row::of).collect();
     let columns = columns(ctx, &events);
-    render::listing(&mut stdout(), ctx.style, &columns, &render::rows_of(&rows))?;
+    render::listing(&mut stdout(), ctx.style, &columns, &rows)?;
     if rows.is_empty() && ctx.format() == crate::cli::OutputFormat::Table {
         messages::info("no events match");
     }
@@ -123,12 +119,23 @@ fn clean(ctx: &Ctx, age: Duration, dry_run: bool) -> anyhow::Result<ExitCode> {
             report.kept_live.to_string(),
         ),
     ];
-    let doc = json!({
-        "before": before,
-        "dry_run": dry_run,
-        "removed": report.removed,
-        "kept_live": report.kept_live,
-    });
+    let doc = Cleaned {
+        before: &before,
+        dry_run,
+        removed: report.removed,
+        kept_live: report.kept_live,
+    };
     render::detail(&mut stdout(), ctx.style, &pairs, &doc)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `history clean -o json` (`golden/schema/history-clean.json`).
+#[derive(Debug, serde::Serialize)]
+struct Cleaned<'a> {
+    before: &'a str,
+    dry_run: bool,
+    /// Removed, or would be with `--dry-run`.
+    removed: u64,
+    /// Old events kept because their node is live.
+    kept_live: u64,
 }

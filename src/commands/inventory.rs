@@ -14,7 +14,6 @@ use crate::state::cost::Billing;
 use crate::state::transfer::{self, Format, RowError};
 use crate::state::{self, EventFilter, NodeFilter, NodeRecord, NodeStatus, Store};
 use serde::Serialize;
-use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -136,6 +135,8 @@ const LIST_COLUMNS: &[Column] = &[
     col("$/mo", "monthly_usd", Kind::Usd).prio(2),
     col("created", "created_at", Kind::Age).prio(4),
     col("deploy id", "deploy_id", Kind::Text).prio(5),
+    col("price_hourly", "price_hourly", Kind::Money("currency")).extra(),
+    col("price_monthly", "price_monthly", Kind::Money("currency")).extra(),
 ];
 
 /// One node of `inventory` (its documented JSON): every record field, its run rate in USD, and
@@ -173,6 +174,84 @@ impl<'a> InventoryRow<'a> {
     }
 }
 
+impl InventoryRow<'_> {
+    /// The row's fields as lines of text, in the order of its JSON keys: money as USD, a
+    /// missing value as `-`.
+    fn pairs(&self) -> Vec<(String, String)> {
+        let n = self.node;
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let usd = |v: Option<f64>| v.map(render::usd).unwrap_or_default();
+        let mut pairs = vec![
+            ("deploy_id", n.deploy_id.clone()),
+            ("group_id", n.group_id.clone()),
+            ("name", n.name.clone()),
+            ("provider", n.provider.clone()),
+            ("account", n.account.clone()),
+            ("provider_id", opt(&n.provider_id)),
+            ("template", n.template.clone()),
+            ("plan", n.plan.clone()),
+            ("region", n.region.clone()),
+            ("api_variant", n.api_variant.clone()),
+            ("status", n.status.as_str().to_string()),
+            ("raw_status", n.raw_status.clone()),
+            ("ipv4", opt(&n.ipv4)),
+            ("price_hourly", json_number(n.price_hourly)),
+            ("price_monthly", json_number(n.price_monthly)),
+            ("currency", n.currency.clone()),
+            ("prices_as_of", n.prices_as_of.clone()),
+            ("recorded_at", n.recorded_at.clone()),
+            ("created_at", opt(&n.created_at)),
+            ("started_at", opt(&n.started_at)),
+            ("stopped_at", opt(&n.stopped_at)),
+            ("deleted_at", opt(&n.deleted_at)),
+            ("updated_at", n.updated_at.clone()),
+            ("hourly_usd", usd(self.hourly_usd)),
+            ("monthly_usd", usd(self.monthly_usd)),
+        ];
+        if let Some(stage) = self.xnode {
+            pairs.push(("xnode", stage.to_string()));
+        }
+        if let Some(at) = self.expires_at {
+            pairs.push(("expires_at", at.unwrap_or_default().to_string()));
+        }
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), if v.is_empty() { "-".into() } else { v }))
+            .collect()
+    }
+}
+
+/// A number as JSON writes it (`6.0`, `0.0198`); empty when it has no JSON form.
+fn json_number(v: f64) -> String {
+    serde_json::Number::from_f64(v).map_or_else(String::new, |n| n.to_string())
+}
+
+/// `inventory show NODE` (`golden/schema/inventory-show.json`): the inventory row, the tag it
+/// carries at the provider, its timeline and its events.
+#[derive(Debug, Serialize)]
+struct NodeDetail<'a> {
+    #[serde(flatten)]
+    row: InventoryRow<'a>,
+    tag: String,
+    timeline: &'a [state::Transition],
+    events: &'a [state::Event],
+}
+
+impl NodeDetail<'_> {
+    /// The table's lines: the row's, then the tag and the timeline in one line.
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = self.row.pairs();
+        pairs.push(("tag".into(), self.tag.clone()));
+        let transitions: Vec<String> = self
+            .timeline
+            .iter()
+            .map(|t| format!("{} {}", t.since, t.state))
+            .collect();
+        pairs.push(("timeline".into(), transitions.join(", ")));
+        pairs
+    }
+}
+
 fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (v * f).round() / f
@@ -200,7 +279,10 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
     // An `expires` column (time left) when some node was deployed with `--ttl`.
     let expires = store.expiries()?;
     if !expires.is_empty() {
-        let at = columns.len() - 2;
+        let at = columns
+            .iter()
+            .position(|c| c.key == "created_at")
+            .unwrap_or(columns.len());
         columns.insert(at, super::expiry::EXPIRES_COLUMN);
     }
     let mut rows = render::RowStream::new(&mut out, ctx.style, &columns)?;
@@ -214,7 +296,7 @@ fn list(ctx: &Ctx, f: &InventoryFilter) -> anyhow::Result<ExitCode> {
         let mut row = item.row();
         if table {
             // People read `in doubt`; JSON and CSV keep the status word.
-            row.data["status"] = json!(n.status.label());
+            row.data["status"] = n.status.label().into();
         }
         Ok(rows.push(row)?)
     })?;
@@ -300,36 +382,18 @@ fn show(ctx: &Ctx, text: &str) -> anyhow::Result<ExitCode> {
     })?;
     let timeline = store.timeline(&node.deploy_id)?;
     let billing = billing(&ctx.catalog);
-    let row = serde_json::to_value(InventoryRow::new(&node, &billing))?;
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Value::Object(map) = &row {
-        for (k, v) in map {
-            let text = match (k.as_str(), v) {
-                ("hourly_usd" | "monthly_usd", Value::Number(n)) => {
-                    render::usd(n.as_f64().unwrap_or(0.0))
-                }
-                (_, v) => render::raw_text(v, ", "),
-            };
-            pairs.push((k.clone(), if text.is_empty() { "-".into() } else { text }));
-        }
-    }
-    // The provider's one tag format (the default format for a provider the catalog lost).
-    let tag = ctx.catalog.provider(&node.provider).map_or_else(
-        || crate::catalog::schema::Tagging::default().tag_for(&node.deploy_id),
-        |p| p.api.tagging.tag_for(&node.deploy_id),
-    );
-    pairs.push(("tag".into(), tag.clone()));
-    let transitions: Vec<String> = timeline
-        .iter()
-        .map(|t| format!("{} {}", t.since, t.state))
-        .collect();
-    pairs.push(("timeline".into(), transitions.join(", ")));
-    let mut doc = row.clone();
-    doc["tag"] = json!(tag);
-    doc["timeline"] = json!(timeline);
-    doc["events"] = json!(events);
+    let doc = NodeDetail {
+        row: InventoryRow::new(&node, &billing),
+        // The provider's one tag format (the default format for a provider the catalog lost).
+        tag: ctx.catalog.provider(&node.provider).map_or_else(
+            || crate::catalog::schema::Tagging::default().tag_for(&node.deploy_id),
+            |p| p.api.tagging.tag_for(&node.deploy_id),
+        ),
+        timeline: &timeline,
+        events: &events,
+    };
     let mut out = stdout();
-    render::detail(&mut out, ctx.style, &pairs, &doc)?;
+    render::detail(&mut out, ctx.style, &doc.pairs(), &doc)?;
     if ctx.format() == crate::cli::OutputFormat::Table && !events.is_empty() {
         writeln!(out)?;
         let rows: Vec<render::Row> = events.iter().map(render::Row::of).collect();
@@ -524,14 +588,25 @@ fn import(
             .to_string(),
         ),
     ];
-    let doc = json!({
-        "file": label,
-        "rows": report.rows,
-        "added": report.added,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "dry_run": dry_run,
-    });
+    let doc = Imported {
+        file: &label,
+        rows: report.rows,
+        added: report.added,
+        updated: report.updated,
+        unchanged: report.unchanged,
+        dry_run,
+    };
     render::detail(&mut stdout(), ctx.style, &pairs, &doc)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `inventory import -o json` (`golden/schema/inventory-import.json`).
+#[derive(Debug, Serialize)]
+struct Imported<'a> {
+    file: &'a str,
+    rows: usize,
+    added: usize,
+    updated: usize,
+    unchanged: usize,
+    dry_run: bool,
 }

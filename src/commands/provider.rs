@@ -16,7 +16,7 @@ use crate::error::{bad_input, suggest};
 use crate::messages;
 use crate::render::{self, col, Column, Kind};
 use anyhow::Context as _;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::process::ExitCode;
@@ -412,15 +412,15 @@ fn configure(ctx: &Ctx, args: &ConfigureArgs) -> anyhow::Result<ExitCode> {
         ),
         ("configured".to_string(), after.configured().to_string()),
     ];
-    let doc = json!({
-        "provider": p.id(),
-        "account": account,
-        "stored": stored,
-        "file": file.display().to_string(),
-        "verified": verified,
-        "configured": after.configured(),
-        "notes": overridden,
-    });
+    let doc = Configured {
+        provider: p.id(),
+        account,
+        stored: &stored,
+        file: file.display().to_string(),
+        verified,
+        configured: after.configured(),
+        notes: &overridden,
+    };
     let style = render::Style {
         format: given.format.unwrap_or(ctx.format()),
         ..ctx.style
@@ -538,6 +538,19 @@ fn account_words(account: &str) -> String {
     }
 }
 
+/// `provider configure -o json` (`golden/schema/provider-configure.json`).
+#[derive(Debug, Serialize)]
+struct Configured<'a> {
+    provider: &'a str,
+    account: &'a str,
+    stored: &'a [&'a str],
+    file: String,
+    verified: bool,
+    configured: &'static str,
+    /// Environment variables that override what was stored.
+    notes: &'a [String],
+}
+
 // ---- show ------------------------------------------------------------------------------------
 
 const SHOW_COLUMNS: &[Column] = &[
@@ -553,56 +566,37 @@ fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
     let r = credentials::resolve(&ctx.home, p, &ctx.account, &BTreeMap::new())?;
     let mut out = stdout();
     if matches!(ctx.format(), OutputFormat::Json | OutputFormat::Yaml) {
-        let fields: Vec<Value> = r
-            .fields
-            .iter()
-            .map(|f| {
-                json!({
-                    "name": f.field.name,
-                    "description": f.field.description,
-                    "secret": f.field.secret,
-                    "required": f.field.required,
-                    "source": f.source.kind(),
-                    "env_var": f.source.env_var(),
-                    "source_file": f.source.external().map(|(file, _)| file.display().to_string()),
-                    "profile": f.source.external().and_then(|(_, profile)| profile),
-                    "value": f.shown(),
-                    "flag": f.flag(),
-                    "env": f.field.env,
-                })
-            })
-            .collect();
-        let doc = json!({
-            "provider": p.id(),
-            "account": r.account,
-            "accounts": credentials::stored_accounts(&ctx.home, p.id())?,
-            "configured": r.configured(),
-            "file": r.file.display().to_string(),
-            "external": r.external_sources(),
-            "fields": fields,
-        });
+        let doc = Account {
+            provider: p.id(),
+            account: &r.account,
+            accounts: credentials::stored_accounts(&ctx.home, p.id())?,
+            configured: r.configured(),
+            file: r.file.display().to_string(),
+            external: r.external_sources(),
+            fields: r.fields.iter().map(AccountField::of).collect(),
+        };
         render::detail(&mut out, ctx.style, &[], &doc)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Value> = r
+    let rows: Vec<render::Row> = r
         .fields
         .iter()
         .map(|f| {
-            json!({
-                "field": f.field.name,
-                "source": f.source.to_string(),
-                "value": f.shown(),
-                "required": if f.field.required { "yes" } else { "no" },
-                "flag": f.flag(),
+            render::Row::of(&FieldRow {
+                field: &f.field.name,
+                source: f.source.to_string(),
+                value: f.shown(),
+                required: if f.field.required { "yes" } else { "no" },
+                flag: f.flag(),
             })
         })
         .collect();
     match ctx.format() {
         OutputFormat::Json | OutputFormat::Csv | OutputFormat::Yaml => {
-            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &render::rows_of(&rows))?
+            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?
         }
         OutputFormat::Table => {
-            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &render::rows_of(&rows))?;
+            render::listing(&mut out, ctx.style, SHOW_COLUMNS, &rows)?;
             if r.account != crate::state::DEFAULT_ACCOUNT {
                 writeln!(out, "\naccount: {}", r.account)?;
             }
@@ -622,6 +616,64 @@ fn show(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `provider show -o json` (`golden/schema/provider-show.json`): the account and where each
+/// field's value comes from. A secret's value is its hint at most.
+#[derive(Debug, Serialize)]
+struct Account<'a> {
+    provider: &'a str,
+    account: &'a str,
+    accounts: Vec<String>,
+    configured: &'static str,
+    file: String,
+    external: Vec<String>,
+    fields: Vec<AccountField<'a>>,
+}
+
+/// One credential field of [`Account`].
+#[derive(Debug, Serialize)]
+struct AccountField<'a> {
+    name: &'a str,
+    description: &'a str,
+    secret: bool,
+    required: bool,
+    source: &'static str,
+    env_var: Option<&'a str>,
+    source_file: Option<String>,
+    profile: Option<&'a str>,
+    value: Option<String>,
+    flag: String,
+    env: &'a [String],
+}
+
+impl<'a> AccountField<'a> {
+    fn of(f: &'a credentials::ResolvedField) -> AccountField<'a> {
+        let external = f.source.external();
+        AccountField {
+            name: &f.field.name,
+            description: &f.field.description,
+            secret: f.field.secret,
+            required: f.field.required,
+            source: f.source.kind(),
+            env_var: f.source.env_var(),
+            source_file: external.map(|(file, _)| file.display().to_string()),
+            profile: external.and_then(|(_, profile)| profile),
+            value: f.shown(),
+            flag: f.flag(),
+            env: &f.field.env,
+        }
+    }
+}
+
+/// One field of the `provider show` table and CSV.
+#[derive(Debug, Serialize)]
+struct FieldRow<'a> {
+    field: &'a str,
+    source: String,
+    value: Option<String>,
+    required: &'static str,
+    flag: String,
 }
 
 // ---- verify ----------------------------------------------------------------------------------
@@ -733,6 +785,17 @@ const VERIFY_CSV_COLUMNS: &[Column] = &[
     col("message", "message", Kind::Text),
 ];
 
+/// One provider of `provider verify` (`golden/schema/provider-verify.json`).
+#[derive(Debug, Serialize)]
+struct Verified<'a> {
+    provider: &'a str,
+    status: &'static str,
+    configured: &'static str,
+    /// The failure's kind (`missing`, `auth`, …).
+    error: Option<&'static str>,
+    message: Option<String>,
+}
+
 /// A few words for a failure kind, for the table.
 fn short_reason(kind: &str) -> &'static str {
     match kind {
@@ -839,13 +902,13 @@ fn verify(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
             }
         }
         rows.push(
-            render::Row::from(json!({
-                "provider": p.id(),
-                "status": status,
-                "configured": configured,
-                "error": kind,
-                "message": message,
-            }))
+            render::Row::of(&Verified {
+                provider: p.id(),
+                status,
+                configured,
+                error: kind,
+                message,
+            })
             .with_cell("_detail", detail),
         );
     }
@@ -933,7 +996,12 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
             ),
             ("file".to_string(), file.display().to_string()),
         ];
-        let doc = json!({ "provider": id, "account": account, "removed": removed, "file": file.display().to_string() });
+        let doc = Removed {
+            provider: &id,
+            account,
+            removed,
+            file: file.display().to_string(),
+        };
         render::detail(&mut out, ctx.style, &pairs, &doc)?;
     }
     // The environment may still supply them.
@@ -954,6 +1022,15 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `provider remove -o json` (`golden/schema/provider-remove.json`).
+#[derive(Debug, Serialize)]
+struct Removed<'a> {
+    provider: &'a str,
+    account: &'a str,
+    removed: bool,
+    file: String,
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! from `inventory stats`. This file gathers them; `crate::report` draws the page and
 //! `crate::chart` the terminal bars.
 
-use super::catalog::{compare_offers, listed_templates, template_row};
+use super::catalog::{compare_offers, listed_templates, TemplateRow};
 use super::cost::billing;
 use super::stdout;
 use crate::chart::{self, Bar, BarChart};
@@ -19,11 +19,10 @@ use crate::render::usd;
 use crate::report::{
     self, Category, Figure, LegendItem, Page, Point, PointSeries, Section, Series, Table,
 };
-use crate::state::cost::{self, CostReport, GroupBy};
+use crate::state::cost::{self, Billing, CostReport, GroupBy};
 use crate::state::daily::{self, DailySpend};
 use crate::state::stats::{self, StatsRow};
 use crate::state::{self, time, NodeFilter};
-use serde_json::Value;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -43,22 +42,7 @@ fn chart_needs_table_output(ctx: &Ctx) -> anyhow::Result<()> {
 /// The cost window: `--since` (default: midnight UTC 29 days before today, so 30 days with
 /// today) to `--until` (default: now).
 fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<(i64, i64)> {
-    let since = match since {
-        Some(s) => time::parse_when(s, "--since", now)?,
-        None => daily::day_start(now) - 29 * DAY,
-    };
-    let until = match until {
-        Some(u) => time::parse_when(u, "--until", now)?,
-        None => now,
-    };
-    if until <= since {
-        return Err(bad_input(format!(
-            "--until {} is not after --since {} — give a later --until or an earlier --since",
-            time::format(until),
-            time::format(since)
-        )));
-    }
-    Ok((since, until))
+    super::cost::window(since, until, now, daily::day_start(now) - 29 * DAY)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,6 +113,27 @@ pub fn compare_chart(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every node's spend in the window, by day and provider and as `cost --by provider` reports
+/// it; with the store and the billing rules they were read with.
+fn spend(ctx: &Ctx, since: i64, until: i64, now: i64) -> anyhow::Result<Spend> {
+    let store = state::open(&ctx.home)?;
+    let bill = billing(&ctx.catalog);
+    let filter = NodeFilter::default();
+    let days = daily::daily(store.as_ref(), &bill, &filter, since, until, now)?;
+    let costs = cost::report(
+        store.as_ref(),
+        &bill,
+        &filter,
+        GroupBy::Provider,
+        since,
+        until,
+        now,
+    )?;
+    Ok((store, bill, days, costs))
+}
+
+type Spend = (Box<dyn state::Store>, Billing, DailySpend, CostReport);
+
 /// `cost --chart`: daily spend stacked by provider, with the month's figures `cost` prints.
 pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
     chart_needs_table_output(ctx)?;
@@ -139,19 +144,7 @@ pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
     }
     let now = time::now_unix();
     let (since, until) = window(args.since.as_deref(), args.until.as_deref(), now)?;
-    let store = state::open(&ctx.home)?;
-    let bill = billing(&ctx.catalog);
-    let filter = NodeFilter::default();
-    let days = daily::daily(store.as_ref(), &bill, &filter, since, until, now)?;
-    let report = cost::report(
-        store.as_ref(),
-        &bill,
-        &filter,
-        GroupBy::Provider,
-        since,
-        until,
-        now,
-    )?;
+    let (_, _, days, report) = spend(ctx, since, until, now)?;
     let totals = &days.day_totals;
     let max = totals.iter().copied().fold(0.0, f64::max);
     let bars: Vec<Bar> = days
@@ -236,10 +229,6 @@ fn num(v: f64) -> String {
     format!("{v}")
 }
 
-fn json_num(v: &Value) -> String {
-    v.as_f64().map_or_else(|| "-".to_string(), num)
-}
-
 /// Palette index per provider: catalog order, so a provider has one colour on every chart.
 struct Palette(Vec<String>);
 
@@ -290,7 +279,7 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
     // The templates exactly as `templates -o json` lists them.
     let (found, _) = listed_templates(ctx, &args.filter)?;
     ctx.note_stale(found.iter().map(|o| o.provider.id()));
-    let rows: Vec<Value> = found.iter().map(template_row).collect();
+    let rows: Vec<TemplateRow> = found.iter().map(TemplateRow::of).collect();
     // The cheapest fit exactly as `deploy` would choose it (with --include-unconfigured).
     let (_, explanation) = crate::explain::smart_plan(ctx, &deploy_args(&args.filter))?;
     let choice_id = explanation
@@ -306,20 +295,8 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
         None => format!("No offer fits {}.", explanation.constraints),
     };
 
-    let store = state::open(&ctx.home)?;
-    let bill = billing(cat);
-    let filter = NodeFilter::default();
-    let days = daily::daily(store.as_ref(), &bill, &filter, since, until, now)?;
-    let costs = cost::report(
-        store.as_ref(),
-        &bill,
-        &filter,
-        GroupBy::Provider,
-        since,
-        until,
-        now,
-    )?;
-    let (fleet, _) = stats::compute(store.as_ref(), &bill, &filter)?;
+    let (store, bill, days, costs) = spend(ctx, since, until, now)?;
+    let (fleet, _) = stats::compute(store.as_ref(), &bill, &NodeFilter::default())?;
 
     let mut meta = vec![format!(
         "Generated {} by capsule {}. Prices in USD; {} of {} templates match.",
@@ -347,11 +324,11 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
     })
 }
 
-fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section {
+fn landscape(rows: &[TemplateRow], palette: &Palette, choice: Option<&str>) -> Section {
     let providers: Vec<String> = {
         let mut seen: Vec<String> = Vec::new();
         for r in rows {
-            let p = r["provider"].as_str().unwrap_or("").to_string();
+            let p = r.provider.to_string();
             if !seen.contains(&p) {
                 seen.push(p);
             }
@@ -359,7 +336,7 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
         seen.sort_by_key(|p| palette.of(p));
         seen
     };
-    let series = |x_key: &str, x_unit: &str| -> Vec<PointSeries> {
+    let series = |x_of: fn(&TemplateRow) -> f64, x_unit: &str| -> Vec<PointSeries> {
         providers
             .iter()
             .map(|p| PointSeries {
@@ -367,17 +344,17 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
                 color: palette.of(p),
                 points: rows
                     .iter()
-                    .filter(|r| r["provider"] == p.as_str())
+                    .filter(|r| r.provider == p.as_str())
                     .map(|r| {
-                        let id = r["id"].as_str().unwrap_or("");
-                        let price = r["price_hourly_usd"].as_f64().unwrap_or(0.0);
-                        let gpu = r["gpu"].is_object();
+                        let id = r.id;
+                        let price = r.price_hourly_usd;
+                        let gpu = r.gpu.is_some();
                         Point {
-                            x: r[x_key].as_f64().unwrap_or(0.0),
+                            x: x_of(r),
                             y: price,
                             title: format!(
                                 "{id}: {} {x_unit}, ${}/h{}",
-                                json_num(&r[x_key]),
+                                num(x_of(r)),
                                 num(price),
                                 if gpu { ", GPU" } else { "" }
                             ),
@@ -407,7 +384,7 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
         "Price per hour against vCPU",
         "vCPU (log scale, base 2)",
         "USD per hour (log scale)",
-        &series("cpu", "vCPU"),
+        &series(|r| f64::from(r.cpu), "vCPU"),
         true,
         true,
         &int_fmt,
@@ -418,24 +395,24 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
         "Price per hour against memory",
         "Memory, GB (log scale, base 2)",
         "USD per hour (log scale)",
-        &series("memory_gb", "GB"),
+        &series(|r| r.memory_gb, "GB"),
         true,
         true,
         &int_fmt,
         &price_fmt,
         extra,
     );
-    let class_of = |r: &Value| {
-        if r["id"].as_str() == choice {
+    let class_of = |r: &TemplateRow| {
+        if Some(r.id) == choice {
             "highlight"
         } else {
             ""
         }
     };
-    let gpu_text = |r: &Value| {
-        r["gpu"].as_object().map_or("-".to_string(), |g| {
-            format!("{}× {}", g["count"], g["model"].as_str().unwrap_or(""))
-        })
+    let gpu_text = |r: &TemplateRow| {
+        r.gpu
+            .as_ref()
+            .map_or("-".to_string(), |g| format!("{}× {}", g.count, g.model))
     };
     let mut t1 = Table::new(
         "Templates by vCPU (the rows of templates -o json)",
@@ -460,17 +437,17 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
         ],
     );
     for r in rows {
-        let id = r["id"].as_str().unwrap_or("").to_string();
-        let provider = r["provider"].as_str().unwrap_or("").to_string();
+        let id = r.id.to_string();
+        let provider = r.provider.to_string();
         t1.push(
             vec![
                 id.clone(),
                 provider.clone(),
-                json_num(&r["cpu"]),
-                json_num(&r["price_hourly_usd"]),
-                json_num(&r["price_monthly_usd"]),
+                num(f64::from(r.cpu)),
+                num(r.price_hourly_usd),
+                num(r.price_monthly_usd),
                 gpu_text(r),
-                r["arch"].as_str().unwrap_or("").to_string(),
+                r.arch.to_string(),
             ],
             class_of(r),
         );
@@ -478,8 +455,8 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
             vec![
                 id,
                 provider,
-                json_num(&r["memory_gb"]),
-                json_num(&r["price_hourly_usd"]),
+                num(r.memory_gb),
+                num(r.price_hourly_usd),
                 gpu_text(r),
             ],
             class_of(r),
@@ -499,7 +476,7 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
             ("providers".into(), providers.len().to_string()),
             (
                 "GPU templates".into(),
-                rows.iter().filter(|r| r["gpu"].is_object()).count().to_string(),
+                rows.iter().filter(|r| r.gpu.is_some()).count().to_string(),
             ),
         ],
         callout: None,
@@ -524,7 +501,7 @@ fn landscape(rows: &[Value], palette: &Palette, choice: Option<&str>) -> Section
 
 fn value(
     found: &[crate::select::Offer<'_>],
-    rows: &[Value],
+    rows: &[TemplateRow],
     palette: &Palette,
     choice: Option<&str>,
     callout: String,
@@ -546,7 +523,7 @@ fn value(
                     t.id.clone(),
                     t.provider.clone(),
                     (o.hourly_usd / size * 1e5).round() / 1e5,
-                    r["price_hourly_usd"].as_f64().unwrap_or(0.0),
+                    r.price_hourly_usd,
                 )
             })
             .collect();

@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::error::bad_input;
 use crate::render;
 use crate::state::{self, copy, Location};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 use std::process::ExitCode;
 
 pub fn run(ctx: &Ctx, cmd: StateCommand) -> anyhow::Result<ExitCode> {
@@ -24,14 +24,45 @@ fn info(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let location = state::location(&ctx.home)?;
     let store = state::open_at(&location)?;
     let db = store.db();
-    let mut doc = Map::new();
-    doc.insert("backend".into(), json!(db.backend()));
-    doc.insert("location".into(), json!(db.describe()));
-    doc.insert("schema_version".into(), json!(db.schema_version()?));
-    for (table, n) in copy::counts(db)? {
-        doc.insert(table.into(), json!(n));
+    let doc = Info {
+        backend: db.backend(),
+        location: db.describe(),
+        schema_version: db.schema_version()?,
+        counts: Counts(copy::counts(db)?),
+    };
+    let mut pairs = vec![
+        ("backend".to_string(), doc.backend.to_string()),
+        ("location".to_string(), doc.location.clone()),
+        ("schema_version".to_string(), doc.schema_version.to_string()),
+    ];
+    pairs.extend(
+        doc.counts
+            .0
+            .iter()
+            .map(|(t, n)| (t.to_string(), n.to_string())),
+    );
+    render::detail(&mut stdout(), ctx.style, &pairs, &doc)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `state info -o json` (`golden/schema/state-info.json`): the store, and a count per table.
+#[derive(Debug, Serialize)]
+struct Info {
+    backend: &'static str,
+    location: String,
+    schema_version: i64,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+/// Rows per table, as keys of their own, in the tables' order.
+#[derive(Debug)]
+struct Counts(Vec<(&'static str, i64)>);
+
+impl Serialize for Counts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(table, n)| (table, n)))
     }
-    show(ctx, &Value::Object(doc))
 }
 
 /// `state migrate --to URL|FILE`: copy this store into an empty one, verified.
@@ -60,16 +91,30 @@ fn migrate(ctx: &Ctx, to: &str) -> anyhow::Result<ExitCode> {
         source.describe(),
         destination.describe()
     );
-    let tables: Vec<Value> = sums
-        .iter()
-        .map(|t| json!({"table": t.table, "rows": t.rows, "checksum": t.checksum}))
-        .collect();
-    let doc = json!({
-        "from": source.describe(),
-        "to": destination.describe(),
-        "tables": tables,
-    });
-    show(ctx, &doc)
+    let doc = Migrated {
+        from: source.describe(),
+        to: destination.describe(),
+        tables: &sums,
+    };
+    let mut pairs = vec![
+        ("from".to_string(), doc.from.clone()),
+        ("to".to_string(), doc.to.clone()),
+    ];
+    for t in doc.tables {
+        pairs.push((format!("{} rows", t.table), t.rows.to_string()));
+        pairs.push((format!("{} checksum", t.table), t.checksum.clone()));
+    }
+    render::detail(&mut stdout(), ctx.style, &pairs, &doc)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `state migrate -o json` (`golden/schema/state-migrate.json`): what was copied where, with
+/// each table's row count and checksum.
+#[derive(Debug, Serialize)]
+struct Migrated<'a> {
+    from: String,
+    to: String,
+    tables: &'a [copy::TableSum],
 }
 
 fn same_place(a: &Location, b: &Location) -> bool {
@@ -80,32 +125,4 @@ fn same_place(a: &Location, b: &Location) -> bool {
         (Location::Server(x), Location::Server(y)) => x.redacted() == y.redacted(),
         _ => false,
     }
-}
-
-fn show(ctx: &Ctx, doc: &Value) -> anyhow::Result<ExitCode> {
-    let pairs = flatten(doc);
-    render::detail(&mut stdout(), ctx.style, &pairs, doc)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The key/value rows of a table: nested tables as `tables.nodes`.
-fn flatten(doc: &Value) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if let Value::Object(map) = doc {
-        for (k, v) in map {
-            match v {
-                Value::Array(items) => {
-                    for item in items {
-                        let name = item["table"].as_str().unwrap_or_default();
-                        out.push((format!("{name} rows"), item["rows"].to_string()));
-                        let sum = item["checksum"].as_str().unwrap_or_default();
-                        out.push((format!("{name} checksum"), sum.to_string()));
-                    }
-                }
-                Value::String(s) => out.push((k.clone(), s.clone())),
-                other => out.push((k.clone(), other.to_string())),
-            }
-        }
-    }
-    out
 }

@@ -862,17 +862,17 @@ pub fn status_probe(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
             store.record_action(Some(&r.deploy_id), Action::Xnode, Outcome::Ok, &line)?;
         }
     }
-    let row = json!({
-        "name": record.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| node.name.clone()),
-        "provider": nref.provider,
-        "id": nref.id,
-        "status": node.state.as_str(),
-        "ipv4": ip,
-        "stage": stage.as_str(),
-        "level": stage.level(),
-        "of": probe.total(),
-        "detail": probe.describe(stage, ip.as_deref()),
-    });
+    let row = Probed {
+        name: record.as_ref().map_or(&node.name, |r| &r.name),
+        provider: &nref.provider,
+        id: &nref.id,
+        status: node.state.as_str(),
+        ipv4: ip.as_deref(),
+        stage: stage.as_str(),
+        level: stage.level(),
+        of: probe.total(),
+        detail: probe.describe(stage, ip.as_deref()),
+    };
     let cols = [
         col("name", "name", Kind::Text),
         col("provider", "provider", Kind::Text),
@@ -882,7 +882,7 @@ pub fn status_probe(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         col("stage", "stage", Kind::Text),
         col("detail", "detail", Kind::Text),
     ];
-    render::listing(&mut stdout(), ctx.style, &cols, &[render::Row::from(row)])?;
+    render::listing(&mut stdout(), ctx.style, &cols, &[render::Row::of(&row)])?;
     if stage == Stage::Unprotected {
         messages::danger(format!(
             "{} serves its management API without a login: anyone who reaches it can run commands",
@@ -890,6 +890,21 @@ pub fn status_probe(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `status NODE --probe` (one row): the node and the installer stage it reached, `level` of
+/// `of`.
+#[derive(Debug, Serialize)]
+struct Probed<'a> {
+    name: &'a str,
+    provider: &'a str,
+    id: &'a str,
+    status: &'static str,
+    ipv4: Option<&'a str>,
+    stage: &'static str,
+    level: u8,
+    of: u8,
+    detail: String,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1054,7 +1069,11 @@ pub fn reinstall(ctx: &Ctx, args: &ReinstallArgs) -> anyhow::Result<ExitCode> {
 fn print_requests(ctx: &Ctx, name: &str, reqs: &[RenderedRequest]) -> anyhow::Result<ExitCode> {
     let mut out = stdout();
     if ctx.format() == OutputFormat::Json {
-        let v = json!({"dry_run": true, "node": name, "requests": reqs});
+        let v = DryRun {
+            dry_run: true,
+            node: name,
+            requests: reqs,
+        };
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         writeln!(out, "Would reinstall {name} as an xNode:")?;
@@ -1064,4 +1083,12 @@ fn print_requests(ctx: &Ctx, name: &str, reqs: &[RenderedRequest]) -> anyhow::Re
         writeln!(out, "Dry run: nothing was changed.")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `reinstall --xnode --dry-run -o json`: the requests that would be sent.
+#[derive(Debug, Serialize)]
+struct DryRun<'a> {
+    dry_run: bool,
+    node: &'a str,
+    requests: &'a [RenderedRequest],
 }

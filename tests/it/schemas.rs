@@ -82,7 +82,7 @@ fn union(a: &Value, b: &Value) -> Value {
 
 /// Run `capsule openmesh ARGS -o json` and pin the shape of its answer.
 #[track_caller]
-fn pin(c: &Capsule, name: &str, args: &[&str]) -> Value {
+pub(crate) fn pin(c: &Capsule, name: &str, args: &[&str]) -> Value {
     let mut argv = vec!["openmesh"];
     argv.extend_from_slice(args);
     argv.extend_from_slice(&["-o", "json"]);
@@ -114,6 +114,57 @@ fn catalog_listings() {
         &c,
         "compare",
         &["compare", "do-small", "vultr-vc2-1", "hive-gpu"],
+    );
+    pin(&c, "template-show", &["template", "show", "do-small"]);
+    pin(&c, "template-show-eur", &["template", "show", "scw-dev1-m"]);
+    pin(&c, "catalog-status", &["catalog", "status"]);
+    let exported = c.home().join("exported");
+    let dir = exported.to_str().unwrap();
+    let out = c.run_args(&["openmesh", "catalog", "export", dir]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let valid = pin(&c, "catalog-validate", &["catalog", "validate", dir]);
+    assert_eq!(valid["valid"], true, "{valid}");
+}
+
+#[test]
+fn credentials_and_state() {
+    let c = capsule();
+    pin(&c, "provider-show", &["provider", "show", "digitalocean"]);
+    pin(
+        &c,
+        "provider-configure",
+        &[
+            "provider",
+            "configure",
+            "digitalocean",
+            "--api-key",
+            "dop_v1_schema",
+        ],
+    );
+    pin(
+        &c,
+        "provider-remove",
+        &["provider", "remove", "digitalocean"],
+    );
+    pin(&c, "state-info", &["state", "info"]);
+    let path = c.home().join("nodes.csv");
+    std::fs::write(&path, INVENTORY).unwrap();
+    pin(
+        &c,
+        "inventory-import",
+        &["inventory", "import", path.to_str().unwrap()],
+    );
+    pin(&c, "inventory-show", &["inventory", "show", "beta"]);
+    pin(
+        &c,
+        "history-clean",
+        &["history", "clean", "--older-than", "30d", "--dry-run"],
+    );
+    let copy = c.home().join("copy.db");
+    pin(
+        &c,
+        "state-migrate",
+        &["state", "migrate", "--to", copy.to_str().unwrap()],
     );
 }
 
@@ -189,4 +240,47 @@ fn deploy_nodes_and_sync() {
     );
     let findings = pin(&c, "sync-findings", &["sync", "--provider", "digitalocean"]);
     assert_eq!(findings[0]["finding"], "orphan", "{findings}");
+    pin(
+        &c,
+        "provider-verify",
+        &["provider", "verify", "digitalocean"],
+    );
+    let deploy_id = deploy_id_of(&c, "schema-1");
+    let store = capsule::state::open(c.home()).expect("store");
+    store
+        .set_expiries(&[(deploy_id, "2020-01-01T00:00:00Z".to_string())])
+        .expect("expiry");
+    drop(store);
+    let due = pin(&c, "reap-dry-run", &["reap", "--dry-run"]);
+    assert_eq!(due[0]["name"], "schema-1", "{due}");
+    mock.settle();
+    pin(&c, "stop", &["stop", "schema-1", "--yes"]);
+}
+
+/// The deploy id of a recorded node, from the inventory.
+fn deploy_id_of(c: &Capsule, name: &str) -> String {
+    let out = c.run_args(&["openmesh", "inventory", "-o", "json"]);
+    let rows = out.json();
+    let row = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == name))
+        .unwrap_or_else(|| panic!("{name} not in {rows}"));
+    row["deploy_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn xnode_reinstall() {
+    let mock = MockServer::start(Provider::Linode, MockConfig::default());
+    let id = mock.add_node(NodeSpec::named("ln1"));
+    let c = against(capsule(), &[&mock]);
+    let target = format!("linode:{id}");
+    let owner = "0xABCDEF0123456789abcdef0123456789ABCDEF01";
+    let args = ["reinstall", &target, "--xnode", "--owner", owner];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let planned = pin(&c, "reinstall-dry-run", &dry);
+    assert_eq!(planned["dry_run"], true, "{planned}");
+    let mut run = args.to_vec();
+    run.push("--yes");
+    pin(&c, "reinstall", &run);
 }

@@ -610,9 +610,8 @@ fn wait_ready_reaches_the_login_redirect_stage() {
     assert_eq!(rows[0]["status"], "running", "{rows}");
     assert_eq!(rows[0]["ipv4"], "127.0.0.1", "{rows}");
     // status --probe observes the same stage.
-    let st = c.run_args(&["openmesh", "status", "ready1", "--probe", "-o", "json"]);
-    assert_eq!(st.code, 0, "{}", st.stderr);
-    assert_eq!(st.json()[0]["stage"], "protected");
+    let st = crate::schemas::pin(&c, "status-probe", &["status", "ready1", "--probe"]);
+    assert_eq!(st[0]["stage"], "protected");
 }
 
 #[test]

@@ -35,20 +35,60 @@ use crate::state::lifecycle::{self, ResumeStep};
 use crate::state::{
     self, Action, Created, Failure, NewNode, NodeRecord, NodeStatus, Outcome, Store,
 };
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::explain::{smart_plan, Explanation};
+use crate::explain::{smart_plan, Explanation, ExplanationJson};
 
-fn placement_json(pl: &Placement) -> Value {
-    json!({
-        "name": pl.name, "provider": pl.provider, "template": pl.template, "region": pl.region,
-        "price_hourly": pl.hourly, "price_monthly": pl.monthly,
-        "price_hourly_usd": (pl.hourly_usd * 1e5).round() / 1e5, "price_monthly_usd": (pl.monthly_usd * 100.0).round() / 100.0,
-    })
+/// `deploy --dry-run -o json` (`golden/schema/deploy-dry-run.json`), and the answer of a smart
+/// deploy that nothing fits (`dry_run` left out, no nodes).
+#[derive(Debug, Serialize)]
+struct DryRun<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dry_run: Option<bool>,
+    plan: Option<ExplanationJson<'a>>,
+    nodes: Vec<DryRunNode<'a>>,
+}
+
+/// One node a dry run would create: where, for how much, and the requests it would send.
+#[derive(Debug, Serialize)]
+struct DryRunNode<'a> {
+    name: &'a str,
+    provider: &'a str,
+    template: &'a str,
+    region: &'a str,
+    price_hourly: f64,
+    price_monthly: f64,
+    price_hourly_usd: f64,
+    price_monthly_usd: f64,
+    requests: &'a [RenderedRequest],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_data: Option<&'a str>,
+}
+
+impl<'a> DryRunNode<'a> {
+    fn of(
+        pl: &'a Placement,
+        requests: &'a [RenderedRequest],
+        user_data: Option<&'a str>,
+    ) -> DryRunNode<'a> {
+        DryRunNode {
+            name: &pl.name,
+            provider: &pl.provider,
+            template: &pl.template,
+            region: &pl.region,
+            price_hourly: pl.hourly,
+            price_monthly: pl.monthly,
+            price_hourly_usd: (pl.hourly_usd * 1e5).round() / 1e5,
+            price_monthly_usd: (pl.monthly_usd * 100.0).round() / 100.0,
+            requests,
+            user_data,
+        }
+    }
 }
 
 pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
@@ -69,7 +109,11 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
     }
     if plan.placements.is_empty() {
         if json_out {
-            let v = json!({"plan": plan.explanation.as_ref().map(Explanation::json), "nodes": []});
+            let v = DryRun {
+                dry_run: None,
+                plan: plan.explanation.as_ref().map(Explanation::json),
+                nodes: Vec::new(),
+            };
             writeln!(stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
         }
         return Ok(ExitCode::from(1));
@@ -188,18 +232,14 @@ fn dry_run(
     }
     let mut out = stdout();
     if ctx.format() == OutputFormat::Json {
-        let nodes: Vec<Value> = items
-            .iter()
-            .map(|(pl, reqs, ud)| {
-                let mut v = placement_json(pl);
-                v["requests"] = json!(reqs);
-                if let Some(ud) = ud {
-                    v["user_data"] = json!(ud);
-                }
-                v
-            })
-            .collect();
-        let v = json!({"dry_run": true, "plan": plan.explanation.as_ref().map(Explanation::json), "nodes": nodes});
+        let v = DryRun {
+            dry_run: Some(true),
+            plan: plan.explanation.as_ref().map(Explanation::json),
+            nodes: items
+                .iter()
+                .map(|(pl, reqs, ud)| DryRunNode::of(pl, reqs, ud.as_deref()))
+                .collect(),
+        };
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         for (pl, reqs, ud) in &items {

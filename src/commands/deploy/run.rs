@@ -469,7 +469,7 @@ pub(super) fn run_jobs(
     let failover = moves.failover;
     let explanation = explanation.map(|mut e| {
         if let Some(f) = &failover {
-            e.attempts = f.attempts_json();
+            e.attempts = f.attempts().to_vec();
         }
         e
     });
