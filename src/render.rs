@@ -27,7 +27,8 @@ pub enum Kind {
     Num,
     /// A list, joined with `, ` (`;` in CSV).
     List,
-    /// A status word, coloured on a terminal (running green, stopped yellow, error red).
+    /// A status word: never cut to fit, and coloured on a terminal by the column's
+    /// [`Column::toned`] function.
     Status,
     /// An RFC 3339 timestamp, read as an age in tables (`3h ago`); JSON and CSV keep the timestamp.
     Age,
@@ -50,6 +51,22 @@ pub struct Column {
     /// Shown unless `--columns` chooses; an extra column (`false`) only declares how a key
     /// reads when `--columns` asks for it.
     pub shown: bool,
+    /// The colour a cell's word takes on a terminal; the command knows what its words mean.
+    pub tone: Option<fn(&str) -> Tone>,
+}
+
+/// How a word reads on a terminal: the renderer has colours, not words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    /// Green: all is well.
+    Good,
+    /// Yellow: in between, or worth a look.
+    Warn,
+    /// Red: failed or gone wrong.
+    Bad,
+    /// Dimmed: over and done with.
+    Faint,
 }
 
 pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column {
@@ -61,6 +78,7 @@ pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column 
         ident: false,
         text: None,
         shown: true,
+        tone: None,
     }
 }
 
@@ -146,6 +164,12 @@ impl Column {
     /// Read non-null values with this function in tables and CSV.
     pub const fn text(mut self, text: fn(&Value) -> String) -> Column {
         self.text = Some(text);
+        self
+    }
+
+    /// Colour the column's words on a terminal with this function.
+    pub const fn toned(mut self, tone: fn(&str) -> Tone) -> Column {
+        self.tone = Some(tone);
         self
     }
 
@@ -588,17 +612,14 @@ fn cell_text(row: &Row, c: &Column, now: i64) -> String {
     })
 }
 
-/// The colour of a status word on a terminal.
-fn status_colour(text: &str, padded: String) -> String {
-    match text {
-        "running" | "active" | "ok" | "created" | "adopted" | "in_sync" => {
-            padded.green().to_string()
-        }
-        "pending" | "stopped" | "stopping" | "starting" | "deleting" | "provisioning" | "drift"
-        | "in_doubt" | "orphan" | "ghost" => padded.yellow().to_string(),
-        "error" | "failed" | "retired" | "rejected" => padded.red().to_string(),
-        "deleted" => padded.dimmed().to_string(),
-        _ => padded,
+/// A padded cell in its tone's colour.
+fn paint_tone(tone: Tone, padded: String) -> String {
+    match tone {
+        Tone::Plain => padded,
+        Tone::Good => padded.green().to_string(),
+        Tone::Warn => padded.yellow().to_string(),
+        Tone::Bad => padded.red().to_string(),
+        Tone::Faint => padded.dimmed().to_string(),
     }
 }
 
@@ -752,8 +773,8 @@ fn write_table(
                 p
             } else if highlight {
                 p.green().bold().to_string()
-            } else if columns[i].kind == Kind::Status {
-                status_colour(text, p)
+            } else if let Some(tone) = columns[i].tone {
+                paint_tone(tone(text), p)
             } else {
                 p
             }

@@ -67,7 +67,9 @@ const PROVIDER_COLUMNS: &[Column] = &[
     col("id", "id", Kind::Text).ident(),
     col("name", "name", Kind::Text).prio(5),
     col("kind", "kind", Kind::Text).prio(4),
-    col("status", "status", Kind::Status).prio(0),
+    col("status", "status", Kind::Status)
+        .toned(super::status_tone)
+        .prio(0),
     col("templates", "templates", Kind::Num).prio(3),
     col("regions", "regions", Kind::Num).prio(3),
     col("from/h", "price_hourly_min", Kind::Money("currency")).prio(0),

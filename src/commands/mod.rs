@@ -161,3 +161,17 @@ pub(crate) fn progress(ctx: &Ctx, len: usize, noun: &str) -> crate::engine::Prog
         noun,
     )
 }
+
+/// The colour of a status word in a table (node states, outcomes, sync findings, provider
+/// states): running green, stopped yellow, error red, deleted dimmed.
+pub(crate) fn status_tone(word: &str) -> crate::render::Tone {
+    use crate::render::Tone;
+    match word {
+        "running" | "active" | "ok" | "created" | "adopted" | "in_sync" => Tone::Good,
+        "pending" | "stopped" | "stopping" | "starting" | "deleting" | "provisioning" | "drift"
+        | "in_doubt" | "orphan" | "ghost" => Tone::Warn,
+        "error" | "failed" | "retired" | "rejected" => Tone::Bad,
+        "deleted" => Tone::Faint,
+        _ => Tone::Plain,
+    }
+}
