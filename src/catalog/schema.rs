@@ -125,6 +125,25 @@ word_enum! {
 }
 
 word_enum! {
+    /// `[provider.status] state`: where the provider is in its life.
+    pub enum LifecycleState ("lifecycle state", Invalid) {
+        /// In service.
+        Active = "active",
+        /// Still works, going away: a warning names `date` and `reason`.
+        Deprecated = "deprecated",
+        /// Gone: creates are refused, with `reason` and `suggestion`.
+        Retired = "retired",
+    }
+}
+
+impl Lifecycle {
+    /// The state's word (`active`); empty when none is declared (which validation refuses).
+    pub fn state_name(&self) -> &'static str {
+        self.state.map_or("", LifecycleState::as_str)
+    }
+}
+
+word_enum! {
     /// A CPU architecture, as the catalog spells it.
     pub enum Arch ("arch", Invalid) {
         /// 64-bit Intel and AMD.
@@ -366,9 +385,9 @@ impl Default for ProviderMeta {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lifecycle {
-    /// `active`, `deprecated` or `retired` (a retired provider refuses creates).
-    #[serde(default)]
-    pub state: String,
+    /// `active`, `deprecated` or `retired` (a retired provider refuses creates); required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<LifecycleState>,
     /// `YYYY-MM-DD` the state took effect.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub date: String,
