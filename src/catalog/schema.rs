@@ -1785,6 +1785,46 @@ path = "/get"
     }
 
     #[test]
+    fn catalog_words_are_enums_that_name_the_allowed_words() {
+        #[derive(Debug, Deserialize)]
+        struct W {
+            arch: Arch,
+            #[serde(default)]
+            unless: Vec<CommonState>,
+        }
+        let w: W = toml::from_str("arch = \"arm64\"\nunless = [\"stopped\"]").unwrap();
+        assert_eq!(
+            (w.arch, w.unless),
+            (Arch::Arm64, vec![CommonState::Stopped])
+        );
+        let e = toml::from_str::<W>("arch = \"sparc\"").unwrap_err();
+        assert!(
+            e.message()
+                .contains("arch 'sparc' is not valid — use one of: x86_64, arm64"),
+            "{e}"
+        );
+        let e = toml::from_str::<W>("arch = \"x86_64\"\nunless = [\"stoped\"]").unwrap_err();
+        assert!(
+            e.message()
+                .contains("unknown state 'stoped' — did you mean 'stopped'?"),
+            "{e}"
+        );
+        // Case matters, as in the catalog; the words read back from the pre-digested JSON.
+        assert!("Running".parse::<CommonState>().is_err());
+        for s in CommonState::ALL {
+            let json = serde_json::to_string(s).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<CommonState>(&json).unwrap(), *s);
+        }
+        let map: BTreeMap<CommonState, Vec<String>> =
+            toml::from_str("running = [\"active\"]").unwrap();
+        assert_eq!(map[&CommonState::Running], ["active"]);
+        assert!(toml::from_str::<BTreeMap<CommonState, Vec<String>>>("runing = []").is_err());
+        assert_eq!(SshKeyMode::default(), SshKeyMode::KeyId);
+        assert_eq!(ProviderKind::WORDS, ["cloud", "bare-metal", "mixed"]);
+    }
+
+    #[test]
     fn an_action_id_is_one_pointer_or_a_list() {
         let one: ActionPoll = toml::from_str("id = \"/a/id\"").unwrap();
         assert_eq!(one.id, ["/a/id"]);
