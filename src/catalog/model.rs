@@ -104,7 +104,7 @@ impl ProviderEntry {
     }
 
     pub fn is_retired(&self) -> bool {
-        self.meta.status.state == "retired"
+        self.meta.status.state == Some(super::schema::LifecycleState::Retired)
     }
 
     pub fn currency(&self) -> &str {

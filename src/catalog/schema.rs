@@ -125,6 +125,25 @@ word_enum! {
 }
 
 word_enum! {
+    /// `[provider.status] state`: where the provider is in its life.
+    pub enum LifecycleState ("lifecycle state", Invalid) {
+        /// In service.
+        Active = "active",
+        /// Still works, going away: a warning names `date` and `reason`.
+        Deprecated = "deprecated",
+        /// Gone: creates are refused, with `reason` and `suggestion`.
+        Retired = "retired",
+    }
+}
+
+impl Lifecycle {
+    /// The state's word (`active`); empty when none is declared (which validation refuses).
+    pub fn state_name(&self) -> &'static str {
+        self.state.map_or("", LifecycleState::as_str)
+    }
+}
+
+word_enum! {
     /// A CPU architecture, as the catalog spells it.
     pub enum Arch ("arch", Invalid) {
         /// 64-bit Intel and AMD.
@@ -366,9 +385,9 @@ impl Default for ProviderMeta {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lifecycle {
-    /// `active`, `deprecated` or `retired` (a retired provider refuses creates).
-    #[serde(default)]
-    pub state: String,
+    /// `active`, `deprecated` or `retired` (a retired provider refuses creates); required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<LifecycleState>,
     /// `YYYY-MM-DD` the state took effect.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub date: String,
@@ -1763,6 +1782,46 @@ path = "/get"
         // The pre-digested catalog reads back the same.
         let json = serde_json::to_string(&page).unwrap();
         assert_eq!(serde_json::from_str::<Paging>(&json).unwrap(), page);
+    }
+
+    #[test]
+    fn catalog_words_are_enums_that_name_the_allowed_words() {
+        #[derive(Debug, Deserialize)]
+        struct W {
+            arch: Arch,
+            #[serde(default)]
+            unless: Vec<CommonState>,
+        }
+        let w: W = toml::from_str("arch = \"arm64\"\nunless = [\"stopped\"]").unwrap();
+        assert_eq!(
+            (w.arch, w.unless),
+            (Arch::Arm64, vec![CommonState::Stopped])
+        );
+        let e = toml::from_str::<W>("arch = \"sparc\"").unwrap_err();
+        assert!(
+            e.message()
+                .contains("arch 'sparc' is not valid — use one of: x86_64, arm64"),
+            "{e}"
+        );
+        let e = toml::from_str::<W>("arch = \"x86_64\"\nunless = [\"stoped\"]").unwrap_err();
+        assert!(
+            e.message()
+                .contains("unknown state 'stoped' — did you mean 'stopped'?"),
+            "{e}"
+        );
+        // Case matters, as in the catalog; the words read back from the pre-digested JSON.
+        assert!("Running".parse::<CommonState>().is_err());
+        for s in CommonState::ALL {
+            let json = serde_json::to_string(s).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<CommonState>(&json).unwrap(), *s);
+        }
+        let map: BTreeMap<CommonState, Vec<String>> =
+            toml::from_str("running = [\"active\"]").unwrap();
+        assert_eq!(map[&CommonState::Running], ["active"]);
+        assert!(toml::from_str::<BTreeMap<CommonState, Vec<String>>>("runing = []").is_err());
+        assert_eq!(SshKeyMode::default(), SshKeyMode::KeyId);
+        assert_eq!(ProviderKind::WORDS, ["cloud", "bare-metal", "mixed"]);
     }
 
     #[test]

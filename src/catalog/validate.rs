@@ -5,7 +5,9 @@
 
 use super::diagnostic::{closest, Seg};
 use super::model::{Catalog, ProviderEntry};
-use super::schema::{Api, Auth, ErrorShape, Field, Operation, Template, XnodeBootstrap};
+use super::schema::{
+    Api, Auth, ErrorShape, Field, LifecycleState, Operation, Template, XnodeBootstrap,
+};
 use std::collections::BTreeSet;
 
 /// The entity a problem is about.
@@ -30,7 +32,6 @@ pub struct Problem {
     pub on_key: bool,
 }
 
-pub const LIFECYCLES: &[&str] = &["active", "deprecated", "retired"];
 pub const CONTINENTS: &[&str] = &[
     "north-america",
     "south-america",
@@ -252,25 +253,23 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
     if m.kind.is_none() {
         c.required(&e, &what, "kind", "");
     }
-    c.one_of(
-        &e,
-        &["status", "state"],
-        "lifecycle state",
-        &m.status.state,
-        LIFECYCLES,
-    );
-    if m.status.state == "deprecated" || m.status.state == "retired" {
-        if m.status.date.is_empty() || m.status.reason.is_empty() {
-            c.push(
-                &e,
-                &["status"],
-                format!(
-                    "a {} provider needs status.date and status.reason",
-                    m.status.state
-                ),
-            );
-        } else {
-            check_date(c, &e, &["status", "date"], &m.status.date);
+    match m.status.state {
+        None => c.push(
+            &e,
+            &["status"],
+            format!("provider '{}' is missing required key 'status.state'", m.id),
+        ),
+        Some(LifecycleState::Active) => {}
+        Some(state) => {
+            if m.status.date.is_empty() || m.status.reason.is_empty() {
+                c.push(
+                    &e,
+                    &["status"],
+                    format!("a {state} provider needs status.date and status.reason"),
+                );
+            } else {
+                check_date(c, &e, &["status", "date"], &m.status.date);
+            }
         }
     }
     if !m.prices_as_of.is_empty() {
@@ -567,6 +566,8 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
         }
     }
     check_refusals(c, &e, &api.errors);
+    // A raw value means one state: listed under two, the first in state order would win silently.
+    let mut seen: std::collections::BTreeMap<String, &str> = Default::default();
     for (state, raws) in &api.status {
         if raws.is_empty() {
             c.push(
@@ -574,6 +575,22 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
                 &["status", state.as_str()],
                 format!("status.{state} lists no raw values"),
             );
+        }
+        for raw in raws {
+            let norm: String = raw
+                .chars()
+                .filter(|c| *c != '-' && *c != '_')
+                .flat_map(char::to_lowercase)
+                .collect();
+            if let Some(other) = seen.insert(norm, state.as_str()) {
+                c.push(
+                    &e,
+                    &["status", state.as_str()],
+                    format!(
+                        "raw status '{raw}' is listed under both status.{other} and status.{state} — a raw value means one state"
+                    ),
+                );
+            }
         }
     }
     let mb = api.limits.max_body_mb;

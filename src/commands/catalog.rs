@@ -189,7 +189,7 @@ fn provider_row<'a>(ctx: &'a Ctx, p: &'a ProviderEntry) -> anyhow::Result<Provid
         id: p.id(),
         name: &p.meta.name,
         kind: p.meta.kind.map_or("", |k| k.as_str()),
-        status: &status.state,
+        status: status.state_name(),
         status_date: nonempty(&status.date),
         status_reason: nonempty(&status.reason),
         templates: ts.len(),

@@ -1010,7 +1010,7 @@ fn trust(ctx: &Ctx, now: i64) -> Section {
         let status = if p.is_retired() {
             format!("retired {}", m.status.date)
         } else {
-            m.status.state.clone()
+            m.status.state_name().to_string()
         };
         let label = if p.is_retired() {
             format!("{} (retired)", p.id())
