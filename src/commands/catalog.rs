@@ -526,7 +526,7 @@ pub fn template_show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
             })
             .collect(),
         prices_as_of: &p.meta.prices_as_of,
-        provider_status: &p.meta.status.state,
+        provider_status: p.meta.status.state_name(),
         usd_rate: rate,
         usd_rate_as_of: ctx
             .catalog
@@ -2056,7 +2056,7 @@ fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             let refreshed = ctx.catalog.refreshed.get(p.id());
             render::Row::of(&PriceStatus {
                 provider: p.id(),
-                status: &p.meta.status.state,
+                status: p.meta.status.state_name(),
                 layer: if refreshed.is_some() {
                     "refreshed"
                 } else {
