@@ -13,8 +13,15 @@
 //!   `templates --min-cpu 4 --min-memory 8 --limit 5` on the refreshed catalog against the same
 //!   command with `--embedded-only` (the baseline, same run), median of `REFRESH_RUNS` (20).
 //!
+//! - The refresh is run `REFRESH_RSS_RUNS` (3) times, each in a fresh home; the median wall,
+//!   CPU (user + sys) and peak RSS are shown. With `REFRESH_BASELINE_BIN` (another capsule
+//!   binary, e.g. a build of an earlier commit) its refresh is run as many times, alternating
+//!   with this one against the same servers, and the ratios are shown.
+//!
 //! Run: `cargo bench --bench refresh` (env `REFRESH_PLANS`, `REFRESH_AWS_TYPES`,
-//! `REFRESH_RUNS`).
+//! `REFRESH_RUNS`, `REFRESH_RSS_RUNS`, `REFRESH_BASELINE_BIN`; `REFRESH_BIN` measures another
+//! binary than this build's; `REFRESH_WRAP`, e.g. `heaptrack -o /tmp/refresh`, runs the
+//! refresh under a profiler).
 
 #[path = "../tests/it/support/mock/prices.rs"]
 #[allow(dead_code)]
@@ -84,10 +91,18 @@ fn start_inventory(per: usize) -> String {
     url
 }
 
-/// A capsule command in `home`, pointed at the servers, with every provider's credentials.
-fn capsule(home: &std::path::Path, prices: &str, inventory: &str, aws: &str) -> Command {
+/// A capsule command (`bin`, under `wrap` if not empty) in `home`, pointed at the servers, with
+/// every provider's credentials.
+fn capsule(
+    bin: &str,
+    wrap: &[String],
+    home: &std::path::Path,
+    prices: &str,
+    inventory: &str,
+    aws: &str,
+) -> Command {
     let mut c = Command::new("/usr/bin/time");
-    c.args(["-f", "%M", env!("CARGO_BIN_EXE_capsule")]);
+    c.args(["-f", "%U %S %M"]).args(wrap).arg(bin);
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CAPSULE_HOME", home)
@@ -120,21 +135,70 @@ fn capsule(home: &std::path::Path, prices: &str, inventory: &str, aws: &str) -> 
     c
 }
 
-/// Run once: wall time, peak RSS in KB, stdout.
-fn run(mut c: Command, args: &[&str]) -> (Duration, u64, String) {
+/// One whole-process run: wall, CPU time (user + sys), peak RSS in KB.
+#[derive(Clone, Copy)]
+struct Cost {
+    wall: Duration,
+    cpu: f64,
+    rss: u64,
+}
+
+/// Run once: the cost, stdout.
+fn run(mut c: Command, args: &[&str]) -> (Cost, String) {
     c.args(args).stdin(Stdio::null());
     let t = Instant::now();
     let out = c.output().expect("run capsule");
     let wall = t.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?} failed: {stderr}");
-    let rss = stderr
+    let last: Vec<f64> = stderr
         .lines()
         .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
-    (wall, rss, String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let (cpu, rss) = match last[..] {
+        [u, s, m] => (u + s, m as u64),
+        _ => (0.0, 0),
+    };
+    (
+        Cost { wall, cpu, rss },
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
+
+/// The median of each figure of `runs` (each figure on its own).
+fn median_cost(runs: &[Cost]) -> Cost {
+    let mut wall: Vec<Duration> = runs.iter().map(|c| c.wall).collect();
+    let mut cpu: Vec<f64> = runs.iter().map(|c| c.cpu).collect();
+    let mut rss: Vec<u64> = runs.iter().map(|c| c.rss).collect();
+    cpu.sort_by(f64::total_cmp);
+    rss.sort();
+    Cost {
+        wall: median(std::mem::take(&mut wall)),
+        cpu: cpu[cpu.len() / 2],
+        rss: rss[rss.len() / 2],
+    }
+}
+
+fn show(c: &Cost) -> String {
+    format!(
+        "{:.0} ms wall, {:.2} s CPU, {:.1} MB peak RSS",
+        ms(c.wall),
+        c.cpu,
+        c.rss as f64 / 1024.0
+    )
+}
+
+const REFRESH: &[&str] = &[
+    "openmesh",
+    "catalog",
+    "refresh",
+    "--all-plans",
+    "-o",
+    "json",
+];
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -163,37 +227,59 @@ fn main() {
         page_cap: 100,
         ..Default::default()
     });
-    let home = tempfile::tempdir().expect("temp home");
-    let cmd = || capsule(home.path(), &server.url, &inventory, &aws.url);
-
-    let (wall, rss, _) = run(
-        cmd(),
-        &[
-            "openmesh",
-            "catalog",
-            "refresh",
-            "--all-plans",
-            "-o",
-            "json",
-        ],
-    );
+    let this = std::env::var("REFRESH_BIN").unwrap_or(env!("CARGO_BIN_EXE_capsule").to_string());
+    let baseline_bin = std::env::var("REFRESH_BASELINE_BIN").ok();
+    let wrap: Vec<String> = std::env::var("REFRESH_WRAP")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let rss_runs = env_num("REFRESH_RSS_RUNS", 3).max(1);
+    let refresh = |bin: &str| -> (Cost, tempfile::TempDir) {
+        let home = tempfile::tempdir().expect("temp home");
+        let c = capsule(bin, &wrap, home.path(), &server.url, &inventory, &aws.url);
+        (run(c, REFRESH).0, home)
+    };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut home = None;
+    for _ in 0..rss_runs {
+        if let Some(b) = &baseline_bin {
+            theirs.push(refresh(b).0);
+        }
+        let (c, h) = refresh(&this);
+        ours.push(c);
+        home = Some(h);
+    }
+    let home = home.expect("one refresh");
     let pages = aws.seen().len();
     let layer = std::fs::metadata(home.path().join("catalog/layer.json"))
         .map(|m| m.len())
         .unwrap_or(0);
+    let cost = median_cost(&ours);
     println!(
-        "refresh --all-plans ({plans} extra plans a list; AWS {} instance types x {} regions in {pages} GetProducts pages): {:.0} ms wall, {:.1} MB peak RSS, layer {:.1} MB",
+        "refresh --all-plans ({plans} extra plans a list; AWS {} instance types x {} regions in {} GetProducts pages a refresh), median of {rss_runs}: {}, layer {:.1} MB",
         aws_types + 4,
         aws_pricing::REGIONS.len(),
-        ms(wall),
-        rss as f64 / 1024.0,
+        pages / (rss_runs * (1 + usize::from(baseline_bin.is_some()))),
+        show(&cost),
         layer as f64 / 1e6
     );
+    if let Some(b) = &baseline_bin {
+        let base = median_cost(&theirs);
+        println!(
+            "  baseline {b} (same run, alternating): {}; this/baseline: wall {:.2}, CPU {:.2}, peak RSS {:.2}",
+            show(&base),
+            cost.wall.as_secs_f64() / base.wall.as_secs_f64(),
+            cost.cpu / base.cpu,
+            cost.rss as f64 / base.rss as f64
+        );
+    }
     assert!(
         pages >= aws_pricing::REGIONS.len() * (aws_types + 4).div_ceil(100),
         "AWS read in full: {pages} pages"
     );
-    let (_, _, all) = run(cmd(), &["openmesh", "templates", "-o", "json"]);
+    let cmd = || capsule(&this, &[], home.path(), &server.url, &inventory, &aws.url);
+    let (_, all) = run(cmd(), &["openmesh", "templates", "-o", "json"]);
     let all: Value = serde_json::from_str(&all).expect("templates JSON");
     let offers: u64 = all
         .as_array()
@@ -222,10 +308,10 @@ fn main() {
     baseline.push("--embedded-only");
     let (mut base, mut refreshed, mut peak) = (Vec::new(), Vec::new(), 0);
     for _ in 0..runs {
-        base.push(run(cmd(), &baseline).0);
-        let (w, rss, _) = run(cmd(), &query);
-        refreshed.push(w);
-        peak = peak.max(rss);
+        base.push(run(cmd(), &baseline).0.wall);
+        let (c, _) = run(cmd(), &query);
+        refreshed.push(c.wall);
+        peak = peak.max(c.rss);
     }
     let (b, r) = (median(base), median(refreshed));
     println!(

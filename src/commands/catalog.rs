@@ -1613,7 +1613,13 @@ fn fetch_prices(
             Err(e) => failed.push((p.id().to_string(), e.to_string())),
         }
     }
-    let rt = ctx.runtime()?;
+    // The lists are read on this one thread, their requests still overlapping: every page is
+    // parsed and dropped in the same allocator arena, whose freed memory the layer's validation
+    // then reuses. On worker threads each arena keeps its own high-water mark, which cost the
+    // refresh about 30 MB of peak RSS (BENCHMARKS.md, issue 11).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let results = rt.block_on(crate::engine::fan_out(
         drivers,
         crate::engine::DEFAULT_LIMIT,

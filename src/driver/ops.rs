@@ -698,8 +698,67 @@ impl Driver {
                 other => vec![other],
             }
         };
+        let num = |v: &Value, f: &crate::catalog::schema::Field| {
+            tree::field(v, f)
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .filter(|x| x.is_finite() && *x > 0.0)
+        };
+        // One item as the plan it prices, as soon as it is read: the listing's pages and items
+        // are dropped as they go, so only the mapped figures of a long list are held.
+        let plan_of = |v: &Value, variant: &str| -> Option<PlanPrice> {
+            let plan = tree::field(v, &fields.plan)?;
+            // An item without the regions key says nothing about regions (not "nowhere").
+            let says_regions = !fields.regions.is_empty()
+                && tree::resolve_all(v, &fields.regions)
+                    .iter()
+                    .any(|x| x.is_array());
+            let regions = says_regions.then(|| {
+                let sold = fields.available.is_empty()
+                    || tree::text_at(v, &fields.available).is_none_or(|t| t != "false");
+                if !sold {
+                    return Vec::new();
+                }
+                tree::elements(v, &fields.regions)
+                    .into_iter()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect()
+            });
+            let region_prices = fields
+                .region_prices
+                .as_ref()
+                .map(|rp| {
+                    tree::elements(v, &rp.list)
+                        .into_iter()
+                        .filter_map(|e| {
+                            let id = tree::text_at(e, &rp.region)?;
+                            let h = tree::text_at(e, &rp.hourly)?.trim().parse::<f64>().ok()?;
+                            (h.is_finite() && h > 0.0).then_some((id, h))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let specs = fields
+                .specs
+                .iter()
+                .filter_map(|(k, ptr)| {
+                    // A number, or a number with its unit (`"8 GiB"`).
+                    let x = number_in(&tree::field(v, ptr)?, false)?;
+                    let d = fields.spec_divisors.get(k).copied().unwrap_or(1.0);
+                    (x.is_finite() && d > 0.0).then(|| (k.clone(), x / d))
+                })
+                .collect();
+            Some(PlanPrice {
+                plan,
+                hourly: num(v, &fields.hourly),
+                monthly: num(v, &fields.monthly),
+                regions,
+                region_prices,
+                specs,
+                variant: variant.to_string(),
+            })
+        };
         let mut sources: Vec<String> = Vec::new();
-        let mut items = Vec::new();
+        let mut plans: Vec<PlanPrice> = Vec::new();
         for scope in &scopes {
             let ctx = Value::Object(self.base_ctx(scope.as_deref()));
             let region_id = scope
@@ -709,7 +768,7 @@ impl Driver {
                 match (&fields.availability, fields.per_region) {
                     (Some(av), true) => {
                         let mut m = std::collections::HashMap::new();
-                        for v in self.items(&av.operation, "", &ctx).await? {
+                        self.each_item(&av.operation, "", &ctx, |v| {
                             for e in expand(v) {
                                 if let (Some(k), Some(val)) =
                                     (tree::text_at(&e, "/_key"), tree::text_at(&e, &av.value))
@@ -717,7 +776,9 @@ impl Driver {
                                     m.insert(k, val);
                                 }
                             }
-                        }
+                            Ok(())
+                        })
+                        .await?;
                         Some(m)
                     }
                     _ => None,
@@ -732,7 +793,7 @@ impl Driver {
                     sources.push(src);
                 }
                 let variant = fields.variants.get(*name).cloned().unwrap_or_default();
-                for v in self.items(name, "", &ctx).await? {
+                self.each_item(name, "", &ctx, |v| {
                     for mut e in expand(v) {
                         if let (Some(r), true, Value::Object(o)) =
                             (&region_id, fields.per_region, &mut e)
@@ -751,72 +812,14 @@ impl Driver {
                             };
                             o.insert("_regions".into(), Value::Array(regions));
                         }
-                        items.push((e, variant.clone()));
+                        plans.extend(plan_of(&e, &variant));
                     }
-                }
+                    Ok(())
+                })
+                .await?;
             }
         }
         let source = sources.join(", ");
-        let num = |v: &Value, f: &crate::catalog::schema::Field| {
-            tree::field(v, f)
-                .and_then(|t| t.trim().parse::<f64>().ok())
-                .filter(|x| x.is_finite() && *x > 0.0)
-        };
-        let plans: Vec<PlanPrice> = items
-            .iter()
-            .filter_map(|(v, variant)| {
-                let plan = tree::field(v, &fields.plan)?;
-                // An item without the regions key says nothing about regions (not "nowhere").
-                let says_regions = !fields.regions.is_empty()
-                    && tree::resolve_all(v, &fields.regions)
-                        .iter()
-                        .any(|x| x.is_array());
-                let regions = says_regions.then(|| {
-                    let sold = fields.available.is_empty()
-                        || tree::text_at(v, &fields.available).is_none_or(|t| t != "false");
-                    if !sold {
-                        return Vec::new();
-                    }
-                    tree::elements(v, &fields.regions)
-                        .into_iter()
-                        .filter_map(|r| r.as_str().map(str::to_string))
-                        .collect()
-                });
-                let region_prices = fields
-                    .region_prices
-                    .as_ref()
-                    .map(|rp| {
-                        tree::elements(v, &rp.list)
-                            .into_iter()
-                            .filter_map(|e| {
-                                let id = tree::text_at(e, &rp.region)?;
-                                let h = tree::text_at(e, &rp.hourly)?.trim().parse::<f64>().ok()?;
-                                (h.is_finite() && h > 0.0).then_some((id, h))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let specs = fields
-                    .specs
-                    .iter()
-                    .filter_map(|(k, ptr)| {
-                        // A number, or a number with its unit (`"8 GiB"`).
-                        let x = number_in(&tree::field(v, ptr)?, false)?;
-                        let d = fields.spec_divisors.get(k).copied().unwrap_or(1.0);
-                        (x.is_finite() && d > 0.0).then(|| (k.clone(), x / d))
-                    })
-                    .collect();
-                Some(PlanPrice {
-                    plan,
-                    hourly: num(v, &fields.hourly),
-                    monthly: num(v, &fields.monthly),
-                    regions,
-                    region_prices,
-                    specs,
-                    variant: variant.clone(),
-                })
-            })
-            .collect();
         let plans = if fields.per_region {
             merge_regions(plans)
         } else {
@@ -836,6 +839,26 @@ impl Driver {
         variant: &str,
         ctx: &Value,
     ) -> Result<Vec<Value>, DriverError> {
+        let mut out = Vec::new();
+        self.each_item(name, variant, ctx, |v| {
+            out.push(v);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Every item of a listing operation, across its pages, handed to `each` while its page is
+    /// held: each page is dropped before the next one is read, so a caller that keeps only what
+    /// it maps out of an item holds one page at a time, never the whole listing. An error of
+    /// `each` ends the listing with that error.
+    pub(super) async fn each_item(
+        &self,
+        name: &str,
+        variant: &str,
+        ctx: &Value,
+        mut each: impl FnMut(Value) -> Result<(), DriverError>,
+    ) -> Result<(), DriverError> {
         let op = self
             .op(variant, name)
             .ok_or_else(|| self.no_op(name, variant))?;
@@ -847,7 +870,7 @@ impl Driver {
                 _ => prep.set_query(param, &size.to_string()),
             }
         }
-        let mut out = Vec::new();
+        let mut count: u64 = 0;
         let mut seen: HashSet<String> = HashSet::new();
         let mut page: u64 = 1;
         let mut pages = 0usize;
@@ -879,12 +902,13 @@ impl Driver {
                 .filter(|v| !matches!(v, Value::Object(m) if m.is_empty()))
                 .collect();
             let n = items.len();
-            if op.items_are_json {
-                for item in items {
-                    out.push(self.decode_item(name, item, resp.status)?);
+            count += n as u64;
+            for item in items {
+                if op.items_are_json {
+                    each(self.decode_item(name, item, resp.status)?)?;
+                } else {
+                    each(item.clone())?;
                 }
-            } else {
-                out.extend(items.into_iter().cloned());
             }
             match pg {
                 Paging::None => break,
@@ -909,7 +933,7 @@ impl Driver {
                         }
                     }
                     if let Some(total) = total_of(&resp, total) {
-                        if out.len() as u64 >= total {
+                        if count >= total {
                             break;
                         }
                     } else if *size > 0 && (n as u64) < u64::from(*size) {
@@ -971,7 +995,7 @@ impl Driver {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// One list item that is a JSON document inside a string (`items_are_json`), parsed. Anything
@@ -1789,13 +1813,34 @@ impl Driver {
             return Err(self.no_op("plan_lookup", ""));
         };
         let ctx = Value::Object(self.base_ctx(region_slug));
+        // Only the fields the lookup reads are kept of each item, as its page is read.
+        let read: Vec<&str> = [
+            &lk.id,
+            &lk.name,
+            &lk.region,
+            &lk.stock,
+            &lk.cpu,
+            &lk.memory_gb,
+            &lk.gpu,
+            &lk.hourly,
+            &lk.hourly_extra,
+        ]
+        .into_iter()
+        .chain(lk.image_by.keys())
+        .map(String::as_str)
+        .filter(|p| !p.is_empty())
+        .collect();
         let mut items = Vec::new();
         let mut sources = Vec::new();
         for name in &lk.operations {
             let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
             let prep = self.prepare(name, op, &ctx)?;
             sources.push(format!("{} {}", prep.method, prep.url));
-            items.extend(self.items(name, "", &ctx).await?);
+            self.each_item(name, "", &ctx, |v| {
+                items.push(tree::project(&v, &read));
+                Ok(())
+            })
+            .await?;
         }
         Ok((items, sources.join(", ")))
     }

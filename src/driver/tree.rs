@@ -256,6 +256,57 @@ pub fn elements<'a>(root: &'a Value, pointer: &str) -> Vec<&'a Value> {
     out
 }
 
+/// A copy of `root` holding only what `pointers` can reach, for an item kept after its page is
+/// gone: an object keeps the members a pointer names (each projected by the rest of that
+/// pointer), and the value at the end of a pointer, at a wildcard segment (`*`, `{*}`, `{*?}`),
+/// or anything that is not an object is kept whole. Every pointer (and any pointer that names
+/// no more than they do) reads the copy as it reads `root`.
+pub fn project(root: &Value, pointers: &[&str]) -> Value {
+    let paths: Vec<Vec<String>> = pointers
+        .iter()
+        .map(|p| {
+            if p.is_empty() {
+                Vec::new()
+            } else {
+                p.strip_prefix('/')
+                    .unwrap_or(p)
+                    .split('/')
+                    .map(str::to_string)
+                    .collect()
+            }
+        })
+        .collect();
+    let rests: Vec<&[String]> = paths.iter().map(Vec::as_slice).collect();
+    project_rests(root, &rests)
+}
+
+fn project_rests(v: &Value, rests: &[&[String]]) -> Value {
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
+    let whole = |r: &&[String]| match r.first() {
+        None => true,
+        Some(seg) => seg == "*" || seg == MEMBERS || seg == GROUPS,
+    };
+    if rests.iter().any(whole) {
+        return v.clone();
+    }
+    let segs: Vec<String> = rests.iter().map(|r| unescape_segment(&r[0])).collect();
+    let mut out = Map::new();
+    for (k, child) in m {
+        let next: Vec<&[String]> = rests
+            .iter()
+            .zip(&segs)
+            .filter(|(_, seg)| *seg == k)
+            .map(|(r, _)| &r[1..])
+            .collect();
+        if !next.is_empty() {
+            out.insert(k.clone(), project_rests(child, &next));
+        }
+    }
+    Value::Object(out)
+}
+
 /// A scalar as text: strings as is, numbers and booleans printed; null, objects and arrays none.
 pub fn text(v: &Value) -> Option<String> {
     match v {
@@ -369,6 +420,48 @@ mod tests {
         found.sort();
         assert_eq!(found, ["pw-one", "pw-two"]);
         assert!(texts_named(&v, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_projection_reads_as_the_whole_item() {
+        let v = json!({
+            "id": 7, "name": "big", "junk": {"a": [1, 2, 3]},
+            "cpu": {"cores": 8, "threads": 16},
+            "terms": {"OnDemand": {"X.1": {"price": {"USD": "0.5"}}}, "Reserved": {"Y": 1}},
+            "list": [{"r": "a"}, {"r": "b"}], "a/b": {"c": "slash"}, "n": {"0": "z"},
+        });
+        let ptrs = [
+            "/id",
+            "/cpu/cores",
+            "/terms/OnDemand/{*}/price/USD",
+            "/list/*/r",
+            "/a~1b/c",
+            "/n/*",
+            "/missing/x",
+            "/name/deeper",
+        ];
+        let p = project(&v, &ptrs);
+        for ptr in ptrs {
+            assert_eq!(text_at(&p, ptr), text_at(&v, ptr), "{ptr}");
+            assert_eq!(reaches(&p, ptr), reaches(&v, ptr), "{ptr}");
+            assert_eq!(elements(&p, ptr), elements(&v, ptr), "{ptr}");
+        }
+        assert_eq!(
+            text_at(&p, "/terms/OnDemand/{*}/price/USD").as_deref(),
+            Some("0.5")
+        );
+        assert_eq!(
+            p,
+            json!({
+                "id": 7, "name": "big", "cpu": {"cores": 8},
+                "terms": {"OnDemand": {"X.1": {"price": {"USD": "0.5"}}}},
+                "list": [{"r": "a"}, {"r": "b"}], "a/b": {"c": "slash"}, "n": {"0": "z"},
+            })
+        );
+        // An empty pointer is the whole item; no pointer keeps no member.
+        assert_eq!(project(&v, &["", "/id"]), v);
+        assert_eq!(project(&v, &[]), json!({}));
+        assert_eq!(project(&json!("text"), &["/id"]), json!("text"));
     }
 
     #[test]
