@@ -11,7 +11,8 @@
 //!   key: tables merge key by key, any other value (a number, a string, a list) replaces the old
 //!   one. A new key adds an entity. Within one layer a key may be defined only once.
 //!
-//! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `toml`, `toml_edit`, `minijinja`.
+//! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `toml`, `toml_edit`, `minijinja`,
+//! `memchr`.
 
 use super::diagnostic::{closest, locate, Diagnostic, Diagnostics, Seg, SourceFile};
 use super::model::{Catalog, ProviderEntry};
@@ -89,20 +90,15 @@ const CHUNKED_PARSE_BYTES: usize = 256 * 1024;
 fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
     let text = &file.text;
     let chunkable = text.len() >= CHUNKED_PARSE_BYTES
-        && !text.contains("\"\"\"")
-        && !text.contains("'''")
-        && text
-            .lines()
-            .filter(|l| l.trim_start().starts_with('['))
-            .all(|l| l.trim() == "[[templates]]");
+        && memchr::memmem::find(text.as_bytes(), b"\"\"\"").is_none()
+        && memchr::memmem::find(text.as_bytes(), b"'''").is_none()
+        && only_template_headers(text);
     if !chunkable {
         return toml::from_str(text).map_err(|e| toml_error(file, &e, 0));
     }
     let mut doc = FileDoc::default();
-    let mut starts: Vec<usize> = text
-        .match_indices("[[templates]]")
-        .filter(|(i, _)| *i == 0 || text.as_bytes()[i - 1] == b'\n')
-        .map(|(i, _)| i)
+    let mut starts: Vec<usize> = memchr::memmem::find_iter(text.as_bytes(), b"[[templates]]")
+        .filter(|i| *i == 0 || text.as_bytes()[i - 1] == b'\n')
         .collect();
     if starts.first() != Some(&0) {
         starts.insert(0, 0);
@@ -136,6 +132,26 @@ fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
         doc.templates.extend(r?);
     }
     Ok(doc)
+}
+
+/// Whether every line whose first non-blank character is `[` is `[[templates]]` (the file
+/// holds no other table). The same as testing each of `text.lines()`, without visiting the
+/// lines that hold no `[`.
+fn only_template_headers(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut after = 0; // lines before this offset are known
+    for i in memchr::memchr_iter(b'[', bytes) {
+        if i < after {
+            continue;
+        }
+        let start = memchr::memrchr(b'\n', &bytes[..i]).map_or(0, |n| n + 1);
+        let end = memchr::memchr(b'\n', &bytes[i..]).map_or(bytes.len(), |n| i + n);
+        after = end;
+        if text[start..i].trim_start().is_empty() && text[start..end].trim() != "[[templates]]" {
+            return false;
+        }
+    }
+    true
 }
 
 /// `work` on every item, one scoped thread each, results in input order. A worker that panics
@@ -874,7 +890,28 @@ fn place(
 
 #[cfg(test)]
 mod tests {
-    use super::{apply_permutation, on_threads};
+    use super::{apply_permutation, on_threads, only_template_headers};
+
+    #[test]
+    fn template_headers_are_found_as_line_by_line() {
+        let by_lines = |t: &str| {
+            t.lines()
+                .filter(|l| l.trim_start().starts_with('['))
+                .all(|l| l.trim() == "[[templates]]")
+        };
+        for text in [
+            "",
+            "[[templates]]\nid = \"a\"\nregions = [\"x\", \"y\"]\n",
+            "  [[templates]]  \r\nid = 1\n\n[[templates]]",
+            "[[templates]]\n[provider]\n",
+            "id = 1\n   [api]\n",
+            "a = [1]\n\t[[templates]]\n[[templatesx]]\n",
+            "[[templates]] # note\n",
+            "x = \"[\"\n\u{3000}[[templates]]\n[",
+        ] {
+            assert_eq!(only_template_headers(text), by_lines(text), "{text:?}");
+        }
+    }
 
     #[test]
     fn a_worker_that_panics_is_an_error_not_a_missing_chunk() {

@@ -30,6 +30,25 @@ pub struct ProviderEntry {
 }
 
 impl Catalog {
+    /// A copy of everything but the templates (which are left empty).
+    pub fn clone_without_templates(&self) -> Catalog {
+        // Destructured in full: a field added to `Catalog` must be decided on here.
+        let Catalog {
+            providers,
+            templates: _,
+            rates,
+            bootstrap,
+            refreshed,
+        } = self;
+        Catalog {
+            providers: providers.clone(),
+            templates: Vec::new(),
+            rates: rates.clone(),
+            bootstrap: bootstrap.clone(),
+            refreshed: refreshed.clone(),
+        }
+    }
+
     pub fn provider(&self, id: &str) -> Option<&ProviderEntry> {
         self.providers
             .iter()
