@@ -10,10 +10,11 @@
 //! password.
 
 use super::columns::Value;
-use super::sql::{self, Db};
+use super::sql::{self, Db, WithChildren};
 use crate::error::bad_input;
 use anyhow::{anyhow, Context as _};
 use postgres::types::{FromSql, IsNull, ToSql, Type};
+use postgres::IsolationLevel;
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -707,6 +708,87 @@ impl Db for PgStore {
                 f(row_values(r)?)?;
             }
         }
+        tx.commit().map_err(err)
+    }
+
+    fn query_each_merged(
+        &self,
+        parents: &str,
+        children: &str,
+        args: &[Value],
+        f: &mut WithChildren<'_>,
+    ) -> anyhow::Result<()> {
+        let inside_runtime = tokio::runtime::Handle::try_current().is_ok();
+        if self.in_tx.get() || inside_runtime {
+            // Whole results: inside the caller's transaction, or in a read-only one of their own
+            // (one snapshot for both) when a runtime is running on this thread.
+            let in_tx = self.in_tx.get();
+            let (p, c) = self.with(|cl| {
+                if in_tx {
+                    return Ok((
+                        cl.query(parents, &params(args))?,
+                        cl.query(children, &params(args))?,
+                    ));
+                }
+                let mut tx = cl
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?;
+                let p = tx.query(parents, &params(args))?;
+                let c = tx.query(children, &params(args))?;
+                tx.commit()?;
+                Ok((p, c))
+            })?;
+            let (mut p, mut c) = (p.iter(), c.iter());
+            return sql::merge_by_key(
+                &mut |cursor| {
+                    let rows = match cursor {
+                        sql::Cursor::Parents => &mut p,
+                        sql::Cursor::Children => &mut c,
+                    };
+                    rows.next().map(row_values).transpose()
+                },
+                f,
+            );
+        }
+        // Two portals in one read-only snapshot, each read a batch at a time as the merge
+        // needs it.
+        let mut guard = self.client.try_borrow_mut().map_err(|_| {
+            anyhow!("the team state connection is busy with a read that is still streaming")
+        })?;
+        let client = guard
+            .as_mut()
+            .ok_or_else(|| anyhow!("the team state connection is closed"))?;
+        let shown = self.url.redacted();
+        let err = |e| db_error(&shown, e);
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(err)?;
+        let portals = [
+            tx.bind(parents, &params(args)).map_err(err)?,
+            tx.bind(children, &params(args)).map_err(err)?,
+        ];
+        let mut buffers: [std::collections::VecDeque<postgres::Row>; 2] = Default::default();
+        let mut done = [false; 2];
+        sql::merge_by_key(
+            &mut |cursor| {
+                let i = match cursor {
+                    sql::Cursor::Parents => 0,
+                    sql::Cursor::Children => 1,
+                };
+                if buffers[i].is_empty() && !done[i] {
+                    let rows = tx.query_portal(&portals[i], BATCH).map_err(err)?;
+                    done[i] = rows.is_empty();
+                    buffers[i].extend(rows);
+                }
+                buffers[i].pop_front().as_ref().map(row_values).transpose()
+            },
+            f,
+        )?;
         tx.commit().map_err(err)
     }
 

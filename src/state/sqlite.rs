@@ -9,7 +9,7 @@
 
 use super::columns::Value;
 use super::schema;
-use super::sql::Db;
+use super::sql::{self, Db, WithChildren};
 use crate::error::state_error;
 use anyhow::Context as _;
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -251,6 +251,52 @@ impl Db for SqliteStore {
             f(values)?;
         }
         Ok(())
+    }
+
+    fn query_each_merged(
+        &self,
+        parents: &str,
+        children: &str,
+        args: &[Value],
+        f: &mut WithChildren<'_>,
+    ) -> anyhow::Result<()> {
+        // Both statements inside one read transaction, so they read the same snapshot.
+        let own_tx = self.conn.is_autocommit();
+        if own_tx {
+            self.conn.execute_batch("BEGIN DEFERRED")?;
+        }
+        let out = (|| {
+            let mut ps = self.conn.prepare_cached(&dialect(parents))?;
+            let mut cs = self.conn.prepare_cached(&dialect(children))?;
+            let (pn, cn) = (ps.column_count(), cs.column_count());
+            let mut prows = ps.query(params_from_iter(args))?;
+            let mut crows = cs.query(params_from_iter(args))?;
+            sql::merge_by_key(
+                &mut |cursor| {
+                    let (rows, n) = match cursor {
+                        sql::Cursor::Parents => (&mut prows, pn),
+                        sql::Cursor::Children => (&mut crows, cn),
+                    };
+                    match rows.next()? {
+                        Some(r) => Ok(Some(
+                            (0..n)
+                                .map(|i| r.get::<_, Value>(i))
+                                .collect::<rusqlite::Result<Vec<_>>>()?,
+                        )),
+                        None => Ok(None),
+                    }
+                },
+                f,
+            )
+        })();
+        if own_tx {
+            // A read transaction: ending it cannot lose anything.
+            let end = self.conn.execute_batch("COMMIT");
+            out?;
+            end?;
+            return Ok(());
+        }
+        out
     }
 
     /// IMMEDIATE: the write lock is taken up front, so a read-then-write can never fail half-way

@@ -363,3 +363,46 @@ fn resuming_a_fleet_another_machine_holds_is_refused() {
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(mock.count_creates(), 2, "nothing created twice");
 }
+
+#[test]
+fn cost_reads_the_same_on_both_backends() {
+    // Deleted nodes only, so no figure depends on the moment each command runs.
+    let csv = "deploy_id,name,provider,template,plan,region,status,price_hourly,price_monthly,currency,created_at,started_at,stopped_at,deleted_at
+c1,capped,vultr,vultr-vc2-1,vc2-1c-1gb,ewr,deleted,0.01,5,USD,2024-01-20T00:00:00Z,2024-01-20T00:00:00Z,,2024-03-05T00:00:00Z
+c2,euro,scaleway,scw-dev1-m,DEV1-M,par1,deleted,0.02,14,EUR,2024-02-10T00:00:00Z,2024-02-10T00:00:00Z,2024-02-11T00:00:00Z,2024-02-12T00:00:00Z
+c3,web,digitalocean,do-small,s-1vcpu-1gb,nyc1,deleted,0.00893,6,USD,2024-02-01T00:00:00Z,2024-02-01T00:01:00Z,2024-02-20T00:00:00Z,2024-02-21T00:00:00Z
+";
+    let local = capsule();
+    assert_eq!(import(&local, csv).code, 0);
+    let url = pg::fresh_database();
+    let up = local.run_args(&["openmesh", "state", "migrate", "--to", &url]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let team = machine(&url);
+    let window = [
+        "--since",
+        "2024-01-01",
+        "--until",
+        "2024-04-01",
+        "-o",
+        "json",
+    ];
+    for extra in [
+        &["--by", "provider"][..],
+        &["--by", "node"],
+        &["--by", "template"],
+        &["--by", "region"],
+    ] {
+        let args: Vec<&str> = ["openmesh", "cost"]
+            .iter()
+            .chain(extra)
+            .chain(&window)
+            .copied()
+            .collect();
+        let here = local.run_args(&args);
+        let there = team.run_args(&args);
+        assert_eq!(here.code, 0, "{}", here.stderr);
+        assert_eq!(there.code, 0, "{}", there.stderr);
+        assert!(here.stdout.contains("\"cost\""), "{}", here.stdout);
+        assert_eq!(here.stdout, there.stdout, "{extra:?}");
+    }
+}
