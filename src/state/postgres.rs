@@ -494,6 +494,12 @@ impl PgStore {
                 )
             })
         })?;
+        let mut client = client;
+        // capsule's queries are short scans; a plan over a 100k-node table costs enough to
+        // trigger the JIT compiler, whose compile time (about 0.3 s measured on the cost read)
+        // is more than the query saves. A server without `jit` (before PostgreSQL 11) refuses
+        // the setting, which changes nothing, so its error is ignored.
+        let _ = off_runtime(|| Ok(client.batch_execute("SET jit = off")?));
         Ok(PgStore {
             client: RefCell::new(Some(client)),
             url: url.clone(),
