@@ -155,6 +155,11 @@ mod tests {
     use super::*;
     use minijinja::context;
 
+    /// The error of rendering `source` (with no variables), which must fail.
+    fn refused(source: &str) -> RenderError {
+        render(&environment(), source, context! {}).unwrap_err()
+    }
+
     #[test]
     fn shell_quote_forms_one_word() {
         assert_eq!(shell_quote(Value::from("a b")), "'a b'");
@@ -238,13 +243,9 @@ mod tests {
 
     #[test]
     fn nested_loops_run_out_of_fuel() {
-        let env = environment();
-        let err = render(
-            &env,
+        let err = refused(
             "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
-            context! {},
-        )
-        .unwrap_err();
+        );
         assert!(err.limit);
         let err = err.message;
         assert!(err.contains("ran out of fuel"), "{err}");
@@ -252,39 +253,21 @@ mod tests {
 
     #[test]
     fn output_is_capped() {
-        let env = environment();
-        let err = render(
-            &env,
-            "{% for a in range(1000) %}{{ 'x' * 100000 }}{% endfor %}",
-            context! {},
-        )
-        .unwrap_err();
+        let err = refused("{% for a in range(1000) %}{{ 'x' * 100000 }}{% endfor %}");
         assert!(err.limit);
         assert!(err.message.contains("MB limit"), "{err}");
     }
 
     #[test]
     fn namespace_is_not_available() {
-        let env = environment();
-        let err = render(
-            &env,
-            "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
-            context! {},
-        )
-        .unwrap_err();
+        let err = refused("{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}");
         assert!(!err.limit);
         assert!(err.message.contains("namespace"), "{err}");
     }
 
     #[test]
     fn deep_macro_recursion_is_refused() {
-        let env = environment();
-        let err = render(
-            &env,
-            "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
-            context! {},
-        )
-        .unwrap_err();
+        let err = refused("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
         assert!(err.limit, "{err}");
         assert!(err.message.contains("recursion"), "{err}");
     }

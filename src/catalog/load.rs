@@ -16,9 +16,7 @@
 
 use super::diagnostic::{closest, locate, Diagnostic, Diagnostics, Seg, SourceFile};
 use super::model::{Catalog, ProviderEntry};
-use super::schema::{
-    Api, Bootstrap, CredentialField, FileDoc, ProviderMeta, Rate, Region, Template,
-};
+use super::schema::{Api, Bootstrap, FileDoc, ProviderMeta, Rate, Template};
 use super::validate::{validate, Entity, Problem};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -608,36 +606,21 @@ impl Merge {
                 diags.push(missing_provider(files, &api.origins, prov));
             }
         }
-        for k in &self.region_order {
-            let acc = &self.regions[k];
-            match catalog.providers.iter_mut().find(|p| p.meta.id == k.0) {
-                Some(p) => {
-                    if let Some(r) = typed::<Region>(files, acc, &mut diags) {
-                        p.regions.push(r);
-                    }
-                    origins.insert(
-                        Entity::Region(k.0.clone(), k.1.clone()),
-                        acc.origins.clone(),
-                    );
-                }
-                None => diags.push(missing_provider(files, &acc.origins, &k.0)),
-            }
-        }
-        for k in &self.credential_order {
-            let acc = &self.credentials[k];
-            match catalog.providers.iter_mut().find(|p| p.meta.id == k.0) {
-                Some(p) => {
-                    if let Some(c) = typed::<CredentialField>(files, acc, &mut diags) {
-                        p.credentials.push(c);
-                    }
-                    origins.insert(
-                        Entity::Credential(k.0.clone(), k.1.clone()),
-                        acc.origins.clone(),
-                    );
-                }
-                None => diags.push(missing_provider(files, &acc.origins, &k.0)),
-            }
-        }
+        let mut sections = Sections {
+            files,
+            catalog: &mut catalog,
+            origins: &mut origins,
+            diags: &mut diags,
+        };
+        sections.attach(&self.region_order, &self.regions, Entity::Region, |p| {
+            &mut p.regions
+        });
+        sections.attach(
+            &self.credential_order,
+            &self.credentials,
+            Entity::Credential,
+            |p| &mut p.credentials,
+        );
         drop(self.template_index);
         catalog.templates.reserve(self.templates.len());
         let mut template_origins = Vec::with_capacity(self.templates.len());
@@ -829,6 +812,43 @@ fn at_key(files: &[SourceFile], acc: &Acc, key: &str, message: String) -> Diagno
     let mut path = o.path.clone();
     path.push(Seg::Key(key.to_string()));
     Diagnostic::at(f, locate(&f.text, &path, true), message)
+}
+
+/// What [`Merge::build`] fills while it attaches a provider's keyed sections.
+struct Sections<'a> {
+    files: &'a [SourceFile],
+    catalog: &'a mut Catalog,
+    origins: &'a mut std::collections::HashMap<Entity, Vec<Origin>>,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+impl Sections<'_> {
+    /// Type each accumulated `(provider, key)` section in `order` and push it onto its
+    /// provider's list (chosen by `list`), recording its origins; a section whose provider is
+    /// not declared is an error.
+    fn attach<T: DeserializeOwned>(
+        &mut self,
+        order: &[(String, String)],
+        accs: &BTreeMap<(String, String), Acc>,
+        entity: fn(String, String) -> Entity,
+        list: fn(&mut ProviderEntry) -> &mut Vec<T>,
+    ) {
+        for k in order {
+            let acc = &accs[k];
+            match self.catalog.providers.iter_mut().find(|p| p.meta.id == k.0) {
+                Some(p) => {
+                    if let Some(v) = typed::<T>(self.files, acc, self.diags) {
+                        list(p).push(v);
+                    }
+                    self.origins
+                        .insert(entity(k.0.clone(), k.1.clone()), acc.origins.clone());
+                }
+                None => self
+                    .diags
+                    .push(missing_provider(self.files, &acc.origins, &k.0)),
+            }
+        }
+    }
 }
 
 fn missing_provider(files: &[SourceFile], origins: &[Origin], prov: &str) -> Diagnostic {

@@ -70,6 +70,31 @@ impl Checker {
         });
     }
 
+    /// Each name in `<table>.operations` must be an operation of `api` (`names`: its names,
+    /// for the suggestion).
+    fn operations_exist(
+        &mut self,
+        entity: &Entity,
+        table: &str,
+        operations: &[String],
+        api: &Api,
+        names: &[&str],
+    ) {
+        for (i, name) in operations.iter().enumerate() {
+            if !api.operations.contains_key(name) {
+                self.push_path(
+                    entity,
+                    vec![
+                        Seg::Key(table.into()),
+                        Seg::Key("operations".into()),
+                        Seg::Index(i),
+                    ],
+                    unknown_msg("operation", name, names),
+                );
+            }
+        }
+    }
+
     fn required(&mut self, entity: &Entity, what: &str, field: &str, value: &str) {
         if value.trim().is_empty() {
             self.out.push(Problem {
@@ -666,19 +691,7 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
                 "[api.prices] needs an operation named 'prices'".to_string(),
             );
         }
-        for (i, name) in prices.operations.iter().enumerate() {
-            if !api.operations.contains_key(name) {
-                c.push_path(
-                    &e,
-                    vec![
-                        Seg::Key("prices".into()),
-                        Seg::Key("operations".into()),
-                        Seg::Index(i),
-                    ],
-                    unknown_msg("operation", name, &names),
-                );
-            }
-        }
+        c.operations_exist(&e, "prices", &prices.operations, api, &names);
         if prices.plan == Field::default() || prices.hourly == Field::default() {
             c.push(
                 &e,
@@ -726,19 +739,7 @@ fn check_api(c: &mut Checker, p: &ProviderEntry) {
                 "[api.plan_lookup] needs operations, id and region".to_string(),
             );
         }
-        for (i, name) in lk.operations.iter().enumerate() {
-            if !api.operations.contains_key(name) {
-                c.push_path(
-                    &e,
-                    vec![
-                        Seg::Key("plan_lookup".into()),
-                        Seg::Key("operations".into()),
-                        Seg::Index(i),
-                    ],
-                    unknown_msg("operation", name, &names),
-                );
-            }
-        }
+        c.operations_exist(&e, "plan_lookup", &lk.operations, api, &names);
     }
     for (variant, ops) in &api.variants {
         for (name, op) in ops {

@@ -6,7 +6,7 @@ use super::http::{backoff, Body, Mode, Prepared, Resp};
 use super::outcome::{self, Certainty, CreateOutcome};
 use super::tree;
 use super::{Cleanup, CleanupState, Driver, Lifecycle, Node, NodeRef, NodeState, RenderedRequest};
-use crate::catalog::schema::{ActionPoll, Paging, Step};
+use crate::catalog::schema::{ActionPoll, Operation, Paging, Step};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -34,6 +34,25 @@ fn set(ctx: &mut Value, key: &str, value: impl Into<Value>) {
 }
 
 impl Driver {
+    /// The operation `name` of `variant`, or the error that the catalog describes none.
+    fn need_op(&self, variant: &str, name: &str) -> Result<&Operation, DriverError> {
+        self.op(variant, name)
+            .ok_or_else(|| self.no_op(name, variant))
+    }
+
+    /// `node` resolved (region and variant), its operation `name` (owned, as steps run on
+    /// `self` while it is in use) and the node's template context.
+    async fn node_op(
+        &self,
+        node: &NodeRef,
+        name: &str,
+    ) -> Result<(NodeRef, Operation, Value), DriverError> {
+        let node = self.resolve_ref(node).await?;
+        let op = self.need_op(&node.variant, name)?.clone();
+        let ctx = self.node_ctx(&node);
+        Ok((node, op, ctx))
+    }
+
     fn no_op(&self, name: &str, variant: &str) -> DriverError {
         let v = if variant.is_empty() {
             String::new()
@@ -170,14 +189,10 @@ impl Driver {
         self.refuse_retired()?;
         let variant = req.api_variant.as_str();
         let ctx = self.create_ctx_with(req, false)?;
-        let op = self
-            .op(variant, "create")
-            .ok_or_else(|| self.no_op("create", variant))?;
+        let op = self.need_op(variant, "create")?;
         let mut out = Vec::new();
         let step_req = |step: &Step, ctx: &Value| -> Result<RenderedRequest, DriverError> {
-            let sop = self
-                .op(variant, &step.operation)
-                .ok_or_else(|| self.no_op(&step.operation, variant))?;
+            let sop = self.need_op(variant, &step.operation)?;
             let mut c = ctx.clone();
             for (k, v) in &step.vars {
                 set(&mut c, k, v.clone());
@@ -234,13 +249,8 @@ impl Driver {
         name: &str,
         vars: &std::collections::BTreeMap<String, Value>,
     ) -> Result<(), DriverError> {
-        let node = self.resolve_ref(node).await?;
+        let (node, op, mut ctx) = self.node_op(node, name).await?;
         let variant = node.variant.as_str();
-        let op = self
-            .op(variant, name)
-            .ok_or_else(|| self.no_op(name, variant))?
-            .clone();
-        let mut ctx = self.node_ctx(&node);
         self.add_vars(&mut ctx, vars);
         // A rebuild may insist on a new root password, as a create does: one-time, scrubbed.
         let pw = random_password();
@@ -266,9 +276,7 @@ impl Driver {
         vars: &std::collections::BTreeMap<String, Value>,
     ) -> anyhow::Result<Vec<RenderedRequest>> {
         let variant = node.variant.as_str();
-        let op = self
-            .op(variant, name)
-            .ok_or_else(|| self.no_op(name, variant))?;
+        let op = self.need_op(variant, name)?;
         let mut ctx = self.node_ctx(node);
         self.add_vars(&mut ctx, vars);
         set(&mut ctx, "random_password", "(redacted)");
@@ -277,9 +285,7 @@ impl Driver {
             if !self.step_applies(step, &ctx)? {
                 continue;
             }
-            let sop = self
-                .op(variant, &step.operation)
-                .ok_or_else(|| self.no_op(&step.operation, variant))?;
+            let sop = self.need_op(variant, &step.operation)?;
             let mut c = ctx.clone();
             for (k, v) in &step.vars {
                 set(&mut c, k, v.clone());
@@ -784,7 +790,7 @@ impl Driver {
                     _ => None,
                 };
             for name in &names {
-                let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
+                let op = self.need_op("", name)?;
                 let prep = self.prepare(name, op, &ctx)?;
                 let mut url = prep.url.clone();
                 url.set_query(None);
@@ -859,9 +865,7 @@ impl Driver {
         ctx: &Value,
         mut each: impl FnMut(Value) -> Result<(), DriverError>,
     ) -> Result<(), DriverError> {
-        let op = self
-            .op(variant, name)
-            .ok_or_else(|| self.no_op(name, variant))?;
+        let op = self.need_op(variant, name)?;
         let mut prep = self.prepare(name, op, ctx)?;
         let pg = &op.paging;
         if let Some((param, size)) = pg.size() {
@@ -1126,9 +1130,7 @@ impl Driver {
     }
 
     async fn get_in(&self, node: &NodeRef) -> Result<Node, DriverError> {
-        let op = self
-            .op(&node.variant, "get")
-            .ok_or_else(|| self.no_op("get", &node.variant))?;
+        let op = self.need_op(&node.variant, "get")?;
         let ctx = self.node_ctx(node);
         match self.call_plain(&node.variant, "get", &ctx).await {
             Ok(resp) => match first_node(self.read_value("get", &op.node, &resp, false)?, &op.node)
@@ -1197,13 +1199,8 @@ impl Driver {
         follow: bool,
     ) -> Result<Vec<Cleanup>, DriverError> {
         let name = what.as_str();
-        let node = self.resolve_ref(node).await?;
+        let (node, op, mut ctx) = self.node_op(node, name).await?;
         let variant = node.variant.as_str();
-        let op = self
-            .op(variant, name)
-            .ok_or_else(|| self.no_op(name, variant))?
-            .clone();
-        let mut ctx = self.node_ctx(&node);
         // Steps that run per element of the node (`each`) read it before the operation; so does
         // any operation with cleanups, which must not be sent for a node that is not there.
         let steps = || op.before.iter().chain(&op.after).chain(&op.cleanup);
@@ -1360,9 +1357,7 @@ impl Driver {
         name: &str,
         ctx: &Value,
     ) -> Result<Resp, DriverError> {
-        let op = self
-            .op(variant, name)
-            .ok_or_else(|| self.no_op(name, variant))?;
+        let op = self.need_op(variant, name)?;
         let prep = self.prepare(name, op, ctx)?;
         self.send(&prep, Mode::Safe).await
     }
@@ -1833,7 +1828,7 @@ impl Driver {
         let mut items = Vec::new();
         let mut sources = Vec::new();
         for name in &lk.operations {
-            let op = self.op("", name).ok_or_else(|| self.no_op(name, ""))?;
+            let op = self.need_op("", name)?;
             let prep = self.prepare(name, op, &ctx)?;
             sources.push(format!("{} {}", prep.method, prep.url));
             self.each_item(name, "", &ctx, |v| {
