@@ -3,7 +3,7 @@
 
 use super::stdout;
 use crate::catalog::schema::Template;
-use crate::catalog::{self, validate::CONTINENTS, Catalog, ProviderEntry};
+use crate::catalog::{self, Catalog, ProviderEntry};
 use crate::cli::{CatalogCommand, OutputFormat, RegionsArgs, SortKey, TemplateFilter};
 use crate::context::Ctx;
 use crate::error::{bad_input, unknown};
@@ -31,12 +31,8 @@ pub fn check_providers(catalog: &Catalog, ids: &[String]) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// An unknown region or continent slug is an error with a suggestion.
-pub fn check_place(
-    catalog: &Catalog,
-    region: Option<&str>,
-    continent: Option<&str>,
-) -> anyhow::Result<()> {
+/// An unknown region slug is an error with a suggestion (`--continent` is checked by clap).
+pub fn check_region(catalog: &Catalog, region: Option<&str>) -> anyhow::Result<()> {
     if let Some(r) = region {
         if !catalog.providers.iter().any(|p| p.region(r).is_some()) {
             let all: BTreeSet<&str> = catalog
@@ -45,16 +41,6 @@ pub fn check_place(
                 .flat_map(|p| p.regions.iter().map(|r| r.id.as_str()))
                 .collect();
             return Err(unknown("region", r, all.iter().copied(), "regions"));
-        }
-    }
-    if let Some(c) = continent {
-        if !CONTINENTS.iter().any(|x| x.eq_ignore_ascii_case(c)) {
-            return Err(unknown(
-                "continent",
-                c,
-                CONTINENTS.iter().copied(),
-                "regions",
-            ));
         }
     }
     Ok(())
@@ -279,7 +265,7 @@ const TEMPLATE_CSV: &[Column] = &[
 /// The query a `templates` filter means.
 pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Query> {
     check_providers(catalog, &f.providers)?;
-    check_place(catalog, f.region.as_deref(), f.continent.as_deref())?;
+    check_region(catalog, f.region.as_deref())?;
     let gpu = match (&f.gpu_model, f.gpu) {
         (Some(m), _) => Some(GpuWant::parse(m).map_err(bad_input)?),
         (None, true) => Some(GpuWant {
@@ -292,7 +278,7 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
         xnode: None,
         providers: f.providers.clone(),
         region: f.region.clone(),
-        continent: f.continent.clone(),
+        continent: f.continent,
         min_cpu: f.min_cpu,
         min_memory: f.min_memory,
         min_storage: f.min_storage,
@@ -656,7 +642,6 @@ struct RegionRow<'a> {
 
 pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
     check_providers(&ctx.catalog, &args.providers)?;
-    check_place(&ctx.catalog, None, args.continent.as_deref())?;
     let mut rows = Vec::new();
     for p in &ctx.catalog.providers {
         if !args.providers.is_empty()
@@ -668,11 +653,7 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         for r in &p.regions {
-            if args
-                .continent
-                .as_ref()
-                .is_some_and(|c| !r.continent.eq_ignore_ascii_case(c))
-            {
+            if args.continent.is_some_and(|c| r.continent != Some(c)) {
                 continue;
             }
             let n = ctx
@@ -690,7 +671,7 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
                 },
                 city: &r.city,
                 country: &r.country,
-                continent: &r.continent,
+                continent: r.continent_name(),
                 templates: n,
             }));
         }
