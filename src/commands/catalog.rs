@@ -12,7 +12,7 @@ use crate::render::{self, col, usd, Column, Kind, Style};
 use crate::select::{self, GpuWant, Offer, Query};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -1515,6 +1515,22 @@ const REFRESH_COLUMNS: &[Column] = &[
     col("currency", "currency", Kind::Text),
 ];
 
+/// One price change of `catalog refresh` (`-o json`; `golden/refresh/*.json`).
+#[derive(Debug, Serialize)]
+struct RefreshRow {
+    provider: String,
+    template: String,
+    plan: String,
+    price_hourly_was: f64,
+    price_hourly: f64,
+    price_monthly_was: f64,
+    price_monthly: f64,
+    currency: String,
+    region_prices_was: BTreeMap<String, f64>,
+    /// The regional prices to write, when they changed (`null` otherwise).
+    region_prices: Option<BTreeMap<String, f64>>,
+}
+
 /// What one provider's price list said.
 struct Fetched {
     provider: String,
@@ -1630,7 +1646,7 @@ fn fetch_prices(
 fn refreshed_templates(
     ctx: &Ctx,
     f: &Fetched,
-) -> anyhow::Result<(Vec<Template>, Vec<Value>, Vec<String>)> {
+) -> anyhow::Result<(Vec<Template>, Vec<RefreshRow>, Vec<String>)> {
     let p = ctx.provider(&f.provider)?;
     let by_plan: std::collections::HashMap<&str, &crate::driver::PlanPrice> =
         f.list.plans.iter().map(|x| (x.plan.as_str(), x)).collect();
@@ -1714,20 +1730,24 @@ fn refreshed_templates(
         {
             // An overlay merges regional prices key by key: one the refresh dropped is set
             // back to the base price, so the old figure cannot survive the merge.
-            let regional: std::collections::BTreeMap<&String, f64> = t
+            let regional: BTreeMap<String, f64> = t
                 .region_prices
                 .keys()
-                .map(|r| (r, hourly))
-                .chain(nt.region_prices.iter().map(|(r, h)| (r, *h)))
+                .map(|r| (r.clone(), hourly))
+                .chain(nt.region_prices.iter().map(|(r, h)| (r.clone(), *h)))
                 .collect();
-            rows.push(json!({
-                "provider": f.provider, "template": t.id, "plan": t.plan,
-                "price_hourly_was": t.price_hourly, "price_hourly": hourly,
-                "price_monthly_was": t.price_monthly, "price_monthly": monthly,
-                "currency": p.currency(),
-                "region_prices_was": t.region_prices,
-                "region_prices": if regional_changed { json!(regional) } else { Value::Null },
-            }));
+            rows.push(RefreshRow {
+                provider: f.provider.clone(),
+                template: t.id.clone(),
+                plan: t.plan.clone(),
+                price_hourly_was: t.price_hourly,
+                price_hourly: hourly,
+                price_monthly_was: t.price_monthly,
+                price_monthly: monthly,
+                currency: p.currency().to_string(),
+                region_prices_was: t.region_prices.clone(),
+                region_prices: regional_changed.then_some(regional),
+            });
         }
         ts.push(nt);
     }
@@ -1827,13 +1847,9 @@ fn report_problems(skipped: &[(String, String)], failed: &[(String, String)]) {
 }
 
 /// The price changes of a refresh (or an export of one).
-fn refresh_listing(ctx: &Ctx, rows: &[Value]) -> std::io::Result<()> {
-    render::listing(
-        &mut stdout(),
-        ctx.style,
-        REFRESH_COLUMNS,
-        &render::rows_of(rows),
-    )
+fn refresh_listing(ctx: &Ctx, rows: &[RefreshRow]) -> std::io::Result<()> {
+    let rows: Vec<render::Row> = rows.iter().map(render::Row::of).collect();
+    render::listing(&mut stdout(), ctx.style, REFRESH_COLUMNS, &rows)
 }
 
 /// `catalog refresh`: live prices into the refreshed layer `$CAPSULE_HOME/catalog/layer.json`,
@@ -1946,20 +1962,22 @@ fn refresh_out(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCod
             "# Written by `capsule openmesh catalog refresh` on {today}.\n\n[provider]\nprices_as_of = \"{today}\"\nprices_source = {}\n",
             toml::Value::from(f.list.source.clone())
         );
+        // Numbers as JSON writes them (`5.0`, not `5`), which TOML reads as floats.
+        let num = |x: f64| Value::from(x);
         for r in &changes {
             let _ = write!(
                 text,
                 "\n[[templates]]\nid = \"{}\"\nprice_hourly = {}\nprice_monthly = {}  # was {} / {}\n",
-                r["template"].as_str().unwrap_or_default(),
-                r["price_hourly"],
-                r["price_monthly"],
-                r["price_hourly_was"],
-                r["price_monthly_was"]
+                r.template,
+                num(r.price_hourly),
+                num(r.price_monthly),
+                num(r.price_hourly_was),
+                num(r.price_monthly_was)
             );
-            if let Some(regional) = r["region_prices"].as_object() {
+            if let Some(regional) = &r.region_prices {
                 let pairs: Vec<String> = regional
                     .iter()
-                    .map(|(k, v)| format!("{} = {v}", toml::Value::from(k.as_str())))
+                    .map(|(k, v)| format!("{} = {}", toml::Value::from(k.as_str()), num(*v)))
                     .collect();
                 let _ = writeln!(text, "region_prices = {{ {} }}", pairs.join(", "));
             }
