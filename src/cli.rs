@@ -169,17 +169,23 @@ impl ValueEnum for Arch {
     }
 }
 
-/// `--continent`: one of the catalog's continents, in any case.
-fn continent_value() -> clap::builder::PossibleValuesParser {
-    use clap::builder::PossibleValue;
-    clap::builder::PossibleValuesParser::new(crate::catalog::validate::CONTINENTS.iter().map(|c| {
-        let name = c
+/// A continent: the catalog's own enum, read on the command line in any case.
+pub use crate::catalog::schema::Continent;
+
+impl ValueEnum for Continent {
+    fn value_variants<'a>() -> &'a [Self] {
+        Continent::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let name = self
+            .as_str()
             .split('-')
             .map(|w| w[..1].to_uppercase() + &w[1..])
             .collect::<Vec<_>>()
             .join(" ");
-        PossibleValue::new(*c).help(format!("regions in {name}"))
-    }))
+        Some(clap::builder::PossibleValue::new(self.as_str()).help(format!("regions in {name}")))
+    }
 }
 
 /// Help heading of the options every command takes.
@@ -425,8 +431,8 @@ pub struct TemplateFilter {
     #[arg(long, add = ArgValueCandidates::new(region_ids))]
     pub region: Option<String>,
     /// Only templates offered on this continent.
-    #[arg(long, ignore_case = true, value_parser = continent_value())]
-    pub continent: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub continent: Option<Continent>,
     /// At least N vCPUs.
     #[arg(long, value_name = "N")]
     pub min_cpu: Option<u32>,
@@ -492,8 +498,8 @@ pub struct RegionsArgs {
     #[arg(long = "provider", short = 'p', value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub providers: Vec<String>,
     /// Only regions on this continent (europe, north-america, …).
-    #[arg(long, ignore_case = true, value_parser = continent_value())]
-    pub continent: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub continent: Option<Continent>,
 }
 
 #[derive(Debug, Args)]
@@ -569,8 +575,8 @@ pub struct DeployArgs {
     #[arg(long, value_name = "ID", add = ArgValueCandidates::new(provider_ids))]
     pub exclude_provider: Vec<String>,
     /// Only regions on this continent (europe, north-america, …).
-    #[arg(long, ignore_case = true, value_parser = continent_value())]
-    pub continent: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub continent: Option<Continent>,
     /// ISO country code (US, DE, …).
     #[arg(long)]
     pub country: Option<String>,

@@ -215,7 +215,7 @@ pub(crate) fn constraint_text(args: &DeployArgs) -> String {
     }
     for (label, v) in [
         ("region", &args.region),
-        ("continent", &args.continent),
+        ("continent", &args.continent.map(|c| c.as_str().to_string())),
         ("country", &args.country),
         ("arch", &args.arch.map(|a| a.as_str().to_string())),
     ] {
@@ -239,11 +239,7 @@ pub(crate) fn constraint_text(args: &DeployArgs) -> String {
 pub(crate) fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query> {
     crate::commands::catalog::check_providers(&ctx.catalog, &args.providers)?;
     crate::commands::catalog::check_providers(&ctx.catalog, &args.exclude_provider)?;
-    crate::commands::catalog::check_place(
-        &ctx.catalog,
-        args.region.as_deref(),
-        args.continent.as_deref(),
-    )?;
+    crate::commands::catalog::check_region(&ctx.catalog, args.region.as_deref())?;
     let gpu = match &args.gpu {
         Some(g) => Some(GpuWant::parse(g).map_err(bad_input)?),
         None => None,
@@ -253,7 +249,7 @@ pub(crate) fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query>
         providers: args.providers.clone(),
         exclude_providers: args.exclude_provider.clone(),
         region: args.region.clone(),
-        continent: args.continent.clone(),
+        continent: args.continent,
         country: args.country.clone(),
         min_cpu: args.min_cpu,
         min_memory: args.min_memory,

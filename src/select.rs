@@ -13,7 +13,7 @@ pub struct Query {
     pub providers: Vec<String>,
     pub exclude_providers: Vec<String>,
     pub region: Option<String>,
-    pub continent: Option<String>,
+    pub continent: Option<crate::catalog::schema::Continent>,
     pub country: Option<String>,
     pub min_cpu: Option<u32>,
     pub min_memory: Option<f64>,
@@ -223,8 +223,7 @@ impl Query {
         }
         if self
             .continent
-            .as_ref()
-            .is_some_and(|c| !o.region.continent.eq_ignore_ascii_case(c))
+            .is_some_and(|c| o.region.continent != Some(c))
             || self
                 .country
                 .as_ref()

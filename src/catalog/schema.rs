@@ -415,9 +415,34 @@ pub struct Region {
     /// ISO 3166-1 alpha-2.
     #[serde(default)]
     pub country: String,
-    /// `north-america`, `south-america`, `europe`, `asia`, `oceania`, `africa`.
-    #[serde(default)]
-    pub continent: String,
+    /// The continent the region is on (`north-america`, `europe`, …; required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continent: Option<Continent>,
+}
+
+word_enum! {
+    /// `[[regions]] continent`: where a region is, for `--continent`.
+    pub enum Continent ("continent", Invalid) {
+        /// North and Central America.
+        NorthAmerica = "north-america",
+        /// South America.
+        SouthAmerica = "south-america",
+        /// Europe.
+        Europe = "europe",
+        /// Asia.
+        Asia = "asia",
+        /// Oceania.
+        Oceania = "oceania",
+        /// Africa.
+        Africa = "africa",
+    }
+}
+
+impl Region {
+    /// The continent's word (`europe`); empty when none is declared (which validation refuses).
+    pub fn continent_name(&self) -> &'static str {
+        self.continent.map_or("", Continent::as_str)
+    }
 }
 
 /// `[[credentials]]`: one field of a provider account.

@@ -32,14 +32,6 @@ pub struct Problem {
     pub on_key: bool,
 }
 
-pub const CONTINENTS: &[&str] = &[
-    "north-america",
-    "south-america",
-    "europe",
-    "asia",
-    "oceania",
-    "africa",
-];
 pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 pub const REQUIRED_OPERATIONS: &[&str] =
     &["create", "list", "get", "start", "stop", "delete", "verify"];
@@ -343,7 +335,12 @@ fn check_provider(c: &mut Checker, catalog: &Catalog, p: &ProviderEntry) {
     for r in &p.regions {
         let re = Entity::Region(m.id.clone(), r.id.clone());
         c.required(&re, &format!("region '{}'", r.id), "city", &r.city);
-        c.one_of(&re, &["continent"], "continent", &r.continent, CONTINENTS);
+        c.required(
+            &re,
+            &format!("region '{}'", r.id),
+            "continent",
+            r.continent_name(),
+        );
         if r.country.len() != 2 || !r.country.chars().all(|ch| ch.is_ascii_uppercase()) {
             c.push(
                 &re,

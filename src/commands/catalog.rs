@@ -3,7 +3,7 @@
 
 use super::stdout;
 use crate::catalog::schema::Template;
-use crate::catalog::{self, validate::CONTINENTS, Catalog, ProviderEntry};
+use crate::catalog::{self, Catalog, ProviderEntry};
 use crate::cli::{CatalogCommand, OutputFormat, RegionsArgs, SortKey, TemplateFilter};
 use crate::context::Ctx;
 use crate::error::{bad_input, unknown};
@@ -12,7 +12,7 @@ use crate::render::{self, col, usd, Column, Kind, Style};
 use crate::select::{self, GpuWant, Offer, Query};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -31,12 +31,8 @@ pub fn check_providers(catalog: &Catalog, ids: &[String]) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// An unknown region or continent slug is an error with a suggestion.
-pub fn check_place(
-    catalog: &Catalog,
-    region: Option<&str>,
-    continent: Option<&str>,
-) -> anyhow::Result<()> {
+/// An unknown region slug is an error with a suggestion (`--continent` is checked by clap).
+pub fn check_region(catalog: &Catalog, region: Option<&str>) -> anyhow::Result<()> {
     if let Some(r) = region {
         if !catalog.providers.iter().any(|p| p.region(r).is_some()) {
             let all: BTreeSet<&str> = catalog
@@ -45,16 +41,6 @@ pub fn check_place(
                 .flat_map(|p| p.regions.iter().map(|r| r.id.as_str()))
                 .collect();
             return Err(unknown("region", r, all.iter().copied(), "regions"));
-        }
-    }
-    if let Some(c) = continent {
-        if !CONTINENTS.iter().any(|x| x.eq_ignore_ascii_case(c)) {
-            return Err(unknown(
-                "continent",
-                c,
-                CONTINENTS.iter().copied(),
-                "regions",
-            ));
         }
     }
     Ok(())
@@ -279,7 +265,7 @@ const TEMPLATE_CSV: &[Column] = &[
 /// The query a `templates` filter means.
 pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Query> {
     check_providers(catalog, &f.providers)?;
-    check_place(catalog, f.region.as_deref(), f.continent.as_deref())?;
+    check_region(catalog, f.region.as_deref())?;
     let gpu = match (&f.gpu_model, f.gpu) {
         (Some(m), _) => Some(GpuWant::parse(m).map_err(bad_input)?),
         (None, true) => Some(GpuWant {
@@ -292,7 +278,7 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
         xnode: None,
         providers: f.providers.clone(),
         region: f.region.clone(),
-        continent: f.continent.clone(),
+        continent: f.continent,
         min_cpu: f.min_cpu,
         min_memory: f.min_memory,
         min_storage: f.min_storage,
@@ -656,7 +642,6 @@ struct RegionRow<'a> {
 
 pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
     check_providers(&ctx.catalog, &args.providers)?;
-    check_place(&ctx.catalog, None, args.continent.as_deref())?;
     let mut rows = Vec::new();
     for p in &ctx.catalog.providers {
         if !args.providers.is_empty()
@@ -668,11 +653,7 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         for r in &p.regions {
-            if args
-                .continent
-                .as_ref()
-                .is_some_and(|c| !r.continent.eq_ignore_ascii_case(c))
-            {
+            if args.continent.is_some_and(|c| r.continent != Some(c)) {
                 continue;
             }
             let n = ctx
@@ -690,7 +671,7 @@ pub fn regions(ctx: &Ctx, args: &RegionsArgs) -> anyhow::Result<ExitCode> {
                 },
                 city: &r.city,
                 country: &r.country,
-                continent: &r.continent,
+                continent: r.continent_name(),
                 templates: n,
             }));
         }
@@ -1534,6 +1515,22 @@ const REFRESH_COLUMNS: &[Column] = &[
     col("currency", "currency", Kind::Text),
 ];
 
+/// One price change of `catalog refresh` (`-o json`; `golden/refresh/*.json`).
+#[derive(Debug, Serialize)]
+struct RefreshRow {
+    provider: String,
+    template: String,
+    plan: String,
+    price_hourly_was: f64,
+    price_hourly: f64,
+    price_monthly_was: f64,
+    price_monthly: f64,
+    currency: String,
+    region_prices_was: BTreeMap<String, f64>,
+    /// The regional prices to write, when they changed (`null` otherwise).
+    region_prices: Option<BTreeMap<String, f64>>,
+}
+
 /// What one provider's price list said.
 struct Fetched {
     provider: String,
@@ -1649,7 +1646,7 @@ fn fetch_prices(
 fn refreshed_templates(
     ctx: &Ctx,
     f: &Fetched,
-) -> anyhow::Result<(Vec<Template>, Vec<Value>, Vec<String>)> {
+) -> anyhow::Result<(Vec<Template>, Vec<RefreshRow>, Vec<String>)> {
     let p = ctx.provider(&f.provider)?;
     let by_plan: std::collections::HashMap<&str, &crate::driver::PlanPrice> =
         f.list.plans.iter().map(|x| (x.plan.as_str(), x)).collect();
@@ -1733,20 +1730,24 @@ fn refreshed_templates(
         {
             // An overlay merges regional prices key by key: one the refresh dropped is set
             // back to the base price, so the old figure cannot survive the merge.
-            let regional: std::collections::BTreeMap<&String, f64> = t
+            let regional: BTreeMap<String, f64> = t
                 .region_prices
                 .keys()
-                .map(|r| (r, hourly))
-                .chain(nt.region_prices.iter().map(|(r, h)| (r, *h)))
+                .map(|r| (r.clone(), hourly))
+                .chain(nt.region_prices.iter().map(|(r, h)| (r.clone(), *h)))
                 .collect();
-            rows.push(json!({
-                "provider": f.provider, "template": t.id, "plan": t.plan,
-                "price_hourly_was": t.price_hourly, "price_hourly": hourly,
-                "price_monthly_was": t.price_monthly, "price_monthly": monthly,
-                "currency": p.currency(),
-                "region_prices_was": t.region_prices,
-                "region_prices": if regional_changed { json!(regional) } else { Value::Null },
-            }));
+            rows.push(RefreshRow {
+                provider: f.provider.clone(),
+                template: t.id.clone(),
+                plan: t.plan.clone(),
+                price_hourly_was: t.price_hourly,
+                price_hourly: hourly,
+                price_monthly_was: t.price_monthly,
+                price_monthly: monthly,
+                currency: p.currency().to_string(),
+                region_prices_was: t.region_prices.clone(),
+                region_prices: regional_changed.then_some(regional),
+            });
         }
         ts.push(nt);
     }
@@ -1846,13 +1847,9 @@ fn report_problems(skipped: &[(String, String)], failed: &[(String, String)]) {
 }
 
 /// The price changes of a refresh (or an export of one).
-fn refresh_listing(ctx: &Ctx, rows: &[Value]) -> std::io::Result<()> {
-    render::listing(
-        &mut stdout(),
-        ctx.style,
-        REFRESH_COLUMNS,
-        &render::rows_of(rows),
-    )
+fn refresh_listing(ctx: &Ctx, rows: &[RefreshRow]) -> std::io::Result<()> {
+    let rows: Vec<render::Row> = rows.iter().map(render::Row::of).collect();
+    render::listing(&mut stdout(), ctx.style, REFRESH_COLUMNS, &rows)
 }
 
 /// `catalog refresh`: live prices into the refreshed layer `$CAPSULE_HOME/catalog/layer.json`,
@@ -1965,20 +1962,22 @@ fn refresh_out(ctx: &Ctx, out: &Path, only: &[String]) -> anyhow::Result<ExitCod
             "# Written by `capsule openmesh catalog refresh` on {today}.\n\n[provider]\nprices_as_of = \"{today}\"\nprices_source = {}\n",
             toml::Value::from(f.list.source.clone())
         );
+        // Numbers as JSON writes them (`5.0`, not `5`), which TOML reads as floats.
+        let num = |x: f64| Value::from(x);
         for r in &changes {
             let _ = write!(
                 text,
                 "\n[[templates]]\nid = \"{}\"\nprice_hourly = {}\nprice_monthly = {}  # was {} / {}\n",
-                r["template"].as_str().unwrap_or_default(),
-                r["price_hourly"],
-                r["price_monthly"],
-                r["price_hourly_was"],
-                r["price_monthly_was"]
+                r.template,
+                num(r.price_hourly),
+                num(r.price_monthly),
+                num(r.price_hourly_was),
+                num(r.price_monthly_was)
             );
-            if let Some(regional) = r["region_prices"].as_object() {
+            if let Some(regional) = &r.region_prices {
                 let pairs: Vec<String> = regional
                     .iter()
-                    .map(|(k, v)| format!("{} = {v}", toml::Value::from(k.as_str())))
+                    .map(|(k, v)| format!("{} = {}", toml::Value::from(k.as_str()), num(*v)))
                     .collect();
                 let _ = writeln!(text, "region_prices = {{ {} }}", pairs.join(", "));
             }

@@ -256,7 +256,7 @@ fn deploy_args(f: &TemplateFilter) -> DeployArgs {
     DeployArgs {
         providers: f.providers.clone(),
         region: f.region.clone(),
-        continent: f.continent.clone(),
+        continent: f.continent,
         min_cpu: f.min_cpu,
         min_memory: f.min_memory,
         min_storage: f.min_storage,

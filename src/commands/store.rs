@@ -86,11 +86,11 @@ fn migrate(ctx: &Ctx, to: &str) -> anyhow::Result<ExitCode> {
     let source = state::open_at(&from)?;
     let destination = state::open_at(&to)?;
     let sums = copy::copy(source.db(), destination.db())?;
-    eprintln!(
-        "capsule: copied {} to {}; counts and checksums match, the source is unchanged",
+    crate::messages::info(format_args!(
+        "copied {} to {}; counts and checksums match, the source is unchanged",
         source.describe(),
         destination.describe()
-    );
+    ));
     let doc = Migrated {
         from: source.describe(),
         to: destination.describe(),

@@ -177,17 +177,12 @@ mod tests {
             currency: currency.into(),
             price_hourly: hourly,
             price_monthly: monthly,
-            api_variant: String::new(),
-            status: NodeStatus::Deleted,
             raw_status: "gone".into(),
-            ipv4: None,
             prices_as_of: "2024-04-01".into(),
             recorded_at: "2024-05-01T00:00:00Z".into(),
             created_at: Some("2024-05-01T00:00:00Z".into()),
-            started_at: None,
-            stopped_at: None,
-            deleted_at: None,
             updated_at: "2024-05-01T00:00:00Z".into(),
+            ..NodeRecord::blank(NodeStatus::Deleted)
         }
     }
 

@@ -148,20 +148,11 @@ mod tests {
             template: "t".into(),
             plan: "p".into(),
             region: "r".into(),
-            api_variant: String::new(),
-            status,
-            raw_status: String::new(),
-            ipv4: None,
-            price_hourly: 0.0,
-            price_monthly: 0.0,
             currency: "USD".into(),
-            prices_as_of: String::new(),
             recorded_at: at.into(),
-            created_at: None,
-            started_at: None,
-            stopped_at: None,
             deleted_at: (!live).then(|| at.to_string()),
             updated_at: at.into(),
+            ..NodeRecord::blank(status)
         }
     }
 

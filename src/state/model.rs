@@ -144,6 +144,36 @@ pub struct NodeRecord {
 }
 
 impl NodeRecord {
+    /// A record that knows only its status: every text empty, no prices, no times. The base for
+    /// records built from part of a row (`..NodeRecord::blank(status)`).
+    pub fn blank(status: NodeStatus) -> NodeRecord {
+        NodeRecord {
+            deploy_id: String::new(),
+            group_id: String::new(),
+            name: String::new(),
+            provider: String::new(),
+            account: String::new(),
+            provider_id: None,
+            template: String::new(),
+            plan: String::new(),
+            region: String::new(),
+            api_variant: String::new(),
+            status,
+            raw_status: String::new(),
+            ipv4: None,
+            price_hourly: 0.0,
+            price_monthly: 0.0,
+            currency: String::new(),
+            prices_as_of: String::new(),
+            recorded_at: String::new(),
+            created_at: None,
+            started_at: None,
+            stopped_at: None,
+            deleted_at: None,
+            updated_at: String::new(),
+        }
+    }
+
     /// Not deleted: it may cost money and its name is taken.
     pub fn is_live(&self) -> bool {
         self.deleted_at.is_none()

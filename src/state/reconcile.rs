@@ -316,24 +316,37 @@ mod tests {
             template: "acme-small".into(),
             plan: "s-1".into(),
             region: "r1".into(),
-            api_variant: String::new(),
-            status,
-            raw_status: String::new(),
             ipv4: ip.map(Into::into),
             price_hourly: 0.01,
             price_monthly: 5.0,
             currency: "USD".into(),
-            prices_as_of: String::new(),
             recorded_at: "2024-05-01T00:00:00Z".into(),
-            created_at: None,
-            started_at: None,
-            stopped_at: None,
             deleted_at: if status == NodeStatus::Deleted {
                 Some("2024-05-02T00:00:00Z".into())
             } else {
                 None
             },
             updated_at: "2024-05-01T00:00:00Z".into(),
+            ..NodeRecord::blank(status)
+        }
+    }
+
+    /// The intent of an `acme-small` deploy (its own group) named `name`.
+    fn new_node(deploy_id: &str, name: &str) -> NewNode {
+        NewNode {
+            deploy_id: deploy_id.into(),
+            group_id: deploy_id.into(),
+            name: name.into(),
+            provider: "acme".into(),
+            account: crate::state::DEFAULT_ACCOUNT.into(),
+            template: "acme-small".into(),
+            plan: "s-1".into(),
+            region: "r1".into(),
+            api_variant: String::new(),
+            price_hourly: 0.01,
+            price_monthly: 5.0,
+            currency: "USD".into(),
+            prices_as_of: String::new(),
         }
     }
 
@@ -418,23 +431,7 @@ mod tests {
     fn a_node_created_within_the_hiding_window_is_not_forgotten() {
         use crate::state::{Created, SqliteStore, Store};
         let store = SqliteStore::open_in_memory().unwrap();
-        store
-            .record_intent(&NewNode {
-                deploy_id: "hid".into(),
-                group_id: "hid".into(),
-                name: "hidden".into(),
-                provider: "acme".into(),
-                account: crate::state::DEFAULT_ACCOUNT.into(),
-                template: "acme-small".into(),
-                plan: "s-1".into(),
-                region: "r1".into(),
-                api_variant: String::new(),
-                price_hourly: 0.01,
-                price_monthly: 5.0,
-                currency: "USD".into(),
-                prices_as_of: String::new(),
-            })
-            .unwrap();
+        store.record_intent(&new_node("hid", "hidden")).unwrap();
         let created = Created {
             provider_id: "900".into(),
             status: NodeStatus::Pending,
@@ -460,25 +457,10 @@ mod tests {
     fn apply_adopts_forgets_and_spares_a_deploy_in_flight() {
         use crate::state::{Failure, SqliteStore, Store};
         let store = SqliteStore::open_in_memory().unwrap();
-        let new = |d: &str, name: &str| NewNode {
-            deploy_id: d.into(),
-            group_id: d.into(),
-            name: name.into(),
-            provider: "acme".into(),
-            account: crate::state::DEFAULT_ACCOUNT.into(),
-            template: "acme-small".into(),
-            plan: "s-1".into(),
-            region: "r1".into(),
-            api_variant: String::new(),
-            price_hourly: 0.01,
-            price_monthly: 5.0,
-            currency: "USD".into(),
-            prices_as_of: String::new(),
-        };
         // Just recorded, create not answered yet: may be in flight in another process.
-        store.record_intent(&new("fresh", "fresh")).unwrap();
+        store.record_intent(&new_node("fresh", "fresh")).unwrap();
         // A create that timed out and never reached the provider.
-        store.record_intent(&new("doubt", "doubt")).unwrap();
+        store.record_intent(&new_node("doubt", "doubt")).unwrap();
         store
             .record_failed("doubt", "acme: timed out", Failure::InDoubt)
             .unwrap();
@@ -497,7 +479,7 @@ mod tests {
         let plan = reconcile("acme", &records, &[orphan]);
         assert_eq!(plan.ghosts.len(), 2);
         let out = apply(&store, &plan, true, true, 0, &|o| {
-            new(o.deploy_id().unwrap(), &o.name)
+            new_node(o.deploy_id().unwrap(), &o.name)
         })
         .unwrap();
         let actions: Vec<(&str, &str)> = out

@@ -131,29 +131,14 @@ fn v1_timeline_node(r: &rusqlite::Row) -> rusqlite::Result<(i64, NodeRecord)> {
         )
     })?;
     let node = NodeRecord {
-        deploy_id: String::new(),
-        group_id: String::new(),
-        name: String::new(),
-        provider: String::new(),
-        account: String::new(),
         provider_id: r.get(2)?,
-        template: String::new(),
-        plan: String::new(),
-        region: String::new(),
-        api_variant: String::new(),
-        status,
-        raw_status: String::new(),
-        ipv4: None,
-        price_hourly: 0.0,
-        price_monthly: 0.0,
-        currency: String::new(),
-        prices_as_of: String::new(),
         recorded_at: r.get(3)?,
         created_at: r.get(4)?,
         started_at: r.get(5)?,
         stopped_at: r.get(6)?,
         deleted_at: r.get(7)?,
         updated_at: r.get(8)?,
+        ..NodeRecord::blank(status)
     };
     Ok((r.get(0)?, node))
 }

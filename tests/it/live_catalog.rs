@@ -922,3 +922,38 @@ async fn the_inventory_mock_answers_each_group_by_in_its_shape() {
         .unwrap();
     assert!(by_city["Atlanta"].is_array(), "{by_city}");
 }
+
+/// The change rows of a refresh, pinned byte for byte (`-o json`, into the layer and with
+/// `--out`), and the overlay `--out` writes, without its dated and addressed lines.
+#[test]
+fn refresh_change_rows_and_overlay_are_pinned() {
+    let server = PriceServer::start(PriceBook::default());
+    let c = against(&server);
+    let mut a = refresh_args();
+    a.extend(["-o", "json"]);
+    let out = c.run_args(&a);
+    assert_eq!(out.code, 0, "{out:?}");
+    crate::support::golden("refresh", "layer.json", &out.stdout);
+
+    let fresh = against(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = refresh_args();
+    a.extend(["--out", dir.path().to_str().unwrap(), "-o", "json"]);
+    let out = fresh.run_args(&a);
+    assert_eq!(out.code, 0, "{out:?}");
+    crate::support::golden("refresh", "out.json", &out.stdout);
+    let mut overlay = String::new();
+    for p in REFRESHED {
+        let text = std::fs::read_to_string(dir.path().join(p).join("prices.toml")).unwrap();
+        overlay.push_str(&format!("## {p}\n"));
+        for line in text.lines().filter(|l| {
+            !l.starts_with("# Written by")
+                && !l.starts_with("prices_as_of")
+                && !l.starts_with("prices_source")
+        }) {
+            overlay.push_str(line);
+            overlay.push('\n');
+        }
+    }
+    crate::support::golden("refresh", "out-prices.toml", &overlay);
+}

@@ -265,6 +265,12 @@ fn migrate_sqlite_to_postgres_to_sqlite_is_lossless() {
         "json",
     ]);
     assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(
+        down.stderr.starts_with("capsule: copied postgres")
+            && down.stderr.contains("counts and checksums match"),
+        "{}",
+        down.stderr
+    );
     let down = down.json();
     assert_eq!(
         up["tables"], down["tables"],

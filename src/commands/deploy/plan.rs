@@ -93,11 +93,7 @@ pub(super) fn pick_region(
     let mut offers: Vec<Offer<'_>> = select::all_offers(&ctx.catalog)
         .into_iter()
         .filter(|o| o.template.id == t.id)
-        .filter(|o| {
-            args.continent
-                .as_ref()
-                .is_none_or(|c| o.region.continent.eq_ignore_ascii_case(c))
-        })
+        .filter(|o| args.continent.is_none_or(|c| o.region.continent == Some(c)))
         .filter(|o| {
             args.country
                 .as_ref()
