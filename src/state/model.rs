@@ -265,6 +265,28 @@ pub struct NewNode {
     pub prices_as_of: String,
 }
 
+#[cfg(test)]
+impl NewNode {
+    /// The intent of an `acme-small` deploy (its own group) named `name`: a test fixture.
+    pub(crate) fn sample(deploy_id: &str, name: &str) -> NewNode {
+        NewNode {
+            deploy_id: deploy_id.into(),
+            group_id: deploy_id.into(),
+            name: name.into(),
+            provider: "acme".into(),
+            account: crate::state::DEFAULT_ACCOUNT.into(),
+            template: "acme-small".into(),
+            plan: "s-1".into(),
+            region: "r1".into(),
+            api_variant: String::new(),
+            price_hourly: 0.01,
+            price_monthly: 5.0,
+            currency: "USD".into(),
+            prices_as_of: String::new(),
+        }
+    }
+}
+
 /// What the provider answered to a create call (or what `sync --adopt` found).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Created {

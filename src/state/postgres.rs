@@ -511,17 +511,22 @@ impl PgStore {
         &self.url
     }
 
+    /// The connection, unless a streaming read holds it or it is closed.
+    fn client(&self) -> anyhow::Result<std::cell::RefMut<'_, postgres::Client>> {
+        let guard = self.client.try_borrow_mut().map_err(|_| {
+            anyhow!("the team state connection is busy with a read that is still streaming")
+        })?;
+        std::cell::RefMut::filter_map(guard, Option::as_mut)
+            .map_err(|_| anyhow!("the team state connection is closed"))
+    }
+
     /// Run `f` on the connection (see [`off_runtime`]).
     fn with<T: Send>(
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send,
     ) -> anyhow::Result<T> {
-        let mut guard = self.client.try_borrow_mut().map_err(|_| {
-            anyhow!("the team state connection is busy with a read that is still streaming")
-        })?;
-        let client = guard
-            .as_mut()
-            .ok_or_else(|| anyhow!("the team state connection is closed"))?;
+        let mut guard = self.client()?;
+        let client: &mut postgres::Client = &mut guard;
         let shown = self.url.redacted();
         off_runtime(move || f(client).map_err(|e| db_error(&shown, e)))
     }
@@ -691,12 +696,8 @@ impl Db for PgStore {
         }
         // A large read streams through a portal in its own read-only transaction, a batch at a
         // time.
-        let mut guard = self.client.try_borrow_mut().map_err(|_| {
-            anyhow!("the team state connection is busy with a read that is still streaming")
-        })?;
-        let client = guard
-            .as_mut()
-            .ok_or_else(|| anyhow!("the team state connection is closed"))?;
+        let mut guard = self.client()?;
+        let client: &mut postgres::Client = &mut guard;
         let shown = self.url.redacted();
         let err = |e| db_error(&shown, e);
         let mut tx = client
@@ -760,12 +761,8 @@ impl Db for PgStore {
         }
         // Two portals in one read-only snapshot, each read a batch at a time as the merge
         // needs it.
-        let mut guard = self.client.try_borrow_mut().map_err(|_| {
-            anyhow!("the team state connection is busy with a read that is still streaming")
-        })?;
-        let client = guard
-            .as_mut()
-            .ok_or_else(|| anyhow!("the team state connection is closed"))?;
+        let mut guard = self.client()?;
+        let client: &mut postgres::Client = &mut guard;
         let shown = self.url.redacted();
         let err = |e| db_error(&shown, e);
         let mut tx = client

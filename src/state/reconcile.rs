@@ -333,21 +333,7 @@ mod tests {
 
     /// The intent of an `acme-small` deploy (its own group) named `name`.
     fn new_node(deploy_id: &str, name: &str) -> NewNode {
-        NewNode {
-            deploy_id: deploy_id.into(),
-            group_id: deploy_id.into(),
-            name: name.into(),
-            provider: "acme".into(),
-            account: crate::state::DEFAULT_ACCOUNT.into(),
-            template: "acme-small".into(),
-            plan: "s-1".into(),
-            region: "r1".into(),
-            api_variant: String::new(),
-            price_hourly: 0.01,
-            price_monthly: 5.0,
-            currency: "USD".into(),
-            prices_as_of: String::new(),
-        }
+        NewNode::sample(deploy_id, name)
     }
 
     fn live(id: &str, tag: Option<&str>, status: NodeStatus, ip: Option<&str>) -> LiveNode {

@@ -337,19 +337,9 @@ mod tests {
 
     fn new_node(deploy_id: &str, name: &str) -> NewNode {
         NewNode {
-            deploy_id: deploy_id.into(),
             group_id: "fleet-1".into(),
-            name: name.into(),
-            provider: "acme".into(),
-            account: crate::state::DEFAULT_ACCOUNT.into(),
-            template: "acme-small".into(),
-            plan: "s-1".into(),
-            region: "r1".into(),
-            api_variant: String::new(),
-            price_hourly: 0.01,
-            price_monthly: 5.0,
-            currency: "USD".into(),
             prices_as_of: "2024-05-01".into(),
+            ..NewNode::sample(deploy_id, name)
         }
     }
 
