@@ -965,19 +965,10 @@ enum Seg {
 
 /// `[api.operations.<name>]`, `[[templates]]`, `[templates.gpu]`.
 fn toml_header(segs: &[Seg]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for s in segs {
-        match s {
-            Seg::Key(k) => parts.push(k.clone()),
-            Seg::Any => parts.push("<name>".into()),
-            Seg::Each => {}
-        }
-    }
-    let array = matches!(segs.last(), Some(Seg::Each));
-    if array {
-        format!("[[{}]]", parts.join("."))
+    if matches!(segs.last(), Some(Seg::Each)) {
+        format!("[[{}]]", key_path(segs))
     } else {
-        format!("[{}]", parts.join("."))
+        format!("[{}]", key_path(segs))
     }
 }
 

@@ -427,6 +427,21 @@ fn row_values(row: &postgres::Row) -> anyhow::Result<Vec<Value>> {
         .collect()
 }
 
+/// A read-only transaction for a streaming read; `one_snapshot` (`REPEATABLE READ`) when two
+/// queries in it must see the same data.
+fn read_only(
+    client: &mut postgres::Client,
+    one_snapshot: bool,
+) -> Result<postgres::Transaction<'_>, postgres::Error> {
+    let builder = client.build_transaction().read_only(true);
+    if one_snapshot {
+        builder.isolation_level(IsolationLevel::RepeatableRead)
+    } else {
+        builder
+    }
+    .start()
+}
+
 fn params(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
@@ -480,7 +495,7 @@ impl PgStore {
             config.password(p);
         }
         let tls = tls(url)?;
-        let client = off_runtime(|| {
+        let mut client = off_runtime(|| {
             config.connect(tls).map_err(|e| {
                 let reason = connect_reason(&e);
                 let fix = if reason.contains("peer certificate") {
@@ -494,7 +509,6 @@ impl PgStore {
                 )
             })
         })?;
-        let mut client = client;
         // capsule's queries are short scans; a plan over a 100k-node table costs enough to
         // trigger the JIT compiler, whose compile time (about 0.3 s measured on the cost read)
         // is more than the query saves. A server without `jit` (before PostgreSQL 11) refuses
@@ -700,11 +714,7 @@ impl Db for PgStore {
         let client: &mut postgres::Client = &mut guard;
         let shown = self.url.redacted();
         let err = |e| db_error(&shown, e);
-        let mut tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
-            .map_err(err)?;
+        let mut tx = read_only(client, false).map_err(err)?;
         let portal = tx.bind(sql, &params(args)).map_err(err)?;
         loop {
             let rows = tx.query_portal(&portal, BATCH).map_err(err)?;
@@ -737,11 +747,7 @@ impl Db for PgStore {
                         cl.query(children, &params(args))?,
                     ));
                 }
-                let mut tx = cl
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()?;
+                let mut tx = read_only(cl, true)?;
                 let p = tx.query(parents, &params(args))?;
                 let c = tx.query(children, &params(args))?;
                 tx.commit()?;
@@ -765,12 +771,7 @@ impl Db for PgStore {
         let client: &mut postgres::Client = &mut guard;
         let shown = self.url.redacted();
         let err = |e| db_error(&shown, e);
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(err)?;
+        let mut tx = read_only(client, true).map_err(err)?;
         let portals = [
             tx.bind(parents, &params(args)).map_err(err)?,
             tx.bind(children, &params(args)).map_err(err)?,
