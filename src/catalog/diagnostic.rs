@@ -277,6 +277,38 @@ fn locate_in_table(table: &toml_edit::Table, path: &[Seg], key_span: bool) -> Op
     best
 }
 
+/// Where a word the deserializer refused stands inside an array: the error of a closed word
+/// in a list (`unless = ["stopped", "stoped"]`) comes with the span of the whole array, so the
+/// span is narrowed to the first element whose string is the word the message quotes
+/// (`… 'stoped' …`). Any other span, or a word no element holds, is returned unchanged.
+pub fn narrow_to_element(text: &str, span: Range<usize>, message: &str) -> Range<usize> {
+    let Some(word) = message.split('\'').nth(1) else {
+        return span;
+    };
+    let Some(piece) = text.get(span.clone()) else {
+        return span;
+    };
+    if !piece.starts_with('[') {
+        return span;
+    }
+    // Parsed as a one-key document, which keeps every element's span.
+    const KEY: &str = "x = ";
+    let Ok(doc) = toml_edit::Document::parse(format!("{KEY}{piece}")) else {
+        return span;
+    };
+    let found = doc.get("x").and_then(|item| item.as_array()).and_then(|arr| {
+        arr.iter()
+            .find(|v| v.as_str() == Some(word))
+            .and_then(|v| v.span())
+    });
+    match found {
+        Some(inner) if inner.start >= KEY.len() => {
+            span.start + inner.start - KEY.len()..span.start + inner.end - KEY.len()
+        }
+        _ => span,
+    }
+}
+
 fn item_span(item: &toml_edit::Item) -> Option<Range<usize>> {
     match item {
         toml_edit::Item::Value(v) => v.span(),
@@ -307,6 +339,27 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_word_in_a_list_is_pointed_at_itself() {
+        let text = r#"unless = ["stopped", "stoped"]"#;
+        let whole = 9..text.len();
+        let narrowed = narrow_to_element(
+            text,
+            whole.clone(),
+            "unknown state 'stoped' — did you mean 'stopped'?",
+        );
+        assert_eq!(&text[narrowed], "\"stoped\"");
+        // Not an array, or a word no element holds: unchanged.
+        assert_eq!(
+            narrow_to_element(text, 0..6, "unknown state 'stoped'"),
+            0..6
+        );
+        assert_eq!(
+            narrow_to_element(text, whole.clone(), "unknown state 'other'"),
+            whole
+        );
+    }
 
     #[test]
     fn a_long_line_is_shown_in_part_around_the_error() {

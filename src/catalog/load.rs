@@ -182,12 +182,11 @@ fn toml_error(file: &SourceFile, err: &toml::de::Error, offset: usize) -> Diagno
         .collect::<Vec<_>>()
         .join("; ");
     let message = humanize_serde(&raw);
-    // An unknown field: point at the key itself.
-    Diagnostic::at(
-        file,
-        err.span().map(|r| r.start + offset..r.end + offset),
-        message,
-    )
+    // An unknown field: point at the key itself; a refused word in a list: at that element.
+    let span = err.span().map(|r| {
+        super::diagnostic::narrow_to_element(&file.text, r.start + offset..r.end + offset, &message)
+    });
+    Diagnostic::at(file, span, message)
 }
 
 /// Turn serde/toml wording into one clear sentence.
