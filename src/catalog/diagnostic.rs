@@ -296,11 +296,14 @@ pub fn narrow_to_element(text: &str, span: Range<usize>, message: &str) -> Range
     let Ok(doc) = toml_edit::Document::parse(format!("{KEY}{piece}")) else {
         return span;
     };
-    let found = doc.get("x").and_then(|item| item.as_array()).and_then(|arr| {
-        arr.iter()
-            .find(|v| v.as_str() == Some(word))
-            .and_then(|v| v.span())
-    });
+    let found = doc
+        .get("x")
+        .and_then(|item| item.as_array())
+        .and_then(|arr| {
+            arr.iter()
+                .find(|v| v.as_str() == Some(word))
+                .and_then(|v| v.span())
+        });
     match found {
         Some(inner) if inner.start >= KEY.len() => {
             span.start + inner.start - KEY.len()..span.start + inner.end - KEY.len()
