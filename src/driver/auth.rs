@@ -345,20 +345,17 @@ mod tests {
 
     #[test]
     fn post_form_body_changes_signature() {
-        let a = sign(
-            "POST",
-            &vector_url(),
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            b"Param1=value1",
-            None,
+        let authorization = |body: &[u8]| {
+            let form = [("Content-Type", "application/x-www-form-urlencoded")];
+            header(
+                &sign("POST", &vector_url(), &form, body, None),
+                "authorization",
+            )
+            .to_string()
+        };
+        assert_ne!(
+            authorization(b"Param1=value1"),
+            authorization(b"Param1=value2")
         );
-        let b = sign(
-            "POST",
-            &vector_url(),
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            b"Param1=value2",
-            None,
-        );
-        assert_ne!(header(&a, "authorization"), header(&b, "authorization"));
     }
 }
