@@ -728,6 +728,14 @@ pub struct BulkArgs {
     /// With --provider: every live node capsule recorded at that provider.
     #[arg(long, requires = "provider")]
     pub all: bool,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+}
+
+/// How the lifecycle requests of `start`, `stop`, `delete` and `reap` run: whether each waits
+/// for its node, for how long, and how many are in flight at once.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BatchArgs {
     /// Wait until each node reaches the state (and, for delete, until its cleanups ran).
     #[arg(long)]
     pub wait: bool,
@@ -755,19 +763,13 @@ pub struct SshArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("wait", |a| a.help("Wait until each node is gone (and its cleanups ran)")))]
 pub struct ReapArgs {
     /// List the expired nodes; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Wait until each node is gone (and its cleanups ran).
-    #[arg(long)]
-    pub wait: bool,
-    /// Longest wait, e.g. `10m`.
-    #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
-    pub timeout: std::time::Duration,
-    /// Most requests in flight at once.
-    #[arg(long, default_value_t = 8, value_name = "K")]
-    pub parallel: usize,
+    #[command(flatten)]
+    pub batch: BatchArgs,
 }
 
 #[derive(Debug, Args)]

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
             }
             // Errors carry text from providers and files: `messages` lets no terminal escape
             // through (line by line: a diagnostic may span lines on purpose).
-            capsule::messages::error(one_sentence(&err));
+            capsule::messages::error(capsule::commands::one_line(&err));
             ExitCode::from(capsule::error::exit_code(&err))
         }
     }
@@ -77,16 +77,4 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-/// The error and its causes on one line: `deploy failed: digitalocean: …`.
-fn one_sentence(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
 }

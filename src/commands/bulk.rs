@@ -227,7 +227,7 @@ pub(super) fn execute(
     confirm: bool,
     why: &str,
 ) -> anyhow::Result<ExitCode> {
-    let timeout = args.timeout;
+    let timeout = args.batch.timeout;
     if targets.is_empty() {
         return finish(ctx, what, args, &rows, 0);
     }
@@ -283,11 +283,11 @@ pub(super) fn execute(
             }
         }
     }
-    let wait = args.wait;
+    let wait = args.batch.wait;
     let progress = super::progress(ctx, jobs.len(), "nodes");
     let results = rt.block_on(engine::fan_out(
         jobs,
-        args.parallel,
+        args.batch.parallel,
         &progress,
         move |(t, d): (Target, Driver)| async move {
             act_on(&d, &t.node_ref, what, wait, timeout).await
@@ -443,7 +443,7 @@ fn finish(
             cmd.push_str(&shell_word(r));
         }
         cmd.push_str(" --yes");
-        if args.wait {
+        if args.batch.wait {
             cmd.push_str(" --wait");
         }
         messages::info(format!(

@@ -86,9 +86,7 @@ pub fn reap(ctx: &Ctx, args: &ReapArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let opts = BulkArgs {
-        wait: args.wait,
-        timeout: args.timeout,
-        parallel: args.parallel,
+        batch: args.batch.clone(),
         ..BulkArgs::default()
     };
     bulk::execute(

@@ -152,6 +152,20 @@ pub fn accounts_in_use(rows: &[crate::render::Row]) -> bool {
     })
 }
 
+/// An error and its causes on one line (`deploy failed: PROVIDER: …`), a cause whose text an
+/// earlier part already holds left out: the sentence the binary prints, and `sync`'s note on
+/// an account it could not list.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
 /// The progress of a fan-out over `len` `noun`s: a bar only on a terminal, for table output
 /// and more than one item.
 pub(crate) fn progress(ctx: &Ctx, len: usize, noun: &str) -> crate::engine::Progress {

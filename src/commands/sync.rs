@@ -96,18 +96,6 @@ fn adopt_as(provider: &ProviderEntry, ctx: &Ctx, account: &str, o: &LiveNode) ->
     }
 }
 
-/// An error and its causes on one line.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
-}
-
 /// One row of `sync`'s documented JSON (pinned by `golden/schema/sync-findings.json`): what
 /// was found about one node, or an account that could not be listed.
 #[derive(Debug, Clone, Serialize)]
@@ -235,7 +223,7 @@ pub fn run(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<ExitCode> {
         let live = match listed {
             Ok(nodes) => nodes,
             Err(e) => {
-                let msg = one_line(&e);
+                let msg = super::one_line(&e);
                 messages::info(super::provider_failure(&at, "listing failed", &msg));
                 rows.push(Finding::failure(id, &msg));
                 let _ = store.record_action(

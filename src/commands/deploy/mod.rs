@@ -178,16 +178,15 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         &ctx.account,
         jobs.iter().map(|(pl, _)| pl.provider.as_str()),
     )?;
-    let store = open_store(ctx)?;
-    let lease = take_lease(ctx, store.as_ref(), &group_id)?;
+    let fleet = Fleet::open(ctx, &group_id)?;
     let intents = jobs
         .iter()
         .map(|(pl, req)| new_node(ctx, &group_id, &ctx.account, pl, req))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Every node is recorded, in one transaction, before the first create call.
-    store.record_intents(&intents)?;
+    fleet.store.record_intents(&intents)?;
     let ids: Vec<String> = intents.iter().map(|n| n.deploy_id.clone()).collect();
-    super::expiry::record(store.as_ref(), &ids, ttl)?;
+    super::expiry::record(fleet.store.as_ref(), &ids, ttl)?;
     if jobs.len() > 1 {
         messages::info(format!("fleet {group_id}: {} nodes recorded; resume with `capsule openmesh deploy --resume {group_id}`", jobs.len()));
     }
@@ -204,17 +203,7 @@ pub fn deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<ExitCode> {
         .explanation
         .is_some()
         .then(|| Failover::new(plan.candidates, !args.no_failover));
-    run_jobs(
-        ctx,
-        args,
-        store.as_ref(),
-        &runner,
-        &lease,
-        jobs,
-        &group_id,
-        plan.explanation,
-        failover,
-    )
+    run_jobs(&runner, &fleet, jobs, plan.explanation, failover)
 }
 
 fn dry_run(

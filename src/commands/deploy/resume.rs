@@ -58,9 +58,8 @@ fn fleet_account(ctx: &Ctx, group: &str, nodes: &[NodeRecord]) -> anyhow::Result
 /// again under a fresh record, with the fleet's own account. The fleet's lease is held throughout, and creates a killed
 /// process may still have had in flight are given time to land before the lookups.
 pub(super) fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Result<ExitCode> {
-    let store = open_store(ctx)?;
-    let lease = take_lease(ctx, store.as_ref(), group)?;
-    let nodes = store.nodes_in_group(group)?;
+    let fleet = Fleet::open(ctx, group)?;
+    let nodes = fleet.store.nodes_in_group(group)?;
     if nodes.is_empty() {
         return Err(bad_input(format!(
             "no fleet '{group}' in the inventory — `capsule openmesh history` shows recent deploys"
@@ -177,25 +176,17 @@ pub(super) fn resume(ctx: &Ctx, args: &DeployArgs, group: &str) -> anyhow::Resul
     if in_flight {
         // A process killed a moment ago may have had creates in flight: they reach the
         // provider a little later, and a lookup before then would miss them.
-        let wait = lease.settle_wait(IN_FLIGHT_GRACE, std::time::SystemTime::now());
+        let wait = fleet
+            .lease
+            .settle_wait(IN_FLIGHT_GRACE, std::time::SystemTime::now());
         if !wait.is_zero() {
             messages::info(format!("fleet {group} was being deployed moments ago; waiting {} s for creates still in flight to reach the provider before looking them up",
                 wait.as_secs().max(1)));
-            lease.beat();
+            fleet.lease.beat();
             std::thread::sleep(wait);
         }
     }
     // Recorded before any create, as every deploy is.
-    store.record_intents(&fresh)?;
-    run_jobs(
-        ctx,
-        args,
-        store.as_ref(),
-        &runner,
-        &lease,
-        jobs,
-        group,
-        None,
-        None,
-    )
+    fleet.store.record_intents(&fresh)?;
+    run_jobs(&runner, &fleet, jobs, None, None)
 }

@@ -9,7 +9,9 @@ use crate::engine::{Engine, Event, Progress, Reporter};
 /// Everything a run needs, built and checked before the first intent is written: a failure
 /// here (no credentials, an unreadable credentials file, a bad endpoint, a bad `--timeout`)
 /// leaves no record behind.
-pub(super) struct Runner {
+pub(super) struct Runner<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) args: &'a DeployArgs,
     pub(super) drivers: BTreeMap<String, Driver>,
     /// The credentials account every create runs with.
     pub(super) account: String,
@@ -22,14 +24,14 @@ pub(super) struct Runner {
     pub(super) wait_ready: bool,
 }
 
-impl Runner {
+impl<'a> Runner<'a> {
     /// Drivers for `providers`, with the credentials of `account`.
-    pub(super) fn new<'a>(
-        ctx: &Ctx,
-        args: &DeployArgs,
+    pub(super) fn new<'p>(
+        ctx: &'a Ctx,
+        args: &'a DeployArgs,
         account: &str,
-        providers: impl IntoIterator<Item = &'a str>,
-    ) -> anyhow::Result<Runner> {
+        providers: impl IntoIterator<Item = &'p str>,
+    ) -> anyhow::Result<Runner<'a>> {
         let default_minutes = if args.xnode.wait_ready { 45 } else { 10 };
         let timeout = args
             .timeout
@@ -42,6 +44,8 @@ impl Runner {
             }
         }
         Ok(Runner {
+            ctx,
+            args,
             drivers,
             account: account.to_string(),
             timeout,
@@ -54,13 +58,31 @@ impl Runner {
     }
 }
 
+/// The fleet a run works on, opened once: its group id, the fleet's lease (held for the whole
+/// run) and the store every report is recorded in.
+pub(super) struct Fleet {
+    pub(super) group_id: String,
+    // Declared before the store, so the lease is let go before the store closes.
+    pub(super) lease: state::lease::Lease,
+    pub(super) store: Box<dyn Store>,
+}
+
+impl Fleet {
+    /// Open the store and take the lease of fleet `group`, or say who holds it.
+    pub(super) fn open(ctx: &Ctx, group: &str) -> anyhow::Result<Fleet> {
+        let store = open_store(ctx)?;
+        let lease = take_lease(ctx, store.as_ref(), group)?;
+        Ok(Fleet {
+            group_id: group.to_string(),
+            lease,
+            store,
+        })
+    }
+}
+
 /// Take the fleet's lease on this machine and, on a shared store, the team-wide lock, or say
 /// who holds it.
-pub(super) fn take_lease(
-    ctx: &Ctx,
-    store: &dyn Store,
-    group: &str,
-) -> anyhow::Result<state::lease::Lease> {
+fn take_lease(ctx: &Ctx, store: &dyn Store, group: &str) -> anyhow::Result<state::lease::Lease> {
     match state::lease::acquire(&ctx.home, group)? {
         state::lease::Acquired::Held(_) if !store.lock_group(group)? => Err(anyhow::anyhow!(
             "fleet {group} is being deployed by a capsule on another machine sharing the team state {} — wait for it to finish, then run `capsule openmesh deploy --resume {group}`",
@@ -209,13 +231,11 @@ pub(super) fn push_job(engine: &mut Engine<Report, ()>, driver: Driver, job: Job
 /// What a run keeps to move refused creates: where each node is being created, the drivers,
 /// and the smart plan's failover.
 pub(super) struct Moves<'a> {
-    pub(super) ctx: &'a Ctx,
-    pub(super) args: &'a DeployArgs,
-    pub(super) store: &'a dyn Store,
-    pub(super) group_id: &'a str,
+    /// The run's options and the credentials account of the deploy (a moved node keeps it).
+    pub(super) runner: &'a Runner<'a>,
+    pub(super) fleet: &'a Fleet,
+    /// The runner's drivers and those of the providers nodes moved to.
     pub(super) drivers: BTreeMap<String, Driver>,
-    /// The credentials account of the deploy (a moved node keeps it).
-    pub(super) account: String,
     /// Deploy id → where that create goes.
     pub(super) places: BTreeMap<String, Candidate>,
     pub(super) failover: Option<Failover>,
@@ -326,7 +346,8 @@ impl Moves<'_> {
         c: &Candidate,
         message: &str,
     ) -> anyhow::Result<(Job, Driver)> {
-        let ctx = self.ctx;
+        let ctx = self.runner.ctx;
+        let account = self.runner.account.as_str();
         let p = ctx.provider(&c.provider)?;
         let t = ctx
             .catalog
@@ -334,7 +355,7 @@ impl Moves<'_> {
             .ok_or_else(|| anyhow::anyhow!("template '{}' vanished", c.template))?;
         let pl = placement_of(ctx, name, p, t, &c.region);
         if !self.drivers.contains_key(p.id()) {
-            let driver = ctx.driver_for(p.id(), &self.account)?;
+            let driver = ctx.driver_for(p.id(), account)?;
             self.drivers.insert(p.id().to_string(), driver);
         }
         let driver = self.drivers[p.id()].clone();
@@ -346,14 +367,14 @@ impl Moves<'_> {
         let deploy_id = state::new_deploy_id();
         let req = create_request(
             ctx,
-            self.args,
-            &self.account,
+            self.runner.args,
+            account,
             &pl,
             &deploy_id,
             resolved.as_ref(),
         )?;
-        let node = new_node(ctx, self.group_id, &self.account, &pl, &req)?;
-        self.store.record_moved(from, &node, message)?;
+        let node = new_node(ctx, &self.fleet.group_id, account, &pl, &req)?;
+        self.fleet.store.record_moved(from, &node, message)?;
         let job = Job {
             name: name.to_string(),
             provider: pl.provider,
@@ -364,18 +385,18 @@ impl Moves<'_> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Run `jobs` for `fleet` on the execution engine, record every report, move refused creates
+/// along the smart plan's `failover`, and print the per-node result table.
 pub(super) fn run_jobs(
-    ctx: &Ctx,
-    args: &DeployArgs,
-    store: &dyn Store,
     runner: &Runner,
-    lease: &state::lease::Lease,
+    fleet: &Fleet,
     jobs: Vec<Job>,
-    group_id: &str,
     explanation: Option<Explanation>,
     failover: Option<Failover>,
 ) -> anyhow::Result<ExitCode> {
+    let ctx = runner.ctx;
+    let store = fleet.store.as_ref();
+    let group_id = fleet.group_id.as_str();
     let mut names: BTreeMap<String, String> = jobs
         .iter()
         .map(|j| (j.req.deploy_id.clone(), j.name.clone()))
@@ -391,12 +412,9 @@ pub(super) fn run_jobs(
     let mut results: BTreeMap<String, (Option<Node>, Option<String>)> = BTreeMap::new();
     let mut in_doubt: BTreeSet<String> = BTreeSet::new();
     let mut moves = Moves {
-        ctx,
-        args,
-        store,
-        group_id,
+        runner,
+        fleet,
         drivers: runner.drivers.clone(),
-        account: runner.account.clone(),
         places: jobs
             .iter()
             .map(|j| {
@@ -410,7 +428,7 @@ pub(super) fn run_jobs(
             .collect(),
         failover,
     };
-    let beat = lease.handle()?;
+    let beat = fleet.lease.handle()?;
     // The lease's heartbeat: the next holder learns when this process was last alive.
     let heartbeat = rt.spawn(async move {
         loop {
