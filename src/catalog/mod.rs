@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod diagnostic;
+pub mod index;
 pub mod jinja;
 pub mod layer;
 pub mod load;
