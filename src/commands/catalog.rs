@@ -2388,5 +2388,31 @@ features = ["ssd"]
             serde_json::to_string(&cached).unwrap(),
             serde_json::to_string(&full).unwrap()
         );
+
+        // The cheapest match shrinks to 1 vCPU in the overlay: the next listing from the cache
+        // leaves it out.
+        let cheapest = ids(&want.0)[0].clone();
+        let file = ["templates", "regional", "extra"]
+            .iter()
+            .map(|f| dir.path().join(format!("synthetic/{f}.toml")))
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .contains(&format!("id = \"{cheapest}\"\n"))
+            })
+            .expect("the cheapest is a generated template");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let at = text.find(&format!("id = \"{cheapest}\"\n")).unwrap();
+        let cpu = at + text[at..].find("cpu = ").unwrap();
+        let end = cpu + text[cpu..].find('\n').unwrap();
+        let changed = format!("{}cpu = 1{}", &text[..cpu], &text[end..]);
+        std::fs::write(&file, changed).unwrap();
+        catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+        let (again, _) = catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+        assert!(catalog::index::of(&again).is_some(), "read from the cache");
+        let now = listed_in(&again, &f).unwrap();
+        assert!(!ids(&now.0).contains(&cheapest), "{:?}", ids(&now.0));
+        let full = catalog::load(Some(dir.path())).unwrap();
+        assert_eq!(ids(&now.0), ids(&listed_in(&full, &f).unwrap().0));
     }
 }
