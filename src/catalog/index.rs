@@ -241,11 +241,6 @@ impl Indexed {
         Row::read(&self.all()[start..start + ROW])
     }
 
-    /// The rows, cheapest lower bound first.
-    pub fn rows(&self) -> impl Iterator<Item = Option<Row>> + '_ {
-        (0..self.count).map(|n| self.row(n))
-    }
-
     /// The encoded bytes of template `pos`.
     fn bytes(&self, pos: usize) -> Option<&[u8]> {
         let offsets = &self.all()[self.offsets.clone()];
