@@ -1,12 +1,14 @@
 //! Catalog benchmarks: load + validate + filter + rank a generated `--catalog` overlay of 1k,
 //! 10k and 100k templates (the generator is `capsule openmesh catalog generate`, built with the
-//! `dev` feature), and the embedded catalog's start-up path (pre-digested JSON).
+//! `dev` feature), the same overlays read back from the content-keyed cache and listed as
+//! `templates --min-cpu 4 --min-memory 8 --limit 5` does (through the entry's index), and the
+//! embedded catalog's start-up path (pre-digested JSON).
 //!
 //! Run: `cargo bench --bench catalog`.
 
 use capsule::catalog;
-use capsule::cli::SortKey;
-use capsule::commands::catalog::{generate, matching_templates};
+use capsule::cli::{SortKey, TemplateFilter};
+use capsule::commands::catalog::{generate, listed_in, matching_templates};
 use capsule::select::Query;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
@@ -25,13 +27,40 @@ fn bench(c: &mut Criterion) {
     c.bench_function("embedded catalog (pre-digested JSON)", |b| {
         b.iter(|| catalog::embedded().unwrap().templates.len())
     });
+    let dirs: Vec<(usize, tempfile::TempDir)> = [1_000usize, 10_000, 100_000]
+        .into_iter()
+        .map(|n| {
+            let dir = tempfile::tempdir().unwrap();
+            generate(&embedded, dir.path(), n).unwrap();
+            (n, dir)
+        })
+        .collect();
     let mut group = c.benchmark_group("overlay load+validate+filter+rank");
     group.sample_size(10);
-    for n in [1_000usize, 10_000, 100_000] {
-        let dir = tempfile::tempdir().unwrap();
-        generate(&embedded, dir.path(), n).unwrap();
-        group.bench_with_input(BenchmarkId::from_parameter(n), &dir, |b, dir| {
+    for (n, dir) in &dirs {
+        group.bench_with_input(BenchmarkId::from_parameter(n), dir, |b, dir| {
             b.iter(|| load_filter_rank(dir.path()))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("overlay from the cache: read+list (limit 5)");
+    let filter = TemplateFilter {
+        min_cpu: Some(4),
+        min_memory: Some(8.0),
+        limit: Some(5),
+        ..TemplateFilter::default()
+    };
+    for (n, dir) in &dirs {
+        let home = tempfile::tempdir().unwrap();
+        // The first load writes the entry; every one measured reads it.
+        catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+        group.bench_with_input(BenchmarkId::from_parameter(n), dir, |b, dir| {
+            b.iter(|| {
+                let (cat, _) = catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+                let found = listed_in(&cat, &filter).unwrap().0.len();
+                assert!(!cat.templates.is_decoded());
+                found
+            })
         });
     }
     group.finish();

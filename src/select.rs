@@ -147,9 +147,18 @@ pub fn all_offers(catalog: &Catalog) -> Vec<Offer<'_>> {
 
 /// The offers of the templates `keep` accepts.
 pub fn offers_where<'a>(catalog: &'a Catalog, keep: impl Fn(&Template) -> bool) -> Vec<Offer<'a>> {
+    offers_of(catalog, catalog.templates.iter().filter(|t| keep(t)))
+}
+
+/// The offers of `templates` (the catalog's, or some of them), in their order, each template's
+/// in the order of its regions.
+pub fn offers_of<'a>(
+    catalog: &'a Catalog,
+    templates: impl IntoIterator<Item = &'a Template>,
+) -> Vec<Offer<'a>> {
     let mut out = Vec::new();
     let mut provider: Option<&ProviderEntry> = None;
-    for t in catalog.templates.iter().filter(|t| keep(t)) {
+    for t in templates {
         // Templates are grouped by provider: look it up once per group.
         let p = match provider {
             Some(p) if p.meta.id == t.provider => p,

@@ -11,26 +11,30 @@
 //! payload checksum) and the catalog with the notices its load produced, as MessagePack (named
 //! fields, so every serde shape of the schema round-trips, and a field added to a schema type
 //! is in the format with no change here). The payload is parts: the catalog without its
-//! templates (with the notices), then the templates in runs of [`RUN`], each run its own
-//! MessagePack array, so that a large catalog is decoded (and encoded) on every core. It is
-//! written atomically (a temporary file renamed into place); an entry that is truncated,
+//! templates (with the notices), the query index's rows, the offset of each template, then the
+//! templates, each one encoded alone (see `index.rs`). A read decodes the first part only: the
+//! templates are decoded when something reads them, all of them on every core, or one by one
+//! for a query the index serves. It is written atomically (a temporary file renamed into place); an entry that is truncated,
 //! corrupt or of another format is ignored and rewritten, never trusted. Only the newest few
 //! entries are kept.
 
+use super::index::{self, Indexed};
 use super::schema::Template;
-use super::Catalog;
+use super::{Catalog, Templates};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 /// Changes whenever the entry layout or its encoding changes.
-const MAGIC: &[u8; 8] = b"CAPCAT02";
+const MAGIC: &[u8; 8] = b"CAPCAT03";
 const HEADER: usize = 8 + 16 + 8 + 8;
 /// Entries kept in the cache directory (the newest ones).
 const KEEP: usize = 4;
-/// Templates in one run of the payload.
-const RUN: usize = 8192;
+/// Templates encoded or decoded by one worker at a time.
+pub(crate) const RUN: usize = 8192;
+/// Parts of a payload: head, index rows, template offsets, templates.
+const PARTS: usize = 4;
 
 /// What a cache entry holds: the catalog and the notices to print again.
 #[derive(Serialize, Deserialize)]
@@ -167,14 +171,20 @@ fn path(home: &Path, key: &Key) -> PathBuf {
 /// new file and renames it over the old one, and pruning unlinks; a reader's mapping keeps the
 /// old file's pages either way.
 pub fn read(home: &Path, key: &Key) -> Option<Entry> {
-    let file = std::fs::File::open(path(home, key)).ok()?;
+    let at = path(home, key);
+    let file = std::fs::File::open(&at).ok()?;
     // SAFETY: see above; the bytes are checked (length, checksum) before they are decoded.
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    decode(&map, key)
+    decode(map, key, at)
 }
 
-fn decode(bytes: &[u8], key: &Key) -> Option<Entry> {
-    let (head, payload) = bytes.split_at_checked(HEADER)?;
+/// The bytes of an entry: a mapped file, or (in tests) memory.
+pub(crate) trait Bytes: AsRef<[u8]> + Send + Sync + 'static {}
+impl<T: AsRef<[u8]> + Send + Sync + 'static> Bytes for T {}
+
+fn decode(bytes: impl Bytes, key: &Key, at: PathBuf) -> Option<Entry> {
+    let all = bytes.as_ref();
+    let (head, payload) = all.split_at_checked(HEADER)?;
     let (magic, rest) = head.split_at(8);
     let (stored_key, rest) = rest.split_at(16);
     let (len, sum) = rest.split_at(8);
@@ -187,23 +197,52 @@ fn decode(bytes: &[u8], key: &Key) -> Option<Entry> {
     if !sound {
         return None;
     }
-    decode_payload(payload)
+    decode_payload(bytes, HEADER, at)
 }
 
 /// The payload: the number of parts (u32), each part's length (u64), then the parts: the entry
-/// without its templates, then the runs of templates.
+/// without its templates, the index rows, the templates' offsets and the templates.
 fn encode_payload(entry: &Entry) -> Option<Vec<u8>> {
     // The entry without its templates: a shallow copy of everything else (small).
     let head = Head {
         catalog: entry.catalog.clone_without_templates(),
         notes: entry.notes.clone(),
     };
-    let runs: Vec<&[Template]> = entry.catalog.templates.chunks(RUN).collect();
-    let mut parts = vec![rmp_serde::to_vec_named(&head).ok()?];
-    let encoded = on_cores(&runs, |run| rmp_serde::to_vec_named(run).ok())?;
+    let templates: &[Template] = &entry.catalog.templates;
+    let runs: Vec<&[Template]> = templates.chunks(RUN).collect();
+    // Each run: its templates' bytes, one after the other, and where each one ends.
+    let encoded = on_cores(&runs, |run| {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::with_capacity(run.len());
+        for t in *run {
+            rmp_serde::encode::write_named(&mut bytes, t).ok()?;
+            ends.push(bytes.len());
+        }
+        Some((bytes, ends))
+    })?;
+    let mut offsets = Vec::with_capacity(templates.len() * 8);
+    let mut data = Vec::with_capacity(
+        encoded
+            .iter()
+            .map(|e| e.as_ref().map_or(0, |e| e.0.len()))
+            .sum(),
+    );
     for e in encoded {
-        parts.push(e?);
+        let (bytes, ends) = e?;
+        let base = data.len();
+        let mut start = 0;
+        for end in ends {
+            offsets.extend_from_slice(&((base + start) as u64).to_le_bytes());
+            start = end;
+        }
+        data.extend_from_slice(&bytes);
     }
+    let parts = [
+        rmp_serde::to_vec_named(&head).ok()?,
+        index::encode_rows(&entry.catalog)?,
+        offsets,
+        data,
+    ];
     let mut out =
         Vec::with_capacity(4 + 8 * parts.len() + parts.iter().map(Vec::len).sum::<usize>());
     out.extend_from_slice(&u32::try_from(parts.len()).ok()?.to_le_bytes());
@@ -216,39 +255,47 @@ fn encode_payload(entry: &Entry) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn decode_payload(payload: &[u8]) -> Option<Entry> {
-    let (count, mut rest) = payload.split_at_checked(4)?;
+/// The entry whose payload starts at `from` in `bytes`: the head decoded, the templates left
+/// to an [`Indexed`] that keeps the bytes.
+fn decode_payload(bytes: impl Bytes, from: usize, at: PathBuf) -> Option<Entry> {
+    let payload = bytes.as_ref().get(from..)?;
+    let (count, rest) = payload.split_at_checked(4)?;
     let count = usize::try_from(u32::from_le_bytes(count.try_into().ok()?)).ok()?;
-    let (lens, mut body) = rest.split_at_checked(count.checked_mul(8)?)?;
-    rest = lens;
-    let mut parts = Vec::with_capacity(count);
-    while let Some((len, more)) = rest.split_at_checked(8) {
-        rest = more;
-        let len = usize::try_from(u64::from_le_bytes(len.try_into().ok()?)).ok()?;
-        let (part, after) = body.split_at_checked(len)?;
-        parts.push(part);
-        body = after;
-    }
-    if !body.is_empty() || parts.is_empty() {
+    if count != PARTS {
         return None;
     }
-    let Head { mut catalog, notes } = rmp_serde::from_slice(parts[0]).ok()?;
-    let runs = on_cores(&parts[1..], |p| {
-        rmp_serde::from_slice::<Vec<Template>>(p).ok()
-    })?;
-    let mut templates =
-        Vec::with_capacity(runs.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum());
-    for r in runs {
-        templates.extend(r?);
+    let (lens, body) = rest.split_at_checked(count * 8)?;
+    let mut ranges = Vec::with_capacity(count);
+    let mut start = from + 4 + count * 8;
+    for len in lens.chunks_exact(8) {
+        let len = usize::try_from(u64::from_le_bytes(len.try_into().ok()?)).ok()?;
+        let end = start.checked_add(len)?;
+        ranges.push(start..end);
+        start = end;
     }
-    catalog.templates = templates;
+    if start - (from + 4 + count * 8) != body.len() {
+        return None;
+    }
+    let Head { mut catalog, notes } =
+        rmp_serde::from_slice(bytes.as_ref().get(ranges[0].clone())?).ok()?;
+    let ix = Indexed::new(
+        Box::new(bytes),
+        ranges[1].clone(),
+        ranges[2].clone(),
+        ranges[3].clone(),
+        at,
+    )?;
+    catalog.templates = Templates::deferred(std::sync::Arc::new(ix));
     Some(Entry { catalog, notes })
 }
 
 /// `work` on every item, the items shared out in contiguous runs over the available cores (on
 /// this thread alone when there is one item); results in input order. `None` when a worker
 /// panicked.
-fn on_cores<I: Sync, T: Send>(items: &[I], work: impl Fn(&I) -> T + Sync) -> Option<Vec<T>> {
+pub(crate) fn on_cores<I: Sync, T: Send>(
+    items: &[I],
+    work: impl Fn(&I) -> T + Sync,
+) -> Option<Vec<T>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8)
@@ -360,11 +407,11 @@ mod tests {
         let mut flipped = good.clone();
         let last = flipped.len() - 10;
         flipped[last] ^= 0x20;
-        assert!(decode(&flipped, &key).is_none());
-        assert!(decode(&good[..good.len() - 1], &key).is_none());
-        assert!(decode(&good[..10], &key).is_none());
+        assert!(decode(flipped, &key, p.clone()).is_none());
+        assert!(decode(good[..good.len() - 1].to_vec(), &key, p.clone()).is_none());
+        assert!(decode(good[..10].to_vec(), &key, p.clone()).is_none());
         let other = KeyBuilder::default().part(b"overlay2").finish();
-        assert!(decode(&good, &other).is_none());
+        assert!(decode(good, &other, p).is_none());
     }
 
     #[test]
@@ -382,7 +429,8 @@ mod tests {
             })
             .collect();
         let payload = encode_payload(&e).unwrap();
-        let back = decode_payload(&payload).expect("decodes");
+        let at = PathBuf::from("entry");
+        let back = decode_payload(payload.clone(), 0, at.clone()).expect("decodes");
         assert_eq!(back.catalog.templates.len(), n);
         assert_eq!(
             serde_json::to_string(&back.catalog).unwrap(),
@@ -392,9 +440,9 @@ mod tests {
         // A part's length that does not add up is refused, not misread.
         let mut bad = payload.clone();
         bad[4] ^= 1;
-        assert!(decode_payload(&bad).is_none());
-        assert!(decode_payload(&payload[..payload.len() - 1]).is_none());
-        assert!(decode_payload(&[]).is_none());
+        assert!(decode_payload(bad, 0, at.clone()).is_none());
+        assert!(decode_payload(payload[..payload.len() - 1].to_vec(), 0, at.clone()).is_none());
+        assert!(decode_payload(Vec::new(), 0, at).is_none());
     }
 
     #[test]

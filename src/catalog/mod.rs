@@ -5,10 +5,13 @@
 //! the merged result as JSON, so a plain start-up deserializes one pre-digested document and
 //! parses no TOML. With an overlay, the embedded TOML files and the overlay's are merged and
 //! validated, once: the result is kept in a cache keyed by the content of every input
-//! (`cache.rs`), so later commands with the same overlay read one binary document.
+//! (`cache.rs`), so later commands with the same overlay read one binary document. Its
+//! templates are decoded when first read, and `templates` can answer from the entry's query
+//! index (`index.rs`) decoding only the few it lists.
 
 pub mod cache;
 pub mod diagnostic;
+pub mod index;
 pub mod jinja;
 pub mod layer;
 pub mod load;

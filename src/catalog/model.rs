@@ -4,14 +4,16 @@
 
 use super::schema::{Api, Bootstrap, CredentialField, ProviderMeta, Rate, Region, Template};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
 
 /// Everything capsule knows about providers, offline.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Catalog {
     /// Sorted by id.
     pub providers: Vec<ProviderEntry>,
-    /// Sorted by provider, then hourly price, then id.
-    pub templates: Vec<Template>,
+    /// Sorted by provider, then hourly price, then id. Held in memory, or (a catalog read from
+    /// the cache) decoded in full on first use; see [`Templates`].
+    pub templates: Templates,
     pub rates: Vec<Rate>,
     pub bootstrap: Bootstrap,
     /// Provider id → RFC 3339 time of the refresh its prices come from (the refreshed layer);
@@ -42,7 +44,7 @@ impl Catalog {
         } = self;
         Catalog {
             providers: providers.clone(),
-            templates: Vec::new(),
+            templates: Templates::default(),
             rates: rates.clone(),
             bootstrap: bootstrap.clone(),
             refreshed: refreshed.clone(),
@@ -146,5 +148,118 @@ impl Template {
             Some(h) if self.price_hourly > 0.0 => self.price_monthly * h / self.price_hourly,
             _ => self.price_monthly,
         }
+    }
+}
+
+/// A catalog's templates: a `Vec<Template>` to every reader (through `Deref`), which a catalog
+/// read from the cache decodes in full only when something first reads it. Until then its
+/// [`TemplateSource`] can answer a query by decoding only the templates the query needs (see
+/// `catalog::index`). Serialized as the plain list.
+#[derive(Clone, Default)]
+pub struct Templates {
+    all: OnceLock<Vec<Template>>,
+    source: Option<Arc<dyn TemplateSource>>,
+}
+
+/// Where the templates of a [`Templates`] not yet decoded come from.
+pub trait TemplateSource: Send + Sync {
+    /// Every template, in catalog order.
+    fn decode_all(&self) -> Vec<Template>;
+    /// For a query path that knows the concrete source.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl Templates {
+    /// Templates decoded from `source` on first use.
+    pub fn deferred(source: Arc<dyn TemplateSource>) -> Templates {
+        Templates {
+            all: OnceLock::new(),
+            source: Some(source),
+        }
+    }
+
+    /// The source the templates come from, while they are exactly its templates (a change
+    /// through `DerefMut` forgets it).
+    pub fn source(&self) -> Option<&dyn TemplateSource> {
+        self.source.as_deref()
+    }
+
+    /// Whether the full list is in memory.
+    pub fn is_decoded(&self) -> bool {
+        self.all.get().is_some()
+    }
+
+    fn get(&self) -> &Vec<Template> {
+        self.all.get_or_init(|| match &self.source {
+            Some(s) => s.decode_all(),
+            None => Vec::new(),
+        })
+    }
+}
+
+impl std::ops::Deref for Templates {
+    type Target = Vec<Template>;
+    fn deref(&self) -> &Vec<Template> {
+        self.get()
+    }
+}
+
+impl std::ops::DerefMut for Templates {
+    fn deref_mut(&mut self) -> &mut Vec<Template> {
+        let all = match self.all.take() {
+            Some(all) => all,
+            None => self
+                .source
+                .as_ref()
+                .map_or_else(Vec::new, |s| s.decode_all()),
+        };
+        // Changed from here on: the source no longer describes them.
+        self.source = None;
+        self.all = OnceLock::from(all);
+        match self.all.get_mut() {
+            Some(all) => all,
+            None => unreachable!("set on the line above"),
+        }
+    }
+}
+
+impl From<Vec<Template>> for Templates {
+    fn from(all: Vec<Template>) -> Templates {
+        Templates {
+            all: OnceLock::from(all),
+            source: None,
+        }
+    }
+}
+
+impl FromIterator<Template> for Templates {
+    fn from_iter<I: IntoIterator<Item = Template>>(iter: I) -> Templates {
+        Templates::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> IntoIterator for &'a Templates {
+    type Item = &'a Template;
+    type IntoIter = std::slice::Iter<'a, Template>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.get().iter()
+    }
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl Serialize for Templates {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Templates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Templates, D::Error> {
+        Vec::<Template>::deserialize(d).map(Templates::from)
     }
 }

@@ -293,8 +293,14 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
 /// Templates matching a filter, each with its cheapest matching offer, sorted.
 pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) -> Vec<Offer<'a>> {
     let offers = select::offers_where(catalog, |t| q.template_may_fit(t));
-    // Offers come grouped by template: keep each template's first fitting one in rank order.
-    let mut best: Vec<Offer<'a>> = offers
+    let mut best = best_offers(&offers, q);
+    sort_listing(&mut best, sort);
+    best
+}
+
+/// Each template's first fitting offer in rank order, from offers grouped by template.
+fn best_offers<'a>(offers: &[Offer<'a>], q: &Query) -> Vec<Offer<'a>> {
+    offers
         .chunk_by(|a, b| std::ptr::eq(a.template, b.template))
         .filter_map(|group| {
             group
@@ -303,12 +309,18 @@ pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) ->
                 .min_by(|a, b| select::rank_order(a, b))
                 .cloned()
         })
-        .collect();
-    let by_price = |a: &Offer, b: &Offer| {
-        a.hourly_usd
-            .total_cmp(&b.hourly_usd)
-            .then_with(|| a.template.id.cmp(&b.template.id))
-    };
+        .collect()
+}
+
+/// The listing order: cheapest first, ties by template id.
+fn by_price(a: &Offer, b: &Offer) -> std::cmp::Ordering {
+    a.hourly_usd
+        .total_cmp(&b.hourly_usd)
+        .then_with(|| a.template.id.cmp(&b.template.id))
+}
+
+/// Sort templates' best offers for a listing.
+fn sort_listing(best: &mut [Offer], sort: SortKey) {
     match sort {
         SortKey::Price => best.sort_by(by_price),
         SortKey::Cpu => best.sort_by(|a, b| {
@@ -329,7 +341,6 @@ pub fn matching_templates<'a>(catalog: &'a Catalog, q: &Query, sort: SortKey) ->
                 .then_with(|| by_price(a, b))
         }),
     }
-    best
 }
 
 /// The templates `templates` lists for a filter (each at its best matching offer, sorted and
@@ -338,24 +349,115 @@ pub(crate) fn listed_templates<'a>(
     ctx: &'a Ctx,
     f: &TemplateFilter,
 ) -> anyhow::Result<(Vec<Offer<'a>>, usize)> {
-    let q = filter_query(&ctx.catalog, f)?;
-    let mut found = matching_templates(&ctx.catalog, &q, f.sort);
-    // A retired provider's templates cannot be deployed: shown only when asked for, by
-    // --include-retired or by naming the provider.
-    let asked = |id: &str| f.providers.iter().any(|p| p.eq_ignore_ascii_case(id));
-    let before = found.len();
-    found.retain(|o| f.include_retired || !o.provider.is_retired() || asked(o.provider.id()));
-    let left_out = before - found.len();
-    if f.curated {
+    listed_in(&ctx.catalog, f)
+}
+
+/// [`listed_templates`] over a catalog. A catalog fresh from the cache answers through its
+/// index ([`indexed_listing`]), with the same result; any other decodes its templates.
+pub fn listed_in<'a>(
+    catalog: &'a Catalog,
+    f: &TemplateFilter,
+) -> anyhow::Result<(Vec<Offer<'a>>, usize)> {
+    let q = filter_query(catalog, f)?;
+    let curated = if f.curated {
         let embedded = catalog::embedded()?;
-        let ids: std::collections::HashSet<&str> =
-            embedded.templates.iter().map(|t| t.id.as_str()).collect();
+        Some(embedded.templates.iter().map(|t| t.id.clone()).collect())
+    } else {
+        None
+    };
+    if let Some(ix) = catalog::index::of(catalog) {
+        if let Some(found) = indexed_listing(catalog, ix, &q, f, curated.as_ref()) {
+            return Ok(found);
+        }
+    }
+    let mut found = matching_templates(catalog, &q, f.sort);
+    let before = found.len();
+    found.retain(|o| !left_out(f, o.provider));
+    let left_out = before - found.len();
+    if let Some(ids) = &curated {
         found.retain(|o| ids.contains(o.template.id.as_str()));
     }
     if let Some(n) = f.limit {
         found.truncate(n);
     }
     Ok((found, left_out))
+}
+
+/// A retired provider's templates cannot be deployed: shown only when asked for, by
+/// --include-retired or by naming the provider.
+fn left_out(f: &TemplateFilter, p: &ProviderEntry) -> bool {
+    let asked = f.providers.iter().any(|x| x.eq_ignore_ascii_case(p.id()));
+    p.is_retired() && !f.include_retired && !asked
+}
+
+/// [`listed_in`] from a cache entry's index, decoding only the templates it needs: those whose
+/// index row may match (a superset of the matches), cheapest lower bound first, each one run
+/// through the same code as the full path ([`Query::template_may_fit`], [`best_offers`],
+/// [`sort_listing`]). Sorted by price with a limit, it stops once the limit is filled and the
+/// next row's lower bound is above the last kept price: no template after it can be listed.
+/// Retired providers' rows come first in the index and are all looked at, to count the ones
+/// left out. `None` when a template cannot be decoded (the caller then decodes them all).
+fn indexed_listing<'a>(
+    catalog: &'a Catalog,
+    ix: &'a catalog::index::Indexed,
+    q: &Query,
+    f: &TemplateFilter,
+    curated: Option<&std::collections::HashSet<String>>,
+) -> Option<(Vec<Offer<'a>>, usize)> {
+    let pre = catalog::index::Prefilter::new(catalog, q);
+    let retired: Vec<bool> = catalog.providers.iter().map(|p| p.is_retired()).collect();
+    let is_retired = |r: &catalog::index::Row| retired.get(r.provider as usize) == Some(&true);
+    // Stop early only where the order is the lower bound's: by price, with a limit.
+    let limit = match f.sort {
+        SortKey::Price => f.limit,
+        _ => None,
+    };
+    let mut kept: Vec<Offer<'a>> = Vec::new();
+    let mut left = 0;
+    // The price of the last template the limit keeps, once `limit` are kept.
+    let mut worst: Option<f64> = None;
+    for n in 0..ix.len() {
+        let r = ix.row(n)?;
+        if let (Some(w), false) = (worst, is_retired(&r)) {
+            if r.min_hourly_usd > w {
+                break;
+            }
+        }
+        if limit == Some(0) && !is_retired(&r) {
+            break;
+        }
+        if !pre.may_match(&r) {
+            continue;
+        }
+        let t = ix.template(r.pos as usize)?;
+        if !q.template_may_fit(t) {
+            continue;
+        }
+        let offers = select::offers_of(catalog, [t]);
+        let Some(best) = best_offers(&offers, q).into_iter().next() else {
+            continue;
+        };
+        if left_out(f, best.provider) {
+            left += 1;
+            continue;
+        }
+        if curated.is_some_and(|ids| !ids.contains(best.template.id.as_str())) {
+            continue;
+        }
+        kept.push(best);
+        if let Some(l) = limit.filter(|l| *l > 0) {
+            if kept.len() >= l && (worst.is_none() || kept.len() >= 2 * l) {
+                kept.sort_by(by_price);
+                kept.truncate(l);
+                worst = Some(kept[l - 1].hourly_usd);
+            }
+        }
+    }
+    sort_listing(&mut kept, f.sort);
+    if let Some(l) = f.limit {
+        kept.truncate(l);
+    }
+    Some((kept, left))
 }
 
 pub fn templates(ctx: &Ctx, f: &TemplateFilter) -> anyhow::Result<ExitCode> {
@@ -2081,4 +2183,236 @@ struct PriceStatus<'a> {
     age_days: Option<i64>,
     stale: bool,
     source: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::schema::{Arch, Continent};
+
+    /// A few templates the generator does not make: GPUs, arm64, regional prices below and
+    /// above the base price, a region price that makes one region the cheapest.
+    const EXTRA: &str = r#"
+[[templates]]
+id = "syn-gpu-a"
+plan = "g-a"
+name = "GPU A"
+cpu = 8
+memory_gb = 32
+storage_gb = 100
+price_hourly = 0.05
+price_monthly = 36
+arch = "x86_64"
+regions = ["us-east-1", "eu-west-1"]
+region_prices = { "eu-west-1" = 0.001 }
+features = ["gpu"]
+gpu = { count = 2, model = "NVIDIA H100", vram_gb = 80 }
+
+[[templates]]
+id = "syn-gpu-b"
+plan = "g-b"
+name = "GPU B"
+cpu = 4
+memory_gb = 16
+storage_gb = 50
+price_hourly = 0.002
+price_monthly = 1.44
+arch = "x86_64"
+regions = ["us-west-2"]
+features = ["gpu"]
+gpu = { count = 1, model = "RTX 4090", vram_gb = 24 }
+
+[[templates]]
+id = "syn-arm-a"
+plan = "a-a"
+name = "Arm A"
+cpu = 16
+memory_gb = 64
+storage_gb = 640
+price_hourly = 0.02
+price_monthly = 14.4
+arch = "arm64"
+regions = ["ap-southeast-1", "us-east-1"]
+region_prices = { "us-east-1" = 0.9 }
+features = ["ssd"]
+"#;
+
+    /// `n` templates whose regions are priced apart: one region well below the base price,
+    /// one above, all of them about as cheap as the cheapest generated ones, so that a region or continent filter sees prices above a template's lower
+    /// bound (what the early stop of the index path has to get right).
+    fn regional(n: usize) -> String {
+        let regions = [
+            "us-east-1",
+            "us-west-2",
+            "eu-west-1",
+            "ap-southeast-1",
+            "ap-northeast-1",
+        ];
+        let mut seed: u64 = 0x1234_5678_9abc_def1;
+        let mut next = |m: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % m
+        };
+        let mut text = String::new();
+        for i in 0..n {
+            let cpu = 1u64 << next(7);
+            let mem = cpu * (1 + next(8));
+            let base = 0.003 + next(10_000) as f64 / 500_000.0;
+            // The cheap region in Asia, the others in America or Europe: a filter on the
+            // latter sees prices well above the lower bound.
+            let cheap = regions[3 + next(2) as usize];
+            let dear = regions[next(3) as usize];
+            let other = regions[next(3) as usize];
+            let mut regs = vec![cheap, dear, other];
+            regs.sort_unstable();
+            regs.dedup();
+            let cheap_price = base * (0.5 + next(50) as f64 / 100.0);
+            let mut prices = format!("\"{cheap}\" = {cheap_price:.6}");
+            if dear != cheap {
+                prices.push_str(&format!(", \"{dear}\" = {:.6}", base * 1.5));
+            }
+            text.push_str(&format!(
+                "[[templates]]\nid = \"syn-rp-{i}\"\nplan = \"rp-{i}\"\nname = \"Regional {i}\"\ncpu = {cpu}\nmemory_gb = {mem}\nstorage_gb = {}\nprice_hourly = {base:.6}\nprice_monthly = {:.4}\narch = \"x86_64\"\nregions = [{}]\nregion_prices = {{ {prices} }}\nfeatures = [\"ssd\"]\n\n",
+                mem * 10,
+                base * 720.0,
+                regs.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", "),
+            ));
+        }
+        text
+    }
+
+    /// The index path gives exactly the full path's listing, for a spread of filters, and never
+    /// decodes every template to do it.
+    #[test]
+    fn the_indexed_listing_is_the_full_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let embedded = catalog::embedded().unwrap();
+        generate(&embedded, dir.path(), 3000).unwrap();
+        std::fs::write(dir.path().join("synthetic/extra.toml"), EXTRA).unwrap();
+        std::fs::write(dir.path().join("synthetic/regional.toml"), regional(400)).unwrap();
+        let full = catalog::load(Some(dir.path())).unwrap();
+        // The first load writes the entry, the second reads it.
+        let (_, notes) = catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        let (cached, _) = catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+        let ix = catalog::index::of(&cached).expect("read from the cache");
+        assert_eq!(ix.len(), full.templates.len());
+
+        // The benchmark's query decodes a handful of the 3,000 templates.
+        let f = TemplateFilter {
+            min_cpu: Some(4),
+            min_memory: Some(8.0),
+            limit: Some(5),
+            ..TemplateFilter::default()
+        };
+        let ids = |found: &[Offer]| -> Vec<String> {
+            found.iter().map(|o| o.template.id.clone()).collect()
+        };
+        let want = listed_in(&full, &f).unwrap();
+        let got = listed_in(&cached, &f).unwrap();
+        assert_eq!(ids(&got.0), ids(&want.0));
+        assert_eq!(got.1, want.1);
+        assert!(ix.decoded() < 100, "{} templates decoded", ix.decoded());
+
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut pick = |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((seed >> 33) as usize) % n
+        };
+        let mut served = 0;
+        for case in 0..600 {
+            let f = TemplateFilter {
+                gpu: pick(10) == 0,
+                gpu_model: [Some("h100"), Some(":2"), Some("4090")]
+                    .get(pick(24))
+                    .copied()
+                    .flatten()
+                    .map(String::from),
+                providers: match pick(6) {
+                    0 => vec!["synthetic".into()],
+                    1 => vec!["equinix-metal".into()],
+                    2 => vec!["SCALEWAY".into(), "synthetic".into()],
+                    _ => vec![],
+                },
+                region: ["us-east-1", "eu-west-1"]
+                    .get(pick(8))
+                    .map(|r| r.to_string()),
+                continent: [Continent::Europe].get(pick(8)).copied(),
+                min_cpu: [1, 4, 16, 64, 65].get(pick(8)).copied(),
+                min_memory: [0.5, 8.0, 100.0].get(pick(6)).copied(),
+                min_storage: [80.0, 1000.0].get(pick(8)).copied(),
+                max_price: [0.05, 0.2, 0.001].get(pick(8)).copied(),
+                max_monthly: [40.0, 150.0].get(pick(8)).copied(),
+                arch: [Arch::X86_64, Arch::Arm64].get(pick(8)).copied(),
+                sort: [
+                    SortKey::Price,
+                    SortKey::Price,
+                    SortKey::Cpu,
+                    SortKey::Memory,
+                    SortKey::PricePerCpu,
+                ][pick(5)],
+                limit: [None, Some(0), Some(1), Some(5), Some(5), Some(50)][pick(6)],
+                include_retired: pick(3) == 0,
+                curated: pick(8) == 0,
+            };
+            let shown = |r: anyhow::Result<(Vec<Offer>, usize)>| {
+                r.map(|(found, left)| {
+                    let rows: Vec<String> = found
+                        .iter()
+                        .map(|o| {
+                            let row = serde_json::to_string(&TemplateRow::of(o)).unwrap();
+                            format!("{row} @ {}", o.region.id)
+                        })
+                        .collect();
+                    (rows, left)
+                })
+                .map_err(|e| e.to_string())
+            };
+            let want = shown(listed_in(&full, &f));
+            let got = shown(listed_in(&cached, &f));
+            assert_eq!(got, want, "case {case}: {f:?}");
+            served += usize::from(want.as_ref().is_ok_and(|(rows, _)| !rows.is_empty()));
+        }
+        assert!(served > 200, "only {served} filters matched anything");
+        assert!(
+            !cached.templates.is_decoded(),
+            "every query was served from the index"
+        );
+        // Reading the templates afterwards gives the whole catalog, in order.
+        assert_eq!(
+            serde_json::to_string(&cached).unwrap(),
+            serde_json::to_string(&full).unwrap()
+        );
+
+        // The cheapest match shrinks to 1 vCPU in the overlay: the next listing from the cache
+        // leaves it out.
+        let cheapest = ids(&want.0)[0].clone();
+        let file = ["templates", "regional", "extra"]
+            .iter()
+            .map(|f| dir.path().join(format!("synthetic/{f}.toml")))
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .contains(&format!("id = \"{cheapest}\"\n"))
+            })
+            .expect("the cheapest is a generated template");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let at = text.find(&format!("id = \"{cheapest}\"\n")).unwrap();
+        let cpu = at + text[at..].find("cpu = ").unwrap();
+        let end = cpu + text[cpu..].find('\n').unwrap();
+        let changed = format!("{}cpu = 1{}", &text[..cpu], &text[end..]);
+        std::fs::write(&file, changed).unwrap();
+        catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+        let (again, _) = catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+        assert!(catalog::index::of(&again).is_some(), "read from the cache");
+        let now = listed_in(&again, &f).unwrap();
+        assert!(!ids(&now.0).contains(&cheapest), "{:?}", ids(&now.0));
+        let full = catalog::load(Some(dir.path())).unwrap();
+        assert_eq!(ids(&now.0), ids(&listed_in(&full, &f).unwrap().0));
+    }
 }
