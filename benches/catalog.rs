@@ -7,7 +7,7 @@
 //! Run: `cargo bench --bench catalog`.
 
 use capsule::catalog;
-use capsule::cli::{SortKey, TemplateFilter};
+use capsule::cli::{MinSize, SortKey, TemplateFilter};
 use capsule::commands::catalog::{generate, listed_in, matching_templates};
 use capsule::select::Query;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -45,8 +45,11 @@ fn bench(c: &mut Criterion) {
     group.finish();
     let mut group = c.benchmark_group("overlay from the cache: read+list (limit 5)");
     let filter = TemplateFilter {
-        min_cpu: Some(4),
-        min_memory: Some(8.0),
+        size: MinSize {
+            min_cpu: Some(4),
+            min_memory: Some(8.0),
+            min_storage: None,
+        },
         limit: Some(5),
         ..TemplateFilter::default()
     };

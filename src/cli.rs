@@ -433,15 +433,8 @@ pub struct TemplateFilter {
     /// Only templates offered on this continent.
     #[arg(long, value_enum, ignore_case = true)]
     pub continent: Option<Continent>,
-    /// At least N vCPUs.
-    #[arg(long, value_name = "N")]
-    pub min_cpu: Option<u32>,
-    /// At least this much memory, in GB.
-    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
-    pub min_memory: Option<f64>,
-    /// At least this much disk, in GB.
-    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
-    pub min_storage: Option<f64>,
+    #[command(flatten)]
+    pub size: MinSize,
     /// Highest hourly price in USD.
     #[arg(long, value_name = "USD", value_parser = crate::context::amount_value)]
     pub max_price: Option<f64>,
@@ -464,6 +457,20 @@ pub struct TemplateFilter {
     /// --all-plans` added).
     #[arg(long)]
     pub curated: bool,
+}
+
+/// The least a machine must have: `templates` filters by it and a smart `deploy` picks by it.
+#[derive(Debug, Args, Clone, Copy, Default, PartialEq)]
+pub struct MinSize {
+    /// At least N vCPUs.
+    #[arg(long, value_name = "N")]
+    pub min_cpu: Option<u32>,
+    /// At least this much memory, in GB.
+    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
+    pub min_memory: Option<f64>,
+    /// At least this much disk, in GB.
+    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
+    pub min_storage: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -553,15 +560,8 @@ pub struct DeployArgs {
     pub no_user_data: bool,
 
     // --- smart selection
-    /// At least N vCPUs.
-    #[arg(long, value_name = "N")]
-    pub min_cpu: Option<u32>,
-    /// At least this much memory, in GB.
-    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
-    pub min_memory: Option<f64>,
-    /// At least this much disk, in GB.
-    #[arg(long, value_name = "GB", value_parser = crate::context::amount_value)]
-    pub min_storage: Option<f64>,
+    #[command(flatten)]
+    pub size: MinSize,
     /// A GPU, optionally a model and count: `--gpu`, `--gpu h100`, `--gpu rtx4090:2`.
     #[arg(long, value_name = "MODEL[:COUNT]", num_args = 0..=1, default_missing_value = "")]
     pub gpu: Option<String>,

@@ -191,13 +191,13 @@ impl Explanation {
 
 pub(crate) fn constraint_text(args: &DeployArgs) -> String {
     let mut parts = Vec::new();
-    if let Some(c) = args.min_cpu {
+    if let Some(c) = args.size.min_cpu {
         parts.push(format!("≥{c} vCPU"));
     }
-    if let Some(m) = args.min_memory {
+    if let Some(m) = args.size.min_memory {
         parts.push(format!("≥{} GB memory", render::num(m)));
     }
-    if let Some(s) = args.min_storage {
+    if let Some(s) = args.size.min_storage {
         parts.push(format!("≥{} GB storage", render::num(s)));
     }
     if let Some(g) = &args.gpu {
@@ -251,9 +251,9 @@ pub(crate) fn smart_query(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Query>
         region: args.region.clone(),
         continent: args.continent,
         country: args.country.clone(),
-        min_cpu: args.min_cpu,
-        min_memory: args.min_memory,
-        min_storage: args.min_storage,
+        min_cpu: args.size.min_cpu,
+        min_memory: args.size.min_memory,
+        min_storage: args.size.min_storage,
         gpu,
         max_hourly_usd: args.budget,
         max_monthly_usd: args.max_monthly,

@@ -279,9 +279,9 @@ pub fn filter_query(catalog: &Catalog, f: &TemplateFilter) -> anyhow::Result<Que
         providers: f.providers.clone(),
         region: f.region.clone(),
         continent: f.continent,
-        min_cpu: f.min_cpu,
-        min_memory: f.min_memory,
-        min_storage: f.min_storage,
+        min_cpu: f.size.min_cpu,
+        min_memory: f.size.min_memory,
+        min_storage: f.size.min_storage,
         gpu,
         max_hourly_usd: f.max_price,
         max_monthly_usd: f.max_monthly,
@@ -2189,6 +2189,7 @@ struct PriceStatus<'a> {
 mod tests {
     use super::*;
     use crate::catalog::schema::{Arch, Continent};
+    use crate::cli::MinSize;
 
     /// A few templates the generator does not make: GPUs, arm64, regional prices below and
     /// above the base price, a region price that makes one region the cheapest.
@@ -2303,8 +2304,11 @@ features = ["ssd"]
 
         // The benchmark's query decodes a handful of the 3,000 templates.
         let f = TemplateFilter {
-            min_cpu: Some(4),
-            min_memory: Some(8.0),
+            size: MinSize {
+                min_cpu: Some(4),
+                min_memory: Some(8.0),
+                min_storage: None,
+            },
             limit: Some(5),
             ..TemplateFilter::default()
         };
@@ -2324,6 +2328,16 @@ features = ["ssd"]
                 .wrapping_add(1_442_695_040_888_963_407);
             ((seed >> 33) as usize) % n
         };
+        // A retired provider and an active one of the embedded catalog (named in another case).
+        let retired = embedded
+            .providers
+            .iter()
+            .find(|p| p.is_retired())
+            .unwrap()
+            .id()
+            .to_string();
+        let active = embedded.providers.iter().find(|p| !p.is_retired()).unwrap();
+        let active = active.id().to_uppercase();
         let mut served = 0;
         for case in 0..600 {
             let f = TemplateFilter {
@@ -2335,17 +2349,19 @@ features = ["ssd"]
                     .map(String::from),
                 providers: match pick(6) {
                     0 => vec!["synthetic".into()],
-                    1 => vec!["equinix-metal".into()],
-                    2 => vec!["SCALEWAY".into(), "synthetic".into()],
+                    1 => vec![retired.clone()],
+                    2 => vec![active.clone(), "synthetic".into()],
                     _ => vec![],
                 },
                 region: ["us-east-1", "eu-west-1"]
                     .get(pick(8))
                     .map(|r| r.to_string()),
                 continent: [Continent::Europe].get(pick(8)).copied(),
-                min_cpu: [1, 4, 16, 64, 65].get(pick(8)).copied(),
-                min_memory: [0.5, 8.0, 100.0].get(pick(6)).copied(),
-                min_storage: [80.0, 1000.0].get(pick(8)).copied(),
+                size: MinSize {
+                    min_cpu: [1, 4, 16, 64, 65].get(pick(8)).copied(),
+                    min_memory: [0.5, 8.0, 100.0].get(pick(6)).copied(),
+                    min_storage: [80.0, 1000.0].get(pick(8)).copied(),
+                },
                 max_price: [0.05, 0.2, 0.001].get(pick(8)).copied(),
                 max_monthly: [40.0, 150.0].get(pick(8)).copied(),
                 arch: [Arch::X86_64, Arch::Arm64].get(pick(8)).copied(),

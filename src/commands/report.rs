@@ -257,9 +257,7 @@ fn deploy_args(f: &TemplateFilter) -> DeployArgs {
         providers: f.providers.clone(),
         region: f.region.clone(),
         continent: f.continent,
-        min_cpu: f.min_cpu,
-        min_memory: f.min_memory,
-        min_storage: f.min_storage,
+        size: f.size,
         gpu: match (&f.gpu_model, f.gpu) {
             (Some(m), _) => Some(m.clone()),
             (None, true) => Some(String::new()),

@@ -253,8 +253,8 @@ pub(super) fn plan_deploy(ctx: &Ctx, args: &DeployArgs) -> anyhow::Result<Plan> 
         });
     }
     if args.providers.len() == 1
-        && args.min_cpu.is_none()
-        && args.min_memory.is_none()
+        && args.size.min_cpu.is_none()
+        && args.size.min_memory.is_none()
         && args.gpu.is_none()
         && args.budget.is_none()
     {
