@@ -9,13 +9,15 @@
 //! The URL is shown only through [`PgUrl::redacted`]: no message, log or error carries the
 //! password.
 
-use super::columns::Value;
-use super::sql::{self, Db, WithChildren};
+use super::columns::{unexpected, Value};
+use super::sql::{self, Db};
 use crate::error::bad_input;
 use anyhow::{anyhow, Context as _};
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::IsolationLevel;
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -421,10 +423,49 @@ impl<'a> FromSql<'a> for Value {
     }
 }
 
-fn row_values(row: &postgres::Row) -> anyhow::Result<Vec<Value>> {
-    (0..row.len())
-        .map(|i| Ok(row.try_get::<_, Value>(i)?))
-        .collect()
+impl sql::Row for postgres::Row {
+    fn width(&self) -> usize {
+        self.len()
+    }
+
+    fn value(&self, i: usize) -> anyhow::Result<Value> {
+        Ok(self.try_get::<_, Value>(i)?)
+    }
+
+    fn opt_text(&self, i: usize, what: &str) -> anyhow::Result<Option<Cow<'_, str>>> {
+        match self.try_get::<_, Option<&str>>(i) {
+            Ok(text) => Ok(text.map(Cow::Borrowed)),
+            Err(_) => Err(unexpected(what, "text", &self.value(i)?)),
+        }
+    }
+}
+
+/// The two cursors of [`Db::read_pair`]: rows fetched a batch at a time from two portals of one
+/// transaction, or whole results fetched up front (`source` is `None`).
+struct PgCursors<'a, 'c> {
+    source: Option<(&'a mut postgres::Transaction<'c>, [postgres::Portal; 2])>,
+    shown: &'a str,
+    buffers: [VecDeque<postgres::Row>; 2],
+    current: [Option<postgres::Row>; 2],
+    /// Which portals answered their last row.
+    done: [bool; 2],
+}
+
+impl sql::Cursors for PgCursors<'_, '_> {
+    fn next(&mut self, which: sql::Cursor) -> anyhow::Result<Option<&dyn sql::Row>> {
+        let i = which as usize;
+        if self.buffers[i].is_empty() && !self.done[i] {
+            if let Some((tx, portals)) = &mut self.source {
+                let rows = tx
+                    .query_portal(&portals[i], BATCH)
+                    .map_err(|e| db_error(self.shown, e))?;
+                self.done[i] = rows.is_empty();
+                self.buffers[i].extend(rows);
+            }
+        }
+        self.current[i] = self.buffers[i].pop_front();
+        Ok(self.current[i].as_ref().map(|r| r as &dyn sql::Row))
+    }
 }
 
 /// A read-only transaction for a streaming read; `one_snapshot` (`REPEATABLE READ`) when two
@@ -706,7 +747,7 @@ impl Db for PgStore {
         let inside_runtime = tokio::runtime::Handle::try_current().is_ok();
         if self.in_tx.get() || inside_runtime {
             let rows = self.with(|c| c.query(sql, &params(args)))?;
-            return rows.iter().try_for_each(|r| f(row_values(r)?));
+            return rows.iter().try_for_each(|r| f(sql::row_values(r)?));
         }
         // A large read streams through a portal in its own read-only transaction, a batch at a
         // time.
@@ -722,77 +763,63 @@ impl Db for PgStore {
                 break;
             }
             for r in &rows {
-                f(row_values(r)?)?;
+                f(sql::row_values(r)?)?;
             }
         }
         tx.commit().map_err(err)
     }
 
-    fn query_each_merged(
+    fn read_pair(
         &self,
-        parents: &str,
-        children: &str,
+        first: &str,
+        second: &str,
         args: &[Value],
-        f: &mut WithChildren<'_>,
+        f: &mut dyn FnMut(&mut dyn sql::Cursors) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
+        let shown = self.url.redacted();
         let inside_runtime = tokio::runtime::Handle::try_current().is_ok();
         if self.in_tx.get() || inside_runtime {
             // Whole results: inside the caller's transaction, or in a read-only one of their own
             // (one snapshot for both) when a runtime is running on this thread.
             let in_tx = self.in_tx.get();
-            let (p, c) = self.with(|cl| {
+            let (a, b) = self.with(|cl| {
                 if in_tx {
                     return Ok((
-                        cl.query(parents, &params(args))?,
-                        cl.query(children, &params(args))?,
+                        cl.query(first, &params(args))?,
+                        cl.query(second, &params(args))?,
                     ));
                 }
                 let mut tx = read_only(cl, true)?;
-                let p = tx.query(parents, &params(args))?;
-                let c = tx.query(children, &params(args))?;
+                let a = tx.query(first, &params(args))?;
+                let b = tx.query(second, &params(args))?;
                 tx.commit()?;
-                Ok((p, c))
+                Ok((a, b))
             })?;
-            let (mut p, mut c) = (p.iter(), c.iter());
-            return sql::merge_by_key(
-                &mut |cursor| {
-                    let rows = match cursor {
-                        sql::Cursor::Parents => &mut p,
-                        sql::Cursor::Children => &mut c,
-                    };
-                    rows.next().map(row_values).transpose()
-                },
-                f,
-            );
+            return f(&mut PgCursors {
+                source: None,
+                shown: &shown,
+                buffers: [a.into(), b.into()],
+                current: [None, None],
+                done: [true, true],
+            });
         }
-        // Two portals in one read-only snapshot, each read a batch at a time as the merge
+        // Two portals in one read-only snapshot, each read a batch at a time as the caller
         // needs it.
         let mut guard = self.client()?;
         let client: &mut postgres::Client = &mut guard;
-        let shown = self.url.redacted();
         let err = |e| db_error(&shown, e);
         let mut tx = read_only(client, true).map_err(err)?;
         let portals = [
-            tx.bind(parents, &params(args)).map_err(err)?,
-            tx.bind(children, &params(args)).map_err(err)?,
+            tx.bind(first, &params(args)).map_err(err)?,
+            tx.bind(second, &params(args)).map_err(err)?,
         ];
-        let mut buffers: [std::collections::VecDeque<postgres::Row>; 2] = Default::default();
-        let mut done = [false; 2];
-        sql::merge_by_key(
-            &mut |cursor| {
-                let i = match cursor {
-                    sql::Cursor::Parents => 0,
-                    sql::Cursor::Children => 1,
-                };
-                if buffers[i].is_empty() && !done[i] {
-                    let rows = tx.query_portal(&portals[i], BATCH).map_err(err)?;
-                    done[i] = rows.is_empty();
-                    buffers[i].extend(rows);
-                }
-                buffers[i].pop_front().as_ref().map(row_values).transpose()
-            },
-            f,
-        )?;
+        f(&mut PgCursors {
+            source: Some((&mut tx, portals)),
+            shown: &shown,
+            buffers: Default::default(),
+            current: [None, None],
+            done: [false, false],
+        })?;
         tx.commit().map_err(err)
     }
 

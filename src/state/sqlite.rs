@@ -7,13 +7,14 @@
 //! taken up front, so a read-then-write can never fail half-way with `SQLITE_BUSY`). A `kill -9`
 //! at any moment leaves either the whole transaction or none of it.
 
-use super::columns::Value;
+use super::columns::{unexpected, Value};
 use super::schema;
-use super::sql::{self, Db, WithChildren};
+use super::sql::{self, Db};
 use crate::error::state_error;
 use anyhow::Context as _;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,6 +42,37 @@ impl rusqlite::types::FromSql for Value {
                 Value::Text(String::from_utf8_lossy(t).into_owned())
             }
         })
+    }
+}
+
+impl sql::Row for rusqlite::Row<'_> {
+    fn width(&self) -> usize {
+        self.as_ref().column_count()
+    }
+
+    fn value(&self, i: usize) -> anyhow::Result<Value> {
+        Ok(self.get::<_, Value>(i)?)
+    }
+
+    fn opt_text(&self, i: usize, what: &str) -> anyhow::Result<Option<Cow<'_, str>>> {
+        match self.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) | ValueRef::Blob(t) => Ok(Some(String::from_utf8_lossy(t))),
+            _ => Err(unexpected(what, "text", &self.value(i)?)),
+        }
+    }
+}
+
+/// The two cursors of [`Db::read_pair`]: two statements stepping in one read transaction.
+struct SqliteCursors<'s> {
+    rows: [rusqlite::Rows<'s>; 2],
+}
+
+impl sql::Cursors for SqliteCursors<'_> {
+    fn next(&mut self, which: sql::Cursor) -> anyhow::Result<Option<&dyn sql::Row>> {
+        Ok(self.rows[which as usize]
+            .next()?
+            .map(|r| r as &dyn sql::Row))
     }
 }
 
@@ -242,23 +274,19 @@ impl Db for SqliteStore {
         f: &mut dyn FnMut(Vec<Value>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut st = self.conn.prepare_cached(&dialect(sql))?;
-        let n = st.column_count();
         let mut rows = st.query(params_from_iter(args))?;
         while let Some(r) = rows.next()? {
-            let values = (0..n)
-                .map(|i| r.get::<_, Value>(i))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            f(values)?;
+            f(sql::row_values(r)?)?;
         }
         Ok(())
     }
 
-    fn query_each_merged(
+    fn read_pair(
         &self,
-        parents: &str,
-        children: &str,
+        first: &str,
+        second: &str,
         args: &[Value],
-        f: &mut WithChildren<'_>,
+        f: &mut dyn FnMut(&mut dyn sql::Cursors) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         // Both statements inside one read transaction, so they read the same snapshot.
         let own_tx = self.conn.is_autocommit();
@@ -266,28 +294,14 @@ impl Db for SqliteStore {
             self.conn.execute_batch("BEGIN DEFERRED")?;
         }
         let out = (|| {
-            let mut ps = self.conn.prepare_cached(&dialect(parents))?;
-            let mut cs = self.conn.prepare_cached(&dialect(children))?;
-            let (pn, cn) = (ps.column_count(), cs.column_count());
-            let mut prows = ps.query(params_from_iter(args))?;
-            let mut crows = cs.query(params_from_iter(args))?;
-            sql::merge_by_key(
-                &mut |cursor| {
-                    let (rows, n) = match cursor {
-                        sql::Cursor::Parents => (&mut prows, pn),
-                        sql::Cursor::Children => (&mut crows, cn),
-                    };
-                    match rows.next()? {
-                        Some(r) => Ok(Some(
-                            (0..n)
-                                .map(|i| r.get::<_, Value>(i))
-                                .collect::<rusqlite::Result<Vec<_>>>()?,
-                        )),
-                        None => Ok(None),
-                    }
-                },
-                f,
-            )
+            let mut a = self.conn.prepare_cached(&dialect(first))?;
+            let mut b = self.conn.prepare_cached(&dialect(second))?;
+            let rows = [
+                a.query(params_from_iter(args))?,
+                b.query(params_from_iter(args))?,
+            ];
+            let mut cursors = SqliteCursors { rows };
+            f(&mut cursors)
         })();
         if own_tx {
             // A read transaction: ending it cannot lose anything.
