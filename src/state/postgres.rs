@@ -440,20 +440,40 @@ impl sql::Row for postgres::Row {
     }
 }
 
-/// The two cursors of [`Db::read_pair`]: rows fetched a batch at a time from two portals of one
+/// The cursors of [`Db::read`]: rows fetched a batch at a time from portals of one
 /// transaction, or whole results fetched up front (`source` is `None`).
 struct PgCursors<'a, 'c> {
-    source: Option<(&'a mut postgres::Transaction<'c>, [postgres::Portal; 2])>,
+    source: Option<(&'a mut postgres::Transaction<'c>, Vec<postgres::Portal>)>,
     shown: &'a str,
-    buffers: [VecDeque<postgres::Row>; 2],
-    current: [Option<postgres::Row>; 2],
-    /// Which portals answered their last row.
-    done: [bool; 2],
+    buffers: Vec<VecDeque<postgres::Row>>,
+    current: Vec<Option<postgres::Row>>,
+    /// Which cursors answered their last row.
+    done: Vec<bool>,
+}
+
+impl<'a, 'c> PgCursors<'a, 'c> {
+    fn new(
+        source: Option<(&'a mut postgres::Transaction<'c>, Vec<postgres::Portal>)>,
+        shown: &'a str,
+        buffers: Vec<VecDeque<postgres::Row>>,
+    ) -> Self {
+        let n = buffers.len();
+        let fetched = source.is_none();
+        PgCursors {
+            source,
+            shown,
+            buffers,
+            current: (0..n).map(|_| None).collect(),
+            done: vec![fetched; n],
+        }
+    }
 }
 
 impl sql::Cursors for PgCursors<'_, '_> {
-    fn next(&mut self, which: sql::Cursor) -> anyhow::Result<Option<&dyn sql::Row>> {
-        let i = which as usize;
+    fn next(&mut self, i: usize) -> anyhow::Result<Option<&dyn sql::Row>> {
+        if i >= self.buffers.len() {
+            return Err(anyhow!("no cursor {i} is open"));
+        }
         if self.buffers[i].is_empty() && !self.done[i] {
             if let Some((tx, portals)) = &mut self.source {
                 let rows = tx
@@ -738,88 +758,54 @@ impl Db for PgStore {
         self.with(|c| c.execute(sql, &params(args)))
     }
 
-    fn query_each(
+    fn read(
         &self,
-        sql: &str,
+        queries: &[&str],
         args: &[Value],
-        f: &mut dyn FnMut(Vec<Value>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let inside_runtime = tokio::runtime::Handle::try_current().is_ok();
-        if self.in_tx.get() || inside_runtime {
-            let rows = self.with(|c| c.query(sql, &params(args)))?;
-            return rows.iter().try_for_each(|r| f(sql::row_values(r)?));
-        }
-        // A large read streams through a portal in its own read-only transaction, a batch at a
-        // time.
-        let mut guard = self.client()?;
-        let client: &mut postgres::Client = &mut guard;
-        let shown = self.url.redacted();
-        let err = |e| db_error(&shown, e);
-        let mut tx = read_only(client, false).map_err(err)?;
-        let portal = tx.bind(sql, &params(args)).map_err(err)?;
-        loop {
-            let rows = tx.query_portal(&portal, BATCH).map_err(err)?;
-            if rows.is_empty() {
-                break;
-            }
-            for r in &rows {
-                f(sql::row_values(r)?)?;
-            }
-        }
-        tx.commit().map_err(err)
-    }
-
-    fn read_pair(
-        &self,
-        first: &str,
-        second: &str,
-        args: &[Value],
-        f: &mut dyn FnMut(&mut dyn sql::Cursors) -> anyhow::Result<()>,
+        f: &mut sql::WithCursors<'_>,
     ) -> anyhow::Result<()> {
         let shown = self.url.redacted();
+        let one_snapshot = queries.len() > 1;
         let inside_runtime = tokio::runtime::Handle::try_current().is_ok();
         if self.in_tx.get() || inside_runtime {
-            // Whole results: inside the caller's transaction, or in a read-only one of their own
-            // (one snapshot for both) when a runtime is running on this thread.
-            let in_tx = self.in_tx.get();
-            let (a, b) = self.with(|cl| {
-                if in_tx {
-                    return Ok((
-                        cl.query(first, &params(args))?,
-                        cl.query(second, &params(args))?,
-                    ));
+            // Whole results: inside the caller's transaction, or, when a runtime is running on
+            // this thread, in a read-only one of their own where several must see one snapshot.
+            let own_tx = one_snapshot && !self.in_tx.get();
+            let results = self.with(|cl| {
+                if !own_tx {
+                    return queries
+                        .iter()
+                        .map(|q| cl.query(*q, &params(args)))
+                        .collect();
                 }
                 let mut tx = read_only(cl, true)?;
-                let a = tx.query(first, &params(args))?;
-                let b = tx.query(second, &params(args))?;
+                let results = queries
+                    .iter()
+                    .map(|q| tx.query(*q, &params(args)))
+                    .collect::<Result<Vec<_>, _>>()?;
                 tx.commit()?;
-                Ok((a, b))
+                Ok(results)
             })?;
-            return f(&mut PgCursors {
-                source: None,
-                shown: &shown,
-                buffers: [a.into(), b.into()],
-                current: [None, None],
-                done: [true, true],
-            });
+            let buffers = results.into_iter().map(VecDeque::from).collect();
+            return f(&mut PgCursors::new(None, &shown, buffers));
         }
-        // Two portals in one read-only snapshot, each read a batch at a time as the caller
-        // needs it.
+        // A large read streams: a portal a query in one read-only transaction, each read a
+        // batch at a time as the caller needs it.
         let mut guard = self.client()?;
         let client: &mut postgres::Client = &mut guard;
         let err = |e| db_error(&shown, e);
-        let mut tx = read_only(client, true).map_err(err)?;
-        let portals = [
-            tx.bind(first, &params(args)).map_err(err)?,
-            tx.bind(second, &params(args)).map_err(err)?,
-        ];
-        f(&mut PgCursors {
-            source: Some((&mut tx, portals)),
-            shown: &shown,
-            buffers: Default::default(),
-            current: [None, None],
-            done: [false, false],
-        })?;
+        let mut tx = read_only(client, one_snapshot).map_err(err)?;
+        let portals = queries
+            .iter()
+            .map(|q| tx.bind(*q, &params(args)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let buffers = portals.iter().map(|_| VecDeque::new()).collect();
+        f(&mut PgCursors::new(
+            Some((&mut tx, portals)),
+            &shown,
+            buffers,
+        ))?;
         tx.commit().map_err(err)
     }
 

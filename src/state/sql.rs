@@ -48,18 +48,21 @@ pub trait Db {
         sql: &str,
         args: &[Value],
         f: &mut dyn FnMut(Vec<Value>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()>;
+    ) -> anyhow::Result<()> {
+        self.read(&[sql], args, &mut |cursors| {
+            while let Some(row) = cursors.next(0)? {
+                f(row_values(row)?)?;
+            }
+            Ok(())
+        })
+    }
 
-    /// Open `first` and `second` (same arguments) as two cursors reading one snapshot and hand
-    /// them to `f`. Each reads a batch at a time while the other is open, so memory stays flat;
-    /// [`merge_by_key`] builds on it.
-    fn read_pair(
-        &self,
-        first: &str,
-        second: &str,
-        args: &[Value],
-        f: &mut dyn FnMut(&mut dyn Cursors) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()>;
+    /// Open each of `queries` (all with the same arguments) as a cursor and hand them to `f`,
+    /// cursor `i` answering `queries[i]`. Several cursors read one snapshot. Each reads a batch
+    /// at a time while the others are open, so memory stays flat; [`Db::query_each`] and
+    /// [`merge_by_key`] build on it.
+    fn read(&self, queries: &[&str], args: &[Value], f: &mut WithCursors<'_>)
+        -> anyhow::Result<()>;
 
     /// Start a write transaction (taking whatever lock the backend needs up front).
     fn begin(&self) -> anyhow::Result<()>;
@@ -160,18 +163,14 @@ pub fn row_values(row: &dyn Row) -> anyhow::Result<Vec<Value>> {
     (0..row.width()).map(|i| row.value(i)).collect()
 }
 
-/// Which of the two cursors of [`Db::read_pair`] to read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cursor {
-    First = 0,
-    Second = 1,
+/// The open cursors of [`Db::read`].
+pub trait Cursors {
+    /// The next row of cursor `i`; `None` at its end.
+    fn next(&mut self, i: usize) -> anyhow::Result<Option<&dyn Row>>;
 }
 
-/// The two open cursors of [`Db::read_pair`].
-pub trait Cursors {
-    /// The next row of one cursor; `None` at its end.
-    fn next(&mut self, which: Cursor) -> anyhow::Result<Option<&dyn Row>>;
-}
+/// What [`Db::read`] calls with its open cursors.
+pub type WithCursors<'a> = dyn FnMut(&mut dyn Cursors) -> anyhow::Result<()> + 'a;
 
 /// Run two queries in one snapshot and merge them: `parents` and `children` both answer rows
 /// whose first column is an integer key, parents in ascending key order with each key once,
@@ -189,7 +188,7 @@ pub fn merge_by_key<P, C>(
     child: &mut dyn FnMut(&dyn Row) -> anyhow::Result<Option<C>>,
     f: &mut dyn FnMut(P, &[C]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    db.read_pair(parents, children, args, &mut |cursors| {
+    db.read(&[parents, children], args, &mut |cursors| {
         merge_cursors(cursors, parent, child, f)
     })
 }
@@ -201,12 +200,14 @@ fn merge_cursors<P, C>(
     child: &mut dyn FnMut(&dyn Row) -> anyhow::Result<Option<C>>,
     f: &mut dyn FnMut(P, &[C]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    const PARENTS: usize = 0;
+    const CHILDREN: usize = 1;
     let out_of_order = || anyhow!("the state store answered rows out of order");
     // A child row is decoded as it is read (the row does not outlive the next read); its error
     // counts only if the child is used.
     type Read<C> = Option<(i64, anyhow::Result<Option<C>>)>;
     let mut next_child = |cursors: &mut dyn Cursors| -> anyhow::Result<Read<C>> {
-        match cursors.next(Cursor::Second)? {
+        match cursors.next(CHILDREN)? {
             Some(r) => Ok(Some((r.int(0, "parent id")?, child(r)))),
             None => Ok(None),
         }
@@ -215,7 +216,7 @@ fn merge_cursors<P, C>(
     let mut pending = next_child(cursors)?;
     let mut last_parent: Option<i64> = None;
     let mut last_child = i64::MIN;
-    while let Some(row) = cursors.next(Cursor::First)? {
+    while let Some(row) = cursors.next(PARENTS)? {
         let id = row.int(0, "id")?;
         if last_parent.is_some_and(|last| last >= id) {
             return Err(out_of_order());
@@ -1317,8 +1318,8 @@ mod tests {
     }
 
     impl Cursors for Held {
-        fn next(&mut self, which: Cursor) -> anyhow::Result<Option<&dyn Row>> {
-            self.current = self.rows[which as usize].next();
+        fn next(&mut self, i: usize) -> anyhow::Result<Option<&dyn Row>> {
+            self.current = self.rows[i].next();
             Ok(self.current.as_ref().map(|r| r as &dyn Row))
         }
     }

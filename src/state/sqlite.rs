@@ -63,16 +63,18 @@ impl sql::Row for rusqlite::Row<'_> {
     }
 }
 
-/// The two cursors of [`Db::read_pair`]: two statements stepping in one read transaction.
+/// The cursors of [`Db::read`]: statements stepping side by side.
 struct SqliteCursors<'s> {
-    rows: [rusqlite::Rows<'s>; 2],
+    rows: Vec<rusqlite::Rows<'s>>,
 }
 
 impl sql::Cursors for SqliteCursors<'_> {
-    fn next(&mut self, which: sql::Cursor) -> anyhow::Result<Option<&dyn sql::Row>> {
-        Ok(self.rows[which as usize]
-            .next()?
-            .map(|r| r as &dyn sql::Row))
+    fn next(&mut self, i: usize) -> anyhow::Result<Option<&dyn sql::Row>> {
+        let rows = self
+            .rows
+            .get_mut(i)
+            .ok_or_else(|| anyhow::anyhow!("no cursor {i} is open"))?;
+        Ok(rows.next()?.map(|r| r as &dyn sql::Row))
     }
 }
 
@@ -267,39 +269,26 @@ impl Db for SqliteStore {
         Ok(st.execute(params_from_iter(args))? as u64)
     }
 
-    fn query_each(
+    fn read(
         &self,
-        sql: &str,
+        queries: &[&str],
         args: &[Value],
-        f: &mut dyn FnMut(Vec<Value>) -> anyhow::Result<()>,
+        f: &mut sql::WithCursors<'_>,
     ) -> anyhow::Result<()> {
-        let mut st = self.conn.prepare_cached(&dialect(sql))?;
-        let mut rows = st.query(params_from_iter(args))?;
-        while let Some(r) = rows.next()? {
-            f(sql::row_values(r)?)?;
-        }
-        Ok(())
-    }
-
-    fn read_pair(
-        &self,
-        first: &str,
-        second: &str,
-        args: &[Value],
-        f: &mut dyn FnMut(&mut dyn sql::Cursors) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        // Both statements inside one read transaction, so they read the same snapshot.
-        let own_tx = self.conn.is_autocommit();
+        // Several statements read one snapshot inside one read transaction.
+        let own_tx = queries.len() > 1 && self.conn.is_autocommit();
         if own_tx {
             self.conn.execute_batch("BEGIN DEFERRED")?;
         }
         let out = (|| {
-            let mut a = self.conn.prepare_cached(&dialect(first))?;
-            let mut b = self.conn.prepare_cached(&dialect(second))?;
-            let rows = [
-                a.query(params_from_iter(args))?,
-                b.query(params_from_iter(args))?,
-            ];
+            let mut statements = queries
+                .iter()
+                .map(|q| self.conn.prepare_cached(&dialect(q)))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = statements
+                .iter_mut()
+                .map(|s| s.query(params_from_iter(args)))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut cursors = SqliteCursors { rows };
             f(&mut cursors)
         })();
