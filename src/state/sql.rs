@@ -541,26 +541,20 @@ fn in_list(column: &str, args: &mut Vec<Value>, values: impl Iterator<Item = Str
 fn node_where(filter: &NodeFilter) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut args = Vec::new();
-    if !filter.providers.is_empty() {
-        clauses.push(in_list(
-            "provider",
-            &mut args,
-            filter.providers.iter().cloned(),
-        ));
-    }
-    if !filter.regions.is_empty() {
-        clauses.push(in_list("region", &mut args, filter.regions.iter().cloned()));
-    }
-    if !filter.accounts.is_empty() {
-        clauses.push(in_list(
-            "account",
-            &mut args,
-            filter.accounts.iter().cloned(),
-        ));
-    }
-    if !filter.statuses.is_empty() {
-        let statuses = filter.statuses.iter().map(|s| s.as_str().to_string());
-        clauses.push(in_list("status", &mut args, statuses));
+    let statuses: Vec<String> = filter
+        .statuses
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    for (column, values) in [
+        ("provider", &filter.providers),
+        ("region", &filter.regions),
+        ("account", &filter.accounts),
+        ("status", &statuses),
+    ] {
+        if !values.is_empty() {
+            clauses.push(in_list(column, &mut args, values.iter().cloned()));
+        }
     }
     if !filter.include_deleted {
         clauses.push("deleted_at IS NULL".to_string());

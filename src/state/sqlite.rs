@@ -367,28 +367,21 @@ mod tests {
             (n.status, n.provider_id.as_deref()),
             (NodeStatus::Pending, Some("42"))
         );
-        let ch = s
-            .record_status(
+        let look = || {
+            s.record_status(
                 "d1",
                 Action::Status,
                 NodeStatus::Running,
                 "active",
                 Some("203.0.113.9"),
             )
-            .unwrap();
+            .unwrap()
+        };
+        let ch = look();
         assert_eq!(ch.previous, Some(NodeStatus::Pending));
         assert_eq!(ch.changed, ["status", "ipv4", "raw_status"]);
         // The same look again writes nothing.
-        let ch = s
-            .record_status(
-                "d1",
-                Action::Status,
-                NodeStatus::Running,
-                "active",
-                Some("203.0.113.9"),
-            )
-            .unwrap();
-        assert!(ch.changed.is_empty());
+        assert!(look().changed.is_empty());
         let states: Vec<NodeStatus> = s
             .timeline("d1")
             .unwrap()
