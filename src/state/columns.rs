@@ -61,7 +61,7 @@ impl Value {
     }
 }
 
-fn unexpected(what: &str, wanted: &str, got: &Value) -> anyhow::Error {
+pub(crate) fn unexpected(what: &str, wanted: &str, got: &Value) -> anyhow::Error {
     anyhow!("the state store holds {got:?} in '{what}' where {wanted} belongs")
 }
 

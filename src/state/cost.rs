@@ -20,10 +20,11 @@
 //! - Projection: for the current month, what a node will have cost by the month's end if it stays
 //!   as it is now (month-to-date for nodes that are not billable now).
 
-use super::model::{NodeFilter, NodeRecord, NodeStatus, Transition};
+use super::model::{CostNode, NodeFilter, NodeRecord, NodeStatus};
 use super::time;
 use super::Store;
 use serde::Serialize;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 /// How a provider bills, from its catalog entry.
@@ -49,8 +50,8 @@ impl Default for BillingRule {
 #[derive(Debug, Clone, Default)]
 pub struct Billing {
     rules: HashMap<String, BillingRule>,
-    /// `(provider, template)` → a template's own `monthly_cap_hours`.
-    template_caps: HashMap<(String, String), f64>,
+    /// provider → template → a template's own `monthly_cap_hours`.
+    template_caps: HashMap<String, HashMap<String, f64>>,
     usd: HashMap<String, f64>,
 }
 
@@ -71,7 +72,9 @@ impl Billing {
     /// A template billed by another cap than its provider's (`monthly_cap_hours` on the template).
     pub fn set_template_cap(&mut self, provider: &str, template: &str, cap_hours: f64) {
         self.template_caps
-            .insert((provider.to_string(), template.to_string()), cap_hours);
+            .entry(provider.to_string())
+            .or_default()
+            .insert(template.to_string(), cap_hours);
     }
 
     /// The provider's rule; providers the catalog no longer knows bill as most do.
@@ -79,12 +82,14 @@ impl Billing {
         self.rules.get(provider).copied().unwrap_or_default()
     }
 
-    /// The rule for one node: its provider's, with its template's own cap where it has one.
-    pub fn rule_for(&self, node: &NodeRecord) -> BillingRule {
-        let mut rule = self.rule(&node.provider);
+    /// The rule for a node of `template` at `provider`: the provider's, with the template's own
+    /// cap where it has one.
+    pub fn rule_for(&self, provider: &str, template: &str) -> BillingRule {
+        let mut rule = self.rule(provider);
         if let Some(cap) = self
             .template_caps
-            .get(&(node.provider.clone(), node.template.clone()))
+            .get(provider)
+            .and_then(|caps| caps.get(template))
         {
             rule.monthly_cap_hours = *cap;
         }
@@ -96,6 +101,10 @@ impl Billing {
         if currency.eq_ignore_ascii_case("USD") {
             return Some(1.0);
         }
+        // Rates are kept by upper-case code; a code written so is looked up without a copy.
+        if !currency.bytes().any(|b| b.is_ascii_lowercase()) {
+            return self.usd.get(currency).copied();
+        }
         self.usd.get(&currency.to_ascii_uppercase()).copied()
     }
 
@@ -105,7 +114,8 @@ impl Billing {
         let cap = month_cap(
             node.price_hourly,
             node.price_monthly,
-            self.rule_for(node).monthly_cap_hours,
+            self.rule_for(&node.provider, &node.template)
+                .monthly_cap_hours,
         );
         let monthly = if cap.is_finite() {
             cap
@@ -163,8 +173,9 @@ pub fn node_cost(
     let cap = month_cap(hourly, monthly, rule.monthly_cap_hours);
     let charge = |hours: f64| (hours * hourly).min(cap);
     let (ws, we) = (window.0, window.1.min(now));
-    // Per month start: (hours before the window, hours inside it, hours in all).
-    let mut months: BTreeMap<i64, (f64, f64, f64)> = BTreeMap::new();
+    // Per month start: (hours before the window, hours inside it, hours in all). A timeline
+    // visits few months, mostly in order: a short list sorted at the end, not a tree.
+    let mut months: Vec<(i64, (f64, f64, f64))> = Vec::new();
     for (i, &(state, from)) in timeline.iter().enumerate() {
         if !state.is_billable(rule.billed_when_stopped) {
             continue;
@@ -174,15 +185,23 @@ pub fn node_cost(
         while cursor < to {
             let (ms, me) = time::month_bounds(cursor);
             let end = to.min(me);
-            let m = months.entry(ms).or_insert((0.0, 0.0, 0.0));
+            let at = match months.iter().rposition(|m| m.0 == ms) {
+                Some(at) => at,
+                None => {
+                    months.push((ms, (0.0, 0.0, 0.0)));
+                    months.len() - 1
+                }
+            };
+            let m = &mut months[at].1;
             m.0 += overlap(cursor, end, i64::MIN, ws);
             m.1 += overlap(cursor, end, ws, we);
             m.2 += (end - cursor) as f64 / 3600.0;
             cursor = end;
         }
     }
+    months.sort_unstable_by_key(|m| m.0);
     let mut out = NodeCost::default();
-    for (before, inside, _) in months.values() {
+    for (_, (before, inside, _)) in &months {
         out.hours += inside;
         out.cost += charge(before + inside) - charge(*before);
     }
@@ -190,7 +209,7 @@ pub fn node_cost(
         .last()
         .is_some_and(|&(s, t)| t <= now && s.is_billable(rule.billed_when_stopped));
     let (ms, me) = time::month_bounds(now);
-    let so_far = months.get(&ms).map_or(0.0, |m| m.2);
+    let so_far = months.iter().find(|m| m.0 == ms).map_or(0.0, |m| m.1 .2);
     out.month_to_date = charge(so_far);
     out.projected_month = if billable_now {
         charge(so_far + (me - now) as f64 / 3600.0)
@@ -288,81 +307,72 @@ pub fn report(
     now: i64,
 ) -> anyhow::Result<CostReport> {
     let mut groups: BTreeMap<(String, String, String), CostRow> = BTreeMap::new();
-    let mut points: Vec<(NodeStatus, i64)> = Vec::new();
     let mut filter = filter.clone();
     filter.include_deleted = true;
-    store.for_each_timeline(
-        &filter,
-        &mut |node: &NodeRecord, timeline: &[Transition]| {
-            points.clear();
-            points.extend(
-                timeline
-                    .iter()
-                    .filter_map(|t| time::unix(&t.since).map(|u| (t.state, u))),
-            );
-            if points.is_empty() {
-                return Ok(());
+    store.for_each_cost_timeline(&filter, &mut |node, points| {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let rule = billing.rule_for(&node.provider, &node.template);
+        let c = node_cost(
+            points,
+            node.price_hourly,
+            node.price_monthly,
+            rule,
+            (since, until),
+            now,
+        );
+        if c.hours <= 0.0 && c.projected_month <= 0.0 {
+            return Ok(());
+        }
+        let running = c.billable_now && node.live;
+        // The group's key takes the node's own strings; a new group's row copies them.
+        let (group, deploy_id, provider) = match by {
+            GroupBy::Provider => (node.provider, None, None),
+            GroupBy::Region => (node.region, None, Some(node.provider)),
+            GroupBy::Template => (node.template, None, Some(node.provider)),
+            GroupBy::Node => (node.name, Some(node.deploy_id), Some(node.provider)),
+        };
+        let second = deploy_id.as_ref().or(provider.as_ref()).cloned();
+        let key = (group, second.unwrap_or_default(), node.currency);
+        let row = match groups.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let (group, _, currency) = e.key().clone();
+                e.insert(CostRow {
+                    group,
+                    deploy_id,
+                    provider,
+                    currency,
+                    nodes: 0,
+                    running_now: 0,
+                    hours: 0.0,
+                    cost: 0.0,
+                    cost_usd: None,
+                    month_to_date_usd: None,
+                    projected_month_usd: None,
+                })
             }
-            let rule = billing.rule_for(node);
-            let c = node_cost(
-                &points,
-                node.price_hourly,
-                node.price_monthly,
-                rule,
-                (since, until),
-                now,
-            );
-            if c.hours <= 0.0 && c.projected_month <= 0.0 {
-                return Ok(());
+        };
+        if c.hours > 0.0 {
+            row.nodes += 1;
+        }
+        if running {
+            row.running_now += 1;
+        }
+        row.hours += c.hours;
+        row.cost += c.cost;
+        if let Some(r) = billing.usd_rate(&row.currency) {
+            for (slot, v) in [
+                (&mut row.cost_usd, c.cost),
+                (&mut row.month_to_date_usd, c.month_to_date),
+                (&mut row.projected_month_usd, c.projected_month),
+            ] {
+                *slot = Some(slot.unwrap_or(0.0) + v * r);
             }
-            let (group, deploy_id, provider) = match by {
-                GroupBy::Provider => (node.provider.clone(), None, None),
-                GroupBy::Region => (node.region.clone(), None, Some(node.provider.clone())),
-                GroupBy::Template => (node.template.clone(), None, Some(node.provider.clone())),
-                GroupBy::Node => (
-                    node.name.clone(),
-                    Some(node.deploy_id.clone()),
-                    Some(node.provider.clone()),
-                ),
-            };
-            let key = (
-                group.clone(),
-                deploy_id.clone().or(provider.clone()).unwrap_or_default(),
-                node.currency.clone(),
-            );
-            let row = groups.entry(key).or_insert_with(|| CostRow {
-                group,
-                deploy_id,
-                provider,
-                currency: node.currency.clone(),
-                nodes: 0,
-                running_now: 0,
-                hours: 0.0,
-                cost: 0.0,
-                cost_usd: None,
-                month_to_date_usd: None,
-                projected_month_usd: None,
-            });
-            if c.hours > 0.0 {
-                row.nodes += 1;
-            }
-            if c.billable_now && node.is_live() {
-                row.running_now += 1;
-            }
-            row.hours += c.hours;
-            row.cost += c.cost;
-            let rate = billing.usd_rate(&node.currency);
-            let add = |slot: &mut Option<f64>, v: f64| {
-                if let Some(r) = rate {
-                    *slot = Some(slot.unwrap_or(0.0) + v * r);
-                }
-            };
-            add(&mut row.cost_usd, c.cost);
-            add(&mut row.month_to_date_usd, c.month_to_date);
-            add(&mut row.projected_month_usd, c.projected_month);
-            Ok(())
-        },
-    )?;
+        }
+        Ok(())
+    })?;
     let mut missing: Vec<String> = Vec::new();
     let mut rows: Vec<CostRow> = groups.into_values().collect();
     let (mut total, mut mtd, mut proj) = (0.0, 0.0, 0.0);
@@ -456,22 +466,15 @@ pub fn buckets(
     until: i64,
     now: i64,
 ) -> anyhow::Result<(Vec<BucketRow>, Vec<String>)> {
-    let mut nodes: Vec<(NodeRecord, Vec<(NodeStatus, i64)>)> = Vec::new();
+    let mut nodes: Vec<(CostNode, Vec<(NodeStatus, i64)>)> = Vec::new();
     let mut filter = filter.clone();
     filter.include_deleted = true;
-    store.for_each_timeline(
-        &filter,
-        &mut |node: &NodeRecord, timeline: &[Transition]| {
-            let points: Vec<(NodeStatus, i64)> = timeline
-                .iter()
-                .filter_map(|t| time::unix(&t.since).map(|u| (t.state, u)))
-                .collect();
-            if !points.is_empty() {
-                nodes.push((node.clone(), points));
-            }
-            Ok(())
-        },
-    )?;
+    store.for_each_cost_timeline(&filter, &mut |node, points| {
+        if !points.is_empty() {
+            nodes.push((node, points.to_vec()));
+        }
+        Ok(())
+    })?;
     let end = until.min(now);
     let first = nodes.iter().map(|(_, p)| p[0].1).min();
     let Some(first) = first else {
@@ -501,7 +504,7 @@ pub fn buckets(
                 points,
                 node.price_hourly,
                 node.price_monthly,
-                billing.rule_for(node),
+                billing.rule_for(&node.provider, &node.template),
                 window,
                 now,
             );

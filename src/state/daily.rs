@@ -6,7 +6,7 @@
 //! `node_cost` charges a cut month by the part that accrued inside each cut.
 
 use super::cost::{node_cost, Billing};
-use super::model::{NodeFilter, NodeRecord, NodeStatus, Transition};
+use super::model::{NodeFilter, NodeStatus};
 use super::time;
 use super::Store;
 use serde::Serialize;
@@ -64,63 +64,53 @@ pub fn daily(
         .collect();
     let mut by_provider: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut missing: Vec<String> = Vec::new();
-    let mut points: Vec<(NodeStatus, i64)> = Vec::new();
     let mut filter = filter.clone();
     filter.include_deleted = true;
-    store.for_each_timeline(
-        &filter,
-        &mut |node: &NodeRecord, timeline: &[Transition]| {
-            points.clear();
-            points.extend(
-                timeline
-                    .iter()
-                    .filter_map(|t| time::unix(&t.since).map(|u| (t.state, u))),
+    store.for_each_cost_timeline(&filter, &mut |node, points| {
+        let (Some(&(_, born)), false) = (points.first(), n_days == 0) else {
+            return Ok(());
+        };
+        let Some(rate) = billing.usd_rate(&node.currency) else {
+            if !missing.contains(&node.currency) {
+                missing.push(node.currency);
+            }
+            return Ok(());
+        };
+        // A node costs nothing before its first transition, nor after it was deleted.
+        let gone = match points.last() {
+            Some(&(NodeStatus::Deleted, at)) => at,
+            _ => i64::MAX,
+        };
+        let rule = billing.rule_for(&node.provider, &node.template);
+        let mut spent: Vec<(usize, f64)> = Vec::new();
+        for d in 0..n_days {
+            let ds = (first + d as i64 * DAY).max(since);
+            let de = (first + (d as i64 + 1) * DAY).min(end);
+            if de <= born || ds >= gone {
+                continue;
+            }
+            let c = node_cost(
+                points,
+                node.price_hourly,
+                node.price_monthly,
+                rule,
+                (ds, de),
+                now,
             );
-            let (Some(&(_, born)), false) = (points.first(), n_days == 0) else {
-                return Ok(());
-            };
-            let Some(rate) = billing.usd_rate(&node.currency) else {
-                if !missing.contains(&node.currency) {
-                    missing.push(node.currency.clone());
-                }
-                return Ok(());
-            };
-            // A node costs nothing before its first transition, nor after it was deleted.
-            let gone = match points.last() {
-                Some(&(NodeStatus::Deleted, at)) => at,
-                _ => i64::MAX,
-            };
-            let rule = billing.rule_for(node);
-            let mut spent: Vec<(usize, f64)> = Vec::new();
-            for d in 0..n_days {
-                let ds = (first + d as i64 * DAY).max(since);
-                let de = (first + (d as i64 + 1) * DAY).min(end);
-                if de <= born || ds >= gone {
-                    continue;
-                }
-                let c = node_cost(
-                    &points,
-                    node.price_hourly,
-                    node.price_monthly,
-                    rule,
-                    (ds, de),
-                    now,
-                );
-                if c.cost > 0.0 {
-                    spent.push((d, c.cost * rate));
-                }
+            if c.cost > 0.0 {
+                spent.push((d, c.cost * rate));
             }
-            if !spent.is_empty() {
-                let row = by_provider
-                    .entry(node.provider.clone())
-                    .or_insert_with(|| vec![0.0; n_days]);
-                for (d, usd) in spent {
-                    row[d] += usd;
-                }
+        }
+        if !spent.is_empty() {
+            let row = by_provider
+                .entry(node.provider)
+                .or_insert_with(|| vec![0.0; n_days]);
+            for (d, usd) in spent {
+                row[d] += usd;
             }
-            Ok(())
-        },
-    )?;
+        }
+        Ok(())
+    })?;
     let providers: Vec<String> = by_provider.keys().cloned().collect();
     let exact: Vec<f64> = by_provider.values().map(|v| v.iter().sum()).collect();
     let day_totals = (0..n_days)

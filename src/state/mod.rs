@@ -64,6 +64,10 @@ use std::sync::OnceLock;
 /// The file name of the SQLite store inside `CAPSULE_HOME`.
 pub const DB_FILE: &str = "state.db";
 
+/// What [`Store::for_each_cost_timeline`] calls: a node and its timeline as `(status, Unix
+/// seconds)`, oldest first.
+pub type WithTimeline<'a> = dyn FnMut(CostNode, &[(NodeStatus, i64)]) -> anyhow::Result<()> + 'a;
+
 /// The storage interface. Every write is one transaction; two processes writing at once both
 /// succeed (the later waits for the earlier) and lose nothing.
 pub trait Store {
@@ -222,11 +226,13 @@ pub trait Store {
         f: &mut dyn FnMut(NodeRecord) -> anyhow::Result<()>,
     ) -> anyhow::Result<()>;
 
-    /// Stream nodes with their status timelines (oldest transition first), for cost reports.
-    fn for_each_timeline(
+    /// Stream the nodes a cost report reads, by node, each with its status timeline as
+    /// `(status, Unix seconds)`, oldest transition first (a transition whose time is not a
+    /// timestamp is left out).
+    fn for_each_cost_timeline(
         &self,
         filter: &NodeFilter,
-        f: &mut dyn FnMut(&NodeRecord, &[Transition]) -> anyhow::Result<()>,
+        f: &mut WithTimeline<'_>,
     ) -> anyhow::Result<()>;
 
     /// One node's status timeline.

@@ -59,6 +59,10 @@ impl NodeStatus {
     /// The status named by `text` (case-insensitive; `in doubt` and `in-doubt` name
     /// `in_doubt`).
     pub fn parse(text: &str) -> Option<NodeStatus> {
+        // As the store writes it: no copy (cost reports read hundreds of thousands).
+        if let Some(s) = NodeStatus::ALL.into_iter().find(|s| s.as_str() == text) {
+            return Some(s);
+        }
         let text = text.trim().replace([' ', '-'], "_");
         NodeStatus::ALL
             .into_iter()
@@ -453,6 +457,22 @@ pub struct Transition {
     pub since: String,
 }
 
+/// What cost reports read of a node: the few columns [`super::cost`] and [`super::daily`] use,
+/// so their read of every node and its timeline stays narrow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostNode {
+    pub deploy_id: String,
+    pub name: String,
+    pub provider: String,
+    pub region: String,
+    pub template: String,
+    pub price_hourly: f64,
+    pub price_monthly: f64,
+    pub currency: String,
+    /// Not deleted (see [`NodeRecord::is_live`]).
+    pub live: bool,
+}
+
 /// Which nodes a listing wants. Empty lists mean "any".
 #[derive(Debug, Clone, Default)]
 pub struct NodeFilter {
@@ -470,10 +490,8 @@ pub struct NodeFilter {
 impl NodeFilter {
     /// Whether a node passes the parts of the filter a backend may not evaluate itself (the
     /// name glob); backends apply the rest in their query.
-    pub fn matches_name(&self, node: &NodeRecord) -> bool {
-        self.name_glob
-            .as_ref()
-            .is_none_or(|g| g.is_match(&node.name))
+    pub fn matches_name(&self, name: &str) -> bool {
+        self.name_glob.as_ref().is_none_or(|g| g.is_match(name))
     }
 }
 

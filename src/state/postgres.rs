@@ -9,13 +9,15 @@
 //! The URL is shown only through [`PgUrl::redacted`]: no message, log or error carries the
 //! password.
 
-use super::columns::Value;
-use super::sql::{self, Db, WithChildren};
+use super::columns::{unexpected, Value};
+use super::sql::{self, Db};
 use crate::error::bad_input;
 use anyhow::{anyhow, Context as _};
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::IsolationLevel;
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -421,10 +423,69 @@ impl<'a> FromSql<'a> for Value {
     }
 }
 
-fn row_values(row: &postgres::Row) -> anyhow::Result<Vec<Value>> {
-    (0..row.len())
-        .map(|i| Ok(row.try_get::<_, Value>(i)?))
-        .collect()
+impl sql::Row for postgres::Row {
+    fn width(&self) -> usize {
+        self.len()
+    }
+
+    fn value(&self, i: usize) -> anyhow::Result<Value> {
+        Ok(self.try_get::<_, Value>(i)?)
+    }
+
+    fn opt_text(&self, i: usize, what: &str) -> anyhow::Result<Option<Cow<'_, str>>> {
+        match self.try_get::<_, Option<&str>>(i) {
+            Ok(text) => Ok(text.map(Cow::Borrowed)),
+            Err(_) => Err(unexpected(what, "text", &self.value(i)?)),
+        }
+    }
+}
+
+/// The cursors of [`Db::read`]: rows fetched a batch at a time from portals of one
+/// transaction, or whole results fetched up front (`source` is `None`).
+struct PgCursors<'a, 'c> {
+    source: Option<(&'a mut postgres::Transaction<'c>, Vec<postgres::Portal>)>,
+    shown: &'a str,
+    buffers: Vec<VecDeque<postgres::Row>>,
+    current: Vec<Option<postgres::Row>>,
+    /// Which cursors answered their last row.
+    done: Vec<bool>,
+}
+
+impl<'a, 'c> PgCursors<'a, 'c> {
+    fn new(
+        source: Option<(&'a mut postgres::Transaction<'c>, Vec<postgres::Portal>)>,
+        shown: &'a str,
+        buffers: Vec<VecDeque<postgres::Row>>,
+    ) -> Self {
+        let n = buffers.len();
+        let fetched = source.is_none();
+        PgCursors {
+            source,
+            shown,
+            buffers,
+            current: (0..n).map(|_| None).collect(),
+            done: vec![fetched; n],
+        }
+    }
+}
+
+impl sql::Cursors for PgCursors<'_, '_> {
+    fn next(&mut self, i: usize) -> anyhow::Result<Option<&dyn sql::Row>> {
+        if i >= self.buffers.len() {
+            return Err(anyhow!("no cursor {i} is open"));
+        }
+        if self.buffers[i].is_empty() && !self.done[i] {
+            if let Some((tx, portals)) = &mut self.source {
+                let rows = tx
+                    .query_portal(&portals[i], BATCH)
+                    .map_err(|e| db_error(self.shown, e))?;
+                self.done[i] = rows.is_empty();
+                self.buffers[i].extend(rows);
+            }
+        }
+        self.current[i] = self.buffers[i].pop_front();
+        Ok(self.current[i].as_ref().map(|r| r as &dyn sql::Row))
+    }
 }
 
 /// A read-only transaction for a streaming read; `one_snapshot` (`REPEATABLE READ`) when two
@@ -697,102 +758,54 @@ impl Db for PgStore {
         self.with(|c| c.execute(sql, &params(args)))
     }
 
-    fn query_each(
+    fn read(
         &self,
-        sql: &str,
+        queries: &[&str],
         args: &[Value],
-        f: &mut dyn FnMut(Vec<Value>) -> anyhow::Result<()>,
+        f: &mut sql::WithCursors<'_>,
     ) -> anyhow::Result<()> {
-        let inside_runtime = tokio::runtime::Handle::try_current().is_ok();
-        if self.in_tx.get() || inside_runtime {
-            let rows = self.with(|c| c.query(sql, &params(args)))?;
-            return rows.iter().try_for_each(|r| f(row_values(r)?));
-        }
-        // A large read streams through a portal in its own read-only transaction, a batch at a
-        // time.
-        let mut guard = self.client()?;
-        let client: &mut postgres::Client = &mut guard;
         let shown = self.url.redacted();
-        let err = |e| db_error(&shown, e);
-        let mut tx = read_only(client, false).map_err(err)?;
-        let portal = tx.bind(sql, &params(args)).map_err(err)?;
-        loop {
-            let rows = tx.query_portal(&portal, BATCH).map_err(err)?;
-            if rows.is_empty() {
-                break;
-            }
-            for r in &rows {
-                f(row_values(r)?)?;
-            }
-        }
-        tx.commit().map_err(err)
-    }
-
-    fn query_each_merged(
-        &self,
-        parents: &str,
-        children: &str,
-        args: &[Value],
-        f: &mut WithChildren<'_>,
-    ) -> anyhow::Result<()> {
+        let one_snapshot = queries.len() > 1;
         let inside_runtime = tokio::runtime::Handle::try_current().is_ok();
         if self.in_tx.get() || inside_runtime {
-            // Whole results: inside the caller's transaction, or in a read-only one of their own
-            // (one snapshot for both) when a runtime is running on this thread.
-            let in_tx = self.in_tx.get();
-            let (p, c) = self.with(|cl| {
-                if in_tx {
-                    return Ok((
-                        cl.query(parents, &params(args))?,
-                        cl.query(children, &params(args))?,
-                    ));
+            // Whole results: inside the caller's transaction, or, when a runtime is running on
+            // this thread, in a read-only one of their own where several must see one snapshot.
+            let own_tx = one_snapshot && !self.in_tx.get();
+            let results = self.with(|cl| {
+                if !own_tx {
+                    return queries
+                        .iter()
+                        .map(|q| cl.query(*q, &params(args)))
+                        .collect();
                 }
                 let mut tx = read_only(cl, true)?;
-                let p = tx.query(parents, &params(args))?;
-                let c = tx.query(children, &params(args))?;
+                let results = queries
+                    .iter()
+                    .map(|q| tx.query(*q, &params(args)))
+                    .collect::<Result<Vec<_>, _>>()?;
                 tx.commit()?;
-                Ok((p, c))
+                Ok(results)
             })?;
-            let (mut p, mut c) = (p.iter(), c.iter());
-            return sql::merge_by_key(
-                &mut |cursor| {
-                    let rows = match cursor {
-                        sql::Cursor::Parents => &mut p,
-                        sql::Cursor::Children => &mut c,
-                    };
-                    rows.next().map(row_values).transpose()
-                },
-                f,
-            );
+            let buffers = results.into_iter().map(VecDeque::from).collect();
+            return f(&mut PgCursors::new(None, &shown, buffers));
         }
-        // Two portals in one read-only snapshot, each read a batch at a time as the merge
-        // needs it.
+        // A large read streams: a portal a query in one read-only transaction, each read a
+        // batch at a time as the caller needs it.
         let mut guard = self.client()?;
         let client: &mut postgres::Client = &mut guard;
-        let shown = self.url.redacted();
         let err = |e| db_error(&shown, e);
-        let mut tx = read_only(client, true).map_err(err)?;
-        let portals = [
-            tx.bind(parents, &params(args)).map_err(err)?,
-            tx.bind(children, &params(args)).map_err(err)?,
-        ];
-        let mut buffers: [std::collections::VecDeque<postgres::Row>; 2] = Default::default();
-        let mut done = [false; 2];
-        sql::merge_by_key(
-            &mut |cursor| {
-                let i = match cursor {
-                    sql::Cursor::Parents => 0,
-                    sql::Cursor::Children => 1,
-                };
-                if buffers[i].is_empty() && !done[i] {
-                    let rows = tx.query_portal(&portals[i], BATCH).map_err(err)?;
-                    done[i] = rows.is_empty();
-                    buffers[i].extend(rows);
-                }
-                buffers[i].pop_front().as_ref().map(row_values).transpose()
-            },
-            f,
-        )?;
+        let mut tx = read_only(client, one_snapshot).map_err(err)?;
+        let portals = queries
+            .iter()
+            .map(|q| tx.bind(*q, &params(args)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let buffers = portals.iter().map(|_| VecDeque::new()).collect();
+        f(&mut PgCursors::new(
+            Some((&mut tx, portals)),
+            &shown,
+            buffers,
+        ))?;
         tx.commit().map_err(err)
     }
 

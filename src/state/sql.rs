@@ -11,14 +11,15 @@
 //! [`Db::row_lock`] (`FOR UPDATE`), and a live name is unique by the database's own partial
 //! index, so two machines racing for a name get one node and one clear refusal.
 
-use super::columns::{node_from_values, node_values, placeholders, Value};
+use super::columns::{node_from_values, node_values, placeholders, unexpected, Value};
 use super::columns::{NODE_COLUMNS, NODE_COLUMN_COUNT};
 use super::lifecycle;
 use super::model::*;
 use super::time;
-use super::Store;
+use super::{Store, WithTimeline};
 use crate::error::bad_input;
 use anyhow::anyhow;
+use std::borrow::Cow;
 
 /// One connection to a SQL database, as the shared store logic needs it.
 pub trait Db {
@@ -47,21 +48,21 @@ pub trait Db {
         sql: &str,
         args: &[Value],
         f: &mut dyn FnMut(Vec<Value>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()>;
+    ) -> anyhow::Result<()> {
+        self.read(&[sql], args, &mut |cursors| {
+            while let Some(row) = cursors.next(0)? {
+                f(row_values(row)?)?;
+            }
+            Ok(())
+        })
+    }
 
-    /// Run two queries in one snapshot and merge them: `parents` and `children` both answer rows
-    /// whose first column is an integer key, parents in ascending key order with each key once,
-    /// children in ascending key order (then in whatever order the caller wants them). `f` is
-    /// called once a parent, with the parent's row and the rows of its children in their
-    /// order (see [`merge_by_key`]). Both read while the other is open, a batch at a time, so
-    /// memory stays flat; the backend only supplies the two cursors.
-    fn query_each_merged(
-        &self,
-        parents: &str,
-        children: &str,
-        args: &[Value],
-        f: &mut WithChildren<'_>,
-    ) -> anyhow::Result<()>;
+    /// Open each of `queries` (all with the same arguments) as a cursor and hand them to `f`,
+    /// cursor `i` answering `queries[i]`. Several cursors read one snapshot. Each reads a batch
+    /// at a time while the others are open, so memory stays flat; [`Db::query_each`] and
+    /// [`merge_by_key`] build on it.
+    fn read(&self, queries: &[&str], args: &[Value], f: &mut WithCursors<'_>)
+        -> anyhow::Result<()>;
 
     /// Start a write transaction (taking whatever lock the backend needs up front).
     fn begin(&self) -> anyhow::Result<()>;
@@ -106,55 +107,140 @@ pub fn query_int(db: &dyn Db, sql: &str, args: &[Value]) -> anyhow::Result<i64> 
         .int("count")
 }
 
-/// What [`Db::query_each_merged`] calls: a parent row and its children's rows.
-pub type WithChildren<'a> = dyn FnMut(Vec<Value>, &mut Vec<Vec<Value>>) -> anyhow::Result<()> + 'a;
+/// One result row, read in place: the backend's own row, so a narrow typed read takes the
+/// columns it needs without first copying every one into a [`Value`].
+pub trait Row {
+    /// How many columns the row has.
+    fn width(&self) -> usize;
 
-/// Which of the two cursors of [`Db::query_each_merged`] to read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cursor {
-    Parents,
-    Children,
+    /// Column `i` as a [`Value`].
+    fn value(&self, i: usize) -> anyhow::Result<Value>;
+
+    /// Column `i` as text, borrowed from the row where the backend can (NULL is `None`); a
+    /// number is an error naming `what`.
+    fn opt_text(&self, i: usize, what: &str) -> anyhow::Result<Option<Cow<'_, str>>>;
+
+    /// Column `i` as text; NULL too is an error naming `what`.
+    fn text(&self, i: usize, what: &str) -> anyhow::Result<Cow<'_, str>> {
+        self.opt_text(i, what)?
+            .ok_or_else(|| unexpected(what, "text", &Value::Null))
+    }
+
+    /// Column `i` as an integer.
+    fn int(&self, i: usize, what: &str) -> anyhow::Result<i64> {
+        self.value(i)?.int(what)
+    }
+
+    /// Column `i` as a number (an integer column read as a float is fine).
+    fn real(&self, i: usize, what: &str) -> anyhow::Result<f64> {
+        self.value(i)?.real(what)
+    }
 }
 
-/// The merge behind [`Db::query_each_merged`], over a backend's two cursors: `next` answers the
-/// next row of one of them (`None` at its end). Children whose key has no parent are skipped;
-/// a cursor out of key order is an error rather than a wrong grouping.
-pub fn merge_by_key(
-    next: &mut dyn FnMut(Cursor) -> anyhow::Result<Option<Vec<Value>>>,
-    f: &mut WithChildren<'_>,
+/// Rows held as values (tests, and rows a backend already converted).
+impl Row for Vec<Value> {
+    fn width(&self) -> usize {
+        self.len()
+    }
+
+    fn value(&self, i: usize) -> anyhow::Result<Value> {
+        self.get(i)
+            .cloned()
+            .ok_or_else(|| anyhow!("the state store answered no column {i}"))
+    }
+
+    fn opt_text(&self, i: usize, what: &str) -> anyhow::Result<Option<Cow<'_, str>>> {
+        match self.get(i) {
+            Some(Value::Null) => Ok(None),
+            Some(Value::Text(s)) => Ok(Some(Cow::Borrowed(s))),
+            _ => Err(unexpected(what, "text", &self.value(i)?)),
+        }
+    }
+}
+
+/// Every column of a row as values, in order.
+pub fn row_values(row: &dyn Row) -> anyhow::Result<Vec<Value>> {
+    (0..row.width()).map(|i| row.value(i)).collect()
+}
+
+/// The open cursors of [`Db::read`].
+pub trait Cursors {
+    /// The next row of cursor `i`; `None` at its end.
+    fn next(&mut self, i: usize) -> anyhow::Result<Option<&dyn Row>>;
+}
+
+/// What [`Db::read`] calls with its open cursors.
+pub type WithCursors<'a> = dyn FnMut(&mut dyn Cursors) -> anyhow::Result<()> + 'a;
+
+/// Run two queries in one snapshot and merge them: `parents` and `children` both answer rows
+/// whose first column is an integer key, parents in ascending key order with each key once,
+/// children in ascending key order (then in whatever order the caller wants them). `parent`
+/// decodes each parent row (`None` skips it with its children), `child` each child row (`None`
+/// skips it), and `f` is called once a kept parent with its kept children in their order.
+/// Children whose key has no parent are skipped (a child's decoding error too, unless the child
+/// is used); a cursor out of key order is an error rather than a wrong grouping.
+pub fn merge_by_key<P, C>(
+    db: &dyn Db,
+    parents: &str,
+    children: &str,
+    args: &[Value],
+    parent: &mut dyn FnMut(&dyn Row) -> anyhow::Result<Option<P>>,
+    child: &mut dyn FnMut(&dyn Row) -> anyhow::Result<Option<C>>,
+    f: &mut dyn FnMut(P, &[C]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let key = |row: &[Value], what: &str| -> anyhow::Result<i64> {
-        row.first()
-            .ok_or_else(|| anyhow!("the state store answered an empty row"))?
-            .int(what)
+    db.read(&[parents, children], args, &mut |cursors| {
+        merge_cursors(cursors, parent, child, f)
+    })
+}
+
+/// The merge of [`merge_by_key`] over open cursors.
+fn merge_cursors<P, C>(
+    cursors: &mut dyn Cursors,
+    parent: &mut dyn FnMut(&dyn Row) -> anyhow::Result<Option<P>>,
+    child: &mut dyn FnMut(&dyn Row) -> anyhow::Result<Option<C>>,
+    f: &mut dyn FnMut(P, &[C]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    const PARENTS: usize = 0;
+    const CHILDREN: usize = 1;
+    let out_of_order = || anyhow!("the state store answered rows out of order");
+    // A child row is decoded as it is read (the row does not outlive the next read); its error
+    // counts only if the child is used.
+    type Read<C> = Option<(i64, anyhow::Result<Option<C>>)>;
+    let mut next_child = |cursors: &mut dyn Cursors| -> anyhow::Result<Read<C>> {
+        match cursors.next(CHILDREN)? {
+            Some(r) => Ok(Some((r.int(0, "parent id")?, child(r)))),
+            None => Ok(None),
+        }
     };
-    let mut children: Vec<Vec<Value>> = Vec::new();
-    let mut pending = next(Cursor::Children)?;
+    let mut kids: Vec<C> = Vec::new();
+    let mut pending = next_child(cursors)?;
     let mut last_parent: Option<i64> = None;
     let mut last_child = i64::MIN;
-    while let Some(parent) = next(Cursor::Parents)? {
-        let id = key(&parent, "id")?;
+    while let Some(row) = cursors.next(PARENTS)? {
+        let id = row.int(0, "id")?;
         if last_parent.is_some_and(|last| last >= id) {
-            return Err(anyhow!("the state store answered rows out of order"));
+            return Err(out_of_order());
         }
         last_parent = Some(id);
-        children.clear();
-        while let Some(child) = pending.take() {
-            let of = key(&child, "parent id")?;
+        let kept = parent(row)?;
+        kids.clear();
+        while let Some((of, decoded)) = pending.take() {
             if of < last_child {
-                return Err(anyhow!("the state store answered rows out of order"));
+                return Err(out_of_order());
             }
             last_child = of;
             if of > id {
-                pending = Some(child);
+                pending = Some((of, decoded));
                 break;
             }
-            if of == id {
-                children.push(child);
+            if of == id && kept.is_some() {
+                kids.extend(decoded?);
             }
-            pending = next(Cursor::Children)?;
+            pending = next_child(cursors)?;
         }
-        f(parent, &mut children)?;
+        if let Some(p) = kept {
+            f(p, &kids)?;
+        }
     }
     Ok(())
 }
@@ -455,26 +541,20 @@ fn in_list(column: &str, args: &mut Vec<Value>, values: impl Iterator<Item = Str
 fn node_where(filter: &NodeFilter) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut args = Vec::new();
-    if !filter.providers.is_empty() {
-        clauses.push(in_list(
-            "provider",
-            &mut args,
-            filter.providers.iter().cloned(),
-        ));
-    }
-    if !filter.regions.is_empty() {
-        clauses.push(in_list("region", &mut args, filter.regions.iter().cloned()));
-    }
-    if !filter.accounts.is_empty() {
-        clauses.push(in_list(
-            "account",
-            &mut args,
-            filter.accounts.iter().cloned(),
-        ));
-    }
-    if !filter.statuses.is_empty() {
-        let statuses = filter.statuses.iter().map(|s| s.as_str().to_string());
-        clauses.push(in_list("status", &mut args, statuses));
+    let statuses: Vec<String> = filter
+        .statuses
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    for (column, values) in [
+        ("provider", &filter.providers),
+        ("region", &filter.regions),
+        ("account", &filter.accounts),
+        ("status", &statuses),
+    ] {
+        if !values.is_empty() {
+            clauses.push(in_list(column, &mut args, values.iter().cloned()));
+        }
     }
     if !filter.include_deleted {
         clauses.push("deleted_at IS NULL".to_string());
@@ -486,14 +566,37 @@ fn node_where(filter: &NodeFilter) -> (String, Vec<Value>) {
     }
 }
 
-fn transition(state: &mut Value, since: &mut Value) -> anyhow::Result<Transition> {
-    parse_transition(&state.take_text("state")?, since.take_text("since")?)
+/// The columns [`cost_node`] reads, after the row id.
+const COST_COLUMNS: &str =
+    "deploy_id, name, provider, region, template, price_hourly, price_monthly, currency, deleted_at";
+
+/// A [`CostNode`] from a row of `id, COST_COLUMNS`.
+fn cost_node(r: &dyn Row) -> anyhow::Result<CostNode> {
+    Ok(CostNode {
+        deploy_id: r.text(1, "deploy_id")?.into_owned(),
+        name: r.text(2, "name")?.into_owned(),
+        provider: r.text(3, "provider")?.into_owned(),
+        region: r.text(4, "region")?.into_owned(),
+        template: r.text(5, "template")?.into_owned(),
+        price_hourly: r.real(6, "price_hourly")?,
+        price_monthly: r.real(7, "price_monthly")?,
+        currency: r.text(8, "currency")?.into_owned(),
+        live: r.opt_text(9, "deleted_at")?.is_none(),
+    })
 }
 
-fn parse_transition(state: &str, since: String) -> anyhow::Result<Transition> {
-    let state = NodeStatus::parse(state)
-        .ok_or_else(|| anyhow!("the state store holds an unknown status '{state}'"))?;
-    Ok(Transition { state, since })
+/// A stored status; an unknown one is an error.
+fn status(text: &str) -> anyhow::Result<NodeStatus> {
+    NodeStatus::parse(text)
+        .ok_or_else(|| anyhow!("the state store holds an unknown status '{text}'"))
+}
+
+fn transition(state: &mut Value, since: &mut Value) -> anyhow::Result<Transition> {
+    let state = status(&state.take_text("state")?)?;
+    Ok(Transition {
+        state,
+        since: since.take_text("since")?,
+    })
 }
 
 fn event_from(mut r: Vec<Value>) -> anyhow::Result<Event> {
@@ -949,24 +1052,25 @@ impl<D: Db> Store for D {
             format!("SELECT {NODE_COLUMNS} FROM nodes {clause} ORDER BY recorded_at, deploy_id");
         self.query_each(&sql, &args, &mut |mut r| {
             let node = node_from_values(&mut r)?;
-            if filter.matches_name(&node) {
+            if filter.matches_name(&node.name) {
                 f(node)?;
             }
             Ok(())
         })
     }
 
-    fn for_each_timeline(
+    fn for_each_cost_timeline(
         &self,
         filter: &NodeFilter,
-        f: &mut dyn FnMut(&NodeRecord, &[Transition]) -> anyhow::Result<()>,
+        f: &mut WithTimeline<'_>,
     ) -> anyhow::Result<()> {
         // Two ordered streams merged here: the nodes by id, and their states by node id (then
         // in timeline order), in one snapshot. Each side is a plain index-ordered scan, where a
         // timeline folded per node by a correlated subquery cost one index probe a node (and,
-        // on PostgreSQL, a JIT compilation its cost estimate triggered).
+        // on PostgreSQL, a JIT compilation its cost estimate triggered). Only the columns cost
+        // uses are read, straight from the backend's rows.
         let (clause, args) = node_where(filter);
-        let nodes_sql = format!("SELECT id, {NODE_COLUMNS} FROM nodes {clause} ORDER BY id");
+        let nodes_sql = format!("SELECT id, {COST_COLUMNS} FROM nodes {clause} ORDER BY id");
         let states_sql = if clause.is_empty() {
             "SELECT node_id, state, since FROM node_states ORDER BY node_id, since, id".to_string()
         } else {
@@ -975,19 +1079,21 @@ impl<D: Db> Store for D {
                  WHERE node_id IN (SELECT id FROM nodes {clause}) ORDER BY node_id, since, id"
             )
         };
-        let mut timeline: Vec<Transition> = Vec::new();
-        self.query_each_merged(&nodes_sql, &states_sql, &args, &mut |mut r, states| {
-            let node = node_from_values(&mut r[1..])?;
-            if !filter.matches_name(&node) {
-                return Ok(());
-            }
-            timeline.clear();
-            for s in states.iter_mut() {
-                let (a, b) = s.split_at_mut(2);
-                timeline.push(transition(&mut a[1], &mut b[0])?);
-            }
-            f(&node, &timeline)
-        })
+        merge_by_key(
+            self,
+            &nodes_sql,
+            &states_sql,
+            &args,
+            &mut |r| {
+                let node = cost_node(r)?;
+                Ok(filter.matches_name(&node.name).then_some(node))
+            },
+            &mut |r| {
+                let state = status(&r.text(1, "state")?)?;
+                Ok(time::unix(&r.text(2, "since")?).map(|since| (state, since)))
+            },
+            f,
+        )
     }
 
     fn timeline(&self, deploy_id: &str) -> anyhow::Result<Vec<Transition>> {
@@ -1199,28 +1305,45 @@ impl<D: Db> Store for D {
 mod tests {
     use super::*;
 
+    /// Two cursors over rows held as values.
+    struct Held {
+        rows: [std::vec::IntoIter<Vec<Value>>; 2],
+        current: Option<Vec<Value>>,
+    }
+
+    impl Cursors for Held {
+        fn next(&mut self, i: usize) -> anyhow::Result<Option<&dyn Row>> {
+            self.current = self.rows[i].next();
+            Ok(self.current.as_ref().map(|r| r as &dyn Row))
+        }
+    }
+
     fn merged(
         parents: &[i64],
         children: &[(i64, &str)],
     ) -> anyhow::Result<Vec<(i64, Vec<String>)>> {
-        let mut p = parents.iter().map(|&id| vec![Value::Int(id)]);
-        let mut c = children
+        let p: Vec<Vec<Value>> = parents.iter().map(|&id| vec![Value::Int(id)]).collect();
+        let c: Vec<Vec<Value>> = children
             .iter()
-            .map(|&(id, v)| vec![Value::Int(id), Value::from(v)]);
+            .map(|&(id, v)| vec![Value::Int(id), Value::from(v)])
+            .collect();
+        let mut held = Held {
+            rows: [p.into_iter(), c.into_iter()],
+            current: None,
+        };
         let mut out = Vec::new();
-        merge_by_key(
-            &mut |cursor| {
-                Ok(match cursor {
-                    Cursor::Parents => p.next(),
-                    Cursor::Children => c.next(),
-                })
+        merge_cursors(
+            &mut held,
+            // Parent 7 is left out, with its children.
+            &mut |r| Ok(Some(r.int(0, "id")?).filter(|&id| id != 7)),
+            // A child named "bad" fails to decode; "skip" is left out.
+            &mut |r| match r.text(1, "v")?.as_ref() {
+                "bad" => Err(anyhow!("bad child")),
+                "skip" => Ok(None),
+                v => Ok(Some(v.to_string())),
             },
-            &mut |parent, kids| {
-                let names = kids
-                    .iter_mut()
-                    .map(|k| k[1].take_text("v"))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                out.push((parent[0].int("id")?, names));
+            &mut |id, kids| {
+                out.push((id, kids.to_vec()));
                 Ok(())
             },
         )?;
@@ -1231,7 +1354,16 @@ mod tests {
     fn merging_groups_children_under_their_parent_in_order() {
         let got = merged(
             &[1, 2, 4, 7],
-            &[(1, "a"), (1, "b"), (3, "orphan"), (4, "c"), (9, "late")],
+            &[
+                (1, "a"),
+                (1, "skip"),
+                (1, "b"),
+                (3, "orphan"),
+                (3, "bad"),
+                (4, "c"),
+                (7, "bad"),
+                (9, "late"),
+            ],
         )
         .unwrap();
         assert_eq!(
@@ -1240,9 +1372,11 @@ mod tests {
                 (1, vec!["a".to_string(), "b".to_string()]),
                 (2, vec![]),
                 (4, vec!["c".to_string()]),
-                (7, vec![]),
             ]
         );
+        // A failure to decode a child that is used is the read's failure.
+        let e = merged(&[1, 2], &[(2, "bad")]).unwrap_err().to_string();
+        assert_eq!(e, "bad child");
         assert_eq!(merged(&[], &[(1, "a")]).unwrap(), vec![]);
         assert_eq!(merged(&[5], &[]).unwrap(), vec![(5, vec![])]);
     }

@@ -7,13 +7,14 @@
 //! taken up front, so a read-then-write can never fail half-way with `SQLITE_BUSY`). A `kill -9`
 //! at any moment leaves either the whole transaction or none of it.
 
-use super::columns::Value;
+use super::columns::{unexpected, Value};
 use super::schema;
-use super::sql::{self, Db, WithChildren};
+use super::sql::{self, Db};
 use crate::error::state_error;
 use anyhow::Context as _;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,6 +42,39 @@ impl rusqlite::types::FromSql for Value {
                 Value::Text(String::from_utf8_lossy(t).into_owned())
             }
         })
+    }
+}
+
+impl sql::Row for rusqlite::Row<'_> {
+    fn width(&self) -> usize {
+        self.as_ref().column_count()
+    }
+
+    fn value(&self, i: usize) -> anyhow::Result<Value> {
+        Ok(self.get::<_, Value>(i)?)
+    }
+
+    fn opt_text(&self, i: usize, what: &str) -> anyhow::Result<Option<Cow<'_, str>>> {
+        match self.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) | ValueRef::Blob(t) => Ok(Some(String::from_utf8_lossy(t))),
+            _ => Err(unexpected(what, "text", &self.value(i)?)),
+        }
+    }
+}
+
+/// The cursors of [`Db::read`]: statements stepping side by side.
+struct SqliteCursors<'s> {
+    rows: Vec<rusqlite::Rows<'s>>,
+}
+
+impl sql::Cursors for SqliteCursors<'_> {
+    fn next(&mut self, i: usize) -> anyhow::Result<Option<&dyn sql::Row>> {
+        let rows = self
+            .rows
+            .get_mut(i)
+            .ok_or_else(|| anyhow::anyhow!("no cursor {i} is open"))?;
+        Ok(rows.next()?.map(|r| r as &dyn sql::Row))
     }
 }
 
@@ -235,59 +269,28 @@ impl Db for SqliteStore {
         Ok(st.execute(params_from_iter(args))? as u64)
     }
 
-    fn query_each(
+    fn read(
         &self,
-        sql: &str,
+        queries: &[&str],
         args: &[Value],
-        f: &mut dyn FnMut(Vec<Value>) -> anyhow::Result<()>,
+        f: &mut sql::WithCursors<'_>,
     ) -> anyhow::Result<()> {
-        let mut st = self.conn.prepare_cached(&dialect(sql))?;
-        let n = st.column_count();
-        let mut rows = st.query(params_from_iter(args))?;
-        while let Some(r) = rows.next()? {
-            let values = (0..n)
-                .map(|i| r.get::<_, Value>(i))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            f(values)?;
-        }
-        Ok(())
-    }
-
-    fn query_each_merged(
-        &self,
-        parents: &str,
-        children: &str,
-        args: &[Value],
-        f: &mut WithChildren<'_>,
-    ) -> anyhow::Result<()> {
-        // Both statements inside one read transaction, so they read the same snapshot.
-        let own_tx = self.conn.is_autocommit();
+        // Several statements read one snapshot inside one read transaction.
+        let own_tx = queries.len() > 1 && self.conn.is_autocommit();
         if own_tx {
             self.conn.execute_batch("BEGIN DEFERRED")?;
         }
         let out = (|| {
-            let mut ps = self.conn.prepare_cached(&dialect(parents))?;
-            let mut cs = self.conn.prepare_cached(&dialect(children))?;
-            let (pn, cn) = (ps.column_count(), cs.column_count());
-            let mut prows = ps.query(params_from_iter(args))?;
-            let mut crows = cs.query(params_from_iter(args))?;
-            sql::merge_by_key(
-                &mut |cursor| {
-                    let (rows, n) = match cursor {
-                        sql::Cursor::Parents => (&mut prows, pn),
-                        sql::Cursor::Children => (&mut crows, cn),
-                    };
-                    match rows.next()? {
-                        Some(r) => Ok(Some(
-                            (0..n)
-                                .map(|i| r.get::<_, Value>(i))
-                                .collect::<rusqlite::Result<Vec<_>>>()?,
-                        )),
-                        None => Ok(None),
-                    }
-                },
-                f,
-            )
+            let mut statements = queries
+                .iter()
+                .map(|q| self.conn.prepare_cached(&dialect(q)))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = statements
+                .iter_mut()
+                .map(|s| s.query(params_from_iter(args)))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut cursors = SqliteCursors { rows };
+            f(&mut cursors)
         })();
         if own_tx {
             // A read transaction: ending it cannot lose anything.
@@ -364,28 +367,21 @@ mod tests {
             (n.status, n.provider_id.as_deref()),
             (NodeStatus::Pending, Some("42"))
         );
-        let ch = s
-            .record_status(
+        let look = || {
+            s.record_status(
                 "d1",
                 Action::Status,
                 NodeStatus::Running,
                 "active",
                 Some("203.0.113.9"),
             )
-            .unwrap();
+            .unwrap()
+        };
+        let ch = look();
         assert_eq!(ch.previous, Some(NodeStatus::Pending));
         assert_eq!(ch.changed, ["status", "ipv4", "raw_status"]);
         // The same look again writes nothing.
-        let ch = s
-            .record_status(
-                "d1",
-                Action::Status,
-                NodeStatus::Running,
-                "active",
-                Some("203.0.113.9"),
-            )
-            .unwrap();
-        assert!(ch.changed.is_empty());
+        assert!(look().changed.is_empty());
         let states: Vec<NodeStatus> = s
             .timeline("d1")
             .unwrap()

@@ -30,6 +30,7 @@
 //! (ROW is the line the record starts on; the header is line 1); only a clean file reaches the
 //! store, in one transaction.
 
+use super::columns::node_values;
 use super::model::{NodeFilter, NodeRecord, NodeStatus, DEFAULT_ACCOUNT};
 use super::time;
 use super::Store;
@@ -65,6 +66,9 @@ pub const COLUMNS: [&str; 23] = [
     "deleted_at",
     "updated_at",
 ];
+
+/// How many timestamp columns close [`COLUMNS`] (`recorded_at` to `updated_at`).
+const TIMES: usize = 6;
 
 /// Columns an import file must have (`plan` too: a resumed create sends it to the provider).
 pub const REQUIRED: [&str; 10] = [
@@ -126,37 +130,19 @@ pub fn unguard_cell(cell: &str) -> &str {
     }
 }
 
-fn text(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("")
-}
-
-/// A node's cells in [`COLUMNS`] order.
-pub fn cells(n: &NodeRecord) -> [String; 23] {
-    [
-        n.deploy_id.clone(),
-        n.group_id.clone(),
-        n.name.clone(),
-        n.provider.clone(),
-        n.account.clone(),
-        text(&n.provider_id).to_string(),
-        n.template.clone(),
-        n.plan.clone(),
-        n.region.clone(),
-        n.api_variant.clone(),
-        n.status.as_str().to_string(),
-        n.raw_status.clone(),
-        text(&n.ipv4).to_string(),
-        n.price_hourly.to_string(),
-        n.price_monthly.to_string(),
-        n.currency.clone(),
-        n.prices_as_of.clone(),
-        n.recorded_at.clone(),
-        text(&n.created_at).to_string(),
-        text(&n.started_at).to_string(),
-        text(&n.stopped_at).to_string(),
-        text(&n.deleted_at).to_string(),
-        n.updated_at.clone(),
-    ]
+/// A node's cells in [`COLUMNS`] order: its values in the store's column order (the same list),
+/// as text, NULL empty.
+pub fn cells(n: &NodeRecord) -> Vec<String> {
+    use super::columns::Value as Column;
+    node_values(n)
+        .into_iter()
+        .map(|v| match v {
+            Column::Null => String::new(),
+            Column::Int(i) => i.to_string(),
+            Column::Real(f) => f.to_string(),
+            Column::Text(s) => s,
+        })
+        .collect()
 }
 
 /// Stream the nodes `filter` selects to `out`; returns how many were written.
@@ -172,7 +158,7 @@ pub fn export(
             let mut w = csv::Writer::from_writer(out);
             w.write_record(COLUMNS)?;
             store.for_each_node(filter, &mut |n| {
-                w.write_record(cells(&n).map(guard_cell))?;
+                w.write_record(cells(&n).into_iter().map(guard_cell))?;
                 count += 1;
                 Ok(())
             })?;
@@ -727,15 +713,8 @@ fn record(cx: &mut Cx, cells: &Cells, known: &Known, now: &str) -> Option<NodeRe
             Some(c)
         }
     });
-    let mut times: [Option<String>; 6] = Default::default();
-    for (slot, col) in times.iter_mut().zip([
-        "recorded_at",
-        "created_at",
-        "started_at",
-        "stopped_at",
-        "deleted_at",
-        "updated_at",
-    ]) {
+    let mut times: [Option<String>; TIMES] = Default::default();
+    for (slot, col) in times.iter_mut().zip(&COLUMNS[COLUMNS.len() - TIMES..]) {
         *slot = when(cx, cells, col).unwrap_or(None);
     }
     if cx.errors.len() > before {
@@ -792,4 +771,24 @@ fn record(cx: &mut Cx, cells: &Cells, known: &Known, now: &str) -> Option<NodeRe
         deleted_at,
         updated_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::columns::NODE_COLUMNS;
+
+    #[test]
+    fn the_export_columns_are_the_stores() {
+        assert_eq!(COLUMNS.join(", "), NODE_COLUMNS);
+    }
+
+    #[test]
+    fn the_timestamp_columns_close_the_list() {
+        let (rest, times) = COLUMNS.split_at(COLUMNS.len() - TIMES);
+        assert_eq!(times.first(), Some(&"recorded_at"));
+        assert_eq!(times.last(), Some(&"updated_at"));
+        assert!(times.iter().all(|c| c.ends_with("_at")), "{times:?}");
+        assert!(!rest.iter().any(|c| c.ends_with("_at")), "{rest:?}");
+    }
 }
