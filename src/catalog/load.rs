@@ -38,13 +38,6 @@ impl Origin {
     }
 }
 
-/// A template under construction: typed from the start, since catalogs can hold 100k of them.
-#[derive(Debug, Clone)]
-struct TemplateAcc {
-    value: Template,
-    origins: Vec<Origin>,
-}
-
 /// One keyed entity under construction.
 #[derive(Debug, Clone, Default)]
 struct Acc {
@@ -59,9 +52,15 @@ struct Merge {
     region_order: Vec<(String, String)>,
     credentials: BTreeMap<(String, String), Acc>,
     credential_order: Vec<(String, String)>,
-    /// Templates in definition order, and where each id sits.
-    templates: Vec<TemplateAcc>,
+    /// Templates in definition order, typed from the start (catalogs can hold 100k of them),
+    /// and where each id sits. They stay in this vector until they are the catalog's.
+    templates: Vec<Template>,
     template_index: std::collections::HashMap<String, usize>,
+    /// Where each template was defined: its file and its index among the file's
+    /// `[[templates]]` (the origin, without an allocation per template).
+    template_defs: Vec<(usize, usize)>,
+    /// The patches of templates from later layers, by position in `templates`.
+    template_patches: std::collections::HashMap<usize, Vec<Origin>>,
     apis: BTreeMap<String, Acc>,
     rates: BTreeMap<String, Acc>,
     bootstrap: Option<Acc>,
@@ -84,17 +83,20 @@ pub fn load_files(files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
 /// memory holds one entry's syntax tree rather than the whole file's.
 const CHUNKED_PARSE_BYTES: usize = 256 * 1024;
 
-/// Parse one file strictly into its typed form; errors are located in the file.
-fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
+/// Parse one file strictly into its typed form; errors are located in the file. The file's
+/// templates come apart from the rest, as runs (in file order) that are moved once into the
+/// merge rather than joined first.
+fn parse_doc(file: &SourceFile) -> Result<(FileDoc, Vec<Vec<Template>>), Diagnostic> {
     let text = &file.text;
     let chunkable = text.len() >= CHUNKED_PARSE_BYTES
         && memchr::memmem::find(text.as_bytes(), b"\"\"\"").is_none()
         && memchr::memmem::find(text.as_bytes(), b"'''").is_none()
         && only_template_headers(text);
     if !chunkable {
-        return toml::from_str(text).map_err(|e| toml_error(file, &e, 0));
+        let mut doc: FileDoc = toml::from_str(text).map_err(|e| toml_error(file, &e, 0))?;
+        let templates = std::mem::take(&mut doc.templates);
+        return Ok((doc, vec![templates]));
     }
-    let mut doc = FileDoc::default();
     let mut starts: Vec<usize> = memchr::memmem::find_iter(text.as_bytes(), b"[[templates]]")
         .filter(|i| *i == 0 || text.as_bytes()[i - 1] == b'\n')
         .collect();
@@ -125,11 +127,8 @@ fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
             "this part of the file could not be parsed (the parser failed unexpectedly) — please report it",
         )
     })?;
-    doc.templates.reserve(spans.len());
-    for r in results {
-        doc.templates.extend(r?);
-    }
-    Ok(doc)
+    let runs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((FileDoc::default(), runs))
 }
 
 /// Whether every line whose first non-blank character is `[` is `[[templates]]` (the file
@@ -232,7 +231,7 @@ fn humanize_serde(raw: &str) -> String {
 impl Merge {
     fn add_file(&mut self, files: &[SourceFile], idx: usize, file: &SourceFile) {
         // Strict typed parse first: unknown keys and wrong types, located exactly.
-        let doc = match parse_doc(file) {
+        let (doc, runs) = match parse_doc(file) {
             Ok(d) => d,
             Err(d) => {
                 self.diags.push(d);
@@ -241,9 +240,9 @@ impl Merge {
         };
         // The untyped table is needed for sections that merge key by key across files, and for
         // patches of existing templates; a file of new templates alone is parsed once.
-        let patches = doc
-            .templates
+        let patches = runs
             .iter()
+            .flatten()
             .any(|t| self.template_index.contains_key(&t.id));
         let needs_table = doc.provider.is_some()
             || doc.api.is_some()
@@ -338,15 +337,18 @@ impl Merge {
                 );
             }
         }
-        for (n, t) in doc.templates.into_iter().enumerate() {
-            let path = vec![key("templates"), Seg::Index(n)];
+        let count: usize = runs.iter().map(Vec::len).sum();
+        self.templates.reserve(count);
+        self.template_defs.reserve(count);
+        self.template_index.reserve(count);
+        for (n, t) in runs.into_iter().flatten().enumerate() {
             if t.id.is_empty() {
-                let span = locate(&file.text, &path, false);
+                let span = locate(&file.text, &template_path(n), false);
                 self.diags
                     .push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
                 continue;
             }
-            self.put_template(files, idx, &table, t, path, owner.as_deref());
+            self.put_template(files, idx, &table, t, n, owner.as_deref());
         }
         if let Some(toml::Value::Table(t)) = table.get("api") {
             match &owner {
@@ -391,29 +393,23 @@ impl Merge {
         }
     }
 
-    /// Add a template, or patch the one with the same id from an earlier layer.
+    /// Add a template, or patch the one with the same id from an earlier layer. `n`: its
+    /// index among the file's `[[templates]]`.
     fn put_template(
         &mut self,
         files: &[SourceFile],
         idx: usize,
         table: &toml::Table,
         mut t: Template,
-        path: Vec<Seg>,
+        n: usize,
         owner: Option<&str>,
     ) {
         let file = &files[idx];
         let layer = file.layer;
-        let n = match path.get(1) {
-            Some(Seg::Index(n)) => *n,
-            _ => 0,
-        };
-        if let Some(acc) = self
-            .template_index
-            .get(&t.id)
-            .map(|&i| &mut self.templates[i])
-        {
-            if let Some(prev) = acc.origins.iter().find(|o| files[o.file].layer == layer) {
-                let span = locate(&file.text, &path, false);
+        if let Some(&i) = self.template_index.get(&t.id) {
+            let origins = self.template_origins(i);
+            if let Some(prev) = origins.iter().find(|o| files[o.file].layer == layer) {
+                let span = locate(&file.text, &template_path(n), false);
                 let prev_file = &files[prev.file];
                 let (line, _) = span_line(prev_file, &prev.path);
                 self.diags.push(Diagnostic::at(
@@ -434,7 +430,8 @@ impl Merge {
                 .and_then(toml::Value::as_table)
                 .cloned()
                 .unwrap_or_default();
-            let merged = toml::Value::try_from(&acc.value)
+            let value = &mut self.templates[i];
+            let merged = toml::Value::try_from(&*value)
                 .map_err(|e| e.to_string())
                 .and_then(|v| {
                     let mut base = match v {
@@ -448,15 +445,15 @@ impl Merge {
                 });
             match merged {
                 Ok(v) => {
-                    acc.value = v;
-                    acc.origins.push(Origin {
+                    *value = v;
+                    self.template_patches.entry(i).or_default().push(Origin {
                         file: idx,
-                        path,
+                        path: template_path(n),
                         keys: Some(patch.keys().cloned().collect()),
                     });
                 }
                 Err(e) => {
-                    let span = locate(&file.text, &path, false);
+                    let span = locate(&file.text, &template_path(n), false);
                     self.diags
                         .push(Diagnostic::at(file, span, humanize_serde(e.trim())));
                 }
@@ -467,7 +464,7 @@ impl Merge {
             match owner {
                 Some(p) => t.provider = p.to_string(),
                 None => {
-                    let span = locate(&file.text, &path, false);
+                    let span = locate(&file.text, &template_path(n), false);
                     self.diags.push(Diagnostic::at(
                         file,
                         span,
@@ -477,17 +474,24 @@ impl Merge {
                 }
             }
         }
-        let origin = Origin {
-            file: idx,
-            path,
-            keys: None,
-        };
         self.template_index
             .insert(t.id.clone(), self.templates.len());
-        self.templates.push(TemplateAcc {
-            value: t,
-            origins: vec![origin],
-        });
+        self.template_defs.push((idx, n));
+        self.templates.push(t);
+    }
+
+    /// Where the template at `i` was written: its definition, then its patches in order.
+    fn template_origins(&self, i: usize) -> Vec<Origin> {
+        let (file, n) = self.template_defs[i];
+        let mut out = vec![Origin {
+            file,
+            path: template_path(n),
+            keys: None,
+        }];
+        if let Some(patches) = self.template_patches.get(&i) {
+            out.extend(patches.iter().cloned());
+        }
+        out
     }
 
     fn need_owner(&mut self, file: &SourceFile, section: &str) {
@@ -577,7 +581,7 @@ impl Merge {
         }
     }
 
-    fn build(self, files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
+    fn build(mut self, files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
         let mut diags = Vec::new();
         let mut origins: std::collections::HashMap<Entity, Vec<Origin>> =
             std::collections::HashMap::new();
@@ -620,13 +624,8 @@ impl Merge {
             Entity::Credential,
             |p| &mut p.credentials,
         );
-        drop(self.template_index);
-        catalog.templates.reserve(self.templates.len());
-        let mut template_origins = Vec::with_capacity(self.templates.len());
-        for acc in self.templates {
-            template_origins.push(acc.origins);
-            catalog.templates.push(acc.value);
-        }
+        // The merge's vector becomes the catalog's: no template moves.
+        catalog.templates = std::mem::take(&mut self.templates).into();
         for (cur, acc) in &self.rates {
             if let Some(r) = typed::<Rate>(files, acc, &mut diags) {
                 catalog.rates.push(r);
@@ -651,9 +650,9 @@ impl Merge {
                     _ => None,
                 })
                 .collect();
-            for (t, o) in catalog.templates.iter().zip(template_origins) {
+            for (i, t) in catalog.templates.iter().enumerate() {
                 if wanted.contains(t.id.as_str()) {
-                    origins.insert(Entity::Template(t.id.clone()), o);
+                    origins.insert(Entity::Template(t.id.clone()), self.template_origins(i));
                 }
             }
             let diags = problems
@@ -724,6 +723,11 @@ impl Kind {
 
 fn key(k: &str) -> Seg {
     Seg::Key(k.to_string())
+}
+
+/// The key path of a file's `n`-th `[[templates]]` entry.
+fn template_path(n: usize) -> Vec<Seg> {
+    vec![key("templates"), Seg::Index(n)]
 }
 
 fn split(id: &str) -> (String, String) {
