@@ -215,7 +215,8 @@ fn encode_pieces(entry: &Entry) -> Option<Vec<Vec<u8>>> {
     let runs: Vec<&[Template]> = templates.chunks(RUN).collect();
     // Each run: its templates' bytes, one after the other, and where each one ends.
     let encoded = on_cores(&runs, |run| {
-        let mut bytes = Vec::new();
+        // About 240 bytes a template: room for most runs without growing.
+        let mut bytes = Vec::with_capacity(run.len() * 256);
         let mut ends = Vec::with_capacity(run.len());
         for t in *run {
             rmp_serde::encode::write_named(&mut bytes, t).ok()?;
