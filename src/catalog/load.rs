@@ -239,29 +239,18 @@ impl Merge {
             }
         };
         // The untyped table is needed for sections that merge key by key across files, and for
-        // patches of existing templates; a file of new templates alone is parsed once.
-        let patches = runs
-            .iter()
-            .flatten()
-            .any(|t| self.template_index.contains_key(&t.id));
+        // patches of existing templates (parsed at the first one); a file of new templates alone
+        // is parsed once.
         let needs_table = doc.provider.is_some()
             || doc.api.is_some()
             || doc.bootstrap.is_some()
             || !doc.regions.is_empty()
             || !doc.credentials.is_empty()
-            || !doc.rates.is_empty()
-            || patches;
-        let table: toml::Table = if needs_table {
-            match toml::from_str(&file.text) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.diags.push(toml_error(file, &e, 0));
-                    return;
-                }
-            }
-        } else {
-            toml::Table::new()
-        };
+            || !doc.rates.is_empty();
+        let mut table = FileTable::default();
+        if needs_table && table.get(file, &mut self.diags).is_none() {
+            return;
+        }
         let declared = doc
             .provider
             .as_ref()
@@ -280,7 +269,7 @@ impl Merge {
         }
         let owner = declared.clone().or_else(|| file.folder.clone());
 
-        if let Some(toml::Value::Table(t)) = table.get("provider") {
+        if let Some(toml::Value::Table(t)) = table.parsed().and_then(|t| t.get("provider")) {
             match &owner {
                 Some(id) => {
                     let mut t = t.clone();
@@ -299,7 +288,8 @@ impl Merge {
             }
         }
         for (section, kind) in [("regions", Kind::Region), ("credentials", Kind::Credential)] {
-            let Some(toml::Value::Array(items)) = table.get(section) else {
+            let Some(toml::Value::Array(items)) = table.parsed().and_then(|t| t.get(section))
+            else {
                 continue;
             };
             let Some(prov) = &owner else {
@@ -341,16 +331,30 @@ impl Merge {
         self.templates.reserve(count);
         self.template_defs.reserve(count);
         self.template_index.reserve(count);
-        for (n, t) in runs.into_iter().flatten().enumerate() {
-            if t.id.is_empty() {
-                let span = locate(&file.text, &template_path(n), false);
-                self.diags
-                    .push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
-                continue;
-            }
-            self.put_template(files, idx, &table, t, n, owner.as_deref());
+        // Each run is admitted in place (a patch or a refused entry leaves it), then appended
+        // whole: a template is moved once, in bulk.
+        let mut n = 0;
+        for mut run in runs {
+            let mut kept = 0;
+            run.retain_mut(|t| {
+                let at = n;
+                n += 1;
+                let pos = self.templates.len() + kept;
+                match self.admit(files, idx, t, at, pos, owner.as_deref()) {
+                    Admit::New => {
+                        kept += 1;
+                        true
+                    }
+                    Admit::Refused => false,
+                    Admit::Patch(i) => {
+                        self.patch_template(files, idx, &mut table, at, i);
+                        false
+                    }
+                }
+            });
+            self.templates.append(&mut run);
         }
-        if let Some(toml::Value::Table(t)) = table.get("api") {
+        if let Some(toml::Value::Table(t)) = table.parsed().and_then(|t| t.get("api")) {
             match &owner {
                 Some(p) => self.put(
                     files,
@@ -363,7 +367,7 @@ impl Merge {
                 None => self.need_owner(file, "api"),
             }
         }
-        if let Some(toml::Value::Array(items)) = table.get("rates") {
+        if let Some(toml::Value::Array(items)) = table.parsed().and_then(|t| t.get("rates")) {
             for (n, item) in items.iter().enumerate() {
                 let Some(t) = item.as_table() else { continue };
                 let cur = t
@@ -381,7 +385,7 @@ impl Merge {
                 );
             }
         }
-        if let Some(toml::Value::Table(t)) = table.get("bootstrap") {
+        if let Some(toml::Value::Table(t)) = table.parsed().and_then(|t| t.get("bootstrap")) {
             self.put(
                 files,
                 Kind::Bootstrap,
@@ -393,72 +397,42 @@ impl Merge {
         }
     }
 
-    /// Add a template, or patch the one with the same id from an earlier layer. `n`: its
-    /// index among the file's `[[templates]]`.
-    fn put_template(
+    /// Whether template `t`, entry `n` of file `idx`, is a new one (then indexed at `pos` and
+    /// its origin recorded), a patch of the template at `i` from an earlier layer, or refused
+    /// (with a diagnostic).
+    fn admit(
         &mut self,
         files: &[SourceFile],
         idx: usize,
-        table: &toml::Table,
-        mut t: Template,
+        t: &mut Template,
         n: usize,
+        pos: usize,
         owner: Option<&str>,
-    ) {
+    ) -> Admit {
         let file = &files[idx];
-        let layer = file.layer;
+        if t.id.is_empty() {
+            let span = locate(&file.text, &template_path(n), false);
+            self.diags
+                .push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
+            return Admit::Refused;
+        }
         if let Some(&i) = self.template_index.get(&t.id) {
             let origins = self.template_origins(i);
-            if let Some(prev) = origins.iter().find(|o| files[o.file].layer == layer) {
-                let span = locate(&file.text, &template_path(n), false);
-                let prev_file = &files[prev.file];
-                let (line, _) = span_line(prev_file, &prev.path);
-                self.diags.push(Diagnostic::at(
-                    file,
-                    span,
-                    format!(
-                        "duplicate template id '{}' — already defined at {}:{line}",
-                        t.id, prev_file.path
-                    ),
-                ));
-                return;
-            }
-            // A patch: only the keys the file sets replace the earlier values.
-            let patch = table
-                .get("templates")
-                .and_then(toml::Value::as_array)
-                .and_then(|a| a.get(n))
-                .and_then(toml::Value::as_table)
-                .cloned()
-                .unwrap_or_default();
-            let value = &mut self.templates[i];
-            let merged = toml::Value::try_from(&*value)
-                .map_err(|e| e.to_string())
-                .and_then(|v| {
-                    let mut base = match v {
-                        toml::Value::Table(b) => b,
-                        _ => toml::Table::new(),
-                    };
-                    deep_merge(&mut base, patch.clone());
-                    toml::Value::Table(base)
-                        .try_into::<Template>()
-                        .map_err(|e| e.message().to_string())
-                });
-            match merged {
-                Ok(v) => {
-                    *value = v;
-                    self.template_patches.entry(i).or_default().push(Origin {
-                        file: idx,
-                        path: template_path(n),
-                        keys: Some(patch.keys().cloned().collect()),
-                    });
-                }
-                Err(e) => {
-                    let span = locate(&file.text, &template_path(n), false);
-                    self.diags
-                        .push(Diagnostic::at(file, span, humanize_serde(e.trim())));
-                }
-            }
-            return;
+            let Some(prev) = origins.iter().find(|o| files[o.file].layer == file.layer) else {
+                return Admit::Patch(i);
+            };
+            let span = locate(&file.text, &template_path(n), false);
+            let prev_file = &files[prev.file];
+            let (line, _) = span_line(prev_file, &prev.path);
+            self.diags.push(Diagnostic::at(
+                file,
+                span,
+                format!(
+                    "duplicate template id '{}' — already defined at {}:{line}",
+                    t.id, prev_file.path
+                ),
+            ));
+            return Admit::Refused;
         }
         if t.provider.is_empty() {
             match owner {
@@ -470,14 +444,64 @@ impl Merge {
                         span,
                         format!("template '{}' has no provider — set provider = \"…\" or put the file in the provider's folder", t.id),
                     ));
-                    return;
+                    return Admit::Refused;
                 }
             }
         }
-        self.template_index
-            .insert(t.id.clone(), self.templates.len());
+        self.template_index.insert(t.id.clone(), pos);
         self.template_defs.push((idx, n));
-        self.templates.push(t);
+        Admit::New
+    }
+
+    /// Patch the template at `i` with entry `n` of file `idx`: only the keys the entry sets
+    /// replace the earlier values.
+    fn patch_template(
+        &mut self,
+        files: &[SourceFile],
+        idx: usize,
+        table: &mut FileTable,
+        n: usize,
+        i: usize,
+    ) {
+        let file = &files[idx];
+        let Some(table) = table.get(file, &mut self.diags) else {
+            return;
+        };
+        let patch = table
+            .get("templates")
+            .and_then(toml::Value::as_array)
+            .and_then(|a| a.get(n))
+            .and_then(toml::Value::as_table)
+            .cloned()
+            .unwrap_or_default();
+        let value = &mut self.templates[i];
+        let merged = toml::Value::try_from(&*value)
+            .map_err(|e| e.to_string())
+            .and_then(|v| {
+                let mut base = match v {
+                    toml::Value::Table(b) => b,
+                    _ => toml::Table::new(),
+                };
+                deep_merge(&mut base, patch.clone());
+                toml::Value::Table(base)
+                    .try_into::<Template>()
+                    .map_err(|e| e.message().to_string())
+            });
+        match merged {
+            Ok(v) => {
+                *value = v;
+                self.template_patches.entry(i).or_default().push(Origin {
+                    file: idx,
+                    path: template_path(n),
+                    keys: Some(patch.keys().cloned().collect()),
+                });
+            }
+            Err(e) => {
+                let span = locate(&file.text, &template_path(n), false);
+                self.diags
+                    .push(Diagnostic::at(file, span, humanize_serde(e.trim())));
+            }
+        }
     }
 
     /// Where the template at `i` was written: its definition, then its patches in order.
@@ -668,33 +692,69 @@ impl Merge {
             .enumerate()
             .map(|(i, p)| (p.meta.id.as_str(), i))
             .collect();
-        let keys: Vec<(usize, f64)> = catalog
+        // The sort keys sit beside each position (no lookups while sorting); ties of provider
+        // and price, rare, compare ids.
+        let mut keyed: Vec<(usize, f64, usize)> = catalog
             .templates
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 (
                     provider_rank
                         .get(t.provider.as_str())
                         .copied()
                         .unwrap_or(usize::MAX),
                     t.price_hourly,
+                    i,
                 )
             })
             .collect();
-        let mut order: Vec<usize> = (0..catalog.templates.len()).collect();
         {
             let ts = &catalog.templates;
-            order.sort_unstable_by(|&a, &b| {
-                keys[a]
-                    .0
-                    .cmp(&keys[b].0)
-                    .then(keys[a].1.total_cmp(&keys[b].1))
-                    .then_with(|| ts[a].id.cmp(&ts[b].id))
+            keyed.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then(a.1.total_cmp(&b.1))
+                    .then_with(|| ts[a.2].id.cmp(&ts[b.2].id))
             });
         }
+        let order: Vec<usize> = keyed.into_iter().map(|k| k.2).collect();
         drop(provider_rank);
         apply_permutation(&mut catalog.templates, &order);
         Ok(catalog)
+    }
+}
+
+/// What [`Merge::admit`] made of a template entry.
+enum Admit {
+    New,
+    Patch(usize),
+    Refused,
+}
+
+/// A file's untyped table, parsed when first needed (once; a failure is reported once).
+#[derive(Default)]
+struct FileTable {
+    table: Option<toml::Table>,
+    failed: bool,
+}
+
+impl FileTable {
+    fn get(&mut self, file: &SourceFile, diags: &mut Vec<Diagnostic>) -> Option<&toml::Table> {
+        if self.table.is_none() && !self.failed {
+            match toml::from_str(&file.text) {
+                Ok(t) => self.table = Some(t),
+                Err(e) => {
+                    self.failed = true;
+                    diags.push(toml_error(file, &e, 0));
+                }
+            }
+        }
+        self.table.as_ref()
+    }
+
+    /// The table, if it was parsed.
+    fn parsed(&self) -> Option<&toml::Table> {
+        self.table.as_ref()
     }
 }
 
@@ -913,7 +973,7 @@ fn place(
 
 #[cfg(test)]
 mod tests {
-    use super::{apply_permutation, on_threads, only_template_headers};
+    use super::{apply_permutation, on_threads, only_template_headers, FileDoc};
 
     #[test]
     fn template_headers_are_found_as_line_by_line() {
@@ -946,6 +1006,59 @@ mod tests {
             n
         });
         assert_eq!(failed, Err(2));
+    }
+
+    #[test]
+    fn a_large_overlay_patches_in_place_and_refuses_a_repeat() {
+        use crate::catalog::diagnostic::SourceFile;
+        let base = crate::catalog::embedded().unwrap();
+        let first = base.templates[0].clone();
+        let mut fresh = first.clone();
+        fresh.provider = String::new();
+        let doc = FileDoc {
+            templates: (0..2000)
+                .map(|i| {
+                    let mut t = fresh.clone();
+                    t.id = format!("big-{i}");
+                    t
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let body = toml::to_string(&doc).unwrap();
+        assert!(
+            body.len() >= super::CHUNKED_PARSE_BYTES,
+            "the file is parsed in runs"
+        );
+        let file = |text: String| SourceFile {
+            path: "overlay/t.toml".into(),
+            text,
+            folder: Some(first.provider.clone()),
+            layer: 1,
+        };
+        let patch = format!(
+            "{body}\n[[templates]]\nid = \"{}\"\nname = \"Patched\"\n",
+            first.id
+        );
+        let mut files = crate::catalog::embedded_files();
+        files.push(file(patch.clone()));
+        let cat = super::load_files(&files).unwrap();
+        assert_eq!(cat.templates.len(), base.templates.len() + 2000);
+        assert_eq!(cat.template(&first.id).unwrap().name, "Patched");
+        assert_eq!(cat.template(&first.id).unwrap().plan, first.plan);
+        assert_eq!(cat.template("big-1999").unwrap().provider, first.provider);
+        // The same id twice in the file: the second is refused, located at its entry.
+        let again = format!("{patch}\n[[templates]]\nid = \"big-7\"\nname = \"Twice\"\n");
+        let line = again.lines().count() - 2;
+        files.pop();
+        files.push(file(again));
+        let err = super::load_files(&files).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("overlay/t.toml:{line}:"))
+                && err
+                    .contains("duplicate template id 'big-7' — already defined at overlay/t.toml:"),
+            "{err}"
+        );
     }
 
     #[test]
