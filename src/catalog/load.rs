@@ -83,6 +83,9 @@ pub fn load_files(files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
 /// memory holds one entry's syntax tree rather than the whole file's.
 const CHUNKED_PARSE_BYTES: usize = 256 * 1024;
 
+/// The header of a `[[templates]]` entry, alone on its line.
+const HEADER_LINE: &str = "[[templates]]\n";
+
 /// Parse one file strictly into its typed form; errors are located in the file. The file's
 /// templates come apart from the rest, as runs (in file order) that are moved once into the
 /// merge rather than joined first.
@@ -113,7 +116,18 @@ fn parse_doc(file: &SourceFile) -> Result<(FileDoc, Vec<Vec<Template>>), Diagnos
     let parse_run = |run: &[(usize, usize)]| -> Result<Vec<Template>, Diagnostic> {
         let mut out = Vec::with_capacity(run.len());
         for &(a, b) in run {
-            let part: FileDoc = toml::from_str(&text[a..b]).map_err(|e| toml_error(file, &e, a))?;
+            // An entry under a bare `[[templates]]` line is its body's table: parsed as one
+            // template, without the document around it. The body holds no header and no
+            // multi-line string, so it means the same alone as under its header; anything the
+            // body alone refuses is parsed again whole, and the error (or value) is that one.
+            let entry = &text[a..b];
+            if let Some(body) = entry.strip_prefix(HEADER_LINE) {
+                if let Ok(t) = toml::from_str::<Template>(body) {
+                    out.push(t);
+                    continue;
+                }
+            }
+            let part: FileDoc = toml::from_str(entry).map_err(|e| toml_error(file, &e, a))?;
             out.extend(part.templates);
         }
         Ok(out)
@@ -973,7 +987,7 @@ fn place(
 
 #[cfg(test)]
 mod tests {
-    use super::{apply_permutation, on_threads, only_template_headers, FileDoc};
+    use super::{apply_permutation, on_threads, only_template_headers, FileDoc, Template};
 
     #[test]
     fn template_headers_are_found_as_line_by_line() {
@@ -1059,6 +1073,26 @@ mod tests {
                     .contains("duplicate template id 'big-7' — already defined at overlay/t.toml:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_entry_body_alone_reads_as_under_its_header() {
+        let bodies = [
+            "id = \"a\"\ncpu = 2\nregions = [\"x\", # note\n  \"y\"]\n\n",
+            "id = 'b' # c\ngpu.count = 1\ngpu.model = \"L4\"\ngpu.vram_gb = 24\n",
+            "id = \"c\"\ngpu = { count = 2, model = \"A\", vram_gb = 8.5 }\nregion_prices = { x = 0.5 }\n",
+            "id = \"d\"\r\nfeatures = []\r\nmonthly_cap_hours = \"none\"\r\n",
+            "# only a comment\n",
+        ];
+        for body in bodies {
+            let alone: Template = toml::from_str(body).unwrap();
+            let whole: FileDoc = toml::from_str(&format!("{}{body}", super::HEADER_LINE)).unwrap();
+            assert_eq!(
+                serde_json::to_string(&alone).unwrap(),
+                serde_json::to_string(&whole.templates[0]).unwrap(),
+                "{body:?}"
+            );
+        }
     }
 
     #[test]
