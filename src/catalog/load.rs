@@ -430,41 +430,45 @@ impl Merge {
                 .push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
             return Admit::Refused;
         }
-        if let Some(&i) = self.template_index.get(&t.id) {
-            let origins = self.template_origins(i);
-            let Some(prev) = origins.iter().find(|o| files[o.file].layer == file.layer) else {
-                return Admit::Patch(i);
-            };
-            let span = locate(&file.text, &template_path(n), false);
-            let prev_file = &files[prev.file];
-            let (line, _) = span_line(prev_file, &prev.path);
-            self.diags.push(Diagnostic::at(
-                file,
-                span,
-                format!(
-                    "duplicate template id '{}' — already defined at {}:{line}",
-                    t.id, prev_file.path
-                ),
-            ));
-            return Admit::Refused;
-        }
-        if t.provider.is_empty() {
-            match owner {
-                Some(p) => t.provider = p.to_string(),
-                None => {
-                    let span = locate(&file.text, &template_path(n), false);
-                    self.diags.push(Diagnostic::at(
-                        file,
-                        span,
-                        format!("template '{}' has no provider — set provider = \"…\" or put the file in the provider's folder", t.id),
-                    ));
-                    return Admit::Refused;
+        // One hash a template: the id's slot is looked up once, and filled when it is new.
+        let i = match self.template_index.entry(t.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                if t.provider.is_empty() {
+                    match owner {
+                        Some(p) => t.provider = p.to_string(),
+                        None => {
+                            let span = locate(&file.text, &template_path(n), false);
+                            self.diags.push(Diagnostic::at(
+                                file,
+                                span,
+                                format!("template '{}' has no provider — set provider = \"…\" or put the file in the provider's folder", t.id),
+                            ));
+                            return Admit::Refused;
+                        }
+                    }
                 }
+                slot.insert(pos);
+                self.template_defs.push((idx, n));
+                return Admit::New;
             }
-        }
-        self.template_index.insert(t.id.clone(), pos);
-        self.template_defs.push((idx, n));
-        Admit::New
+        };
+        let origins = self.template_origins(i);
+        let Some(prev) = origins.iter().find(|o| files[o.file].layer == file.layer) else {
+            return Admit::Patch(i);
+        };
+        let span = locate(&file.text, &template_path(n), false);
+        let prev_file = &files[prev.file];
+        let (line, _) = span_line(prev_file, &prev.path);
+        self.diags.push(Diagnostic::at(
+            file,
+            span,
+            format!(
+                "duplicate template id '{}' — already defined at {}:{line}",
+                t.id, prev_file.path
+            ),
+        ));
+        Admit::Refused
     }
 
     /// Patch the template at `i` with entry `n` of file `idx`: only the keys the entry sets
