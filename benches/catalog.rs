@@ -2,7 +2,8 @@
 //! 10k and 100k templates (the generator is `capsule openmesh catalog generate`, built with the
 //! `dev` feature), the same overlays read back from the content-keyed cache and listed as
 //! `templates --min-cpu 4 --min-memory 8 --limit 5` does (through the entry's index), and the
-//! embedded catalog's start-up path (pre-digested JSON).
+//! embedded catalog's start-up path (pre-digested JSON). The first load of each overlay, with an
+//! empty cache (merge, validate, cache write, list), is measured on its own.
 //!
 //! Run: `cargo bench --bench catalog`.
 
@@ -40,6 +41,35 @@ fn bench(c: &mut Criterion) {
     for (n, dir) in &dirs {
         group.bench_with_input(BenchmarkId::from_parameter(n), dir, |b, dir| {
             b.iter(|| load_filter_rank(dir.path()))
+        });
+    }
+    group.finish();
+    // What a command pays the first time it sees an overlay: merge, validate, write the cache
+    // entry (index rows, encoded templates), list. Each iteration starts with an empty cache.
+    let mut group = c.benchmark_group("overlay first load, empty cache: load+cache write+list");
+    group.sample_size(10);
+    let first_filter = TemplateFilter {
+        min_cpu: Some(4),
+        min_memory: Some(8.0),
+        limit: Some(5),
+        ..TemplateFilter::default()
+    };
+    for (n, dir) in &dirs {
+        group.bench_with_input(BenchmarkId::from_parameter(n), dir, |b, dir| {
+            b.iter_batched(
+                || tempfile::tempdir().unwrap(),
+                |home| {
+                    let (cat, _) =
+                        catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+                    let found = listed_in(&cat, &first_filter).unwrap().0.len();
+                    assert!(
+                        catalog::cache::dir(home.path()).is_dir(),
+                        "the entry is written"
+                    );
+                    (found, home)
+                },
+                criterion::BatchSize::PerIteration,
+            )
         });
     }
     group.finish();

@@ -202,7 +202,10 @@ fn decode(bytes: impl Bytes, key: &Key, at: PathBuf) -> Option<Entry> {
 
 /// The payload: the number of parts (u32), each part's length (u64), then the parts: the entry
 /// without its templates, the index rows, the templates' offsets and the templates.
-fn encode_payload(entry: &Entry) -> Option<Vec<u8>> {
+///
+/// Given as pieces whose concatenation is the payload, so that a write streams them out
+/// without first copying 30 MB into one buffer.
+fn encode_pieces(entry: &Entry) -> Option<Vec<Vec<u8>>> {
     // The entry without its templates: a shallow copy of everything else (small).
     let head = Head {
         catalog: entry.catalog.clone_without_templates(),
@@ -212,7 +215,8 @@ fn encode_payload(entry: &Entry) -> Option<Vec<u8>> {
     let runs: Vec<&[Template]> = templates.chunks(RUN).collect();
     // Each run: its templates' bytes, one after the other, and where each one ends.
     let encoded = on_cores(&runs, |run| {
-        let mut bytes = Vec::new();
+        // About 240 bytes a template: room for most runs without growing.
+        let mut bytes = Vec::with_capacity(run.len() * 256);
         let mut ends = Vec::with_capacity(run.len());
         for t in *run {
             rmp_serde::encode::write_named(&mut bytes, t).ok()?;
@@ -221,38 +225,40 @@ fn encode_payload(entry: &Entry) -> Option<Vec<u8>> {
         Some((bytes, ends))
     })?;
     let mut offsets = Vec::with_capacity(templates.len() * 8);
-    let mut data = Vec::with_capacity(
-        encoded
-            .iter()
-            .map(|e| e.as_ref().map_or(0, |e| e.0.len()))
-            .sum(),
-    );
+    let mut data_len = 0;
+    let mut data = Vec::with_capacity(encoded.len());
     for e in encoded {
         let (bytes, ends) = e?;
-        let base = data.len();
         let mut start = 0;
         for end in ends {
-            offsets.extend_from_slice(&((base + start) as u64).to_le_bytes());
+            offsets.extend_from_slice(&((data_len + start) as u64).to_le_bytes());
             start = end;
         }
-        data.extend_from_slice(&bytes);
+        data_len += bytes.len();
+        data.push(bytes);
     }
     let parts = [
         rmp_serde::to_vec_named(&head).ok()?,
         index::encode_rows(&entry.catalog)?,
         offsets,
-        data,
     ];
-    let mut out =
-        Vec::with_capacity(4 + 8 * parts.len() + parts.iter().map(Vec::len).sum::<usize>());
-    out.extend_from_slice(&u32::try_from(parts.len()).ok()?.to_le_bytes());
-    for p in &parts {
-        out.extend_from_slice(&(p.len() as u64).to_le_bytes());
+    let lens = [parts[0].len(), parts[1].len(), parts[2].len(), data_len];
+    let mut lead = Vec::with_capacity(4 + 8 * PARTS);
+    lead.extend_from_slice(&u32::try_from(PARTS).ok()?.to_le_bytes());
+    for len in lens {
+        lead.extend_from_slice(&(len as u64).to_le_bytes());
     }
-    for p in &parts {
-        out.extend_from_slice(p);
-    }
-    Some(out)
+    let mut pieces = Vec::with_capacity(1 + parts.len() + data.len());
+    pieces.push(lead);
+    pieces.extend(parts);
+    pieces.extend(data);
+    Some(pieces)
+}
+
+/// The payload in one buffer.
+#[cfg(test)]
+fn encode_payload(entry: &Entry) -> Option<Vec<u8>> {
+    encode_pieces(entry).map(|p| p.concat())
 }
 
 /// The entry whose payload starts at `from` in `bytes`: the head decoded, the templates left
@@ -322,9 +328,16 @@ pub(crate) fn on_cores<I: Sync, T: Send>(
 
 /// Store an entry; a cache that cannot be written is no error (the next command loads again).
 pub fn write(home: &Path, key: &Key, entry: &Entry) {
-    let Some(payload) = encode_payload(entry) else {
+    let Some(pieces) = encode_pieces(entry) else {
         return;
     };
+    // The checksum of the payload, streamed over its pieces (the same as over one buffer).
+    let mut sum = Xxh3::new();
+    let mut len = 0u64;
+    for p in &pieces {
+        sum.update(p);
+        len += p.len() as u64;
+    }
     let d = dir(home);
     if std::fs::create_dir_all(&d).is_err() {
         return;
@@ -339,9 +352,11 @@ pub fn write(home: &Path, key: &Key, entry: &Entry) {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         f.write_all(MAGIC)?;
         f.write_all(&key.0.to_le_bytes())?;
-        f.write_all(&(payload.len() as u64).to_le_bytes())?;
-        f.write_all(&xxh3_64(&payload).to_le_bytes())?;
-        f.write_all(&payload)?;
+        f.write_all(&len.to_le_bytes())?;
+        f.write_all(&sum.digest().to_le_bytes())?;
+        for p in &pieces {
+            f.write_all(p)?;
+        }
         // No fsync: an entry is a cache, and one torn by a crash fails its checksum and is
         // rebuilt; syncing 20+ MB would cost the first load more than the rest of the write.
         f.flush()?;

@@ -38,13 +38,6 @@ impl Origin {
     }
 }
 
-/// A template under construction: typed from the start, since catalogs can hold 100k of them.
-#[derive(Debug, Clone)]
-struct TemplateAcc {
-    value: Template,
-    origins: Vec<Origin>,
-}
-
 /// One keyed entity under construction.
 #[derive(Debug, Clone, Default)]
 struct Acc {
@@ -59,9 +52,15 @@ struct Merge {
     region_order: Vec<(String, String)>,
     credentials: BTreeMap<(String, String), Acc>,
     credential_order: Vec<(String, String)>,
-    /// Templates in definition order, and where each id sits.
-    templates: Vec<TemplateAcc>,
+    /// Templates in definition order, typed from the start (catalogs can hold 100k of them),
+    /// and where each id sits. They stay in this vector until they are the catalog's.
+    templates: Vec<Template>,
     template_index: std::collections::HashMap<String, usize>,
+    /// Where each template was defined: its file and its index among the file's
+    /// `[[templates]]` (the origin, without an allocation per template).
+    template_defs: Vec<(usize, usize)>,
+    /// The patches of templates from later layers, by position in `templates`.
+    template_patches: std::collections::HashMap<usize, Vec<Origin>>,
     apis: BTreeMap<String, Acc>,
     rates: BTreeMap<String, Acc>,
     bootstrap: Option<Acc>,
@@ -84,17 +83,23 @@ pub fn load_files(files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
 /// memory holds one entry's syntax tree rather than the whole file's.
 const CHUNKED_PARSE_BYTES: usize = 256 * 1024;
 
-/// Parse one file strictly into its typed form; errors are located in the file.
-fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
+/// The header of a `[[templates]]` entry, alone on its line.
+const HEADER_LINE: &str = "[[templates]]\n";
+
+/// Parse one file strictly into its typed form; errors are located in the file. The file's
+/// templates come apart from the rest, as runs (in file order) that are moved once into the
+/// merge rather than joined first.
+fn parse_doc(file: &SourceFile) -> Result<(FileDoc, Vec<Vec<Template>>), Diagnostic> {
     let text = &file.text;
     let chunkable = text.len() >= CHUNKED_PARSE_BYTES
         && memchr::memmem::find(text.as_bytes(), b"\"\"\"").is_none()
         && memchr::memmem::find(text.as_bytes(), b"'''").is_none()
         && only_template_headers(text);
     if !chunkable {
-        return toml::from_str(text).map_err(|e| toml_error(file, &e, 0));
+        let mut doc: FileDoc = toml::from_str(text).map_err(|e| toml_error(file, &e, 0))?;
+        let templates = std::mem::take(&mut doc.templates);
+        return Ok((doc, vec![templates]));
     }
-    let mut doc = FileDoc::default();
     let mut starts: Vec<usize> = memchr::memmem::find_iter(text.as_bytes(), b"[[templates]]")
         .filter(|i| *i == 0 || text.as_bytes()[i - 1] == b'\n')
         .collect();
@@ -111,7 +116,18 @@ fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
     let parse_run = |run: &[(usize, usize)]| -> Result<Vec<Template>, Diagnostic> {
         let mut out = Vec::with_capacity(run.len());
         for &(a, b) in run {
-            let part: FileDoc = toml::from_str(&text[a..b]).map_err(|e| toml_error(file, &e, a))?;
+            // An entry under a bare `[[templates]]` line is its body's table: parsed as one
+            // template, without the document around it. The body holds no header and no
+            // multi-line string, so it means the same alone as under its header; anything the
+            // body alone refuses is parsed again whole, and the error (or value) is that one.
+            let entry = &text[a..b];
+            if let Some(body) = entry.strip_prefix(HEADER_LINE) {
+                if let Ok(t) = toml::from_str::<Template>(body) {
+                    out.push(t);
+                    continue;
+                }
+            }
+            let part: FileDoc = toml::from_str(entry).map_err(|e| toml_error(file, &e, a))?;
             out.extend(part.templates);
         }
         Ok(out)
@@ -125,11 +141,8 @@ fn parse_doc(file: &SourceFile) -> Result<FileDoc, Diagnostic> {
             "this part of the file could not be parsed (the parser failed unexpectedly) — please report it",
         )
     })?;
-    doc.templates.reserve(spans.len());
-    for r in results {
-        doc.templates.extend(r?);
-    }
-    Ok(doc)
+    let runs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((FileDoc::default(), runs))
 }
 
 /// Whether every line whose first non-blank character is `[` is `[[templates]]` (the file
@@ -232,7 +245,7 @@ fn humanize_serde(raw: &str) -> String {
 impl Merge {
     fn add_file(&mut self, files: &[SourceFile], idx: usize, file: &SourceFile) {
         // Strict typed parse first: unknown keys and wrong types, located exactly.
-        let doc = match parse_doc(file) {
+        let (doc, runs) = match parse_doc(file) {
             Ok(d) => d,
             Err(d) => {
                 self.diags.push(d);
@@ -240,29 +253,18 @@ impl Merge {
             }
         };
         // The untyped table is needed for sections that merge key by key across files, and for
-        // patches of existing templates; a file of new templates alone is parsed once.
-        let patches = doc
-            .templates
-            .iter()
-            .any(|t| self.template_index.contains_key(&t.id));
+        // patches of existing templates (parsed at the first one); a file of new templates alone
+        // is parsed once.
         let needs_table = doc.provider.is_some()
             || doc.api.is_some()
             || doc.bootstrap.is_some()
             || !doc.regions.is_empty()
             || !doc.credentials.is_empty()
-            || !doc.rates.is_empty()
-            || patches;
-        let table: toml::Table = if needs_table {
-            match toml::from_str(&file.text) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.diags.push(toml_error(file, &e, 0));
-                    return;
-                }
-            }
-        } else {
-            toml::Table::new()
-        };
+            || !doc.rates.is_empty();
+        let mut table = FileTable::default();
+        if needs_table && table.get(file, &mut self.diags).is_none() {
+            return;
+        }
         let declared = doc
             .provider
             .as_ref()
@@ -281,7 +283,7 @@ impl Merge {
         }
         let owner = declared.clone().or_else(|| file.folder.clone());
 
-        if let Some(toml::Value::Table(t)) = table.get("provider") {
+        if let Some(toml::Value::Table(t)) = table.parsed().and_then(|t| t.get("provider")) {
             match &owner {
                 Some(id) => {
                     let mut t = t.clone();
@@ -300,7 +302,8 @@ impl Merge {
             }
         }
         for (section, kind) in [("regions", Kind::Region), ("credentials", Kind::Credential)] {
-            let Some(toml::Value::Array(items)) = table.get(section) else {
+            let Some(toml::Value::Array(items)) = table.parsed().and_then(|t| t.get(section))
+            else {
                 continue;
             };
             let Some(prov) = &owner else {
@@ -338,17 +341,34 @@ impl Merge {
                 );
             }
         }
-        for (n, t) in doc.templates.into_iter().enumerate() {
-            let path = vec![key("templates"), Seg::Index(n)];
-            if t.id.is_empty() {
-                let span = locate(&file.text, &path, false);
-                self.diags
-                    .push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
-                continue;
-            }
-            self.put_template(files, idx, &table, t, path, owner.as_deref());
+        let count: usize = runs.iter().map(Vec::len).sum();
+        self.templates.reserve(count);
+        self.template_defs.reserve(count);
+        self.template_index.reserve(count);
+        // Each run is admitted in place (a patch or a refused entry leaves it), then appended
+        // whole: a template is moved once, in bulk.
+        let mut n = 0;
+        for mut run in runs {
+            let mut kept = 0;
+            run.retain_mut(|t| {
+                let at = n;
+                n += 1;
+                let pos = self.templates.len() + kept;
+                match self.admit(files, idx, t, at, pos, owner.as_deref()) {
+                    Admit::New => {
+                        kept += 1;
+                        true
+                    }
+                    Admit::Refused => false,
+                    Admit::Patch(i) => {
+                        self.patch_template(files, idx, &mut table, at, i);
+                        false
+                    }
+                }
+            });
+            self.templates.append(&mut run);
         }
-        if let Some(toml::Value::Table(t)) = table.get("api") {
+        if let Some(toml::Value::Table(t)) = table.parsed().and_then(|t| t.get("api")) {
             match &owner {
                 Some(p) => self.put(
                     files,
@@ -361,7 +381,7 @@ impl Merge {
                 None => self.need_owner(file, "api"),
             }
         }
-        if let Some(toml::Value::Array(items)) = table.get("rates") {
+        if let Some(toml::Value::Array(items)) = table.parsed().and_then(|t| t.get("rates")) {
             for (n, item) in items.iter().enumerate() {
                 let Some(t) = item.as_table() else { continue };
                 let cur = t
@@ -379,7 +399,7 @@ impl Merge {
                 );
             }
         }
-        if let Some(toml::Value::Table(t)) = table.get("bootstrap") {
+        if let Some(toml::Value::Table(t)) = table.parsed().and_then(|t| t.get("bootstrap")) {
             self.put(
                 files,
                 Kind::Bootstrap,
@@ -391,103 +411,129 @@ impl Merge {
         }
     }
 
-    /// Add a template, or patch the one with the same id from an earlier layer.
-    fn put_template(
+    /// Whether template `t`, entry `n` of file `idx`, is a new one (then indexed at `pos` and
+    /// its origin recorded), a patch of the template at `i` from an earlier layer, or refused
+    /// (with a diagnostic).
+    fn admit(
         &mut self,
         files: &[SourceFile],
         idx: usize,
-        table: &toml::Table,
-        mut t: Template,
-        path: Vec<Seg>,
+        t: &mut Template,
+        n: usize,
+        pos: usize,
         owner: Option<&str>,
+    ) -> Admit {
+        let file = &files[idx];
+        if t.id.is_empty() {
+            let span = locate(&file.text, &template_path(n), false);
+            self.diags
+                .push(Diagnostic::at(file, span, "[[templates]] entry has no id"));
+            return Admit::Refused;
+        }
+        // One hash a template: the id's slot is looked up once, and filled when it is new.
+        let i = match self.template_index.entry(t.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                if t.provider.is_empty() {
+                    match owner {
+                        Some(p) => t.provider = p.to_string(),
+                        None => {
+                            let span = locate(&file.text, &template_path(n), false);
+                            self.diags.push(Diagnostic::at(
+                                file,
+                                span,
+                                format!("template '{}' has no provider — set provider = \"…\" or put the file in the provider's folder", t.id),
+                            ));
+                            return Admit::Refused;
+                        }
+                    }
+                }
+                slot.insert(pos);
+                self.template_defs.push((idx, n));
+                return Admit::New;
+            }
+        };
+        let origins = self.template_origins(i);
+        let Some(prev) = origins.iter().find(|o| files[o.file].layer == file.layer) else {
+            return Admit::Patch(i);
+        };
+        let span = locate(&file.text, &template_path(n), false);
+        let prev_file = &files[prev.file];
+        let (line, _) = span_line(prev_file, &prev.path);
+        self.diags.push(Diagnostic::at(
+            file,
+            span,
+            format!(
+                "duplicate template id '{}' — already defined at {}:{line}",
+                t.id, prev_file.path
+            ),
+        ));
+        Admit::Refused
+    }
+
+    /// Patch the template at `i` with entry `n` of file `idx`: only the keys the entry sets
+    /// replace the earlier values.
+    fn patch_template(
+        &mut self,
+        files: &[SourceFile],
+        idx: usize,
+        table: &mut FileTable,
+        n: usize,
+        i: usize,
     ) {
         let file = &files[idx];
-        let layer = file.layer;
-        let n = match path.get(1) {
-            Some(Seg::Index(n)) => *n,
-            _ => 0,
-        };
-        if let Some(acc) = self
-            .template_index
-            .get(&t.id)
-            .map(|&i| &mut self.templates[i])
-        {
-            if let Some(prev) = acc.origins.iter().find(|o| files[o.file].layer == layer) {
-                let span = locate(&file.text, &path, false);
-                let prev_file = &files[prev.file];
-                let (line, _) = span_line(prev_file, &prev.path);
-                self.diags.push(Diagnostic::at(
-                    file,
-                    span,
-                    format!(
-                        "duplicate template id '{}' — already defined at {}:{line}",
-                        t.id, prev_file.path
-                    ),
-                ));
-                return;
-            }
-            // A patch: only the keys the file sets replace the earlier values.
-            let patch = table
-                .get("templates")
-                .and_then(toml::Value::as_array)
-                .and_then(|a| a.get(n))
-                .and_then(toml::Value::as_table)
-                .cloned()
-                .unwrap_or_default();
-            let merged = toml::Value::try_from(&acc.value)
-                .map_err(|e| e.to_string())
-                .and_then(|v| {
-                    let mut base = match v {
-                        toml::Value::Table(b) => b,
-                        _ => toml::Table::new(),
-                    };
-                    deep_merge(&mut base, patch.clone());
-                    toml::Value::Table(base)
-                        .try_into::<Template>()
-                        .map_err(|e| e.message().to_string())
-                });
-            match merged {
-                Ok(v) => {
-                    acc.value = v;
-                    acc.origins.push(Origin {
-                        file: idx,
-                        path,
-                        keys: Some(patch.keys().cloned().collect()),
-                    });
-                }
-                Err(e) => {
-                    let span = locate(&file.text, &path, false);
-                    self.diags
-                        .push(Diagnostic::at(file, span, humanize_serde(e.trim())));
-                }
-            }
+        let Some(table) = table.get(file, &mut self.diags) else {
             return;
-        }
-        if t.provider.is_empty() {
-            match owner {
-                Some(p) => t.provider = p.to_string(),
-                None => {
-                    let span = locate(&file.text, &path, false);
-                    self.diags.push(Diagnostic::at(
-                        file,
-                        span,
-                        format!("template '{}' has no provider — set provider = \"…\" or put the file in the provider's folder", t.id),
-                    ));
-                    return;
-                }
+        };
+        let patch = table
+            .get("templates")
+            .and_then(toml::Value::as_array)
+            .and_then(|a| a.get(n))
+            .and_then(toml::Value::as_table)
+            .cloned()
+            .unwrap_or_default();
+        let value = &mut self.templates[i];
+        let merged = toml::Value::try_from(&*value)
+            .map_err(|e| e.to_string())
+            .and_then(|v| {
+                let mut base = match v {
+                    toml::Value::Table(b) => b,
+                    _ => toml::Table::new(),
+                };
+                deep_merge(&mut base, patch.clone());
+                toml::Value::Table(base)
+                    .try_into::<Template>()
+                    .map_err(|e| e.message().to_string())
+            });
+        match merged {
+            Ok(v) => {
+                *value = v;
+                self.template_patches.entry(i).or_default().push(Origin {
+                    file: idx,
+                    path: template_path(n),
+                    keys: Some(patch.keys().cloned().collect()),
+                });
+            }
+            Err(e) => {
+                let span = locate(&file.text, &template_path(n), false);
+                self.diags
+                    .push(Diagnostic::at(file, span, humanize_serde(e.trim())));
             }
         }
-        let origin = Origin {
-            file: idx,
-            path,
+    }
+
+    /// Where the template at `i` was written: its definition, then its patches in order.
+    fn template_origins(&self, i: usize) -> Vec<Origin> {
+        let (file, n) = self.template_defs[i];
+        let mut out = vec![Origin {
+            file,
+            path: template_path(n),
             keys: None,
-        };
-        self.template_index
-            .insert(t.id.clone(), self.templates.len());
-        self.templates.push(TemplateAcc {
-            value: t,
-            origins: vec![origin],
-        });
+        }];
+        if let Some(patches) = self.template_patches.get(&i) {
+            out.extend(patches.iter().cloned());
+        }
+        out
     }
 
     fn need_owner(&mut self, file: &SourceFile, section: &str) {
@@ -577,7 +623,7 @@ impl Merge {
         }
     }
 
-    fn build(self, files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
+    fn build(mut self, files: &[SourceFile]) -> Result<Catalog, Diagnostics> {
         let mut diags = Vec::new();
         let mut origins: std::collections::HashMap<Entity, Vec<Origin>> =
             std::collections::HashMap::new();
@@ -620,13 +666,8 @@ impl Merge {
             Entity::Credential,
             |p| &mut p.credentials,
         );
-        drop(self.template_index);
-        catalog.templates.reserve(self.templates.len());
-        let mut template_origins = Vec::with_capacity(self.templates.len());
-        for acc in self.templates {
-            template_origins.push(acc.origins);
-            catalog.templates.push(acc.value);
-        }
+        // The merge's vector becomes the catalog's: no template moves.
+        catalog.templates = std::mem::take(&mut self.templates).into();
         for (cur, acc) in &self.rates {
             if let Some(r) = typed::<Rate>(files, acc, &mut diags) {
                 catalog.rates.push(r);
@@ -651,9 +692,9 @@ impl Merge {
                     _ => None,
                 })
                 .collect();
-            for (t, o) in catalog.templates.iter().zip(template_origins) {
+            for (i, t) in catalog.templates.iter().enumerate() {
                 if wanted.contains(t.id.as_str()) {
-                    origins.insert(Entity::Template(t.id.clone()), o);
+                    origins.insert(Entity::Template(t.id.clone()), self.template_origins(i));
                 }
             }
             let diags = problems
@@ -669,33 +710,69 @@ impl Merge {
             .enumerate()
             .map(|(i, p)| (p.meta.id.as_str(), i))
             .collect();
-        let keys: Vec<(usize, f64)> = catalog
+        // The sort keys sit beside each position (no lookups while sorting); ties of provider
+        // and price, rare, compare ids.
+        let mut keyed: Vec<(usize, f64, usize)> = catalog
             .templates
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 (
                     provider_rank
                         .get(t.provider.as_str())
                         .copied()
                         .unwrap_or(usize::MAX),
                     t.price_hourly,
+                    i,
                 )
             })
             .collect();
-        let mut order: Vec<usize> = (0..catalog.templates.len()).collect();
         {
             let ts = &catalog.templates;
-            order.sort_unstable_by(|&a, &b| {
-                keys[a]
-                    .0
-                    .cmp(&keys[b].0)
-                    .then(keys[a].1.total_cmp(&keys[b].1))
-                    .then_with(|| ts[a].id.cmp(&ts[b].id))
+            keyed.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then(a.1.total_cmp(&b.1))
+                    .then_with(|| ts[a.2].id.cmp(&ts[b.2].id))
             });
         }
+        let order: Vec<usize> = keyed.into_iter().map(|k| k.2).collect();
         drop(provider_rank);
         apply_permutation(&mut catalog.templates, &order);
         Ok(catalog)
+    }
+}
+
+/// What [`Merge::admit`] made of a template entry.
+enum Admit {
+    New,
+    Patch(usize),
+    Refused,
+}
+
+/// A file's untyped table, parsed when first needed (once; a failure is reported once).
+#[derive(Default)]
+struct FileTable {
+    table: Option<toml::Table>,
+    failed: bool,
+}
+
+impl FileTable {
+    fn get(&mut self, file: &SourceFile, diags: &mut Vec<Diagnostic>) -> Option<&toml::Table> {
+        if self.table.is_none() && !self.failed {
+            match toml::from_str(&file.text) {
+                Ok(t) => self.table = Some(t),
+                Err(e) => {
+                    self.failed = true;
+                    diags.push(toml_error(file, &e, 0));
+                }
+            }
+        }
+        self.table.as_ref()
+    }
+
+    /// The table, if it was parsed.
+    fn parsed(&self) -> Option<&toml::Table> {
+        self.table.as_ref()
     }
 }
 
@@ -724,6 +801,11 @@ impl Kind {
 
 fn key(k: &str) -> Seg {
     Seg::Key(k.to_string())
+}
+
+/// The key path of a file's `n`-th `[[templates]]` entry.
+fn template_path(n: usize) -> Vec<Seg> {
+    vec![key("templates"), Seg::Index(n)]
 }
 
 fn split(id: &str) -> (String, String) {
@@ -909,7 +991,7 @@ fn place(
 
 #[cfg(test)]
 mod tests {
-    use super::{apply_permutation, on_threads, only_template_headers};
+    use super::{apply_permutation, on_threads, only_template_headers, FileDoc, Template};
 
     #[test]
     fn template_headers_are_found_as_line_by_line() {
@@ -942,6 +1024,79 @@ mod tests {
             n
         });
         assert_eq!(failed, Err(2));
+    }
+
+    #[test]
+    fn a_large_overlay_patches_in_place_and_refuses_a_repeat() {
+        use crate::catalog::diagnostic::SourceFile;
+        let base = crate::catalog::embedded().unwrap();
+        let first = base.templates[0].clone();
+        let mut fresh = first.clone();
+        fresh.provider = String::new();
+        let doc = FileDoc {
+            templates: (0..2000)
+                .map(|i| {
+                    let mut t = fresh.clone();
+                    t.id = format!("big-{i}");
+                    t
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let body = toml::to_string(&doc).unwrap();
+        assert!(
+            body.len() >= super::CHUNKED_PARSE_BYTES,
+            "the file is parsed in runs"
+        );
+        let file = |text: String| SourceFile {
+            path: "overlay/t.toml".into(),
+            text,
+            folder: Some(first.provider.clone()),
+            layer: 1,
+        };
+        let patch = format!(
+            "{body}\n[[templates]]\nid = \"{}\"\nname = \"Patched\"\n",
+            first.id
+        );
+        let mut files = crate::catalog::embedded_files();
+        files.push(file(patch.clone()));
+        let cat = super::load_files(&files).unwrap();
+        assert_eq!(cat.templates.len(), base.templates.len() + 2000);
+        assert_eq!(cat.template(&first.id).unwrap().name, "Patched");
+        assert_eq!(cat.template(&first.id).unwrap().plan, first.plan);
+        assert_eq!(cat.template("big-1999").unwrap().provider, first.provider);
+        // The same id twice in the file: the second is refused, located at its entry.
+        let again = format!("{patch}\n[[templates]]\nid = \"big-7\"\nname = \"Twice\"\n");
+        let line = again.lines().count() - 2;
+        files.pop();
+        files.push(file(again));
+        let err = super::load_files(&files).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("overlay/t.toml:{line}:"))
+                && err
+                    .contains("duplicate template id 'big-7' — already defined at overlay/t.toml:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_entry_body_alone_reads_as_under_its_header() {
+        let bodies = [
+            "id = \"a\"\ncpu = 2\nregions = [\"x\", # note\n  \"y\"]\n\n",
+            "id = 'b' # c\ngpu.count = 1\ngpu.model = \"L4\"\ngpu.vram_gb = 24\n",
+            "id = \"c\"\ngpu = { count = 2, model = \"A\", vram_gb = 8.5 }\nregion_prices = { x = 0.5 }\n",
+            "id = \"d\"\r\nfeatures = []\r\nmonthly_cap_hours = \"none\"\r\n",
+            "# only a comment\n",
+        ];
+        for body in bodies {
+            let alone: Template = toml::from_str(body).unwrap();
+            let whole: FileDoc = toml::from_str(&format!("{}{body}", super::HEADER_LINE)).unwrap();
+            assert_eq!(
+                serde_json::to_string(&alone).unwrap(),
+                serde_json::to_string(&whole.templates[0]).unwrap(),
+                "{body:?}"
+            );
+        }
     }
 
     #[test]

@@ -143,7 +143,8 @@ fn merged(
         );
     }
     let key = key.finish();
-    let (catalog, found) = merge(home, &files, stored)?;
+    // The files move into the merge: a 25 MB overlay is not copied.
+    let (catalog, found) = merge(home, files, stored)?;
     let entry = cache::Entry {
         catalog,
         notes: found,
@@ -157,19 +158,20 @@ fn merged(
 /// that no longer fits this capsule's catalog is left out with a notice.
 fn merge(
     home: &Path,
-    overlay: &[SourceFile],
+    overlay: Vec<SourceFile>,
     stored: Option<&layer::Layer>,
 ) -> anyhow::Result<(Catalog, Vec<String>)> {
     let Some(stored) = stored else {
         let mut files = embedded_files();
-        files.extend_from_slice(overlay);
+        files.extend(overlay);
         return Ok((load::load_files(&files).map_err(catalog_error)?, Vec::new()));
     };
     let base = embedded()?;
     let mut files = embedded_files();
     files.extend(layer::source_files(stored, &base, home, 1));
     let with_layer_only = files.len();
-    files.extend_from_slice(overlay);
+    let overlay_given = !overlay.is_empty();
+    files.extend(overlay);
     match load::load_files(&files) {
         Ok(mut cat) => {
             mark_refreshed(&mut cat, stored);
@@ -185,12 +187,13 @@ fn merge(
                 layer::path(home).display(),
                 crate::error::Hint::RefreshCatalog
             );
-            let cat = if overlay.is_empty() {
-                base
-            } else {
+            let cat = if overlay_given {
+                let overlay = files.split_off(with_layer_only);
                 let mut files = embedded_files();
-                files.extend_from_slice(overlay);
+                files.extend(overlay);
                 load::load_files(&files).map_err(catalog_error)?
+            } else {
+                base
             };
             Ok((cat, vec![note]))
         }

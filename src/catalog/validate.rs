@@ -127,16 +127,28 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
     for p in &catalog.providers {
         check_provider(&mut c, catalog, p);
     }
-    let mut seen = BTreeSet::new();
-    for t in &catalog.templates {
-        if !seen.insert(t.id.to_lowercase()) {
-            c.push(
-                &Entity::Template(t.id.clone()),
-                &["id"],
-                format!("duplicate template id '{}'", t.id),
-            );
+    let templates: &[Template] = &catalog.templates;
+    let repeated = repeated_ids(templates);
+    // Templates are checked on every core, in runs whose problems join in catalog order.
+    let runs: Vec<(&[Template], &[bool])> = templates
+        .chunks(TEMPLATE_RUN)
+        .zip(repeated.chunks(TEMPLATE_RUN))
+        .collect();
+    for problems in on_cores(&runs, |&(run, repeated)| {
+        let mut c = Checker { out: Vec::new() };
+        for (t, &again) in run.iter().zip(repeated) {
+            if again {
+                c.push(
+                    &Entity::Template(t.id.clone()),
+                    &["id"],
+                    format!("duplicate template id '{}'", t.id),
+                );
+            }
+            check_template(&mut c, catalog, t);
         }
-        check_template(&mut c, catalog, t);
+        c.out
+    }) {
+        c.out.extend(problems);
     }
     for r in &catalog.rates {
         let e = Entity::Rate(r.currency.to_uppercase());
@@ -181,6 +193,57 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
         check_xnode(&mut c, x);
     }
     c.out
+}
+
+/// Templates checked by one worker at a time.
+const TEMPLATE_RUN: usize = 8192;
+
+/// For each template, whether an earlier one has the same id ignoring case.
+fn repeated_ids(templates: &[Template]) -> Vec<bool> {
+    let mut seen: std::collections::HashSet<std::borrow::Cow<'_, str>> =
+        std::collections::HashSet::with_capacity(templates.len());
+    templates
+        .iter()
+        .map(|t| {
+            // An id with no upper-case letter is its own lower case: no copy.
+            let lower = if t.id.is_ascii() && !t.id.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Borrowed(t.id.as_str())
+            } else {
+                std::borrow::Cow::Owned(t.id.to_lowercase())
+            };
+            !seen.insert(lower)
+        })
+        .collect()
+}
+
+/// `work` on every item, the items shared out in contiguous parts over the available cores
+/// (this thread takes the first), results in input order. A worker's panic is resumed here,
+/// as if the work had run on this thread: no part's result is ever left out.
+fn on_cores<I: Sync, T: Send>(items: &[I], work: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(&work).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let mut parts = items.chunks(per);
+        let first = parts.next().unwrap_or_default();
+        let handles: Vec<_> = parts
+            .map(|c| scope.spawn(move || c.iter().map(work).collect::<Vec<T>>()))
+            .collect();
+        let mut out: Vec<T> = first.iter().map(work).collect();
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// `[bootstrap.xnode]`: every key present, every template compiles, every rule compiles.
@@ -1033,19 +1096,23 @@ fn check_operation(c: &mut Checker, e: &Entity, at: &[&str], op: &Operation, nam
 }
 
 fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
-    let e = Entity::Template(t.id.clone());
-    let what = format!("template '{}'", t.id);
+    // The entity is named once the template's problems are known: a sound template (nearly
+    // all of 100k) allocates nothing here.
+    let start = c.out.len();
+    check_template_fields(c, catalog, t, &Entity::Template(String::new()));
+    for p in &mut c.out[start..] {
+        p.entity = Entity::Template(t.id.clone());
+    }
+}
+
+fn check_template_fields(c: &mut Checker, catalog: &Catalog, t: &Template, e: &Entity) {
     let Some(p) = catalog.provider(&t.provider) else {
         let ids: Vec<&str> = catalog
             .providers
             .iter()
             .map(|p| p.meta.id.as_str())
             .collect();
-        c.push(
-            &e,
-            &["provider"],
-            unknown_msg("provider", &t.provider, &ids),
-        );
+        c.push(e, &["provider"], unknown_msg("provider", &t.provider, &ids));
         return;
     };
     if !t
@@ -1054,7 +1121,7 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
         .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '.')
     {
         c.push(
-            &e,
+            e,
             &["id"],
             format!(
                 "template id '{}' must be lower-case letters, digits, '-' or '.'",
@@ -1062,32 +1129,35 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
             ),
         );
     }
-    c.required(&e, &what, "plan", &t.plan);
-    c.required(&e, &what, "name", &t.name);
+    for (field, value) in [("plan", &t.plan), ("name", &t.name)] {
+        if value.trim().is_empty() {
+            c.required(e, &format!("template '{}'", t.id), field, value);
+        }
+    }
     if t.cpu == 0 || t.cpu > 1024 {
         c.push(
-            &e,
+            e,
             &["cpu"],
             format!("cpu {} must be between 1 and 1024", t.cpu),
         );
     }
     if !(t.memory_gb > 0.0 && t.memory_gb <= 32768.0) {
         c.push(
-            &e,
+            e,
             &["memory_gb"],
             format!("memory_gb {} must be between 0 and 32768", t.memory_gb),
         );
     }
     if !(t.storage_gb >= 0.0 && t.storage_gb <= 1_000_000.0) {
         c.push(
-            &e,
+            e,
             &["storage_gb"],
             format!("storage_gb {} must be zero or positive", t.storage_gb),
         );
     }
     if !(t.bandwidth_tb >= 0.0 && t.bandwidth_tb <= 100_000.0) {
         c.push(
-            &e,
+            e,
             &["bandwidth_tb"],
             format!("bandwidth_tb {} must be zero or positive", t.bandwidth_tb),
         );
@@ -1095,14 +1165,14 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
     let price_ok = t.price_hourly.is_finite() && t.price_hourly > 0.0 && t.price_hourly < 10_000.0;
     if !price_ok {
         c.push(
-            &e,
+            e,
             &["price_hourly"],
             format!("price_hourly {} must be a positive price", t.price_hourly),
         );
     }
     if !(t.price_monthly.is_finite() && t.price_monthly > 0.0) {
         c.push(
-            &e,
+            e,
             &["price_monthly"],
             format!("price_monthly {} must be a positive price", t.price_monthly),
         );
@@ -1111,7 +1181,7 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
         let ratio = t.price_monthly / t.price_hourly;
         if ratio < lo - 1e-6 || ratio > hi + 1e-6 {
             c.push(
-                &e,
+                e,
                 &["price_monthly"],
                 format!(
                     "price_monthly {} is {:.0}× price_hourly {}, outside {lo:.0}–{hi:.0}× — fix a price or set monthly_ratio on the provider",
@@ -1121,27 +1191,30 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
         }
     }
     if t.arch.is_none() {
-        c.required(&e, &format!("template '{}'", t.id), "arch", "");
+        c.required(e, &format!("template '{}'", t.id), "arch", "");
     }
-    let slugs: Vec<&str> = p.regions.iter().map(|r| r.id.as_str()).collect();
+    let known = |slug: &str| p.regions.iter().any(|r| r.id == slug);
+    let slugs = || -> Vec<&str> { p.regions.iter().map(|r| r.id.as_str()).collect() };
     if t.regions.is_empty() {
         c.push(
-            &e,
+            e,
             &["regions"],
             format!("template '{}' lists no regions", t.id),
         );
     }
+    // A short list is searched for a repeat; a long one keeps a set.
+    let short = t.regions.len() <= 16;
     let mut seen = BTreeSet::new();
     for (i, r) in t.regions.iter().enumerate() {
-        if !slugs.contains(&r.as_str()) {
+        if !known(r) {
             c.push_path(
-                &e,
+                e,
                 vec![Seg::Key("regions".into()), Seg::Index(i)],
-                unknown_msg(&format!("{} region", p.meta.id), r, &slugs),
+                unknown_msg(&format!("{} region", p.meta.id), r, &slugs()),
             );
-        } else if !seen.insert(r) {
+        } else if (short && t.regions[..i].iter().any(|x| x == r)) || (!short && !seen.insert(r)) {
             c.push_path(
-                &e,
+                e,
                 vec![Seg::Key("regions".into()), Seg::Index(i)],
                 format!("region '{r}' is listed twice"),
             );
@@ -1150,7 +1223,7 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
     if let Some(h) = t.monthly_cap_hours {
         if !cap_hours_ok(h) {
             c.push(
-                &e,
+                e,
                 &["monthly_cap_hours"],
                 format!(
                     "monthly_cap_hours {h} is outside 0–745 — give hours, or \"none\" for no cap"
@@ -1159,16 +1232,16 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
         }
     }
     for (r, price) in &t.region_prices {
-        if !slugs.contains(&r.as_str()) {
+        if !known(r) {
             c.push(
-                &e,
+                e,
                 &["region_prices", r],
-                unknown_msg(&format!("{} region", p.meta.id), r, &slugs),
+                unknown_msg(&format!("{} region", p.meta.id), r, &slugs()),
             );
         }
         if !(price.is_finite() && *price > 0.0) {
             c.push(
-                &e,
+                e,
                 &["region_prices", r],
                 format!("regional price {price} must be positive"),
             );
@@ -1179,21 +1252,21 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
         Some(g) => {
             if g.model.trim().is_empty() {
                 c.push(
-                    &e,
+                    e,
                     &["gpu", "model"],
                     format!("GPU of template '{}' has no model", t.id),
                 );
             }
             if g.count == 0 || g.count > 64 {
                 c.push(
-                    &e,
+                    e,
                     &["gpu", "count"],
                     format!("GPU count {} must be between 1 and 64", g.count),
                 );
             }
             if !(g.vram_gb > 0.0 && g.vram_gb <= 1024.0) {
                 c.push(
-                    &e,
+                    e,
                     &["gpu", "vram_gb"],
                     format!("GPU vram_gb {} must be between 0 and 1024", g.vram_gb),
                 );
@@ -1201,7 +1274,7 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
         }
         None if says_gpu => {
             c.push(
-                &e,
+                e,
                 &["features"],
                 format!("template '{}' has the gpu feature but no [gpu] model", t.id),
             );
@@ -1211,7 +1284,7 @@ fn check_template(c: &mut Checker, catalog: &Catalog, t: &Template) {
     if !t.api_variant.is_empty() && !p.api.variants.contains_key(&t.api_variant) {
         let names: Vec<&str> = p.api.variants.keys().map(String::as_str).collect();
         c.push(
-            &e,
+            e,
             &["api_variant"],
             unknown_msg("api variant", &t.api_variant, &names),
         );
@@ -1388,6 +1461,60 @@ fn cap_hours_ok(h: f64) -> bool {
 mod tests {
     use super::*;
     use crate::catalog::schema::Pick;
+
+    #[test]
+    fn template_problems_over_many_runs_keep_catalog_order() {
+        let mut catalog = crate::catalog::embedded().unwrap();
+        let base = catalog.templates[0].clone();
+        let n = TEMPLATE_RUN * 3 + 5;
+        let mut ts: Vec<Template> = (0..n)
+            .map(|i| {
+                let mut t = base.clone();
+                t.id = format!("many-{i}");
+                t
+            })
+            .collect();
+        ts[10].cpu = 0;
+        ts[TEMPLATE_RUN * 2 + 1].id = "MANY-3".into(); // many-3 again, in another run
+        ts[TEMPLATE_RUN * 2 + 1].cpu = 0;
+        ts[n - 1].regions.push(base.regions[0].clone()); // a region listed twice
+        catalog.templates = ts.into();
+        let got: Vec<(Entity, String)> = validate(&catalog)
+            .into_iter()
+            .map(|p| (p.entity, p.message))
+            .collect();
+        let t = |id: &str| Entity::Template(id.to_string());
+        assert_eq!(
+            got,
+            vec![
+                (t("many-10"), "cpu 0 must be between 1 and 1024".to_string()),
+                (t("MANY-3"), "duplicate template id 'MANY-3'".to_string()),
+                (
+                    t("MANY-3"),
+                    "template id 'MANY-3' must be lower-case letters, digits, '-' or '.'"
+                        .to_string()
+                ),
+                (t("MANY-3"), "cpu 0 must be between 1 and 1024".to_string()),
+                (
+                    t(&format!("many-{}", n - 1)),
+                    format!("region '{}' is listed twice", base.regions[0])
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_checking_worker_that_panics_panics_the_check() {
+        let items: Vec<u32> = (0..64).collect();
+        assert_eq!(on_cores(&items, |n| n * 2)[63], 126);
+        let failed = std::panic::catch_unwind(|| {
+            on_cores(&items, |&n| {
+                assert!(n != 63, "the last part fails");
+                n
+            })
+        });
+        assert!(failed.is_err());
+    }
 
     #[test]
     fn where_filters_and_pointers_are_checked() {
