@@ -23,6 +23,19 @@ fn load_filter_rank(dir: &std::path::Path) -> usize {
     matching_templates(&cat, &q, SortKey::Price).len()
 }
 
+/// `templates --min-cpu 4 --min-memory 8 --limit 5`.
+fn listing_filter() -> TemplateFilter {
+    TemplateFilter {
+        size: MinSize {
+            min_cpu: Some(4),
+            min_memory: Some(8.0),
+            min_storage: None,
+        },
+        limit: Some(5),
+        ..TemplateFilter::default()
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let embedded = catalog::embedded().expect("embedded catalog");
     c.bench_function("embedded catalog (pre-digested JSON)", |b| {
@@ -48,12 +61,7 @@ fn bench(c: &mut Criterion) {
     // entry (index rows, encoded templates), list. Each iteration starts with an empty cache.
     let mut group = c.benchmark_group("overlay first load, empty cache: load+cache write+list");
     group.sample_size(10);
-    let first_filter = TemplateFilter {
-        min_cpu: Some(4),
-        min_memory: Some(8.0),
-        limit: Some(5),
-        ..TemplateFilter::default()
-    };
+    let first_filter = listing_filter();
     for (n, dir) in &dirs {
         group.bench_with_input(BenchmarkId::from_parameter(n), dir, |b, dir| {
             b.iter_batched(
@@ -74,15 +82,7 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
     let mut group = c.benchmark_group("overlay from the cache: read+list (limit 5)");
-    let filter = TemplateFilter {
-        size: MinSize {
-            min_cpu: Some(4),
-            min_memory: Some(8.0),
-            min_storage: None,
-        },
-        limit: Some(5),
-        ..TemplateFilter::default()
-    };
+    let filter = listing_filter();
     for (n, dir) in &dirs {
         let home = tempfile::tempdir().unwrap();
         // The first load writes the entry; every one measured reads it.
