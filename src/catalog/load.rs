@@ -117,11 +117,15 @@ fn parse_doc(file: &SourceFile) -> Result<(FileDoc, Vec<Vec<Template>>), Diagnos
         let mut out = Vec::with_capacity(run.len());
         for &(a, b) in run {
             // An entry under a bare `[[templates]]` line is its body's table: parsed as one
-            // template, without the document around it. The body holds no header and no
-            // multi-line string, so it means the same alone as under its header; anything the
-            // body alone refuses is parsed again whole, and the error (or value) is that one.
+            // template, without the document around it. A body with no `[[` (so no header, even
+            // an indented one) and no multi-line string means the same alone as under its
+            // header; anything the body alone refuses is parsed again whole, and the error (or
+            // value) is that one.
             let entry = &text[a..b];
-            if let Some(body) = entry.strip_prefix(HEADER_LINE) {
+            let body = entry
+                .strip_prefix(HEADER_LINE)
+                .filter(|body| memchr::memmem::find(body.as_bytes(), b"[[").is_none());
+            if let Some(body) = body {
                 if let Ok(t) = toml::from_str::<Template>(body) {
                     out.push(t);
                     continue;
@@ -1062,6 +1066,20 @@ mod tests {
         files.push(file(patch.clone()));
         let cat = super::load_files(&files).unwrap();
         assert_eq!(cat.templates.len(), base.templates.len() + 2000);
+        // An indented header is no split point: its entry holds two templates, both kept.
+        let indented = body.replacen(
+            "[[templates]]\nid = \"big-5\"",
+            "  [[templates]]\nid = \"big-5\"",
+            1,
+        );
+        assert_ne!(indented, body);
+        files.push(file(indented));
+        files.swap_remove(files.len() - 2);
+        let two = super::load_files(&files).unwrap();
+        assert_eq!(two.templates.len(), base.templates.len() + 2000);
+        assert!(two.template("big-4").is_some() && two.template("big-5").is_some());
+        files.pop();
+        files.push(file(patch.clone()));
         assert_eq!(cat.template(&first.id).unwrap().name, "Patched");
         assert_eq!(cat.template(&first.id).unwrap().plan, first.plan);
         assert_eq!(cat.template("big-1999").unwrap().provider, first.provider);
