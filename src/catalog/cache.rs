@@ -214,7 +214,7 @@ fn encode_pieces(entry: &Entry) -> Option<Vec<Vec<u8>>> {
     let templates: &[Template] = &entry.catalog.templates;
     let runs: Vec<&[Template]> = templates.chunks(RUN).collect();
     // Each run: its templates' bytes, one after the other, and where each one ends.
-    let encoded = on_cores(&runs, |run| {
+    let encoded = super::cores::on_cores(&runs, |run| {
         // About 240 bytes a template: room for most runs without growing.
         let mut bytes = Vec::with_capacity(run.len() * 256);
         let mut ends = Vec::with_capacity(run.len());
@@ -223,7 +223,8 @@ fn encode_pieces(entry: &Entry) -> Option<Vec<Vec<u8>>> {
             ends.push(bytes.len());
         }
         Some((bytes, ends))
-    })?;
+    })
+    .ok()?;
     let mut offsets = Vec::with_capacity(templates.len() * 8);
     let mut data_len = 0;
     let mut data = Vec::with_capacity(encoded.len());
@@ -293,37 +294,6 @@ fn decode_payload(bytes: impl Bytes, from: usize, at: PathBuf) -> Option<Entry> 
     )?;
     catalog.templates = Templates::deferred(std::sync::Arc::new(ix));
     Some(Entry { catalog, notes })
-}
-
-/// `work` on every item, the items shared out in contiguous runs over the available cores (on
-/// this thread alone when there is one item); results in input order. `None` when a worker
-/// panicked.
-pub(crate) fn on_cores<I: Sync, T: Send>(
-    items: &[I],
-    work: impl Fn(&I) -> T + Sync,
-) -> Option<Vec<T>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(items.len());
-    if threads <= 1 {
-        return Some(items.iter().map(&work).collect());
-    }
-    let per = items.len().div_ceil(threads);
-    let work = &work;
-    std::thread::scope(|scope| {
-        let mut chunks = items.chunks(per);
-        // This thread takes the first run itself.
-        let first = chunks.next().unwrap_or_default();
-        let handles: Vec<_> = chunks
-            .map(|c| scope.spawn(move || c.iter().map(work).collect::<Vec<T>>()))
-            .collect();
-        let mut out: Vec<T> = first.iter().map(work).collect();
-        for h in handles {
-            out.extend(h.join().ok()?);
-        }
-        Some(out)
-    })
 }
 
 /// Store an entry; a cache that cannot be written is no error (the next command loads again).

@@ -142,12 +142,13 @@ pub fn encode_rows(catalog: &Catalog) -> Option<Vec<u8>> {
         .enumerate()
         .map(|(n, run)| (n * super::cache::RUN, run))
         .collect();
-    let mut rows: Vec<Row> = super::cache::on_cores(&runs, |(first, run)| {
+    let mut rows: Vec<Row> = super::cores::on_cores(&runs, |(first, run)| {
         run.iter()
             .enumerate()
             .map(|(i, t)| Row::of(catalog, first + i, t))
             .collect::<Vec<_>>()
-    })?
+    })
+    .ok()?
     .concat();
     let retired = |r: &Row| {
         catalog
@@ -288,11 +289,12 @@ impl Indexed {
     fn try_decode_all(&self) -> Option<Vec<Template>> {
         let positions: Vec<usize> = (0..self.count).collect();
         let runs: Vec<&[usize]> = positions.chunks(super::cache::RUN).collect();
-        let decoded = super::cache::on_cores(&runs, |run| {
+        let decoded = super::cores::on_cores(&runs, |run| {
             run.iter()
                 .map(|&p| self.decode(p))
                 .collect::<Option<Vec<Template>>>()
-        })?;
+        })
+        .ok()?;
         let mut all = Vec::with_capacity(self.count);
         for run in decoded {
             all.extend(run?);

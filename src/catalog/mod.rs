@@ -10,6 +10,7 @@
 //! index (`index.rs`) decoding only the few it lists.
 
 pub mod cache;
+pub mod cores;
 pub mod diagnostic;
 pub mod index;
 pub mod jinja;

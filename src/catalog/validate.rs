@@ -3,6 +3,7 @@
 //!
 //! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `minijinja`, `regex` only.
 
+use super::cores::on_cores;
 use super::diagnostic::{closest, Seg};
 use super::model::{Catalog, ProviderEntry};
 use super::schema::{
@@ -134,7 +135,7 @@ pub fn validate(catalog: &Catalog) -> Vec<Problem> {
         .chunks(TEMPLATE_RUN)
         .zip(repeated.chunks(TEMPLATE_RUN))
         .collect();
-    for problems in on_cores(&runs, |&(run, repeated)| {
+    for problems in on_cores_resumed(&runs, |&(run, repeated)| {
         let mut c = Checker { out: Vec::new() };
         for (t, &again) in run.iter().zip(repeated) {
             if again {
@@ -216,34 +217,9 @@ fn repeated_ids(templates: &[Template]) -> Vec<bool> {
         .collect()
 }
 
-/// `work` on every item, the items shared out in contiguous parts over the available cores
-/// (this thread takes the first), results in input order. A worker's panic is resumed here,
-/// as if the work had run on this thread: no part's result is ever left out.
-fn on_cores<I: Sync, T: Send>(items: &[I], work: impl Fn(&I) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(items.len());
-    if threads <= 1 {
-        return items.iter().map(&work).collect();
-    }
-    let per = items.len().div_ceil(threads);
-    let work = &work;
-    std::thread::scope(|scope| {
-        let mut parts = items.chunks(per);
-        let first = parts.next().unwrap_or_default();
-        let handles: Vec<_> = parts
-            .map(|c| scope.spawn(move || c.iter().map(work).collect::<Vec<T>>()))
-            .collect();
-        let mut out: Vec<T> = first.iter().map(work).collect();
-        for h in handles {
-            match h.join() {
-                Ok(part) => out.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
-    })
+/// [`on_cores`], a worker's panic resumed here as if the work had run on this thread.
+fn on_cores_resumed<I: Sync, T: Send>(items: &[I], work: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    on_cores(items, work).unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// `[bootstrap.xnode]`: every key present, every template compiles, every rule compiles.
@@ -1506,9 +1482,9 @@ mod tests {
     #[test]
     fn a_checking_worker_that_panics_panics_the_check() {
         let items: Vec<u32> = (0..64).collect();
-        assert_eq!(on_cores(&items, |n| n * 2)[63], 126);
+        assert_eq!(on_cores_resumed(&items, |n| n * 2)[63], 126);
         let failed = std::panic::catch_unwind(|| {
-            on_cores(&items, |&n| {
+            on_cores_resumed(&items, |&n| {
                 assert!(n != 63, "the last part fails");
                 n
             })
