@@ -3,6 +3,12 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+// The catalog load allocates per template (100k in a large overlay): mimalloc's per-thread
+// free lists make that and the parse workers' allocations cheaper than glibc's malloc
+// (BENCHMARKS.md, "The first load").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A bug must still read as one line, never as a backtrace.
     std::panic::set_hook(Box::new(|info| {
