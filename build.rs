@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 #[allow(dead_code)]
 mod catalog {
+    #[path = "../src/catalog/body.rs"]
+    pub mod body;
     #[path = "../src/catalog/cores.rs"]
     pub mod cores;
     #[path = "../src/catalog/diagnostic.rs"]

@@ -11,8 +11,8 @@
 //!   key: tables merge key by key, any other value (a number, a string, a list) replaces the old
 //!   one. A new key adds an entity. Within one layer a key may be defined only once.
 //!
-//! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `toml`, `toml_edit`, `minijinja`,
-//! `memchr`.
+//! Shared with `build.rs` (through `#[path]`): `std`, `serde`, `toml`, `toml_parser`, `toml_edit`,
+//! `minijinja`, `memchr`.
 
 use super::diagnostic::{closest, locate, Diagnostic, Diagnostics, Seg, SourceFile};
 use super::model::{Catalog, ProviderEntry};
@@ -119,13 +119,18 @@ fn parse_doc(file: &SourceFile) -> Result<(FileDoc, Vec<Vec<Template>>), Diagnos
             // An entry under a bare `[[templates]]` line is its body's table: parsed as one
             // template, without the document around it. A body with no `[[` (so no header, even
             // an indented one) and no multi-line string means the same alone as under its
-            // header; anything the body alone refuses is parsed again whole, and the error (or
+            // header. It is read first by the event-driven fast path (`body.rs`), then by
+            // `toml`; anything the body alone refuses is parsed again whole, and the error (or
             // value) is that one.
             let entry = &text[a..b];
             let body = entry
                 .strip_prefix(HEADER_LINE)
                 .filter(|body| memchr::memmem::find(body.as_bytes(), b"[[").is_none());
             if let Some(body) = body {
+                if let Some(t) = super::body::template(body) {
+                    out.push(t);
+                    continue;
+                }
                 if let Ok(t) = toml::from_str::<Template>(body) {
                     out.push(t);
                     continue;

@@ -9,6 +9,7 @@
 //! templates are decoded when first read, and `templates` can answer from the entry's query
 //! index (`index.rs`) decoding only the few it lists.
 
+pub mod body;
 pub mod cache;
 pub mod cores;
 pub mod diagnostic;
