@@ -16,38 +16,50 @@ use serde::de::value::{Error, MapDeserializer, SeqDeserializer};
 use serde::de::{Deserialize, Deserializer, IntoDeserializer, Visitor};
 use std::borrow::Cow;
 use toml_parser::decoder::ScalarKind;
+use toml_parser::lexer::Token;
 use toml_parser::parser::{Event, EventKind, RecursionGuard, ValidateWhitespace};
 use toml_parser::{ParseError, Source};
 
 /// How deep arrays and inline tables may nest (what `toml` allows).
 const DEPTH: u32 = 80;
 
-/// The template an entry's body describes, when this fast path can read it; `None` sends the
-/// caller to `toml`.
-pub fn template(body: &str) -> Option<Template> {
-    let source = Source::new(body);
-    let tokens = source.lex().into_vec();
-    let mut events: Vec<Event> = Vec::with_capacity(tokens.len());
-    let mut error: Option<ParseError> = None;
-    {
-        let mut checked = ValidateWhitespace::new(&mut events, source);
-        let mut guarded = RecursionGuard::new(&mut checked, DEPTH);
-        toml_parser::parser::parse_document(&tokens, &mut guarded, &mut error);
+/// Reads entry bodies one after another, its token and event buffers reused from one to the
+/// next.
+#[derive(Default)]
+pub struct Reader {
+    tokens: Vec<Token>,
+    events: Vec<Event>,
+}
+
+impl Reader {
+    /// The template an entry's body describes, when this fast path can read it; `None` sends
+    /// the caller to `toml`.
+    pub fn template(&mut self, body: &str) -> Option<Template> {
+        let source = Source::new(body);
+        self.tokens.clear();
+        self.tokens.extend(source.lex());
+        self.events.clear();
+        let mut error: Option<ParseError> = None;
+        {
+            let mut checked = ValidateWhitespace::new(&mut self.events, source);
+            let mut guarded = RecursionGuard::new(&mut checked, DEPTH);
+            toml_parser::parser::parse_document(&self.tokens, &mut guarded, &mut error);
+        }
+        if error.is_some() {
+            return None;
+        }
+        let mut walk = Walk {
+            events: &self.events,
+            at: 0,
+            source,
+            error: None,
+        };
+        let pairs = walk.table(None)?;
+        if walk.error.is_some() {
+            return None;
+        }
+        Template::deserialize(Val::Table(pairs)).ok()
     }
-    if error.is_some() {
-        return None;
-    }
-    let mut walk = Walk {
-        events: &events,
-        at: 0,
-        source,
-        error: None,
-    };
-    let pairs = walk.table(None)?;
-    if walk.error.is_some() {
-        return None;
-    }
-    Template::deserialize(Val::Table(pairs)).ok()
 }
 
 /// A value as read: strings borrow the body where they hold no escape.
@@ -257,6 +269,10 @@ impl<'de> IntoDeserializer<'de, Error> for Val<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn template(body: &str) -> Option<Template> {
+        Reader::default().template(body)
+    }
 
     /// What `toml` makes of the same body, in a comparable form.
     fn both(body: &str) -> (Option<String>, Option<String>) {

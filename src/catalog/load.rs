@@ -113,8 +113,10 @@ fn parse_doc(file: &SourceFile) -> Result<(FileDoc, Vec<Vec<Template>>), Diagnos
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     let per = spans.len().div_ceil(threads).max(1);
+    let brackets = memchr::memmem::Finder::new(b"[[");
     let parse_run = |run: &[(usize, usize)]| -> Result<Vec<Template>, Diagnostic> {
         let mut out = Vec::with_capacity(run.len());
+        let mut reader = super::body::Reader::default();
         for &(a, b) in run {
             // An entry under a bare `[[templates]]` line is its body's table: parsed as one
             // template, without the document around it. A body with no `[[` (so no header, even
@@ -125,9 +127,9 @@ fn parse_doc(file: &SourceFile) -> Result<(FileDoc, Vec<Vec<Template>>), Diagnos
             let entry = &text[a..b];
             let body = entry
                 .strip_prefix(HEADER_LINE)
-                .filter(|body| memchr::memmem::find(body.as_bytes(), b"[[").is_none());
+                .filter(|body| brackets.find(body.as_bytes()).is_none());
             if let Some(body) = body {
-                if let Some(t) = super::body::template(body) {
+                if let Some(t) = reader.template(body) {
                     out.push(t);
                     continue;
                 }
