@@ -90,9 +90,15 @@ impl ProviderEntry {
     }
 
     pub fn region(&self, slug: &str) -> Option<&Region> {
-        self.regions.iter().find(|r| {
-            r.id.eq_ignore_ascii_case(slug)
-                || (!r.api_id.is_empty() && r.api_id.eq_ignore_ascii_case(slug))
+        // A slug is nearly always written as declared: its exact match is looked for first (a
+        // length check and a compare, where ignoring case goes byte by byte), and wins over a
+        // region that only matches ignoring case.
+        let same = |r: &&Region| r.id == slug || (!r.api_id.is_empty() && r.api_id == slug);
+        self.regions.iter().find(same).or_else(|| {
+            self.regions.iter().find(|r| {
+                r.id.eq_ignore_ascii_case(slug)
+                    || (!r.api_id.is_empty() && r.api_id.eq_ignore_ascii_case(slug))
+            })
         })
     }
 
