@@ -152,6 +152,17 @@ fn merged(
         notes: found,
     };
     cache::write(home, &key, &entry);
+    // The entry just written answers this command as it will answer the next ones (one path
+    // for a first load and a cached one): a query reads its index and decodes only the
+    // templates it lists, from pages still in the page cache, where the built catalog would
+    // be scanned whole. The built catalog is freed on a thread of its own, off the command's
+    // path. An entry that cannot be read back (an unwritable cache) leaves the built one in
+    // use.
+    if let Some(written) = cache::read(home, &key) {
+        std::thread::spawn(move || drop(entry));
+        notes.extend(written.notes);
+        return Ok((written.catalog, notes));
+    }
     notes.extend(entry.notes);
     Ok((entry.catalog, notes))
 }

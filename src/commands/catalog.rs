@@ -2295,9 +2295,19 @@ features = ["ssd"]
         std::fs::write(dir.path().join("synthetic/extra.toml"), EXTRA).unwrap();
         std::fs::write(dir.path().join("synthetic/regional.toml"), regional(400)).unwrap();
         let full = catalog::load(Some(dir.path())).unwrap();
-        // The first load writes the entry, the second reads it.
-        let (_, notes) = catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
+        // The first load writes the entry and answers from it already (the same path as every
+        // later load); the second reads it.
+        let (first, notes) = catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
         assert!(notes.is_empty(), "{notes:?}");
+        assert!(
+            catalog::index::of(&first).is_some(),
+            "the first load uses the entry"
+        );
+        assert_eq!(
+            serde_json::to_string(&first).unwrap(),
+            serde_json::to_string(&full).unwrap()
+        );
+        drop(first);
         let (cached, _) = catalog::load_layered(home.path(), Some(dir.path()), true).unwrap();
         let ix = catalog::index::of(&cached).expect("read from the cache");
         assert_eq!(ix.len(), full.templates.len());
