@@ -24,6 +24,18 @@ pub struct Cli {
     pub command: TopCommand,
 }
 
+impl Cli {
+    /// Whether the command reads providers' price lists page by page (`catalog refresh`): a
+    /// long run that frees much memory as it goes, where the allocator should give it back.
+    pub fn streams_price_lists(&self) -> bool {
+        matches!(
+            &self.command,
+            TopCommand::Openmesh(o)
+                if matches!(&o.command, Some(Command::Catalog(CatalogCommand::Refresh { .. })))
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
     /// Provider templates, deploys and node records for OpenMesh xNodes.

@@ -9,6 +9,10 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` of mimalloc's `mimalloc.h` (the same in its v2 and v3), which
+/// libmimalloc-sys 0.1.49 does not name.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
     // A bug must still read as one line, never as a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -43,6 +47,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.streams_price_lists() {
+        // Freed memory goes back to the system at once, not after mimalloc's default 10 ms: a
+        // refresh frees each price-list page as it reads the next, and with the delay its peak
+        // RSS was 1.5× glibc's (without it, the same). Other commands keep the delay: a short
+        // command reusing its freed pages was faster with it (the refreshed 30k-offer listing
+        // 26 ms against 40 ms). BENCHMARKS.md, "The first load, branch `fl2`".
+        // SAFETY: sets one integer option; mimalloc's options are safe to set at any time.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
     match capsule::commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
