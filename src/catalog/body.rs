@@ -1,7 +1,7 @@
 //! A fast path for the body of one `[[templates]]` entry (its `key = value` lines, without the
 //! header): read straight from `toml_parser`'s events into a [`Template`], without the spanned,
-//! hashed document table that `toml::from_str` builds first. A 100k-template overlay spends most
-//! of its first load in that table.
+//! hashed document table that `toml::from_str` builds first (a large part of a 100k-template
+//! overlay's first load: 1.28 s → 0.88 s with this path, BENCHMARKS.md).
 //!
 //! It takes only what it reads exactly as `toml` does: plain keys, scalars, arrays and inline
 //! tables. Anything else — a dotted key, a table header, a date-time, a repeated key, a syntax
