@@ -77,6 +77,7 @@ impl Ctx {
                     .columns
                     .clone()
                     .map(|c| &*Box::leak(c.into_boxed_slice())),
+                status_tone: crate::commands::status_tone,
             },
             verbose: global.verbose,
             yes: global.yes,

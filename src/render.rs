@@ -27,8 +27,8 @@ pub enum Kind {
     Num,
     /// A list, joined with `, ` (`;` in CSV).
     List,
-    /// A status word: never cut to fit, and coloured on a terminal by the column's
-    /// [`Column::toned`] function.
+    /// A status word: never cut to fit, and coloured on a terminal by the style's
+    /// [`Style::status_tone`].
     Status,
     /// An RFC 3339 timestamp, read as an age in tables (`3h ago`); JSON and CSV keep the timestamp.
     Age,
@@ -51,8 +51,6 @@ pub struct Column {
     /// Shown unless `--columns` chooses; an extra column (`false`) only declares how a key
     /// reads when `--columns` asks for it.
     pub shown: bool,
-    /// The colour a cell's word takes on a terminal; the command knows what its words mean.
-    pub tone: Option<fn(&str) -> Tone>,
 }
 
 /// How a word reads on a terminal: the renderer has colours, not words.
@@ -78,7 +76,6 @@ pub const fn col(header: &'static str, key: &'static str, kind: Kind) -> Column 
         ident: false,
         text: None,
         shown: true,
-        tone: None,
     }
 }
 
@@ -167,12 +164,6 @@ impl Column {
         self
     }
 
-    /// Colour the column's words on a terminal with this function.
-    pub const fn toned(mut self, tone: fn(&str) -> Tone) -> Column {
-        self.tone = Some(tone);
-        self
-    }
-
     /// Shown only when `--columns` names it (the column declares how its key reads).
     pub const fn extra(mut self) -> Column {
         self.shown = false;
@@ -195,6 +186,9 @@ pub struct Style {
     pub quiet: bool,
     /// The columns asked for with `--columns` (JSON key names, in order).
     pub columns: Option<&'static [String]>,
+    /// The colour of a [`Kind::Status`] cell's word on a terminal: the commands know what
+    /// their words mean, the renderer only has colours.
+    pub status_tone: fn(&str) -> Tone,
 }
 
 impl Style {
@@ -208,6 +202,7 @@ impl Style {
             header: true,
             quiet: false,
             columns: None,
+            status_tone: |_| Tone::Plain,
         }
     }
 }
@@ -773,8 +768,8 @@ fn write_table(
                 p
             } else if highlight {
                 p.green().bold().to_string()
-            } else if let Some(tone) = columns[i].tone {
-                paint_tone(tone(text), p)
+            } else if matches!(columns[i].kind, Kind::Status) {
+                paint_tone((style.status_tone)(text), p)
             } else {
                 p
             }
@@ -828,6 +823,29 @@ mod tests {
         let mut buf = Vec::new();
         listing(&mut buf, quiet, COLS, &rows).unwrap();
         assert_eq!(String::from_utf8(buf).unwrap(), "p:a\n");
+    }
+
+    #[test]
+    fn status_cells_and_only_they_take_the_styles_tone() {
+        static ASKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        fn tone(word: &str) -> Tone {
+            ASKED.lock().unwrap().push(word.to_string());
+            Tone::Good
+        }
+        const TONED: &[Column] = &[
+            col("state", "state", Kind::Status),
+            col("note", "note", Kind::Text),
+        ];
+        let rows = rows_of(&[json!({"state": "running", "note": "stopped"})]);
+        let mut style = Style::plain(OutputFormat::Table);
+        style.status_tone = tone;
+        let mut buf = Vec::new();
+        listing(&mut buf, style, TONED, &rows).unwrap();
+        // Without colour no word is looked up.
+        assert!(ASKED.lock().unwrap().is_empty());
+        style.color = true;
+        listing(&mut Vec::new(), style, TONED, &rows).unwrap();
+        assert_eq!(*ASKED.lock().unwrap(), ["running"]);
     }
 
     #[test]

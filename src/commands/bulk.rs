@@ -27,7 +27,7 @@ const RESULT_COLUMNS: &[Column] = &[
     col("id", "id", Kind::Text),
     col("name", "name", Kind::Text),
     col("result", "result", Kind::Text),
-    col("status", "status", Kind::Text),
+    col("status", "status", Kind::Status),
 ];
 
 /// A node to act on.

@@ -53,9 +53,7 @@ const PROVIDER_COLUMNS: &[Column] = &[
     col("id", "id", Kind::Text).ident(),
     col("name", "name", Kind::Text).prio(5),
     col("kind", "kind", Kind::Text).prio(4),
-    col("status", "status", Kind::Status)
-        .toned(super::status_tone)
-        .prio(0),
+    col("status", "status", Kind::Status).prio(0),
     col("templates", "templates", Kind::Num).prio(3),
     col("regions", "regions", Kind::Num).prio(3),
     col("from/h", "price_hourly_min", Kind::Money("currency")).prio(0),
@@ -2133,7 +2131,7 @@ fn tempdir_in(out: &Path) -> anyhow::Result<std::path::PathBuf> {
 
 const STATUS_COLUMNS: &[Column] = &[
     col("provider", "provider", Kind::Text),
-    col("status", "status", Kind::Text),
+    col("status", "status", Kind::Status),
     col("prices from", "layer", Kind::Text),
     col("as of", "prices_as_of", Kind::Text),
     col("age days", "age_days", Kind::Num),

@@ -16,12 +16,8 @@ const COLUMNS: &[Column] = &[
     col("node", "node", Kind::Text).prio(0),
     col("provider", "provider", Kind::Text).prio(2),
     col("action", "action", Kind::Text).prio(0),
-    col("outcome", "outcome", Kind::Status)
-        .toned(super::status_tone)
-        .prio(1),
-    col("state", "state", Kind::Status)
-        .toned(super::status_tone)
-        .prio(3),
+    col("outcome", "outcome", Kind::Status).prio(1),
+    col("state", "state", Kind::Status).prio(3),
     col("message", "message", Kind::Text).prio(4),
 ];
 

@@ -129,9 +129,7 @@ const LIST_COLUMNS: &[Column] = &[
     col("provider", "provider", Kind::Text).prio(0),
     col("region", "region", Kind::Text).prio(2),
     col("template", "template", Kind::Text).prio(3),
-    col("status", "status", Kind::Status)
-        .toned(super::status_tone)
-        .prio(0),
+    col("status", "status", Kind::Status).prio(0),
     col("ipv4", "ipv4", Kind::Text).prio(1),
     col("$/h", "hourly_usd", Kind::Usd).prio(3),
     col("$/mo", "monthly_usd", Kind::Usd).prio(2),
@@ -348,8 +346,8 @@ fn cleanups(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 const EVENT_COLUMNS: &[Column] = &[
     col("time", "time", Kind::Age),
     col("action", "action", Kind::Text),
-    col("outcome", "outcome", Kind::Text),
-    col("state", "state", Kind::Text),
+    col("outcome", "outcome", Kind::Status),
+    col("state", "state", Kind::Status),
     col("message", "message", Kind::Text),
 ];
 

@@ -23,9 +23,7 @@ pub const NODE_COLUMNS: &[Column] = &[
     col("name", "name", Kind::Text).prio(0),
     col("template", "template", Kind::Text).prio(3),
     col("region", "region", Kind::Text).prio(2),
-    col("status", "status", Kind::Status)
-        .toned(super::status_tone)
-        .prio(0),
+    col("status", "status", Kind::Status).prio(0),
     col("ipv4", "ipv4", Kind::Text).prio(1),
     col("created", "created_at", Kind::Age).prio(4),
 ];

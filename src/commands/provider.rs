@@ -772,7 +772,7 @@ async fn verify_one(
 /// carry the full message in the row.
 const VERIFY_TABLE_COLUMNS: &[Column] = &[
     col("provider", "provider", Kind::Text),
-    col("status", "status", Kind::Text),
+    col("status", "status", Kind::Status),
     col("credentials", "configured", Kind::Text),
     col("detail", "_detail", Kind::Text),
 ];

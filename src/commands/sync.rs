@@ -22,9 +22,7 @@ use std::process::ExitCode;
 
 const COLUMNS: &[Column] = &[
     col("provider", "provider", Kind::Text).prio(0),
-    col("finding", "finding", Kind::Status)
-        .toned(super::status_tone)
-        .prio(0),
+    col("finding", "finding", Kind::Status).prio(0),
     col("node", "name", Kind::Text).prio(0),
     col("deploy id", "deploy_id", Kind::Text).prio(3),
     col("provider id", "provider_id", Kind::Text).prio(2),

@@ -877,7 +877,7 @@ pub fn status_probe(ctx: &Ctx, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         col("name", "name", Kind::Text),
         col("provider", "provider", Kind::Text),
         col("id", "id", Kind::Text),
-        col("status", "status", Kind::Text),
+        col("status", "status", Kind::Status),
         col("ipv4", "ipv4", Kind::Text),
         col("stage", "stage", Kind::Text),
         col("detail", "detail", Kind::Text),

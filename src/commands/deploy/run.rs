@@ -542,7 +542,7 @@ pub(super) fn run_jobs(
         col("template", "template", Kind::Text),
         col("region", "region", Kind::Text),
         col("id", "id", Kind::Text),
-        col("status", "status", Kind::Text),
+        col("status", "status", Kind::Status),
         col("ipv4", "ipv4", Kind::Text),
         col("error", "error", Kind::Text),
     ];
