@@ -171,9 +171,11 @@ fn cost_reports(store: &dyn Store, now: i64) -> Vec<cost::CostReport> {
             &billing(),
             &NodeFilter::default(),
             GroupBy::Provider,
-            0,
-            now,
-            now,
+            cost::Window {
+                since: 0,
+                until: now,
+                now,
+            },
         )
         .expect("cost"),
         cost::report(
@@ -181,9 +183,11 @@ fn cost_reports(store: &dyn Store, now: i64) -> Vec<cost::CostReport> {
             &billing(),
             &one,
             GroupBy::Node,
-            now - 30 * 86_400,
-            now,
-            now,
+            cost::Window {
+                since: now - 30 * 86_400,
+                until: now,
+                now,
+            },
         )
         .expect("cost"),
     ]
@@ -213,9 +217,11 @@ fn run(c: &mut Criterion, backend: &str, store: &dyn Store, nodes: usize) {
                 &billing,
                 &NodeFilter::default(),
                 GroupBy::Provider,
-                0,
-                now,
-                now,
+                cost::Window {
+                    since: 0,
+                    until: now,
+                    now,
+                },
             )
             .expect("cost")
         });

@@ -109,7 +109,7 @@ pub(super) fn window(
     until: Option<&str>,
     now: i64,
     default_since: i64,
-) -> anyhow::Result<(i64, i64)> {
+) -> anyhow::Result<cost::Window> {
     let since = match since {
         Some(s) => time::parse_when(s, "--since", now)?,
         None => default_since,
@@ -125,7 +125,7 @@ pub(super) fn window(
             time::format(since)
         )));
     }
-    Ok((since, until))
+    Ok(cost::Window { since, until, now })
 }
 
 pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
@@ -133,26 +133,19 @@ pub fn run(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         return super::report::cost_chart(ctx, args);
     }
     let now = time::now_unix();
-    let (since, until) = window(args.since.as_deref(), args.until.as_deref(), now, 0)?;
+    let win = window(args.since.as_deref(), args.until.as_deref(), now, 0)?;
     let by = match args.by {
         CostGroup::Provider => GroupBy::Provider,
         CostGroup::Region => GroupBy::Region,
         CostGroup::Template => GroupBy::Template,
         CostGroup::Node => GroupBy::Node,
-        CostGroup::Day => return over_time(ctx, args.by, cost::Period::Day, since, until, now),
-        CostGroup::Week => return over_time(ctx, args.by, cost::Period::Week, since, until, now),
-        CostGroup::Month => return over_time(ctx, args.by, cost::Period::Month, since, until, now),
+        CostGroup::Day => return over_time(ctx, args.by, cost::Period::Day, win),
+        CostGroup::Week => return over_time(ctx, args.by, cost::Period::Week, win),
+        CostGroup::Month => return over_time(ctx, args.by, cost::Period::Month, win),
     };
     let store = state::open_read(&ctx.home)?;
-    let report = cost::report(
-        store.as_ref(),
-        &billing(&ctx.catalog),
-        &NodeFilter::default(),
-        by,
-        since,
-        until,
-        now,
-    )?;
+    let bill = billing(&ctx.catalog);
+    let report = cost::report(store.as_ref(), &bill, &NodeFilter::default(), by, win)?;
     let mut rows: Vec<render::Row> = report.rows.iter().map(render::Row::of).collect();
     // The total row: USD only (native currencies may differ).
     rows.push(
@@ -192,20 +185,12 @@ fn over_time(
     ctx: &Ctx,
     by: CostGroup,
     period: cost::Period,
-    since: i64,
-    until: i64,
-    now: i64,
+    win: cost::Window,
 ) -> anyhow::Result<ExitCode> {
     let store = state::open(&ctx.home)?;
-    let (buckets, missing) = cost::buckets(
-        store.as_ref(),
-        &billing(&ctx.catalog),
-        &NodeFilter::default(),
-        period,
-        since,
-        until,
-        now,
-    )?;
+    let bill = billing(&ctx.catalog);
+    let filter = NodeFilter::default();
+    let (buckets, missing) = cost::buckets(store.as_ref(), &bill, &filter, period, win)?;
     let mut rows: Vec<render::Row> = buckets.iter().map(render::Row::of).collect();
     if !buckets.is_empty() {
         let total: f64 = buckets.iter().map(|b| b.cost_usd).sum();

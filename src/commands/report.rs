@@ -41,7 +41,7 @@ fn chart_needs_table_output(ctx: &Ctx) -> anyhow::Result<()> {
 
 /// The cost window: `--since` (default: midnight UTC 29 days before today, so 30 days with
 /// today) to `--until` (default: now).
-fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<(i64, i64)> {
+fn window(since: Option<&str>, until: Option<&str>, now: i64) -> anyhow::Result<cost::Window> {
     super::cost::window(since, until, now, daily::day_start(now) - 29 * DAY)
 }
 
@@ -115,20 +115,12 @@ pub fn compare_chart(ctx: &Ctx, ids: &[String], include_retired: bool) -> anyhow
 
 /// Every node's spend in the window, by day and provider and as `cost --by provider` reports
 /// it; with the store and the billing rules they were read with.
-fn spend(ctx: &Ctx, since: i64, until: i64, now: i64) -> anyhow::Result<Spend> {
+fn spend(ctx: &Ctx, win: cost::Window) -> anyhow::Result<Spend> {
     let store = state::open(&ctx.home)?;
     let bill = billing(&ctx.catalog);
     let filter = NodeFilter::default();
-    let days = daily::daily(store.as_ref(), &bill, &filter, since, until, now)?;
-    let costs = cost::report(
-        store.as_ref(),
-        &bill,
-        &filter,
-        GroupBy::Provider,
-        since,
-        until,
-        now,
-    )?;
+    let days = daily::daily(store.as_ref(), &bill, &filter, win)?;
+    let costs = cost::report(store.as_ref(), &bill, &filter, GroupBy::Provider, win)?;
     Ok((store, bill, days, costs))
 }
 
@@ -143,8 +135,8 @@ pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let now = time::now_unix();
-    let (since, until) = window(args.since.as_deref(), args.until.as_deref(), now)?;
-    let (_, _, days, report) = spend(ctx, since, until, now)?;
+    let win = window(args.since.as_deref(), args.until.as_deref(), now)?;
+    let (_, _, days, report) = spend(ctx, win)?;
     let totals = &days.day_totals;
     let max = totals.iter().copied().fold(0.0, f64::max);
     let bars: Vec<Bar> = days
@@ -163,8 +155,8 @@ pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
         &BarChart {
             title: format!(
                 "Daily spend by provider, {} to {} (USD)",
-                time::format(since),
-                time::format(until.min(now))
+                time::format(win.since),
+                time::format(win.until.min(now))
             ),
             axis: "USD per day".into(),
             max_text: usd(max),
@@ -202,8 +194,8 @@ pub fn cost_chart(ctx: &Ctx, args: &CostArgs) -> anyhow::Result<ExitCode> {
 /// `report --html FILE`.
 pub fn html(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let now = time::now_unix();
-    let (since, until) = window(args.since.as_deref(), args.until.as_deref(), now)?;
-    let page = build(ctx, args, since, until, now)?;
+    let win = window(args.since.as_deref(), args.until.as_deref(), now)?;
+    let page = build(ctx, args, win)?;
     let html = report::render(&page)?;
     if args.html == "-" {
         stdout().write_all(html.as_bytes())?;
@@ -271,7 +263,8 @@ fn deploy_args(f: &TemplateFilter) -> DeployArgs {
     }
 }
 
-fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyhow::Result<Page> {
+fn build(ctx: &Ctx, args: &ReportArgs, win: cost::Window) -> anyhow::Result<Page> {
+    let cost::Window { since, until, now } = win;
     let cat = &ctx.catalog;
     let palette = Palette(cat.providers.iter().map(|p| p.id().to_string()).collect());
     // The templates exactly as `templates -o json` lists them.
@@ -293,7 +286,7 @@ fn build(ctx: &Ctx, args: &ReportArgs, since: i64, until: i64, now: i64) -> anyh
         None => format!("No offer fits {}.", explanation.constraints),
     };
 
-    let (store, bill, days, costs) = spend(ctx, since, until, now)?;
+    let (store, bill, days, costs) = spend(ctx, win)?;
     let (fleet, _) = stats::compute(store.as_ref(), &bill, &NodeFilter::default())?;
 
     let mut meta = vec![format!(

@@ -296,16 +296,25 @@ fn round(v: f64, digits: i32) -> f64 {
     (v * f).round() / f
 }
 
-/// Cost by `by` over `[since, until)` (Unix seconds), with the current month's projection.
+/// The time a cost figure covers, in Unix seconds: `[since, until)`, with nothing billed after
+/// `now` (a window that reaches past `now` is billed up to `now`; the month's projection goes
+/// on from there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub since: i64,
+    pub until: i64,
+    pub now: i64,
+}
+
+/// Cost by `by` over the window, with the current month's projection.
 pub fn report(
     store: &dyn Store,
     billing: &Billing,
     filter: &NodeFilter,
     by: GroupBy,
-    since: i64,
-    until: i64,
-    now: i64,
+    window: Window,
 ) -> anyhow::Result<CostReport> {
+    let Window { since, until, now } = window;
     let mut groups: BTreeMap<(String, String, String), CostRow> = BTreeMap::new();
     let mut filter = filter.clone();
     filter.include_deleted = true;
@@ -453,7 +462,7 @@ pub struct BucketRow {
 /// Most buckets one report holds (a day-by-day report of many years is a mistake).
 pub const MAX_BUCKETS: usize = 5000;
 
-/// Cost per day, week or month over `[since, until)`, from the store's timelines: each
+/// Cost per day, week or month over the window, from the store's timelines: each
 /// bucket is a window of [`node_cost`], so buckets that tile a month add up to its capped bill.
 /// Buckets start at the first billable record when `since` is earlier. Currencies without a
 /// USD rate are left out and named in the second value.
@@ -462,10 +471,9 @@ pub fn buckets(
     billing: &Billing,
     filter: &NodeFilter,
     period: Period,
-    since: i64,
-    until: i64,
-    now: i64,
+    window: Window,
 ) -> anyhow::Result<(Vec<BucketRow>, Vec<String>)> {
+    let Window { since, until, now } = window;
     let mut nodes: Vec<(CostNode, Vec<(NodeStatus, i64)>)> = Vec::new();
     let mut filter = filter.clone();
     filter.include_deleted = true;

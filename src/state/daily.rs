@@ -5,7 +5,7 @@
 //! up to what `cost --since … --until …` reports for the whole window: day windows tile it, and
 //! `node_cost` charges a cut month by the part that accrued inside each cut.
 
-use super::cost::{node_cost, Billing};
+use super::cost::{node_cost, Billing, Window};
 use super::model::{NodeFilter, NodeStatus};
 use super::time;
 use super::Store;
@@ -42,16 +42,15 @@ pub fn day_start(unix: i64) -> i64 {
     unix.div_euclid(DAY) * DAY
 }
 
-/// Spend per UTC day over `[since, until)` (Unix seconds; time after `now` costs nothing). The
-/// first and last days are cut at `since` and `until`.
+/// Spend per UTC day over the window (time after `now` costs nothing). The first and last days
+/// are cut at `since` and `until`.
 pub fn daily(
     store: &dyn Store,
     billing: &Billing,
     filter: &NodeFilter,
-    since: i64,
-    until: i64,
-    now: i64,
+    window: Window,
 ) -> anyhow::Result<DailySpend> {
+    let Window { since, until, now } = window;
     let end = until.min(now);
     let first = day_start(since);
     let n_days = if end > since {
@@ -199,13 +198,13 @@ mod tests {
         store.import_nodes(&[a, b, c], false).unwrap();
         let mut billing = Billing::new();
         billing.set_rate("EUR", 1.25);
-        let (since, until, now) = (
-            t("2024-05-01T03:00:00Z"),
-            t("2024-05-04T00:00:00Z"),
-            t("2024-06-01T00:00:00Z"),
-        );
+        let window = Window {
+            since: t("2024-05-01T03:00:00Z"),
+            until: t("2024-05-04T00:00:00Z"),
+            now: t("2024-06-01T00:00:00Z"),
+        };
         let f = NodeFilter::default();
-        let d = daily(&store, &billing, &f, since, until, now).unwrap();
+        let d = daily(&store, &billing, &f, window).unwrap();
         assert_eq!(d.days, ["2024-05-01", "2024-05-02", "2024-05-03"]);
         assert_eq!(d.providers, ["pa", "pb"]);
         assert_eq!(d.usd[0], [9.0, 1.0, 0.0]);
@@ -217,15 +216,17 @@ mod tests {
             &billing,
             &f,
             crate::state::cost::GroupBy::Provider,
-            since,
-            until,
-            now,
+            window,
         )
         .unwrap();
         assert_eq!(d.total_usd, whole.total_usd);
         assert_eq!(d.provider_totals, [10.0, 1.25]);
         // An empty window has no day.
-        let none = daily(&store, &billing, &f, until, until, now).unwrap();
+        let empty = Window {
+            since: window.until,
+            ..window
+        };
+        let none = daily(&store, &billing, &f, empty).unwrap();
         assert!(none.days.is_empty() && none.providers.is_empty());
     }
 }
