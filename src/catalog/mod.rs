@@ -354,67 +354,61 @@ pub fn validate_dir(dir: &Path) -> anyhow::Result<Catalog> {
 pub fn export(catalog: &Catalog, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     use schema::FileDoc;
     let mut written = Vec::new();
-    let mut write = |rel: PathBuf, doc: &FileDoc, header: &str| -> anyhow::Result<()> {
-        let path = dir.join(&rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+    // Written a provider at a time: only one provider's templates are copied at once.
+    let mut write = |docs: Vec<(PathBuf, FileDoc)>| -> anyhow::Result<()> {
+        for (rel, doc) in docs {
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let body = toml::to_string(&doc)?;
+            std::fs::write(
+                &path,
+                format!("# Exported by `capsule openmesh catalog export`.\n{body}"),
+            )?;
+            written.push(path);
         }
-        let body = toml::to_string(doc)?;
-        std::fs::write(&path, format!("{header}\n{body}"))?;
-        written.push(path);
         Ok(())
     };
-    let header = "# Exported by `capsule openmesh catalog export`.";
     for p in &catalog.providers {
         let id = &p.meta.id;
-        write(
-            PathBuf::from(id).join("provider.toml"),
-            &FileDoc {
-                provider: Some(p.meta.clone()),
-                regions: p.regions.clone(),
-                credentials: p.credentials.clone(),
-                ..Default::default()
-            },
-            header,
-        )?;
-        let templates: Vec<_> = catalog
-            .templates
-            .iter()
-            .filter(|t| &t.provider == id)
-            .cloned()
-            .collect();
-        write(
-            PathBuf::from(id).join("templates.toml"),
-            &FileDoc {
-                templates,
-                ..Default::default()
-            },
-            header,
-        )?;
-        write(
-            PathBuf::from(id).join("api.toml"),
-            &FileDoc {
-                api: Some(p.api.clone()),
-                ..Default::default()
-            },
-            header,
-        )?;
+        let folder = PathBuf::from(id);
+        let provider = FileDoc {
+            provider: Some(p.meta.clone()),
+            regions: p.regions.clone(),
+            credentials: p.credentials.clone(),
+            ..Default::default()
+        };
+        let templates = FileDoc {
+            templates: catalog
+                .templates
+                .iter()
+                .filter(|t| &t.provider == id)
+                .cloned()
+                .collect(),
+            ..Default::default()
+        };
+        let api = FileDoc {
+            api: Some(p.api.clone()),
+            ..Default::default()
+        };
+        write(vec![
+            (folder.join("provider.toml"), provider),
+            (folder.join("templates.toml"), templates),
+            (folder.join("api.toml"), api),
+        ])?;
     }
-    write(
-        PathBuf::from("rates.toml"),
-        &FileDoc {
-            rates: catalog.rates.clone(),
-            ..Default::default()
-        },
-        header,
-    )?;
-    write(
-        PathBuf::from("bootstrap.toml"),
-        &FileDoc {
-            bootstrap: Some(catalog.bootstrap.clone()),
-            ..Default::default()
-        },
-        header,
-    )?;
+    let rates = FileDoc {
+        rates: catalog.rates.clone(),
+        ..Default::default()
+    };
+    let bootstrap = FileDoc {
+        bootstrap: Some(catalog.bootstrap.clone()),
+        ..Default::default()
+    };
+    write(vec![
+        (PathBuf::from("rates.toml"), rates),
+        (PathBuf::from("bootstrap.toml"), bootstrap),
+    ])?;
     Ok(written)
 }
