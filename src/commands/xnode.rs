@@ -31,12 +31,19 @@ use std::time::Duration;
 /// What an xNode install gets: validated values, ready to splice.
 #[derive(Debug, Clone)]
 pub struct Spec {
+    pub install: Install,
+    pub installer_url: String,
+}
+
+/// An xNode's owner, domain, email and XnodeOS version: checked on the command line, given to
+/// the installer, and reported with each node's result (its `xnode` facts).
+#[derive(Debug, Clone, Serialize)]
+pub struct Install {
     /// Normalised (`eth:` + 40 lowercase hex); `None` with `--no-owner`.
     pub owner: Option<String>,
     pub domain: Option<String>,
     pub email: Option<String>,
     pub version: String,
-    pub installer_url: String,
 }
 
 fn catalog_xnode(ctx: &Ctx) -> anyhow::Result<&XnodeBootstrap> {
@@ -122,10 +129,12 @@ pub fn spec(ctx: &Ctx, a: &XnodeArgs) -> anyhow::Result<Option<Spec>> {
         .render_str(&x.installer_url, minijinja::context! { version => version })
         .map_err(|e| anyhow::anyhow!("the catalog's xnode installer_url failed to render: {e}"))?;
     Ok(Some(Spec {
-        owner,
-        domain,
-        email,
-        version,
+        install: Install {
+            owner,
+            domain,
+            email,
+            version,
+        },
         installer_url,
     }))
 }
@@ -138,7 +147,7 @@ pub fn warn(ctx: &Ctx, spec: &Spec) {
     if !x.disk_warning.is_empty() {
         messages::warn(&x.disk_warning);
     }
-    if spec.owner.is_none() {
+    if spec.install.owner.is_none() {
         messages::danger(format!("--no-owner: this xNode gets NO owner; its management API (port {}, Host {}) will run commands for ANYONE who reaches it",
             x.probe.https_port, x.probe.manager_host));
     }
@@ -158,8 +167,8 @@ pub fn user_data(
     env.render_str(
         &x.user_data,
         minijinja::context! {
-            owner => spec.owner, domain => spec.domain, email => spec.email,
-            version => spec.version, installer_url => spec.installer_url,
+            owner => spec.install.owner, domain => spec.install.domain, email => spec.install.email,
+            version => spec.install.version, installer_url => spec.installer_url,
             name => name, provider => provider, region => region, template => template,
         },
     )
@@ -585,10 +594,10 @@ fn climb_all(
 fn install_message(spec: &Spec) -> String {
     format!(
         "installer {} owner={} domain={} email={}",
-        spec.version,
-        spec.owner.as_deref().unwrap_or("NONE"),
-        spec.domain.as_deref().unwrap_or("-"),
-        spec.email.as_deref().unwrap_or("-"),
+        spec.install.version,
+        spec.install.owner.as_deref().unwrap_or("NONE"),
+        spec.install.domain.as_deref().unwrap_or("-"),
+        spec.install.email.as_deref().unwrap_or("-"),
     )
 }
 
@@ -600,7 +609,7 @@ fn next_step(ctx: &Ctx, spec: &Spec, ip: Option<&str>) -> String {
     minijinja::Environment::new()
         .render_str(
             &x.next_step,
-            minijinja::context! { ip => ip.unwrap_or("(not known yet)"), domain => spec.domain, owner => spec.owner },
+            minijinja::context! { ip => ip.unwrap_or("(not known yet)"), domain => spec.install.domain, owner => spec.install.owner },
         )
         .unwrap_or_default()
 }
@@ -608,10 +617,8 @@ fn next_step(ctx: &Ctx, spec: &Spec, ip: Option<&str>) -> String {
 /// The xNode facts of a result row (`xnode` in the JSON of `deploy --xnode` and `reinstall`).
 #[derive(Debug, Clone, Serialize)]
 pub struct XnodeFacts {
-    pub owner: Option<String>,
-    pub domain: Option<String>,
-    pub email: Option<String>,
-    pub version: String,
+    #[serde(flatten)]
+    pub install: Install,
     pub next_step: String,
     /// With `--wait-ready`: the ladder stage reached, and whether it is the last one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -684,7 +691,7 @@ pub fn finish<R: XnodeRow>(
     timeout: Duration,
 ) -> anyhow::Result<usize> {
     let x = catalog_xnode(ctx)?;
-    let probe = Probe::new(x, spec.domain.clone());
+    let probe = Probe::new(x, spec.install.domain.clone());
     let mut climbs = Vec::new();
     let mut row_of = Vec::new();
     for (i, row) in rows.iter_mut().enumerate() {
@@ -719,7 +726,7 @@ pub fn finish<R: XnodeRow>(
             ctx,
             store,
             &probe,
-            spec.owner.is_some(),
+            spec.install.owner.is_some(),
             &mut climbs,
             timeout,
         )?
@@ -732,13 +739,11 @@ pub fn finish<R: XnodeRow>(
             *row.ipv4() = c.ip.clone();
         }
         *row.xnode() = Some(XnodeFacts {
-            owner: spec.owner.clone(),
-            domain: spec.domain.clone(),
-            email: spec.email.clone(),
-            version: spec.version.clone(),
+            install: spec.install.clone(),
             next_step: next_step(ctx, spec, c.ip.as_deref()),
             stage: wait_ready.then(|| c.best.as_str()),
-            ready: wait_ready.then(|| err.is_none() && c.best.is_final(spec.domain.is_some())),
+            ready: wait_ready
+                .then(|| err.is_none() && c.best.is_final(spec.install.domain.is_some())),
         });
         if let Some(e) = err {
             failures += 1;
@@ -773,8 +778,8 @@ pub fn print_summary<R: XnodeRow>(rows: &mut [R]) -> std::io::Result<()> {
             "xNode {}: IP {}, owner {}, domain {}{}",
             name,
             ip.as_deref().unwrap_or("(not known yet)"),
-            x.owner.as_deref().unwrap_or("NONE (unprotected)"),
-            x.domain.as_deref().unwrap_or("-"),
+            x.install.owner.as_deref().unwrap_or("NONE (unprotected)"),
+            x.install.domain.as_deref().unwrap_or("-"),
             x.stage.map(|s| format!(", stage {s}")).unwrap_or_default(),
         )?;
         if !x.next_step.is_empty() {
